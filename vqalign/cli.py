@@ -1,0 +1,96 @@
+"""``vqalign <verb>``: the command-line interface.
+
+Each verb lives in its own module, imported only when that verb runs, so
+``vqalign --help`` is instant and one stage's import cost never slows another.
+A verb module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from vqalign import __version__
+from vqalign.exceptions import VQAlignError
+
+# verb -> (module, one-line help)
+VERBS = {
+    "demo": ("vqalign.demo", "run the whole pipeline on built-in synthesized speech"),
+    "features": ("vqalign.features.cli", "compute MFCCs for a corpus into a memory-mapped store"),
+    "codebook": ("vqalign.lbg.cli", "train a VQ codebook (LBG, minibatch Lloyd, Lloyd, random)"),
+    "align": ("vqalign.align.cli", "align one audio file with its transcript"),
+    "align-corpus": ("vqalign.align.cli_corpus", "train on a corpus and align every utterance"),
+    "plot": ("vqalign.plots.cli", "draw a diagnostic figure (PNG/PDF/SVG)"),
+    "animate": ("vqalign.plots.cli_animate", "animate LBG, EM or MFCC extraction (GIF/MP4)"),
+}
+
+# bench sub-verb -> (module, one-line help)
+BENCH = {
+    "features": ("vqalign.bench.features", "MFCC speed and agreement vs librosa and others"),
+    "codebook": ("vqalign.bench.codebook", "codebook speed and MSE vs faiss and scikit-learn"),
+    "hmm": ("vqalign.bench.hmm", "forward-backward speed vs hmmlearn"),
+    "align": ("vqalign.bench.align", "alignment accuracy and speed vs pocketsphinx"),
+}
+
+
+def _add_verb(sub, name, module, help_text):
+    p = sub.add_parser(name, help=help_text, description=help_text)
+    mod = importlib.import_module(module)
+    mod.add_arguments(p)
+    p.set_defaults(_run=mod.run)
+    return p
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The full parser; only the verb named in ``argv`` (if any) is imported."""
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(
+        prog="vqalign",
+        description="Classical speech alignment and vector quantization toolkit.",
+    )
+    parser.add_argument("--version", action="version", version=f"vqalign {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name, (module, help_text) in VERBS.items():
+        if name == chosen:
+            _add_verb(sub, name, module, help_text)
+        else:
+            sub.add_parser(name, help=help_text, add_help=False)
+    bench = sub.add_parser("bench", help="benchmarks against peer libraries, measured in one run",
+                           description="Benchmarks against peer libraries, measured in one run.")
+    bsub = bench.add_subparsers(dest="bench_verb", metavar="WHAT")
+    bchosen = None
+    if chosen == "bench":
+        rest = argv[argv.index("bench") + 1:]
+        bchosen = next((a for a in rest if not a.startswith("-")), None)
+    for name, (module, help_text) in BENCH.items():
+        if name == bchosen:
+            _add_verb(bsub, name, module, help_text)
+        else:
+            bsub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    run = getattr(args, "_run", None)
+    if run is None:
+        if args.verb == "bench":
+            parser.parse_args(["bench", "--help"])
+        parser.print_help()
+        return 2 if args.verb is None else 0
+    try:
+        return int(run(args) or 0)
+    except VQAlignError as exc:
+        print(f"vqalign {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"vqalign {args.verb}: interrupted; finished outputs are kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

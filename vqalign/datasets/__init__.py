@@ -1,0 +1,1 @@
+"""vqalign.datasets."""

@@ -1,0 +1,21 @@
+"""Exceptions and warnings raised by vqalign.
+
+Every error a user can cause is a :class:`ParameterError` (also a ``ValueError``)
+whose message names the offending value and how to fix it.
+"""
+
+
+class VQAlignError(Exception):
+    """Base class of every error raised by vqalign."""
+
+
+class ParameterError(VQAlignError, ValueError):
+    """A value given by the user is invalid (shape, dtype, range, file content)."""
+
+
+class AlignmentError(VQAlignError):
+    """An alignment could not be computed (e.g. more HMM states than frames)."""
+
+
+class ConvergenceWarning(UserWarning):
+    """A learning loop stopped before converging, or its objective went the wrong way."""
