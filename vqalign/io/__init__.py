@@ -1,1 +1,28 @@
-"""vqalign.io."""
+"""Audio loading, TextGrid/JSON/CTM files and the memory-mapped feature store.
+
+Names are loaded on first use so that importing one reader does not import all.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "load_audio": "vqalign.io.audio",
+    "FeatureStore": "vqalign.io.store",
+    "open_store": "vqalign.io.store",
+    "write_store": "vqalign.io.store",
+    "read_textgrid": "vqalign.io.textgrid",
+    "write_textgrid": "vqalign.io.textgrid",
+    "atomic_write": "vqalign.io.atomic",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'vqalign.io' has no attribute {name!r}")
