@@ -1,0 +1,167 @@
+"""The MFCC pipeline as separate numpy stages, for pictures and the MFCC animation.
+
+The stages follow the librosa convention that ``vqalign.features.mfcc`` uses by
+default: centred frames (zero padding of ``n_fft // 2`` on both sides), a
+periodic Hann window of ``win_length`` samples centred in ``n_fft``, power
+spectrum, Slaney-style mel filters (area-normalised), ``10 log10`` with an
+80 dB floor below the utterance's maximum, and an orthonormal DCT-II.
+
+Everything here is vectorised over frames; nothing loops per frame or sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vqalign._validation import check_audio, check_positive_int, check_sample_rate
+from vqalign.exceptions import ParameterError
+
+AMIN = 1e-10
+TOP_DB = 80.0
+
+
+def hz_to_mel(f):
+    """Slaney mel scale: linear below 1 kHz, logarithmic above."""
+    f = np.asarray(f, dtype=np.float64)
+    f_sp = 200.0 / 3.0
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    mel = f / f_sp
+    return np.where(f >= min_log_hz,
+                    min_log_mel + np.log(np.maximum(f, 1e-12) / min_log_hz) / logstep, mel)
+
+
+def mel_to_hz(m):
+    m = np.asarray(m, dtype=np.float64)
+    f_sp = 200.0 / 3.0
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+
+def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0,
+                   fmax: float | None = None) -> np.ndarray:
+    """Triangular Slaney mel filters, shape ``(n_mels, 1 + n_fft // 2)``, area-normalised."""
+    fmax = sr / 2.0 if fmax is None else float(fmax)
+    fft_freqs = np.linspace(0.0, sr / 2.0, 1 + n_fft // 2)
+    mel_f = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = mel_f[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_f[2:] - mel_f[:-2]))[:, None]
+    return weights
+
+
+def dct_matrix(n_mels: int, n_mfcc: int) -> np.ndarray:
+    """Orthonormal DCT-II basis, shape ``(n_mfcc, n_mels)``: ``mfcc = basis @ log_mel``."""
+    k = np.arange(n_mfcc)[:, None]
+    n = np.arange(n_mels)[None, :]
+    basis = np.cos(np.pi * k * (2 * n + 1) / (2.0 * n_mels)) * np.sqrt(2.0 / n_mels)
+    basis[0] /= np.sqrt(2.0)
+    return basis
+
+
+@dataclass
+class MFCCStages:
+    """Every intermediate of the MFCC computation, one row per frame.
+
+    Attributes: ``audio`` (n_samples,), ``sr``, ``hop`` and ``win`` and ``n_fft``
+    (samples), ``window`` (n_fft,) (the Hann window centred in n_fft),
+    ``frames`` (n_frames, n_fft) raw samples, ``windowed`` (n_frames, n_fft),
+    ``power`` (n_frames, 1 + n_fft // 2), ``mel_fb`` (n_mels, 1 + n_fft // 2),
+    ``mel`` (n_frames, n_mels), ``log_mel`` (n_frames, n_mels) in dB,
+    ``dct`` (n_mfcc, n_mels) and ``mfcc`` (n_frames, n_mfcc) float32.
+    """
+
+    audio: np.ndarray
+    sr: int
+    hop: int
+    win: int
+    n_fft: int
+    window: np.ndarray
+    frames: np.ndarray
+    windowed: np.ndarray
+    power: np.ndarray
+    mel_fb: np.ndarray
+    mel: np.ndarray
+    log_mel: np.ndarray
+    dct: np.ndarray
+    mfcc: np.ndarray
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.mfcc.shape[0])
+
+    def frame_start(self, i) -> np.ndarray:
+        """Start time (s) in the original audio of frame ``i`` (may be negative: padding)."""
+        return (np.asarray(i) * self.hop - self.n_fft // 2) / self.sr
+
+
+def default_n_fft(win: int) -> int:
+    """Smallest power of two holding the analysis window."""
+    return int(2 ** int(np.ceil(np.log2(max(win, 2)))))
+
+
+def mfcc_stages(y, sr: int = 16000, *, n_mfcc: int = 13, n_mels: int = 40,
+                win_length: float = 0.025, hop_length: float = 0.010, n_fft: int | None = None,
+                fmin: float = 0.0, fmax: float | None = None) -> MFCCStages:
+    """Compute every stage of the librosa-convention MFCC of ``y`` with numpy.
+
+    ``win_length`` and ``hop_length`` are in seconds. The raw frames are strided
+    views of the padded signal (no copy); the other stages hold one row per frame.
+    """
+    sr = check_sample_rate(sr)
+    win = int(round(float(win_length) * sr))
+    hop = int(round(float(hop_length) * sr))
+    if win < 2 or hop < 1:
+        raise ParameterError(
+            f"win_length={win_length} s and hop_length={hop_length} s give {win} and {hop} samples "
+            f"at {sr} Hz; use at least 2 and 1 samples (e.g. 0.025 and 0.010 s)")
+    n_fft = default_n_fft(win) if n_fft is None else check_positive_int(n_fft, "n_fft", minimum=2)
+    if n_fft < win:
+        raise ParameterError(f"n_fft={n_fft} is shorter than the window ({win} samples = "
+                             f"{win_length} s at {sr} Hz); use n_fft >= {win} or n_fft=None")
+    n_mels = check_positive_int(n_mels, "n_mels")
+    n_mfcc = check_positive_int(n_mfcc, "n_mfcc")
+    if n_mfcc > n_mels:
+        raise ParameterError(f"n_mfcc={n_mfcc} exceeds n_mels={n_mels}; the DCT keeps at most "
+                             "n_mels coefficients")
+    fmax_v = sr / 2.0 if fmax is None else float(fmax)
+    if not 0.0 <= float(fmin) < fmax_v <= sr / 2.0:
+        raise ParameterError(f"need 0 <= fmin < fmax <= sr/2 = {sr / 2:g} Hz, got fmin={fmin}, "
+                             f"fmax={fmax}")
+    y = check_audio(y, sr, allow_silent=True)
+    pad = n_fft // 2
+    padded = np.pad(y.astype(np.float64), (pad, pad))
+    n_frames = 1 + (padded.size - n_fft) // hop
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:n_frames]
+    window = np.zeros(n_fft)
+    left = (n_fft - win) // 2
+    window[left:left + win] = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(win) / win)
+    windowed = frames * window
+    power = np.abs(np.fft.rfft(windowed, axis=1)) ** 2
+    fb = mel_filterbank(sr, n_fft, n_mels, fmin, fmax)
+    mel = power @ fb.T
+    log_mel = 10.0 * np.log10(np.maximum(mel, AMIN))
+    log_mel = np.maximum(log_mel, log_mel.max() - TOP_DB)
+    dct = dct_matrix(n_mels, n_mfcc)
+    mfcc = (log_mel @ dct.T).astype(np.float32)
+    return MFCCStages(audio=y, sr=sr, hop=hop, win=win, n_fft=n_fft, window=window,
+                      frames=frames, windowed=windowed, power=power, mel_fb=fb, mel=mel,
+                      log_mel=log_mel, dct=dct, mfcc=mfcc)
+
+
+def power_db(y, sr: int, *, win_length: float = 0.025, hop_length: float = 0.010,
+             n_fft: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Power spectrogram in dB (n_frames, 1 + n_fft // 2) and its bin frequencies (Hz)."""
+    st = mfcc_stages(y, sr, win_length=win_length, hop_length=hop_length, n_fft=n_fft,
+                     n_mels=2, n_mfcc=1)
+    db = 10.0 * np.log10(np.maximum(st.power, AMIN))
+    db = np.maximum(db, db.max() - TOP_DB)
+    return db.astype(np.float32), np.linspace(0.0, sr / 2.0, st.power.shape[1])
