@@ -1,0 +1,91 @@
+"""Numba kernels for feature extraction.
+
+Flat arrays in, caller-allocated outputs, no exceptions: the Python side in
+:mod:`vqalign.features.mfcc` validates every argument before calling. All
+kernels are ``nogil`` so that blocks of frames can be processed by several
+threads at once (framing -> FFT in scipy -> mel energies), each block staying
+in the core's cache.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+FLT_EPSILON = np.float32(np.finfo(np.float32).eps)
+
+
+@njit(cache=True, nogil=True)
+def frame_window(y, start, hop, window, t0, out):
+    """Windowed frames of ``y`` into ``out[:, :len(window)]``.
+
+    Row ``i`` holds ``y[(t0 + i) * hop + start + j] * window[j]``; samples
+    outside ``y`` are zero (the zero padding of ``center=True``). Columns from
+    ``len(window)`` on are left untouched (the caller zeroes them once).
+    Returns 0.
+    """
+    n = y.shape[0]
+    L = window.shape[0]
+    for i in range(out.shape[0]):
+        base = (t0 + i) * hop + start
+        if base >= 0 and base + L <= n:
+            for j in range(L):
+                out[i, j] = y[base + j] * window[j]
+        else:
+            for j in range(L):
+                k = base + j
+                if k >= 0 and k < n:
+                    out[i, j] = y[k] * window[j]
+                else:
+                    out[i, j] = 0.0
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def frame_kaldi(y, hop, window, scale, preemph, remove_dc, t0, out, log_energy):
+    """Kaldi-style frames (snip_edges): scale, remove DC, log raw energy, pre-emphasis, window.
+
+    ``log_energy[t0 + i]`` receives ``log(max(sum(frame**2), FLT_EPSILON))`` of
+    the frame after DC removal and before pre-emphasis (Kaldi's raw_energy).
+    Returns 0.
+    """
+    L = window.shape[0]
+    eps = 1.1920928955078125e-07
+    for i in range(out.shape[0]):
+        base = (t0 + i) * hop
+        mean = 0.0
+        if remove_dc:
+            for j in range(L):
+                mean += y[base + j]
+            mean = mean * scale / L
+        energy = 0.0
+        for j in range(L):
+            v = y[base + j] * scale - mean
+            out[i, j] = v
+            energy += v * v
+        log_energy[t0 + i] = math.log(max(energy, eps))
+        if preemph != 0.0:
+            for j in range(L - 1, 0, -1):
+                out[i, j] = out[i, j] - preemph * out[i, j - 1]
+            out[i, 0] = out[i, 0] - preemph * out[i, 0]
+        for j in range(L):
+            out[i, j] = out[i, j] * window[j]
+    return 0
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def power_spectrum(spec, out):
+    """Power of a block of complex spectra given as interleaved float32 pairs.
+
+    ``spec`` is ``complex64_block.view(np.float32)`` (n_block, 2 * n_bins);
+    ``out[i, k] = re**2 + im**2``. Returns 0.
+    """
+    n_bins = out.shape[1]
+    for i in range(out.shape[0]):
+        for k in range(n_bins):
+            a = spec[i, 2 * k]
+            b = spec[i, 2 * k + 1]
+            out[i, k] = a * a + b * b
+    return 0

@@ -1,0 +1,55 @@
+"""Cepstral mean (and variance) normalization, per utterance or over a sliding window."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vqalign._validation import check_features, check_positive_int
+
+_STD_FLOOR = 1e-8
+
+
+def cmvn(features, window=None, variance=True) -> np.ndarray:
+    """Subtract the mean (and divide by the standard deviation) of each feature.
+
+    Parameters
+    ----------
+    features : ndarray (n_frames, n_features), float
+    window : int or None
+        None: statistics over the whole utterance. An int: statistics over a
+        centred window of ``window`` frames (``t - window // 2`` to
+        ``t - window // 2 + window - 1``); near the ends the window is shifted to
+        stay inside the utterance with its full size, as Kaldi's
+        ``apply-cmvn-sliding --center=true`` does (shorter utterances use all
+        their frames). Computed from cumulative sums, without a loop over frames.
+    variance : bool
+        Also scale to unit variance (standard deviations below 1e-8 are floored).
+
+    Returns
+    -------
+    ndarray (n_frames, n_features) float32
+    """
+    X = check_features(features, name="features")
+    T = X.shape[0]
+    if window is None or check_positive_int(window, "window") >= T:
+        mean = X.mean(axis=0, dtype=np.float64)
+        out = (X - mean.astype(np.float32)).astype(np.float32, copy=False)
+        if variance:
+            std = np.sqrt(np.maximum((out.astype(np.float64) ** 2).mean(axis=0), 0.0))
+            out /= np.maximum(std, _STD_FLOOR).astype(np.float32)
+        return out
+    w = int(window)
+    t = np.arange(T)
+    start = np.clip(t - w // 2, 0, T - w)
+    end = start + w
+    X64 = X.astype(np.float64)
+    c1 = np.zeros((T + 1, X.shape[1]))
+    np.cumsum(X64, axis=0, out=c1[1:])
+    mean = (c1[end] - c1[start]) / w
+    out = X64 - mean
+    if variance:
+        c2 = np.zeros_like(c1)
+        np.cumsum(X64 * X64, axis=0, out=c2[1:])
+        var = np.maximum((c2[end] - c2[start]) / w - mean * mean, 0.0)
+        out /= np.maximum(np.sqrt(var), _STD_FLOOR)
+    return out.astype(np.float32)
