@@ -1,0 +1,79 @@
+"""Reading audio files: soundfile (WAV, FLAC, OGG, ...), mono downmix, soxr resampling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from vqalign._validation import check_sample_rate
+from vqalign.exceptions import ParameterError
+
+
+def load_audio(path, sr=16000, *, mono=True):
+    """Read an audio file as float32 samples in [-1, 1].
+
+    Parameters
+    ----------
+    path : str or Path
+        Any format libsndfile reads (WAV, FLAC, OGG/Vorbis, ...).
+    sr : int or None
+        Target sample rate; the audio is resampled with soxr ("HQ" quality) when
+        the file's rate differs. ``None`` keeps the file's own rate.
+    mono : bool
+        Average the channels (default). With ``mono=False`` a multi-channel file
+        comes back as (n_channels, n_samples).
+
+    Returns
+    -------
+    (y, sr) : (ndarray float32, int)
+        ``y`` is (n_samples,) when ``mono``; ``sr`` the rate of ``y``.
+
+    Raises
+    ------
+    ParameterError
+        The file is missing, is not audio libsndfile can decode, or holds no samples.
+    """
+    import soundfile as sf
+
+    p = Path(path)
+    if sr is not None:
+        sr = check_sample_rate(sr)
+    if not p.exists():
+        raise ParameterError(f"audio file {str(p)!r} does not exist; check the path "
+                             "(relative paths are taken from the current directory)")
+    if p.is_dir():
+        raise ParameterError(f"{str(p)!r} is a directory, not an audio file; pass one file "
+                             "(for a corpus use `vqalign features DIR OUT`)")
+    try:
+        data, native_sr = sf.read(str(p), dtype="float32", always_2d=True)
+    except Exception as exc:  # libsndfile's errors differ by version (LibsndfileError, RuntimeError)
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise ParameterError(
+            f"cannot read audio file {str(p)!r}: {reason}; it may be truncated, corrupt or in "
+            "a format libsndfile does not support (convert it to WAV or FLAC, e.g. with "
+            "`ffmpeg -i IN -ar 16000 -ac 1 OUT.wav`)"
+        ) from None
+    if data.shape[0] == 0:
+        raise ParameterError(f"audio file {str(p)!r} holds no samples (0 frames); "
+                             "re-export or remove it")
+    y = data.mean(axis=1, dtype=np.float32) if mono else np.ascontiguousarray(data.T)
+    if mono and data.shape[1] == 1:
+        y = data[:, 0]
+    if sr is not None and sr != native_sr:
+        import soxr
+
+        if y.ndim == 1:
+            y = soxr.resample(y, native_sr, sr, quality="HQ")
+        else:
+            y = np.ascontiguousarray(soxr.resample(y.T, native_sr, sr, quality="HQ").T)
+        out_sr = sr
+    else:
+        out_sr = int(native_sr)
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    if y.shape[-1] == 0:
+        raise ParameterError(f"audio file {str(p)!r} is too short to resample to {sr} Hz")
+    return y, out_sr
+
+
+__all__ = ["load_audio"]
