@@ -129,3 +129,25 @@ def test_phone_matching_against_brute_force(rng):
         assert len(pairs) == lcs(a, b)
         assert all(a[i] == b[j] for i, j in pairs)
         assert all(i1 < i2 and j1 < j2 for (i1, j1), (i2, j2) in zip(pairs, pairs[1:]))
+
+
+def test_pocketsphinx_adapter_on_devdata(devdata):
+    # the peer runs with PEERS.md settings and lands near the dev set's ground truth
+    pytest.importorskip("pocketsphinx")
+    import soundfile as sf
+
+    from vqalign.bench.adapters import PocketsphinxAligner
+    from vqalign.io.textgrid import read_textgrid
+
+    ps = PocketsphinxAligner()
+    for rel in ("synth/kal_diphone/kal-d002", "synth/espeak_en-us_m7/esp-en-us_m7-d033"):
+        y, sr = sf.read(devdata / f"{rel}.wav", dtype="float32")
+        text = (devdata / f"{rel}.txt").read_text(encoding="utf-8")
+        out = ps.align(y, text, sr=sr)
+        ref = read_textgrid(devdata / f"{rel}.TextGrid")
+        words = boundary_errors(out["words"], ref["words"])
+        assert words["n_words"] == len(text.split())
+        assert words["mean_ms"] < 40 and words["within_50"] > 0.8
+        phones = boundary_errors(out["phones"], ref["phones"], tier="phones")
+        assert phones["n_matched"] >= 0.8 * phones["n_ref"]
+        assert phones["mean_ms"] < 40

@@ -1,0 +1,148 @@
+"""Other aligners run on the same audio and transcripts, returning plain tiers.
+
+:class:`PocketsphinxAligner` runs pocketsphinx 5 forced alignment with the settings
+that align every synthetic utterance here (see /work/shared/PEERS.md)::
+
+    Decoder(lm=None, bestpath=False, beam=1e-200, pbeam=1e-200, wbeam=1e-150)
+    reinit_feat(); set_align_text(text); decode        # pass 1: word segmentation
+    set_alignment(); reinit_feat(); decode              # pass 2: phone/state alignment
+    get_alignment()                                     # words and phones (10 ms frames)
+
+Words missing from pocketsphinx's dictionary are added first (``add_word``) with their
+CMUdict pronunciation, or vqalign's letter-to-sound guess.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vqalign._validation import check_audio
+from vqalign.exceptions import AlignmentError, ParameterError
+
+PS_SAMPLE_RATE = 16000
+PS_SETTINGS = {"lm": None, "bestpath": False, "beam": 1e-200, "pbeam": 1e-200, "wbeam": 1e-150}
+_PS_SKIP = {"<sil>", "<s>", "</s>", "sil", "SIL", "[NOISE]", "+NSN+", "+SPN+"}
+
+
+def _to_int16_16k(y: np.ndarray, sr: int) -> bytes:
+    if sr != PS_SAMPLE_RATE:
+        import soxr
+        y = soxr.resample(y, sr, PS_SAMPLE_RATE).astype(np.float32)
+    pcm = np.clip(np.round(y * 32767.0), -32768, 32767).astype("<i2")
+    return pcm.tobytes()
+
+
+class PocketsphinxAligner:
+    """pocketsphinx forced alignment (bundled US English acoustic model and dictionary).
+
+    Parameters
+    ----------
+    **settings
+        Decoder settings overriding :data:`PS_SETTINGS`.
+
+    Attributes
+    ----------
+    added_words_ : dict of str to list of str
+        Words added to pocketsphinx's dictionary, with the phones used.
+    """
+
+    def __init__(self, **settings):
+        self.settings = dict(PS_SETTINGS, **settings)
+        self._decoder = None
+        self.added_words_: dict[str, list[str]] = {}
+
+    @property
+    def decoder(self):
+        if self._decoder is None:
+            try:
+                from pocketsphinx import Decoder
+            except ImportError:
+                raise ParameterError("pocketsphinx is not installed; pip install pocketsphinx "
+                                     "(or run the benchmark with --no-pocketsphinx)") from None
+            self._decoder = Decoder(loglevel="FATAL", **self.settings)
+        return self._decoder
+
+    def _ensure_words(self, words: list[str]) -> None:
+        from vqalign.align.lexicon import Lexicon, letter_to_sound
+
+        dec = self.decoder
+        phoneset = None
+        for w in dict.fromkeys(words):
+            if dec.lookup_word(w) is not None:
+                continue
+            lex = Lexicon.cmudict()
+            phones = lex.pronounce(w) if w in lex else letter_to_sound(w)
+            if phoneset is None:
+                phoneset = set(lex.phone_set)
+            phones = [p for p in phones if p in phoneset] or ["AH"]
+            dec.add_word(w, " ".join(phones), True)
+            self.added_words_[w] = phones
+
+    def _decode(self, buf: bytes) -> None:
+        dec = self.decoder
+        dec.reinit_feat()
+        dec.start_utt()
+        dec.process_raw(buf, full_utt=True)
+        dec.end_utt()
+
+    def align(self, audio, transcript: str, *, sr: int = PS_SAMPLE_RATE) -> dict:
+        """Align one utterance.
+
+        Parameters
+        ----------
+        audio : ndarray, float32 1-D
+            Samples in [-1, 1] (resampled to 16 kHz if ``sr`` differs).
+        transcript : str
+            Text; normalized with :func:`vqalign.align.text.normalize_words`.
+
+        Returns
+        -------
+        dict
+            ``{"words": [(start_s, end_s, word), ...], "phones": [(start_s, end_s, PH), ...]}``
+            without silences.
+
+        Raises
+        ------
+        AlignmentError
+            If pocketsphinx finds no alignment.
+        """
+        from vqalign.align.text import normalize_words
+
+        y = check_audio(audio, sr)
+        words = normalize_words(transcript, unit="phones")
+        if not words:
+            raise ParameterError(f"transcript {transcript!r:.60} has no words to align")
+        self._ensure_words(words)
+        buf = _to_int16_16k(y, int(sr))
+        dec = self.decoder
+        frate = float(dec.config["frate"])
+        try:
+            dec.set_align_text(" ".join(words))
+            self._decode(buf)
+            if dec.hyp() is None:
+                raise AlignmentError("pocketsphinx found no word alignment (first pass)")
+            dec.set_alignment()
+            self._decode(buf)
+            al = dec.get_alignment()
+        except RuntimeError as exc:
+            raise AlignmentError(f"pocketsphinx failed to align: {exc}") from None
+        if al is None:
+            raise AlignmentError("pocketsphinx found no phone alignment (second pass)")
+        out_words, out_phones = [], []
+        for w in al:
+            name = w.name
+            if name not in _PS_SKIP:
+                base = name.split("(")[0]
+                out_words.append((w.start / frate, (w.start + w.duration) / frate, base))
+            for p in w:
+                if p.name not in _PS_SKIP:
+                    out_phones.append((p.start / frate, (p.start + p.duration) / frate, p.name))
+        if [w[2] for w in out_words] != words:
+            raise AlignmentError(f"pocketsphinx aligned {len(out_words)} words but the "
+                                 f"transcript has {len(words)}")
+        return {"words": out_words, "phones": out_phones}
+
+
+def pocketsphinx_align(audio, transcript: str, *, sr: int = PS_SAMPLE_RATE) -> dict:
+    """One-shot :meth:`PocketsphinxAligner.align` (creates a decoder each call)."""
+    return PocketsphinxAligner().align(audio, transcript, sr=sr)
