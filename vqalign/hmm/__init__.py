@@ -1,1 +1,43 @@
-"""vqalign.hmm."""
+"""Hidden Markov models for alignment: linear-chain topologies, banded
+forward-backward and Viterbi kernels, diagonal GMMs and tied-mixture emissions.
+
+Heavier modules (GMM, tied mixtures, training) are loaded on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+from vqalign.hmm.inference import (
+    dense_forward_backward,
+    dense_viterbi,
+    forward_backward,
+    segments_from_path,
+    viterbi,
+)
+from vqalign.hmm.topology import Topology, linear_chain, transitions_from_durations
+
+_LAZY = {
+    "DiagGMM": "vqalign.hmm.gmm",
+    "diag_gmm": "vqalign.hmm.gmm",
+    "TiedMixture": "vqalign.hmm.tied",
+    "TiedMixtureHMM": "vqalign.hmm.train",
+    "ConvergenceMonitor": "vqalign.hmm.monitor",
+}
+
+__all__ = ["Topology", "linear_chain", "transitions_from_durations", "forward_backward",
+           "viterbi", "dense_forward_backward", "dense_viterbi", "segments_from_path",
+           *(name for name, mod in _LAZY.items() if importlib.util.find_spec(mod) is not None)]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'vqalign.hmm' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

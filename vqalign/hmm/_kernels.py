@@ -1,0 +1,617 @@
+"""Numba kernels for HMM inference and tied-mixture emissions.
+
+House rules: flat arrays in, caller-allocated outputs, int32/int64 indices,
+``cache=True``, and a status code instead of an exception. The Python side in
+:mod:`vqalign.hmm.inference`, :mod:`vqalign.hmm.gmm` and :mod:`vqalign.hmm.tied`
+validates every argument and turns a status into a clear error.
+
+Banded (linear-chain) models store transitions as three columns
+``A0[i] = P(i -> i)``, ``A1[i] = P(i -> i+1)``, ``A2[i] = P(i -> i+2)``, so a
+forward or backward step costs O(S) instead of O(S^2).
+
+Status codes (``info[1]`` holds the frame where it happened):
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+OK = 0
+UNDERFLOW = 1      # scaled recursion hit an all-zero frame (try the log method)
+IMPOSSIBLE = 2     # no path has non-zero probability
+BAD_VALUE = 3      # NaN or +inf in the emissions
+
+NEG_INF = -np.inf
+
+# posterior modes
+POST_NONE = 0
+POST_STATES = 1
+POST_EMIT = 2
+
+
+# ---------------------------------------------------------------------------
+# banded (linear chain) scaled forward-backward
+# ---------------------------------------------------------------------------
+
+@njit(cache=True, nogil=True)
+def _emit_row(log_emit, t, cols, eb):
+    """Fill ``eb[c] = exp(log_emit[t, c] - m)`` for the used columns; return (m, status)."""
+    m = -np.inf
+    for j in range(cols.shape[0]):
+        x = np.float64(log_emit[t, cols[j]])
+        if x != x or x == np.inf:
+            return m, BAD_VALUE
+        if x > m:
+            m = x
+    if m == -np.inf:
+        return m, IMPOSSIBLE
+    for j in range(cols.shape[0]):
+        c = cols[j]
+        eb[c] = math.exp(np.float64(log_emit[t, c]) - m)
+    return m, OK
+
+
+@njit(cache=True, nogil=True)
+def band_forward_backward_scaled(log_emit, emit_ids, cols, A0, A1, A2, start, end,
+                                 mode, alpha, scale, out, info):
+    """Scaled forward-backward over a banded left-to-right chain.
+
+    log_emit: (T, E) float32/float64 log-likelihoods; emit_ids: int32 (S,) column
+    per state; cols: int32 distinct used columns; A0/A1/A2/start/end: float64 (S,)
+    linear probabilities (end is 1 where the path may end). mode: 0 likelihood
+    only (alpha is (2, S) scratch), 1 state posteriors into out (T, S), 2 emission
+    posteriors accumulated into out (T, E), which must be zeroed. alpha: (T, S)
+    float64 for modes 1/2. scale: (T, 2) float64 scratch (row max, scale).
+    info[0] <- log-likelihood, info[1] <- frame of a failure. Returns a status.
+    """
+    T = log_emit.shape[0]
+    S = emit_ids.shape[0]
+    E = log_emit.shape[1]
+    eb = np.zeros(E)
+    store = mode != POST_NONE
+    ll = 0.0
+    info[0] = -np.inf
+    # t = 0
+    m, st = _emit_row(log_emit, 0, cols, eb)
+    info[1] = 0
+    if st != OK:
+        return st
+    c = 0.0
+    for s in range(S):
+        v = start[s] * eb[emit_ids[s]]
+        alpha[0, s] = v
+        c += v
+    if not (c > 0.0):
+        return UNDERFLOW
+    inv = 1.0 / c
+    for s in range(S):
+        alpha[0, s] *= inv
+    scale[0, 0] = m
+    scale[0, 1] = c
+    ll += math.log(c) + m
+    for t in range(1, T):
+        m, st = _emit_row(log_emit, t, cols, eb)
+        if st != OK:
+            info[1] = t
+            return st
+        rp = t - 1 if store else (t - 1) & 1
+        rc = t if store else t & 1
+        q1 = 0.0   # alpha[t-1, s-1] * A1[s-1]
+        q2 = 0.0   # alpha[t-1, s-2] * A2[s-2]
+        r2 = 0.0   # alpha[t-1, s-1] * A2[s-1]
+        c = 0.0
+        for s in range(S):
+            a = alpha[rp, s]
+            v = (a * A0[s] + q1 + q2) * eb[emit_ids[s]]
+            alpha[rc, s] = v
+            c += v
+            q2 = r2
+            r2 = a * A2[s]
+            q1 = a * A1[s]
+        if not (c > 0.0) or c == np.inf:
+            info[1] = t
+            return UNDERFLOW
+        inv = 1.0 / c
+        for s in range(S):
+            alpha[rc, s] *= inv
+        scale[t, 0] = m
+        scale[t, 1] = c
+        ll += math.log(c) + m
+    rl = T - 1 if store else (T - 1) & 1
+    z = 0.0
+    for s in range(S):
+        z += alpha[rl, s] * end[s]
+    if not (z > 0.0):
+        info[1] = T - 1
+        return UNDERFLOW
+    ll += math.log(z)
+    info[0] = ll
+    if not store:
+        return OK
+    # backward pass with two rows of beta
+    beta = np.empty(S)
+    w = np.empty(S + 2)
+    w[S] = 0.0
+    w[S + 1] = 0.0
+    for s in range(S):
+        beta[s] = end[s]
+    _posterior_row(alpha, beta, T - 1, emit_ids, mode, out)
+    for t in range(T - 2, -1, -1):
+        # emissions of frame t + 1 with the same shift as the forward pass
+        m1 = scale[t + 1, 0]
+        for j in range(cols.shape[0]):
+            cc = cols[j]
+            eb[cc] = math.exp(np.float64(log_emit[t + 1, cc]) - m1)
+        for s in range(S):
+            w[s] = eb[emit_ids[s]] * beta[s]
+        inv = 1.0 / scale[t + 1, 1]
+        for s in range(S):
+            beta[s] = (A0[s] * w[s] + A1[s] * w[s + 1] + A2[s] * w[s + 2]) * inv
+        _posterior_row(alpha, beta, t, emit_ids, mode, out)
+    return OK
+
+
+@njit(cache=True, nogil=True)
+def _posterior_row(alpha, beta, t, emit_ids, mode, out):
+    S = beta.shape[0]
+    tot = 0.0
+    for s in range(S):
+        tot += alpha[t, s] * beta[s]
+    if tot > 0.0:
+        inv = 1.0 / tot
+    else:
+        inv = 0.0
+    if mode == POST_STATES:
+        for s in range(S):
+            out[t, s] = alpha[t, s] * beta[s] * inv
+    else:
+        for s in range(S):
+            out[t, emit_ids[s]] += alpha[t, s] * beta[s] * inv
+
+
+# ---------------------------------------------------------------------------
+# banded log-space forward-backward and Viterbi
+# ---------------------------------------------------------------------------
+
+@njit(cache=True, nogil=True, inline="always")
+def _lse3(a, b, c):
+    m = a
+    if b > m:
+        m = b
+    if c > m:
+        m = c
+    if m == -np.inf:
+        return m
+    return m + math.log(math.exp(a - m) + math.exp(b - m) + math.exp(c - m))
+
+
+@njit(cache=True, nogil=True)
+def band_forward_backward_log(log_emit, emit_ids, lA0, lA1, lA2, lstart, lend,
+                              mode, la, out, info):
+    """Log-space twin of :func:`band_forward_backward_scaled`.
+
+    Same arguments except transitions, start and end are logs and ``la`` is the
+    (T, S) log-alpha (or (2, S) scratch in mode 0). No scale workspace.
+    """
+    T = log_emit.shape[0]
+    S = emit_ids.shape[0]
+    store = mode != POST_NONE
+    info[0] = -np.inf
+    info[1] = 0
+    for t in range(T):
+        for s in range(S):
+            x = np.float64(log_emit[t, emit_ids[s]])
+            if x != x or x == np.inf:
+                info[1] = t
+                return BAD_VALUE
+    for s in range(S):
+        la[0, s] = lstart[s] + np.float64(log_emit[0, emit_ids[s]])
+    for t in range(1, T):
+        rp = t - 1 if store else (t - 1) & 1
+        rc = t if store else t & 1
+        for s in range(S):
+            b = -np.inf
+            c = -np.inf
+            if s >= 1:
+                b = la[rp, s - 1] + lA1[s - 1]
+            if s >= 2:
+                c = la[rp, s - 2] + lA2[s - 2]
+            la[rc, s] = _lse3(la[rp, s] + lA0[s], b, c) + np.float64(log_emit[t, emit_ids[s]])
+    rl = T - 1 if store else (T - 1) & 1
+    m = -np.inf
+    for s in range(S):
+        v = la[rl, s] + lend[s]
+        if v > m:
+            m = v
+    if m == -np.inf:
+        info[1] = T - 1
+        return IMPOSSIBLE
+    acc = 0.0
+    for s in range(S):
+        acc += math.exp(la[rl, s] + lend[s] - m)
+    ll = m + math.log(acc)
+    info[0] = ll
+    if not store:
+        return OK
+    lb = np.empty(S)
+    w = np.empty(S + 2)
+    w[S] = -np.inf
+    w[S + 1] = -np.inf
+    for s in range(S):
+        lb[s] = lend[s]
+    _log_posterior_row(la, lb, T - 1, ll, emit_ids, mode, out)
+    for t in range(T - 2, -1, -1):
+        for s in range(S):
+            w[s] = np.float64(log_emit[t + 1, emit_ids[s]]) + lb[s]
+        for s in range(S):
+            lb[s] = _lse3(lA0[s] + w[s], lA1[s] + w[s + 1], lA2[s] + w[s + 2])
+        _log_posterior_row(la, lb, t, ll, emit_ids, mode, out)
+    return OK
+
+
+@njit(cache=True, nogil=True)
+def _log_posterior_row(la, lb, t, ll, emit_ids, mode, out):
+    S = lb.shape[0]
+    if mode == POST_STATES:
+        for s in range(S):
+            out[t, s] = math.exp(la[t, s] + lb[s] - ll)
+    else:
+        for s in range(S):
+            out[t, emit_ids[s]] += math.exp(la[t, s] + lb[s] - ll)
+
+
+@njit(cache=True, nogil=True)
+def band_viterbi(log_emit, emit_ids, lA0, lA1, lA2, lstart, lend, bp, path, info):
+    """Viterbi over a banded chain in log space.
+
+    bp: int8 (T, S) scratch for back-pointer offsets (0 stay, 1 from s-1,
+    2 from s-2); path: int32 (T,) output. info[0] <- best log-probability,
+    info[1] <- frame of a failure. Returns a status.
+    """
+    T = log_emit.shape[0]
+    S = emit_ids.shape[0]
+    info[0] = -np.inf
+    info[1] = 0
+    prev = np.empty(S)
+    cur = np.empty(S)
+    for s in range(S):
+        x = np.float64(log_emit[0, emit_ids[s]])
+        if x != x or x == np.inf:
+            return BAD_VALUE
+        prev[s] = lstart[s] + x
+        bp[0, s] = 0
+    for t in range(1, T):
+        for s in range(S):
+            x = np.float64(log_emit[t, emit_ids[s]])
+            if x != x or x == np.inf:
+                info[1] = t
+                return BAD_VALUE
+            best = prev[s] + lA0[s]
+            k = 0
+            if s >= 1:
+                v = prev[s - 1] + lA1[s - 1]
+                if v > best:
+                    best = v
+                    k = 1
+            if s >= 2:
+                v = prev[s - 2] + lA2[s - 2]
+                if v > best:
+                    best = v
+                    k = 2
+            cur[s] = best + x
+            bp[t, s] = k
+        for s in range(S):
+            prev[s] = cur[s]
+    best = -np.inf
+    arg = -1
+    for s in range(S):
+        v = prev[s] + lend[s]
+        if v > best:
+            best = v
+            arg = s
+    if arg < 0:
+        info[1] = T - 1
+        return IMPOSSIBLE
+    info[0] = best
+    s = arg
+    for t in range(T - 1, -1, -1):
+        path[t] = s
+        s -= bp[t, s]
+    return OK
+
+
+# ---------------------------------------------------------------------------
+# dense (generic) versions, O(T * S^2): for tests and small general models
+# ---------------------------------------------------------------------------
+
+@njit(cache=True, nogil=True)
+def dense_forward_backward_scaled(log_emit, start, trans, end, post, info):
+    """Scaled forward-backward with a dense (S, S) transition matrix (linear probs)."""
+    T, S = log_emit.shape
+    alpha = np.empty((T, S))
+    scale = np.empty(T)
+    rowmax = np.empty(T)
+    b = np.empty(S)
+    info[0] = -np.inf
+    info[1] = 0
+    ll = 0.0
+    for t in range(T):
+        m = -np.inf
+        for s in range(S):
+            x = log_emit[t, s]
+            if x != x or x == np.inf:
+                info[1] = t
+                return BAD_VALUE
+            if x > m:
+                m = x
+        if m == -np.inf:
+            info[1] = t
+            return IMPOSSIBLE
+        rowmax[t] = m
+        for s in range(S):
+            b[s] = math.exp(log_emit[t, s] - m)
+        c = 0.0
+        for j in range(S):
+            if t == 0:
+                v = start[j]
+            else:
+                v = 0.0
+                for i in range(S):
+                    v += alpha[t - 1, i] * trans[i, j]
+            v *= b[j]
+            alpha[t, j] = v
+            c += v
+        if not (c > 0.0):
+            info[1] = t
+            return UNDERFLOW
+        for j in range(S):
+            alpha[t, j] /= c
+        scale[t] = c
+        ll += math.log(c) + m
+    z = 0.0
+    for s in range(S):
+        z += alpha[T - 1, s] * end[s]
+    if not (z > 0.0):
+        info[1] = T - 1
+        return UNDERFLOW
+    info[0] = ll + math.log(z)
+    beta = np.empty(S)
+    w = np.empty(S)
+    for s in range(S):
+        beta[s] = end[s]
+    for t in range(T - 1, -1, -1):
+        if t < T - 1:
+            for j in range(S):
+                w[j] = math.exp(log_emit[t + 1, j] - rowmax[t + 1]) * beta[j]
+            for i in range(S):
+                v = 0.0
+                for j in range(S):
+                    v += trans[i, j] * w[j]
+                beta[i] = v / scale[t + 1]
+        tot = 0.0
+        for s in range(S):
+            tot += alpha[t, s] * beta[s]
+        for s in range(S):
+            post[t, s] = alpha[t, s] * beta[s] / tot if tot > 0 else 0.0
+    return OK
+
+
+@njit(cache=True, nogil=True)
+def _lse_vec(x):
+    m = -np.inf
+    for i in range(x.shape[0]):
+        if x[i] > m:
+            m = x[i]
+    if m == -np.inf:
+        return m
+    acc = 0.0
+    for i in range(x.shape[0]):
+        acc += math.exp(x[i] - m)
+    return m + math.log(acc)
+
+
+@njit(cache=True, nogil=True)
+def dense_forward_backward_log(log_emit, lstart, ltrans, lend, post, info):
+    """Log-space forward-backward with a dense (S, S) log transition matrix."""
+    T, S = log_emit.shape
+    la = np.empty((T, S))
+    lb = np.empty((T, S))
+    tmp = np.empty(S)
+    info[0] = -np.inf
+    info[1] = 0
+    for t in range(T):
+        for s in range(S):
+            x = log_emit[t, s]
+            if x != x or x == np.inf:
+                info[1] = t
+                return BAD_VALUE
+    for s in range(S):
+        la[0, s] = lstart[s] + log_emit[0, s]
+    for t in range(1, T):
+        for j in range(S):
+            for i in range(S):
+                tmp[i] = la[t - 1, i] + ltrans[i, j]
+            la[t, j] = _lse_vec(tmp) + log_emit[t, j]
+    for s in range(S):
+        tmp[s] = la[T - 1, s] + lend[s]
+    ll = _lse_vec(tmp)
+    if ll == -np.inf:
+        info[1] = T - 1
+        return IMPOSSIBLE
+    info[0] = ll
+    for s in range(S):
+        lb[T - 1, s] = lend[s]
+    for t in range(T - 2, -1, -1):
+        for i in range(S):
+            for j in range(S):
+                tmp[j] = ltrans[i, j] + log_emit[t + 1, j] + lb[t + 1, j]
+            lb[t, i] = _lse_vec(tmp)
+    for t in range(T):
+        for s in range(S):
+            post[t, s] = math.exp(la[t, s] + lb[t, s] - ll)
+    return OK
+
+
+@njit(cache=True, nogil=True)
+def dense_viterbi(log_emit, lstart, ltrans, lend, path, info):
+    """Viterbi with a dense (S, S) log transition matrix; path int32 (T,)."""
+    T, S = log_emit.shape
+    delta = np.empty((T, S))
+    bp = np.zeros((T, S), dtype=np.int32)
+    info[0] = -np.inf
+    info[1] = 0
+    for t in range(T):
+        for s in range(S):
+            x = log_emit[t, s]
+            if x != x or x == np.inf:
+                info[1] = t
+                return BAD_VALUE
+    for s in range(S):
+        delta[0, s] = lstart[s] + log_emit[0, s]
+    for t in range(1, T):
+        for j in range(S):
+            best = -np.inf
+            arg = 0
+            for i in range(S):
+                v = delta[t - 1, i] + ltrans[i, j]
+                if v > best:
+                    best = v
+                    arg = i
+            delta[t, j] = best + log_emit[t, j]
+            bp[t, j] = arg
+    best = -np.inf
+    arg = -1
+    for s in range(S):
+        v = delta[T - 1, s] + lend[s]
+        if v > best:
+            best = v
+            arg = s
+    if arg < 0:
+        info[1] = T - 1
+        return IMPOSSIBLE
+    info[0] = best
+    s = arg
+    for t in range(T - 1, -1, -1):
+        path[t] = s
+        s = bp[t, s]
+    return OK
+
+
+# ---------------------------------------------------------------------------
+# diagonal Gaussians and tied-mixture emissions
+# ---------------------------------------------------------------------------
+
+@njit(cache=True, nogil=True, parallel=True)
+def diag_gauss_loglik(X, means, inv_var, log_const, out):
+    """out[t, k] = log N(X[t] | means[k], diag(1/inv_var[k])) for a block of rows.
+
+    log_const[k] = -0.5 * (D log 2pi + sum log var[k]). out: (T, K) float32/64.
+    """
+    T, D = X.shape
+    K = means.shape[0]
+    for t in prange(T):
+        for k in range(K):
+            acc = 0.0
+            for d in range(D):
+                diff = np.float64(X[t, d]) - means[k, d]
+                acc += diff * diff * inv_var[k, d]
+            out[t, k] = log_const[k] - 0.5 * acc
+    return 0
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def diag_gauss_topn(X, means, inv_var, log_const, idx, loglik):
+    """Top-n Gaussians per frame without a (T, K) array.
+
+    idx: int32 (T, n) output (best first), loglik: float32 (T, n) output.
+    """
+    T, D = X.shape
+    K = means.shape[0]
+    n = idx.shape[1]
+    for t in prange(T):
+        bv = np.empty(n)
+        bi = np.empty(n, dtype=np.int32)
+        for j in range(n):
+            bv[j] = -np.inf
+            bi[j] = -1
+        for k in range(K):
+            acc = 0.0
+            for d in range(D):
+                diff = np.float64(X[t, d]) - means[k, d]
+                acc += diff * diff * inv_var[k, d]
+            v = log_const[k] - 0.5 * acc
+            if v > bv[n - 1] or bi[n - 1] < 0:
+                j = n - 1
+                while j > 0 and (v > bv[j - 1] or bi[j - 1] < 0):
+                    bv[j] = bv[j - 1]
+                    bi[j] = bi[j - 1]
+                    j -= 1
+                bv[j] = v
+                bi[j] = k
+        for j in range(n):
+            idx[t, j] = bi[j]
+            loglik[t, j] = bv[j]
+    return 0
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def tied_emissions_topn(idx, loglik, log_w, cols, out):
+    """out[t, e] = logsumexp_j(log_w[e, idx[t, j]] + loglik[t, j]) for e in cols.
+
+    idx int32 (T, n), loglik (T, n), log_w float64 (E, K), cols int32 columns
+    to compute (others untouched), out (T, E) float32/64.
+    """
+    T, n = idx.shape
+    for t in prange(T):
+        for jc in range(cols.shape[0]):
+            e = cols[jc]
+            m = -np.inf
+            for j in range(n):
+                v = log_w[e, idx[t, j]] + loglik[t, j]
+                if v > m:
+                    m = v
+            if m == -np.inf:
+                out[t, e] = m
+                continue
+            acc = 0.0
+            for j in range(n):
+                acc += math.exp(log_w[e, idx[t, j]] + loglik[t, j] - m)
+            out[t, e] = m + math.log(acc)
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def tied_accumulate_topn(idx, loglik, log_w, emit_post, counts):
+    """Add expected (E, K) mixture counts from emission-column posteriors.
+
+    For each frame t and column e with posterior g = emit_post[t, e] > 0, the
+    responsibilities over the top-n Gaussians r_j ∝ w[e, k_j] N(x_t | k_j) are
+    added as g * r_j into counts[e, k_j]. counts float64 (E, K), accumulated.
+    """
+    T, n = idx.shape
+    E = emit_post.shape[1]
+    r = np.empty(n)
+    for t in range(T):
+        for e in range(E):
+            g = emit_post[t, e]
+            if g <= 0.0:
+                continue
+            m = -np.inf
+            for j in range(n):
+                v = log_w[e, idx[t, j]] + loglik[t, j]
+                r[j] = v
+                if v > m:
+                    m = v
+            if m == -np.inf:
+                continue
+            tot = 0.0
+            for j in range(n):
+                r[j] = math.exp(r[j] - m)
+                tot += r[j]
+            f = g / tot
+            for j in range(n):
+                counts[e, idx[t, j]] += f * r[j]
+    return 0
