@@ -1,0 +1,152 @@
+"""Feature store: write, open, resume, failures, settings mismatch, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from vqalign.exceptions import ParameterError
+from vqalign.io.store import list_sources, open_store, write_store
+
+
+@pytest.fixture
+def corpus(tmp_path, rng):
+    d = tmp_path / "corpus"
+    (d / "spk1").mkdir(parents=True)
+    t = np.arange(40000) / 16000
+    for i in range(3):
+        y = 0.2 * np.sin(2 * np.pi * (150 + 50 * i) * t[: 16000 + 4000 * i])
+        y = y + 0.02 * rng.standard_normal(y.size)
+        sf.write(d / f"a{i}.wav", y.astype(np.float32), 16000)
+    y = 0.1 * rng.standard_normal(22050)
+    sf.write(d / "spk1" / "b.flac", y.astype(np.float32), 22050)
+    (d / "notes.txt").write_text("not audio, not listed")
+    return d
+
+
+def _librosa_ref(path):
+    librosa = pytest.importorskip("librosa")
+    from vqalign.io import load_audio
+    y, sr = load_audio(path, 16000)
+    return librosa.feature.mfcc(y=y, sr=sr, n_mfcc=13, n_fft=512, hop_length=160,
+                                win_length=400, n_mels=40, pad_mode="constant").T
+
+
+def test_write_and_open(corpus, tmp_path):
+    out = tmp_path / "store"
+    st = write_store(corpus, out, jobs=1)
+    assert (st.n_computed, st.n_reused, st.failed) == (4, 0, [])
+    st = open_store(out)
+    assert len(st) == 4 and sorted(st) == ["a0", "a1", "a2", "spk1/b"]
+    assert isinstance(st.X, np.memmap) and st.X.dtype == np.float32 and not st.X.flags.writeable
+    assert st.X.shape == (sum(u["n_frames"] for u in st.utterances), 13)
+    starts = [u["start"] for u in st.utterances]
+    assert starts[0] == 0 and starts == sorted(starts)
+    for uid, feats in st.items():
+        path = corpus / (uid + (".flac" if uid.startswith("spk1") else ".wav"))
+        ref = _librosa_ref(path)
+        assert feats.shape == ref.shape
+        assert np.abs(feats - ref).max() <= 1e-3 * (ref.max() - ref.min())
+    assert st[0].shape == st["a0"].shape
+    assert st.settings["n_mfcc"] == 13 and st.settings["dim"] == 13
+    with pytest.raises(KeyError, match="no utterance 'zz'"):
+        st["zz"]
+
+
+def test_resume_computes_nothing_new(corpus, tmp_path):
+    out = tmp_path / "store"
+    write_store(corpus, out, jobs=1)
+    shards = sorted((out / "shards").glob("*.npy"))
+    mtimes = [p.stat().st_mtime_ns for p in shards]
+    st = write_store(corpus, out, jobs=1)
+    assert (st.n_computed, st.n_reused) == (0, 4)
+    assert [p.stat().st_mtime_ns for p in shards] == mtimes
+    # interrupted before consolidation, one shard lost: only that one is recomputed
+    X_before = np.array(open_store(out).X)
+    os.unlink(out / "index.json")
+    os.unlink(out / "features.f32")
+    os.unlink(shards[0])
+    st = write_store(corpus, out, jobs=1)
+    assert (st.n_computed, st.n_reused) == (1, 3)
+    np.testing.assert_array_equal(np.asarray(st.X), X_before)
+
+
+def test_corrupt_file_is_reported_and_others_succeed(corpus, tmp_path):
+    (corpus / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage")
+    (corpus / "short.wav").parent.mkdir(exist_ok=True)
+    sf.write(corpus / "short.wav", np.full(100, 0.1, np.float32), 16000)
+    out = tmp_path / "store"
+    st = write_store(corpus, out, jobs=1)
+    assert len(st) == 4 and st.n_computed == 4
+    failed = dict(st.failed)
+    assert set(failed) == {str(corpus / "broken.wav"), str(corpus / "short.wav")}
+    assert "cannot read audio file" in failed[str(corpus / "broken.wav")]
+    assert "shorter than one analysis window" in failed[str(corpus / "short.wav")]
+    on_disk = json.loads((out / "failed.json").read_text())
+    assert {d["path"] for d in on_disk} == set(failed)
+
+
+def test_all_failed_raises(tmp_path):
+    d = tmp_path / "bad"
+    d.mkdir()
+    (d / "x.wav").write_bytes(b"nope")
+    with pytest.raises(ParameterError, match=r"(?s)all 1 files failed.*x\.wav"):
+        write_store(d, tmp_path / "out", jobs=1)
+
+
+def test_settings_mismatch_refused(corpus, tmp_path):
+    out = tmp_path / "store"
+    write_store(corpus, out, jobs=1)
+    with pytest.raises(ParameterError, match=r"other settings \(n_mfcc: store has 13, asked 20"):
+        write_store(corpus, out, n_mfcc=20, jobs=1)
+    with pytest.raises(ParameterError, match="convention"):
+        write_store(corpus, out, convention="kaldi", jobs=1)
+    assert open_store(out).dim == 13     # the store is untouched
+
+
+def test_deltas_cmvn_and_list_file(corpus, tmp_path):
+    lst = tmp_path / "list.txt"
+    lst.write_text(f"# two files\ncorpus/a1.wav\n\n{corpus / 'spk1' / 'b.flac'}\ncorpus/a1.wav\n")
+    assert [u for u, _ in list_sources(lst)] == ["a1", "spk1/b"]
+    st = write_store(lst, tmp_path / "s2", deltas=2, cmvn="utterance", jobs=1)
+    assert st.X.shape[1] == 39 and len(st) == 2
+    np.testing.assert_allclose(np.asarray(st["a1"]).mean(0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(st["a1"]).std(0), 1.0, atol=1e-3)
+
+
+def test_bad_sources_and_stores(tmp_path):
+    with pytest.raises(ParameterError, match="does not exist"):
+        write_store(tmp_path / "missing", tmp_path / "o")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ParameterError, match="no audio files"):
+        write_store(tmp_path / "empty", tmp_path / "o")
+    with pytest.raises(ParameterError, match="cmvn"):
+        write_store(tmp_path / "empty", tmp_path / "o", cmvn="sliding")
+    with pytest.raises(ParameterError, match="not a complete feature store"):
+        open_store(tmp_path / "empty")
+
+
+def test_truncated_store_refused(corpus, tmp_path):
+    out = tmp_path / "store"
+    write_store(corpus, out, jobs=1)
+    with open(out / "features.f32", "r+b") as fh:
+        fh.truncate(100)
+    with pytest.raises(ParameterError, match="incomplete"):
+        open_store(out)
+
+
+def test_cli_parallel_jobs(corpus, tmp_path, capsys):
+    from vqalign.cli import main
+    out = tmp_path / "store"
+    assert main(["features", str(corpus), str(out), "--jobs", "2", "--quiet"]) == 0
+    assert "computed 4, reused 0, failed 0" in capsys.readouterr().out
+    assert main(["features", str(corpus), str(out), "--quiet"]) == 0
+    assert "computed 0, reused 4" in capsys.readouterr().out
+    assert main(["features", str(corpus), str(out), "--n-mfcc", "20", "--quiet"]) == 2
+    assert "other settings" in capsys.readouterr().err
+    serial = write_store(corpus, tmp_path / "serial", jobs=1)
+    np.testing.assert_array_equal(np.asarray(open_store(out).X), np.asarray(serial.X))
