@@ -21,7 +21,8 @@ per-sample parameter tracks -> audio:
 Boundaries are exact: a phone starts at the sample where its excitation and
 filter targets switch (time = sample / sr). Amplitude changes ramp over
 +-1.5 ms centred on that sample; formant tracks interpolate over +-12 ms
-(smooth transitions that stay centred on the true boundary).
+(smooth transitions that stay centred on the true boundary); bandwidths switch
+within +-1.5 ms (wide in pauses, so a phone before a pause ends crisply).
 Everything is vectorized (numpy) except the resonator recursion, which runs in a
 numba kernel (vqalign.datasets._kernels).
 
@@ -148,7 +149,8 @@ _ph("CH", "affricate", 110, (300, 1900, 2500), parts=(45, 5, 60), fc=2800.0, fb=
     voiced=False)
 _ph("JH", "affricate", 85, (250, 1900, 2500), parts=(35, 5, 45), fc=2700.0, fb=900.0,
     voiced=True)
-_ph(SIL, "sil", 200, (500, 1500, 2500))
+# silence: wide bandwidths (open glottis) so resonances die out within ~1 ms of a pause
+_ph(SIL, "sil", 200, (500, 1500, 2500), bw=(600.0, 600.0, 700.0))
 
 _F45 = (3500.0, 4500.0)
 _B45 = (250.0, 300.0)
@@ -156,7 +158,6 @@ _VOWEL_LIKE = {"vowel", "nasal", "liquid", "glide"}
 
 
 # --------------------------------------------------------------------------- text
-_DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 _CMU = None
 
 
@@ -170,12 +171,17 @@ def _cmudict():
 
 
 def normalize_text(text) -> list[str]:
-    """Lower-case words of ``text``: letters and inner apostrophes; digits are
-    spelled one by one; everything else separates words."""
+    """Lower-case words of ``text``: letters and inner apostrophes; every other
+    character separates words. Digits are refused (write numbers as words)."""
     if not isinstance(text, str):
         raise ParameterError(f"text must be a string of English words, got {type(text).__name__}")
     t = text.lower()
-    t = re.sub(r"[0-9]", lambda m: f" {_DIGITS[int(m.group())]} ", t)
+    digits = re.search(r"[0-9]+", t)
+    if digits:
+        raise ParameterError(
+            f"text {text[:60]!r} contains the number {digits.group()!r}; write numbers as "
+            "words (e.g. 'twelve'), the synthesizer only reads letters"
+        )
     t = re.sub(r"[^a-z']+", " ", t)
     words = [w.strip("'") for w in t.split()]
     return [w for w in words if w]
@@ -418,7 +424,7 @@ def synthesize(text, *, voice=None, rate=1.0, seed=0, sr=16000, pause_prob=0.25)
     Parameters
     ----------
     text : str
-        English words (punctuation is ignored, digits are read one by one).
+        English words (case and punctuation are ignored; numbers must be written as words).
     voice : str or Voice, optional
         A name in :data:`VOICES` (default: the first, ``"adam"``).
     rate : float
@@ -497,7 +503,7 @@ def synthesize(text, *, voice=None, rate=1.0, seed=0, sr=16000, pause_prob=0.25)
     bws = np.empty((5, m))
     w_form = 2 * int(0.012 * sr / hop) + 1
     freqs[0:3] = _smooth(f123.T * scale, w_form)
-    bws[0:3] = _smooth(crow[:, 6:9].T, w_form)
+    bws[0:3] = _smooth(crow[:, 6:9].T, 2 * int(0.0015 * sr / hop) + 1)
     freqs[3] = _F45[0] * scale
     freqs[4] = _F45[1] * scale
     bws[3] = _B45[0]
