@@ -630,6 +630,9 @@ def animate_mfcc(audio, sr: int = 16000, *, n_mfcc: int = 13, n_mels: int = 40,
     ax_c.set_xlim(0, y.size / sr)
     ax_c.set_xlabel("time (s)")
     ax_c.set_ylabel("MFCC c1..")
+    from matplotlib.ticker import MaxNLocator
+
+    ax_c.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax_c.set_title("7. MFCC matrix (frames so far)", fontsize=9)
 
     def update(i):
