@@ -51,7 +51,7 @@ def _check_topology(topo) -> Topology:
     if not isinstance(topo, Topology):
         raise ParameterError(f"topo must be a vqalign.hmm.Topology (from linear_chain), got "
                              f"{type(topo).__name__}")
-    return topo
+    return topo.validate()
 
 
 def _band_arrays(topo: Topology):

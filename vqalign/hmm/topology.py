@@ -144,7 +144,7 @@ def transitions_from_durations(durations, *, next_skippable=None, min_self_loop:
         raise ParameterError(f"durations must be a 1-D sequence of frames per state, got shape {d.shape}")
     if not np.isfinite(d).all() or np.any(d <= 0):
         i = int(np.flatnonzero(~(np.isfinite(d) & (d > 0)))[0])
-        raise ParameterError(f"expected duration of state {i} is {d[i]!r} frames; durations must be "
+        raise ParameterError(f"expected duration of state {i} is {float(d[i]):g} frames; durations must be "
                              "positive and finite")
     min_self_loop = check_probability(min_self_loop, "min_self_loop")
     S = d.size
@@ -298,7 +298,7 @@ def linear_chain(symbols: Sequence[str], *, states_per_symbol=1,
         bad = ~(np.isfinite(d) & (d > 0))
         if bad.any():
             s = int(np.flatnonzero(bad)[0])
-            raise ParameterError(f"expected duration of state {labels[s]} is {d[s]!r} frames; "
+            raise ParameterError(f"expected duration of state {labels[s]} is {float(d[s]):g} frames; "
                                  "durations must be positive and finite")
     next_skip = np.zeros(S, bool)
     next_skip[:-1] = skippable[1:]
