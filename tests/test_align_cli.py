@@ -1,0 +1,223 @@
+"""`vqalign align`, `vqalign align-corpus` and `vqalign bench align` end to end on a few
+short synthesized utterances (exact boundaries from vqalign.datasets.synth)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from vqalign.align.alignment import Alignment, read_alignment
+from vqalign.bench.metrics import boundary_errors
+from vqalign.cli import main
+
+SENTENCES = ["the cat sat on the mat", "a dog ran home", "we will see the sea"]
+
+
+@pytest.fixture(scope="module")
+def utts():
+    from vqalign.datasets.synth import synthesize
+
+    return [synthesize(s, seed=k, voice=v) for k, (s, v) in
+            enumerate(zip(SENTENCES, ["adam", "bruno", "clara"]))]
+
+
+@pytest.fixture
+def corpus(tmp_path, utts):
+    from vqalign.datasets.synth import write_corpus
+
+    for k, u in enumerate(utts):
+        u.id = f"spk{k % 2}/utt{k}"
+    root = tmp_path / "corpus"
+    write_corpus(utts, root)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _aligner(monkeypatch):
+    """TEMPORARY until vqalign.align.Aligner lands: evenly spaced words."""
+    import vqalign.align as va
+
+    if hasattr(va, "Aligner"):
+        return
+
+    from vqalign.align.text import tokenize_transcript
+
+    class Fake:
+        def __init__(self, unit="phones", **kw):
+            self.unit, self.kw = unit, kw
+
+        def fit(self, corpus):
+            self.n_ = len(list(corpus))
+            return self
+
+        def save(self, path):
+            np.savez(path, unit=self.unit)
+
+        @classmethod
+        def load(cls, path):
+            return cls(str(np.load(path)["unit"]))
+
+        def align(self, y, text, *, sr=16000, audio_name=None):
+            tr = tokenize_transcript(text, unit=self.unit, lexicon=self.kw.get("lexicon"))
+            dur = y.size / sr
+            edges = np.linspace(0, dur, tr.n_units + 1)
+            words, units, k = [], [], 0
+            for w, us in zip(tr.words, tr.units):
+                words.append((edges[k], edges[k + len(us)], w))
+                for u in us:
+                    units.append((edges[k], edges[k + 1], u))
+                    k += 1
+            return Alignment({"words": words, self.unit: units}, audio=audio_name,
+                             sample_rate=sr, duration=dur)
+
+        def align_many(self, items, *, n_jobs=2):
+            out = []
+            for y, sr, text in items:
+                try:
+                    out.append(self.align(y, text, sr=sr))
+                except Exception as exc:  # noqa: BLE001
+                    out.append(exc)
+            return out
+
+    monkeypatch.setattr(va, "Aligner", Fake, raising=False)
+
+
+# ----------------------------------------------------------------------------- align
+def test_align_single_file_json(tmp_path, corpus, utts, capsys):
+    wav = corpus / "spk0" / "utt0.wav"
+    out = tmp_path / "out" / "utt0.json"
+    assert main(["align", str(wav), str(corpus / "spk0" / "utt0.txt"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "6 words" in printed and str(out) in printed and "utt0.txt" in printed
+    a = read_alignment(out)
+    assert [w for _, _, w in a.tier("words")] == SENTENCES[0].split()
+    assert a.duration == pytest.approx(utts[0].duration, abs=0.011)
+    err = boundary_errors(a.tier("words"), utts[0].words)
+    assert err["n_words"] == 6 and err["mean_ms"] < 200
+
+
+def test_align_literal_text_textgrid_and_oov_report(tmp_path, corpus, capsys):
+    wav = corpus / "spk1" / "utt1.wav"
+    out = tmp_path / "utt1.TextGrid"
+    # "dorg" is not in CMUdict: reported before aligning, pronounced by rules
+    assert main(["align", str(wav), "A dorg ran home.", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "1 word(s) not in the lexicon" in captured.err and "dorg /D AO R G/" in captured.err
+    assert "command line" in captured.out
+    a = read_alignment(out)
+    assert [w for _, _, w in a.tier("words")] == ["a", "dorg", "ran", "home"]
+    assert a.tier("phones")[0][2] == "AH"
+
+
+def test_align_errors(tmp_path, corpus, capsys):
+    wav = corpus / "spk1" / "utt1.wav"
+    out = tmp_path / "x.json"
+    out.write_text("keep")
+    assert main(["align", str(wav), "a dog ran home", "--out", str(out)]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert out.read_text() == "keep"
+    assert main(["align", str(wav), "a dog ran home", "--out", str(out), "--overwrite"]) == 0
+    assert read_alignment(out).tier("words")[1][2] == "dog"
+    assert main(["align", str(wav), "a dorg ran home", "--oov", "error",
+                 "--out", str(tmp_path / "y.json")]) == 2
+    err = capsys.readouterr().err
+    assert "dorg" in err and "--lexicon FILE" in err and not (tmp_path / "y.json").exists()
+    assert main(["align", str(wav), "missing.txt", "--out", str(tmp_path / "z.json")]) == 2
+    assert "transcript file missing.txt does not exist" in capsys.readouterr().err
+    assert main(["align", str(wav), "a dog", "--out", str(tmp_path / "z.xml")]) == 2
+    assert "use .TextGrid, .json or .ctm" in capsys.readouterr().err
+    assert main(["align", str(wav), "?!", "--out", str(tmp_path / "z.json")]) == 2
+    assert "has no words" in capsys.readouterr().err
+
+
+def test_align_with_user_lexicon(tmp_path, corpus):
+    lex = tmp_path / "lex.txt"
+    lex.write_text("dorg D AO G\n", encoding="utf-8")
+    out = tmp_path / "u.json"
+    assert main(["align", str(corpus / "spk1" / "utt1.wav"), "a dorg ran home", "--lexicon",
+                 str(lex), "--oov", "error", "--out", str(out)]) == 0
+    phones = [p for _, _, p in read_alignment(out).tier("phones")]
+    assert phones[:4] == ["AH", "D", "AO", "G"]
+
+
+# ----------------------------------------------------------------------------- corpus
+def test_align_corpus_failures_and_resume(tmp_path, corpus, utts, capsys):
+    import shutil
+
+    # an audio file without a transcript and a transcript without audio
+    shutil.copy(corpus / "spk0" / "utt0.wav", corpus / "spk0" / "lonely.wav")
+    (corpus / "spk1" / "orphan.txt").write_text("no audio here", encoding="utf-8")
+    out = tmp_path / "aligned"
+    args = ["align-corpus", str(corpus), "--out", str(out), "--format", "TextGrid,json",
+            "--jobs", "1"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "aligned 3, failed 2" in printed
+    assert "audio without a transcript" in printed and "transcript without audio" in printed
+    for k, u in enumerate(utts):
+        a = read_alignment(out / f"spk{k % 2}" / f"utt{k}.json")
+        b = read_alignment(out / f"spk{k % 2}" / f"utt{k}.TextGrid")
+        assert [w for _, _, w in a.tier("words")] == SENTENCES[k].split()
+        assert b.tier("words") == [(round(s, 6), round(e, 6), w) for s, e, w in a.tier("words")] \
+            or np.allclose([x[:2] for x in b.tier("words")], [x[:2] for x in a.tier("words")],
+                           atol=1e-6)
+        assert boundary_errors(a.tier("words"), u.words)["n_words"] == len(SENTENCES[k].split())
+    with open(out / "failures.tsv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    assert sorted(r["id"] for r in rows) == ["spk0/lonely", "spk1/orphan"]
+    assert {r["stage"] for r in rows} == {"pairing"}
+
+    # resume: nothing is redone, finished files are untouched
+    target = out / "spk0" / "utt0.json"
+    target.write_text(json.dumps(Alignment({"words": [(0.0, 0.1, "marker")]}).to_dict()))
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "aligned 0, failed 2, skipped 3 already aligned" in printed
+    assert read_alignment(target).tier("words") == [(0.0, 0.1, "marker")]
+    # a deleted output is redone on the next run, the others are kept
+    (out / "spk1" / "utt1.json").unlink()
+    assert main(args) == 0
+    assert "aligned 1, failed 2, skipped 2" in capsys.readouterr().out
+    assert read_alignment(target).tier("words") == [(0.0, 0.1, "marker")]
+    # --overwrite redoes everything
+    assert main(args + ["--overwrite"]) == 0
+    assert "aligned 3, failed 2" in capsys.readouterr().out
+    assert read_alignment(target).tier("words")[0][2] == "the"
+
+
+def test_align_corpus_all_failed_exits_nonzero(tmp_path, corpus, capsys):
+    for p in corpus.rglob("*.txt"):
+        p.unlink()
+    code = main(["align-corpus", str(corpus), "--out", str(tmp_path / "o")])
+    assert code == 1
+    assert "aligned 0, failed 3" in capsys.readouterr().out
+
+
+def test_align_corpus_bad_transcripts_are_failures(tmp_path, corpus, capsys):
+    (corpus / "spk0" / "utt0.txt").write_bytes(b"caf\xe9 au lait")      # not UTF-8
+    (corpus / "spk1" / "utt1.txt").write_text("... !!!", encoding="utf-8")  # no words
+    assert main(["align-corpus", str(corpus), "--out", str(tmp_path / "o"), "--jobs", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "aligned 1, failed 2" in printed
+    assert "not valid UTF-8" in printed and "has no words" in printed
+    assert main(["align-corpus", str(corpus), "--out", str(tmp_path / "o2"),
+                 "--format", "xml"]) == 2
+    assert "not supported" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- bench
+def test_bench_align_json(corpus, capsys):
+    code = main(["bench", "align", "--corpus", str(corpus), "--json", "--no-pocketsphinx",
+                 "--jobs", "1"])
+    assert code == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["n_utts"] == 3
+    for key in ("vqalign_xrt", "vqalign_word_mean_ms", "vqalign_word_within_20ms",
+                "vqalign_phone_mean_ms", "vqalign_per_voice"):
+        assert key in d
+    assert d["vqalign_n_failed"] == 0 and d["vqalign_xrt"] > 0
+    assert set(d["vqalign_per_voice"]) == {"spk0", "spk1"}
+    assert d["vqalign_per_voice"]["spk0"]["n_utts"] == 2

@@ -1,0 +1,116 @@
+"""``vqalign align AUDIO TRANSCRIPT --out FILE``: align one audio file with its transcript.
+
+TRANSCRIPT is a ``.txt``/``.lab`` file when such a file exists, otherwise the literal
+text. Words missing from the lexicon are listed before aligning; a one-line summary
+follows. The output format follows the suffix of ``--out`` (.TextGrid, .json, .ctm),
+is written atomically and never replaces an existing file without ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+from vqalign.exceptions import ParameterError
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("audio", type=Path, help="audio file (WAV, FLAC, OGG, ...)")
+    parser.add_argument("transcript", metavar="TRANSCRIPT_OR_TEXTFILE",
+                        help="a .txt/.lab transcript file, or the text itself (quoted)")
+    parser.add_argument("--out", "-o", type=Path, required=True,
+                        help="output file: .TextGrid, .json or .ctm")
+    parser.add_argument("--unit", choices=("phones", "chars"), default="phones",
+                        help="phones (English, CMUdict) or chars (any language); default phones")
+    parser.add_argument("--lexicon", type=Path, default=None,
+                        help="pronunciation file, lines 'WORD PH PH ...' (merged over CMUdict)")
+    parser.add_argument("--codebook", type=Path, default=None,
+                        help="VQ codebook (.npz) to use instead of learning one from the audio")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="trained aligner (.npz from Aligner.save / align-corpus)")
+    parser.add_argument("--oov", choices=("g2p", "error"), default="g2p",
+                        help="words missing from the lexicon: guess from spelling (g2p, "
+                             "default) or stop with an error")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+
+
+def resolve_transcript(arg: str) -> tuple[str, str]:
+    """``(text, source)``: read ``arg`` if it names a file, else take it as the text."""
+    from vqalign.align.text import read_transcript
+
+    p = Path(arg)
+    try:
+        is_file = p.is_file()
+    except OSError:  # e.g. a very long literal transcript
+        is_file = False
+    if is_file:
+        return read_transcript(p), str(p)
+    if p.suffix.lower() in (".txt", ".lab") and len(arg.split()) == 1:
+        raise ParameterError(f"transcript file {arg} does not exist; pass an existing .txt/.lab "
+                             "file or the text itself in quotes")
+    return arg, "command line"
+
+
+def report_oov(text: str, *, unit: str, lexicon, oov: str, stream=None) -> list[str]:
+    """Tokenize once to list OOV words (printed) before any audio work; returns them."""
+    from vqalign.align.text import tokenize_transcript
+
+    stream = stream or sys.stderr
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tr = tokenize_transcript(text, unit=unit, lexicon=lexicon, oov=oov)
+    if tr.oov:
+        idx = {w: k for k, w in reversed(list(enumerate(tr.words)))}
+        shown = ", ".join(f"{w} /{' '.join(tr.units[idx[w]])}/" for w in tr.oov[:30])
+        more = f" and {len(tr.oov) - 30} more" if len(tr.oov) > 30 else ""
+        print(f"{len(tr.oov)} word(s) not in the lexicon, pronounced by letter-to-sound rules: "
+              f"{shown}{more} (give exact pronunciations with --lexicon FILE)", file=stream)
+    return tr.oov
+
+
+def make_aligner(args):
+    """An Aligner from ``--model`` or from the command-line settings."""
+    from vqalign.align import Aligner
+
+    if getattr(args, "model", None) is not None:
+        if not args.model.is_file():
+            raise ParameterError(f"model file {args.model} does not exist")
+        return Aligner.load(args.model)
+    kwargs = {"unit": args.unit}
+    if getattr(args, "lexicon", None) is not None:
+        kwargs["lexicon"] = str(args.lexicon)
+    if getattr(args, "codebook", None) is not None:
+        if not args.codebook.is_file():
+            raise ParameterError(f"codebook file {args.codebook} does not exist")
+        kwargs["codebook"] = str(args.codebook)
+    return Aligner(**kwargs)
+
+
+def run(args) -> int:
+    from vqalign.align.alignment import _format_of, add_quality_warnings
+    from vqalign.align.lexicon import Lexicon
+    from vqalign.io.audio import load_audio
+
+    out = Path(args.out)
+    _format_of(out, None)  # unknown suffix: fail before any work
+    if out.exists() and not args.overwrite:
+        raise ParameterError(f"{out} exists; pass --overwrite to replace it")
+    if args.lexicon is not None:
+        Lexicon.from_file(args.lexicon)  # report a bad lexicon file before any audio work
+    text, source = resolve_transcript(args.transcript)
+    unit = args.unit
+    report_oov(text, unit=unit, lexicon=args.lexicon, oov=args.oov)
+    y, sr = load_audio(args.audio, 16000)
+    aligner = make_aligner(args)
+    with warnings.catch_warnings():
+        # OOV words were reported above; the aligner's own tokenization would repeat them
+        from vqalign.align.lexicon import OOVWarning
+        warnings.simplefilter("ignore", OOVWarning)
+        alignment = aligner.align(y, text, sr=sr, audio_name=str(args.audio))
+    add_quality_warnings(alignment)
+    alignment.write(out, overwrite=args.overwrite)
+    for w in alignment.warnings[:10]:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"{alignment.summary()} (transcript from {source}) -> {out}")
+    return 0
