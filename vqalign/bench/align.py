@@ -171,7 +171,8 @@ def _run_pocketsphinx(data) -> tuple[list, float, dict]:
         except VQAlignError as exc:
             hyps.append(exc)
     seconds = time.perf_counter() - t0
-    return hyps, seconds, {"n_jobs": 1, "added_words": sorted(ps.added_words_)}
+    return hyps, seconds, {"n_jobs": 1, "added_words": sorted(ps.added_words_),
+                           "n_retried": ps.n_retried_}
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -302,6 +303,8 @@ def run(args) -> int:
                                        | ({"phones": scores[name][v]["phones"]}
                                           if "phones" in scores[name][v] else {})
                                        for v in voices}
+    if "pocketsphinx" in systems:
+        result["pocketsphinx_n_retried"] = systems["pocketsphinx"][2]["n_retried"]
     if "pocketsphinx" in systems and "vqalign" in systems:
         result["xrt_ratio"] = result["vqalign_xrt"] / result["pocketsphinx_xrt"]
 
@@ -321,7 +324,9 @@ def run(args) -> int:
     for name, (_, secs, info) in systems.items():
         print(f"  {name:<12} {secs:8.2f} s for {total_s:.1f} s of audio = "
               f"{result[f'{name}_xrt']:6.1f}x real time ({info['n_jobs']} thread(s)"
-              + (", training included" if name == "vqalign" else "") + ")")
+              + (", training included" if name == "vqalign" else "")
+              + (f"; {info['n_retried']} utterance(s) needed the wide-beam retry"
+                 if info.get("n_retried") else "") + ")")
     if "xrt_ratio" in result:
         print(f"  speed ratio vqalign / pocketsphinx: {result['xrt_ratio']:.2f}x")
     for name in systems:
