@@ -94,7 +94,7 @@ def test_mfcc_matches_kaldi_native_fbank(rng, ours_kw, knf_kw):
     ref = _knf_mfcc(y, 16000, **knf_kw)
     ours = mfcc(y, 16000, convention="kaldi", **ours_kw)
     assert ours.shape == ref.shape
-    assert np.all(np.abs(ours - ref) <= 2e-3 * (1.0 + np.abs(ref)))
+    assert np.all(np.abs(ours - ref) <= 5e-3 * (1.0 + np.abs(ref)))
 
 
 def test_kaldi_waveform_scale_only_shifts_logs(rng):
@@ -204,3 +204,18 @@ def test_delta_cmvn_bad_inputs(rng):
         cmvn(X, window=0)
     with pytest.raises(ParameterError, match="dtype"):
         cmvn(X.astype(np.int32))
+
+
+def test_devdata_agreement(devdata):
+    """Real synthesized speech (Festival / eSpeak voices): both conventions vs their peers."""
+    librosa = pytest.importorskip("librosa")
+    from vqalign.io import load_audio
+    rows = [line.split("\t") for line in (devdata / "MANIFEST.tsv").read_text().splitlines()[1:]]
+    for row in rows[::25]:
+        y, sr = load_audio(devdata / row[1], 16000)
+        ref = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=13, n_fft=512, hop_length=160,
+                                   win_length=400, n_mels=40, pad_mode="constant").T
+        assert np.abs(mfcc(y, sr) - ref).max() <= 1e-3 * (ref.max() - ref.min())
+        kref = _knf_mfcc(y, sr)
+        ours = mfcc(y, sr, convention="kaldi")
+        assert np.all(np.abs(ours - kref) <= 5e-3 * (1.0 + np.abs(kref))), row[1]
