@@ -219,3 +219,23 @@ def test_devdata_agreement(devdata):
         kref = _knf_mfcc(y, sr)
         ours = mfcc(y, sr, convention="kaldi")
         assert np.all(np.abs(ours - kref) <= 5e-3 * (1.0 + np.abs(kref))), row[1]
+
+
+def _child_mfcc(y, q):
+    q.put(mfcc(y, 16000, n_threads=2))
+
+
+def test_threads_survive_fork(rng):
+    """A forked child (multiprocessing 'fork') gets its own thread pool instead of hanging."""
+    import multiprocessing as mp
+    if "fork" not in mp.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    y = _speechlike(rng, 8.0)
+    parent = mfcc(y, 16000, n_threads=2)       # creates the pool in the parent
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child_mfcc, args=(y, q))
+    p.start()
+    child = q.get(timeout=120)
+    p.join(timeout=30)
+    np.testing.assert_array_equal(child, parent)

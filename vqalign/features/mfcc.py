@@ -151,14 +151,19 @@ def _window(kind: str, length: int) -> np.ndarray:
     return out
 
 
+_pool_pid = 0
+
+
 def _get_pool(n: int) -> ThreadPoolExecutor:
-    global _pool, _pool_size
+    """A shared thread pool; a new one after fork (the parent's threads do not exist there)."""
+    global _pool, _pool_size, _pool_pid
     with _pool_lock:
-        if _pool is None or _pool_size < n:
-            if _pool is not None:
+        if _pool is None or _pool_size < n or _pool_pid != os.getpid():
+            if _pool is not None and _pool_pid == os.getpid():
                 _pool.shutdown(wait=False)
             _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="vqalign-mfcc")
             _pool_size = n
+            _pool_pid = os.getpid()
         return _pool
 
 
