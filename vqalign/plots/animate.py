@@ -54,8 +54,10 @@ def _ffmpeg_exe() -> str | None:
 def _render_frames(anim, dpi):
     """Yield each frame of one of our animations as an (H, W, 3) uint8 array.
 
-    The update function is called and the figure drawn once per frame (the
-    generic matplotlib writers draw it two or three times).
+    The static parts (axes, ticks, labels, the data cloud) are drawn once; for
+    each frame the background is restored and only the artists the update
+    function returns are drawn on it (every axis limit is fixed up front, so
+    nothing else changes between frames).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -63,12 +65,25 @@ def _render_frames(anim, dpi):
     old_canvas, old_dpi = fig.canvas, fig.dpi
     canvas = FigureCanvasAgg(fig)
     fig.set_dpi(dpi)
+    seen = []
     try:
+        arts = anim.vq_update(anim.vq_frames[0]) or []
+        for a in arts:
+            a.set_animated(True)
+        seen.extend(arts)
+        canvas.draw()
+        background = canvas.copy_from_bbox(fig.bbox)
         for d in anim.vq_frames:
-            anim.vq_update(d)
-            canvas.draw()
+            canvas.restore_region(background)
+            arts = anim.vq_update(d) or []
+            for a in arts:
+                a.set_animated(True)
+                fig.draw_artist(a)
+            seen.extend(arts)
             yield np.asarray(canvas.buffer_rgba())[..., :3].copy()
     finally:
+        for a in seen:
+            a.set_animated(False)
         fig.set_dpi(old_dpi)
         fig.set_canvas(old_canvas)
         anim._draw_was_started = True
@@ -172,10 +187,13 @@ def _finish(fig, update, frames, fps, dpi=DEFAULT_DPI):
     # lay the figure out once, on its first frame, then freeze the layout: a
     # constrained layout recomputed for every frame costs more than the drawing
     update(frames[0])
-    fig.canvas.draw()
+    engine = fig.get_layout_engine()
+    if engine is not None:
+        engine.execute(fig)
     fig.set_layout_engine("none")
     anim = FuncAnimation(fig, update, frames=frames, interval=1000.0 / fps, blit=False,
                          repeat=True, cache_frame_data=False)
+    anim._draw_was_started = True  # the first frame was drawn above
     anim.vq_fps = fps
     anim.vq_dpi = dpi
     anim.vq_frames = frames
@@ -343,7 +361,7 @@ def animate_lbg(model, X, *, history=None, fps: float = 4, max_frames: int = 60,
             if m.any():
                 j = np.flatnonzero(m)[-1]
                 dot.set_data([xs[j]], [y[j]])
-        return []
+        return [ghost, live, dead, head] + [a for g, d, *_ in right.values() for a in (g, d)]
 
     return _finish(fig, update, frames, fps, dpi)
 
@@ -445,6 +463,7 @@ def animate_em(em, *, audio=None, sr: int = 16000, history=None, reference=None,
         ax_top.set_yticks([])
         line_color = "#1f77b4"
     top_lim = ax_top.get_ylim()
+    ax_top.set_ylim(*top_lim)  # fixed limits: frames are drawn over a static background
     if reference is not None:
         ref, _ = as_tiers(reference)
         unit_ref = next((ref[k] for k in ("phones", "chars") if k in ref), next(iter(ref.values())))
@@ -525,7 +544,7 @@ def animate_em(em, *, audio=None, sr: int = 16000, history=None, reference=None,
             if np.isfinite(ll[j]):
                 extra = f"  |  log-lik/frame {ll[j]:.3f}"
         head.set_text(f"{title}: step {i} of {len(edges) - 1}{extra}")
-        return []
+        return [bound_lines, *label_texts, cur, shift_txt, head] + ([ll_grow, ll_dot] if ll is not None else [])
 
     return _finish(fig, update, frames, fps, dpi)
 
@@ -596,20 +615,24 @@ def animate_mfcc(audio, sr: int = 16000, *, n_mfcc: int = 13, n_mels: int = 40,
 
     mel_x = np.arange(st.mel.shape[1])
     ax_m = fig.add_subplot(gs[2, 0])
-    bars_m = ax_m.bar(mel_x, np.zeros(mel_x.size), width=0.9, color="#9467bd")
+    # one StepPatch per panel (not one Rectangle per band): far fewer artists to draw
+    edges = np.arange(mel_x.size + 1) - 0.5
+    bars_m = ax_m.stairs(np.zeros(mel_x.size), edges, fill=True, color="#9467bd")
     ax_m.set_ylim(0, float(st.mel.max()) * 1.05 or 1.0)
     ax_m.set_title("4. mel filter-bank energies", fontsize=9)
     ax_m.set_xlabel("mel band")
     ax_l = fig.add_subplot(gs[2, 1])
     lm_lo = float(st.log_mel.min())
-    bars_l = ax_l.bar(mel_x, np.zeros(mel_x.size), width=0.9, color="#2ca02c", bottom=lm_lo)
+    bars_l = ax_l.stairs(np.full(mel_x.size, lm_lo), edges, fill=True, color="#2ca02c",
+                         baseline=lm_lo)
     ax_l.set_ylim(lm_lo, float(st.log_mel.max()) + 3)
     ax_l.set_title("5. log (dB, 80 dB floor)", fontsize=9)
     ax_l.set_xlabel("mel band")
     ax_d = fig.add_subplot(gs[2, 2])
     k = np.arange(1, st.mfcc.shape[1])
     lim = float(np.abs(st.mfcc[:, 1:]).max()) * 1.05 if st.mfcc.shape[1] > 1 else 1.0
-    bars_d = ax_d.bar(k, np.zeros(k.size), width=0.8, color="#17becf")
+    bars_d = ax_d.stairs(np.zeros(k.size), np.arange(k.size + 1) + 0.5, fill=True,
+                         color="#17becf", baseline=0.0)
     ax_d.set_ylim(-lim, lim)
     ax_d.axhline(0, color="#555555", lw=0.6)
     ax_d.set_title("6. DCT -> MFCC (c1..)", fontsize=9)
@@ -622,7 +645,7 @@ def animate_mfcc(audio, sr: int = 16000, *, n_mfcc: int = 13, n_mels: int = 40,
     body = M[1:] if M.shape[0] > 1 else M
     vlim = float(np.percentile(np.abs(body), 99)) or 1.0
     hop_s = st.hop / sr
-    img = ax_c.imshow(np.ma.masked_all(body.shape), origin="lower", aspect="auto",
+    img = ax_c.imshow(np.ma.masked_array(np.zeros(body.shape), mask=True), origin="lower", aspect="auto",
                       cmap="coolwarm", vmin=-vlim, vmax=vlim, interpolation="nearest",
                       extent=(-0.5 * hop_s, (st.n_frames - 0.5) * hop_s,
                               0.5 if M.shape[0] > 1 else -0.5, M.shape[0] - 0.5))
@@ -641,20 +664,18 @@ def animate_mfcc(audio, sr: int = 16000, *, n_mfcc: int = 13, n_mels: int = 40,
         l_frame.set_ydata(st.frames[i])
         l_win.set_ydata(st.windowed[i])
         l_pow.set_ydata(np.maximum(pdb[i], top - 82))
-        for b, v in zip(bars_m, st.mel[i]):
-            b.set_height(v)
-        for b, v in zip(bars_l, st.log_mel[i]):
-            b.set_height(v - lm_lo)
-        for b, v in zip(bars_d, st.mfcc[i, 1:]):
-            b.set_height(v)
+        bars_m.set_data(st.mel[i])
+        bars_l.set_data(st.log_mel[i])
+        bars_d.set_data(st.mfcc[i, 1:])
         c0_txt.set_text(f"c0 = {st.mfcc[i, 0]:.1f}")
-        shown = np.ma.masked_all(body.shape)
-        shown[:, :i + 1] = body[:, :i + 1]
+        mask = np.zeros(body.shape, dtype=bool)
+        mask[:, i + 1:] = True
+        shown = np.ma.masked_array(body, mask=mask)
         img.set_data(shown)
         cursor.set_xdata([i * hop_s, i * hop_s])
         head.set_text(f"MFCC extraction: frame {i + 1} of {st.n_frames} "
                       f"(t = {i * hop_s:.2f} s, {st.win} samples windowed in n_fft = {st.n_fft})")
-        return []
+        return [span, l_frame, l_win, l_pow, bars_m, bars_l, bars_d, c0_txt, img, cursor, head]
 
     return _finish(fig, update, frames, fps, dpi)
 
