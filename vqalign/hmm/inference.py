@@ -100,15 +100,19 @@ def forward_backward(log_emit, topo: Topology, *, method: str = "scaled",
     out = _alloc_post(mode, T, S, E)
     status = K.UNDERFLOW
     if method == "scaled":
-        cols = np.unique(emit_ids).astype(np.int32)
+        cols, cidx = np.unique(emit_ids, return_inverse=True)
         with np.errstate(under="ignore"):
             A0, A1, A2 = np.exp(lA0), np.exp(lA1), np.exp(lA2)
             start = np.exp(topo.log_start)
             end = np.exp(topo.log_end)
-        alpha = np.empty((T, S) if mode else (2, S))
+        if mode == K.POST_STATES:
+            alpha = out                          # overwritten by the posteriors
+        else:
+            alpha = np.empty((T, S) if mode else (2, S))
         scale = np.empty((T, 2))
-        status = K.band_forward_backward_scaled(log_emit, emit_ids, cols, A0, A1, A2, start, end,
-                                                mode, alpha, scale, out, info)
+        status = K.band_forward_backward_scaled(
+            log_emit, cidx.astype(np.int32), cols.astype(np.int32), A0, A1, A2, start, end,
+            emit_ids, mode, alpha, scale, out, info)
         del alpha
         if status == K.UNDERFLOW:
             out = _alloc_post(mode, T, S, E)   # fall back to log space
