@@ -239,3 +239,20 @@ def test_threads_survive_fork(rng):
     child = q.get(timeout=120)
     p.join(timeout=30)
     np.testing.assert_array_equal(child, parent)
+
+
+@pytest.mark.filterwarnings("ignore:n_fft=512 is too large:UserWarning")
+@pytest.mark.parametrize("n", [400, 401, 511, 512, 513, 999, 16001])
+@pytest.mark.parametrize("center", [True, False])
+def test_mfcc_lengths_match_librosa(rng, n, center):
+    librosa = pytest.importorskip("librosa")
+    if not center and n < 512:
+        with pytest.raises(ParameterError, match="shorter than one analysis window"):
+            mfcc(_speechlike(rng, 1.1)[:n], center=False)
+        return
+    y = _speechlike(rng, 1.1)[8500:8500 + n]
+    ref = librosa.feature.mfcc(y=y, sr=16000, n_mfcc=13, n_fft=512, hop_length=160,
+                               win_length=400, n_mels=40, center=center, pad_mode="constant").T
+    ours = mfcc(y, center=center)
+    assert ours.shape == ref.shape
+    assert np.abs(ours - ref).max() <= 1e-3 * (ref.max() - ref.min())
