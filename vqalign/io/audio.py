@@ -21,13 +21,14 @@ def load_audio(path, sr=16000, *, mono=True):
         Target sample rate; the audio is resampled with soxr ("HQ" quality) when
         the file's rate differs. ``None`` keeps the file's own rate.
     mono : bool
-        Average the channels (default). With ``mono=False`` a multi-channel file
-        comes back as (n_channels, n_samples).
+        Average the channels (default). With ``mono=False`` the result is
+        (n_channels, n_samples), also for a one-channel file.
 
     Returns
     -------
     (y, sr) : (ndarray float32, int)
-        ``y`` is (n_samples,) when ``mono``; ``sr`` the rate of ``y``.
+        ``y`` is (n_samples,) when ``mono``; ``sr`` the rate of ``y`` (the file's
+        own rate when ``sr=None``).
 
     Raises
     ------
