@@ -77,7 +77,7 @@ def make_aligner(args):
         if not args.model.is_file():
             raise ParameterError(f"model file {args.model} does not exist")
         return Aligner.load(args.model)
-    kwargs = {"unit": args.unit}
+    kwargs = {"unit": args.unit, "oov": getattr(args, "oov", "g2p")}
     if getattr(args, "lexicon", None) is not None:
         kwargs["lexicon"] = str(args.lexicon)
     if getattr(args, "codebook", None) is not None:
@@ -107,6 +107,7 @@ def run(args) -> int:
         # OOV words were reported above; the aligner's own tokenization would repeat them
         from vqalign.align.lexicon import OOVWarning
         warnings.simplefilter("ignore", OOVWarning)
+        warnings.filterwarnings("ignore", message=".*letter-to-sound")
         alignment = aligner.align(y, text, sr=sr, audio_name=str(args.audio))
     add_quality_warnings(alignment)
     alignment.write(out, overwrite=args.overwrite)

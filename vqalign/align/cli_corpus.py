@@ -119,19 +119,21 @@ def run(args) -> int:
         aligner = None
         if loaded:
             with warnings.catch_warnings():
+                # OOV words were listed above; don't repeat them
                 warnings.simplefilter("ignore", OOVWarning)
+                warnings.filterwarnings("ignore", message=".*letter-to-sound")
                 try:
                     if resume:
                         aligner = Aligner.load(model_path)
                         print(f"resuming with the aligner saved in {model_path}", file=sys.stderr)
                     else:
-                        kwargs = {"unit": args.unit, "n_jobs": args.jobs}
+                        kwargs = {"unit": args.unit, "n_jobs": args.jobs, "oov": args.oov}
                         if args.lexicon is not None:
                             kwargs["lexicon"] = str(args.lexicon)
                         print(f"training on {len(loaded)} utterance(s) ...", file=sys.stderr)
                         aligner = Aligner(**kwargs).fit([(y, sr, t) for _, y, sr, t in loaded])
                         out_dir.mkdir(parents=True, exist_ok=True)
-                        aligner.save(model_path)
+                        aligner.save(model_path, overwrite=True)
                 except VQAlignError as exc:
                     for it, *_ in loaded:
                         failures.append(Failure(it.id, str(it.audio), "training", str(exc)))
@@ -144,6 +146,7 @@ def run(args) -> int:
                 chunk = work[start:start + batch]
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", OOVWarning)
+                    warnings.filterwarnings("ignore", message=".*letter-to-sound")
                     results = aligner.align_many([(y, sr, t) for _, y, sr, t in chunk],
                                                  n_jobs=args.jobs)
                 for (it, *_), res in zip(chunk, results):

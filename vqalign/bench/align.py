@@ -18,7 +18,6 @@ with x-real-time (seconds of audio per second of wall time) for both systems.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -45,8 +44,6 @@ def add_arguments(parser) -> None:
                         help="vqalign's alignment unit (default phones)")
     parser.add_argument("--jobs", type=int, default=2,
                         help="worker threads for vqalign (default 2; pocketsphinx uses 1)")
-    # TEMPORARY until vqalign.align.Aligner lands: evenly spaced words instead of vqalign
-    parser.add_argument("--standin", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--n-iter", type=int, default=None,
                         help="EM iterations for vqalign's Aligner (default: its own default)")
 
@@ -127,30 +124,6 @@ def _run_vqalign(data, *, unit: str, jobs: int, n_iter: int | None) -> tuple[lis
             hyps.append({"words": r.tier("words"),
                          "phones": r.tier(r.unit_tier) if r.unit_tier else []})
     return hyps, seconds, {"n_jobs": jobs, "unit": unit}
-
-
-def _run_standin(data) -> tuple[list, float, dict]:
-    """TEMPORARY: evenly spaced words and phones (no acoustics), to test the plumbing."""
-    import warnings
-
-    from vqalign.align.text import tokenize_transcript
-
-    t0 = time.perf_counter()
-    hyps = []
-    for d in data:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tr = tokenize_transcript(d["text"])
-        n = tr.n_units
-        edges = np.linspace(0.0, d["seconds"], n + 1)
-        words, phones, k = [], [], 0
-        for w, units in zip(tr.words, tr.units):
-            words.append((edges[k], edges[k + len(units)], w))
-            for u in units:
-                phones.append((edges[k], edges[k + 1], u))
-                k += 1
-        hyps.append({"words": words, "phones": phones})
-    return hyps, time.perf_counter() - t0, {"n_jobs": 1}
 
 
 def _run_pocketsphinx(data) -> tuple[list, float, dict]:
@@ -281,11 +254,8 @@ def run(args) -> int:
 
     systems = {}
     say(f"  running vqalign (corpus mode, unit={args.unit}, {args.jobs} thread(s)) ...")
-    if args.standin:
-        hyps, secs, info = _run_standin(data)
-    else:
-        hyps, secs, info = _run_vqalign(data, unit=args.unit, jobs=args.jobs, n_iter=args.n_iter)
-    systems["standin" if args.standin else "vqalign"] = (hyps, secs, info)
+    hyps, secs, info = _run_vqalign(data, unit=args.unit, jobs=args.jobs, n_iter=args.n_iter)
+    systems["vqalign"] = (hyps, secs, info)
     if not args.no_pocketsphinx:
         say("  running pocketsphinx (1 thread) ...")
         systems["pocketsphinx"] = _run_pocketsphinx(data)
