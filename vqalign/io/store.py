@@ -141,11 +141,14 @@ def list_sources(sources) -> list[tuple[str, str]]:
             rel = Path(p.name)
         uid = rel.with_suffix("").as_posix()
         if uid in seen:
-            if seen[uid] == str(p):
+            if seen[uid] == os.path.abspath(p):
                 continue            # the same file listed twice
             uid = rel.as_posix()    # a.wav and a.flac side by side: keep the extension
-        seen[uid] = str(p)
-        out.append((uid, str(p)))
+        ap = os.path.abspath(p)       # the index stays valid from any working directory
+        if uid in seen and seen[uid] == ap:
+            continue
+        seen[uid] = ap
+        out.append((uid, ap))
     return out
 
 
