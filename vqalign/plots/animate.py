@@ -484,7 +484,7 @@ def animate_em(em, *, audio=None, sr: int = 16000, history=None, reference=None,
 
     x0, y0 = stairs(edges[0])
     xf, yf = stairs(edges[-1])
-    ax_path.plot(x0, y0, "--", color="#999999", lw=1.0, label="step 0 (flat start)")
+    ax_path.plot(x0, y0, "--", color="#999999", lw=1.0, label="first EM step")
     ax_path.plot(xf, yf, color="#2ca02c", lw=1.0, alpha=0.5, label="final step")
     (cur,) = ax_path.plot([], [], color="#d62728", lw=2.0, label="this step")
     ax_path.set_xlim(0, duration)

@@ -424,7 +424,9 @@ def _state_axis(ax, labels, n_states: int, max_ticks: int = 40):
     if labels is None:
         ax.set_ylabel("HMM state")
         return
-    # one tick per run of equal labels (the states of one unit), at its middle
+    # one tick per run of states of one unit ("AH.0", "AH.1", "AH.2" -> "AH"), at its middle
+    labels = [lab.rsplit(".", 1)[0] if lab.rsplit(".", 1)[-1].isdigit() else lab
+              for lab in labels]
     change = np.flatnonzero(np.r_[True, np.array(labels[1:]) != np.array(labels[:-1])])
     ends = np.r_[change[1:], n_states]
     mids = (change + ends - 1) / 2.0
