@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -110,12 +111,17 @@ def _run_vqalign(data, *, unit: str, jobs: int, n_iter: int | None) -> tuple[lis
     # warm-up: a tiny corpus-mode run compiles (or loads) every numba kernel
     warm = min(range(len(data)), key=lambda i: data[i]["seconds"])
     wk = dict(kwargs, n_iter=2)
-    Aligner(**wk).fit(corpus[warm:warm + 1]).align_many(corpus[warm:warm + 1], n_jobs=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        Aligner(**wk).fit(corpus[warm:warm + 1]).align_many(corpus[warm:warm + 1], n_jobs=1)
 
-    t0 = time.perf_counter()
-    aligner = Aligner(**kwargs).fit(corpus)
-    results = aligner.align_many(corpus, n_jobs=jobs)
-    seconds = time.perf_counter() - t0
+    with warnings.catch_warnings():
+        # the OOV words are reported once below, not by every call
+        warnings.filterwarnings("ignore", message=".*letter-to-sound")
+        t0 = time.perf_counter()
+        aligner = Aligner(**kwargs).fit(corpus)
+        results = aligner.align_many(corpus, n_jobs=jobs)
+        seconds = time.perf_counter() - t0
     hyps = []
     for r in results:
         if isinstance(r, BaseException):
@@ -123,7 +129,7 @@ def _run_vqalign(data, *, unit: str, jobs: int, n_iter: int | None) -> tuple[lis
         else:
             hyps.append({"words": r.tier("words"),
                          "phones": r.tier(r.unit_tier) if r.unit_tier else []})
-    return hyps, seconds, {"n_jobs": jobs, "unit": unit}
+    return hyps, seconds, {"n_jobs": jobs, "unit": unit, "oov": list(getattr(aligner, "oov_", []))}
 
 
 def _run_pocketsphinx(data) -> tuple[list, float, dict]:
@@ -256,6 +262,9 @@ def run(args) -> int:
     say(f"  running vqalign (corpus mode, unit={args.unit}, {args.jobs} thread(s)) ...")
     hyps, secs, info = _run_vqalign(data, unit=args.unit, jobs=args.jobs, n_iter=args.n_iter)
     systems["vqalign"] = (hyps, secs, info)
+    if info["oov"]:
+        say(f"  {len(info['oov'])} word(s) not in CMUdict, pronounced by letter-to-sound rules "
+            f"(pocketsphinx gets the same guesses where its dictionary lacks them): {', '.join(info['oov'])}")
     if not args.no_pocketsphinx:
         say("  running pocketsphinx (1 thread) ...")
         systems["pocketsphinx"] = _run_pocketsphinx(data)
