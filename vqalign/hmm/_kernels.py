@@ -639,25 +639,98 @@ def tied_emissions_topn(idx, loglik, log_w, cols, out):
     return 0
 
 
-@njit(cache=True, nogil=True)
-def tied_accumulate_topn(idx, loglik, log_w, emit_post, counts):
-    """Add expected (E, K) mixture counts from emission-column posteriors.
+@njit(cache=True, nogil=True, parallel=True)
+def topn_from_block(ll, idx, val):
+    """Top-n columns of each row of ll (B, K), best first, into idx int32 / val (B, n)."""
+    B, K = ll.shape
+    n = idx.shape[1]
+    for t in prange(B):
+        bv = np.empty(n)
+        bi = np.empty(n, dtype=np.int32)
+        for j in range(n):
+            bv[j] = -np.inf
+            bi[j] = -1
+        for k in range(K):
+            v = np.float64(ll[t, k])
+            if v > bv[n - 1] or bi[n - 1] < 0:
+                j = n - 1
+                while j > 0 and (v > bv[j - 1] or bi[j - 1] < 0):
+                    bv[j] = bv[j - 1]
+                    bi[j] = bi[j - 1]
+                    j -= 1
+                bv[j] = v
+                bi[j] = k
+        for j in range(n):
+            idx[t, j] = bi[j]
+            val[t, j] = bv[j]
+    return 0
 
-    For each frame t and column e with posterior g = emit_post[t, e] > 0, the
-    responsibilities over the top-n Gaussians r_j ∝ w[e, k_j] N(x_t | k_j) are
-    added as g * r_j into counts[e, k_j]. counts float64 (E, K), accumulated.
+
+@njit(cache=True, nogil=True)
+def accumulate_gauss_stats(X, idx, resp, nk, fk, sk):
+    """nk[k] += r, fk[k] += r x, sk[k] += r x^2 over frames t and their n listed
+    components idx[t, j] with weights resp[t, j] (float64 accumulators)."""
+    T, D = X.shape
+    n = idx.shape[1]
+    for t in range(T):
+        for j in range(n):
+            r = resp[t, j]
+            if r <= 0.0:
+                continue
+            k = idx[t, j]
+            nk[k] += r
+            for d in range(D):
+                x = np.float64(X[t, d])
+                fk[k, d] += r * x
+                sk[k, d] += r * x * x
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def nearest_sq(X, C, labels, dist):
+    """Nearest row of C (K, D) for each row of X by squared distance (small K*D)."""
+    T, D = X.shape
+    K = C.shape[0]
+    for t in range(T):
+        best = np.inf
+        arg = 0
+        for k in range(K):
+            acc = 0.0
+            for d in range(D):
+                diff = np.float64(X[t, d]) - C[k, d]
+                acc += diff * diff
+            if acc < best:
+                best = acc
+                arg = k
+        labels[t] = arg
+        dist[t] = best
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def tied_accumulate_stats(idx, loglik, log_w, emit_post, X, counts, nk, fk, sk, gauss):
+    """Tied-mixture M-step statistics from emission-column posteriors.
+
+    For frame t, column e with posterior g = emit_post[t, e] > 0, the
+    responsibilities of the listed Gaussians r_j ∝ w[e, k_j] N(x_t | k_j) add
+    g * r_j to counts[e, k_j]; with ``gauss`` also to nk / fk / sk (occupancy,
+    first and second moments per Gaussian). Returns 0.
     """
     T, n = idx.shape
     E = emit_post.shape[1]
+    D = X.shape[1]
     r = np.empty(n)
+    occ = np.empty(n)
     for t in range(T):
+        for j in range(n):
+            occ[j] = 0.0
         for e in range(E):
             g = emit_post[t, e]
             if g <= 0.0:
                 continue
             m = -np.inf
             for j in range(n):
-                v = log_w[e, idx[t, j]] + loglik[t, j]
+                v = log_w[e, idx[t, j]] + np.float64(loglik[t, j])
                 r[j] = v
                 if v > m:
                     m = v
@@ -670,4 +743,16 @@ def tied_accumulate_topn(idx, loglik, log_w, emit_post, counts):
             f = g / tot
             for j in range(n):
                 counts[e, idx[t, j]] += f * r[j]
+                occ[j] += f * r[j]
+        if gauss:
+            for j in range(n):
+                o = occ[j]
+                if o <= 0.0:
+                    continue
+                k = idx[t, j]
+                nk[k] += o
+                for d in range(D):
+                    x = np.float64(X[t, d])
+                    fk[k, d] += o * x
+                    sk[k, d] += o * x * x
     return 0

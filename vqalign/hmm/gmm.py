@@ -1,0 +1,369 @@
+"""Diagonal-covariance Gaussian mixtures that stream over large frame matrices.
+
+Log-likelihoods are computed in row blocks (never an N x K matrix for large N):
+a BLAS expansion for large ``K * D`` and a fused numba loop for small models.
+With ``top_n`` the E-step keeps only each frame's ``n`` best Gaussians
+(the usual Gaussian selection of semi-continuous HMMs).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from vqalign._validation import (
+    check_features,
+    check_finite_block,
+    check_positive_int,
+    check_random_state,
+)
+from vqalign.exceptions import ConvergenceWarning, ParameterError
+from vqalign.hmm import _kernels as K
+from vqalign.hmm.monitor import ConvergenceMonitor
+
+__all__ = ["DiagGMM", "diag_gmm"]
+
+LOG_2PI = math.log(2.0 * math.pi)
+#: elements per (block, K) scratch matrix (~64 MB of float64)
+BLOCK_ELEMENTS = 1 << 23
+#: below this K * D the fused numba loop beats BLAS
+FUSED_MAX_KD = 2048
+
+
+def _as_frames(X, name="X"):
+    """An (N, D) float array, or the ``.X`` memmap of a feature store."""
+    if hasattr(X, "X") and not isinstance(X, np.ndarray):
+        X = X.X
+    return check_features(X, name=name, dtype=X.dtype if getattr(X, "dtype", None) in
+                          (np.float32, np.float64) else np.float32)
+
+
+def _blocks(N, K, block_size=None):
+    b = block_size or max(256, min(65536, BLOCK_ELEMENTS // max(K, 1)))
+    for i in range(0, N, b):
+        yield i, min(N, i + b)
+
+
+def _read_block(X, i, j, name="X"):
+    blk = np.ascontiguousarray(X[i:j])
+    if isinstance(X, np.memmap):
+        check_finite_block(blk, name=name, offset=i)
+    return blk
+
+
+class DiagGMM:
+    """Gaussian mixture with diagonal covariances, trained by EM.
+
+    Parameters
+    ----------
+    n_components : int
+        Number of Gaussians K.
+    var_floor : float
+        Variance floor as a fraction of the data's per-dimension variance
+        (HTK/Kaldi style); variances never fall below it.
+    n_iter : int
+        Maximum EM iterations.
+    tol : float
+        Stop when the mean log-likelihood per frame improves by less than this.
+    init_means : (K, D) array, optional
+        Initial means (e.g. an LBG codebook); otherwise K random distinct frames.
+        Initial variances and weights come from the hard assignment of every frame
+        to its nearest mean (per-cluster statistics).
+    random_state : int, Generator or None
+    top_n : int, optional
+        Keep only each frame's ``top_n`` most likely Gaussians in the E-step.
+    block_size : int, optional
+        Rows per block (default: about 8M / K).
+
+    Attributes
+    ----------
+    weights_ (K,), means_ (K, D), variances_ (K, D) float64, history_ (History),
+    n_iter_, converged_, var_floor_ (D,) absolute floor used.
+    """
+
+    def __init__(self, n_components, *, var_floor=1e-3, n_iter=20, tol=1e-4, init_means=None,
+                 random_state=None, top_n=None, block_size=None, verbose=False):
+        self.n_components = n_components
+        self.var_floor = var_floor
+        self.n_iter = n_iter
+        self.tol = tol
+        self.init_means = init_means
+        self.random_state = random_state
+        self.top_n = top_n
+        self.block_size = block_size
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ setup
+    def _check_params(self, D=None):
+        K_ = check_positive_int(self.n_components, "n_components")
+        if not (isinstance(self.var_floor, (int, float)) and 0 <= self.var_floor < 1):
+            raise ParameterError(f"var_floor={self.var_floor!r}; use a fraction of the global "
+                                 "variance in [0, 1), e.g. 1e-3")
+        check_positive_int(self.n_iter, "n_iter", minimum=0)
+        if self.top_n is not None:
+            n = check_positive_int(self.top_n, "top_n")
+            if n > K_:
+                raise ParameterError(f"top_n={n} exceeds n_components={K_}")
+        return K_
+
+    @classmethod
+    def from_codebook(cls, codebook, X, *, var_floor=1e-3, **kwargs) -> DiagGMM:
+        """A GMM whose means are ``codebook`` and whose variances and weights are the
+        per-cluster statistics of ``X`` assigned to its nearest code (one pass).
+
+        Returns an initialized model (``fit`` may refine it further with EM).
+        """
+        C = check_features(codebook, name="codebook", dtype=np.float64)
+        gmm = cls(C.shape[0], var_floor=var_floor, init_means=C, **kwargs)
+        X = _as_frames(X)
+        if X.shape[1] != C.shape[1]:
+            raise ParameterError(f"codebook has {C.shape[1]} dimensions but X has {X.shape[1]}; "
+                                 "use a codebook trained on the same features")
+        gmm._check_params()
+        gmm._init_from_means(X, C)
+        gmm.history_ = None
+        gmm.n_iter_ = 0
+        gmm.converged_ = False
+        return gmm
+
+    def _global_stats(self, X):
+        n = 0
+        s = np.zeros(X.shape[1])
+        ss = np.zeros(X.shape[1])
+        for i, j in _blocks(X.shape[0], 1, 1 << 18):
+            b = _read_block(X, i, j).astype(np.float64)
+            n += b.shape[0]
+            s += b.sum(0)
+            ss += (b * b).sum(0)
+        mean = s / n
+        var = np.maximum(ss / n - mean ** 2, 0.0)
+        return mean, var
+
+    def _init_from_means(self, X, C):
+        N, D = X.shape
+        Kc = C.shape[0]
+        _, gvar = self._global_stats(X)
+        self.var_floor_ = np.maximum(self.var_floor * gvar, 1e-10)
+        nk = np.zeros(Kc)
+        fk = np.zeros((Kc, D))
+        sk = np.zeros((Kc, D))
+        one = np.ones((1, 1))
+        for i, j in _blocks(N, Kc, self.block_size):
+            b = _read_block(X, i, j)
+            labels = self._nearest(b, C)
+            K.accumulate_gauss_stats(b, labels.reshape(-1, 1),
+                                     np.broadcast_to(one, (b.shape[0], 1)).copy(), nk, fk, sk)
+        self._m_step(nk, fk, sk, N, init=True, C=C, gvar=gvar)
+
+    def _nearest(self, b, C):
+        Kc, D = C.shape
+        if Kc * D <= FUSED_MAX_KD:
+            labels = np.empty(b.shape[0], dtype=np.int32)
+            dist = np.empty(b.shape[0])
+            K.nearest_sq(b, C, labels, dist)
+            return labels
+        d = (C * C).sum(1)[None, :] - 2.0 * (b.astype(np.float64) @ C.T)
+        return np.argmin(d, axis=1).astype(np.int32)
+
+    def _m_step(self, nk, fk, sk, N, *, init=False, C=None, gvar=None):
+        Kc = nk.shape[0]
+        used = nk > 1e-10
+        if init:
+            means = np.array(C, dtype=np.float64, copy=True)
+            variances = np.tile(gvar, (Kc, 1)).astype(np.float64)
+        else:
+            means = self.means_.copy()
+            variances = self.variances_.copy()
+        safe = np.where(used, nk, 1.0)[:, None]
+        if not init:
+            means[used] = (fk / safe)[used]
+        mu = means
+        var = sk / safe - 2.0 * mu * fk / safe + mu * mu
+        variances[used] = var[used]
+        variances = np.maximum(variances, self.var_floor_[None, :])
+        w = nk / max(N, 1)
+        w = np.maximum(w, 1e-10)
+        self.weights_ = w / w.sum()
+        self.means_ = means
+        self.variances_ = variances
+        self._cache()
+
+    def _cache(self):
+        self._inv_var = 1.0 / self.variances_
+        self._log_const = -0.5 * (self.means_.shape[1] * LOG_2PI
+                                  + np.log(self.variances_).sum(1))
+        self._mu_iv = self.means_ * self._inv_var
+        self._mu2_iv = (self.means_ * self._mu_iv).sum(1)
+
+    def _check_fitted(self):
+        if not hasattr(self, "means_"):
+            raise ParameterError("this DiagGMM is not fitted yet; call fit(X) or "
+                                 "DiagGMM.from_codebook(codebook, X) first")
+
+    # ------------------------------------------------------------- likelihoods
+    def _component_block(self, b):
+        """(B, K) float64 log N(x | k) (no weights) for one block of rows."""
+        Kc, D = self.means_.shape
+        out = np.empty((b.shape[0], Kc))
+        if Kc * D <= FUSED_MAX_KD:
+            K.diag_gauss_loglik(b, self.means_, self._inv_var, self._log_const, out)
+        else:
+            b64 = b.astype(np.float64)
+            np.dot(b64 * b64, self._inv_var.T, out=out)
+            out -= 2.0 * (b64 @ self._mu_iv.T)
+            out += self._mu2_iv[None, :]
+            out *= -0.5
+            out += self._log_const[None, :]
+        return out
+
+    def log_component_likelihoods(self, X, *, weighted=False) -> np.ndarray:
+        """(T, K) float64 ``log N(x_t | k)`` (plus ``log w_k`` if ``weighted``), in blocks.
+
+        This materializes T x K: use :meth:`top_n_components` for long inputs.
+        """
+        self._check_fitted()
+        X = _as_frames(X)
+        self._check_dim(X)
+        out = np.empty((X.shape[0], self.n_components))
+        for i, j in _blocks(X.shape[0], self.n_components, self.block_size):
+            out[i:j] = self._component_block(_read_block(X, i, j))
+        if weighted:
+            out += np.log(self.weights_)[None, :]
+        return out
+
+    def _check_dim(self, X):
+        if X.shape[1] != self.means_.shape[1]:
+            raise ParameterError(f"X has {X.shape[1]} features per frame but the GMM was trained "
+                                 f"on {self.means_.shape[1]}; use the same feature settings")
+
+    def top_n_components(self, X, n=None):
+        """Each frame's ``n`` most likely Gaussians (by ``log N(x | k)``, unweighted).
+
+        Returns ``(idx int32 (T, n), loglik float32 (T, n))`` best first, computed
+        block by block (fused numba loop for small models, BLAS + selection else);
+        no (T, K) array is built.
+        """
+        self._check_fitted()
+        n = check_positive_int(self.top_n if n is None else n, "n")
+        Kc, D = self.means_.shape
+        if n > Kc:
+            raise ParameterError(f"n={n} exceeds the {Kc} Gaussians of the model")
+        X = _as_frames(X)
+        self._check_dim(X)
+        T = X.shape[0]
+        idx = np.empty((T, n), dtype=np.int32)
+        val = np.empty((T, n), dtype=np.float32)
+        for i, j in _blocks(T, Kc, self.block_size):
+            b = _read_block(X, i, j)
+            if Kc * D <= FUSED_MAX_KD:
+                K.diag_gauss_topn(b, self.means_, self._inv_var, self._log_const,
+                                  idx[i:j], val[i:j])
+            else:
+                K.topn_from_block(self._component_block(b), idx[i:j], val[i:j])
+        return idx, val
+
+    def score_samples(self, X) -> np.ndarray:
+        """(T,) float64 ``log p(x_t)`` under the full mixture (blocks, no T x K kept)."""
+        self._check_fitted()
+        X = _as_frames(X)
+        self._check_dim(X)
+        out = np.empty(X.shape[0])
+        lw = np.log(self.weights_)[None, :]
+        for i, j in _blocks(X.shape[0], self.n_components, self.block_size):
+            ll = self._component_block(_read_block(X, i, j)) + lw
+            m = ll.max(axis=1)
+            out[i:j] = m + np.log(np.exp(ll - m[:, None]).sum(1))
+        return out
+
+    def score(self, X) -> float:
+        """Mean log-likelihood per frame."""
+        return float(self.score_samples(X).mean())
+
+    # -------------------------------------------------------------------- EM
+    def _e_step(self, X):
+        """One pass: (total log-likelihood, nk, fk, sk)."""
+        Kc, D = self.means_.shape
+        nk = np.zeros(Kc)
+        fk = np.zeros((Kc, D))
+        sk = np.zeros((Kc, D))
+        total = 0.0
+        lw = np.log(self.weights_)
+        for i, j in _blocks(X.shape[0], Kc, self.block_size):
+            b = _read_block(X, i, j)
+            if self.top_n is not None:
+                n = int(self.top_n)
+                idx = np.empty((b.shape[0], n), dtype=np.int32)
+                val = np.empty((b.shape[0], n), dtype=np.float32)
+                if Kc * D <= FUSED_MAX_KD:
+                    K.diag_gauss_topn(b, self.means_, self._inv_var, self._log_const, idx, val)
+                else:
+                    K.topn_from_block(self._component_block(b), idx, val)
+                ll = val.astype(np.float64) + lw[idx]
+                m = ll.max(axis=1, keepdims=True)
+                r = np.exp(ll - m)
+                s = r.sum(1, keepdims=True)
+                total += float((m[:, 0] + np.log(s[:, 0])).sum())
+                r /= s
+                K.accumulate_gauss_stats(b, idx, r, nk, fk, sk)
+            else:
+                ll = self._component_block(b) + lw[None, :]
+                m = ll.max(axis=1, keepdims=True)
+                r = np.exp(ll - m)
+                s = r.sum(1, keepdims=True)
+                total += float((m[:, 0] + np.log(s[:, 0])).sum())
+                r /= s
+                b64 = b.astype(np.float64)
+                nk += r.sum(0)
+                fk += r.T @ b64
+                sk += r.T @ (b64 * b64)
+        return total, nk, fk, sk
+
+    def fit(self, X) -> DiagGMM:
+        """EM on ``X`` ((N, D) array, memmap, or a feature store with ``.X``)."""
+        Kc = self._check_params()
+        X = _as_frames(X)
+        N, D = X.shape
+        if N < Kc:
+            raise ParameterError(f"X has {N} frames but n_components={Kc}; use fewer Gaussians "
+                                 "or more data")
+        if self.init_means is not None:
+            C = check_features(self.init_means, name="init_means", dtype=np.float64)
+            if C.shape != (Kc, D):
+                raise ParameterError(f"init_means has shape {C.shape}, expected ({Kc}, {D})")
+        else:
+            rng = check_random_state(self.random_state)
+            rows = np.sort(rng.choice(N, size=Kc, replace=False))
+            C = np.asarray(X[rows], dtype=np.float64)
+            # break exact duplicates so every Gaussian starts somewhere distinct
+            C += 1e-6 * rng.standard_normal(C.shape) * (np.abs(C).mean() + 1e-12)
+        self._init_from_means(X, C)
+        monitor = ConvergenceMonitor(tol=self.tol, n_iter=self.n_iter, verbose=self.verbose,
+                                     name="DiagGMM")
+        for _ in range(int(self.n_iter)):
+            total, nk, fk, sk = self._e_step(X)
+            monitor.report(total, N, n_codes=Kc, samples_seen=N * (monitor.iter + 1),
+                           counts=nk)
+            if monitor.reached_tol:
+                break
+            self._m_step(nk, fk, sk, N)
+        self.history_ = monitor.history
+        self.n_iter_ = monitor.iter
+        self.converged_ = monitor.reached_tol
+        if not self.converged_ and self.n_iter > 0:
+            warnings.warn(f"DiagGMM did not converge in {self.n_iter} iterations (tol={self.tol}); "
+                          "increase n_iter", ConvergenceWarning, stacklevel=2)
+        self.fit_seconds_ = monitor.elapsed
+        return self
+
+    def __repr__(self):
+        return (f"DiagGMM(n_components={self.n_components}, var_floor={self.var_floor}, "
+                f"top_n={self.top_n})")
+
+
+def diag_gmm(X, n_components, **kwargs):
+    """Fit a :class:`DiagGMM` and return ``(weights, means, variances)``."""
+    g = DiagGMM(n_components, **kwargs).fit(X)
+    return g.weights_, g.means_, g.variances_
+
