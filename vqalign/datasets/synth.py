@@ -263,7 +263,7 @@ def text_to_phones(text) -> tuple[list[str], list[list[str]], list[list[int]]]:
 
 
 # --------------------------------------------------------------------------- utterance
-@dataclass
+@dataclass(eq=False)
 class Utterance:
     """Synthesized speech with exact tiers.
 
@@ -315,6 +315,34 @@ def _smooth(x: np.ndarray, width: int) -> np.ndarray:
                           np.repeat(x[..., -1:], h, axis=-1)], axis=-1)
     c = np.cumsum(pad, axis=-1)
     return (c[..., width:] - c[..., :-width]) / width
+
+
+def _ramped_tracks(values: np.ndarray, seg_n: np.ndarray, half: float) -> np.ndarray:
+    """Per-sample tracks of piecewise-constant segment values with linear ramps.
+
+    values: (n_seg, n_tracks); seg_n: samples per segment. At each boundary
+    sample B the value ramps linearly over samples B-h .. B+h-1, with
+    h = min(half, a quarter of the shorter neighbouring segment) (no ramp when
+    that is 0): the ramp's midpoint lies half-way between B-1 and B, so B is the
+    first sample past it. Returns (n_tracks, n).
+    """
+    out = np.repeat(values.T, seg_n, axis=1)
+    if seg_n.size < 2:
+        return out
+    bounds = np.cumsum(seg_n)[:-1]
+    hk = np.floor(np.minimum(half, 0.25 * np.minimum(seg_n[:-1], seg_n[1:]))).astype(np.int64)
+    cnt = 2 * hk
+    total = int(cnt.sum())
+    if total == 0:
+        return out
+    kk = np.repeat(np.arange(bounds.size), cnt)
+    first = np.cumsum(cnt) - cnt
+    j = np.arange(total) - first[kk] - hk[kk]                 # -h .. h-1
+    w = (j + 0.5 + hk[kk]) / cnt[kk]
+    prev = values[:-1].T[:, kk]
+    nxt = values[1:].T[:, kk]
+    out[:, bounds[kk] + j] = prev + (nxt - prev) * w
+    return out
 
 
 # per-segment parameter columns
@@ -486,9 +514,8 @@ def synthesize(text, *, voice=None, rate=1.0, seed=0, sr=16000, pause_prob=0.25)
 
     # ---- per-sample amplitude and frication tracks: +-1.5 ms ramps centred on boundaries
     scale = v.formant_scale
-    w_amp = 2 * int(0.0015 * sr) + 1
     amp_cols = [_C["av"], _C["ah"], _C["af"], _C["bp"], _C["fc"], _C["fb"]]
-    av, ah, af, bp, fc, fb = _smooth(rows[:, amp_cols].T[:, idx], w_amp)
+    av, ah, af, bp, fc, fb = _ramped_tracks(rows[:, amp_cols], seg_n, 0.0015 * sr)
     fc = fc * np.sqrt(scale)
 
     # ---- formant tracks at control points every `hop` samples, smoothed over +-12 ms
@@ -519,31 +546,23 @@ def synthesize(text, *, voice=None, rate=1.0, seed=0, sr=16000, pause_prob=0.25)
     jit_ctrl = rng.normal(0.0, v.jitter, int(dur * 400) + 4)    # 2.5 ms control points
     jitter = np.interp(tc_, np.arange(jit_ctrl.size) * 0.0025, jit_ctrl)
     f0c = v.f0 * decl * (1.0 + v.f0_range * acc) * (1.0 + drift + jitter)
-    f0 = np.interp(np.arange(n), ci, f0c)
-    phase = np.cumsum(f0 / sr) + rng.random()
-    ph = phase - np.floor(phase)
-    to, tcl = v.open_frac, v.close_frac
-    dg = np.where(ph < to, 0.5 * np.pi / to * np.sin(np.pi * ph / to), 0.0)
-    closing = (ph >= to) & (ph < to + tcl)
-    dg = np.where(closing, -0.5 * np.pi / tcl * np.sin(0.5 * np.pi * (ph - to) / tcl), dg)
-    dg *= 0.1
-
-    noise = rng.standard_normal((2, n))
-    src = av * (dg + v.breathiness * noise[0] * (ph < to + tcl)) + 0.06 * ah * noise[0]
-    hp = np.diff(noise[1], prepend=0.0)
-    fric_src = af * hp
+    phase0 = float(rng.random())
+    seed_a, seed_f, seed_floor = (int(x) for x in rng.integers(1, 2**62, size=3))
 
     from vqalign.datasets import _kernels
 
     out = np.empty(n)
-    status = _kernels.render_tract(src, fric_src, freqs, bws, hop, fc, fb, float(sr), out)
+    status = _kernels.render(f0c, hop, phase0, v.open_frac, v.close_frac, v.breathiness,
+                             av, ah, af, bp, seed_a, seed_f, freqs, bws, fc, fb,
+                             float(sr), out)
     if status != 0:  # pragma: no cover - shapes are built above
         raise RuntimeError(f"synthesizer kernel failed with status {status}")
-    out += bp * hp
 
     peak = np.max(np.abs(out))
     out *= 0.5 / peak
-    out += rng.normal(0.0, 0.5 * 10 ** (-58 / 20), n)            # noise floor, -58 dB re peak
+    floor = np.empty(n)
+    _kernels.white_noise(seed_floor, floor)
+    out += (0.5 * 10 ** (-58 / 20)) * floor                      # noise floor, -58 dB re peak
     audio = out.astype(np.float32)
 
     # ---- tiers (exact sample boundaries)
