@@ -358,3 +358,40 @@ def test_cli_animate_mfcc_builtin(tmp_path, monkeypatch):
                  "0.5"]) == 0
     assert len(frames_of(tmp_path / "m.gif")) == 3
     assert _cli(["animate", "mfcc", "--out", "m.webm"]) == 2
+
+
+def test_demo_figures(utt, blobs, tmp_path):
+    from types import SimpleNamespace
+
+    from vqalign.plots import demo_figures
+
+    snaps, h = lloyd_snapshots(blobs, levels=3, iters=2)
+    vq = SimpleNamespace(snapshots_=snaps, history_=h, codebook_=snaps[-1][2])
+    diag, _ = _fake_em(utt.duration, n_steps=4)
+    alignment = {"tiers": {"words": [w for w in utt.words if w[2]],
+                           "phones": [p for p in utt.phones if p[2] != "sil"]},
+                 "diagnostics": diag}
+    paths = demo_figures(tmp_path / "demo", audio=utt.audio, sr=utt.sr, alignment=alignment,
+                         vq=vq, X=blobs, max_frames=4)
+    assert [p.name for p in paths] == ["alignment.png", "lbg.gif", "em.gif"]
+    assert_content(frames_of(paths[0])[0])
+    assert len(frames_of(paths[1])) == 4 and len(frames_of(paths[2])) == 4
+    with pytest.raises(ParameterError, match="alignment.png exists"):
+        demo_figures(tmp_path / "demo", audio=utt.audio, sr=utt.sr, alignment=alignment)
+    assert demo_figures(tmp_path / "demo", audio=utt.audio, sr=utt.sr, alignment=alignment,
+                        overwrite=True, max_frames=2)[-1].name == "em.gif"
+
+
+def test_cli_builtin_em_and_alignment(tmp_path, monkeypatch, capsys):
+    """The MUST-SHOW verbs on built-in data: the EM path moves; the PNG has both tiers."""
+    pytest.importorskip("vqalign.align.aligner")
+    monkeypatch.chdir(tmp_path)
+    assert _cli(["animate", "em", "--out", "em.gif", "--max-frames", "4"]) == 0
+    frames = frames_of(tmp_path / "em.gif")
+    assert len(frames) >= 2
+    # the lower panel (path staircase) differs between the first and the last EM step
+    h = frames[0].shape[0]
+    assert np.abs(frames[0][h // 2:] - frames[-1][h // 2:]).mean() > 0.2
+    assert _cli(["plot", "alignment", "--out", "a.png", "--dpi", "60"]) == 0
+    assert_content(frames_of(tmp_path / "a.png")[0])
+    assert "wrote a.png" in capsys.readouterr().out

@@ -252,21 +252,9 @@ def _run_observations(args):
         utt = _data.demo_utterance(seed=args.seed)
         y, sr, text = utt.audio, utt.sr, utt.text
         _say(f"built-in data: synthesized '{text}' ({utt.duration:.2f} s)")
-    obs = Aligner().observations(y, text, sr=sr) if _accepts_sr() else \
-        Aligner().observations(y, text)
+    obs = Aligner().observations(y, text, sr=sr)
     img = plot_observations(obs, normalize=None if args.raw else "frame", title=args.title)
     return img.figure
-
-
-def _accepts_sr() -> bool:
-    import inspect
-
-    from vqalign.align import Aligner
-
-    try:
-        return "sr" in inspect.signature(Aligner.observations).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 RUNNERS = {"alignment": _run_alignment, "history": _run_history, "codebook": _run_codebook,
