@@ -85,6 +85,16 @@ def test_align_errors(tmp_path, corpus, capsys):
     assert "has no words" in capsys.readouterr().err
 
 
+def test_align_chars_unit(tmp_path, corpus, utts):
+    out = tmp_path / "c.TextGrid"
+    assert main(["align", str(corpus / "spk0" / "utt2.wav"), "We will see the sea!",
+                 "--unit", "chars", "--out", str(out)]) == 0
+    a = read_alignment(out)
+    assert set(a.tiers) == {"words", "chars"}
+    assert "".join(lab for _, _, lab in a.tier("chars")) == "wewillseethesea"
+    assert boundary_errors(a.tier("words"), utts[2].words)["n_words"] == 5
+
+
 def test_align_with_user_lexicon(tmp_path, corpus):
     lex = tmp_path / "lex.txt"
     lex.write_text("dorg D AO G\n", encoding="utf-8")
@@ -144,6 +154,13 @@ def test_align_corpus_failures_and_resume(tmp_path, corpus, utts, capsys):
     assert main(args + ["--overwrite"]) == 0
     assert "aligned 3, failed 2" in capsys.readouterr().out
     assert read_alignment(target).tier("words")[0][2] == "the"
+
+    # the saved corpus model aligns a single file
+    single = tmp_path / "single.ctm"
+    assert main(["align", str(corpus / "spk1" / "utt1.wav"), str(corpus / "spk1" / "utt1.txt"),
+                 "--model", str(out / "aligner.npz"), "--out", str(single)]) == 0
+    assert [ln.split()[4] for ln in single.read_text().splitlines()] == SENTENCES[1].split()
+    assert boundary_errors(read_alignment(single).tier("words"), utts[1].words)["mean_ms"] < 80
 
 
 def test_align_corpus_all_failed_exits_nonzero(tmp_path, corpus, capsys):
