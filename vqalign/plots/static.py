@@ -30,6 +30,7 @@ from vqalign.history import History
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
           "#e377c2")
 TIER_FILL = "#dfe8f3"
+SILENCE_LABELS = ("sil", "sp", "spn", "<sil>", "<eps>", "#")
 DEAD = "#d62728"
 
 
@@ -339,7 +340,8 @@ def plot_alignment(audio, sr: int, alignment, *, features: str | None = "spectro
     features : ``"spectrogram"`` (power in dB), ``"mfcc"`` or ``None``.
     tiers : tier names to draw, in order (default: words, then phones/chars, then others).
     reference : optional second alignment (e.g. the synthesizer's exact times);
-        its tiers are drawn below, prefixed ``ref ``, without confidence colours.
+        its tiers are drawn below, prefixed ``ref ``, without confidence colours and
+        with silence labels (``sil``, ``sp``, ...) left as gaps.
     confidence : colour boxes by segment confidence (red = low, green = high).
     boundaries : draw the last tier's boundaries over the spectrogram.
     ax : None, or one Axes per panel (waveform, features if any, each tier).
@@ -355,7 +357,9 @@ def plot_alignment(audio, sr: int, alignment, *, features: str | None = "spectro
     ref_rows = {}
     if reference is not None:
         r, _ = as_tiers(reference)
-        ref_rows = {f"ref {k}": r[k] for k in _order_tiers(r, None)}
+        # silences are gaps, as in vqalign's own alignments (the synthesizer labels them)
+        ref_rows = {f"ref {k}": [x for x in r[k] if x[2].lower() not in SILENCE_LABELS]
+                    for k in _order_tiers(r, None)}
     if features not in (None, "spectrogram", "mfcc"):
         raise ParameterError(f"features={features!r}; use 'spectrogram', 'mfcc' or None")
     panels = ["waveform"] + ([features] if features else []) + names + list(ref_rows)
