@@ -1,0 +1,110 @@
+"""Training data access: arrays, memmaps and feature stores, streamed in blocks."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from vqalign._validation import check_finite_block
+from vqalign.exceptions import ParameterError
+
+# rows per streamed block (13-D float32: 1M rows = 52 MB)
+BLOCK_BYTES = 64 * 2**20
+
+
+def as_training_data(X, *, name: str = "X"):
+    """``(array, settings)`` from an array, a memmap or a feature store.
+
+    A feature store is any object with an ``.X`` array attribute and a
+    ``.settings`` dict (vqalign.io.store.open_store). Arrays in memory are
+    checked for NaN/Inf here; memmaps are checked block by block as they are
+    read (see :func:`iter_blocks`). Returns the float32 array (a memmap is not
+    copied) and the settings dict (empty for plain arrays).
+    """
+    settings = {}
+    if not isinstance(X, np.ndarray) and hasattr(X, "X") and hasattr(X, "settings"):
+        settings = dict(X.settings or {})
+        X = X.X
+        name = f"{name} (feature store)"
+    if isinstance(X, (list, tuple)):
+        X = np.asarray(X)
+    if not isinstance(X, np.ndarray):
+        raise ParameterError(
+            f"{name} must be a 2-D float array (n_frames, n_features), a numpy memmap or a "
+            f"feature store (object with .X and .settings), got {type(X).__name__}"
+        )
+    if X.dtype.kind in "iub":
+        raise ParameterError(
+            f"{name} has integer/boolean dtype {X.dtype}; codebooks are learned on floating-"
+            f"point features: convert with X.astype(np.float32)"
+        )
+    if X.dtype.kind != "f":
+        raise ParameterError(f"{name} must hold floating-point features, got dtype {X.dtype}")
+    if X.ndim != 2:
+        hint = " (use X.reshape(-1, 1) for one feature)" if X.ndim == 1 else ""
+        raise ParameterError(f"{name} must be 2-D (n_frames, n_features), got shape {X.shape}{hint}")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ParameterError(f"{name} is empty (shape {X.shape}); there is nothing to quantize")
+    if isinstance(X, np.memmap):
+        if X.dtype != np.float32:
+            raise ParameterError(
+                f"{name} is a {X.dtype} memmap; codebooks stream float32 memmaps only "
+                "(rewrite it as float32, e.g. with vqalign.io.store.write_store)"
+            )
+        return X, settings
+    check_finite_block(X, name=name)
+    return np.ascontiguousarray(X, dtype=np.float32), settings
+
+
+def block_rows(n_features: int) -> int:
+    return max(1024, BLOCK_BYTES // (4 * max(1, n_features)))
+
+
+def iter_blocks(X, *, check: bool = False, name: str = "X"):
+    """Yield ``(start, block)`` contiguous float32 blocks; memmap blocks are checked on request."""
+    n = X.shape[0]
+    step = block_rows(X.shape[1])
+    for start in range(0, n, step):
+        block = X[start:start + step]
+        if isinstance(block, np.memmap):
+            block = np.asarray(block)
+            if check:
+                check_finite_block(block, name=name, offset=start)
+        if not block.flags.c_contiguous:
+            block = np.ascontiguousarray(block)
+        yield start, block
+
+
+def sample_rows(X, n: int, rng: np.random.Generator, *, name: str = "X") -> np.ndarray:
+    """``n`` distinct random rows in random order (all rows, shuffled, if n >= N).
+
+    Rows are read in sorted order (friendly to memmaps) then shuffled in memory,
+    so every prefix of the result is itself a uniform random sample.
+    """
+    N = X.shape[0]
+    if n >= N:
+        idx = np.arange(N)
+    else:
+        idx = np.sort(rng.choice(N, size=n, replace=False))
+    out = np.asarray(X[idx], dtype=np.float32)
+    if isinstance(X, np.memmap):
+        check_finite_block(out, name=name)
+    return out[rng.permutation(out.shape[0])]
+
+
+def check_k(K, N: int, *, name: str = "K") -> int:
+    if isinstance(K, bool) or not isinstance(K, numbers.Integral):
+        if isinstance(K, numbers.Real) and float(K).is_integer():
+            K = int(K)
+        else:
+            raise ParameterError(f"{name} (number of codes) must be an integer, got {K!r}")
+    K = int(K)
+    if K < 1:
+        raise ParameterError(f"{name}={K} codes requested; a codebook needs at least 1 code")
+    if K > N:
+        raise ParameterError(
+            f"{name}={K} codes requested but X has only {N} rows; a codebook cannot have more "
+            f"codes than training vectors: use {name} <= {N} or more data"
+        )
+    return K

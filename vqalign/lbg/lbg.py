@@ -1,0 +1,192 @@
+"""Linde-Buzo-Gray: grow a codebook from the global mean by splitting codes.
+
+Level 0 is the mean of the data. At each level every code is split in two by
+a small +/- perturbation (along a random direction scaled by its cluster's
+per-feature spread), then the codebook is refined by Lloyd (or minibatch
+Lloyd) before the next doubling. When K is not a power of two, the last level
+splits only the K - k codes with the highest distortion.
+
+Speed: the levels are refined on a random subsample of at most
+``max_points_per_code`` vectors per code of the current level (faiss's
+default of 256 per centroid), which makes every level but the last cheap;
+``final_passes`` full Lloyd passes over all of X then polish the codebook and
+repair any dead code (re-seeds after the last level are counted in the history).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vqalign._validation import (
+    check_positive_int,
+    check_probability,
+    check_random_state,
+)
+from vqalign.exceptions import ParameterError
+from vqalign.lbg import deadcodes
+from vqalign.lbg._data import as_training_data, check_k, sample_rows
+from vqalign.lbg._run import Run
+from vqalign.lbg.lloyd import lloyd_steps
+from vqalign.lbg.minibatch import default_window, minibatch_steps
+from vqalign.lbg.nearest import assign, prepare
+
+REFINERS = ("lloyd", "minibatch")
+
+
+def _principal_axes(sub, a, codes, shift):
+    """Principal axis (unit vector) and its standard deviation for each code's cluster.
+
+    The per-code covariance is accumulated with one weighted bincount per pair
+    of features (no (n, D, D) temporary), then the top eigenvector is found by
+    a batched eigendecomposition of the K small D x D matrices.
+    """
+    K, D = codes.shape
+    lab = a.labels[:sub.shape[0]]
+    cnt = np.maximum(a.counts, 1).astype(np.float64)
+    V = sub.astype(np.float64) - shift.astype(np.float64)
+    mean = np.empty((K, D))
+    for d in range(D):
+        mean[:, d] = np.bincount(lab, weights=V[:, d], minlength=K) / cnt
+    cov = np.empty((K, D, D))
+    for d1 in range(D):
+        for d2 in range(d1, D):
+            m = np.bincount(lab, weights=V[:, d1] * V[:, d2], minlength=K) / cnt
+            m -= mean[:, d1] * mean[:, d2]
+            cov[:, d1, d2] = m
+            cov[:, d2, d1] = m
+    if D <= 64:
+        w, vec = np.linalg.eigh(cov)
+        axis = vec[:, :, -1]
+        sd = np.sqrt(np.maximum(w[:, -1], 0.0))
+    else:  # pragma: no cover - large D uses power iteration instead of eigh
+        axis, sd = _power_axes(cov)
+    return axis, sd
+
+
+def _power_axes(cov, n_iter: int = 20):
+    K, D, _ = cov.shape
+    v = np.ones((K, D)) / np.sqrt(D)
+    for _ in range(n_iter):
+        v = np.einsum("kij,kj->ki", cov, v)
+        v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-30)
+    lam = np.einsum("ki,kij,kj->k", v, cov, v)
+    return v, np.sqrt(np.maximum(lam, 0.0))
+
+
+def _split_directions(sub, a, codes, shift, rng):
+    """Per-code split offsets (unscaled): principal axis x its std (random sign)."""
+    K, D = codes.shape
+    if D <= 256:
+        axis, sd = _principal_axes(sub, a, codes, shift)
+        return axis * sd[:, None]
+    # very wide vectors (embeddings): a random direction scaled by the cluster radius
+    g = rng.standard_normal((K, D))
+    g /= np.linalg.norm(g, axis=1, keepdims=True)
+    radius = np.sqrt(np.maximum(a.sse, 0.0) / np.maximum(a.counts, 1))
+    return g * radius[:, None]
+
+
+def split_codes(codes: np.ndarray, which: np.ndarray, offsets: np.ndarray, eps: float):
+    """Return codes with ``which`` moved to c + eps*offset (in place) and c - eps*offset appended."""
+    delta = eps * offsets[which]
+    old = codes[which].copy()
+    codes[which] = old + delta
+    return np.concatenate([codes, old - delta], axis=0)
+
+
+def fit_lbg(X, K: int, run: Run, *, rng, refine: str = "lloyd", n_iter: int = 10,
+            tol: float = 1e-3, max_points_per_code: int = 256, final_passes: int = 2,
+            split_eps: float = 0.5, dead_policy: str = "split", batch_size: int = 4096,
+            decay: float = 0.9, dead_threshold: float = 0.01, check: bool = True):
+    """LBG growth from the mean to K codes. Returns (codes float32, last assignment, levels)."""
+    N, D = X.shape
+    n_sub = min(N, max_points_per_code * K)
+    sub = sample_rows(X, n_sub, rng)
+    shift = sub.mean(axis=0, dtype=np.float64).astype(np.float32)
+    codes = shift[None, :].astype(np.float64)
+    level = 0
+    n0 = min(n_sub, max(max_points_per_code, 4096))
+    a = lloyd_steps(sub[:n0], codes, run, shift=shift, level=0, n_iter=1, tol=tol,
+                    dead_policy="none", rng=rng)
+    on_sub_all = n_sub == N
+    while codes.shape[0] < K:
+        k = codes.shape[0]
+        level += 1
+        k_new = min(2 * k, K)
+        n_l = min(n_sub, max(max_points_per_code * k_new, 4096))
+        prev_n = a.n
+        # the assignment a is over sub[:prev_n] with the current codes: spread and distortion
+        offsets = _split_directions(sub[:prev_n], a, codes, shift, rng)
+        if k_new - k == k:
+            which = np.arange(k)
+        else:
+            which = np.argsort(-a.sse, kind="stable")[:k_new - k]
+        codes = split_codes(codes, which, offsets, split_eps)
+        part = sub[:n_l]
+        if refine == "lloyd":
+            a = lloyd_steps(part, codes, run, shift=shift, level=level, n_iter=n_iter, tol=tol,
+                            dead_policy=dead_policy, rng=rng)
+        else:
+            bs = min(batch_size, n_l)
+            steps = max(10, int(np.ceil(n_iter * n_l / bs)))
+            minibatch_steps(part, codes, run, shift=shift, level=level, n_steps=steps,
+                            batch_size=bs, decay=decay, dead_policy=dead_policy,
+                            dead_window=default_window(k_new, bs),
+                            dead_threshold=dead_threshold, rng=rng)
+            if codes.shape[0] < K:
+                a = assign(part, prepare(codes, shift), accumulate=True)
+    # polish on all of X (or on the subsample when it is all of X)
+    passes = final_passes
+    if passes > 0:
+        a = lloyd_steps(X if not on_sub_all else sub, codes, run, shift=shift, level=level,
+                        n_iter=passes, tol=0.0, dead_policy=dead_policy, rng=rng,
+                        check_first=check and not on_sub_all)
+        # a code re-seeded in the very last pass gets one more pass to settle (at most 2)
+        extra = 0
+        while run.history["dead_reseeded"][-1] > 0 and extra < 2:
+            a = lloyd_steps(X if not on_sub_all else sub, codes, run, shift=shift, level=level,
+                            n_iter=1, tol=0.0, dead_policy=dead_policy, rng=rng)
+            extra += 1
+    return codes.astype(np.float32), a, level
+
+
+def check_refine(refine) -> str:
+    if refine not in REFINERS:
+        raise ParameterError(f"refine={refine!r} is not one of {', '.join(map(repr, REFINERS))}")
+    return refine
+
+
+def lbg(X, K, *, refine: str = "lloyd", n_iter: int = 10, tol: float = 1e-3,
+        max_points_per_code: int = 256, final_passes: int = 2, split_eps: float = 0.5,
+        dead_policy="split", batch_size: int = 4096, decay: float = 0.9, seed=None) -> np.ndarray:
+    """Linde-Buzo-Gray codebook of K codes (K need not be a power of two): (K, D) float32.
+
+    n_iter is the number of Lloyd iterations per level (early stop when the
+    MSE improves by less than ``tol``, relative); with refine="minibatch"
+    each level runs ``n_iter`` epochs of EMA minibatch updates instead.
+    """
+    X, _ = as_training_data(X)
+    K = check_k(K, X.shape[0])
+    rng = check_random_state(seed)
+    params = _check_params(refine=refine, n_iter=n_iter, max_points_per_code=max_points_per_code,
+                           final_passes=final_passes, split_eps=split_eps, batch_size=batch_size,
+                           decay=decay)
+    run = Run("lbg")
+    codes, _, _ = fit_lbg(X, K, run, rng=rng, tol=float(tol),
+                          dead_policy=deadcodes.check_policy(dead_policy), **params)
+    return codes
+
+
+def _check_params(*, refine, n_iter, max_points_per_code, final_passes, split_eps, batch_size,
+                  decay) -> dict:
+    if not (isinstance(split_eps, (int, float)) and 0 < split_eps < 10):
+        raise ParameterError(f"split_eps={split_eps!r} must be a small positive number (e.g. 0.5)")
+    return dict(
+        refine=check_refine(refine),
+        n_iter=check_positive_int(n_iter, "n_iter"),
+        max_points_per_code=check_positive_int(max_points_per_code, "max_points_per_code"),
+        final_passes=check_positive_int(final_passes, "final_passes", minimum=0),
+        split_eps=float(split_eps),
+        batch_size=check_positive_int(batch_size, "batch_size"),
+        decay=check_probability(decay, "decay", high_open=True),
+    )

@@ -1,0 +1,227 @@
+"""Nearest-code search without an N x K matrix: fused numba kernel or BLAS tiles.
+
+``assign`` is the one pass every algorithm uses: labels, squared distances and,
+on request, per-code sums / counts / distortion for the centroid update (so a
+Lloyd iteration reads X once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from vqalign.exceptions import ParameterError
+from vqalign.lbg import _kernels
+from vqalign.lbg._data import iter_blocks
+
+#: features at and above which the BLAS-tiled path is used
+BLAS_MIN_FEATURES = 64
+# float32 elements in one BLAS distance tile (rows x codes): 4 MB
+_TILE_ELEMS = 1 << 22
+
+
+@dataclass
+class Prepared:
+    """A codebook laid out for the kernels (shifted by ``shift``)."""
+
+    codebook: np.ndarray  # (K, D) float32, unshifted
+    shift: np.ndarray     # (D,) float32
+    shifted: np.ndarray   # (K, D) float32
+    CT: np.ndarray        # (Dp, K) float32, zero-padded transpose (fused path)
+    cnorm: np.ndarray     # (K,) float32
+
+    @property
+    def K(self) -> int:
+        return self.codebook.shape[0]
+
+    @property
+    def D(self) -> int:
+        return self.codebook.shape[1]
+
+
+def prepare(codebook: np.ndarray, shift: np.ndarray | None = None) -> Prepared:
+    C = np.ascontiguousarray(codebook, dtype=np.float32)
+    K, D = C.shape
+    if shift is None:
+        shift = C.mean(axis=0)
+    shift = np.ascontiguousarray(shift, dtype=np.float32)
+    S = C - shift
+    Dp = 4 * ((D + 3) // 4)
+    CT = np.zeros((Dp, K), dtype=np.float32)
+    if D < BLAS_MIN_FEATURES:
+        CT[:D] = S.T
+    cnorm = np.einsum("kd,kd->k", S, S, dtype=np.float64).astype(np.float32)
+    return Prepared(C, shift, S, CT, cnorm)
+
+
+@dataclass
+class Assignment:
+    labels: np.ndarray | None  # (N,) int32
+    mind: np.ndarray | None    # (N,) float32 squared distances
+    sums: np.ndarray | None    # (K, D) float64, sums of shifted rows
+    counts: np.ndarray         # (K,) int64
+    sse: np.ndarray            # (K,) float64 per-code distortion
+    total_sse: float
+    n: int
+
+    @property
+    def mse(self) -> float:
+        return self.total_sse / max(self.n, 1)
+
+
+def _assign_block(block, P: Prepared, labels, mind, acc, sums, counts, sse):
+    n = block.shape[0]
+    D = P.D
+    if D < BLAS_MIN_FEATURES:
+        if acc is None:
+            # one row range per thread; the statistics arrays are not touched
+            T = max(1, min(numba.get_num_threads(), n // 256))
+            tsums = np.zeros((T, 1, 1))
+            tcounts = np.zeros((T, 1), np.int64)
+            tsse = np.zeros((T, 1))
+            _kernels.assign_fused(block, P.shift, P.CT, P.cnorm, labels, mind,
+                                  tsums, tcounts, tsse, False)
+        else:
+            tsums, tcounts, tsse = acc
+            tsums[:] = 0
+            tcounts[:] = 0
+            tsse[:] = 0
+            _kernels.assign_fused(block, P.shift, P.CT, P.cnorm, labels, mind,
+                                  tsums, tcounts, tsse, True)
+            sums += tsums.sum(axis=0)
+            counts += tcounts.sum(axis=0)
+            sse += tsse.sum(axis=0)
+        return
+    # BLAS path: G = (x - shift) . (c - shift) tile by tile, running argmin
+    K = P.K
+    rows = max(64, min(n, _TILE_ELEMS // max(K, 1)))
+    kt = max(256, min(K, _TILE_ELEMS // rows))
+    best = np.empty(rows, np.float32)
+    bidx = np.empty(rows, np.int32)
+    G = np.empty((rows, kt), np.float32)
+    for r0 in range(0, n, rows):
+        r1 = min(n, r0 + rows)
+        xs = block[r0:r1] - P.shift
+        m = r1 - r0
+        best[:m] = np.inf
+        bidx[:m] = 0
+        for k0 in range(0, K, kt):
+            k1 = min(K, k0 + kt)
+            g = G[:m, :k1 - k0]
+            np.dot(xs, P.shifted[k0:k1].T, out=g)
+            _kernels.argmin_tile(g, P.cnorm, k0, best[:m], bidx[:m])
+        x2 = np.einsum("nd,nd->n", xs, xs)
+        labels[r0:r1] = bidx[:m]
+        np.maximum(x2 + best[:m], 0.0, out=mind[r0:r1])
+    if acc is not None:
+        _kernels.accumulate_sums(block, P.shift, labels, mind, sums, counts, sse)
+
+
+class Bounds:
+    """Per-row Hamerly bounds kept between Lloyd passes over the same rows.
+
+    Call :meth:`moved` with the new codes after each update (it records how
+    far every code moved) and :meth:`reset` when codes are added or replaced
+    wholesale.
+    """
+
+    def __init__(self, n: int):
+        self.labels = np.zeros(n, np.int32)
+        self.mind = np.zeros(n, np.float32)
+        self.upper = np.zeros(n, np.float32)
+        self.lower = np.zeros(n, np.float32)
+        self.drift = None
+        self.fresh = True
+        self.searched = 0
+
+    def reset(self):
+        self.fresh = True
+        self.drift = None
+
+    def moved(self, old: np.ndarray, new: np.ndarray):
+        if old.shape != new.shape:
+            self.reset()
+            return
+        self.drift = np.sqrt(((new - old) ** 2).sum(axis=1)).astype(np.float32) * 1.0001
+
+
+def assign(X, P: Prepared, *, accumulate: bool = False, keep: bool = True,
+           check: bool = False, name: str = "X", bounds: Bounds | None = None) -> Assignment:
+    """Nearest codes of every row of X (array or memmap), streamed in blocks.
+
+    keep=False drops the per-row labels/distances (only the per-code
+    statistics are returned) to bound memory on huge memmaps. With ``bounds``
+    (and fewer than BLAS_MIN_FEATURES features) rows whose code provably did
+    not change since the last pass skip the search (Hamerly's algorithm);
+    accumulate is implied.
+    """
+    if bounds is not None and P.D < BLAS_MIN_FEATURES:
+        return _assign_bounded(X, P, bounds, check=check, name=name)
+    N, D = X.shape
+    if D != P.D:
+        raise ParameterError(
+            f"{name} has {D} features per row but the codebook has {P.D}; "
+            "use features computed with the same settings as the codebook"
+        )
+    K = P.K
+    labels_all = np.empty(N, np.int32) if keep else None
+    mind_all = np.empty(N, np.float32) if keep else None
+    counts = np.zeros(K, np.int64)
+    sse = np.zeros(K, np.float64)
+    sums = np.zeros((K, D), np.float64) if accumulate else None
+    acc = None
+    if accumulate:
+        if D < BLAS_MIN_FEATURES:
+            T = numba.get_num_threads()
+            acc = (np.zeros((T, K, D)), np.zeros((T, K), np.int64), np.zeros((T, K)))
+        else:
+            acc = ()
+    total = 0.0
+    for start, block in iter_blocks(X, check=check, name=name):
+        n = block.shape[0]
+        if keep:
+            lab = labels_all[start:start + n]
+            md = mind_all[start:start + n]
+        else:
+            lab = np.empty(n, np.int32)
+            md = np.empty(n, np.float32)
+        if accumulate:
+            _assign_block(block, P, lab, md, acc, sums, counts, sse)
+        else:
+            _assign_block(block, P, lab, md, None, None, None, None)
+            counts += np.bincount(lab, minlength=K)
+        total += float(md.sum(dtype=np.float64))
+    if not accumulate:
+        sse = None
+    return Assignment(labels_all, mind_all, sums, counts, sse, total, N)
+
+
+def _assign_bounded(X, P: Prepared, b: Bounds, *, check: bool, name: str) -> Assignment:
+    N, D = X.shape
+    if D != P.D:
+        raise ParameterError(
+            f"{name} has {D} features per row but the codebook has {P.D}; "
+            "use features computed with the same settings as the codebook"
+        )
+    K = P.K
+    T = numba.get_num_threads()
+    tsums = np.zeros((T, K, D))
+    tcounts = np.zeros((T, K), np.int64)
+    tsse = np.zeros((T, K))
+    fresh = b.fresh or b.drift is None
+    drift = np.zeros(K, np.float32) if fresh else b.drift
+    searched = 0
+    for start, block in iter_blocks(X, check=check, name=name):
+        n = block.shape[0]
+        sl = slice(start, start + n)
+        searched += int(_kernels.assign_bounded(
+            block, P.shift, P.CT, P.shifted, P.cnorm, b.labels[sl], b.mind[sl], b.upper[sl],
+            b.lower[sl], drift, fresh, tsums, tcounts, tsse))
+    b.fresh = False
+    b.searched = searched
+    sums = tsums.sum(axis=0)
+    counts = tcounts.sum(axis=0)
+    sse = tsse.sum(axis=0)
+    return Assignment(b.labels, b.mind, sums, counts, sse, float(b.mind.sum(dtype=np.float64)), N)
