@@ -21,7 +21,7 @@ from vqalign.exceptions import ParameterError  # noqa: E402
 from vqalign.history import History, code_usage_stats  # noqa: E402
 from vqalign.plots import animate as A  # noqa: E402
 from vqalign.plots import static as S  # noqa: E402
-from vqalign.plots._stages import mel_filterbank, mfcc_stages  # noqa: E402
+from vqalign.plots._stages import mel_filterbank, mfcc_stages, power_db  # noqa: E402
 
 MIN_VARIANCE = 50.0  # grey-level variance of a frame with real content (blank = 0)
 
@@ -100,6 +100,9 @@ def test_mfcc_stages_match_librosa(rng):
                                librosa.filters.mel(sr=16000, n_fft=512, n_mels=40), atol=1e-7)
     p_ref = np.abs(librosa.stft(y, n_fft=512, hop_length=160, win_length=400)) ** 2
     np.testing.assert_allclose(st.power, p_ref.T, rtol=1e-4, atol=1e-6 * p_ref.max())
+    db, freqs = power_db(y, 16000, block=7)  # several blocks
+    np.testing.assert_allclose(db, librosa.power_to_db(p_ref, top_db=80.0).T, atol=1e-3)
+    np.testing.assert_allclose(freqs, librosa.fft_frequencies(sr=16000, n_fft=512))
 
 
 def test_mfcc_stages_match_vqalign_features(rng):

@@ -158,10 +158,31 @@ def mfcc_stages(y, sr: int = 16000, *, n_mfcc: int = 13, n_mels: int = 40,
 
 
 def power_db(y, sr: int, *, win_length: float = 0.025, hop_length: float = 0.010,
-             n_fft: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Power spectrogram in dB (n_frames, 1 + n_fft // 2) and its bin frequencies (Hz)."""
-    st = mfcc_stages(y, sr, win_length=win_length, hop_length=hop_length, n_fft=n_fft,
-                     n_mels=2, n_mfcc=1)
-    db = 10.0 * np.log10(np.maximum(st.power, AMIN))
-    db = np.maximum(db, db.max() - TOP_DB)
-    return db.astype(np.float32), np.linspace(0.0, sr / 2.0, st.power.shape[1])
+             n_fft: int | None = None, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """Power spectrogram in dB (n_frames, 1 + n_fft // 2) float32 and its bin frequencies (Hz).
+
+    Same framing and window as :func:`mfcc_stages`, computed over blocks of
+    ``block`` frames so long recordings never hold more than one block of frames.
+    """
+    sr = check_sample_rate(sr)
+    y = check_audio(y, sr, allow_silent=True)
+    win = int(round(float(win_length) * sr))
+    hop = int(round(float(hop_length) * sr))
+    if win < 2 or hop < 1:
+        raise ParameterError(f"win_length={win_length} s / hop_length={hop_length} s are too "
+                             f"short at {sr} Hz")
+    n_fft = default_n_fft(win) if n_fft is None else check_positive_int(n_fft, "n_fft", minimum=2)
+    pad = n_fft // 2
+    padded = np.pad(y, (pad, pad))
+    n_frames = 1 + (padded.size - n_fft) // hop
+    window = np.zeros(n_fft, dtype=np.float32)
+    left = (n_fft - win) // 2
+    window[left:left + win] = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(win) / win)
+    out = np.empty((n_frames, 1 + n_fft // 2), dtype=np.float32)
+    view = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]
+    for a in range(0, n_frames, block):
+        b = min(a + block, n_frames)
+        spec = np.fft.rfft(view[a:b] * window, axis=1)
+        out[a:b] = 10.0 * np.log10(np.maximum(spec.real ** 2 + spec.imag ** 2, AMIN))
+    np.maximum(out, out.max() - TOP_DB, out=out)
+    return out, np.linspace(0.0, sr / 2.0, out.shape[1])

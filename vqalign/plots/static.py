@@ -240,6 +240,18 @@ def _subsample(n: int, max_points: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
 
 
+MAX_IMAGE_COLUMNS = 6000  # frames drawn per image; longer inputs are max-pooled in time
+
+
+def _pool_frames(M: np.ndarray, max_cols: int) -> np.ndarray:
+    """Max-pool the rows (frames) of ``M`` so that at most ``max_cols`` remain."""
+    n = M.shape[0]
+    if n <= max_cols:
+        return M
+    edges = np.linspace(0, n, max_cols + 1).astype(np.int64)
+    return np.maximum.reduceat(M, edges[:-1], axis=0)
+
+
 # ----------------------------------------------------------------------------- waveform
 
 def plot_waveform(audio, sr: int = 16000, *, ax=None, color="#4c72b0", max_points: int = 4000,
@@ -348,7 +360,7 @@ def plot_alignment(audio, sr: int, alignment, *, features: str | None = "spectro
 
     Returns
     -------
-    dict ``{"waveform": artist, "spectrogram"|"mfcc": QuadMesh, <tier>: BarContainer}``.
+    dict ``{"waveform": artist, "spectrogram"|"mfcc": AxesImage, <tier>: BarContainer}``.
     """
     y = check_audio(audio, sr, allow_silent=True)
     sr = check_sample_rate(sr)
@@ -378,17 +390,26 @@ def plot_alignment(audio, sr: int, alignment, *, features: str | None = "spectro
             db, freqs = power_db(y, sr, hop_length=hop_s)
             fmax_v = sr / 2 if fmax is None else float(fmax)
             keep = freqs <= fmax_v
-            t_edges = (np.arange(db.shape[0] + 1) - 0.5) * hop_s
-            f_edges = np.concatenate([freqs[keep], [freqs[keep][-1] + freqs[1]]])
-            mesh = axs[i].pcolormesh(t_edges, f_edges / 1000.0, db[:, keep].T, cmap="magma",
-                                     shading="flat", rasterized=True)
+            img = _pool_frames(db[:, keep], MAX_IMAGE_COLUMNS)
+            mesh = axs[i].imshow(img.T, origin="lower", aspect="auto", cmap="magma",
+                                 interpolation="nearest",
+                                 extent=(-0.5 * hop_s, (db.shape[0] - 0.5) * hop_s,
+                                         0.0, freqs[keep][-1] / 1000.0))
             axs[i].set_ylabel("kHz")
         else:
-            st = mfcc_stages(y, sr, n_mfcc=n_mfcc, hop_length=hop_s)
-            t_edges = (np.arange(st.n_frames + 1) - 0.5) * hop_s
-            mfcc = st.mfcc.T
-            mesh = axs[i].pcolormesh(t_edges, np.arange(mfcc.shape[0] + 1) - 0.5, mfcc,
-                                     cmap="coolwarm", shading="flat", rasterized=True)
+            try:
+                from vqalign.features import mfcc as _mfcc
+            except ImportError:  # the features stage is optional for pictures
+                M = mfcc_stages(y, sr, n_mfcc=n_mfcc, hop_length=hop_s).mfcc
+            else:
+                M = _mfcc(y, sr, n_mfcc=n_mfcc, hop_length=hop_s)
+            img = _pool_frames(M, MAX_IMAGE_COLUMNS)
+            body = M[:, 1:] if M.shape[1] > 1 else M
+            lim = float(np.percentile(np.abs(body), 99)) or 1.0
+            mesh = axs[i].imshow(img.T, origin="lower", aspect="auto", cmap="coolwarm",
+                                 vmin=-lim, vmax=lim, interpolation="nearest",
+                                 extent=(-0.5 * hop_s, (M.shape[0] - 0.5) * hop_s,
+                                         -0.5, M.shape[1] - 0.5))
             axs[i].set_ylabel("MFCC")
         out[features] = mesh
         if boundaries and names:
