@@ -42,7 +42,11 @@ _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
 _MAGIC = 6755399441055744.0            # 1.5 * 2**52: adding it rounds to an integer
 _MAGIC_BITS = 0x4338000000000000
-_EXP_MIN = -708.0                      # below this the result is flushed to (almost) 0
+_EXP_MIN = -708.0                      # below this the result is flushed to 0
+#: scaled alpha, beta and posterior values below this are set to 0, keeping the recursions
+#: out of the slow denormal range; alpha sums to 1 per frame and sum(alpha * beta) = 1, so
+#: what is dropped is below 1e-150 of a posterior
+_TINY = 1e-150
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"})
@@ -170,7 +174,8 @@ def band_forward_backward_scaled(log_emit, cidx, cols, A0, A1, A2, start, end, e
             return UNDERFLOW
         inv = 1.0 / c
         for s in range(S):
-            cur[s] *= inv
+            v = cur[s] * inv
+            cur[s] = v if v > _TINY else 0.0     # no denormals: they are ~100x slower
         scale[t, 0] = m
         scale[t, 1] = c
         ll += math.log(c) + m
@@ -185,9 +190,12 @@ def band_forward_backward_scaled(log_emit, cidx, cols, A0, A1, A2, start, end, e
     info[0] = ll
     if not store:
         return OK
-    # backward pass: one row of beta; posteriors of frame t + 1 written at step t
+    # backward pass with one row of beta, rescaled so that sum_s alpha[t, s] beta[s] = 1:
+    # then alpha * beta is the posterior, and b[t+1, j] / c[t+1] = alpha[t+1, j] / pred[j]
+    # where pred is alpha[t] pushed through the transitions (no exp needed)
     beta = np.empty(S)
     pred = np.empty(S)
+    gb = np.empty(S)
     w = np.zeros(S + 2)
     for s in range(S):
         beta[s] = end[s]
@@ -201,31 +209,37 @@ def band_forward_backward_scaled(log_emit, cidx, cols, A0, A1, A2, start, end, e
             pred[s] = a[s] * A0[s] + a[s - 1] * A1[s - 1] + a[s - 2] * A2[s - 2]
         tot = 0.0
         for s in range(S):
-            g = a1[s] * beta[s]
-            tot += g
-            w[s] = g / pred[s] if pred[s] > 0.0 else 0.0
-        _write_posterior(a1, beta, tot, t + 1, emit_ids, mode, out)
+            tot += a1[s] * beta[s]
+        inv = 1.0 / tot if tot > 0.0 else 0.0
         for s in range(S):
-            beta[s] = A0[s] * w[s] + A1[s] * w[s + 1] + A2[s] * w[s + 2]
+            g = a1[s] * beta[s] * inv
+            gb[s] = g
+            w[s] = g / pred[s] if (g > _TINY and pred[s] > 0.0) else 0.0
+        _write_posterior(gb, t + 1, emit_ids, mode, out)
+        for s in range(S):
+            v = A0[s] * w[s] + A1[s] * w[s + 1] + A2[s] * w[s + 2]
+            beta[s] = v if v > _TINY else 0.0
     tot = 0.0
     for s in range(S):
         tot += alpha[0, s] * beta[s]
-    _write_posterior(alpha[0], beta, tot, 0, emit_ids, mode, out)
+    inv = 1.0 / tot if tot > 0.0 else 0.0
+    for s in range(S):
+        gb[s] = alpha[0, s] * beta[s] * inv
+    _write_posterior(gb, 0, emit_ids, mode, out)
     return OK
 
 
 @njit(cache=True, nogil=True)
-def _write_posterior(a, beta, tot, t, emit_ids, mode, out):
-    """Posterior of frame t from its alpha row ``a`` (may alias out[t]) and beta."""
-    S = beta.shape[0]
-    inv = 1.0 / tot if tot > 0.0 else 0.0
+def _write_posterior(g, t, emit_ids, mode, out):
+    """Store the posterior row g of frame t (states) or add it per emission column."""
+    S = g.shape[0]
     if mode == POST_STATES:
         row = out[t]
         for s in range(S):
-            row[s] = a[s] * beta[s] * inv
+            row[s] = g[s]
     else:
         for s in range(S):
-            out[t, emit_ids[s]] += a[s] * beta[s] * inv
+            out[t, emit_ids[s]] += g[s]
 
 
 # ---------------------------------------------------------------------------
