@@ -19,6 +19,8 @@ The retries are counted in ``n_retried_`` and their time is part of the timing.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from vqalign._validation import check_audio
@@ -58,6 +60,8 @@ class PocketsphinxAligner:
         self._decoders: dict[bool, object] = {}
         self.added_words_: dict[str, list[str]] = {}
         self.n_retried_ = 0
+        self.retried_seconds_ = 0.0   # wall time of retried utterances (both attempts)
+        self.retried_audio_s_ = 0.0
 
     def _get_decoder(self, wide: bool = False):
         if wide not in self._decoders:
@@ -123,13 +127,18 @@ class PocketsphinxAligner:
         if not words:
             raise ParameterError(f"transcript {transcript!r:.60} has no words to align")
         buf = _to_int16_16k(y, int(sr))
+        t0 = time.perf_counter()
         try:
             al, frate = self._two_passes(self.decoder, words, buf)
         except AlignmentError:
             if not self.retry:
                 raise
             self.n_retried_ += 1
-            al, frate = self._two_passes(self._get_decoder(True), words, buf)
+            try:
+                al, frate = self._two_passes(self._get_decoder(True), words, buf)
+            finally:
+                self.retried_seconds_ += time.perf_counter() - t0
+                self.retried_audio_s_ += y.size / sr
         out_words, out_phones = [], []
         for w in al:
             name = w.name
