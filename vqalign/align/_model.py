@@ -56,12 +56,17 @@ def resample(y: np.ndarray, sr: int) -> np.ndarray:
     return soxr.resample(y, sr, FEATURE_SR).astype(np.float32)
 
 
-def features(y: np.ndarray, hop_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """(T, 39) float32 CMVN'd MFCC+deltas and the (T,) raw c0 (loudness) of 16 kHz audio."""
+def features(y: np.ndarray, hop_s: float, delta_width: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 39) float32 CMVN'd MFCC+deltas and the (T,) raw c0 (loudness) of 16 kHz audio.
+
+    Deltas are regression slopes over +-``delta_width`` frames (1 at a 10 ms hop: wider
+    windows smear boundaries; per-utterance CMVN removes their scale, so 2 frames at a
+    5 ms hop give the same features as 1 frame at 10 ms).
+    """
     hop = int(round(hop_s * FEATURE_SR))
     c = _mfcc(y, hop)
-    d1 = _regression_delta(c)
-    d2 = _regression_delta(d1)
+    d1 = _regression_delta(c, delta_width)
+    d2 = _regression_delta(d1, delta_width)
     X = np.concatenate([c, d1, d2], axis=1)
     energy = c[:, 0].copy()
     mu = X.mean(axis=0)
@@ -72,26 +77,22 @@ def features(y: np.ndarray, hop_s: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------- codebook
-def kmeans(X: np.ndarray, k: int, rng: np.random.Generator, n_iter: int = 10,
+def kmeans(X: np.ndarray, k: int, rng: np.random.Generator, n_iter: int = 8,
            max_points: int = 16384) -> np.ndarray:
-    """Plain Lloyd k-means on a subsample (BLAS distances in blocks); (k, D) float32."""
-    try:
-        from vqalign.lbg import lbg as _lbg  # noqa: PLC0415
-    except ImportError:
-        _lbg = None
+    """Lloyd k-means on a subsample (BLAS distances), dead codes re-seeded; (k, D) float32.
+
+    A few lines kept here on purpose: the codebook only initialises the shared
+    Gaussians (EM then adapts the mixture weights), and it must cost well under a
+    second on a 12-minute corpus.
+    """
     if X.shape[0] > max_points:
         X = X[rng.choice(X.shape[0], max_points, replace=False)]
     k = min(k, X.shape[0])
-    if _lbg is not None:
-        try:
-            return np.asarray(_lbg(X, k), dtype=np.float32)
-        except Exception:  # noqa: BLE001 - fall back to the few lines below
-            pass
-    C = X[rng.choice(X.shape[0], k, replace=False)].astype(np.float32)
     Xd = np.asarray(X, dtype=np.float32)
+    C = Xd[rng.choice(Xd.shape[0], k, replace=False)].copy()
     x2 = (Xd * Xd).sum(1)
     for _ in range(n_iter):
-        d = x2[:, None] - 2.0 * Xd @ C.T + (C * C).sum(1)[None, :]
+        d = x2[:, None] - 2.0 * (Xd @ C.T) + (C * C).sum(1)[None, :]
         a = d.argmin(1)
         cnt = np.bincount(a, minlength=k).astype(np.float64)
         S = np.zeros(C.shape)
@@ -147,21 +148,29 @@ class Gaussians:
     def n_components(self) -> int:
         return self.means.shape[0]
 
-    def top_n(self, X, n, block=8192):
-        """(idx int32 (T, n), loglik float32 (T, n)) of the n most likely Gaussians per frame."""
-        inv = (1.0 / self.variances).astype(np.float32)
-        mi = (self.means * inv).astype(np.float32)
-        const = (-0.5 * ((self.means ** 2 * inv).sum(1) + np.log(self.variances).sum(1)
-                         + X.shape[1] * LOG2PI)).astype(np.float32)
-        T = X.shape[0]
+    def top_n(self, X, n, block=16384):
+        """(idx int32 (T, n), loglik float32 (T, n)) of the n most likely Gaussians per frame.
+
+        One BLAS product per row block: [x, x*x, 1] @ [mu/var, -1/(2 var), const]^T.
+        """
+        inv = 1.0 / self.variances.astype(np.float64)
+        const = -0.5 * ((self.means ** 2 * inv).sum(1) + np.log(self.variances).sum(1)
+                        + X.shape[1] * LOG2PI)
+        W = np.concatenate([self.means * inv, -0.5 * inv, const[:, None]], axis=1)
+        W = np.ascontiguousarray(W.T, dtype=np.float32)
+        T, D = X.shape
         n = min(n, self.n_components)
         idx = np.empty((T, n), np.int32)
         val = np.empty((T, n), np.float32)
+        xa = np.empty((min(block, T), 2 * D + 1), np.float32)
         for b0 in range(0, T, block):
             xb = X[b0:b0 + block]
-            ll = (xb @ mi.T) - 0.5 * ((xb * xb) @ inv.T) + const[None, :]
-            K.topn_from_block(np.ascontiguousarray(ll, dtype=np.float32), n, idx[b0:b0 + block],
-                              val[b0:b0 + block])
+            m = xb.shape[0]
+            xa[:m, :D] = xb
+            np.multiply(xb, xb, out=xa[:m, D:2 * D])
+            xa[:m, 2 * D] = 1.0
+            ll = xa[:m] @ W
+            K.topn_from_block(ll, n, idx[b0:b0 + block], val[b0:b0 + block])
         return idx, val
 
     def update(self, occ, sx, sxx, min_occ=3.0):
@@ -286,10 +295,15 @@ class TiedMixtureModel:
         return Graph(np.asarray(cols, np.int32), np.asarray(skip, bool),
                      np.asarray(unit, np.int32), np.asarray(offs, np.int64), units_all)
 
-    def transitions(self, g: Graph, open_end=False):
-        """log_trans (S, 3), log_start (S,), log_end (S,) of a batch of graphs."""
+    def transitions(self, g: Graph, open_end=False, frame_scale=1.0):
+        """log_trans (S, 3), log_start (S,), log_end (S,) of a batch of graphs.
+
+        ``frame_scale`` > 1 decodes at a hop ``frame_scale`` times finer than the model
+        was trained at: expected state durations (1 / (1 - p_self)) are scaled up.
+        """
         S = g.col.shape[0]
-        ps = np.clip(self.p_self[g.col], 0.0, 1 - 1e-6)
+        ps = 1.0 - (1.0 - self.p_self[g.col]) / frame_scale
+        ps = np.clip(ps, 0.0, 1 - 1e-6)
         nxt = 1.0 - ps
         nxt_skip = np.zeros(S, bool)
         nxt_skip[:-1] = g.skippable[1:]
@@ -474,12 +488,12 @@ def run_em(model: TiedMixtureModel, frames: Frames, g: Graph, comp, n_iter, *, h
     return history, paths, comp
 
 
-def viterbi(model, frames, g, comp=None, *, bl=None, lt=None, open_end=False):
+def viterbi(model, frames, g, comp=None, *, bl=None, lt=None, open_end=False, frame_scale=1.0):
     """(path int32 (N,) of local state indices, score (U,), status (U,), emissions)."""
     if bl is None:
         bl = model.emissions(comp)
     if lt is None:
-        lt = model.transitions(g, open_end=open_end)
+        lt = model.transitions(g, open_end=open_end, frame_scale=frame_scale)
     trans, start, end = linear_transitions(lt)
     U = len(frames.frame_off) - 1
     path = np.zeros(frames.X.shape[0], np.int32)
@@ -490,43 +504,55 @@ def viterbi(model, frames, g, comp=None, *, bl=None, lt=None, open_end=False):
     return path, score, status, bl
 
 
-def path_segments(path_u, g: Graph, u: int, hop_s: float, duration: float, le_u=None):
-    """Units and words of one utterance from its local state path.
+def path_segments(path_u, g: Graph, u: int, hop_s: float, duration: float, frame_conf=None):
+    """Units and words of one utterance from its local state path (vectorised).
 
-    Returns (units [(start_s, end_s, label, conf)], words [(start_s, end_s, word_index, conf)]).
-    A boundary between frames t-1 and t lies at (t - 0.5) * hop (frames are centred).
+    Returns (units [(start_s, end_s, label, conf)], words [(start_s, end_s, word_index,
+    conf)]); conf is the mean of ``frame_conf`` over the segment's frames (NaN without
+    it). A boundary between frames t-1 and t lies at (t - 0.5) * hop (frames are
+    centred); the first frame starts at 0 and the last ends at ``duration``.
     """
     s0 = g.state_off[u]
-    unit_of_state = g.unit[s0 + path_u]
+    uos = g.unit[s0 + path_u]
     T = path_u.shape[0]
-    change = np.flatnonzero(np.diff(unit_of_state)) + 1
+    if T == 0:
+        return [], []
+    change = np.flatnonzero(uos[1:] != uos[:-1]) + 1
     starts = np.concatenate([[0], change])
     ends = np.concatenate([change, [T]])
+    ids = uos[starts]
+    keep = ids >= 0
+    starts, ends, ids = starts[keep], ends[keep], ids[keep]
+    if starts.size == 0:
+        return [], []
 
     def to_s(f):
-        if f <= 0:
-            return 0.0
-        if f >= T:
-            return float(duration)
-        return float(min(max((f - 0.5) * hop_s, 0.0), duration))
+        t = np.clip((f - 0.5) * hop_s, 0.0, duration)
+        t[f <= 0] = 0.0
+        t[f >= T] = duration
+        return t
 
+    ts, te = to_s(starts), to_s(ends)
+    if frame_conf is not None:
+        csum = np.concatenate([[0.0], np.cumsum(frame_conf, dtype=np.float64)])
+        fsum = csum[ends] - csum[starts]
+        conf = fsum / (ends - starts)
+    else:
+        fsum = np.full(starts.size, np.nan)
+        conf = fsum
     units = g.units[u]
-    seg_units = []
-    for a, b in zip(starts, ends):
-        ui = unit_of_state[a]
-        if ui < 0:
-            continue
-        conf = float("nan")
-        seg_units.append((to_s(a), to_s(b), int(ui), conf, a, b))
-    out_units = [(s, e, units[ui][1], c) for s, e, ui, c, _, _ in seg_units]
-    words = {}
-    for s, e, ui, _c, _, _ in seg_units:
-        wi = units[ui][0]
-        if wi in words:
-            words[wi] = (words[wi][0], e)
-        else:
-            words[wi] = (s, e)
-    out_words = [(words[wi][0], words[wi][1], wi) for wi in sorted(words)]
+    labels = [units[i][1] for i in ids]
+    out_units = list(zip(ts.tolist(), te.tolist(), labels, conf.tolist()))
+    widx = np.array([units[i][0] for i in ids])
+    wchange = np.flatnonzero(widx[1:] != widx[:-1]) + 1
+    wa = np.concatenate([[0], wchange])
+    wb = np.concatenate([wchange, [widx.size]]) - 1
+    if frame_conf is not None:
+        nfr = np.add.reduceat(ends - starts, wa)
+        wconf = (np.add.reduceat(fsum, wa) / nfr).tolist()
+    else:
+        wconf = [float("nan")] * wa.size
+    out_words = list(zip(ts[wa].tolist(), te[wb].tolist(), widx[wa].tolist(), wconf))
     return out_units, out_words
 
 
