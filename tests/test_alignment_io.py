@@ -154,8 +154,10 @@ def test_read_alignment_errors(tmp_path):
 def test_quality_warnings():
     a = Alignment(
         tiers={"words": [Segment(0.1, 0.5, "hello", 0.9), Segment(2.0, 2.4, "there", 0.1)],
-               "phones": [Segment(0.1, 0.11, "HH"), Segment(0.11, 0.5, "AH"),
-                          Segment(2.0, 2.4, "DH")]},
+               "phones": [Segment(0.1, 0.11, "HH"), Segment(0.11, 0.2, "AH"),
+                          Segment(0.2, 0.3, "L"), Segment(0.3, 0.5, "OW"),
+                          Segment(2.0, 2.1, "DH"), Segment(2.1, 2.3, "EH"),
+                          Segment(2.3, 2.4, "R", 0.05)]},  # phones: no conf. warning
         duration=2.6)
     added = add_quality_warnings(a)
     assert len(added) == 3
@@ -170,3 +172,19 @@ def test_quality_warnings():
     assert add_quality_warnings(clean) == []
     with pytest.raises(ParameterError, match="min_segment_s"):
         add_quality_warnings(clean, min_segment_s=-1)
+
+
+def test_stretched_units_warned():
+    # 4 words spread over speech that held 10: units of ~250 ms, one of 450 ms
+    phones = [Segment(0.2 + 0.25 * k, 0.45 + 0.25 * k, "AH") for k in range(8)]
+    phones.append(Segment(2.2, 2.65, "IY"))
+    def make():
+        return Alignment(tiers={"words": [Segment(0.2, 1.2, "could"), Segment(1.2, 2.2, "you"),
+                                          Segment(2.2, 2.65, "me")], "phones": list(phones)},
+                         duration=2.7)
+
+    added = add_quality_warnings(make())
+    assert len(added) == 2
+    assert "phones: 'IY' at 2.200 s lasts 450 ms (> 400 ms)" in added[0]
+    assert "median phone lasts 250 ms (> 180 ms" in added[1]
+    assert add_quality_warnings(make(), max_unit_s=0.5, max_median_unit_s=0.3) == []

@@ -317,12 +317,16 @@ def read_alignment(path) -> Alignment:
 
 
 def add_quality_warnings(alignment: Alignment, *, min_segment_s: float = 0.02,
-                         low_confidence: float = 0.3, max_gap_s: float = 1.0) -> list[str]:
+                         low_confidence: float = 0.3, max_gap_s: float = 1.0,
+                         max_unit_s: float = 0.4, max_median_unit_s: float = 0.18) -> list[str]:
     """Add warnings about suspicious segments to ``alignment.diagnostics["warnings"]``.
 
     Flags segments shorter than ``min_segment_s`` (a unit squeezed into too few frames),
-    words whose confidence is below ``low_confidence``, and gaps (silences) in the words
-    tier longer than ``max_gap_s`` (speech missing from the transcript, or a long pause).
+    words whose confidence is below ``low_confidence``, gaps (silences) in the words
+    tier longer than ``max_gap_s`` (speech missing from the transcript, or a long pause),
+    and stretched units: a phone/character longer than ``max_unit_s``, or a median unit
+    longer than ``max_median_unit_s`` (in speech the median phone lasts 50-120 ms; a
+    transcript that lacks words gets its units stretched over the untranscribed speech).
 
     Returns
     -------
@@ -332,7 +336,8 @@ def add_quality_warnings(alignment: Alignment, *, min_segment_s: float = 0.02,
     if not isinstance(alignment, Alignment):
         raise ParameterError(f"add_quality_warnings takes an Alignment, got "
                              f"{type(alignment).__name__}")
-    for name, v in (("min_segment_s", min_segment_s), ("max_gap_s", max_gap_s)):
+    for name, v in (("min_segment_s", min_segment_s), ("max_gap_s", max_gap_s),
+                    ("max_unit_s", max_unit_s), ("max_median_unit_s", max_median_unit_s)):
         if not isinstance(v, numbers.Real) or not v >= 0:
             raise ParameterError(f"{name} must be a duration in seconds >= 0, got {v!r}")
     new: list[str] = []
@@ -344,6 +349,8 @@ def add_quality_warnings(alignment: Alignment, *, min_segment_s: float = 0.02,
         if len(short) > 10:
             new.append(f"{name}: {len(short) - 10} more segments shorter than "
                        f"{1000 * min_segment_s:.0f} ms")
+        if name != "words":
+            continue  # phone confidences are noisy (1 in 8 below 0.3 on clean devdata)
         low = [s for s in segs if not math.isnan(s.confidence) and s.confidence < low_confidence]
         for s in low[:10]:
             new.append(f"{name}: {s.label!r} at {s.start:.3f}-{s.end:.3f} s has low confidence "
@@ -351,6 +358,19 @@ def add_quality_warnings(alignment: Alignment, *, min_segment_s: float = 0.02,
         if len(low) > 10:
             new.append(f"{name}: {len(low) - 10} more segments with confidence < "
                        f"{low_confidence:g}")
+    unit = alignment.unit_tier
+    units = alignment.tiers.get(unit, []) if unit else []
+    if units:
+        long = [s for s in units if s.duration > max_unit_s]
+        for s in long[:10]:
+            new.append(f"{unit}: {s.label!r} at {s.start:.3f} s lasts {1000 * s.duration:.0f} ms "
+                       f"(> {1000 * max_unit_s:.0f} ms); speech there may be missing from the "
+                       "transcript")
+        med = float(np.median([s.duration for s in units]))
+        if med > max_median_unit_s:
+            new.append(f"{unit}: the median {unit[:-1]} lasts {1000 * med:.0f} ms (> "
+                       f"{1000 * max_median_unit_s:.0f} ms; speech is usually 50-120 ms); the "
+                       "transcript may lack words that were spoken, or belong to other audio")
     words = alignment.words
     if words:
         edges = [(0.0, words[0].start, "before the first word")]
