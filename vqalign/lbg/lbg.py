@@ -105,7 +105,7 @@ def fit_lbg(X, K: int, run: Run, *, rng, refine: str = "lloyd", n_iter: int = 10
     shift = sub.mean(axis=0, dtype=np.float64).astype(np.float32)
     codes = shift[None, :].astype(np.float64)
     level = 0
-    n0 = min(n_sub, max(max_points_per_code, 4096))
+    n0 = n_sub  # K = 1: the mean's error on the whole subsample is cheap
     a = lloyd_steps(sub[:n0], codes, run, shift=shift, level=0, n_iter=1, tol=tol,
                     dead_policy="none", rng=rng)
     on_sub_all = n_sub == N

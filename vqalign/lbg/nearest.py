@@ -100,7 +100,7 @@ def _assign_block(block, P: Prepared, labels, mind, acc, sums, counts, sse):
     kt = max(256, min(K, _TILE_ELEMS // rows))
     best = np.empty(rows, np.float32)
     bidx = np.empty(rows, np.int32)
-    G = np.empty((rows, kt), np.float32)
+    G = np.empty(rows * kt, np.float32)
     for r0 in range(0, n, rows):
         r1 = min(n, r0 + rows)
         xs = block[r0:r1] - P.shift
@@ -109,7 +109,7 @@ def _assign_block(block, P: Prepared, labels, mind, acc, sums, counts, sse):
         bidx[:m] = 0
         for k0 in range(0, K, kt):
             k1 = min(K, k0 + kt)
-            g = G[:m, :k1 - k0]
+            g = G[:m * (k1 - k0)].reshape(m, k1 - k0)
             np.dot(xs, P.shifted[k0:k1].T, out=g)
             _kernels.argmin_tile(g, P.cnorm, k0, best[:m], bidx[:m])
         x2 = np.einsum("nd,nd->n", xs, xs)
