@@ -574,15 +574,20 @@ def dense_viterbi(log_emit, lstart, ltrans, lend, path, info):
 # diagonal Gaussians and tied-mixture emissions
 # ---------------------------------------------------------------------------
 
-@njit(cache=True, nogil=True, parallel=True)
-def diag_gauss_loglik(X, means, inv_var, log_const, out):
-    """out[t, k] = log N(X[t] | means[k], diag(1/inv_var[k])) for a block of rows.
+# Each row-wise kernel has a serial core over rows [t0, t1) and a parallel driver
+# that runs the core on chunks in prange. The Python side calls the core directly
+# for small inputs: launching threads costs more than the work there (and much
+# more when the 2 cores are shared).
+
+@njit(cache=True, nogil=True)
+def diag_gauss_loglik_rows(X, means, inv_var, log_const, out, t0, t1):
+    """out[t, k] = log N(X[t] | means[k], diag(1/inv_var[k])) for rows t0..t1-1.
 
     log_const[k] = -0.5 * (D log 2pi + sum log var[k]). out: (T, K) float32/64.
     """
-    T, D = X.shape
+    D = X.shape[1]
     K = means.shape[0]
-    for t in prange(T):
+    for t in range(t0, t1):
         for k in range(K):
             acc = 0.0
             for d in range(D):
@@ -592,18 +597,18 @@ def diag_gauss_loglik(X, means, inv_var, log_const, out):
     return 0
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def diag_gauss_topn(X, means, inv_var, log_const, idx, loglik):
-    """Top-n Gaussians per frame without a (T, K) array.
+@njit(cache=True, nogil=True)
+def diag_gauss_topn_rows(X, means, inv_var, log_const, idx, loglik, t0, t1):
+    """Top-n Gaussians of rows t0..t1-1 without a (T, K) array.
 
-    idx: int32 (T, n) output (best first), loglik: float32 (T, n) output.
+    idx: int32 (T, n) output (best first), loglik: float32/64 (T, n) output.
     """
-    T, D = X.shape
+    D = X.shape[1]
     K = means.shape[0]
     n = idx.shape[1]
-    for t in prange(T):
-        bv = np.empty(n)
-        bi = np.empty(n, dtype=np.int32)
+    bv = np.empty(n)
+    bi = np.empty(n, dtype=np.int32)
+    for t in range(t0, t1):
         for j in range(n):
             bv[j] = -np.inf
             bi[j] = -1
@@ -627,40 +632,92 @@ def diag_gauss_topn(X, means, inv_var, log_const, idx, loglik):
     return 0
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def tied_emissions_topn(idx, loglik, log_w, cols, out):
-    """out[t, e] = logsumexp_j(log_w[e, idx[t, j]] + loglik[t, j]) for e in cols.
+@njit(cache=True, nogil=True)
+def tied_emissions_rows(idx, loglik, W, log_w, cols, out, t0, t1):
+    """out[t, e] = log sum_j w[e, idx[t, j]] exp(loglik[t, j]) for e in cols, rows t0..t1-1.
 
-    idx int32 (T, n), loglik (T, n), log_w float64 (E, K), cols int32 columns
-    to compute (others untouched), out (T, E) float32/64.
+    idx int32 (T, n), loglik (T, n), W = exp(log_w) float64 (E, K), cols int32
+    columns to compute (others untouched), out (T, E) float32/64. The n
+    exponentials are taken once per frame (shifted by the frame's best
+    log-likelihood), so each column costs n multiply-adds and one log; a column
+    whose sum underflows is recomputed exactly in log space.
     """
-    T, n = idx.shape
-    for t in prange(T):
+    n = idx.shape[1]
+    g = np.empty(n)
+    for t in range(t0, t1):
+        m = -np.inf
+        for j in range(n):
+            v = np.float64(loglik[t, j])
+            if v > m:
+                m = v
+        if m == -np.inf:
+            for jc in range(cols.shape[0]):
+                out[t, cols[jc]] = -np.inf
+            continue
+        for j in range(n):
+            g[j] = math.exp(np.float64(loglik[t, j]) - m)
         for jc in range(cols.shape[0]):
             e = cols[jc]
-            m = -np.inf
-            for j in range(n):
-                v = log_w[e, idx[t, j]] + loglik[t, j]
-                if v > m:
-                    m = v
-            if m == -np.inf:
-                out[t, e] = m
-                continue
             acc = 0.0
             for j in range(n):
-                acc += math.exp(log_w[e, idx[t, j]] + loglik[t, j] - m)
-            out[t, e] = m + math.log(acc)
+                acc += W[e, idx[t, j]] * g[j]
+            if acc > 1e-280:
+                out[t, e] = m + math.log(acc)
+            else:
+                mm = -np.inf
+                for j in range(n):
+                    v = log_w[e, idx[t, j]] + np.float64(loglik[t, j])
+                    if v > mm:
+                        mm = v
+                if mm == -np.inf:
+                    out[t, e] = -np.inf
+                else:
+                    a2 = 0.0
+                    for j in range(n):
+                        a2 += math.exp(log_w[e, idx[t, j]] + np.float64(loglik[t, j]) - mm)
+                    out[t, e] = mm + math.log(a2)
     return 0
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def topn_from_block(ll, idx, val):
-    """Top-n columns of each row of ll (B, K), best first, into idx int32 / val (B, n)."""
-    B, K = ll.shape
+def diag_gauss_loglik(X, means, inv_var, log_const, out):
+    """Parallel driver of :func:`diag_gauss_loglik_rows` over all rows."""
+    T = X.shape[0]
+    nch = (T + 255) // 256
+    for c in prange(nch):
+        diag_gauss_loglik_rows(X, means, inv_var, log_const, out, c * 256, min(T, c * 256 + 256))
+    return 0
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def diag_gauss_topn(X, means, inv_var, log_const, idx, loglik):
+    """Parallel driver of :func:`diag_gauss_topn_rows` over all rows."""
+    T = X.shape[0]
+    nch = (T + 255) // 256
+    for c in prange(nch):
+        diag_gauss_topn_rows(X, means, inv_var, log_const, idx, loglik, c * 256,
+                             min(T, c * 256 + 256))
+    return 0
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def tied_emissions_topn(idx, loglik, W, log_w, cols, out):
+    """Parallel driver of :func:`tied_emissions_rows` over all rows."""
+    T = idx.shape[0]
+    nch = (T + 255) // 256
+    for c in prange(nch):
+        tied_emissions_rows(idx, loglik, W, log_w, cols, out, c * 256, min(T, c * 256 + 256))
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def topn_from_block_rows(ll, idx, val, t0, t1):
+    """Top-n columns of rows t0..t1-1 of ll (B, K), best first, into idx / val (B, n)."""
+    K = ll.shape[1]
     n = idx.shape[1]
-    for t in prange(B):
-        bv = np.empty(n)
-        bi = np.empty(n, dtype=np.int32)
+    bv = np.empty(n)
+    bi = np.empty(n, dtype=np.int32)
+    for t in range(t0, t1):
         for j in range(n):
             bv[j] = -np.inf
             bi[j] = -1
@@ -677,6 +734,16 @@ def topn_from_block(ll, idx, val):
         for j in range(n):
             idx[t, j] = bi[j]
             val[t, j] = bv[j]
+    return 0
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def topn_from_block(ll, idx, val):
+    """Parallel driver of :func:`topn_from_block_rows`."""
+    T = ll.shape[0]
+    nch = (T + 63) // 64
+    for c in prange(nch):
+        topn_from_block_rows(ll, idx, val, c * 64, min(T, c * 64 + 64))
     return 0
 
 
@@ -722,38 +789,51 @@ def nearest_sq(X, C, labels, dist):
 
 
 @njit(cache=True, nogil=True)
-def tied_accumulate_stats(idx, loglik, log_w, emit_post, X, counts, nk, fk, sk, gauss):
+def tied_accumulate_stats(idx, loglik, W, log_w, emit_post, X, counts, nk, fk, sk, gauss):
     """Tied-mixture M-step statistics from emission-column posteriors.
 
-    For frame t, column e with posterior g = emit_post[t, e] > 0, the
+    For frame t and column e with posterior g = emit_post[t, e] > 0, the
     responsibilities of the listed Gaussians r_j ∝ w[e, k_j] N(x_t | k_j) add
     g * r_j to counts[e, k_j]; with ``gauss`` also to nk / fk / sk (occupancy,
-    first and second moments per Gaussian). Returns 0.
+    first and second moments per Gaussian). W = exp(log_w). Returns 0.
     """
     T, n = idx.shape
     E = emit_post.shape[1]
     D = X.shape[1]
     r = np.empty(n)
+    gx = np.empty(n)
     occ = np.empty(n)
     for t in range(T):
+        m = -np.inf
         for j in range(n):
+            v = np.float64(loglik[t, j])
+            if v > m:
+                m = v
+        if m == -np.inf:
+            continue
+        for j in range(n):
+            gx[j] = math.exp(np.float64(loglik[t, j]) - m)
             occ[j] = 0.0
         for e in range(E):
             g = emit_post[t, e]
             if g <= 0.0:
                 continue
-            m = -np.inf
-            for j in range(n):
-                v = log_w[e, idx[t, j]] + np.float64(loglik[t, j])
-                r[j] = v
-                if v > m:
-                    m = v
-            if m == -np.inf:
-                continue
             tot = 0.0
             for j in range(n):
-                r[j] = math.exp(r[j] - m)
+                r[j] = W[e, idx[t, j]] * gx[j]
                 tot += r[j]
+            if not (tot > 1e-280):            # underflow: exact log-space responsibilities
+                mm = -np.inf
+                for j in range(n):
+                    r[j] = log_w[e, idx[t, j]] + np.float64(loglik[t, j])
+                    if r[j] > mm:
+                        mm = r[j]
+                if mm == -np.inf:
+                    continue
+                tot = 0.0
+                for j in range(n):
+                    r[j] = math.exp(r[j] - mm)
+                    tot += r[j]
             f = g / tot
             for j in range(n):
                 counts[e, idx[t, j]] += f * r[j]

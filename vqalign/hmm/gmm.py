@@ -30,6 +30,32 @@ LOG_2PI = math.log(2.0 * math.pi)
 BLOCK_ELEMENTS = 1 << 23
 #: below this K * D the fused numba loop beats BLAS
 FUSED_MAX_KD = 2048
+#: below this many multiply-adds a kernel runs on the calling thread (thread start-up
+#: costs more than the work, and far more when the cores are shared)
+PARALLEL_MIN_WORK = 4_000_000
+
+
+def _fused_loglik(b, means, inv_var, log_const, out):
+    T = b.shape[0]
+    if T * means.size >= PARALLEL_MIN_WORK:
+        K.diag_gauss_loglik(b, means, inv_var, log_const, out)
+    else:
+        K.diag_gauss_loglik_rows(b, means, inv_var, log_const, out, 0, T)
+
+
+def _fused_topn(b, means, inv_var, log_const, idx, val):
+    T = b.shape[0]
+    if T * means.size >= PARALLEL_MIN_WORK:
+        K.diag_gauss_topn(b, means, inv_var, log_const, idx, val)
+    else:
+        K.diag_gauss_topn_rows(b, means, inv_var, log_const, idx, val, 0, T)
+
+
+def _topn_select(ll, idx, val):
+    if ll.size >= PARALLEL_MIN_WORK:
+        K.topn_from_block(ll, idx, val)
+    else:
+        K.topn_from_block_rows(ll, idx, val, 0, ll.shape[0])
 
 
 def _as_frames(X, name="X"):
@@ -208,7 +234,7 @@ class DiagGMM:
         Kc, D = self.means_.shape
         out = np.empty((b.shape[0], Kc))
         if Kc * D <= FUSED_MAX_KD:
-            K.diag_gauss_loglik(b, self.means_, self._inv_var, self._log_const, out)
+            _fused_loglik(b, self.means_, self._inv_var, self._log_const, out)
         else:
             b64 = b.astype(np.float64)
             np.dot(b64 * b64, self._inv_var.T, out=out)
@@ -258,10 +284,9 @@ class DiagGMM:
         for i, j in _blocks(T, Kc, self.block_size):
             b = _read_block(X, i, j)
             if Kc * D <= FUSED_MAX_KD:
-                K.diag_gauss_topn(b, self.means_, self._inv_var, self._log_const,
-                                  idx[i:j], val[i:j])
+                _fused_topn(b, self.means_, self._inv_var, self._log_const, idx[i:j], val[i:j])
             else:
-                K.topn_from_block(self._component_block(b), idx[i:j], val[i:j])
+                _topn_select(self._component_block(b), idx[i:j], val[i:j])
         return idx, val
 
     def score_samples(self, X) -> np.ndarray:
@@ -297,9 +322,9 @@ class DiagGMM:
                 idx = np.empty((b.shape[0], n), dtype=np.int32)
                 val = np.empty((b.shape[0], n), dtype=np.float32)
                 if Kc * D <= FUSED_MAX_KD:
-                    K.diag_gauss_topn(b, self.means_, self._inv_var, self._log_const, idx, val)
+                    _fused_topn(b, self.means_, self._inv_var, self._log_const, idx, val)
                 else:
-                    K.topn_from_block(self._component_block(b), idx, val)
+                    _topn_select(self._component_block(b), idx, val)
                 ll = val.astype(np.float64) + lw[idx]
                 m = ll.max(axis=1, keepdims=True)
                 r = np.exp(ll - m)

@@ -13,7 +13,7 @@ import numpy as np
 from vqalign._validation import check_positive_int
 from vqalign.exceptions import ParameterError
 from vqalign.hmm import _kernels as K
-from vqalign.hmm.gmm import DiagGMM, _as_frames, _blocks, _read_block
+from vqalign.hmm.gmm import PARALLEL_MIN_WORK, DiagGMM, _as_frames, _blocks, _read_block
 
 __all__ = ["TiedMixture"]
 
@@ -40,6 +40,7 @@ class TiedMixture:
         self.gmm = gmm
         self.log_weights = self._check_log_weights(log_weights, gmm.n_components)
         self.top_n = top_n if top_n is not None else gmm.top_n
+        self._W = None
 
     @staticmethod
     def _check_log_weights(log_weights, n_components):
@@ -103,8 +104,18 @@ class TiedMixture:
         idx, val = selected if selected is not None else self.select(X)
         idx, val = self._check_selected(idx, val)
         out = np.full((idx.shape[0], self.n_emit), -np.inf, dtype=dtype)
-        K.tied_emissions_topn(idx, val, self.log_weights, cols, out)
+        W = self._linear_weights()
+        if idx.size * cols.size >= PARALLEL_MIN_WORK:
+            K.tied_emissions_topn(idx, val, W, self.log_weights, cols, out)
+        else:
+            K.tied_emissions_rows(idx, val, W, self.log_weights, cols, out, 0, idx.shape[0])
         return out
+
+    def _linear_weights(self):
+        # cached exp(log_weights); invalidated by update_weights
+        if getattr(self, "_W", None) is None:
+            self._W = np.exp(self.log_weights)
+        return self._W
 
     def _check_selected(self, idx, val):
         idx = np.ascontiguousarray(idx, dtype=np.int32)
@@ -158,12 +169,12 @@ class TiedMixture:
             if gauss_stats is not None:
                 Xf = np.ascontiguousarray(_as_frames(X))
                 nk, fk, sk = gauss_stats
-                K.tied_accumulate_stats(idx, val, self.log_weights, post, Xf, counts,
-                                        nk, fk, sk, True)
+                K.tied_accumulate_stats(idx, val, self._linear_weights(), self.log_weights,
+                                        post, Xf, counts, nk, fk, sk, True)
             else:
                 dummy = np.zeros((1, 1))
-                K.tied_accumulate_stats(idx, val, self.log_weights, post, dummy, counts,
-                                        dummy[0], dummy, dummy, False)
+                K.tied_accumulate_stats(idx, val, self._linear_weights(), self.log_weights,
+                                        post, dummy, counts, dummy[0], dummy, dummy, False)
             return counts
         return self._accumulate_full(post, X, counts, gauss_stats)
 
@@ -206,4 +217,5 @@ class TiedMixture:
             w /= w.sum(axis=1, keepdims=True)
         with np.errstate(divide="ignore"):
             self.log_weights[rows] = np.log(w)
+        self._W = None
         return self
