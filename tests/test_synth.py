@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -281,6 +282,9 @@ def test_write_corpus(tmp_path):
         tg = read_textgrid(tmp_path / f"{u.id}.TextGrid", include_empty=True)
         assert [lab for *_, lab in tg["phones"]] == [lab for *_, lab in u.phones]
         assert np.allclose([s for s, *_ in tg["words"]], [s for s, *_ in u.words], atol=1e-9)
+    index = json.loads((tmp_path / "corpus.json").read_text())
+    assert [d["id"] for d in index] == [u.id for u in utts]
+    assert [d["rate"] for d in index] == [u.rate for u in utts]
     with pytest.raises(ParameterError, match="exists; pass overwrite=True"):
         write_corpus(utts, tmp_path)
     write_corpus(utts, tmp_path, overwrite=True)

@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import numbers
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -281,7 +281,6 @@ class Utterance:
     seed: int
     rate: float = 1.0
     id: str = ""
-    info: dict = field(default_factory=dict, repr=False)
 
     @property
     def duration(self) -> float:
@@ -631,7 +630,8 @@ def synthesize_corpus(n=None, *, seconds=None, seed=0, voices=None, sr=16000) ->
 
 
 def write_corpus(utts, out_dir, *, overwrite: bool = False) -> list[Path]:
-    """Write ``<id>.wav`` (16-bit PCM), ``<id>.txt`` and ``<id>.TextGrid`` per utterance.
+    """Write ``<id>.wav`` (16-bit PCM), ``<id>.txt`` and ``<id>.TextGrid`` per utterance,
+    and ``corpus.json`` (every utterance's :meth:`Utterance.to_dict`: voice, rate, seed, tiers).
 
     Files are written atomically; existing files raise :class:`ParameterError`
     unless ``overwrite=True`` (checked for all files before anything is written).
@@ -647,14 +647,13 @@ def write_corpus(utts, out_dir, *, overwrite: bool = False) -> list[Path]:
     if len(set(ids)) != len(ids):
         raise ParameterError("utterance ids are not unique; give each Utterance a distinct .id")
     if not overwrite:
-        for uid in ids:
-            for ext in (".wav", ".txt", ".TextGrid"):
-                p = out_dir / f"{uid}{ext}"
-                if p.exists():
-                    raise ParameterError(
-                        f"{p} exists; pass overwrite=True (CLI: --overwrite) or choose "
-                        "another output directory"
-                    )
+        targets = [out_dir / f"{uid}{ext}" for uid in ids for ext in (".wav", ".txt", ".TextGrid")]
+        for p in [*targets, out_dir / "corpus.json"]:
+            if p.exists():
+                raise ParameterError(
+                    f"{p} exists; pass overwrite=True (CLI: --overwrite) or choose "
+                    "another output directory"
+                )
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for uid, u in zip(ids, utts):
