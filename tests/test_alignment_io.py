@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 from vqalign.align.alignment import Alignment, Segment, add_quality_warnings, read_alignment
@@ -188,3 +189,18 @@ def test_stretched_units_warned():
     assert "phones: 'IY' at 2.200 s lasts 450 ms (> 400 ms)" in added[0]
     assert "median phone lasts 250 ms (> 180 ms" in added[1]
     assert add_quality_warnings(make(), max_unit_s=0.5, max_median_unit_s=0.3) == []
+
+
+def test_ctm_keeps_shared_boundaries_under_rounding(tmp_path):
+    # 0.3125 s rounds differently as an end (start + duration) than as a start unless
+    # both ends are rounded first; a reader must not see overlapping words
+    a = Alignment(tiers={"words": [Segment(0.2555, 0.3125, "a"), Segment(0.3125, 0.5005, "b"),
+                                   Segment(0.5005, 0.9, "c")]})
+    p = a.write(tmp_path / "x.ctm")
+    rows = [ln.split() for ln in p.read_text().splitlines()]
+    for r1, r2 in zip(rows[:-1], rows[1:]):
+        assert abs(float(r1[2]) + float(r1[3]) - float(r2[2])) < 1e-9
+    b = read_alignment(p)
+    assert [w for _, _, w in b.tier("words")] == ["a", "b", "c"]
+    np.testing.assert_allclose([x[:2] for x in b.tier("words")], [x[:2] for x in a.tier("words")],
+                               atol=0.0006)

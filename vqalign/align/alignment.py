@@ -210,7 +210,9 @@ class Alignment:
         lines = []
         for s in self.tiers[tier]:
             conf = "" if math.isnan(s.confidence) else f" {s.confidence:.3f}"
-            lines.append(f"{utt} 1 {s.start:.3f} {s.end - s.start:.3f} {s.label}{conf}")
+            # round both ends first so that shared boundaries stay shared in the file
+            start, end = round(s.start, 3), round(s.end, 3)
+            lines.append(f"{utt} 1 {start:.3f} {end - start:.3f} {s.label}{conf}")
         return "\n".join(lines) + ("\n" if lines else "")
 
     def write(self, path, *, overwrite: bool = False, format: str | None = None,
@@ -306,6 +308,9 @@ def read_alignment(path) -> Alignment:
             conf = float(f[5]) if len(f) > 5 else math.nan
             segs.append(Segment(start, start + dur, f[4], conf))
         segs.sort(key=lambda s: s.start)
+        for a, b in zip(segs[:-1], segs[1:]):
+            if a.end > b.start and a.end - b.start < 0.0015:  # millisecond rounding in the file
+                a.end = b.start
         return Alignment(tiers={"words": segs}, audio=utt)
     from vqalign.io.textgrid import read_textgrid
 
