@@ -162,6 +162,7 @@ def test_tied_emissions_against_full_tensor(rng):
     # top-n with n = K through the selection kernel gives the same numbers
     sel = tm.select(X, n=g.n_components)
     np.testing.assert_allclose(tm.emissions(selected=sel), ref, rtol=1e-6)
+    np.testing.assert_allclose(tm.emissions(sel), ref, rtol=1e-6)
     # with n < K: the sum runs over each frame's n best Gaussians only
     idx, val = tm.select(X, n=3)
     full = naive_diag_loglik(X, g.means_, g.variances_)

@@ -9,7 +9,10 @@ Banded (linear-chain) models store transitions as three columns
 ``A0[i] = P(i -> i)``, ``A1[i] = P(i -> i+1)``, ``A2[i] = P(i -> i+2)``, so a
 forward or backward step costs O(S) instead of O(S^2).
 
-Status codes (``info[1]`` holds the frame where it happened):
+Status codes returned by the inference kernels (``info[1]`` then holds the
+frame where it happened): OK, UNDERFLOW (the scaled recursion hit an all-zero
+frame; the caller retries in log space), IMPOSSIBLE (no path has non-zero
+probability), BAD_VALUE (NaN or +inf in the emissions).
 """
 
 from __future__ import annotations

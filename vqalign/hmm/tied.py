@@ -92,11 +92,13 @@ class TiedMixture:
     def emissions(self, X=None, *, selected=None, columns=None, dtype=np.float64):
         """(T, E) log-likelihood of every frame under every emission column.
 
-        Pass raw frames ``X`` or a precomputed ``selected=(idx, loglik)`` from
-        :meth:`select`. ``columns`` restricts the work to those columns (others
+        Pass raw frames ``X`` or a precomputed ``(idx, loglik)`` from :meth:`select`
+        (positionally or as ``selected=``). ``columns`` restricts the work to those columns (others
         are -inf), e.g. the emission ids of one utterance.
         """
         cols = self._columns(columns)
+        if selected is None and isinstance(X, tuple) and len(X) == 2:
+            X, selected = None, X                      # emissions((idx, loglik))
         if selected is None and X is None:
             raise ParameterError("pass frames X or selected=(idx, loglik)")
         if selected is None and (self.top_n is None or self.top_n >= self.gmm.n_components):
