@@ -398,3 +398,16 @@ def test_cli_builtin_em_and_alignment(tmp_path, monkeypatch, capsys):
     assert _cli(["plot", "alignment", "--out", "a.png", "--dpi", "60"]) == 0
     assert_content(frames_of(tmp_path / "a.png")[0])
     assert "wrote a.png" in capsys.readouterr().out
+
+
+def test_cli_builtin_lbg(tmp_path, monkeypatch, capsys):
+    """`vqalign animate lbg` on built-in data: >= 10 frames through several doublings."""
+    pytest.importorskip("vqalign.lbg.quantizer")
+    monkeypatch.chdir(tmp_path)
+    assert _cli(["animate", "lbg", "--out", "lbg.gif", "--max-frames", "12",
+                 "--n-codes", "16"]) == 0
+    frames = frames_of(tmp_path / "lbg.gif")
+    assert len(frames) == 12
+    for f in frames:
+        assert_content(f)
+    assert "LBG to K=16" in capsys.readouterr().out

@@ -292,9 +292,10 @@ def animate_lbg(model, X, *, history=None, fps: float = 4, max_frames: int = 60,
     n_right = max(len(curves), 1)
     gs = fig.add_gridspec(n_right, 2, width_ratios=[1.35, 1])
     ax = fig.add_subplot(gs[:, 0])
-    ax.scatter(P[:, 0], P[:, 1], s=3, c="#9aa7b8", alpha=0.35, lw=0, rasterized=True,
+    ax.scatter(P[:, 0], P[:, 1], s=5, c="#7f8ea3", alpha=0.45, lw=0, rasterized=True,
                label=f"data ({X.shape[0]} frames)")
-    ghost = ax.scatter([], [], s=14, c="#1f77b4", alpha=0.25, lw=0, label="previous codes")
+    ghost = ax.scatter([], [], s=22, facecolors="none", edgecolors="#1f77b4", alpha=0.6,
+                       linewidths=0.8, label="codes one frame earlier")
     live = ax.scatter([], [], s=30, c=COLORS[0], edgecolors="white", linewidths=0.6,
                       label="codes (size ~ usage)")
     dead = ax.scatter([], [], s=50, marker="x", c=DEAD, linewidths=1.8, label="dead codes")

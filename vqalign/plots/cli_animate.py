@@ -93,7 +93,8 @@ def _lbg(args):
         X = _data.demo_features(seed=args.seed)
         what = "synthesized MFCCs"
         _say(f"built-in data: {X.shape[0]} MFCC frames of synthesized speech")
-    vq = _data.demo_vq(X, n_codes=args.n_codes, keep_snapshots=max(args.max_frames, 2),
+    # the estimator keeps between half and all of keep_snapshots: ask for twice the frames
+    vq = _data.demo_vq(X, n_codes=args.n_codes, keep_snapshots=2 * max(args.max_frames, 2),
                        seed=args.seed)
     _say(f"LBG to K={vq.codebook_.shape[0]}: {len(vq.history_)} steps, "
          f"{len(vq.snapshots_)} snapshots kept")

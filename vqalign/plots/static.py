@@ -674,9 +674,9 @@ def plot_history(histories, *, metrics: Sequence[str] | None = None, labels=None
             raise ParameterError(f"x={x!r} is not a history column; use 'step', "
                                  "'samples_seen' or 'seconds'")
     n = len(metrics)
-    ncols = 1 if n == 1 else 2
+    ncols = n if n <= 3 else 2
     if figsize is None:
-        figsize = (6, 3.6) if n == 1 else (11, 3.4 * math.ceil(n / 2))
+        figsize = (5.5 * ncols if ncols < 3 else 15, 3.8 * math.ceil(n / ncols))
     axs = _axes_list(ax, n, figsize=figsize, ncols=ncols, sharex=False)
     out: dict[str, list] = {}
     xlabel = {"step": "step", "samples_seen": "training samples seen",
