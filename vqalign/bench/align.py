@@ -61,6 +61,21 @@ def find_utterances(root: Path, limit: int | None = None) -> tuple[list, int]:
     items, failures = pair_corpus(root)
     with_ref = [it for it in items if it.reference is not None]
     skipped = len(failures) + len(items) - len(with_ref)
+    manifest = Path(root) / "MANIFEST.tsv"
+    if manifest.is_file():
+        # devdata: MANIFEST.tsv lists the evaluation utterances and their voices
+        import csv
+
+        with open(manifest, encoding="utf-8", newline="") as fh:
+            rows = {Path(r["path"]).with_suffix("").as_posix(): r
+                    for r in csv.DictReader(fh, delimiter="\t") if r.get("path")}
+        listed = [it for it in with_ref if it.id in rows]
+        skipped += len(with_ref) - len(listed)
+        with_ref = listed
+        for it in with_ref:
+            voice = rows[it.id].get("voice")
+            if voice:
+                it.group = voice
     if not with_ref:
         raise ParameterError(f"no utterance under {root} has audio, a .txt transcript and a "
                              "reference .TextGrid beside each other")
