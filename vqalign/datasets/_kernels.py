@@ -14,24 +14,26 @@ STATUS_OK = 0
 STATUS_BAD_SHAPE = 1
 
 
-_MULT = np.uint64(2685821657736338717)
 _SQRT12 = math.sqrt(12.0)
 
 
 @njit(cache=True)
 def _next_uniform(state):
-    """xorshift64* step: (new state, uniform float in [-0.5, 0.5))."""
+    """xorshift64 step (Marsaglia 13/7/17): (new state, uniform float in [-0.5, 0.5)).
+
+    Only shifts and xors, so the pure-Python path (NUMBA_DISABLE_JIT=1) gives the
+    same numbers without overflow warnings.
+    """
     x = state
-    x ^= x >> np.uint64(12)
-    x ^= x << np.uint64(25)
-    x ^= x >> np.uint64(27)
-    r = x * _MULT
-    return x, (r >> np.uint64(11)) * (1.0 / 9007199254740992.0) - 0.5
+    x ^= x << np.uint64(13)
+    x ^= x >> np.uint64(7)
+    x ^= x << np.uint64(17)
+    return x, (x >> np.uint64(11)) * (1.0 / 9007199254740992.0) - 0.5
 
 
 @njit(cache=True)
 def white_noise(seed, out):
-    """Fill ``out`` with unit-variance uniform white noise from a xorshift64* stream.
+    """Fill ``out`` with unit-variance uniform white noise from a xorshift64 stream.
 
     seed : int64, non-zero. Deterministic: the same seed gives the same samples.
     """
@@ -53,7 +55,7 @@ def render(f0c, hop, phase0, open_frac, close_frac, breath, av, ah, af, bp,
     breath : breathiness (aspiration noise gated by the open glottis, times ``av``)
     av, ah, af, bp : (n,) voicing, aspiration, frication and flat-noise amplitudes
     seed_a, seed_f : int64 seeds of the aspiration and frication noise streams
-        (unit-variance uniform white noise, xorshift64*)
+        (unit-variance uniform white noise, xorshift64)
     freqs, bws : (n_formants, m) cascade resonator frequencies / bandwidths (Hz)
         at the control points (sample i uses point i // hop: the tracks are smooth,
         so holding them for a fraction of a millisecond is inaudible and cheap)
