@@ -196,3 +196,30 @@ def test_bench_align_json(corpus, capsys):
     assert d["vqalign_n_failed"] == 0 and d["vqalign_xrt"] > 0
     assert set(d["vqalign_per_voice"]) == {"spk0", "spk1"}
     assert d["vqalign_per_voice"]["spk0"]["n_utts"] == 2
+
+
+def test_pair_corpus_rules(tmp_path):
+    from vqalign.align.corpus import pair_corpus, parse_formats
+    from vqalign.exceptions import ParameterError
+
+    root = tmp_path / "c"
+    (root / "a").mkdir(parents=True)
+    (root / ".hidden").mkdir()
+    for rel in ["a/x.wav", "a/x.lab", "a/x.txt", "a/y.flac", "a/y.wav", "a/y.lab", "z.ogg",
+                ".hidden/h.wav", "a/x.TextGrid", "out/o.wav", "out/o.txt", "notes.md"]:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"")
+    items, failures = pair_corpus(root, exclude=[root / "out"])
+    assert [(it.id, it.transcript.name, it.group) for it in items] == [
+        ("a/x", "x.txt", "a"), ("a/y", "y.lab", "a")]          # .txt preferred over .lab
+    assert items[0].reference is not None and items[1].reference is None
+    assert sorted((f.id, f.reason.split(" (")[0]) for f in failures) == [
+        ("a/y", "a second audio file with the same name; only one of them is aligned"),
+        ("z", "audio without a transcript")]
+    assert parse_formats("TextGrid, JSON,ctm,json") == ["textgrid", "json", "ctm"]
+    with pytest.raises(ParameterError, match="not supported"):
+        parse_formats("TextGrid,wav")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ParameterError, match="holds no audio"):
+        pair_corpus(empty)
