@@ -94,10 +94,11 @@ def split_codes(codes: np.ndarray, which: np.ndarray, offsets: np.ndarray, eps: 
     return np.concatenate([codes, old - delta], axis=0)
 
 
-def fit_lbg(X, K: int, run: Run, *, rng, refine: str = "lloyd", n_iter: int = 10,
-            tol: float = 1e-3, max_points_per_code: int = 256, final_passes: int = 2,
-            split_eps: float = 0.5, dead_policy: str = "split", batch_size: int = 4096,
-            decay: float = 0.9, dead_threshold: float = 0.01, check: bool = True):
+def fit_lbg(X, K: int, run: Run, *, rng, refine: str = "lloyd", n_iter: int = 8,
+            tol: float = 1e-3, max_points_per_code: int = 128, final_passes: int = 1,
+            split_eps: float = 0.8, dead_policy: str = "split", batch_size: int = 4096,
+            decay: float = 0.9, dead_threshold: float = 0.01, check: bool = True,
+            min_share: float = 0.3):
     """LBG growth from the mean to K codes. Returns (codes float32, last assignment, levels)."""
     N, D = X.shape
     n_sub = min(N, max_points_per_code * K)
@@ -125,7 +126,7 @@ def fit_lbg(X, K: int, run: Run, *, rng, refine: str = "lloyd", n_iter: int = 10
         part = sub[:n_l]
         if refine == "lloyd":
             a = lloyd_steps(part, codes, run, shift=shift, level=level, n_iter=n_iter, tol=tol,
-                            dead_policy=dead_policy, rng=rng)
+                            dead_policy=dead_policy, rng=rng, min_share=min_share)
         else:
             bs = min(batch_size, n_l)
             steps = max(10, int(np.ceil(n_iter * n_l / bs)))
@@ -156,14 +157,19 @@ def check_refine(refine) -> str:
     return refine
 
 
-def lbg(X, K, *, refine: str = "lloyd", n_iter: int = 10, tol: float = 1e-3,
-        max_points_per_code: int = 256, final_passes: int = 2, split_eps: float = 0.5,
-        dead_policy="split", batch_size: int = 4096, decay: float = 0.9, seed=None) -> np.ndarray:
+def lbg(X, K, *, refine: str = "lloyd", n_iter: int = 8, tol: float = 1e-3,
+        max_points_per_code: int = 128, final_passes: int = 1, split_eps: float = 0.8,
+        min_share: float = 0.3, dead_policy="split", batch_size: int = 4096, decay: float = 0.9,
+        seed=None) -> np.ndarray:
     """Linde-Buzo-Gray codebook of K codes (K need not be a power of two): (K, D) float32.
 
     n_iter is the number of Lloyd iterations per level (early stop when the
     MSE improves by less than ``tol``, relative); with refine="minibatch"
     each level runs ``n_iter`` epochs of EMA minibatch updates instead.
+    During a level's Lloyd iterations (but the last), codes that receive fewer
+    than ``min_share`` times their even share of vectors are re-seeded like
+    dead codes (by splitting a high-distortion code): this moves codes from
+    sparse to dense regions, which plain Lloyd cannot do.
     """
     X, _ = as_training_data(X)
     K = check_k(K, X.shape[0])
@@ -172,7 +178,7 @@ def lbg(X, K, *, refine: str = "lloyd", n_iter: int = 10, tol: float = 1e-3,
                            final_passes=final_passes, split_eps=split_eps, batch_size=batch_size,
                            decay=decay)
     run = Run("lbg")
-    codes, _, _ = fit_lbg(X, K, run, rng=rng, tol=float(tol),
+    codes, _, _ = fit_lbg(X, K, run, rng=rng, tol=float(tol), min_share=float(min_share),
                           dead_policy=deadcodes.check_policy(dead_policy), **params)
     return codes
 

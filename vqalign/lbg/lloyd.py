@@ -60,7 +60,7 @@ def _candidates(X, a, rng, n: int = _CANDIDATES):
 
 def lloyd_steps(X, codes: np.ndarray, run: Run, *, shift, level: int, n_iter: int, tol: float,
                 dead_policy: str, rng, check_first: bool = False, name: str = "X",
-                use_bounds: bool = True):
+                use_bounds: bool = True, min_share: float = 0.0):
     """Run up to n_iter Lloyd iterations on X (array or memmap), recording each in run.
 
     codes (K, D) float64 is updated in place. Returns the last assignment
@@ -76,7 +76,11 @@ def lloyd_steps(X, codes: np.ndarray, run: Run, *, shift, level: int, n_iter: in
         old = codes.copy() if bounds is not None else None
         nz = a.counts > 0
         codes[nz] = a.sums[nz] / a.counts[nz, None] + shift
-        dead = np.flatnonzero(~nz)
+        if min_share > 0 and it < n_iter - 1:
+            # codes with far less than their share of vectors are re-seeded too
+            dead = np.flatnonzero(a.counts < min_share * a.n / codes.shape[0])
+        else:
+            dead = np.flatnonzero(~nz)
         n_dead = 0
         if dead.size and dead_policy != "none":
             cand, err = (None, None)

@@ -32,13 +32,15 @@ class VectorQuantizer:
         "lloyd": full Lloyd from ``init``. "random": ``n_codes`` distinct random
         training vectors, no training (a baseline; one history row).
     n_codes : int
-    n_iter : Lloyd iterations ("lloyd"; default 20) or per LBG level (default 10).
+    n_iter : Lloyd iterations ("lloyd"; default 20) or per LBG level (default 8).
     n_steps, batch_size, decay : minibatch settings (decay = EMA weight of the past).
     dead_policy : "split" | "resample" | None (re-seeding of codes left without vectors).
     dead_window, dead_threshold : minibatch dead-code detection.
     max_points_per_code : LBG levels train on at most this many vectors per code.
     final_passes : full Lloyd passes over all of X after LBG's last level.
     split_eps : LBG split offset, in standard deviations along each cluster's principal axis.
+    min_share : during LBG levels, codes with fewer than this fraction of their even
+        share of vectors are re-seeded (moves codes from sparse to dense regions).
     tol : relative MSE improvement under which Lloyd stops early.
     keep_snapshots : keep at most this many (step, level, codebook) tuples in ``snapshots_``.
     random_state : seed or numpy Generator.
@@ -55,8 +57,8 @@ class VectorQuantizer:
     def __init__(self, method: str = "lbg", n_codes: int = 256, *, n_iter=None, n_steps=None,
                  batch_size: int = 4096, decay: float = 0.9, init="random",
                  dead_policy="split", dead_window=None, dead_threshold: float = 0.01,
-                 refine: str = "lloyd", max_points_per_code: int = 256, final_passes: int = 2,
-                 split_eps: float = 0.8, tol: float = 1e-3, keep_snapshots: int = 0,
+                 refine: str = "lloyd", max_points_per_code: int = 128, final_passes: int = 1,
+                 split_eps: float = 0.8, min_share: float = 0.3, tol: float = 1e-3, keep_snapshots: int = 0,
                  random_state=None, progress: bool = False):
         self.method = method
         self.n_codes = n_codes
@@ -72,6 +74,7 @@ class VectorQuantizer:
         self.max_points_per_code = max_points_per_code
         self.final_passes = final_passes
         self.split_eps = split_eps
+        self.min_share = min_share
         self.tol = tol
         self.keep_snapshots = keep_snapshots
         self.random_state = random_state
@@ -79,7 +82,7 @@ class VectorQuantizer:
 
     _PARAMS = ("method", "n_codes", "n_iter", "n_steps", "batch_size", "decay", "dead_policy",
                "dead_window", "dead_threshold", "refine", "max_points_per_code", "final_passes",
-               "split_eps", "tol", "keep_snapshots", "random_state", "progress")
+               "split_eps", "min_share", "tol", "keep_snapshots", "random_state", "progress")
 
     def get_params(self, deep: bool = True) -> dict:
         return {k: getattr(self, k) for k in self._PARAMS}
@@ -120,6 +123,7 @@ class VectorQuantizer:
                     final_passes=self.final_passes, split_eps=self.split_eps,
                     batch_size=self.batch_size, decay=self.decay)
                 codes, a, _ = fit_lbg(X, K, run, rng=rng, tol=tol, dead_policy=policy,
+                                      min_share=float(self.min_share),
                                       dead_threshold=float(self.dead_threshold), **params)
             elif self.method == "lloyd":
                 n_iter = check_positive_int(20 if self.n_iter is None else self.n_iter, "n_iter")
