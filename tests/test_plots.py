@@ -411,3 +411,16 @@ def test_cli_builtin_lbg(tmp_path, monkeypatch, capsys):
     for f in frames:
         assert_content(f)
     assert "LBG to K=16" in capsys.readouterr().out
+
+
+def test_plot_history_em_layout():
+    """EM: loss = -log-likelihood is drawn once; constant K puts entropy against the steps."""
+    em = History("em")
+    for i in range(6):
+        ll = -40 + math.log1p(i)
+        em.append(log_likelihood=ll, loss=-ll, entropy=3.5 + 0.01 * i, log_k=math.log(64),
+                  utilization=1.0)
+    out = S.plot_history(em)
+    assert list(out) == ["entropy", "utilization", "log_likelihood"]
+    np.testing.assert_allclose(out["entropy"][0].get_xdata(), np.arange(6))
+    assert any(np.allclose(ln.get_ydata(), math.log(64)) for ln in out["entropy"][0].axes.lines)

@@ -644,6 +644,14 @@ def _has(h: History, col: str) -> bool:
     return v.dtype != object and bool(np.isfinite(v).any())
 
 
+def _loss_is_neg_ll(h: History) -> bool:
+    if not (_has(h, "loss") and _has(h, "log_likelihood")):
+        return False
+    loss, ll = h["loss"], h["log_likelihood"]
+    ok = np.isfinite(loss) & np.isfinite(ll)
+    return bool(ok.any()) and np.allclose(loss[ok], -ll[ok], rtol=1e-6, atol=1e-9)
+
+
 def plot_history(histories, *, metrics: Sequence[str] | None = None, labels=None,
                  x: str = "step", ax=None, logy: bool | None = None, figsize=None,
                  title: str | None = None):
@@ -653,13 +661,18 @@ def plot_history(histories, *, metrics: Sequence[str] | None = None, labels=None
     ``history_``, an alignment holding ``diagnostics["em_history"]``, or a list /
     ``{label: history}`` dict of those. ``metrics`` defaults to those among
     loss, entropy, utilization and log_likelihood that any run recorded.
-    Entropy is drawn against log K (the dashed diagonal is uniform use of all
-    codes); the others against ``x`` (``"step"``, ``"samples_seen"`` or
-    ``"seconds"``). Returns ``{metric: [Line2D per run]}``.
+    A loss that is only the negative log-likelihood (EM) is not drawn twice.
+    Entropy is drawn against log K when K changes (the dashed diagonal is
+    uniform use of all codes), else against the steps with log K dashed; the
+    others against ``x`` (``"step"``, ``"samples_seen"`` or ``"seconds"``).
+    Returns ``{metric: [Line2D per run]}``.
     """
     runs = as_histories(histories, labels)
     if metrics is None:
-        metrics = [m for m in HISTORY_METRICS if any(_has(h, m) for _, h in runs)]
+        # EM's loss is its negative log-likelihood: one panel is enough
+        metrics = [m for m in HISTORY_METRICS
+                   if any(_has(h, m) and not (m == "loss" and _loss_is_neg_ll(h))
+                          for _, h in runs)]
         if not metrics:
             raise ParameterError("none of the histories recorded loss, entropy, utilization "
                                  f"or log_likelihood; columns: {runs[0][1].columns}")
@@ -681,6 +694,10 @@ def plot_history(histories, *, metrics: Sequence[str] | None = None, labels=None
     out: dict[str, list] = {}
     xlabel = {"step": "step", "samples_seen": "training samples seen",
               "seconds": "seconds"}.get(x, x)
+    lk = np.concatenate([h["log_k"] for _, h in runs if _has(h, "log_k")] or [np.empty(0)])
+    lk = lk[np.isfinite(lk)]
+    # entropy against log K when K changes (LBG doublings); otherwise against the steps
+    vs_log_k = bool(lk.size) and np.unique(lk).size > 1
     for a, m in zip(axs, metrics):
         lines = []
         for j, (label, h) in enumerate(runs):
@@ -688,24 +705,24 @@ def plot_history(histories, *, metrics: Sequence[str] | None = None, labels=None
                 continue
             color = COLORS[j % len(COLORS)]
             y = h[m]
-            if m == "entropy" and _has(h, "log_k"):
-                xs = h["log_k"]
-                # level changes of LBG: a small jitter within a level spreads its steps
+            if m == "entropy" and vs_log_k:
+                xs = h["log_k"] if _has(h, "log_k") else np.full(len(h), np.nan)
                 ln, = a.plot(xs, y, "o-", color=color, ms=3.5, lw=1.2, label=label)
             else:
                 xs = h[x]
                 ln, = a.plot(xs, y, "-", color=color, lw=1.5, label=label,
                              marker="o" if len(y) <= 40 else None, ms=3)
             lines.append(ln)
-        if m == "entropy" and any(_has(h, "log_k") for _, h in runs):
-            lk = np.concatenate([h["log_k"] for _, h in runs if _has(h, "log_k")])
-            lk = lk[np.isfinite(lk)]
-            if lk.size:
-                lo, hi = float(lk.min()), float(lk.max())
-                a.plot([lo, hi], [lo, hi], ls="--", color="#555555", lw=0.9,
-                       label="H = log K (uniform use)")
+        if m == "entropy" and vs_log_k:
+            lo, hi = float(lk.min()), float(lk.max())
+            a.plot([lo, hi], [lo, hi], ls="--", color="#555555", lw=0.9,
+                   label="H = log K (uniform use)")
             a.set_xlabel("log K (nats)")
         else:
+            if m == "entropy" and lk.size:
+                for v in np.unique(lk):
+                    a.axhline(v, ls="--", color="#555555", lw=0.9)
+                a.plot([], [], ls="--", color="#555555", lw=0.9, label="log K (uniform use)")
             a.set_xlabel(xlabel)
             if x == "samples_seen":
                 a.set_xscale("log")
