@@ -375,6 +375,18 @@ class TiedMixtureModel:
             self.weights[c] = sil_h if sym == SIL else sp_h
         self._floor_weights()
 
+    def init_durations(self, frame_off, g: Graph, quiet_fraction=0.15):
+        """Flat-start self-loops from durations: speech frames shared evenly by the
+        speech states (d = frames / states, p_self = 1 - 1/d), and the quiet frames by
+        the two edge silences of each utterance."""
+        T = float(frame_off[-1])
+        U = len(frame_off) - 1
+        n_speech = float(np.count_nonzero(~g.skippable))
+        d = max((1.0 - quiet_fraction) * T / max(n_speech, 1.0), 1.05)
+        d_sil = max(quiet_fraction * T / (2.0 * U), 1.05)
+        for (sym, _), c in self.columns.items():
+            self.p_self[c] = 1.0 - 1.0 / (d_sil if sym == SIL else d)
+
     def _floor_weights(self):
         w = np.maximum(self.weights, self.weight_floor / self.gauss.n_components)
         self.weights = (w / w.sum(1, keepdims=True)).astype(np.float32)

@@ -166,10 +166,13 @@ class Aligner:
     n_iter : int
         Maximum EM iterations (stops earlier when the log-likelihood per frame
         changes by less than ``tol`` relatively).
-    hop_length : float
-        Frame hop in seconds. The default 5 ms (with +-1-frame deltas) measured
-        better boundaries on the dev set than 10 ms (15.2 vs 15.7 ms mean word
-        boundary error, 77 vs 73 % within 20 ms) at about twice the cost.
+    hop_length : float or None
+        Frame hop in seconds. None: 5 ms for phones, 10 ms for chars. With phones,
+        5 ms (and +-1-frame deltas) measured better boundaries on the dev set than
+        10 ms (15.2 vs 15.7 ms mean word-boundary error, 77 vs 73 % within 20 ms)
+        at about twice the cost; with chars (several letters per sound, e.g. "ll")
+        the 3-states-per-letter minimum duration at 5 ms is too weak and whole words
+        were squeezed, so chars keep 10 ms.
     lexicon : Lexicon, optional
         Pronunciations merged over CMUdict (unit="phones").
     codebook : str, Path or array (n_codes, 39), optional
@@ -195,7 +198,7 @@ class Aligner:
     """
 
     def __init__(self, unit="phones", *, n_codes=256, states_per_unit=3, n_iter=30,
-                 hop_length=0.005, lexicon=None, codebook=None, silence=True, random_state=0,
+                 hop_length=None, lexicon=None, codebook=None, silence=True, random_state=0,
                  n_jobs=2, keep_paths=False, top_n=8, update_gaussians=0, oov="g2p",
                  tol=1e-4, weight_floor=1e-4):
         self.unit = unit
@@ -230,12 +233,15 @@ class Aligner:
         check_positive_int(self.n_jobs, "n_jobs")
         check_positive_int(self.update_gaussians, "update_gaussians", minimum=0)
         hop = self.hop_length
+        if hop is None:
+            hop = 0.005 if self.unit == "phones" else 0.010
         if not isinstance(hop, (int, float)) or isinstance(hop, bool) or not 0.002 <= hop <= 0.05:
             raise ParameterError(f"hop_length={hop!r} s is outside [0.002, 0.05]; use 0.010 "
                                  "(10 ms) or 0.005 (5 ms)")
         if round(hop * M.FEATURE_SR) != hop * M.FEATURE_SR:
             raise ParameterError(f"hop_length={hop} s is not a whole number of samples at "
                                  f"{M.FEATURE_SR} Hz; use e.g. 0.010 or 0.005")
+        self.hop_ = float(hop)
         if self.oov not in ("g2p", "error"):
             raise ParameterError(f"oov={self.oov!r}; use 'g2p' (guess from spelling, reported) "
                                  "or 'error'")
@@ -281,7 +287,7 @@ class Aligner:
             msg = (f"{len(tokens.oov)} word(s) not in the lexicon were pronounced by "
                    f"letter-to-sound rules: {', '.join(sorted(set(tokens.oov)))}")
             warn.append(msg)
-        key = (_audio_key(y, sr), self.hop_length) if cache is not None else None
+        key = (_audio_key(y, sr), self.hop_) if cache is not None else None
         y16 = M.resample(y, sr)
         min_len = int(0.025 * M.FEATURE_SR)
         if y16.size < min_len:
@@ -290,7 +296,7 @@ class Aligner:
         if key is not None and key in cache:
             X, energy = cache[key]
         else:
-            X, energy = M.features(y16, self.hop_length, 1)
+            X, energy = M.features(y16, self.hop_, 1)
             if key is not None:
                 cache[key] = (X, energy)
         return _Prepared(X, energy, tokens, y.size / sr, sr, name, warn, y16, key)
@@ -325,7 +331,7 @@ class Aligner:
         for p in prepared:
             n_states = sum(model.n_sub(u) for w in p.tokens.units for u in w)
             T = p.X.shape[0]
-            out.append(ParameterError(M.too_short_message(n_states, T, self.hop_length))
+            out.append(ParameterError(M.too_short_message(n_states, T, self.hop_))
                        if n_states > T else None)
         return out
 
@@ -371,6 +377,9 @@ class Aligner:
             g = model.build_graph([p.tokens.units for p in train], silence=self.silence)
             comp = model.frame_components(frames.X)
             model.init_weights_from_energy(comp, frames.energy, frames.frame_off)
+            # corpus flat start: short expected state durations (p_self = 0.6); measured
+            # better on the dev corpus than durations from frames / states, which the
+            # single-utterance mode needs (see _self_train)
             history = History("tied-mixture EM")
             history, _, comp = M.run_em(model, frames, g, comp, self.n_iter, history=history,
                                         update_gaussians_every=self.update_gaussians,
@@ -413,7 +422,7 @@ class Aligner:
     # ------------------------------------------------------------------ decoding
     def _decode(self, prepared, frames, g, comp, *, history, em_paths=None, warn_extra=None):
         model = self.model_
-        hop = self.hop_length
+        hop = self.hop_
         path, score, status, bl = M.viterbi(model, frames, g, comp)
         gmax = comp[2]
         Alignment, Segment = _alignment_classes()
@@ -539,13 +548,14 @@ class Aligner:
         g = model.build_graph([p.tokens.units], silence=self.silence)
         comp = model.frame_components(frames.X)
         model.init_weights_from_energy(comp, frames.energy, frames.frame_off)
+        model.init_durations(frames.frame_off, g)
         history = History("tied-mixture EM (one utterance)")
         history, paths, comp = M.run_em(model, frames, g, comp, self.n_iter, history=history,
                                         update_gaussians_every=self.update_gaussians,
                                         keep_paths=self.keep_paths, tol=self.tol)
         em_paths = None
         if self.keep_paths:
-            em_paths = [_boundary_times(pp, g, 0, self.hop_length, p.duration) for pp in paths]
+            em_paths = [_boundary_times(pp, g, 0, self.hop_, p.duration) for pp in paths]
         self.model_ = model  # temporarily, for _decode
         try:
             res = self._decode([p], frames, g, comp, history=history, em_paths=em_paths)[0]
@@ -651,7 +661,7 @@ class Aligner:
         inv = {c: f"{s}.{j}" if s != M.SIL else s for (s, j), c in model.columns.items()}
         labels = [inv[int(c)] for c in g.col]
         return {"log_emit": log_emit, "path": path.astype(np.int32), "labels": labels,
-                "hop_s": self.hop_length}
+                "hop_s": self.hop_}
 
     def _train_single_model(self, p):
         rng = check_random_state(self.random_state)
@@ -667,6 +677,7 @@ class Aligner:
         g = model.build_graph([p.tokens.units], silence=self.silence)
         comp = model.frame_components(frames.X)
         model.init_weights_from_energy(comp, frames.energy, frames.frame_off)
+        model.init_durations(frames.frame_off, g)
         M.run_em(model, frames, g, comp, self.n_iter, tol=self.tol,
                  update_gaussians_every=self.update_gaussians)
         return model
@@ -686,9 +697,10 @@ class Aligner:
             "format": "vqalign.Aligner", "version": MODEL_VERSION,
             "params": {k: getattr(self, k) for k in (
                 "unit", "n_codes", "states_per_unit", "n_iter", "hop_length", "silence",
-                "top_n", "update_gaussians", "oov", "tol", "weight_floor")},
+                "top_n", "update_gaussians", "oov", "tol", "weight_floor")} | {
+                "hop_length": self.hop_},
             "features": {"kind": "mfcc+delta+delta2", "n_mfcc": 13, "n_mels": 40,
-                         "win_length": 0.025, "hop_length": self.hop_length, "cmvn":
+                         "win_length": 0.025, "hop_length": self.hop_, "cmvn":
                          "per-utterance", "sr": M.FEATURE_SR},
             "symbols": model.symbols, "columns": [[s, j, c] for (s, j), c in
                                                   model.columns.items()],

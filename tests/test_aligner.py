@@ -1,0 +1,323 @@
+"""Tied-mixture HMM aligner: kernels against plain-numpy references, accuracy against the
+synthesizer's exact boundaries (single-utterance and corpus modes, phones and chars), bad
+inputs, persistence and diagnostics."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from vqalign.align import Aligner, align
+from vqalign.align import _model as M
+from vqalign.align import _model_kernels as K
+from vqalign.exceptions import ParameterError
+
+synth = pytest.importorskip("vqalign.datasets.synth")
+
+
+# ----------------------------------------------------------------------------- helpers
+def _truth_words(utt):
+    return [(s, e, lab) for s, e, lab in utt.words if lab]
+
+
+def _word_errors_ms(aln, utt):
+    truth = _truth_words(utt)
+    pred = aln.tiers["words"]
+    assert [p.label for p in pred] == [t[2] for t in truth]
+    err = [abs(p.start - t[0]) for p, t in zip(pred, truth)]
+    err += [abs(p.end - t[1]) for p, t in zip(pred, truth)]
+    return 1000 * np.asarray(err)
+
+
+def _even_baseline_ms(utt):
+    """Boundary errors of words spread evenly over the utterance (no acoustics)."""
+    truth = _truth_words(utt)
+    n = len(truth)
+    cuts = np.linspace(0, utt.duration, n + 1)
+    err = [abs(cuts[i] - t[0]) for i, t in enumerate(truth)]
+    err += [abs(cuts[i + 1] - t[1]) for i, t in enumerate(truth)]
+    return 1000 * np.asarray(err)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return synth.synthesize_corpus(16, seed=3)
+
+
+@pytest.fixture(scope="module")
+def fitted_phones(corpus):
+    return Aligner(unit="phones").fit([(u.audio, u.sr, u.text) for u in corpus])
+
+
+# ----------------------------------------------------------------------------- kernels
+def _naive_forward_backward(B, A, pi, end):
+    """Plain numpy forward-backward with an explicit (S, S) matrix: (loglik, gamma)."""
+    T, S = B.shape
+    alpha = np.zeros((T, S))
+    alpha[0] = pi * B[0]
+    for t in range(1, T):
+        alpha[t] = (alpha[t - 1] @ A) * B[t]
+    lik = float(alpha[-1] @ end)
+    beta = np.zeros((T, S))
+    beta[-1] = end
+    for t in range(T - 2, -1, -1):
+        beta[t] = A @ (B[t + 1] * beta[t + 1])
+    return math.log(lik), alpha * beta / lik
+
+
+def _chain(rng, S, skippable):
+    """Random (self, next, skip) transitions of a chain and their dense matrix."""
+    trans = np.zeros((S, 3))
+    for s in range(S):
+        p = rng.uniform(0.2, 0.8)
+        trans[s, 0] = p
+        if s + 1 < S:
+            if s + 2 < S and skippable[s + 1]:
+                q = rng.uniform(0.2, 0.8)
+                trans[s, 1] = (1 - p) * q
+                trans[s, 2] = (1 - p) * (1 - q)
+            else:
+                trans[s, 1] = 1 - p
+    A = np.zeros((S, S))
+    for s in range(S):
+        A[s, s] = trans[s, 0]
+        if s + 1 < S:
+            A[s, s + 1] = trans[s, 1]
+        if s + 2 < S:
+            A[s, s + 2] = trans[s, 2]
+    return trans, A
+
+
+def test_estep_kernel_matches_naive_forward_backward(rng):
+    # a discrete HMM: one Gaussian per frame (eg = 1), so the emission is a weight
+    S, T, E, Kc = 7, 40, 5, 6
+    skippable = np.array([1, 0, 0, 1, 0, 0, 1], bool)
+    trans, A = _chain(rng, S, skippable)
+    col = rng.integers(0, E, S).astype(np.int32)
+    W = rng.dirichlet(np.ones(Kc), size=E).astype(np.float32)
+    idx = rng.integers(0, Kc, (T, 1)).astype(np.int32)
+    eg = np.ones((T, 1))
+    bl = np.empty((T, E), np.float32)
+    K.tied_emissions(idx, eg, np.ascontiguousarray(W.T), bl)
+    start = np.zeros(S)
+    start[0], start[1] = 0.4, 0.6
+    end = np.zeros(S)
+    end[-1], end[-2] = 1.0, 1.0
+    counts = np.zeros((1, E, Kc))
+    tcounts = np.zeros((S, 3))
+    ll = np.zeros(1)
+    st = np.zeros(1, np.int32)
+    K.em_estep_batch(bl, np.array([0, T], np.int64), np.array([0, S], np.int64), col, trans,
+                     start, end, 0.0, idx, eg, W, 0.0, np.array([0, 1], np.int64), counts,
+                     tcounts, ll, st, np.zeros((T, 1), np.float32), np.zeros((1, 1)),
+                     np.zeros((1, 1, 1)), np.zeros((1, 1, 1)), False)
+    B = W[col][:, idx[:, 0]].T.astype(np.float64)        # (T, S)
+    ref_ll, gamma = _naive_forward_backward(B, A, start, end)
+    assert st[0] == 0
+    assert ll[0] == pytest.approx(ref_ll, rel=1e-9)
+    ref_counts = np.zeros((E, Kc))
+    for s in range(S):
+        np.add.at(ref_counts[col[s]], idx[:, 0], gamma[:, s])
+    np.testing.assert_allclose(counts[0], ref_counts, rtol=1e-6, atol=1e-9)
+    # expected self-loop counts: sum_t alpha_t(s) A[s,s] B_{t+1}(s) beta_{t+1}(s) / lik
+    assert tcounts[:, 0].sum() + tcounts[:, 1].sum() + tcounts[:, 2].sum() == \
+        pytest.approx(T - 1, rel=1e-9)
+
+
+def test_viterbi_kernel_matches_brute_force(rng):
+    S, T, E = 5, 8, 4
+    skippable = np.array([1, 0, 1, 0, 1], bool)
+    trans, A = _chain(rng, S, skippable)
+    col = rng.integers(0, E, S).astype(np.int32)
+    bl = rng.uniform(0.01, 1.0, (T, E)).astype(np.float32)
+    start = np.array([0.5, 0.5, 0, 0, 0])
+    end = np.array([0, 0, 0, 1.0, 1.0])
+    path = np.zeros(T, np.int32)
+    score = np.zeros(1)
+    st = np.zeros(1, np.int32)
+    K.viterbi_batch(bl, np.array([0, T], np.int64), np.array([0, S], np.int64), col, trans,
+                    start, end, path, score, st)
+    best, best_path = -np.inf, None
+    for cand in itertools.product(range(S), repeat=T):
+        p = start[cand[0]] * bl[0, col[cand[0]]]
+        for t in range(1, T):
+            p *= A[cand[t - 1], cand[t]] * bl[t, col[cand[t]]]
+        p *= end[cand[-1]]
+        if p > 0 and math.log(p) > best:
+            best, best_path = math.log(p), cand
+    assert st[0] == 0
+    assert tuple(path) == best_path
+    assert score[0] == pytest.approx(best, rel=1e-6)
+
+
+def test_gaussian_top_n_matches_dense(rng):
+    X = rng.standard_normal((300, 5)).astype(np.float32)
+    means = rng.standard_normal((12, 5)).astype(np.float32)
+    var = rng.uniform(0.5, 2.0, (12, 5)).astype(np.float32)
+    g = M.Gaussians(means, var)
+    idx, val = g.top_n(X, 3)
+    dense = -0.5 * (((X[:, None, :] - means[None]) ** 2 / var[None]).sum(-1)
+                    + np.log(var).sum(-1)[None] + 5 * math.log(2 * math.pi))
+    ref_idx = np.argsort(-dense, axis=1)[:, :3]
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_allclose(val, np.take_along_axis(dense, ref_idx, 1), rtol=1e-4, atol=1e-3)
+
+
+# ----------------------------------------------------------------------------- accuracy
+@pytest.mark.parametrize("unit", ["phones", "chars"])
+def test_corpus_mode_against_synth_truth(corpus, unit):
+    aligner = Aligner(unit=unit).fit([(u.audio, u.sr, u.text) for u in corpus])
+    err = np.concatenate([_word_errors_ms(a, u) for a, u in zip(aligner.alignments_, corpus)])
+    base = np.concatenate([_even_baseline_ms(u) for u in corpus])
+    assert np.mean(err) < 25.0, f"mean word-boundary error {np.mean(err):.1f} ms"
+    assert np.mean(err < 20.0) > 0.75
+    assert np.mean(err) < 0.2 * np.mean(base)
+    # aligning again with the fitted model reproduces the training alignments
+    again = aligner.align(corpus[0].audio, corpus[0].text, sr=corpus[0].sr)
+    assert [(s.start, s.end) for s in again.tiers["words"]] == \
+        [(s.start, s.end) for s in aligner.alignments_[0].tiers["words"]]
+    assert len(aligner.history_) >= 4
+    assert np.all(np.diff(aligner.history_["log_likelihood"]) > -1e-3)
+
+
+@pytest.mark.parametrize("unit", ["phones", "chars"])
+def test_single_utterance_mode_against_synth_truth(corpus, unit):
+    errs, bases = [], []
+    for u in corpus[:3]:
+        aln = align(u.audio, u.text, sr=u.sr, unit=unit)
+        errs.append(_word_errors_ms(aln, u))
+        bases.append(_even_baseline_ms(u))
+        tier = aln.tiers[unit]
+        assert all(a.end <= b.start + 1e-9 for a, b in zip(tier, tier[1:]))
+        assert aln.diagnostics["em_history"]["columns"]["log_likelihood"]
+    err, base = np.concatenate(errs), np.concatenate(bases)
+    assert np.median(err) < 40.0, f"median {np.median(err):.1f} ms"
+    assert np.mean(err) < 0.5 * np.mean(base)
+
+
+def test_phones_tier_matches_lexicon(fitted_phones, corpus):
+    from vqalign.align.lexicon import Lexicon
+    aln = fitted_phones.alignments_[1]
+    lex = Lexicon.cmudict()
+    words = aln.tiers["words"]
+    expected = [ph for w in words for ph in (lex.pronounce(w.label) if w.label in lex else [])]
+    got = [s.label for s in aln.tiers["phones"]]
+    if all(w.label in lex for w in words):
+        assert got == expected
+    # words contain their phones
+    for w in words:
+        inside = [p for p in aln.tiers["phones"] if p.start >= w.start - 1e-9 and
+                  p.end <= w.end + 1e-9]
+        assert inside and inside[0].start == w.start and inside[-1].end == w.end
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_transcript_longer_than_audio_names_both_numbers():
+    y = np.random.default_rng(0).standard_normal(1600).astype(np.float32) * 0.1  # 0.1 s
+    with pytest.raises(ParameterError, match=r"HMM states but the audio has only \d+ frames "
+                                             r"\(0\.\d+ s at 5 ms hop"):
+        align(y, "this sentence is far too long for a tenth of a second", sr=16000)
+
+
+def test_empty_transcript_and_silent_audio():
+    y = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+    with pytest.raises(ParameterError, match="no words"):
+        align(y, "  ...  ", sr=16000)
+    with pytest.raises(ParameterError, match="silent"):
+        align(np.zeros(16000, np.float32), "hello world", sr=16000)
+
+
+def test_unknown_script_and_oov_are_reported(corpus):
+    u = corpus[0]
+    with pytest.raises(ParameterError, match="unit='chars'"):
+        align(u.audio, "привет мир", sr=u.sr, unit="phones")
+    words = u.text.split()
+    text = " ".join(words[:-1] + ["zorblaxian"])
+    with pytest.warns(UserWarning, match="zorblaxian"):
+        aln = align(u.audio, text, sr=u.sr)
+    assert aln.diagnostics["oov"] == ["zorblaxian"]
+    assert any("zorblaxian" in w for w in aln.diagnostics["warnings"])
+    with pytest.raises(ParameterError, match="zorblaxian"):
+        Aligner(oov="error").align(u.audio, text, sr=u.sr)
+
+
+def test_bad_parameters():
+    y = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+    with pytest.raises(ParameterError, match="unit="):
+        Aligner(unit="syllables").align(y, "hello", sr=16000)
+    with pytest.raises(ParameterError, match="hop_length"):
+        Aligner(hop_length=0.5).align(y, "hello", sr=16000)
+    with pytest.raises(ParameterError, match="integer dtype"):
+        align((y * 1000).astype(np.int16), "hello", sr=16000)
+    with pytest.raises(ParameterError, match="corpus is empty"):
+        Aligner().fit([])
+
+
+def test_align_many_returns_failures_and_goes_on(fitted_phones, corpus):
+    items = [(corpus[2].audio, corpus[2].sr, corpus[2].text),
+             (np.zeros(8000, np.float32), 16000, "silence here"),
+             (corpus[3].audio[:800], corpus[3].sr, corpus[3].text),
+             (corpus[3].audio, corpus[3].sr, "")]
+    out = fitted_phones.align_many(items)
+    assert len(out) == 4
+    assert not isinstance(out[0], Exception)
+    assert isinstance(out[1], ParameterError) and "silent" in str(out[1])
+    assert isinstance(out[2], ParameterError) and "HMM states" in str(out[2])
+    assert isinstance(out[3], ParameterError)
+    assert np.mean(_word_errors_ms(out[0], corpus[2])) < 40
+
+
+def test_fit_skips_unusable_utterances(corpus):
+    items = [(u.audio, u.sr, u.text) for u in corpus[:4]]
+    items.append((np.zeros(4000, np.float32), 16000, "nothing"))
+    a = Aligner(n_iter=3).fit(items)
+    assert a.n_utterances_ == 4
+    assert [f[0] for f in a.fit_failures_] == [4]
+    assert a.alignments_[4] is None
+
+
+def test_unseen_chars_after_fit_get_generic_model(corpus):
+    a = Aligner(unit="chars", n_iter=4).fit([(u.audio, u.sr, u.text) for u in corpus[:6]])
+    u = corpus[7]
+    aln = a.align(u.audio, u.text + " jazzy quiz", sr=u.sr)  # letters maybe unseen
+    assert aln.tiers["words"][-1].label == "quiz"
+
+
+# ----------------------------------------------------------------------------- persistence
+def test_save_load_roundtrip(fitted_phones, corpus, tmp_path):
+    path = fitted_phones.save(tmp_path / "model.npz")
+    with pytest.raises(ParameterError, match="exists"):
+        fitted_phones.save(path)
+    loaded = Aligner.load(path)
+    u = corpus[5]
+    a = fitted_phones.align(u.audio, u.text, sr=u.sr)
+    b = loaded.align(u.audio, u.text, sr=u.sr)
+    assert [(s.start, s.end, s.label) for s in a.tiers["phones"]] == \
+        [(s.start, s.end, s.label) for s in b.tiers["phones"]]
+    with pytest.raises(ParameterError, match="does not exist"):
+        Aligner.load(tmp_path / "missing.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip file")
+    with pytest.raises(ParameterError, match="not a vqalign"):
+        Aligner.load(tmp_path / "junk.npz")
+    with pytest.raises(ParameterError, match="not fitted"):
+        Aligner().save(tmp_path / "x.npz")
+
+
+def test_keep_paths_and_observations(corpus):
+    u = corpus[4]
+    a = Aligner(keep_paths=True, n_iter=6, tol=0.0)
+    aln = a.align(u.audio, u.text, sr=u.sr)
+    paths = aln.diagnostics["em_paths"]
+    hist = aln.diagnostics["em_history"]["columns"]
+    assert len(paths) == len(hist["log_likelihood"]) == 6
+    n_units = len(aln.tiers["phones"])
+    assert all(len(p) == n_units + 1 and p == sorted(p) for p in paths)
+    obs = a.observations(u.audio, u.text, sr=u.sr)
+    T, S = obs["log_emit"].shape
+    assert obs["path"].shape == (T,) and len(obs["labels"]) == S
+    assert np.all(np.diff(obs["path"]) >= 0) and obs["labels"][0] == "sil"
+    assert obs["log_emit"].dtype == np.float32 and np.isfinite(obs["log_emit"]).all()
+    assert len(aln.diagnostics["frame_loglik"]) == T
