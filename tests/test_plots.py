@@ -424,3 +424,21 @@ def test_plot_history_em_layout():
     assert list(out) == ["entropy", "utilization", "log_likelihood"]
     np.testing.assert_allclose(out["entropy"][0].get_xdata(), np.arange(6))
     assert any(np.allclose(ln.get_ydata(), math.log(64)) for ln in out["entropy"][0].axes.lines)
+
+
+def test_cli_plot_history_and_codebook_from_files(blobs, tmp_path, capsys):
+    lbg = pytest.importorskip("vqalign.lbg")
+    vq = lbg.VectorQuantizer(method="lbg", n_codes=8, random_state=0).fit(blobs)
+    vq.save(tmp_path / "cb.npz")
+    np.save(tmp_path / "X.npy", blobs)
+    _, h = lloyd_snapshots(blobs, levels=2)
+    (tmp_path / "naive.json").write_text(h.to_json())
+    assert _cli(["plot", "history", str(tmp_path / "cb.npz"), str(tmp_path / "naive.json"),
+                 "--out", str(tmp_path / "h.png"), "--dpi", "50"]) == 0
+    assert_content(frames_of(tmp_path / "h.png")[0])
+    assert _cli(["plot", "codebook", str(tmp_path / "X.npy"), str(tmp_path / "cb.npz"),
+                 "--out", str(tmp_path / "c.svg")]) == 0
+    assert (tmp_path / "c.svg").read_text().lstrip().startswith("<?xml")
+    assert _cli(["plot", "history", str(tmp_path / "X.npy"), "--out",
+                 str(tmp_path / "bad.png")]) == 2
+    assert "is not JSON" in capsys.readouterr().err

@@ -47,10 +47,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _common(a, "alignment.png")
     h = sub.add_parser("history", help="learning curves of one or several runs",
                        description="Loss, entropy vs log K, utilization and log-likelihood of "
-                       "one or several runs. Inputs are History JSON files (History.to_json()) "
-                       "or alignment JSON files holding diagnostics.em_history. Without inputs, "
+                       "one or several runs. Inputs are History JSON files (History.to_json()), "
+                       "alignment JSON files holding diagnostics.em_history, or codebooks saved "
+                       "by `vqalign codebook --out x.npz`. Without inputs, "
                        "random init, minibatch Lloyd and LBG are trained on synthesized MFCCs.")
-    h.add_argument("histories", nargs="*", help="History or alignment JSON files")
+    h.add_argument("histories", nargs="*",
+                   help="History JSON, alignment JSON or codebook .npz files")
     h.add_argument("--x", choices=("step", "samples_seen", "seconds"), default="step",
                    help="x axis of the curves (default: %(default)s)")
     h.add_argument("--n-codes", type=int, default=32, help="built-in runs: codebook size")
@@ -128,6 +130,9 @@ def load_codebook(path) -> np.ndarray:
     if path.suffix.lower() == ".npy":
         return np.load(path)
     if path.suffix.lower() == ".npz":
+        model = _load_model(path)
+        if model is not None:
+            return np.asarray(model.codebook_)
         with np.load(path) as z:
             for key in ("codebook", "codebook_", "codes", "C"):
                 if key in z:
@@ -137,6 +142,18 @@ def load_codebook(path) -> np.ndarray:
                 return z[two_d[0]]
             raise ParameterError(f"{path} holds {z.files}; expected an array named 'codebook'")
     raise ParameterError(f"{path}: a codebook must be a .npy (K, D) or .npz file")
+
+
+def _load_model(path):
+    """A VectorQuantizer saved by ``vqalign codebook --out`` (None if the file is another .npz)."""
+    try:
+        from vqalign.lbg import load_codebook as load_model
+    except ImportError:
+        return None
+    try:
+        return load_model(path)
+    except Exception:  # not a vqalign model file: fall back to plain arrays
+        return None
 
 
 def load_audio_arg(path):
@@ -199,11 +216,17 @@ def _run_history(args):
             p = Path(f)
             if not p.is_file():
                 raise ParameterError(f"history file {p} does not exist")
+            if p.suffix.lower() == ".npz":
+                model = _load_model(p)
+                if model is None or getattr(model, "history_", None) is None:
+                    raise ParameterError(f"{p} is not a codebook saved by vqalign (no history)")
+                runs[p.stem] = model.history_
+                continue
             try:
                 runs[p.stem] = json.loads(p.read_text(encoding="utf-8-sig"))
-            except json.JSONDecodeError as exc:
-                raise ParameterError(f"{p} is not JSON ({exc}); pass History.to_json() output "
-                                     "or an alignment .json") from None
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise ParameterError(f"{p} is not JSON ({exc}); pass History.to_json() output, "
+                                     "an alignment .json or a codebook .npz") from None
     else:
         X = _data.demo_features(seed=args.seed)
         _say(f"built-in data: {X.shape[0]} MFCC frames of synthesized speech; training K="
