@@ -287,8 +287,10 @@ def _fake_em(duration, n_units=8, n_steps=9):
 
 def test_animate_em_gif_path_changes(utt, tmp_path):
     diag, true = _fake_em(utt.duration)
+    diag["em_labels"] = [[f"u{j}" for j in range(len(p) + 1)] for p in diag["em_paths"]]
     anim = A.animate_em(diag, audio=utt.audio, sr=utt.sr, max_frames=6,
                         reference={"phones": [(a, b, "x") for a, b in zip(true[:-1], true[1:])]})
+    assert {"u0", "u7"} <= {t.get_text() for t in anim._fig.axes[0].texts}
     path = A.save_and_close(anim, tmp_path / "em.gif")
     frames = frames_of(path)
     assert len(frames) == 6

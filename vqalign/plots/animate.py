@@ -380,8 +380,10 @@ def _em_input(em, history):
         tiers, _ = as_tiers(em) if "tiers" in em else (None, None)
     elif isinstance(em, Mapping) and "em_paths" in em:
         diag = em
+    step_labels = None
     if diag is not None:
         paths = diag.get("em_paths")
+        step_labels = diag.get("em_labels")
         if history is None:
             history = diag.get("em_history")
     else:
@@ -390,7 +392,9 @@ def _em_input(em, history):
         raise ParameterError(
             "no EM paths to animate; align with Aligner(keep_paths=True) so that "
             "alignment.diagnostics['em_paths'] holds each EM step's boundaries")
-    return paths, history, tiers
+    if step_labels is None or len(step_labels) != len(paths):
+        step_labels = [p.get("labels") if isinstance(p, Mapping) else None for p in paths]
+    return paths, history, tiers, step_labels
 
 
 def _edges_of(step_path, duration):
@@ -416,13 +420,14 @@ def animate_em(em, *, audio=None, sr: int = 16000, history=None, reference=None,
     ``em`` is an ``Alignment`` made with ``Aligner(keep_paths=True)`` (or its
     ``to_dict()``, or its ``diagnostics`` dict), whose ``diagnostics["em_paths"]``
     holds per EM step the unit boundary times (s) and ``["em_history"]`` the
-    History; or the list of per-step boundary lists itself. With ``audio`` the
+    History (and, if present, ``["em_labels"]`` the unit labels of each step);
+    or the list of per-step boundary lists itself. With ``audio`` the
     boundaries are drawn on its spectrogram. Each frame shows the current path
     (unit index against time) over the first step's path and the final one;
     ``reference`` (tiers, e.g. the synthesizer's exact phones) adds the true
     boundaries. Returns the ``FuncAnimation``.
     """
-    paths, history, tiers = _em_input(em, history)
+    paths, history, tiers, step_labels = _em_input(em, history)
     hist = _history(history) if history is not None else None
     duration = None
     if audio is not None:
@@ -437,14 +442,24 @@ def animate_em(em, *, audio=None, sr: int = 16000, history=None, reference=None,
         edges = [_edges_of(p, duration) for p in paths]
     n_units = len(edges[-1]) - 1
     if labels is None:
-        if paths and isinstance(paths[-1], Mapping) and "labels" in paths[-1]:
-            labels = list(paths[-1]["labels"])
+        if step_labels[-1] is not None:
+            labels = list(step_labels[-1])
         elif tiers:
             unit_tier = next((tiers[k] for k in ("phones", "chars") if k in tiers), None)
             if unit_tier is not None and len(unit_tier) == n_units:
                 labels = [r[2] for r in unit_tier]
     if labels is not None and len(labels) != n_units:
         labels = None
+    # per step: its own labels (diagnostics["em_labels"] or {"labels": ...}), else the
+    # common ones when that step has as many units
+    frame_labels = []
+    for e, lab in zip(edges, step_labels):
+        if lab is not None and len(lab) == len(e) - 1:
+            frame_labels.append([str(x) for x in lab])
+        elif labels is not None and len(labels) == len(e) - 1:
+            frame_labels.append(list(labels))
+        else:
+            frame_labels.append(None)
     frames = pick_frames(len(edges), max_frames)
     plt = _plt()
     fig = plt.figure(figsize=figsize, layout="constrained")
@@ -523,9 +538,9 @@ def animate_em(em, *, audio=None, sr: int = 16000, history=None, reference=None,
         for t in label_texts:
             t.remove()
         label_texts.clear()
-        if labels is not None and len(e) - 1 == len(labels):
+        if frame_labels[i] is not None:
             width_px = ax_top.get_position().width * fig.get_figwidth() * fig.dpi
-            for a, b, lab in zip(e[:-1], e[1:], labels):
+            for a, b, lab in zip(e[:-1], e[1:], frame_labels[i]):
                 if (b - a) / duration * width_px > 7 * len(lab):
                     label_texts.append(ax_top.text((a + b) / 2, top_lim[1] - 0.06 * (
                         top_lim[1] - top_lim[0]), lab, ha="center", va="top", fontsize=7,
