@@ -26,8 +26,8 @@ from vqalign.hmm.monitor import ConvergenceMonitor
 __all__ = ["DiagGMM", "diag_gmm"]
 
 LOG_2PI = math.log(2.0 * math.pi)
-#: elements per (block, K) scratch matrix (~64 MB of float64)
-BLOCK_ELEMENTS = 1 << 23
+#: elements per (block, K) scratch matrix (~32 MB of float64)
+BLOCK_ELEMENTS = 1 << 22
 #: below this K * D the fused numba loop beats BLAS
 FUSED_MAX_KD = 2048
 #: below this many multiply-adds a kernel runs on the calling thread (thread start-up
@@ -64,6 +64,16 @@ def _as_frames(X, name="X"):
         X = X.X
     return check_features(X, name=name, dtype=X.dtype if getattr(X, "dtype", None) in
                           (np.float32, np.float64) else np.float32)
+
+
+def _augment(b):
+    """[x^2, x, 1] rows (float64) for the one-GEMM Gaussian log-likelihoods."""
+    B, D = b.shape
+    z = np.empty((B, 2 * D + 1))
+    z[:, D:2 * D] = b
+    np.multiply(z[:, D:2 * D], z[:, D:2 * D], out=z[:, :D])
+    z[:, 2 * D] = 1.0
+    return z
 
 
 def _blocks(N, K, block_size=None):
@@ -176,21 +186,30 @@ class DiagGMM:
         fk = np.zeros((Kc, D))
         sk = np.zeros((Kc, D))
         one = np.ones((1, 1))
+        scratch = None
+        if Kc * D > FUSED_MAX_KD:     # squared distances up to a constant: [x, 1] @ aug
+            aug = np.ascontiguousarray(np.concatenate([-2.0 * C.T, (C * C).sum(1)[None, :]]))
+            scratch = (aug, np.empty((min(N, next(iter(_blocks(N, Kc, self.block_size)))[1]),
+                                      Kc)))
         for i, j in _blocks(N, Kc, self.block_size):
             b = _read_block(X, i, j)
-            labels = self._nearest(b, C)
+            labels = self._nearest(b, C, scratch)
             K.accumulate_gauss_stats(b, labels.reshape(-1, 1),
                                      np.broadcast_to(one, (b.shape[0], 1)).copy(), nk, fk, sk)
         self._m_step(nk, fk, sk, N, init=True, C=C, gvar=gvar)
 
-    def _nearest(self, b, C):
+    def _nearest(self, b, C, scratch=None):
         Kc, D = C.shape
         if Kc * D <= FUSED_MAX_KD:
             labels = np.empty(b.shape[0], dtype=np.int32)
             dist = np.empty(b.shape[0])
             K.nearest_sq(b, C, labels, dist)
             return labels
-        d = (C * C).sum(1)[None, :] - 2.0 * (b.astype(np.float64) @ C.T)
+        aug, buf = scratch
+        b1 = np.empty((b.shape[0], D + 1))
+        b1[:, :D] = b
+        b1[:, D] = 1.0
+        d = np.dot(b1, aug, out=buf[:b.shape[0]])
         return np.argmin(d, axis=1).astype(np.int32)
 
     def _m_step(self, nk, fk, sk, N, *, init=False, C=None, gvar=None):
@@ -220,8 +239,11 @@ class DiagGMM:
         self._inv_var = 1.0 / self.variances_
         self._log_const = -0.5 * (self.means_.shape[1] * LOG_2PI
                                   + np.log(self.variances_).sum(1))
-        self._mu_iv = self.means_ * self._inv_var
-        self._mu2_iv = (self.means_ * self._mu_iv).sum(1)
+        mu_iv = self.means_ * self._inv_var
+        # log N(x | k) = [x^2, x, 1] @ aug[:, k]: one GEMM per block of rows
+        self._aug = np.ascontiguousarray(np.concatenate(
+            [-0.5 * self._inv_var.T, mu_iv.T,
+             (self._log_const - 0.5 * (self.means_ * mu_iv).sum(1))[None, :]], axis=0))
 
     def _check_fitted(self):
         if not hasattr(self, "means_"):
@@ -229,19 +251,20 @@ class DiagGMM:
                                  "DiagGMM.from_codebook(codebook, X) first")
 
     # ------------------------------------------------------------- likelihoods
-    def _component_block(self, b):
-        """(B, K) float64 log N(x | k) (no weights) for one block of rows."""
+    def _block_buffer(self, N):
+        """One (rows, K) float64 scratch reused by every block of a call: fresh large
+        allocations page-fault on each block, which costs more than the GEMM."""
+        rows = min(N, next(iter(_blocks(N, self.n_components, self.block_size)))[1])
+        return np.empty((rows, self.n_components))
+
+    def _component_block(self, b, buf=None):
+        """(B, K) float64 log N(x | k) (no weights) for one block of rows (into buf)."""
         Kc, D = self.means_.shape
-        out = np.empty((b.shape[0], Kc))
+        out = np.empty((b.shape[0], Kc)) if buf is None else buf[:b.shape[0]]
         if Kc * D <= FUSED_MAX_KD:
             _fused_loglik(b, self.means_, self._inv_var, self._log_const, out)
         else:
-            b64 = b.astype(np.float64)
-            np.dot(b64 * b64, self._inv_var.T, out=out)
-            out -= 2.0 * (b64 @ self._mu_iv.T)
-            out += self._mu2_iv[None, :]
-            out *= -0.5
-            out += self._log_const[None, :]
+            np.dot(_augment(b), self._aug, out=out)
         return out
 
     def log_component_likelihoods(self, X, *, weighted=False) -> np.ndarray:
@@ -254,7 +277,7 @@ class DiagGMM:
         self._check_dim(X)
         out = np.empty((X.shape[0], self.n_components))
         for i, j in _blocks(X.shape[0], self.n_components, self.block_size):
-            out[i:j] = self._component_block(_read_block(X, i, j))
+            self._component_block(_read_block(X, i, j), out[i:j])
         if weighted:
             out += np.log(self.weights_)[None, :]
         return out
@@ -281,12 +304,13 @@ class DiagGMM:
         T = X.shape[0]
         idx = np.empty((T, n), dtype=np.int32)
         val = np.empty((T, n), dtype=np.float32)
+        buf = self._block_buffer(T) if Kc * D > FUSED_MAX_KD else None
         for i, j in _blocks(T, Kc, self.block_size):
             b = _read_block(X, i, j)
-            if Kc * D <= FUSED_MAX_KD:
+            if buf is None:
                 _fused_topn(b, self.means_, self._inv_var, self._log_const, idx[i:j], val[i:j])
             else:
-                _topn_select(self._component_block(b), idx[i:j], val[i:j])
+                _topn_select(self._component_block(b, buf), idx[i:j], val[i:j])
         return idx, val
 
     def score_samples(self, X) -> np.ndarray:
@@ -296,10 +320,14 @@ class DiagGMM:
         self._check_dim(X)
         out = np.empty(X.shape[0])
         lw = np.log(self.weights_)[None, :]
+        buf = self._block_buffer(X.shape[0])
         for i, j in _blocks(X.shape[0], self.n_components, self.block_size):
-            ll = self._component_block(_read_block(X, i, j)) + lw
+            ll = self._component_block(_read_block(X, i, j), buf)
+            ll += lw
             m = ll.max(axis=1)
-            out[i:j] = m + np.log(np.exp(ll - m[:, None]).sum(1))
+            ll -= m[:, None]
+            np.exp(ll, out=ll)
+            out[i:j] = m + np.log(ll.sum(1))
         return out
 
     def score(self, X) -> float:
@@ -315,16 +343,18 @@ class DiagGMM:
         sk = np.zeros((Kc, D))
         total = 0.0
         lw = np.log(self.weights_)
+        buf = self._block_buffer(X.shape[0]) if (self.top_n is None
+                                                  or Kc * D > FUSED_MAX_KD) else None
         for i, j in _blocks(X.shape[0], Kc, self.block_size):
             b = _read_block(X, i, j)
             if self.top_n is not None:
                 n = int(self.top_n)
                 idx = np.empty((b.shape[0], n), dtype=np.int32)
                 val = np.empty((b.shape[0], n), dtype=np.float32)
-                if Kc * D <= FUSED_MAX_KD:
+                if buf is None:
                     _fused_topn(b, self.means_, self._inv_var, self._log_const, idx, val)
                 else:
-                    _topn_select(self._component_block(b), idx, val)
+                    _topn_select(self._component_block(b, buf), idx, val)
                 ll = val.astype(np.float64) + lw[idx]
                 m = ll.max(axis=1, keepdims=True)
                 r = np.exp(ll - m)
@@ -333,9 +363,11 @@ class DiagGMM:
                 r /= s
                 K.accumulate_gauss_stats(b, idx, r, nk, fk, sk)
             else:
-                ll = self._component_block(b) + lw[None, :]
-                m = ll.max(axis=1, keepdims=True)
-                r = np.exp(ll - m)
+                r = self._component_block(b, buf)
+                r += lw[None, :]
+                m = r.max(axis=1, keepdims=True)
+                r -= m
+                np.exp(r, out=r)
                 s = r.sum(1, keepdims=True)
                 total += float((m[:, 0] + np.log(s[:, 0])).sum())
                 r /= s

@@ -140,11 +140,14 @@ class TiedMixture:
         T = X.shape[0]
         out = np.full((T, self.n_emit), -np.inf, dtype=dtype)
         W = np.exp(self.log_weights[cols]).T          # (K, C)
+        buf = self.gmm._block_buffer(T)
         for i, j in _blocks(T, self.gmm.n_components, self.gmm.block_size):
-            ll = self.gmm._component_block(_read_block(X, i, j))
+            ll = self.gmm._component_block(_read_block(X, i, j), buf)
             m = ll.max(axis=1, keepdims=True)
+            ll -= m
+            np.exp(ll, out=ll)
             with np.errstate(divide="ignore"):
-                out[i:j, cols] = np.log(np.exp(ll - m) @ W) + m
+                out[i:j, cols] = np.log(ll @ W) + m
         return out
 
     def accumulate(self, post_emit, X=None, *, selected=None, counts=None, gauss_stats=None):
@@ -184,11 +187,12 @@ class TiedMixture:
         X = _as_frames(X)
         self.gmm._check_dim(X)
         W = np.exp(self.log_weights)                   # (E, K)
+        buf = self.gmm._block_buffer(X.shape[0])
         for i, j in _blocks(X.shape[0], self.gmm.n_components, self.gmm.block_size):
             b = _read_block(X, i, j)
-            ll = self.gmm._component_block(b)
-            m = ll.max(axis=1, keepdims=True)
-            N = np.exp(ll - m)                         # (B, K) scaled densities
+            N = self.gmm._component_block(b, buf)
+            N -= N.max(axis=1, keepdims=True)
+            np.exp(N, out=N)                           # (B, K) scaled densities
             P = N @ W.T                                # (B, E) scaled p_e(x)
             with np.errstate(divide="ignore", invalid="ignore"):
                 G = np.where(post[i:j] > 0, post[i:j] / P, 0.0)
