@@ -427,7 +427,9 @@ def plot_alignment(audio, sr: int, alignment, *, features: str | None = "spectro
         a.set_xlim(0, dur)
     for a in axs[:-1]:
         a.tick_params(labelbottom=False)
-    axs[-1].set_xlabel("time (s)")
+    shaded = confidence and any(math.isfinite(r[3]) for k in names for r in tier_rows[k])
+    axs[-1].set_xlabel("time (s)" + ("        box colour = confidence: red 0 … yellow 0.5 … "
+                                     "green 1" if shaded else ""))
     if title:
         axs[0].set_title(title)
     return out
