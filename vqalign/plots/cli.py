@@ -272,6 +272,9 @@ def _run_observations(args):
         else:
             raise ParameterError("give a TRANSCRIPT file (or --text) with the AUDIO")
     else:
+        if args.text is not None:
+            raise ParameterError("--text needs an audio file; without one the built-in "
+                                 "synthesized utterance (and its own text) is used")
         utt = _data.demo_utterance(seed=args.seed)
         y, sr, text = utt.audio, utt.sr, utt.text
         _say(f"built-in data: synthesized '{text}' ({utt.duration:.2f} s)")

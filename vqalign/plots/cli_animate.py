@@ -119,6 +119,9 @@ def _em(args):
             raise ParameterError("give a TRANSCRIPT file (or --text) with the audio INPUT")
         name = Path(args.input).name
     else:
+        if args.text is not None:
+            raise ParameterError("--text needs an audio file; without one the built-in "
+                                 "synthesized utterance (and its own text) is used")
         utt = _data.demo_utterance(seed=args.seed)
         y, sr, text, name = utt.audio, utt.sr, utt.text, "synthesized speech"
         reference = _data.truth_tiers(utt)
