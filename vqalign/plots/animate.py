@@ -340,7 +340,8 @@ def animate_lbg(model, X, *, history=None, fps: float = 4, max_frames: int = 60,
         a = fig.add_subplot(gs[0, 1])
         a.text(0.5, 0.5, "no history given", ha="center", va="center", transform=a.transAxes)
         a.set_axis_off()
-    prev = {"q": None}
+    # the codes of the previously shown frame, whatever order frames are drawn in
+    before = {int(f): (int(frames[j - 1]) if j else None) for j, f in enumerate(frames)}
 
     def update(i):
         step, level, cb = snaps[i]
@@ -348,11 +349,11 @@ def animate_lbg(model, X, *, history=None, fps: float = 4, max_frames: int = 60,
         c = counts[i]
         is_dead = c == 0
         size = 14 + 90 * np.sqrt(c / max(c.max(), 1))
-        ghost.set_offsets(prev["q"] if prev["q"] is not None else np.empty((0, 2)))
+        b = before.get(int(i))
+        ghost.set_offsets(proj[b] if b is not None else np.empty((0, 2)))
         live.set_offsets(q[~is_dead])
         live.set_sizes(size[~is_dead])
         dead.set_offsets(q[is_dead] if is_dead.any() else np.empty((0, 2)))
-        prev["q"] = q
         k = cb.shape[0]
         head.set_text(f"{title}: level {level}, K = {k}, step {step}"
                       f"  |  dead codes: {int(is_dead.sum())}")
