@@ -163,6 +163,18 @@ def test_scaled_falls_back_when_a_frame_underflows():
     np.testing.assert_allclose(p1, p2, atol=1e-12)
 
 
+@pytest.mark.parametrize("log_next", [-40.0, -300.0, -700.0])
+def test_scaled_matches_log_with_extreme_transitions(rng, log_next):
+    topo = linear_chain(list("abcd"), n_frames=30)
+    topo.log_trans[:-1, 1] = log_next
+    topo.log_trans[:, 0] = np.log1p(-np.exp(log_next))
+    log_emit = rng.normal(0, 30, size=(30, 4))
+    p1, l1 = forward_backward(log_emit, topo, method="scaled")
+    p2, l2 = forward_backward(log_emit, topo, method="log")
+    assert np.isfinite(l1) and l1 == pytest.approx(l2, rel=1e-12)
+    np.testing.assert_allclose(p1, p2, atol=1e-9)
+
+
 def test_one_hour_of_frames_stays_finite(rng):
     T, S = 360_000, 40
     topo = linear_chain([f"p{i}" for i in range(S)], n_frames=T)

@@ -47,9 +47,9 @@ _MAGIC = 6755399441055744.0            # 1.5 * 2**52: adding it rounds to an int
 _MAGIC_BITS = 0x4338000000000000
 _EXP_MIN = -708.0                      # below this the result is flushed to 0
 #: scaled alpha, beta and posterior values below this are set to 0, keeping the recursions
-#: out of the slow denormal range; alpha sums to 1 per frame and sum(alpha * beta) = 1, so
-#: what is dropped is below 1e-150 of a posterior
-_TINY = 1e-150
+#: out of the denormal range; alpha sums to 1 per frame and sum(alpha * beta) = 1, so what
+#: is dropped is below 1e-280 of a posterior
+_TINY = 1e-280
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"})
@@ -129,6 +129,8 @@ def band_forward_backward_scaled(log_emit, cidx, cols, A0, A1, A2, start, end, e
     Each emission row is shifted by its max over the used columns before exp.
     The backward pass needs no exp: b[t+1, j] / c[t+1] = alpha[t+1, j] / pred[t+1, j]
     where pred is alpha[t] pushed through the transitions (recomputed in O(S)).
+    UNDERFLOW is also returned if beta overflows (transition probabilities below
+    ~1e-20); the caller then uses the log-space version.
     """
     T = log_emit.shape[0]
     S = cidx.shape[0]
@@ -219,9 +221,15 @@ def band_forward_backward_scaled(log_emit, cidx, cols, A0, A1, A2, start, end, e
             gb[s] = g
             w[s] = g / pred[s] if (g > _TINY and pred[s] > 0.0) else 0.0
         _write_posterior(gb, t + 1, emit_ids, mode, out)
+        bsum = 0.0
         for s in range(S):
             v = A0[s] * w[s] + A1[s] * w[s + 1] + A2[s] * w[s + 2]
-            beta[s] = v if v > _TINY else 0.0
+            v = v if v > _TINY else 0.0
+            beta[s] = v
+            bsum += v
+        if not (bsum < np.inf):               # overflow with extreme transitions
+            info[1] = t
+            return UNDERFLOW
     tot = 0.0
     for s in range(S):
         tot += alpha[0, s] * beta[s]
