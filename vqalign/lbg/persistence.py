@@ -67,8 +67,9 @@ def check_settings(expected: dict, got: dict, *, what: str = "features") -> None
     """Refuse features whose recorded settings differ from the codebook's."""
     if not expected or not got:
         return
-    diff = [k for k in sorted(set(expected) | set(got))
-            if _jsonable(expected.get(k)) != _jsonable(got.get(k))]
+    # the package version that wrote a store is provenance, not a feature setting
+    keys = sorted(k for k in set(expected) | set(got) if "version" not in str(k))
+    diff = [k for k in keys if _jsonable(expected.get(k)) != _jsonable(got.get(k))]
     if diff:
         shown = "; ".join(f"{k}: codebook {expected.get(k)!r} vs {what} {got.get(k)!r}"
                           for k in diff[:5])
