@@ -72,6 +72,12 @@ def _walk(aligner, model, p, comp, hop):
         bl = model.emissions(wcomp)
         lt = model.transitions(g, open_end=open_end)
         path, score, status, _ = M.viterbi(model, frames, g, bl=bl, lt=lt)
+        if status[0] != 0 and last:
+            raise AlignmentError(
+                f"the transcript does not fit the end of the audio: the last {n_words - w0} "
+                f"words ({' '.join(p.tokens.words[w0:w0 + 5])!r}...) find no path through the "
+                f"final {(f1 - f0) * hop:.1f} s; the transcript probably has text that is not "
+                "in the recording (check its end)")
         if status[0] != 0:
             raise AlignmentError(
                 f"alignment lost at {f0 * hop:.1f} s (word {w0 + 1} of {n_words}, "
@@ -155,7 +161,10 @@ def _train_opening(aligner, p, hop, rng):
     g = model.build_graph([p.tokens.units[:w1]], silence=aligner.silence)
     comp = model.frame_components(sub.X)
     model.init_weights_from_energy(comp, sub.energy, sub.frame_off)
-    model.init_durations(sub.frame_off, g)
+    # durations from the words expected in the window (the graph holds 25 % more)
+    g_exp = model.build_graph([p.tokens.units[:max(1, int(w1 / 1.25))]],
+                              silence=aligner.silence)
+    model.init_durations(sub.frame_off, g_exp)
     M.run_em(model, sub, g, comp, aligner.n_iter, tol=aligner.tol, open_end=True)
     return model
 

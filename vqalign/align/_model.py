@@ -471,6 +471,12 @@ def run_em(model: TiedMixtureModel, frames: Frames, g: Graph, comp, n_iter, *, h
         K.em_estep_batch(bl, frames.frame_off, g.state_off, g.col, trans, start, end, beam,
                          comp[0], comp[1], model.weights, min_post, chunk_off, counts, tcounts,
                          loglik, status, frames.X, occ, sx, sxx, gst)
+        # the beam can prune every path to an allowed end state: redo those unpruned
+        for u in np.flatnonzero(status != 0) if beam > 0 else ():
+            K.em_estep_batch(bl, frames.frame_off, g.state_off, g.col, trans, start, end, 0.0,
+                             comp[0], comp[1], model.weights, min_post,
+                             np.array([u, u + 1], np.int64), counts[:1], tcounts, loglik,
+                             status, frames.X, occ[:1], sx[:1], sxx[:1], gst)
         good = status == 0
         if not good.any():
             raise AlignmentError("forward-backward found no path through any utterance; "

@@ -388,6 +388,14 @@ class Aligner:
             self.history_ = history
             self.symbols_ = list(model.symbols)
             results = self._decode(train, frames, g, comp, history=None)
+            # the training frames' top-n Gaussians, reused when the same audio is aligned
+            # again with this model (e.g. fit(corpus) then align_many(corpus))
+            self._comp_cache = {}
+            for u, p in enumerate(train):
+                if p.key is not None:
+                    a, b = frames.frame_off[u], frames.frame_off[u + 1]
+                    self._comp_cache[p.key] = (comp[0][a:b], comp[1][a:b], comp[2][a:b])
+            self._comp_model = model
         self.alignments_ = [None] * len(items)
         for i, r in zip(ok, results):
             self.alignments_[i] = r
@@ -518,13 +526,30 @@ class Aligner:
             sub = [prepared[i] for i in keep]
             frames = self._frames(sub)
             g = model.build_graph([p.tokens.units for p in sub], silence=self.silence)
-            comp = model.frame_components(frames.X)
+            comp = self._components(model, sub, frames)
             extra = ([f"units never seen in training were given generic models: "
                       f"{', '.join(new)}"] if new else None)
             res = self._decode(sub, frames, g, comp, history=None, warn_extra=extra)
             for i, r in zip(keep, res):
                 out[i] = r
         return out
+
+    def _components(self, model, prepared, frames):
+        """Top-n Gaussians of every frame, from the fit-time cache where possible."""
+        cache = getattr(self, "_comp_cache", None)
+        if not cache or getattr(self, "_comp_model", None) is not model:
+            return model.frame_components(frames.X)
+        parts = [cache.get(p.key) if p.key is not None else None for p in prepared]
+        missing = [u for u, c in enumerate(parts) if c is None]
+        if missing:
+            Xm = np.concatenate([prepared[u].X for u in missing])
+            cm = model.frame_components(Xm)
+            off = 0
+            for u in missing:
+                n = prepared[u].X.shape[0]
+                parts[u] = (cm[0][off:off + n], cm[1][off:off + n], cm[2][off:off + n])
+                off += n
+        return tuple(np.concatenate([c[i] for c in parts]) for i in range(3))
 
     def _self_train(self, p: _Prepared, *, n_codes=None):
         """Mode (a): codebook and weights learned from this utterance alone."""

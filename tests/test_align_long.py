@@ -1,0 +1,88 @@
+"""Long recordings: a 30-minute input aligned in anchored windows, without drift, and clear
+failures when the transcript and the audio do not match."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vqalign.align import Aligner
+from vqalign.exceptions import AlignmentError
+
+synth = pytest.importorskip("vqalign.datasets.synth")
+
+
+@pytest.fixture(scope="module")
+def base():
+    return synth.synthesize_corpus(24, seed=11)
+
+
+@pytest.fixture(scope="module")
+def fitted(base):
+    return Aligner(unit="phones", n_iter=12).fit([(u.audio, u.sr, u.text) for u in base])
+
+
+def _tile(base, seconds, seed=0):
+    """Concatenate synth utterances (random order) to ``seconds``; exact word times."""
+    rng = np.random.default_rng(seed)
+    audio, texts, words = [], [], []
+    off = 0.0
+    while off < seconds:
+        u = base[int(rng.integers(len(base)))]
+        audio.append(u.audio)
+        texts.append(u.text)
+        words += [(s + off, e + off, lab) for s, e, lab in u.words if lab]
+        off += u.duration
+    return np.concatenate(audio), " ".join(texts), words
+
+
+def _errors_ms(aln, words):
+    pred = aln.tiers["words"]
+    assert [p.label for p in pred] == [w[2] for w in words]
+    starts = np.array([abs(p.start - w[0]) for p, w in zip(pred, words)])
+    ends = np.array([abs(p.end - w[1]) for p, w in zip(pred, words)])
+    return 1000 * starts, 1000 * ends
+
+
+@pytest.mark.slow
+def test_thirty_minutes_align_without_drift(fitted, base):
+    y, text, words = _tile(base, 30 * 60)
+    assert y.size / 16000 >= 1800
+    aln = fitted.align(y, text, sr=16000)
+    s, e = _errors_ms(aln, words)
+    err = np.concatenate([s, e])
+    assert np.mean(err) < 25.0
+    assert np.mean(err < 20) > 0.8
+    # no drift: the last tenth of the words is as precise as the first tenth
+    n = len(words) // 10
+    assert np.mean(e[-n:]) < 30.0 and np.mean(e[:n]) < 30.0
+    assert abs(aln.tiers["words"][-1].end - words[-1][1]) < 0.05
+    long = aln.diagnostics["long_audio"]
+    assert long["windows"] > 30
+    assert np.all(np.diff(long["anchors_s"]) > 0)
+
+
+def test_transcript_with_text_missing_from_audio_fails_clearly(fitted, base):
+    y, text, _ = _tile(base, 100, seed=1)
+    extra = " ".join(base[0].text.split() * 6)
+    with pytest.raises(AlignmentError, match="not in the recording"):
+        fitted.align(y, text + " " + extra, sr=16000)
+
+
+def test_speech_after_the_last_word_is_reported(fitted, base):
+    y, text, words = _tile(base, 100, seed=2)
+    tail = np.concatenate([base[3].audio, base[4].audio])
+    aln = fitted.align(np.concatenate([y, tail]), text, sr=16000)
+    assert any("after the last word" in w for w in aln.diagnostics["warnings"])
+    s, e = _errors_ms(aln, words)
+    assert np.median(np.concatenate([s, e])) < 20.0
+
+
+def test_long_recording_self_trained(base):
+    """An unfitted Aligner trains on the opening window, then re-trains on its chunks."""
+    y, text, words = _tile(base, 100, seed=3)
+    aln = Aligner(unit="phones").align(y, text, sr=16000)
+    s, e = _errors_ms(aln, words)
+    err = np.concatenate([s, e])
+    assert np.median(err) < 20.0 and np.mean(err) < 40.0
+    assert aln.diagnostics["em_history"]["columns"]["log_likelihood"]
