@@ -1,7 +1,19 @@
 """Hidden Markov models for alignment: linear-chain topologies, banded
 forward-backward and Viterbi kernels, diagonal GMMs and tied-mixture emissions.
 
-Heavier modules (GMM, tied mixtures, training) are loaded on first use.
+A typical E-step / decode on one utterance::
+
+    from vqalign.hmm import linear_chain, forward_backward, viterbi, segments_from_path
+    topo = linear_chain(phones, states_per_symbol=3, n_frames=len(X),
+                        optional_silence="sil", emit_index=table)
+    post, ll = forward_backward(log_emit, topo, posteriors="emit")   # (T, E), float
+    path, best = viterbi(log_emit, topo)                              # int32 (T,)
+    runs = segments_from_path(path, topo)    # [(unit_index, start, end_exclusive), ...]
+
+``log_emit`` is (T, E): column ``topo.emit_ids[s]`` is read by state ``s``.
+Training over a corpus: :class:`TiedMixtureHMM` (shared :class:`DiagGMM`
+Gaussians, one weight vector per emission column, Baum-Welch with a
+:class:`ConvergenceMonitor`). Heavier modules load on first use.
 """
 
 from __future__ import annotations
