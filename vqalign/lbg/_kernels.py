@@ -87,8 +87,7 @@ def _load_row(X, i, shift, xs):
     return x2
 
 
-@njit(cache=True, parallel=True, fastmath=True, nogil=True)
-def assign_fused(X, shift, CT, cnorm, labels, mind, sums, counts, sse, accumulate):
+def _assign_fused(X, shift, CT, cnorm, labels, mind, sums, counts, sse, accumulate):
     """Fused distance + argmin (+ centroid sums) over all rows of X.
 
     X (N, D) float32; shift (D,) float32; CT (Dp, K) float32 codes transposed,
@@ -124,8 +123,7 @@ def assign_fused(X, shift, CT, cnorm, labels, mind, sums, counts, sse, accumulat
     return 0
 
 
-@njit(cache=True, parallel=True, fastmath=True, nogil=True)
-def assign_bounded(X, shift, CT, S, cnorm, labels, mind, upper, lower, drift, fresh,
+def _assign_bounded(X, shift, CT, S, cnorm, labels, mind, upper, lower, drift, fresh,
                    sums, counts, sse):
     """Lloyd pass with Hamerly bounds: rows whose label provably did not change skip the search.
 
@@ -198,6 +196,18 @@ def assign_bounded(X, shift, CT, S, cnorm, labels, mind, upper, lower, drift, fr
                 sums[t, bi, d] -= 0.5 * xs[d]
         searched[t] = nfull
     return searched.sum()
+
+
+# Parallel versions for large passes; serial ones (prange runs as range) for
+# small work, where waking the thread pool costs more than the work itself on a
+# busy machine.
+assign_fused = njit(cache=True, parallel=True, fastmath=True, nogil=True)(_assign_fused)
+assign_fused_serial = njit(cache=True, fastmath=True, nogil=True)(_assign_fused)
+assign_bounded = njit(cache=True, parallel=True, fastmath=True, nogil=True)(_assign_bounded)
+assign_bounded_serial = njit(cache=True, fastmath=True, nogil=True)(_assign_bounded)
+
+#: below this many row x code distance evaluations the serial kernels are used
+SERIAL_WORK = 1 << 21
 
 
 @njit(cache=True, fastmath=True, nogil=True)

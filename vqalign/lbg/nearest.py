@@ -75,21 +75,23 @@ def _assign_block(block, P: Prepared, labels, mind, acc, sums, counts, sse):
     n = block.shape[0]
     D = P.D
     if D < BLAS_MIN_FEATURES:
+        serial = n * P.K < _kernels.SERIAL_WORK
+        kern = _kernels.assign_fused_serial if serial else _kernels.assign_fused
         if acc is None:
             # one row range per thread; the statistics arrays are not touched
-            T = max(1, min(numba.get_num_threads(), n // 256))
+            T = 1 if serial else max(1, min(numba.get_num_threads(), n // 256))
             tsums = np.zeros((T, 1, 1))
             tcounts = np.zeros((T, 1), np.int64)
             tsse = np.zeros((T, 1))
-            _kernels.assign_fused(block, P.shift, P.CT, P.cnorm, labels, mind,
-                                  tsums, tcounts, tsse, False)
+            kern(block, P.shift, P.CT, P.cnorm, labels, mind, tsums, tcounts, tsse, False)
         else:
             tsums, tcounts, tsse = acc
+            if serial:
+                tsums, tcounts, tsse = tsums[:1], tcounts[:1], tsse[:1]
             tsums[:] = 0
             tcounts[:] = 0
             tsse[:] = 0
-            _kernels.assign_fused(block, P.shift, P.CT, P.cnorm, labels, mind,
-                                  tsums, tcounts, tsse, True)
+            kern(block, P.shift, P.CT, P.cnorm, labels, mind, tsums, tcounts, tsse, True)
             sums += tsums.sum(axis=0)
             counts += tcounts.sum(axis=0)
             sse += tsse.sum(axis=0)
@@ -206,7 +208,9 @@ def _assign_bounded(X, P: Prepared, b: Bounds, *, check: bool, name: str) -> Ass
             "use features computed with the same settings as the codebook"
         )
     K = P.K
-    T = numba.get_num_threads()
+    serial = N * K < _kernels.SERIAL_WORK
+    kern = _kernels.assign_bounded_serial if serial else _kernels.assign_bounded
+    T = 1 if serial else numba.get_num_threads()
     tsums = np.zeros((T, K, D))
     tcounts = np.zeros((T, K), np.int64)
     tsse = np.zeros((T, K))
@@ -216,7 +220,7 @@ def _assign_bounded(X, P: Prepared, b: Bounds, *, check: bool, name: str) -> Ass
     for start, block in iter_blocks(X, check=check, name=name):
         n = block.shape[0]
         sl = slice(start, start + n)
-        searched += int(_kernels.assign_bounded(
+        searched += int(kern(
             block, P.shift, P.CT, P.shifted, P.cnorm, b.labels[sl], b.mind[sl], b.upper[sl],
             b.lower[sl], drift, fresh, tsums, tcounts, tsse))
     b.fresh = False
