@@ -23,11 +23,15 @@ def atomic_write(path, mode: str = "w", *, overwrite: bool = True, encoding: str
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     binary = "b" in mode
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         with os.fdopen(fd, mode, encoding=None if binary else encoding) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        # mkstemp makes the file owner-only; give it the permissions a plain open() would
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
