@@ -180,7 +180,9 @@ def test_corpus_mode_against_synth_truth(corpus, unit):
     assert [(s.start, s.end) for s in again.tiers["words"]] == \
         [(s.start, s.end) for s in aligner.alignments_[0].tiers["words"]]
     assert len(aligner.history_) >= 4
-    assert np.all(np.diff(aligner.history_["log_likelihood"]) > -1e-3)
+    ll = aligner.history_["log_likelihood"]
+    # EM climbs; the top-n approximation may cost a few thousandths of a nat per frame
+    assert ll[-1] > ll[0] + 1.0 and np.all(np.diff(ll) > -1e-2)
 
 
 @pytest.mark.parametrize("unit", ["phones", "chars"])

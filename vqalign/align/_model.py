@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from vqalign.align import _model_kernels as K
-from vqalign.exceptions import AlignmentError, ParameterError
+from vqalign.exceptions import AlignmentError, ConvergenceWarning, ParameterError
 from vqalign.history import History, code_usage_stats
 
 SIL = "sil"
@@ -126,6 +127,8 @@ class Gaussians:
     @classmethod
     def from_codebook(cls, codebook, X, var_floor=1e-2):
         C = np.asarray(codebook, dtype=np.float32)
+        if X.shape[0] > 32768:  # per-cluster variances from a subsample are plenty
+            X = X[np.linspace(0, X.shape[0] - 1, 32768).astype(np.int64)]
         a = encode(X, C)
         k = C.shape[0]
         cnt = np.bincount(a, minlength=k).astype(np.float64)
@@ -500,6 +503,11 @@ def run_em(model: TiedMixtureModel, frames: Frames, g: Graph, comp, n_iter, *, h
                        failed_utterances=int((~good).sum()))
         if on_step is not None:
             on_step(it, ll)
+        if ll < prev - 1e-2:
+            warnings.warn(f"EM step {it}: log-likelihood per frame fell from {prev:.4f} to "
+                          f"{ll:.4f} (top-{model.top_n} Gaussian approximation or weight "
+                          "floors); the alignment is still usable", ConvergenceWarning,
+                          stacklevel=3)
         if it + 1 >= min_iter and abs(ll - prev) < tol * max(1.0, abs(ll)):
             break
         prev = ll

@@ -187,8 +187,12 @@ class Aligner:
     top_n : int
         Gaussians evaluated per frame (the rest are taken as zero).
     update_gaussians : int
-        Re-estimate the shared Gaussians' means and variances every this many EM
-        steps (0: never).
+        In corpus mode, re-estimate the shared Gaussians' means and variances every
+        this many EM steps (0: never). Measured on the dev set: 3 gives 13.2 ms mean
+        word-boundary error and 80 % within 20 ms, against 15.2 ms and 77 % without,
+        for about 50 % more training time. A single utterance (and the opening
+        window of a long one) keeps its codebook Gaussians: too few frames per
+        Gaussian, and no measured gain.
     oov : {"g2p", "error"}
         What to do with words missing from the lexicon.
     tol : float
@@ -199,7 +203,7 @@ class Aligner:
 
     def __init__(self, unit="phones", *, n_codes=256, states_per_unit=3, n_iter=30,
                  hop_length=None, lexicon=None, codebook=None, silence=True, random_state=0,
-                 n_jobs=2, keep_paths=False, top_n=8, update_gaussians=0, oov="g2p",
+                 n_jobs=2, keep_paths=False, top_n=8, update_gaussians=3, oov="g2p",
                  tol=1e-4, weight_floor=1e-4):
         self.unit = unit
         self.n_codes = n_codes
@@ -576,7 +580,6 @@ class Aligner:
         model.init_durations(frames.frame_off, g)
         history = History("tied-mixture EM (one utterance)")
         history, paths, comp = M.run_em(model, frames, g, comp, self.n_iter, history=history,
-                                        update_gaussians_every=self.update_gaussians,
                                         keep_paths=self.keep_paths, tol=self.tol)
         em_paths = None
         if self.keep_paths:
@@ -703,8 +706,7 @@ class Aligner:
         comp = model.frame_components(frames.X)
         model.init_weights_from_energy(comp, frames.energy, frames.frame_off)
         model.init_durations(frames.frame_off, g)
-        M.run_em(model, frames, g, comp, self.n_iter, tol=self.tol,
-                 update_gaussians_every=self.update_gaussians)
+        M.run_em(model, frames, g, comp, self.n_iter, tol=self.tol)
         return model
 
     # ------------------------------------------------------------------ persistence
