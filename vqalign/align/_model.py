@@ -176,6 +176,18 @@ class Gaussians:
             K.topn_from_block(ll, n, idx[b0:b0 + block], val[b0:b0 + block])
         return idx, val
 
+    def rescore(self, X, cand, n):
+        """Like :meth:`top_n`, but only among each frame's candidates ``cand`` (T, C)."""
+        inv = (1.0 / self.variances.astype(np.float64)).astype(np.float32)
+        const = (-0.5 * (np.log(self.variances.astype(np.float64)).sum(1)
+                         + X.shape[1] * LOG2PI)).astype(np.float32)
+        T = X.shape[0]
+        n = min(n, cand.shape[1])
+        idx = np.empty((T, n), np.int32)
+        val = np.empty((T, n), np.float32)
+        K.rescore_candidates(X, cand, self.means, inv, const, n, idx, val)
+        return idx, val
+
     def update(self, occ, sx, sxx, min_occ=3.0):
         live = occ > min_occ
         if not live.any():
@@ -353,6 +365,11 @@ class TiedMixtureModel:
         eg = np.exp(val.astype(np.float64) - gmax[:, None])
         return idx, eg, gmax
 
+    def components_from(self, idx, val):
+        gmax = val[:, 0].astype(np.float64)
+        eg = np.exp(val.astype(np.float64) - gmax[:, None])
+        return idx, eg, gmax
+
     def emissions(self, comp):
         """Linear emission likelihoods (T, E) float32, each row divided by exp(gmax[t])."""
         idx, eg, _ = comp
@@ -444,7 +461,7 @@ def linear_transitions(lt):
 
 def run_em(model: TiedMixtureModel, frames: Frames, g: Graph, comp, n_iter, *, history=None,
            update_gaussians_every=0, min_post=1e-4, keep_paths=False, on_step=None,
-           open_end=False, tol=1e-4, beam=1e-12, n_chunks=16, min_iter=4):
+           open_end=False, tol=1e-4, beam=1e-12, n_chunks=16, min_iter=4, cand=None):
     """EM over a batch; returns (history, per-step Viterbi paths if keep_paths, comp)."""
     history = history if history is not None else History("em")
     t0 = time.perf_counter()
@@ -459,6 +476,9 @@ def run_em(model: TiedMixtureModel, frames: Frames, g: Graph, comp, n_iter, *, h
     paths = []
     prev = -np.inf
     nfr_u = np.diff(frames.frame_off)
+    if update_gaussians_every and cand is None:
+        # candidates for re-scoring after each Gaussian update: the 3n best now
+        cand, _ = model.gauss.top_n(frames.X, 3 * model.top_n)
     for it in range(n_iter):
         bl = model.emissions(comp)
         lt = model.transitions(g, open_end=open_end)
@@ -491,7 +511,7 @@ def run_em(model: TiedMixtureModel, frames: Frames, g: Graph, comp, n_iter, *, h
         model.m_step(counts, tcounts, g)
         if gst:
             model.gauss.update(occ.sum(0), sx.sum(0), sxx.sum(0))
-            comp = model.frame_components(frames.X)
+            comp = model.components_from(*model.gauss.rescore(frames.X, cand, model.top_n))
         gsum = np.add.reduceat(comp[2], frames.frame_off[:-1]) if len(comp[2]) else 0.0
         nfr = int(nfr_u[good].sum())
         ll = float((loglik[good] + gsum[good]).sum() / max(nfr, 1))

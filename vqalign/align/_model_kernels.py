@@ -300,3 +300,33 @@ def viterbi_batch(bl, frame_off, state_off, col, trans, start, end, path_out, sc
         sc, st = _viterbi_one(bl, f0, T, s0, S, col, trans, start, end, path_out)
         score[u] = sc
         status[u] = st
+
+
+@njit(cache=True, parallel=True)
+def rescore_candidates(X, cand, means, inv_var, const, n, idx_out, val_out):
+    """Top-``n`` of each frame's candidate Gaussians ``cand`` (T, C), rescored exactly.
+
+    log N(x | k) = const[k] - 0.5 * sum_d (x_d - mu_kd)^2 * inv_var_kd. Used after the
+    Gaussians move a little (an EM update): the best few rarely leave a wider candidate set.
+    """
+    T, C = cand.shape
+    D = X.shape[1]
+    for t in prange(T):
+        for j in range(n):
+            val_out[t, j] = -np.inf
+            idx_out[t, j] = 0
+        for c in range(C):
+            k = cand[t, c]
+            acc = 0.0
+            for d in range(D):
+                diff = X[t, d] - means[k, d]
+                acc += diff * diff * inv_var[k, d]
+            v = const[k] - 0.5 * acc
+            if v > val_out[t, n - 1]:
+                j = n - 1
+                while j > 0 and val_out[t, j - 1] < v:
+                    val_out[t, j] = val_out[t, j - 1]
+                    idx_out[t, j] = idx_out[t, j - 1]
+                    j -= 1
+                val_out[t, j] = v
+                idx_out[t, j] = k

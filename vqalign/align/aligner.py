@@ -379,7 +379,15 @@ class Aligner:
             train = [prepared[i] for i in ok]
             frames = self._frames(train)
             g = model.build_graph([p.tokens.units for p in train], silence=self.silence)
-            comp = model.frame_components(frames.X)
+            cand = None
+            if self.update_gaussians:
+                # the 3n best Gaussians per frame: the first n now, all of them as the
+                # candidates re-scored after each Gaussian update
+                cand, val = model.gauss.top_n(frames.X, 3 * model.top_n)
+                comp = model.components_from(np.ascontiguousarray(cand[:, :model.top_n]),
+                                             val[:, :model.top_n])
+            else:
+                comp = model.frame_components(frames.X)
             model.init_weights_from_energy(comp, frames.energy, frames.frame_off)
             # corpus flat start: short expected state durations (p_self = 0.6); measured
             # better on the dev corpus than durations from frames / states, which the
@@ -387,7 +395,7 @@ class Aligner:
             history = History("tied-mixture EM")
             history, _, comp = M.run_em(model, frames, g, comp, self.n_iter, history=history,
                                         update_gaussians_every=self.update_gaussians,
-                                        tol=self.tol)
+                                        tol=self.tol, cand=cand)
             self.model_ = model
             self.history_ = history
             self.symbols_ = list(model.symbols)
@@ -792,6 +800,9 @@ def _read_codebook(path):
         raise ParameterError(f"{path} holds no 'codebook' array (keys: {list(data.keys())})")
     except FileNotFoundError:
         raise ParameterError(f"codebook file {path} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise ParameterError(f"cannot read codebook {path} ({exc}); give a .npy array or a "
+                             ".npz with a 'codebook' array (VectorQuantizer.save)") from None
 
 
 def _boundary_times(path_u, g, u, hop_s, duration):
