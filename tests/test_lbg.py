@@ -289,3 +289,20 @@ def test_cli_codebook(rng, tmp_path, capsys):
     assert main(args) == 2
     assert "exists" in capsys.readouterr().err
     assert main(args + ["--overwrite"]) == 0
+
+
+def test_bench_codebook_json(capsys):
+    import json
+
+    pytest.importorskip("faiss")
+    pytest.importorskip("sklearn")
+    from vqalign.cli import main
+
+    assert main(["bench", "codebook", "--n", "20000", "--k", "32", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("vqalign_s", "vqalign_mse", "vqalign_util", "faiss_s", "faiss_mse",
+                "sklearn_minibatch_s", "sklearn_minibatch_mse"):
+        assert key in out
+    # the MSEs are measured by one function on the same data: all are plausible numbers
+    assert 0 < out["vqalign_mse"] < 2 * out["faiss_mse"]
+    assert out["vqalign_util"] >= 0.99
