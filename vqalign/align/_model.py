@@ -377,18 +377,22 @@ class TiedMixtureModel:
         K.tied_emissions(idx, eg, np.ascontiguousarray(self.weights.T), out)
         return out
 
-    def init_weights_from_energy(self, comp, energy, frame_off, quantile=0.15):
-        """Flat start: silence from the quietest frames of each utterance, speech from the rest."""
+    def init_weights_from_energy(self, comp, energy, frame_off, quantile=0.15,
+                                 speech_quantile=None):
+        """Flat start: silence from the quietest frames of each utterance, speech from the
+        frames above ``speech_quantile`` (default: all the others)."""
         idx = comp[0][:, 0]
         kk = self.gauss.n_components
         quiet = np.zeros(idx.shape[0], bool)
+        loud = np.zeros(idx.shape[0], bool)
+        sq = quantile if speech_quantile is None else speech_quantile
         for u in range(len(frame_off) - 1):
             a, b = frame_off[u], frame_off[u + 1]
             e = energy[a:b]
-            thr = np.quantile(e, quantile)
-            quiet[a:b] = e <= thr
+            quiet[a:b] = e <= np.quantile(e, quantile)
+            loud[a:b] = e > np.quantile(e, sq)
         sil_h = np.bincount(idx[quiet], minlength=kk) + 0.5
-        sp_h = np.bincount(idx[~quiet], minlength=kk) + 0.5
+        sp_h = np.bincount(idx[loud], minlength=kk) + 0.5
         sil_h = sil_h / sil_h.sum()
         sp_h = sp_h / sp_h.sum()
         for (sym, _), c in self.columns.items():
