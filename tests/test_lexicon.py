@@ -252,3 +252,22 @@ def test_g2p_agrees_with_cmudict_better_than_chance(raw_cmu):
     lex = Lexicon.cmudict()
     exact = np.mean([letter_to_sound(w) == lex.pronounce(w) for w in regular])
     assert exact >= 0.8
+
+
+def test_user_lexicon_merge_is_reused_and_sees_file_changes(tmp_path):
+    from vqalign.align import text as text_mod
+
+    lex_file = tmp_path / "user.dict"
+    lex_file.write_text("zorplix Z AO R P L IH K S\n")
+    a = tokenize_transcript("the zorplix", lexicon=lex_file)
+    merged = text_mod._LAST_MERGE[2]
+    b = tokenize_transcript("a zorplix", lexicon=lex_file)
+    assert text_mod._LAST_MERGE[2] is merged  # not merged again
+    assert a.units[1] == b.units[1] == ["Z", "AO", "R", "P", "L", "IH", "K", "S"]
+    # an edited file is read again (different size)
+    lex_file.write_text("zorplix Z AO R P L IY K S\n")
+    c = tokenize_transcript("the zorplix", lexicon=lex_file)
+    assert c.units[1] == ["Z", "AO", "R", "P", "L", "IY", "K", "S"]
+    # a different Lexicon object is never confused with the cached one
+    other = Lexicon({"zorplix": [["Z", "AA"]]}, name="other")
+    assert tokenize_transcript("zorplix", lexicon=other).units[0] == ["Z", "AA"]

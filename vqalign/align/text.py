@@ -318,10 +318,7 @@ def tokenize_transcript(text: str, *, unit: str = "phones", lexicon=None,
     if unit == "chars":
         units = [_graphemes(w) for w in words]
         return Transcript(words=words, units=units, unit="chars", oov=[])
-    lex = Lexicon.cmudict()
-    if lexicon is not None:
-        user = lexicon if isinstance(lexicon, Lexicon) else Lexicon.from_file(lexicon)
-        lex = lex.merged(user)
+    lex = Lexicon.cmudict() if lexicon is None else _merged_with_cmudict(lexicon)
     missing = lex.oov(words)
     non_latin = [w for w in missing if not any("a" <= c <= "z" for c in
                                                unicodedata.normalize("NFKD", w))]
@@ -347,3 +344,33 @@ def tokenize_transcript(text: str, *, unit: str = "phones", lexicon=None,
             "pronunciations", OOVWarning, stacklevel=2)
     units = [guessed[w] if w in guessed else lex.pronounce(w) for w in words]
     return Transcript(words=words, units=units, unit="phones", oov=missing)
+
+
+# the last user lexicon merged over CMUdict: (source, its key, merged); a corpus passes the
+# same lexicon for every utterance, and merging copies ~135k entries
+_LAST_MERGE: list = []
+
+
+def _merged_with_cmudict(lexicon):
+    """CMUdict with ``lexicon`` (a Lexicon or a file) merged over it, reused across calls."""
+    from vqalign.align.lexicon import Lexicon
+
+    if isinstance(lexicon, Lexicon):
+        key = ("lexicon", len(lexicon))
+    else:
+        path = Path(lexicon)
+        try:
+            st = path.stat()
+            key = ("file", str(path.resolve()), st.st_mtime_ns, st.st_size)
+        except OSError:
+            key = None  # let Lexicon.from_file name the problem
+    if key is not None and _LAST_MERGE:
+        source, last_key, merged = _LAST_MERGE
+        same = source is lexicon if isinstance(lexicon, Lexicon) else True
+        if same and last_key == key:
+            return merged
+    user = lexicon if isinstance(lexicon, Lexicon) else Lexicon.from_file(lexicon)
+    merged = Lexicon.cmudict().merged(user)
+    if key is not None:
+        _LAST_MERGE[:] = [lexicon, key, merged]
+    return merged
