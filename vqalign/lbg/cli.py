@@ -25,7 +25,7 @@ def add_arguments(parser):
     parser.add_argument("--n-iter", type=int, default=None,
                         help="Lloyd iterations (lloyd) or iterations per level (lbg)")
     parser.add_argument("--dead-policy", choices=("split", "resample", "none"), default="split")
-    parser.add_argument("--max-points-per-code", type=int, default=128)
+    parser.add_argument("--max-points-per-code", type=int, default=64)
     parser.add_argument("--final-passes", type=int, default=1)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -76,8 +76,10 @@ def lloyd_steps(X, codes: np.ndarray, run: Run, *, shift, level: int, n_iter: in
         old = codes.copy() if bounds is not None else None
         nz = a.counts > 0
         codes[nz] = a.sums[nz] / a.counts[nz, None] + shift
-        if min_share > 0 and it < n_iter - 1:
-            # codes with far less than their share of vectors are re-seeded too
+        if min_share > 0 and it < max(1, n_iter // 2):
+            # codes with far less than their share of vectors are re-seeded too (first half
+            # of the iterations only: the second half converges, with small drifts that
+            # let the bounds skip most rows)
             dead = np.flatnonzero(a.counts < min_share * a.n / codes.shape[0])
         else:
             dead = np.flatnonzero(~nz)

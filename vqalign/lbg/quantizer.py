@@ -32,7 +32,7 @@ class VectorQuantizer:
         "lloyd": full Lloyd from ``init``. "random": ``n_codes`` distinct random
         training vectors, no training (a baseline; one history row).
     n_codes : int
-    n_iter : Lloyd iterations ("lloyd"; default 20) or per LBG level (default 8).
+    n_iter : Lloyd iterations ("lloyd"; default 20) or per LBG level (default 6).
     n_steps, batch_size, decay : minibatch settings (decay = EMA weight of the past).
     dead_policy : "split" | "resample" | None (re-seeding of codes left without vectors).
     dead_window, dead_threshold : minibatch dead-code detection.
@@ -57,7 +57,7 @@ class VectorQuantizer:
     def __init__(self, method: str = "lbg", n_codes: int = 256, *, n_iter=None, n_steps=None,
                  batch_size: int = 4096, decay: float = 0.9, init="random",
                  dead_policy="split", dead_window=None, dead_threshold: float = 0.01,
-                 refine: str = "lloyd", max_points_per_code: int = 128, final_passes: int = 1,
+                 refine: str = "lloyd", max_points_per_code: int = 64, final_passes: int = 1,
                  split_eps: float = 0.8, min_share: float = 0.3, tol: float = 1e-3, keep_snapshots: int = 0,
                  random_state=None, progress: bool = False):
         self.method = method
@@ -118,7 +118,7 @@ class VectorQuantizer:
         try:
             if self.method == "lbg":
                 params = _check_params(
-                    refine=self.refine, n_iter=10 if self.n_iter is None else self.n_iter,
+                    refine=self.refine, n_iter=6 if self.n_iter is None else self.n_iter,
                     max_points_per_code=self.max_points_per_code,
                     final_passes=self.final_passes, split_eps=self.split_eps,
                     batch_size=self.batch_size, decay=self.decay)
