@@ -11,7 +11,7 @@ first use (so ``import vqalign`` stays cheap)::
 
 from __future__ import annotations
 
-import importlib
+from vqalign._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -31,13 +31,5 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'vqalign' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))

@@ -10,7 +10,7 @@ Names are loaded on first use.
 
 from __future__ import annotations
 
-import importlib
+from vqalign._lazy import lazy_exports
 
 _LAZY = {
     "Aligner": "vqalign.align.aligner",
@@ -29,13 +29,5 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'vqalign.align' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))

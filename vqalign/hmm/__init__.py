@@ -18,9 +18,7 @@ Gaussians, one weight vector per emission column, Baum-Welch with a
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-
+from vqalign._lazy import lazy_exports
 from vqalign.hmm.inference import (
     dense_forward_backward,
     dense_viterbi,
@@ -40,16 +38,8 @@ _LAZY = {
 
 __all__ = ["Topology", "linear_chain", "transitions_from_durations", "forward_backward",
            "viterbi", "dense_forward_backward", "dense_viterbi", "segments_from_path",
-           *(name for name, mod in _LAZY.items() if importlib.util.find_spec(mod) is not None)]
+           *_LAZY]
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'vqalign.hmm' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))

@@ -5,7 +5,7 @@ Names are loaded on first use so that importing one reader does not import all.
 
 from __future__ import annotations
 
-import importlib
+from vqalign._lazy import lazy_exports
 
 _LAZY = {
     "load_audio": "vqalign.io.audio",
@@ -20,9 +20,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'vqalign.io' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

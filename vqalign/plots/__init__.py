@@ -19,8 +19,9 @@ Names load on first use, so ``import vqalign.plots`` does not import matplotlib.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
+
+from vqalign._lazy import lazy_exports
 
 _LAZY = {
     "plot_alignment": "vqalign.plots.static",
@@ -40,16 +41,8 @@ _LAZY = {
 __all__ = [*_LAZY, "demo_figures"]
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'vqalign.plots' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
 
 
 def demo_figures(out_dir, *, audio, sr, alignment, vq=None, X=None, reference=None,
