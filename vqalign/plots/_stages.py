@@ -3,7 +3,8 @@
 The stages follow the librosa convention that ``vqalign.features.mfcc`` uses by
 default: centred frames (zero padding of ``n_fft // 2`` on both sides), a
 periodic Hann window of ``win_length`` samples centred in ``n_fft``, power
-spectrum, Slaney-style mel filters (area-normalised), ``10 log10`` with an
+spectrum, Slaney-style mel filters (area-normalised; the filterbank and DCT are
+``vqalign.features``' own), ``10 log10`` with an
 80 dB floor below the utterance's maximum, and an orthonormal DCT-II.
 
 Everything here is vectorised over frames; nothing loops per frame or sample.
@@ -17,54 +18,10 @@ import numpy as np
 
 from vqalign._validation import check_audio, check_positive_int, check_sample_rate
 from vqalign.exceptions import ParameterError
+from vqalign.features.mfcc import dct_matrix, slaney_filterbank
 
 AMIN = 1e-10
 TOP_DB = 80.0
-
-
-def hz_to_mel(f):
-    """Slaney mel scale: linear below 1 kHz, logarithmic above."""
-    f = np.asarray(f, dtype=np.float64)
-    f_sp = 200.0 / 3.0
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    mel = f / f_sp
-    return np.where(f >= min_log_hz,
-                    min_log_mel + np.log(np.maximum(f, 1e-12) / min_log_hz) / logstep, mel)
-
-
-def mel_to_hz(m):
-    m = np.asarray(m, dtype=np.float64)
-    f_sp = 200.0 / 3.0
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
-
-
-def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0,
-                   fmax: float | None = None) -> np.ndarray:
-    """Triangular Slaney mel filters, shape ``(n_mels, 1 + n_fft // 2)``, area-normalised."""
-    fmax = sr / 2.0 if fmax is None else float(fmax)
-    fft_freqs = np.linspace(0.0, sr / 2.0, 1 + n_fft // 2)
-    mel_f = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
-    fdiff = np.diff(mel_f)
-    ramps = mel_f[:, None] - fft_freqs[None, :]
-    lower = -ramps[:-2] / fdiff[:-1, None]
-    upper = ramps[2:] / fdiff[1:, None]
-    weights = np.maximum(0.0, np.minimum(lower, upper))
-    weights *= (2.0 / (mel_f[2:] - mel_f[:-2]))[:, None]
-    return weights
-
-
-def dct_matrix(n_mels: int, n_mfcc: int) -> np.ndarray:
-    """Orthonormal DCT-II basis, shape ``(n_mfcc, n_mels)``: ``mfcc = basis @ log_mel``."""
-    k = np.arange(n_mfcc)[:, None]
-    n = np.arange(n_mels)[None, :]
-    basis = np.cos(np.pi * k * (2 * n + 1) / (2.0 * n_mels)) * np.sqrt(2.0 / n_mels)
-    basis[0] /= np.sqrt(2.0)
-    return basis
 
 
 @dataclass
@@ -146,11 +103,11 @@ def mfcc_stages(y, sr: int = 16000, *, n_mfcc: int = 13, n_mels: int = 40,
     window[left:left + win] = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(win) / win)
     windowed = frames * window
     power = np.abs(np.fft.rfft(windowed, axis=1)) ** 2
-    fb = mel_filterbank(sr, n_fft, n_mels, fmin, fmax)
+    fb = slaney_filterbank(sr, n_fft, n_mels, float(fmin), fmax_v).astype(np.float64)
     mel = power @ fb.T
     log_mel = 10.0 * np.log10(np.maximum(mel, AMIN))
     log_mel = np.maximum(log_mel, log_mel.max() - TOP_DB)
-    dct = dct_matrix(n_mels, n_mfcc)
+    dct = dct_matrix(n_mfcc, n_mels).astype(np.float64)
     mfcc = (log_mel @ dct.T).astype(np.float32)
     return MFCCStages(audio=y, sr=sr, hop=hop, win=win, n_fft=n_fft, window=window,
                       frames=frames, windowed=windowed, power=power, mel_fb=fb, mel=mel,
