@@ -185,6 +185,22 @@ def test_corpus_mode_against_synth_truth(corpus, unit):
     assert ll[-1] > ll[0] + 1.0 and np.all(np.diff(ll) > -1e-2)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_corpus_mode_small_corpora_several_seeds(seed):
+    """12 utterances: before the second flat start, seeds 0 and 2 put words into pauses
+    (350 / 220 ms mean word error); every seed must now be near the 16-utterance figure
+    with no utterance grossly misaligned."""
+    utts = synth.synthesize_corpus(12, seed=seed)
+    aligner = Aligner(unit="phones").fit([(u.audio, u.sr, u.text) for u in utts])
+    per_utt = [_word_errors_ms(a, u) for a, u in zip(aligner.alignments_, utts)]
+    err = np.concatenate(per_utt)
+    worst = max(float(np.mean(e)) for e in per_utt)
+    print(f"seed {seed}: mean {np.mean(err):.1f} ms, worst utterance {worst:.0f} ms")
+    assert np.mean(err) < 30.0, f"seed {seed}: mean word-boundary error {np.mean(err):.1f} ms"
+    assert worst < 100.0, f"seed {seed}: an utterance is {worst:.0f} ms off on average"
+    assert "flat start" in aligner.history_.name
+
+
 @pytest.mark.parametrize("unit", ["phones", "chars"])
 def test_single_utterance_mode_against_synth_truth(corpus, unit):
     errs, bases = [], []
