@@ -256,3 +256,38 @@ def test_mfcc_lengths_match_librosa(rng, n, center):
     ours = mfcc(y, center=center)
     assert ours.shape == ref.shape
     assert np.abs(ours - ref).max() <= 1e-3 * (ref.max() - ref.min())
+
+
+@pytest.mark.parametrize("kind,args", [
+    ("slaney", (16000, 512, 40, 0.0, 8000.0)),
+    ("slaney", (22050, 1024, 64, 60.0, 7600.0)),
+    ("kaldi", (16000, 512, 23, 20.0, 8000.0)),
+    ("slaney", (8000, 256, 24, 0.0, 4000.0)),
+])
+def test_sparse_filterbank_equals_dense(rng, kind, args):
+    """The per-band spans rebuild the dense matrix, and the fused kernel equals power @ W.T."""
+    import importlib
+
+    from vqalign.features import _kernels as K
+    mod = importlib.import_module("vqalign.features.mfcc")  # the package's `mfcc` is the function
+    dense = (mod.slaney_filterbank if kind == "slaney" else mod.kaldi_filterbank)(*args)
+    bank = mod.sparse_filterbank(dense)
+    rebuilt = np.zeros_like(dense)
+    for m in range(bank.n_mels):
+        w = bank.weights[bank.band_off[m]:bank.band_off[m + 1]]
+        rebuilt[m, bank.band_lo[m]:bank.band_lo[m] + w.size] = w
+    np.testing.assert_array_equal(rebuilt, dense)
+    assert np.all(dense[:, :bank.bin_lo] == 0) and np.all(dense[:, bank.bin_hi:] == 0)
+
+    n_fft = args[1]
+    frames = rng.standard_normal((37, n_fft)).astype(np.float32)
+    frames[5] = 0.0                                   # a silent frame hits the floor
+    spec = np.fft.rfft(frames.astype(np.float64), axis=1)
+    expect = np.maximum((np.abs(spec) ** 2) @ dense.T.astype(np.float64), 1e-10)
+    out = np.empty((37, bank.n_mels), dtype=np.float32)
+    spec32 = np.ascontiguousarray(spec.astype(np.complex64))
+    K.mel_power(spec32.view(np.float32), bank.bin_lo, bank.bin_hi, bank.band_lo, bank.band_off,
+                bank.weights, np.float32(1e-10), np.empty((n_fft // 2 + 1, 37), np.float32),
+                np.empty(37, np.float32), out)
+    np.testing.assert_allclose(out, expect, rtol=1e-5, atol=1e-10)
+    assert np.all(out[5] == np.float32(1e-10))

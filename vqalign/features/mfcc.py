@@ -2,19 +2,21 @@
 
 The pipeline runs over blocks of a few hundred frames so that every block stays
 in a core's cache: a numba kernel cuts and windows the frames, scipy's pocketfft
-takes their real FFTs, a second kernel squares them into a power spectrum, the
-mel filterbank is one sgemm and the log numpy's vectorized ``np.log``; the
-cepstra are then one small matrix product. Blocks are shared among threads (all kernels release the GIL).
+takes their real FFTs, one fused kernel squares them and sums the power straight
+into the mel bands using only each band's nonzero span of the filterbank (SIMD
+across the frames of the block) with the floor, and numpy's vectorized ``np.log``
+takes the log; the cepstra are then one small matrix product. Blocks are shared
+among threads (all kernels release the GIL).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import numbers
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 import scipy.fft
@@ -131,11 +133,49 @@ def dct_matrix(n_out: int, n_in: int) -> np.ndarray:
     return c.astype(np.float32)
 
 
+class _SparseBank(NamedTuple):
+    """A mel filterbank as one nonzero span per band (for ``_kernels.mel_power``)."""
+
+    n_mels: int
+    bin_lo: int             # first bin any band touches
+    bin_hi: int             # one past the last
+    band_lo: np.ndarray     # (n_mels,) int64: first bin of band m
+    band_off: np.ndarray    # (n_mels + 1,) int64: band m's weights are weights[off[m]:off[m+1]]
+    weights: np.ndarray     # (sum of spans,) float32
+
+
+def sparse_filterbank(fbank: np.ndarray) -> _SparseBank:
+    """The (n_mels, n_bins) filterbank as per-band spans from first to last nonzero bin.
+
+    Zeros inside a span are kept, so ``sum_k W[m, k] p[k]`` is the same sum of
+    the same products as with the dense matrix.
+    """
+    W = np.asarray(fbank, dtype=np.float32)
+    n_mels = W.shape[0]
+    band_lo = np.zeros(n_mels, dtype=np.int64)
+    band_off = np.zeros(n_mels + 1, dtype=np.int64)
+    parts = []
+    for m in range(n_mels):          # once per filterbank (cached), not per frame
+        nz = np.flatnonzero(W[m])
+        lo, hi = (int(nz[0]), int(nz[-1]) + 1) if nz.size else (0, 0)
+        band_lo[m] = lo
+        band_off[m + 1] = band_off[m] + (hi - lo)
+        parts.append(W[m, lo:hi])
+    spans = band_off[1:] - band_off[:-1]
+    used = spans > 0
+    bin_lo = int(band_lo[used].min()) if used.any() else 0
+    bin_hi = int((band_lo + spans)[used].max()) if used.any() else 0
+    weights = np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0),
+                                   dtype=np.float32)
+    for a in (band_lo, band_off, weights):
+        a.flags.writeable = False
+    return _SparseBank(n_mels, bin_lo, bin_hi, band_lo, band_off, weights)
+
+
 @functools.lru_cache(maxsize=32)
-def _filterbank_t(kind: str, sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float):
-    """The filterbank transposed and contiguous: (1 + n_fft // 2, n_mels), for ``power @ W.T``."""
+def _filterbank_sparse(kind: str, sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float):
     make = slaney_filterbank if kind == "slaney" else kaldi_filterbank
-    return np.ascontiguousarray(make(sr, n_fft, n_mels, float(fmin), float(fmax)).T)
+    return sparse_filterbank(make(sr, n_fft, n_mels, float(fmin), float(fmax)))
 
 
 @functools.lru_cache(maxsize=32)
@@ -167,62 +207,40 @@ def _get_pool(n: int) -> ThreadPoolExecutor:
         return _pool
 
 
-_blas_ctl = None
-
-
-def _blas_single_thread():
-    """Context limiting BLAS to one thread while our own threads run (threadpoolctl, optional).
-
-    Each block's filterbank product is a small sgemm; letting OpenBLAS spawn its
-    own threads inside each of our threads oversubscribes the cores (measured:
-    2x slower on 2 cores).
-    """
-    global _blas_ctl
-    if _blas_ctl is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-            _blas_ctl = ThreadpoolController()
-        except Exception:  # pragma: no cover - threadpoolctl absent
-            _blas_ctl = False
-    if _blas_ctl is False:  # pragma: no cover
-        return contextlib.nullcontext()
-    return _blas_ctl.limit(limits=1, user_api="blas")
-
-
-def _run_blocks(n_frames: int, n_fft: int, frame_fn, fbank_t, floor, n_threads):
+def _run_blocks(n_frames: int, n_fft: int, frame_fn, bank: _SparseBank, floor, n_threads):
     """Frames -> rFFT -> power -> mel -> natural log, over blocks: (n_frames, n_mels) float32."""
-    out = np.empty((n_frames, fbank_t.shape[1]), dtype=np.float32)
+    out = np.empty((n_frames, bank.n_mels), dtype=np.float32)
+    n_bins = n_fft // 2 + 1
+    floor = np.float32(floor)
 
     def work(lo, hi):
         nb0 = min(_BLOCK, hi - lo)
         buf = np.zeros((nb0, n_fft), dtype=np.float32)
-        power = np.empty((nb0, fbank_t.shape[0]), dtype=np.float32)
+        power_t = np.empty((n_bins, nb0), dtype=np.float32)
+        acc = np.empty(nb0, dtype=np.float32)
         for t0 in range(lo, hi, _BLOCK):
             nb = min(_BLOCK, hi - t0)
             view = buf[:nb]
             frame_fn(t0, view)
             spec = scipy.fft.rfft(view, axis=1, workers=1)
-            K.power_spectrum(spec.view(np.float32), power[:nb])
             rows = out[t0:t0 + nb]
-            np.dot(power[:nb], fbank_t, out=rows)
-            np.maximum(rows, floor, out=rows)
+            K.mel_power(spec.view(np.float32), bank.bin_lo, bank.bin_hi, bank.band_lo,
+                        bank.band_off, bank.weights, floor, power_t, acc, rows)
             np.log(rows, out=rows)
         return hi - lo
 
     n_threads = max(1, min(n_threads, n_frames // _BLOCK))
     if n_threads == 1:
-        with _blas_single_thread():
-            work(0, n_frames)
+        work(0, n_frames)
         return out
     # contiguous share per thread, cut at block boundaries
     n_blocks = -(-n_frames // _BLOCK)
     edges = [min(n_frames, _BLOCK * ((n_blocks * j) // n_threads)) for j in range(n_threads + 1)]
     pool = _get_pool(n_threads)
-    with _blas_single_thread():
-        futures = [pool.submit(work, edges[j], edges[j + 1]) for j in range(n_threads)
-                   if edges[j + 1] > edges[j]]
-        for f in futures:
-            f.result()
+    futures = [pool.submit(work, edges[j], edges[j + 1]) for j in range(n_threads)
+               if edges[j + 1] > edges[j]]
+    for f in futures:
+        f.result()
     return out
 
 
@@ -336,7 +354,7 @@ def mfcc(y, sr=16000, *, n_mfcc=13, n_mels=None, win_length=0.025, hop_length=0.
         def frame_fn(t0, view):
             K.frame_kaldi(y, hop, window, scale, pre, rdc, t0, view, log_energy)
 
-        fb = _filterbank_t("kaldi", sr, n_fft, n_mels, fmin, fmax)
+        fb = _filterbank_sparse("kaldi", sr, n_fft, n_mels, fmin, fmax)
         logmel = _run_blocks(n_frames, n_fft, frame_fn, fb, _FLT_EPS, n_threads)
         C = dct_matrix(n_mfcc, n_mels)
         out = logmel @ C.T
@@ -364,7 +382,7 @@ def mfcc(y, sr=16000, *, n_mfcc=13, n_mels=None, win_length=0.025, hop_length=0.
     def frame_fn(t0, view):
         K.frame_window(y, start, hop, window, t0, view)
 
-    fb = _filterbank_t("slaney", sr, n_fft, n_mels, fmin, fmax)
+    fb = _filterbank_sparse("slaney", sr, n_fft, n_mels, fmin, fmax)
     if top_db is not None:
         top_db = float(top_db)
         if not top_db >= 0:
