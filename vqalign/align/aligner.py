@@ -43,6 +43,14 @@ MODEL_VERSION = 1
 UNITS = ("phones", "chars")
 # beyond this many seconds an utterance is aligned in overlapping windows
 LONG_AUDIO_S = 90.0
+# A model self-trained on one utterance (unfitted Aligner, phones, hop_length=None)
+# works at a 10 ms hop and seeds its silence from the quietest 5 % of the frames (a
+# corpus: 5 ms and 15 %). Measured on 8 synth utterances x 10 seeds (docs/accuracy.md):
+# 73 -> 39 ms mean word-boundary error. With one utterance the silence column has no
+# other data: a broader seed takes in stop closures and weak fricatives, which EM then
+# labels as pauses and shifts the following words by one.
+SINGLE_HOP_S = 0.010
+SINGLE_SILENCE_QUANTILE = 0.05
 
 
 # --------------------------------------------------------------------------- helpers
@@ -172,7 +180,10 @@ class Aligner:
         10 ms (15.2 vs 15.7 ms mean word-boundary error, 77 vs 73 % within 20 ms)
         at about twice the cost; with chars (several letters per sound, e.g. "ll")
         the 3-states-per-letter minimum duration at 5 ms is too weak and whole words
-        were squeezed, so chars keep 10 ms.
+        were squeezed, so chars keep 10 ms. An unfitted Aligner (a model self-trained
+        on each utterance) uses 10 ms with phones too: measured on synthesized
+        utterances, one utterance gives too few frames per state at 5 ms (see
+        ``SINGLE_HOP_S``).
     lexicon : Lexicon, optional
         Pronunciations merged over CMUdict (unit="phones").
     codebook : str, Path or array (n_codes, 39), optional
@@ -223,7 +234,7 @@ class Aligner:
         self.weight_floor = weight_floor
 
     # ------------------------------------------------------------------ validation
-    def _check_params(self):
+    def _check_params(self, *, training=False):
         if self.unit not in UNITS:
             raise ParameterError(f"unit={self.unit!r} is not supported; use 'phones' (English, "
                                  "CMUdict) or 'chars' (any script, no lexicon)")
@@ -238,7 +249,8 @@ class Aligner:
         check_positive_int(self.update_gaussians, "update_gaussians", minimum=0)
         hop = self.hop_length
         if hop is None:
-            hop = 0.005 if self.unit == "phones" else 0.010
+            fitted = getattr(self, "model_", None) is not None
+            hop = 0.005 if self.unit == "phones" and (training or fitted) else SINGLE_HOP_S
         if not isinstance(hop, (int, float)) or isinstance(hop, bool) or not 0.002 <= hop <= 0.05:
             raise ParameterError(f"hop_length={hop!r} s is outside [0.002, 0.05]; use 0.010 "
                                  "(10 ms) or 0.005 (5 ms)")
@@ -353,7 +365,7 @@ class Aligner:
         ``alignments_`` (the training utterances' final alignments, in order; None
         for a skipped one).
         """
-        self._check_params()
+        self._check_params(training=True)
         t_start = time.perf_counter()
         items = _as_items(corpus)
         if not items:
@@ -572,19 +584,7 @@ class Aligner:
         err = self._length_errors(trial, [p])[0]
         if err is not None:
             raise err
-        saved = self.n_codes
-        try:
-            self.n_codes = k
-            model = self._new_model(symbols, [p], rng)
-        finally:
-            self.n_codes = saved
-        frames = self._frames([p])
-        g = model.build_graph([p.tokens.units], silence=self.silence)
-        comp = model.frame_components(frames.X)
-        model.init_weights_from_energy(comp, frames.energy, frames.frame_off)
-        history, comp, paths = _em_flat_starts(
-            model, frames, g, comp, self.n_iter, History("tied-mixture EM (one utterance)"),
-            short_start=False, keep_paths=self.keep_paths, tol=self.tol, return_paths=True)
+        model, frames, g, comp, history, paths = self._train_one(p, symbols, k, rng)
         em_paths = None
         if self.keep_paths:
             em_paths = [_boundary_times(pp, g, 0, self.hop_, p.duration) for pp in paths]
@@ -596,6 +596,25 @@ class Aligner:
         if isinstance(res, Exception):
             raise res
         return res
+
+    def _train_one(self, p, symbols, k, rng):
+        """Codebook, flat start and EM on one utterance: (model, frames, graph, comp,
+        history, per-step paths)."""
+        frames = self._frames([p])
+        saved = self.n_codes
+        try:
+            self.n_codes = k
+            model = self._new_model(symbols, [p], rng)
+        finally:
+            self.n_codes = saved
+        g = model.build_graph([p.tokens.units], silence=self.silence)
+        comp = model.frame_components(frames.X)
+        model.init_weights_from_energy(comp, frames.energy, frames.frame_off,
+                                       quantile=SINGLE_SILENCE_QUANTILE)
+        history, comp, paths = _em_flat_starts(
+            model, frames, g, comp, self.n_iter, History("tied-mixture EM (one utterance)"),
+            short_start=False, keep_paths=self.keep_paths, tol=self.tol, return_paths=True)
+        return model, frames, g, comp, history, paths
 
     def align_many(self, items, *, n_jobs=None):
         """Align many utterances; per-utterance failures are returned, not raised.
@@ -699,19 +718,7 @@ class Aligner:
         rng = check_random_state(self.random_state)
         T = p.X.shape[0]
         symbols = sorted({u for w in p.tokens.units for u in w})
-        saved = self.n_codes
-        try:
-            self.n_codes = min(self.n_codes, max(8, T // 12))
-            model = self._new_model(symbols, [p], rng)
-        finally:
-            self.n_codes = saved
-        frames = self._frames([p])
-        g = model.build_graph([p.tokens.units], silence=self.silence)
-        comp = model.frame_components(frames.X)
-        model.init_weights_from_energy(comp, frames.energy, frames.frame_off)
-        _em_flat_starts(model, frames, g, comp, self.n_iter, History("tied-mixture EM"),
-                        short_start=False, tol=self.tol)
-        return model
+        return self._train_one(p, symbols, min(self.n_codes, max(8, T // 12)), rng)[0]
 
     # ------------------------------------------------------------------ persistence
     def save(self, path, *, overwrite=False):
