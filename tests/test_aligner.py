@@ -12,8 +12,8 @@ import pytest
 
 from vqalign.align import Aligner, align
 from vqalign.align import _model as M
-from vqalign.align import _model_kernels as K
 from vqalign.exceptions import ParameterError
+from vqalign.hmm import _batch_kernels as K
 
 synth = pytest.importorskip("vqalign.datasets.synth")
 

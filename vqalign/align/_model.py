@@ -5,7 +5,7 @@ Gaussians initialised from a VQ codebook -> per-state mixture weights over the
 top-n Gaussians of every frame -> one linear-chain HMM per utterance (optional
 one-state silence between words and at both ends) -> EM with scaled
 forward-backward -> Viterbi. All heavy loops run in
-:mod:`vqalign.align._model_kernels` over a whole batch of utterances at once.
+:mod:`vqalign.hmm._batch_kernels` over a whole batch of utterances at once.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vqalign.align import _model_kernels as K
 from vqalign.exceptions import AlignmentError, ConvergenceWarning, ParameterError
 from vqalign.history import History, code_usage_stats
+from vqalign.hmm import _batch_kernels as K
 
 SIL = "sil"
 FEATURE_SR = 16000

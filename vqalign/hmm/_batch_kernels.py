@@ -1,4 +1,8 @@
-"""Numba kernels of the tied-mixture aligner (private).
+"""Batched numba kernels for tied-mixture HMM alignment (private).
+
+Used by :mod:`vqalign.align._model` (the aligner's EM and decoding over a whole
+batch of utterances at once); moved here from ``vqalign/align/_model_kernels.py``
+so that numba code lives in ``_kernels`` files of the HMM engine.
 
 Flat arrays in, caller-allocated outputs, a status code instead of an exception.
 Utterances are batched: frames of utterance ``u`` are rows
@@ -10,8 +14,8 @@ silence) a skip over it: ``log_trans[s] = (self, next, skip)``.
 Status codes: 0 ok, 1 no path (too few frames or all paths impossible),
 2 numerical underflow in the scaled recursion.
 
-These kernels are a temporary home: the shared banded kernels live in
-``vqalign.hmm`` and the aligner moves onto them once their batched versions exist.
+The single-utterance banded kernels of :mod:`vqalign.hmm` (``_kernels.py``) are
+separate; these keep the aligner's batched layout (one flat table for a corpus).
 """
 
 from __future__ import annotations
