@@ -285,7 +285,7 @@ def test_sparse_filterbank_equals_dense(rng, kind, args):
     spec = np.fft.rfft(frames.astype(np.float64), axis=1)
     expect = np.maximum((np.abs(spec) ** 2) @ dense.T.astype(np.float64), 1e-10)
     out = np.empty((37, bank.n_mels), dtype=np.float32)
-    spec32 = np.ascontiguousarray(spec.astype(np.complex64))
+    spec32 = np.ascontiguousarray(spec.T.astype(np.complex64))      # bins x frames
     K.mel_power(spec32.view(np.float32), bank.bin_lo, bank.bin_hi, bank.band_lo, bank.band_off,
                 bank.weights, np.float32(1e-10), np.empty((n_fft // 2 + 1, 37), np.float32),
                 np.empty(37, np.float32), out)

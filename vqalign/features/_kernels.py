@@ -76,42 +76,26 @@ def frame_kaldi(y, hop, window, scale, preemph, remove_dc, t0, out, log_energy):
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def power_spectrum(spec, out):
-    """Power of a block of complex spectra given as interleaved float32 pairs.
-
-    ``spec`` is ``complex64_block.view(np.float32)`` (n_block, 2 * n_bins);
-    ``out[i, k] = re**2 + im**2``. Returns 0.
-    """
-    n_bins = out.shape[1]
-    for i in range(out.shape[0]):
-        for k in range(n_bins):
-            a = spec[i, 2 * k]
-            b = spec[i, 2 * k + 1]
-            out[i, k] = a * a + b * b
-    return 0
-
-
-
-@njit(cache=True, nogil=True, fastmath=True)
 def mel_power(spec, bin_lo, bin_hi, band_lo, band_off, weights, floor, power_t, acc, out):
     """Power spectrum -> mel energies -> floor, fused, for a block of complex spectra.
 
-    ``spec`` is ``complex64_block.view(np.float32)`` (n_block, 2 * n_bins). The
-    filterbank is given band by band as its nonzero span: band ``m`` starts at
-    bin ``band_lo[m]`` and has the weights ``weights[band_off[m]:band_off[m + 1]]``
+    ``spec`` is ``complex64_spectra.view(np.float32)`` (n_bins, 2 * n_block):
+    bins along rows, frames along columns (``scipy.fft.rfft(frames.T, axis=0)``),
+    so that every step below runs over the frames of the block at once (SIMD).
+    The filterbank is given band by band as its nonzero span: band ``m`` starts
+    at bin ``band_lo[m]`` and has the weights ``weights[band_off[m]:band_off[m + 1]]``
     on consecutive bins. Only bins in ``[bin_lo, bin_hi)`` (the union of the
     spans) are squared, into the scratch ``power_t`` (n_bins, >= n_block)
-    float32, frames along its rows so that every band's weighted sum runs over
-    all frames of the block at once (SIMD across frames) in the scratch ``acc``
-    (>= n_block) float32. ``out[i, m] = max(sum_k w_mk |X_ik|^2, floor)``.
+    float32; each band's weighted sum accumulates in the scratch ``acc``
+    (>= n_block) float32. ``out[i, m] = max(sum_k w_mk |X_ki|^2, floor)``.
     Returns 0.
     """
     nb = out.shape[0]
     n_mels = out.shape[1]
     for k in range(bin_lo, bin_hi):
         for i in range(nb):
-            a = spec[i, 2 * k]
-            b = spec[i, 2 * k + 1]
+            a = spec[k, 2 * i]
+            b = spec[k, 2 * i + 1]
             power_t[k, i] = a * a + b * b
     for m in range(n_mels):
         o0 = band_off[m]

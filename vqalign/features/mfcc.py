@@ -222,7 +222,8 @@ def _run_blocks(n_frames: int, n_fft: int, frame_fn, bank: _SparseBank, floor, n
             nb = min(_BLOCK, hi - t0)
             view = buf[:nb]
             frame_fn(t0, view)
-            spec = scipy.fft.rfft(view, axis=1, workers=1)
+            # bins x frames: the fused kernel then runs over frames (contiguous, SIMD)
+            spec = np.ascontiguousarray(scipy.fft.rfft(view.T, axis=0, workers=1))
             rows = out[t0:t0 + nb]
             K.mel_power(spec.view(np.float32), bank.bin_lo, bank.bin_hi, bank.band_lo,
                         bank.band_off, bank.weights, floor, power_t, acc, rows)
