@@ -78,35 +78,6 @@ def features(y: np.ndarray, hop_s: float, delta_width: int = 1) -> tuple[np.ndar
 
 
 # ----------------------------------------------------------------------------- codebook
-def kmeans(X: np.ndarray, k: int, rng: np.random.Generator, n_iter: int = 8,
-           max_points: int = 16384) -> np.ndarray:
-    """Lloyd k-means on a subsample (BLAS distances), dead codes re-seeded; (k, D) float32.
-
-    A few lines kept here on purpose: the codebook only initialises the shared
-    Gaussians (EM then adapts the mixture weights), and it must cost well under a
-    second on a 12-minute corpus.
-    """
-    if X.shape[0] > max_points:
-        X = X[rng.choice(X.shape[0], max_points, replace=False)]
-    k = min(k, X.shape[0])
-    Xd = np.asarray(X, dtype=np.float32)
-    C = Xd[rng.choice(Xd.shape[0], k, replace=False)].copy()
-    x2 = (Xd * Xd).sum(1)
-    for _ in range(n_iter):
-        d = x2[:, None] - 2.0 * (Xd @ C.T) + (C * C).sum(1)[None, :]
-        a = d.argmin(1)
-        cnt = np.bincount(a, minlength=k).astype(np.float64)
-        S = np.zeros(C.shape)
-        _scatter_sum(S, a, Xd)
-        live = cnt > 0
-        C[live] = S[live] / cnt[live, None]
-        dead = np.flatnonzero(~live)
-        if dead.size:  # re-seed dead codes on the worst-fit points
-            far = np.argsort(d[np.arange(d.shape[0]), a])[-dead.size:]
-            C[dead] = Xd[far]
-    return np.ascontiguousarray(C, dtype=np.float32)
-
-
 def _scatter_sum(S, a, X):
     order = np.argsort(a, kind="stable")
     a_s = a[order]

@@ -443,7 +443,11 @@ class Aligner:
                                      f"{X.shape[1]} dimensions (13 MFCC + deltas); train it "
                                      "on the aligner's features or leave codebook=None")
         else:
-            cb = M.kmeans(X, min(self.n_codes, max(2, X.shape[0] // 4)), rng)
+            from vqalign.lbg import lbg  # noqa: PLC0415
+
+            # the recipe's codebook: LBG doubling from the mean, refined per level
+            cb = lbg(X, min(self.n_codes, max(2, X.shape[0] // 4)),
+                     seed=int(rng.integers(2**31 - 1)))
         gauss = M.Gaussians.from_codebook(cb, X)
         return M.TiedMixtureModel(symbols, self.states_per_unit, gauss, top_n=self.top_n,
                                   weight_floor=self.weight_floor)
