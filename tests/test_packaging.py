@@ -94,3 +94,18 @@ def test_code_usage_stats_against_hand_values():
     p = np.array([0.25, 0.25, 0.5])
     assert s["entropy"] == pytest.approx(-(p * np.log(p)).sum())
     assert s["utilization"] == 0.75 and s["log_k"] == pytest.approx(np.log(4))
+
+
+@pytest.mark.parametrize("bad_index", [0, 5, 99])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_check_audio_finds_every_nonfinite_position(bad, bad_index):
+    y = np.linspace(-0.5, 0.5, 100).astype(np.float32)
+    y[bad_index] = bad
+    with pytest.raises(ParameterError, match=f"1 NaN or Inf samples \\(first at index {bad_index}\\)"):
+        V.check_audio(y, 16000)
+
+
+def test_check_audio_silence_is_exact_zero_only():
+    y = np.zeros(100, np.float32)
+    y[50] = 1e-30  # not silent: a tiny but real sample
+    assert V.check_audio(y, 16000)[50] == np.float32(1e-30)

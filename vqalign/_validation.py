@@ -73,15 +73,17 @@ def check_audio(y, sr=None, *, min_samples: int = 1, allow_silent: bool = False,
             f"{name} has {y.size} samples{dur}, shorter than one analysis window of "
             f"{min_samples} samples; pad it or use a shorter window"
         )
-    finite = np.isfinite(y)
-    if not finite.all():
+    # two reductions with no temporary: min/max propagate NaN and show Inf and silence
+    lo, hi = y.min(), y.max()
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        finite = np.isfinite(y)
         bad = int(y.size - np.count_nonzero(finite))
         first = int(np.argmin(finite))
         raise ParameterError(
             f"{name} contains {bad} NaN or Inf samples (first at index {first}); "
             "replace them (np.nan_to_num) or check the decoder that produced the audio"
         )
-    if not allow_silent and not np.any(y):
+    if not allow_silent and lo == 0 and hi == 0:
         raise ParameterError(
             f"{name} is silent (all {y.size} samples are zero); nothing can be measured in it"
         )
