@@ -26,7 +26,9 @@ def add_arguments(parser):
                         help="Lloyd iterations (lloyd) or iterations per level (lbg)")
     parser.add_argument("--dead-policy", choices=("split", "resample", "none"), default="split")
     parser.add_argument("--max-points-per-code", type=int, default=64)
-    parser.add_argument("--final-passes", type=int, default=1)
+    parser.add_argument("--final-passes", type=int, default=0,
+                        help="full Lloyd passes over all frames after the last LBG level "
+                             "(default 0: train on the subsample, as faiss does)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

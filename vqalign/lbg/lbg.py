@@ -94,8 +94,8 @@ def split_codes(codes: np.ndarray, which: np.ndarray, offsets: np.ndarray, eps: 
     return np.concatenate([codes, old - delta], axis=0)
 
 
-def fit_lbg(X, K: int, run: Run, *, rng, refine: str = "lloyd", n_iter: int = 6,
-            tol: float = 1e-3, max_points_per_code: int = 64, final_passes: int = 1,
+def fit_lbg(X, K: int, run: Run, *, rng, refine: str = "lloyd", n_iter: int = 8,
+            tol: float = 1e-3, max_points_per_code: int = 64, final_passes: int = 0,
             split_eps: float = 0.8, dead_policy: str = "split", batch_size: int = 4096,
             decay: float = 0.9, dead_threshold: float = 0.01, check: bool = True,
             min_share: float = 0.3):
@@ -157,8 +157,8 @@ def check_refine(refine) -> str:
     return refine
 
 
-def lbg(X, K, *, refine: str = "lloyd", n_iter: int = 6, tol: float = 1e-3,
-        max_points_per_code: int = 64, final_passes: int = 1, split_eps: float = 0.8,
+def lbg(X, K, *, refine: str = "lloyd", n_iter: int = 8, tol: float = 1e-3,
+        max_points_per_code: int = 64, final_passes: int = 0, split_eps: float = 0.8,
         min_share: float = 0.3, dead_policy="split", batch_size: int = 4096, decay: float = 0.9,
         seed=None) -> np.ndarray:
     """Linde-Buzo-Gray codebook of K codes (K need not be a power of two): (K, D) float32.

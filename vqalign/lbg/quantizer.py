@@ -32,12 +32,14 @@ class VectorQuantizer:
         "lloyd": full Lloyd from ``init``. "random": ``n_codes`` distinct random
         training vectors, no training (a baseline; one history row).
     n_codes : int
-    n_iter : Lloyd iterations ("lloyd"; default 20) or per LBG level (default 6).
+    n_iter : Lloyd iterations ("lloyd"; default 20) or per LBG level (default 8).
     n_steps, batch_size, decay : minibatch settings (decay = EMA weight of the past).
     dead_policy : "split" | "resample" | None (re-seeding of codes left without vectors).
     dead_window, dead_threshold : minibatch dead-code detection.
     max_points_per_code : LBG levels train on at most this many vectors per code.
-    final_passes : full Lloyd passes over all of X after LBG's last level.
+    final_passes : full Lloyd passes over all of X after LBG's last level (default 0:
+        like faiss, train on the subsample; each pass costs one read of X and on
+        1M x 13, K=1024 lowers MSE by ~1-2 %).
     split_eps : LBG split offset, in standard deviations along each cluster's principal axis.
     min_share : during LBG levels, codes with fewer than this fraction of their even
         share of vectors are re-seeded (moves codes from sparse to dense regions).
@@ -57,7 +59,7 @@ class VectorQuantizer:
     def __init__(self, method: str = "lbg", n_codes: int = 256, *, n_iter=None, n_steps=None,
                  batch_size: int = 4096, decay: float = 0.9, init="random",
                  dead_policy="split", dead_window=None, dead_threshold: float = 0.01,
-                 refine: str = "lloyd", max_points_per_code: int = 64, final_passes: int = 1,
+                 refine: str = "lloyd", max_points_per_code: int = 64, final_passes: int = 0,
                  split_eps: float = 0.8, min_share: float = 0.3, tol: float = 1e-3, keep_snapshots: int = 0,
                  random_state=None, progress: bool = False):
         self.method = method
@@ -118,7 +120,7 @@ class VectorQuantizer:
         try:
             if self.method == "lbg":
                 params = _check_params(
-                    refine=self.refine, n_iter=6 if self.n_iter is None else self.n_iter,
+                    refine=self.refine, n_iter=8 if self.n_iter is None else self.n_iter,
                     max_points_per_code=self.max_points_per_code,
                     final_passes=self.final_passes, split_eps=self.split_eps,
                     batch_size=self.batch_size, decay=self.decay)
