@@ -20,6 +20,7 @@ import numpy as np
 from vqalign.exceptions import AlignmentError, ConvergenceWarning, ParameterError
 from vqalign.history import History, code_usage_stats
 from vqalign.hmm import _batch_kernels as K
+from vqalign.hmm import _kernels as HK
 
 SIL = "sil"
 FEATURE_SR = 16000
@@ -144,7 +145,7 @@ class Gaussians:
             np.multiply(xb, xb, out=xa[:m, D:2 * D])
             xa[:m, 2 * D] = 1.0
             ll = xa[:m] @ W
-            K.topn_from_block(ll, n, idx[b0:b0 + block], val[b0:b0 + block])
+            HK.topn_from_block(ll, idx[b0:b0 + block], val[b0:b0 + block])
         return idx, val
 
     def rescore(self, X, cand, n):

@@ -25,29 +25,11 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from vqalign.hmm._kernels import _push_top
+
 OK = 0
 NO_PATH = 1
 UNDERFLOW = 2
-
-
-@njit(cache=True, parallel=True)
-def topn_from_block(ll, n, idx_out, val_out):
-    """Top-``n`` columns of each row of ``ll`` (B, K), sorted by decreasing value."""
-    B, K = ll.shape
-    for i in prange(B):
-        for j in range(n):
-            val_out[i, j] = -np.inf
-            idx_out[i, j] = 0
-        for k in range(K):
-            v = ll[i, k]
-            if v > val_out[i, n - 1]:
-                j = n - 1
-                while j > 0 and val_out[i, j - 1] < v:
-                    val_out[i, j] = val_out[i, j - 1]
-                    idx_out[i, j] = idx_out[i, j - 1]
-                    j -= 1
-                val_out[i, j] = v
-                idx_out[i, j] = k
 
 
 @njit(cache=True, parallel=True)
@@ -325,12 +307,4 @@ def rescore_candidates(X, cand, means, inv_var, const, n, idx_out, val_out):
             for d in range(D):
                 diff = X[t, d] - means[k, d]
                 acc += diff * diff * inv_var[k, d]
-            v = const[k] - 0.5 * acc
-            if v > val_out[t, n - 1]:
-                j = n - 1
-                while j > 0 and val_out[t, j - 1] < v:
-                    val_out[t, j] = val_out[t, j - 1]
-                    idx_out[t, j] = idx_out[t, j - 1]
-                    j -= 1
-                val_out[t, j] = v
-                idx_out[t, j] = k
+            _push_top(val_out[t], idx_out[t], const[k] - 0.5 * acc, k)

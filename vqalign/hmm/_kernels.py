@@ -609,6 +609,24 @@ def diag_gauss_loglik_rows(X, means, inv_var, log_const, out, t0, t1):
 
 
 @njit(cache=True, nogil=True)
+def _push_top(vals, idxs, v, k):
+    """Insert value ``v`` of index ``k`` into the best-first lists ``vals``/``idxs``.
+
+    A slot whose index is negative is empty and always loses; ties keep the
+    earlier index first. Lists initialised with index 0 behave as strictly full.
+    """
+    n = vals.shape[0]
+    if v > vals[n - 1] or idxs[n - 1] < 0:
+        j = n - 1
+        while j > 0 and (v > vals[j - 1] or idxs[j - 1] < 0):
+            vals[j] = vals[j - 1]
+            idxs[j] = idxs[j - 1]
+            j -= 1
+        vals[j] = v
+        idxs[j] = k
+
+
+@njit(cache=True, nogil=True)
 def diag_gauss_topn_rows(X, means, inv_var, log_const, idx, loglik, t0, t1):
     """Top-n Gaussians of rows t0..t1-1 without a (T, K) array.
 
@@ -628,15 +646,7 @@ def diag_gauss_topn_rows(X, means, inv_var, log_const, idx, loglik, t0, t1):
             for d in range(D):
                 diff = np.float64(X[t, d]) - means[k, d]
                 acc += diff * diff * inv_var[k, d]
-            v = log_const[k] - 0.5 * acc
-            if v > bv[n - 1] or bi[n - 1] < 0:
-                j = n - 1
-                while j > 0 and (v > bv[j - 1] or bi[j - 1] < 0):
-                    bv[j] = bv[j - 1]
-                    bi[j] = bi[j - 1]
-                    j -= 1
-                bv[j] = v
-                bi[j] = k
+            _push_top(bv, bi, log_const[k] - 0.5 * acc, k)
         for j in range(n):
             idx[t, j] = bi[j]
             loglik[t, j] = bv[j]
@@ -733,15 +743,7 @@ def topn_from_block_rows(ll, idx, val, t0, t1):
             bv[j] = -np.inf
             bi[j] = -1
         for k in range(K):
-            v = np.float64(ll[t, k])
-            if v > bv[n - 1] or bi[n - 1] < 0:
-                j = n - 1
-                while j > 0 and (v > bv[j - 1] or bi[j - 1] < 0):
-                    bv[j] = bv[j - 1]
-                    bi[j] = bi[j - 1]
-                    j -= 1
-                bv[j] = v
-                bi[j] = k
+            _push_top(bv, bi, np.float64(ll[t, k]), k)
         for j in range(n):
             idx[t, j] = bi[j]
             val[t, j] = bv[j]
