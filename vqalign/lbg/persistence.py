@@ -16,6 +16,7 @@ import numpy as np
 from vqalign import __version__
 from vqalign.exceptions import ParameterError
 from vqalign.io.atomic import atomic_write
+from vqalign.lbg._data import as_training_data
 
 FORMAT = "vqalign-codebook"
 
@@ -77,3 +78,20 @@ def check_settings(expected: dict, got: dict, *, what: str = "features") -> None
             f"the {what} were computed with other settings than the codebook's ({shown}); "
             "recompute the features with the codebook's settings or train a new codebook"
         )
+
+
+def check_encode_input(X, n_features: int, feature_settings: dict, *, trained: str,
+                       fix: str):
+    """The rows to encode as float32, refused when their width or recorded feature
+    settings differ from the trained model's.
+
+    ``trained`` completes "X has d features per row but ..." (e.g. "the codebook was
+    trained on"), ``fix`` says what to do instead.
+    """
+    X, settings = as_training_data(X)
+    if X.shape[1] != n_features:
+        raise ParameterError(
+            f"X has {X.shape[1]} features per row but {trained} {n_features}; {fix}"
+        )
+    check_settings(feature_settings, settings)
+    return X

@@ -15,7 +15,7 @@ from vqalign.lbg.lloyd import _random_rows, fit_lloyd
 from vqalign.lbg.metrics import check_codebook, decode
 from vqalign.lbg.minibatch import fit_minibatch
 from vqalign.lbg.nearest import assign, prepare
-from vqalign.lbg.persistence import check_settings, load_npz, save_npz
+from vqalign.lbg.persistence import check_encode_input, load_npz, save_npz
 
 METHODS = ("lbg", "minibatch", "lloyd", "random")
 
@@ -171,14 +171,9 @@ class VectorQuantizer:
 
     def _features(self, X):
         self._check_fitted()
-        X, settings = as_training_data(X)
-        if X.shape[1] != self.n_features_in_:
-            raise ParameterError(
-                f"X has {X.shape[1]} features per row but the codebook was trained on "
-                f"{self.n_features_in_}; use features computed with the same settings"
-            )
-        check_settings(self.feature_settings_, settings)
-        return X
+        return check_encode_input(X, self.n_features_in_, self.feature_settings_,
+                                  trained="the codebook was trained on",
+                                  fix="use features computed with the same settings")
 
     def encode(self, X) -> np.ndarray:
         """Nearest code of every row: (N,) int32."""

@@ -10,7 +10,7 @@ from vqalign._validation import check_positive_int, check_random_state
 from vqalign.exceptions import ParameterError
 from vqalign.lbg._data import as_training_data, check_k, iter_blocks
 from vqalign.lbg.nearest import assign, prepare
-from vqalign.lbg.persistence import check_settings, load_npz, save_npz
+from vqalign.lbg.persistence import check_encode_input, load_npz, save_npz
 from vqalign.lbg.quantizer import VectorQuantizer
 
 
@@ -63,14 +63,9 @@ class ResidualVQ:
     def _check(self, X):
         if not hasattr(self, "codebooks_"):
             raise ParameterError("this ResidualVQ is not fitted yet; call fit(X) first")
-        X, settings = as_training_data(X)
-        if X.shape[1] != self.n_features_in_:
-            raise ParameterError(
-                f"X has {X.shape[1]} features per row but the residual codebooks have "
-                f"{self.n_features_in_}; use vectors of the same kind as the training data"
-            )
-        check_settings(self.feature_settings_, settings)
-        return X
+        return check_encode_input(X, self.n_features_in_, self.feature_settings_,
+                                  trained="the residual codebooks have",
+                                  fix="use vectors of the same kind as the training data")
 
     def encode(self, X) -> np.ndarray:
         """(N, n_stages) int32 codes, greedily stage by stage."""
