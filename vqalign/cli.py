@@ -30,7 +30,13 @@ BENCH = {
     "features": ("vqalign.bench.features", "MFCC speed and agreement vs librosa and others"),
     "codebook": ("vqalign.bench.codebook", "codebook speed and MSE vs faiss and scikit-learn"),
     "hmm": ("vqalign.bench.hmm", "forward-backward speed vs hmmlearn"),
-    "align": ("vqalign.bench.align", "alignment accuracy and speed vs pocketsphinx"),
+    "align": ("vqalign.bench.align", "alignment accuracy and speed vs pocketsphinx and other aligners"),
+    "score": ("vqalign.bench.score", "score any aligners' output files against reference TextGrids"),
+    "long": ("vqalign.bench.long", "one long multi-voice recording aligned as one file"),
+    "scale": ("vqalign.bench.scale", "align-corpus wall time, memory and accuracy vs corpus size"),
+    "agree": ("vqalign.bench.agree", "agreement with pocketsphinx on real recordings"),
+    "rvq": ("vqalign.bench.rvq", "residual VQ vs faiss ResidualQuantizer"),
+    "g2p": ("vqalign.bench.g2p", "OOV pronunciation: phone error rate against CMUdict"),
 }
 
 
