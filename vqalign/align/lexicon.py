@@ -1,12 +1,14 @@
-"""Pronunciation lexicons (CMUdict or a user file) and a letter-to-sound fallback.
+"""Pronunciation lexicons (CMUdict or a user file) and a G2P for other words.
 
 Phones are ARPAbet in upper case without stress digits (``"IH1"`` -> ``"IH"``), the
 same set the synthesizer in :mod:`vqalign.datasets.synth` uses. Words are lower case.
+Words missing from the lexicon are pronounced by :func:`letter_to_sound`: eSpeak NG
+when its library is installed, else vqalign's own rules (:mod:`vqalign.align.g2p`).
 
 >>> lex = Lexicon.cmudict()
 >>> lex.pronounce("speech")
 ['S', 'P', 'IY', 'CH']
->>> letter_to_sound("blick")
+>>> rules_letter_to_sound("blick")
 ['B', 'L', 'IH', 'K']
 """
 
@@ -425,23 +427,9 @@ def _to_ascii_letters(word: str) -> str:
     return "".join(out)
 
 
-def letter_to_sound(word: str) -> list[str]:
-    """Guess an English pronunciation (ARPAbet, no stress) from spelling.
-
-    A small rule set of the author's own (digraphs, silent final e, magic e, soft c/g,
-    -ed/-es/-tion endings, r-coloured vowels). It is a fallback for out-of-vocabulary
-    words, not a dictionary: expect about one phone in three to differ from CMUdict on
-    ordinary words. Accented Latin letters are folded to ASCII (é -> e).
-
-    Returns at least one phone for any word holding a Latin letter.
-
-    Raises
-    ------
-    ParameterError
-        If ``word`` holds no Latin letter (e.g. Cyrillic): use ``unit="chars"``.
-    """
+def _latin_letters(word, func: str) -> tuple[str, str]:
     if not isinstance(word, str):
-        raise ParameterError(f"letter_to_sound takes a word (str), got {type(word).__name__}")
+        raise ParameterError(f"{func} takes a word (str), got {type(word).__name__}")
     w = _to_ascii_letters(word)
     letters = w.replace("'", "")
     if not letters:
@@ -450,6 +438,55 @@ def letter_to_sound(word: str) -> list[str]:
             "align such text with unit='chars', or give its pronunciation in a lexicon file "
             "(--lexicon FILE, lines 'WORD PH PH ...')"
         )
+    return w, letters
+
+
+def letter_to_sound(word: str, *, backend: str | None = None) -> list[str]:
+    """Guess an English pronunciation (ARPAbet, no stress) of a word not in the lexicon.
+
+    The aligner (OOV words), the synthesizer and the pocketsphinx runner all call this
+    function, so they agree on every word.
+
+    Parameters
+    ----------
+    word : str
+        One word (lower case or not; accented Latin letters are allowed).
+    backend : {None, "auto", "espeak", "rules"}
+        ``None``/``"auto"``: eSpeak NG when its library is installed, else vqalign's
+        rules (``$VQALIGN_G2P`` forces one); see :mod:`vqalign.align.g2p`.
+
+    Returns at least one phone for any word holding a Latin letter.
+
+    Raises
+    ------
+    ParameterError
+        If ``word`` holds no Latin letter (e.g. Cyrillic): use ``unit="chars"``; or if
+        ``backend="espeak"`` and eSpeak NG is not installed (the message says how).
+    """
+    from vqalign.align import g2p
+
+    _latin_letters(word, "letter_to_sound")
+    if g2p.check_backend(backend) == "rules":
+        return rules_letter_to_sound(word)
+    return g2p.espeak_g2p()(unicodedata.normalize("NFC", word.strip().lower()))
+
+
+def rules_letter_to_sound(word: str) -> list[str]:
+    """vqalign's own letter-to-sound rules (the fallback when eSpeak NG is missing).
+
+    A small rule set of the author's own (digraphs, silent final e, magic e, soft c/g,
+    -ed/-es/-tion endings, r-coloured vowels). It is a fallback for out-of-vocabulary
+    words, not a dictionary: about one phone in four or five differs from CMUdict
+    (``vqalign bench g2p``). Accented Latin letters are folded to ASCII (é -> e).
+
+    Returns at least one phone for any word holding a Latin letter.
+
+    Raises
+    ------
+    ParameterError
+        If ``word`` holds no Latin letter (e.g. Cyrillic): use ``unit="chars"``.
+    """
+    w, letters = _latin_letters(word, "rules_letter_to_sound")
     if len(letters) == 1:
         return list(_LETTER_NAMES[letters])
     w = letters if w.endswith("'") or w.startswith("'") else w

@@ -336,11 +336,13 @@ def tokenize_transcript(text: str, *, unit: str = "phones", lexicon=None,
         )
     guessed = {w: letter_to_sound(w) for w in missing}
     if missing:
+        from vqalign.align.g2p import describe
+
         shown = "; ".join(f"{w} /{' '.join(guessed[w])}/" for w in missing[:20])
         more = f" (and {len(missing) - 20} more)" if len(missing) > 20 else ""
         warnings.warn(
             f"{len(missing)} word(s) not in the lexicon ({lex.name}) are pronounced by "
-            f"letter-to-sound rules: {shown}{more}; pass --lexicon FILE to give exact "
+            f"letter-to-sound rules ({describe()}): {shown}{more}; pass --lexicon FILE to give exact "
             "pronunciations", OOVWarning, stacklevel=2)
     units = [guessed[w] if w in guessed else lex.pronounce(w) for w in words]
     return Transcript(words=words, units=units, unit="phones", oov=missing)

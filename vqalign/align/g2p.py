@@ -1,0 +1,255 @@
+"""Grapheme-to-phoneme conversion for words missing from the lexicon.
+
+Two back ends give ARPAbet phones (CMUdict's 39, no stress), the set the aligner and
+the synthesizer (:mod:`vqalign.datasets.synth`) use:
+
+``"espeak"``
+    eSpeak NG's English (``en-us``) pronunciation rules, called through the
+    `phonemizer <https://github.com/bootphon/phonemizer>`_ package (a dependency of
+    vqalign) and the eSpeak NG shared library (Debian/Ubuntu: ``apt-get install
+    espeak-ng``; macOS: ``brew install espeak-ng``). Its IPA is mapped to ARPAbet by
+    :data:`IPA_TO_ARPABET`. eSpeak NG's English comes from its authors' hand-written
+    spelling rules (``en_rules``) and exception list (``en_list``); it was not trained
+    on CMUdict, so its phone error rate against CMUdict (``vqalign bench g2p``) is a
+    held-out figure.
+``"rules"``
+    vqalign's own small rule set (:func:`vqalign.align.lexicon.rules_letter_to_sound`),
+    used when the eSpeak NG library is not installed. It is about twice as far from
+    CMUdict as eSpeak NG (``vqalign bench g2p`` prints both).
+
+The back end is chosen once per process: ``"espeak"`` when the library loads, else
+``"rules"``; the environment variable ``VQALIGN_G2P=espeak|rules`` forces one
+(``espeak`` then fails with the install command when the library is missing). Call
+:func:`vqalign.align.lexicon.letter_to_sound` rather than this module: the aligner,
+the synthesizer and the pocketsphinx runner all do, so they agree on every word.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import unicodedata
+
+from vqalign.exceptions import ParameterError
+
+BACKENDS = ("espeak", "rules")
+ENV_VAR = "VQALIGN_G2P"
+
+INSTALL_HINT = ("install the eSpeak NG library (Debian/Ubuntu: apt-get install espeak-ng; "
+                "macOS: brew install espeak-ng) and the phonemizer package (pip install "
+                "phonemizer)")
+
+# eSpeak NG en-us IPA (phonemizer, stress removed) -> ARPAbet. Every symbol eSpeak NG 1.51
+# prints for the 126k words of CMUdict is listed; r-coloured vowels and syllabic
+# consonants that eSpeak prints as one phoneme become two ARPAbet phones, as in CMUdict
+# ("əl" -> AH L: CMUdict's "little" is L IH T AH L).
+IPA_TO_ARPABET: dict[str, tuple[str, ...]] = {
+    # consonants
+    "p": ("P",), "b": ("B",), "t": ("T",), "d": ("D",), "k": ("K",), "ɡ": ("G",), "g": ("G",),
+    "f": ("F",), "v": ("V",), "θ": ("TH",), "ð": ("DH",), "s": ("S",), "z": ("Z",),
+    "ʃ": ("SH",), "ʒ": ("ZH",), "h": ("HH",), "tʃ": ("CH",), "dʒ": ("JH",),
+    "m": ("M",), "n": ("N",), "ŋ": ("NG",), "l": ("L",), "ɫ": ("L",), "ɬ": ("L",),
+    "ɹ": ("R",), "r": ("R",), "w": ("W",), "j": ("Y",), "x": ("K",),
+    "ʔ": ("T",),                       # glottal stop: a /t/ in CMUdict ("button")
+    # monophthongs
+    "iː": ("IY",), "i": ("IY",), "ɪ": ("IH",), "ᵻ": ("IH",), "ɛ": ("EH",), "e": ("EY",),
+    "æ": ("AE",), "a": ("AA",), "ɑː": ("AA",), "ɑ": ("AA",), "ɔː": ("AO",), "ɔ": ("AO",),
+    "oː": ("OW",), "o": ("OW",), "ʊ": ("UH",), "uː": ("UW",), "u": ("UW",), "ʌ": ("AH",),
+    "ə": ("AH",), "ɐ": ("AH",), "ɚ": ("ER",), "ɝ": ("ER",), "ɜː": ("ER",), "ɜ": ("ER",),
+    # diphthongs
+    "eɪ": ("EY",), "aɪ": ("AY",), "aʊ": ("AW",), "ɔɪ": ("OY",), "oʊ": ("OW",),
+    # eSpeak's compound phonemes
+    "əl": ("AH", "L"), "n̩": ("AH", "N"), "l̩": ("AH", "L"), "m̩": ("AH", "M"),
+    "ɑːɹ": ("AA", "R"), "oːɹ": ("AO", "R"), "ɔːɹ": ("AO", "R"), "ɛɹ": ("EH", "R"),
+    "ɪɹ": ("IH", "R"), "ʊɹ": ("UH", "R"), "aɪɚ": ("AY", "ER"), "aɪə": ("AY", "AH"),
+    "iə": ("IY", "AH"),
+}
+_FLAP = "ɾ"  # /t/ or /d/ in CMUdict: chosen from the spelling (see _flap)
+_MODIFIERS = "ːˑʲʷˠ"  # length and secondary articulations: dropped when a symbol is unknown
+_NASAL = "\u0303"      # nasalized vowel (French loans): vowel + N
+
+
+def _flap(word: str) -> str:
+    """CMUdict writes eSpeak's flap as T or D; the spelling tells which ("ladder": D)."""
+    w = word.lower()
+    return "D" if "d" in w and "t" not in w else "T"
+
+
+def ipa_to_arpabet(phones, *, word: str = "") -> list[str]:
+    """Map eSpeak NG IPA phonemes (one string each, stress marks allowed) to ARPAbet.
+
+    Parameters
+    ----------
+    phones : iterable of str
+        eSpeak NG phonemes, e.g. ``["h", "ə", "l", "oʊ"]``.
+    word : str
+        The word's spelling: eSpeak's flap ``ɾ`` becomes D if it holds a "d" and no
+        "t", else T (CMUdict's "water" W AO T ER, "ladder" L AE D ER).
+
+    Raises
+    ------
+    ParameterError
+        For a symbol with no ARPAbet equivalent (its length/palatal marks removed and a
+        nasal tilde read as a following N first).
+    """
+    out: list[str] = []
+    for raw in phones:
+        p = raw.replace("ˈ", "").replace("ˌ", "").strip()
+        if not p:
+            continue
+        if p == _FLAP:
+            out.append(_flap(word))
+            continue
+        mapped = IPA_TO_ARPABET.get(p)
+        if mapped is None:
+            nasal = _NASAL in unicodedata.normalize("NFD", p)
+            base = "".join(c for c in unicodedata.normalize("NFD", p)
+                           if not unicodedata.combining(c) and c not in _MODIFIERS)
+            mapped = IPA_TO_ARPABET.get(base) or IPA_TO_ARPABET.get(base + "ː")
+            if mapped is None:
+                raise ParameterError(
+                    f"eSpeak NG phoneme {raw!r} (in {word!r}) has no ARPAbet equivalent in "
+                    "vqalign.align.g2p.IPA_TO_ARPABET; give the word's pronunciation in a "
+                    "lexicon file (--lexicon FILE, lines 'WORD PH PH ...')")
+            if nasal:
+                mapped = tuple(mapped) + ("N",)
+        out.extend(mapped)
+    # eSpeak links an r-coloured vowel to a following vowel with an extra /r/ ("afterimage"
+    # ɚ ɹ ɪ): CMUdict writes ER IH; and it never repeats a phone within a word ("bookkeeper")
+    tidy: list[str] = []
+    for ph in out:
+        if tidy and (ph == tidy[-1] or (ph == "R" and tidy[-1] == "ER")):
+            continue
+        tidy.append(ph)
+    return tidy
+
+
+class EspeakG2P:
+    """eSpeak NG (through phonemizer) as an ARPAbet G2P; one per process is enough.
+
+    Parameters
+    ----------
+    language : str
+        eSpeak NG voice; ``"en-us"`` matches CMUdict's American English.
+
+    Attributes
+    ----------
+    version : str
+        eSpeak NG's version, e.g. ``"1.51"``.
+    fallback_words_ : dict of str to str
+        Words whose eSpeak output could not be mapped (they got the rules' guess), with
+        the reason.
+
+    Raises
+    ------
+    ParameterError
+        If phonemizer or the eSpeak NG library is missing (the message says how to
+        install them).
+    """
+
+    def __init__(self, language: str = "en-us"):
+        self.language = language
+        try:
+            from phonemizer.backend import EspeakBackend
+            from phonemizer.separator import Separator
+        except ImportError:
+            raise ParameterError(f"the eSpeak NG G2P needs the phonemizer package; "
+                                 f"{INSTALL_HINT}") from None
+        try:
+            self._backend = EspeakBackend(language, with_stress=False,
+                                          language_switch="remove-flags",
+                                          words_mismatch="ignore")
+        except RuntimeError as exc:
+            raise ParameterError(f"the eSpeak NG library could not be loaded ({exc}); "
+                                 f"{INSTALL_HINT}") from None
+        self._sep = Separator(phone=" ", word="|", syllable="")
+        self.version = ".".join(str(v) for v in self._backend.version())
+        self._lock = threading.Lock()   # libespeak-ng keeps global state
+        self._cache: dict[str, list[str]] = {}
+        self.fallback_words_: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"EspeakG2P(language={self.language!r}, eSpeak NG {self.version})"
+
+    def _ipa(self, words: list[str]) -> list[list[str]]:
+        with self._lock:
+            out = self._backend.phonemize(words, separator=self._sep, strip=True, njobs=1)
+        return [o.replace("|", " ").split() for o in out]
+
+    def many(self, words) -> dict[str, list[str]]:
+        """``{word: ARPAbet phones}`` for many words in one eSpeak call (cached)."""
+        from vqalign.align.lexicon import rules_letter_to_sound
+
+        words = list(dict.fromkeys(words))
+        todo = [w for w in words if w not in self._cache]
+        if todo:
+            for w, ipa in zip(todo, self._ipa(todo)):
+                try:
+                    ph = ipa_to_arpabet(ipa, word=w)
+                except ParameterError as exc:
+                    ph = []
+                    self.fallback_words_[w] = str(exc)
+                if not ph:
+                    self.fallback_words_.setdefault(w, "eSpeak NG gave no phones")
+                    ph = rules_letter_to_sound(w)
+                self._cache[w] = ph
+        return {w: list(self._cache[w]) for w in words}
+
+    def __call__(self, word: str) -> list[str]:
+        """ARPAbet phones of one word."""
+        return self.many([word])[word]
+
+
+_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=4)
+def _espeak(language: str = "en-us") -> EspeakG2P:
+    with _LOCK:
+        return EspeakG2P(language)
+
+
+def espeak_g2p() -> EspeakG2P:
+    """The process's eSpeak NG G2P (created on first use); ParameterError if missing."""
+    return _espeak("en-us")
+
+
+@functools.lru_cache(maxsize=1)
+def espeak_available() -> bool:
+    """True if phonemizer and the eSpeak NG library load in this process."""
+    try:
+        espeak_g2p()
+    except ParameterError:
+        return False
+    return True
+
+
+def default_backend() -> str:
+    """``"espeak"`` or ``"rules"``: ``$VQALIGN_G2P`` if set, else eSpeak NG when available."""
+    forced = os.environ.get(ENV_VAR, "").strip().lower()
+    if forced:
+        if forced not in BACKENDS:
+            raise ParameterError(f"{ENV_VAR}={forced!r} is not a G2P back end; use "
+                                 f"{ENV_VAR}=espeak or {ENV_VAR}=rules (or unset it)")
+        return forced
+    return "espeak" if espeak_available() else "rules"
+
+
+def check_backend(backend) -> str:
+    """Resolve ``None``/``"auto"`` and validate a back-end name."""
+    if backend is None or backend == "auto":
+        return default_backend()
+    if backend not in BACKENDS:
+        raise ParameterError(f"g2p backend {backend!r} is unknown; use 'espeak' (eSpeak NG), "
+                             "'rules' (vqalign's letter-to-sound rules) or 'auto'")
+    return backend
+
+
+def describe(backend=None) -> str:
+    """A short name of the G2P in use, for messages and reports."""
+    b = check_backend(backend)
+    if b == "espeak":
+        return f"eSpeak NG {espeak_g2p().version} (en-us)"
+    why = "" if os.environ.get(ENV_VAR) else f"; eSpeak NG not found: {INSTALL_HINT}"
+    return f"vqalign's fallback rules{why}"
