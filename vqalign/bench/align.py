@@ -8,11 +8,18 @@ then, on the same utterances:
   utterance; the time covers training and alignment (features included); numba
   compilation is excluded by a tiny warm-up run first;
 * pocketsphinx forced alignment (:mod:`vqalign.bench.adapters`, PEERS.md settings,
-  single thread), after a one-utterance warm-up.
+  single thread), after a one-utterance warm-up;
+* with ``--peers``, viter (trained on the corpus itself, as MFA's ``train-and-align``),
+  aeneas-ng and bfa, through :mod:`vqalign.bench.peers` (their settings and install
+  steps are documented there); a peer that is not installed is skipped with a line
+  saying why.
 
-Audio is loaded before either clock starts. Word boundaries (start and end of every
-word) and phone boundaries (matched phones) are scored with
-:func:`vqalign.bench.metrics.boundary_errors`; figures are printed per voice and overall,
+Time is reported three ways per system: one-time load/training (vqalign and viter
+train on the corpus; pocketsphinx loads its model), alignment, and the total.
+Without ``--corpus`` and without the dev set, built-in synthesized speech is used.
+
+Audio is loaded before any clock starts. Word and phone boundaries are scored by
+:func:`vqalign.bench.metrics.compare_tier` (FA-Bench definition, as ``bench score``); figures are printed per voice and overall,
 with x-real-time (seconds of audio per second of wall time) for both systems.
 """
 
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 import warnings
 from collections import defaultdict
@@ -27,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vqalign.exceptions import ParameterError
+from vqalign.exceptions import ParameterError, VQAlignError
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[3] / "shared" / "devdata"
 
@@ -39,8 +47,22 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object only")
     parser.add_argument("--limit", type=int, default=None,
                         help="use at most N utterances, taken in turn from each voice")
+    parser.add_argument("--peers", default="pocketsphinx",
+                        help="comma-separated peers to run on the same corpus: pocketsphinx, "
+                             "viter, aeneas, bfa (default pocketsphinx); missing ones are "
+                             "skipped with a line saying why (install steps: "
+                             "vqalign.bench.peers)")
     parser.add_argument("--no-pocketsphinx", action="store_true",
-                        help="skip the pocketsphinx run (vqalign figures only)")
+                        help="drop pocketsphinx from --peers")
+    parser.add_argument("--viter-recipe", choices=("mono", "full"), default="mono",
+                        help="viter training on the corpus: mono (monophone) or full "
+                             "(mono -> tri -> LDA+MLLT -> SAT, as MFA); default mono")
+    parser.add_argument("--synth", type=int, default=12, metavar="N",
+                        help="without a corpus: number of built-in synthesized utterances "
+                             "(default 12)")
+    parser.add_argument("--report", type=Path, default=None, metavar="OUT.html",
+                        help="also write a self-contained HTML report of the run")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --report")
     parser.add_argument("--unit", choices=("phones", "chars"), default="phones",
                         help="vqalign's alignment unit (default phones)")
     parser.add_argument("--jobs", type=int, default=2,
@@ -109,14 +131,15 @@ def _load(items):
         ref = read_textgrid(it.reference)
         if "words" not in ref:
             raise ParameterError(f"reference {it.reference} has no 'words' tier")
-        data.append({"item": it, "voice": voice_of(it), "audio": y, "sr": sr, "text": text,
-                     "ref": ref, "seconds": y.size / sr})
+        data.append({"item": it, "id": it.id, "voice": voice_of(it), "audio": y, "sr": sr,
+                     "text": text, "ref": ref, "seconds": y.size / sr})
     return data
 
 
 # ----------------------------------------------------------------------------- systems
-def _run_vqalign(data, *, unit: str, jobs: int, n_iter: int | None) -> tuple[list, float, dict]:
-    """Train on the corpus and align every utterance; returns (hyps, seconds, info)."""
+def _run_vqalign(data, *, unit: str, jobs: int, n_iter: int | None):
+    """Train on the corpus (load/training time) and align every utterance (alignment
+    time); returns a :class:`vqalign.bench.peers.PeerRun`."""
     from vqalign.align import Aligner
 
     kwargs = {"unit": unit, "n_jobs": jobs}
@@ -135,8 +158,9 @@ def _run_vqalign(data, *, unit: str, jobs: int, n_iter: int | None) -> tuple[lis
         warnings.filterwarnings("ignore", message=".*letter-to-sound")
         t0 = time.perf_counter()
         aligner = Aligner(**kwargs).fit(corpus)
+        t1 = time.perf_counter()
         results = aligner.align_many(corpus, n_jobs=jobs)
-        seconds = time.perf_counter() - t0
+        t2 = time.perf_counter()
     hyps = []
     for r in results:
         if isinstance(r, BaseException):
@@ -144,14 +168,21 @@ def _run_vqalign(data, *, unit: str, jobs: int, n_iter: int | None) -> tuple[lis
         else:
             hyps.append({"words": r.tier("words"),
                          "phones": r.tier(r.unit_tier) if r.unit_tier else []})
-    return hyps, seconds, {"n_jobs": jobs, "unit": unit, "oov": list(getattr(aligner, "oov_", []))}
+    from vqalign.bench.peers import PeerRun
+
+    return PeerRun(hyps, t1 - t0, t2 - t1,
+                   {"n_jobs": jobs, "unit": unit, "oov": list(getattr(aligner, "oov_", []))})
 
 
-def _run_pocketsphinx(data) -> tuple[list, float, dict]:
+def _run_pocketsphinx(data):
     from vqalign.bench.adapters import PocketsphinxAligner
+    from vqalign.bench.peers import PeerRun
     from vqalign.exceptions import VQAlignError
 
+    t0 = time.perf_counter()
     ps = PocketsphinxAligner()
+    ps.decoder  # noqa: B018  (loads the acoustic model and dictionary)
+    load_s = time.perf_counter() - t0
     warm = min(range(len(data)), key=lambda i: data[i]["seconds"])
     try:
         ps.align(data[warm]["audio"], data[warm]["text"], sr=data[warm]["sr"])
@@ -164,51 +195,59 @@ def _run_pocketsphinx(data) -> tuple[list, float, dict]:
             hyps.append(ps.align(d["audio"], d["text"], sr=d["sr"]))
         except VQAlignError as exc:
             hyps.append(exc)
-    seconds = time.perf_counter() - t0
-    return hyps, seconds, {"n_jobs": 1, "added_words": sorted(ps.added_words_),
-                           "n_retried": ps.n_retried_, "retried_seconds": ps.retried_seconds_,
-                           "retried_audio_s": ps.retried_audio_s_}
+    align_s = time.perf_counter() - t0
+    return PeerRun(hyps, load_s, align_s,
+                   {"n_jobs": 1, "added_words": sorted(ps.added_words_),
+                    "n_retried": ps.n_retried_, "retried_seconds": ps.retried_seconds_,
+                    "retried_audio_s": ps.retried_audio_s_})
+
+
+def _synth_data(n: int, say) -> list:
+    """Built-in synthesized speech (exact tiers) when there is no corpus."""
+    from vqalign.datasets.synth import synthesize_corpus
+
+    if n < 1:
+        raise ParameterError(f"--synth must be >= 1, got {n}")
+    utts = synthesize_corpus(n=n, seed=0)
+    return [{"item": None, "id": u.id, "voice": u.voice, "audio": u.audio, "sr": u.sr,
+             "text": u.text, "ref": {"words": u.words, "phones": u.phones},
+             "seconds": u.duration} for u in utts]
 
 
 # ----------------------------------------------------------------------------- scoring
 def score(data, hyps, *, phones: bool = True) -> dict:
-    """Pool per-utterance errors per voice and overall."""
-    from vqalign.bench.metrics import boundary_errors, summarize_errors
+    """Pool per-utterance pairings per voice and overall (FA-Bench definition)."""
+    from vqalign.bench.metrics import compare_tier, summarize_tier
     from vqalign.exceptions import VQAlignError
 
-    pooled: dict[str, dict[str, list]] = defaultdict(lambda: {"w": [], "p": [], "failed": [],
-                                                              "n": 0, "matched": 0, "ref": 0})
+    pooled: dict[str, dict] = defaultdict(lambda: {"w": [], "p": [], "failed": [], "n": 0})
     for d, h in zip(data, hyps):
-        for key in (d["voice"], "overall"):
+        keys = (d["voice"], "overall")
+        for key in keys:
             pooled[key]["n"] += 1
         if isinstance(h, BaseException):
-            for key in (d["voice"], "overall"):
-                pooled[key]["failed"].append(f"{d['item'].id}: {h}")
+            for key in keys:
+                pooled[key]["failed"].append(f"{d['id']}: {h}")
             continue
         try:
-            w = boundary_errors(h["words"], d["ref"]["words"])
+            w = compare_tier(h["words"], d["ref"]["words"])
+            p = None
+            if phones and h.get("phones") and "phones" in d["ref"]:
+                p = compare_tier(h["phones"], d["ref"]["phones"], tier="phones")
         except VQAlignError as exc:
-            for key in (d["voice"], "overall"):
-                pooled[key]["failed"].append(f"{d['item'].id}: scoring: {exc}")
+            for key in keys:
+                pooled[key]["failed"].append(f"{d['id']}: scoring: {exc}")
             continue
-        p = None
-        if phones and h.get("phones") and "phones" in d["ref"]:
-            p = boundary_errors(h["phones"], d["ref"]["phones"], tier="phones")
-        for key in (d["voice"], "overall"):
-            pooled[key]["w"].append(w["errors"])
+        for key in keys:
+            pooled[key]["w"].append(w)
             if p is not None:
-                pooled[key]["p"].append(p["errors"])
-                pooled[key]["matched"] += p["n_matched"]
-                pooled[key]["ref"] += p["n_ref"]
+                pooled[key]["p"].append(p)
     out = {}
     for key, v in pooled.items():
-        words = summarize_errors(np.concatenate(v["w"]) if v["w"] else [])
-        entry = {"n_utts": v["n"], "n_failed": len(v["failed"]), "words": words,
-                 "failed": v["failed"][:20]}
+        entry = {"n_utts": v["n"], "n_failed": len(v["failed"]),
+                 "words": summarize_tier(v["w"]), "failed": v["failed"][:20]}
         if v["p"]:
-            entry["phones"] = summarize_errors(np.concatenate(v["p"]))
-            entry["phones"]["n_matched"] = v["matched"]
-            entry["phones"]["n_ref"] = v["ref"]
+            entry["phones"] = summarize_tier(v["p"])
         out[key] = entry
     return out
 
@@ -217,12 +256,13 @@ def score(data, hyps, *, phones: bool = True) -> dict:
 def _row(name: str, voice: str, s: dict) -> str:
     w = s["words"]
     text = (f"  {name:<12} {voice:<24} {s['n_utts'] - s['n_failed']:>4}/{s['n_utts']:<4} "
-            f"{_ms(w['mean_ms'])} {_ms(w['median_ms'])} "
-            + " ".join(_pct(w[f"within_{t}"]) for t in (10, 20, 25, 50)))
+            f"{_ms(w['mean_ms'])} {_ms(w['median_ms'])} {_ms(w['p90_ms'])} "
+            + " ".join(_pct(w["pct_within_ms"][str(t)]) for t in (10, 20, 25, 50)))
     if "phones" in s:
         p = s["phones"]
-        text += (f" | {_ms(p['mean_ms'])} {_ms(p['median_ms'])} {_pct(p['within_20'])}"
-                 f" {p['n_matched']:>5}/{p['n_ref']:<5}")
+        text += (f" | {_ms(p['mean_ms'])} {_ms(p['median_ms'])} "
+                 f"{_pct(p['pct_within_ms']['20'])} {p['n_ref_units'] - p['n_missing']:>5}/"
+                 f"{p['n_ref_units']:<5}")
     return text
 
 
@@ -231,20 +271,22 @@ def _ms(v) -> str:
 
 
 def _pct(v) -> str:
-    return f"{100 * v:5.1f}" if v == v else "  nan"
+    return f"{v:5.1f}" if v == v else "  nan"
 
 
 def _flat(prefix: str, s: dict) -> dict:
-    out = {f"{prefix}_word_mean_ms": s["words"]["mean_ms"],
-           f"{prefix}_word_median_ms": s["words"]["median_ms"]}
+    w = s["words"]
+    out = {f"{prefix}_word_mean_ms": w["mean_ms"], f"{prefix}_word_median_ms": w["median_ms"],
+           f"{prefix}_word_p90_ms": w["p90_ms"]}
     for t in (10, 20, 25, 50):
-        out[f"{prefix}_word_within_{t}ms"] = s["words"][f"within_{t}"]
+        out[f"{prefix}_word_within_{t}ms"] = w["pct_within_ms"][str(t)] / 100.0
     if "phones" in s:
-        out[f"{prefix}_phone_mean_ms"] = s["phones"]["mean_ms"]
-        out[f"{prefix}_phone_median_ms"] = s["phones"]["median_ms"]
-        out[f"{prefix}_phone_within_20ms"] = s["phones"]["within_20"]
-        out[f"{prefix}_phone_matched"] = s["phones"]["n_matched"]
-        out[f"{prefix}_phone_ref"] = s["phones"]["n_ref"]
+        p = s["phones"]
+        out[f"{prefix}_phone_mean_ms"] = p["mean_ms"]
+        out[f"{prefix}_phone_median_ms"] = p["median_ms"]
+        out[f"{prefix}_phone_within_20ms"] = p["pct_within_ms"]["20"] / 100.0
+        out[f"{prefix}_phone_matched"] = p["n_ref_units"] - p["n_missing"]
+        out[f"{prefix}_phone_ref"] = p["n_ref_units"]
     out[f"{prefix}_n_failed"] = s["n_failed"]
     return out
 
@@ -252,87 +294,170 @@ def _flat(prefix: str, s: dict) -> dict:
 def _json_safe(obj):
     if isinstance(obj, dict):
         return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list):
+    if isinstance(obj, (list, tuple)):
         return [_json_safe(v) for v in obj]
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
+    if isinstance(obj, np.generic):
+        return _json_safe(obj.item())
     return obj
 
 
+def _systems_block(s: dict) -> dict:
+    keep = ("mean_ms", "median_ms", "p90_ms", "pct_within_ms", "n_boundaries", "n_unmatched",
+            "n_missing", "n_inserted", "n_untimed", "bias_onset_ms", "bias_offset_ms",
+            "by_class")
+    out = {"words": {k: v for k, v in s["words"].items() if k in keep}}
+    if "phones" in s:
+        out["phones"] = {k: v for k, v in s["phones"].items() if k in keep}
+    return out
+
+
 def run(args) -> int:
-    root = args.corpus or DEFAULT_CORPUS
-    if not Path(root).is_dir():
-        raise ParameterError(f"corpus folder {root} not found; pass --corpus DIR (a folder of "
-                             "<id>.wav, <id>.txt and reference <id>.TextGrid files)")
+    from vqalign.bench import peers as peer_mod
+
+    say = (lambda *a: None) if args.json else print
     if args.jobs < 1:
         raise ParameterError(f"--jobs must be >= 1, got {args.jobs}")
-    items, skipped = find_utterances(Path(root), args.limit)
-    data = _load(items)
+    wanted = peer_mod.parse_peers(args.peers)
+    if args.no_pocketsphinx:
+        wanted = [p for p in wanted if p != "pocketsphinx"]
+    if args.report is not None and args.report.exists() and not args.overwrite:
+        raise ParameterError(f"{args.report} exists; pass --overwrite to replace it")
+    root = args.corpus
+    if root is None and DEFAULT_CORPUS.is_dir():
+        root = DEFAULT_CORPUS
+    skipped = 0
+    if root is None:
+        say(f"vqalign bench align: no --corpus given and {DEFAULT_CORPUS} not found; using "
+            f"built-in synthesized speech (vqalign.datasets.synth: {args.synth} utterances, "
+            "seed 0)")
+        data = _synth_data(args.synth, say)
+        if args.limit is not None:
+            data = data[:max(1, args.limit)]
+        source = f"vqalign.datasets.synth (n={len(data)}, seed 0)"
+    else:
+        if not Path(root).is_dir():
+            raise ParameterError(f"corpus folder {root} not found; pass --corpus DIR (a folder "
+                                 "of <id>.wav, <id>.txt and reference <id>.TextGrid files)")
+        items, skipped = find_utterances(Path(root), args.limit)
+        data = _load(items)
+        source = str(root)
     total_s = float(sum(d["seconds"] for d in data))
     voices = sorted({d["voice"] for d in data})
-    say = (lambda *a: None) if args.json else print
     say(f"vqalign bench align: {len(data)} utterances, {total_s:.1f} s of audio, "
-        f"{len(voices)} voice(s) from {root}" + (f" ({skipped} files skipped)" if skipped else ""))
+        f"{len(voices)} voice(s) from {source}" + (f" ({skipped} files skipped)" if skipped
+                                                   else ""))
 
     systems = {}
     say(f"  running vqalign (corpus mode, unit={args.unit}, {args.jobs} thread(s)) ...")
-    hyps, secs, info = _run_vqalign(data, unit=args.unit, jobs=args.jobs, n_iter=args.n_iter)
-    systems["vqalign"] = (hyps, secs, info)
-    if info["oov"]:
-        say(f"  {len(info['oov'])} word(s) not in CMUdict, pronounced by letter-to-sound rules "
-            f"(pocketsphinx gets the same guesses where its dictionary lacks them): {', '.join(info['oov'])}")
-    if not args.no_pocketsphinx:
-        say("  running pocketsphinx (1 thread) ...")
-        systems["pocketsphinx"] = _run_pocketsphinx(data)
+    systems["vqalign"] = _run_vqalign(data, unit=args.unit, jobs=args.jobs, n_iter=args.n_iter)
+    oov = systems["vqalign"].info["oov"]
+    if oov:
+        say(f"  {len(oov)} word(s) not in CMUdict, pronounced by letter-to-sound rules "
+            f"(the peers get the same guesses where their dictionaries lack them): "
+            f"{', '.join(oov)}")
+    skipped_peers = {}
+    for name in wanted:
+        reason = peer_mod.availability(name)
+        if reason is not None:
+            skipped_peers[name] = reason
+            print(f"  skipping {name}: {reason}", file=sys.stderr if args.json else sys.stdout)
+            continue
+        threads = 1 if name == "pocketsphinx" else args.jobs
+        say(f"  running {name} ({threads} thread(s)) ...")
+        try:
+            if name == "pocketsphinx":
+                systems[name] = _run_pocketsphinx(data)
+            elif name == "viter":
+                systems[name] = peer_mod.run_viter(data, jobs=args.jobs,
+                                                   recipe=args.viter_recipe, say=say)
+            elif name == "aeneas":
+                systems[name] = peer_mod.run_aeneas(data, jobs=args.jobs, say=say)
+            else:
+                systems[name] = peer_mod.run_bfa(data, jobs=args.jobs, say=say)
+        except VQAlignError as exc:
+            skipped_peers[name] = f"failed: {exc}"
+            print(f"  {name} failed, left out: {exc}",
+                  file=sys.stderr if args.json else sys.stdout)
 
-    result = {"n_utts": len(data), "audio_seconds": round(total_s, 3), "corpus": str(root)}
+    result = {"n_utts": len(data), "audio_seconds": round(total_s, 3), "corpus": source}
     scores = {}
-    for name, (hyps, secs, info) in systems.items():
-        scores[name] = score(data, hyps, phones=(name == "pocketsphinx" or args.unit == "phones"))
-        result[f"{name}_seconds"] = round(secs, 3)
-        result[f"{name}_xrt"] = total_s / secs if secs > 0 else float("inf")
-        result[f"{name}_n_jobs"] = info["n_jobs"]
+    for name, pr in systems.items():
+        scores[name] = score(data, pr.hyps, phones=(name != "vqalign" or args.unit == "phones"))
+        result[f"{name}_seconds"] = round(pr.seconds, 3)
+        result[f"{name}_load_seconds"] = round(pr.load_seconds, 3)
+        result[f"{name}_align_seconds"] = round(pr.align_seconds, 3)
+        result[f"{name}_xrt"] = total_s / pr.seconds if pr.seconds > 0 else float("inf")
+        result[f"{name}_n_jobs"] = pr.info["n_jobs"]
         result.update(_flat(name, scores[name]["overall"]))
-        result[f"{name}_per_voice"] = {v: {k: scores[name][v][k] for k in ("n_utts", "n_failed",
-                                                                         "words")}
-                                       | ({"phones": scores[name][v]["phones"]}
-                                          if "phones" in scores[name][v] else {})
-                                       for v in voices}
+        result[f"{name}_per_voice"] = {
+            v: {k: scores[name][v][k] for k in ("n_utts", "n_failed")}
+            | _systems_block(scores[name][v]) for v in voices}
+    result["systems"] = {
+        name: {"load_seconds": round(pr.load_seconds, 3),
+               "align_seconds": round(pr.align_seconds, 3),
+               "total_seconds": round(pr.seconds, 3), "n_jobs": pr.info["n_jobs"],
+               "n_failed": scores[name]["overall"]["n_failed"],
+               "settings": {k: v for k, v in pr.info.items()
+                            if k not in ("n_jobs", "retried_seconds", "retried_audio_s")}}
+        | _systems_block(scores[name]["overall"]) for name, pr in systems.items()}
+    result["skipped_peers"] = skipped_peers
     if "pocketsphinx" in systems:
-        info = systems["pocketsphinx"][2]
+        info = systems["pocketsphinx"].info
         result["pocketsphinx_n_retried"] = info["n_retried"]
-        rest_s = result["pocketsphinx_seconds"] - info["retried_seconds"]
+        rest_s = systems["pocketsphinx"].align_seconds - info["retried_seconds"]
         if info["n_retried"] and rest_s > 0:
             # speed on the utterances the PEERS.md settings align in one go
             result["pocketsphinx_xrt_without_retried"] = (
                 (total_s - info["retried_audio_s"]) / rest_s)
-    if "pocketsphinx" in systems and "vqalign" in systems:
+    if "pocketsphinx" in systems:
         result["xrt_ratio"] = result["vqalign_xrt"] / result["pocketsphinx_xrt"]
+    for name in systems:
+        if name != "vqalign":
+            result[f"xrt_ratio_vs_{name}"] = result["vqalign_xrt"] / result[f"{name}_xrt"]
+
+    if args.report is not None:
+        from vqalign.bench.report import write_report
+
+        utts = []
+        for i, d in enumerate(data):
+            utts.append({"id": d["id"], "voice": d["voice"], "audio": d["audio"], "sr": d["sr"],
+                         "ref": d["ref"],
+                         "systems": {n: pr.hyps[i] for n, pr in systems.items()
+                                     if not isinstance(pr.hyps[i], BaseException)}})
+        write_report(args.report, utts, title=f"vqalign bench align: {source}",
+                     overwrite=args.overwrite)
+        say(f"  report written to {args.report}")
 
     if args.json:
         print(json.dumps(_json_safe(result), indent=1))
         return 0
     print()
-    print(f"  {'':<12} {'':<24} {'':>9} {'words':<35} | phones")
-    print(f"  {'system':<12} {'voice':<24} {'utts':^9} {'mean':>7} {'median':>7} "
+    print(f"  {'':<12} {'':<24} {'':>9} {'words':<43} | phones")
+    print(f"  {'system':<12} {'voice':<24} {'utts':^9} {'mean':>7} {'median':>7} {'p90':>7} "
           f"{'<=10':>5} {'<=20':>5} {'<=25':>5} {'<=50':>5} | {'mean':>7} {'median':>7} "
           f"{'<=20':>5} matched")
     for v in voices + ["overall"]:
         for name in systems:
             print(_row(name, v, scores[name][v]))
-    print("  (errors in ms; <=N: % of boundaries within N ms; words: start and end of every word)")
+    print("  (errors in ms; <=N: % of boundaries within N ms; start and end of every paired "
+          "word or phone)")
     print()
-    for name, (_, secs, info) in systems.items():
-        print(f"  {name:<12} {secs:8.2f} s for {total_s:.1f} s of audio = "
-              f"{result[f'{name}_xrt']:6.1f}x real time ({info['n_jobs']} thread(s)"
-              + (", training included" if name == "vqalign" else "")
-              + (f"; {info['n_retried']} utterance(s) needed the wide-beam retry"
-                 if info.get("n_retried") else "") + ")")
+    print(f"  {'system':<12} {'threads':>7} {'load/train s':>12} {'align s':>9} {'total s':>9} "
+          f"{'x real time':>11}")
+    for name, pr in systems.items():
+        print(f"  {name:<12} {pr.info['n_jobs']:>7} {pr.load_seconds:12.2f} "
+              f"{pr.align_seconds:9.2f} {pr.seconds:9.2f} {result[f'{name}_xrt']:11.1f}"
+              + (f"  ({pr.info['n_retried']} utterance(s) needed the wide-beam retry)"
+                 if pr.info.get("n_retried") else ""))
     if "pocketsphinx_xrt_without_retried" in result:
         print(f"  pocketsphinx without the retried utterances: "
               f"{result['pocketsphinx_xrt_without_retried']:6.1f}x real time")
-    if "xrt_ratio" in result:
-        print(f"  speed ratio vqalign / pocketsphinx: {result['xrt_ratio']:.2f}x")
+    for name in systems:
+        if name != "vqalign":
+            print(f"  speed ratio vqalign / {name} (total time): "
+                  f"{result[f'xrt_ratio_vs_{name}']:.2f}x")
     for name in systems:
         failed = scores[name]["overall"]["failed"]
         if failed:

@@ -13,6 +13,22 @@ Intervals are ``(start_s, end_s, label)`` tuples, as in
 
 The summary is the same for both: ``mean_ms``, ``median_ms``, ``within_10``,
 ``within_20``, ``within_25``, ``within_50`` (fractions of boundaries) and ``n``.
+
+FA-Bench / MFA-evaluation scoring (:func:`compare_tier`, :func:`pool_scores`), used by
+``vqalign bench score`` and ``vqalign bench align``:
+
+* silences and fillers (uh, um, ...) are dropped on both sides; words are normalized
+  (:func:`fold_word`: NFC, lower case, punctuation and apostrophes removed, digits
+  spelled out);
+* identical labels are paired by edit distance (:func:`match_phones`), so a word that
+  differs from the reference is counted (missing on one side, inserted on the other)
+  instead of stopping the comparison;
+* every pair gives ``|start error|`` and ``|end error|``, pooled: a boundary shared by
+  two words counts twice. Phones are paired the same way after mapping both sides to
+  ARPAbet (:mod:`vqalign.bench.phonesets`);
+* signed errors (hypothesis minus reference) give the onset and offset bias; phone
+  boundaries are also grouped by the class of the reference phone, or ``silence`` when
+  the reference has silence (or nothing) on that side of the boundary.
 """
 
 from __future__ import annotations
@@ -263,3 +279,213 @@ def boundary_errors(hyp, ref, *, tier: str = "words", hyp_phoneset: str = "auto"
     if tier == "phones":
         return _phone_errors(hyp, ref, hyp_phoneset, ref_phoneset)
     raise ParameterError(f"tier={tier!r} is not supported; use 'words' or 'phones'")
+
+
+# ----------------------------------------------------------------------------- FA-Bench
+FILLERS = {"uh", "um", "uhm", "umm", "er", "erm", "ah", "eh", "hmm", "hm", "mm", "mhm",
+           "<unk>", "<eps>", "<noise>", "<spoken_noise>", "<laugh>"}
+_PUNCT = re.compile(r"[^\w\s]|_", re.UNICODE)
+
+
+def fold_word(label: str) -> list[str]:
+    """A word label as the words it compares as: NFC, lower case, pocketsphinx alternates
+    (``word(2)``) folded, punctuation and apostrophes removed, digits spelled out
+    ("42" -> ``["forty", "two"]``). Silences, noise markers and fillers give ``[]``."""
+    import unicodedata
+
+    from vqalign.align.text import normalize_words
+
+    if is_silence(label):
+        return []
+    low = _ALT.sub("", unicodedata.normalize("NFC", label).strip().lower())
+    if low in FILLERS:
+        return []
+    if any(ch.isdigit() for ch in low):
+        try:
+            words = normalize_words(low, unit="phones")
+        except ParameterError:
+            words = low.split()
+    else:
+        words = low.split()
+    out = []
+    for w in words:
+        w = _PUNCT.sub("", w.replace("\u2019", "'"))
+        if w and w not in FILLERS:
+            out.append(w)
+    return out
+
+
+def _word_units(ivs) -> list[tuple[float, float, str]]:
+    """Intervals -> folded words; a label that folds to k > 1 words keeps its start on the
+    first and its end on the last, the inner boundaries unknown (NaN)."""
+    out = []
+    for s, e, lab in ivs:
+        ws = fold_word(lab)
+        for k, w in enumerate(ws):
+            out.append((s if k == 0 else float("nan"), e if k == len(ws) - 1 else float("nan"),
+                        w))
+    return out
+
+
+def _phone_units(ivs, phoneset: str) -> tuple[list, str]:
+    from vqalign.bench.phonesets import detect_phoneset as detect
+    from vqalign.bench.phonesets import to_arpabet
+
+    if phoneset == "auto":
+        phoneset = detect([lab for _, _, lab in ivs])
+    out = [(s, e, to_arpabet(lab, phoneset)) for s, e, lab in ivs]
+    return [x for x in out if x[2] != "sil"], phoneset
+
+
+def _context_classes(units, raw) -> tuple[list[str], list[str]]:
+    """Class of each reference unit's onset and offset: the unit's phone class, or
+    ``silence`` when silence or nothing lies next to it on that side."""
+    from vqalign.bench.phonesets import phone_class
+
+    speech = sorted((s, e) for s, e, lab in raw if not is_silence(lab) and s == s)
+    on, off = [], []
+    for s, e, lab in units:
+        cls = phone_class(lab)
+        before = any(abs(pe - s) < 1e-3 for _, pe in speech)
+        after = any(abs(ps - e) < 1e-3 for ps, _ in speech)
+        on.append(cls if before else "silence")
+        off.append(cls if after else "silence")
+    return on, off
+
+
+def compare_tier(hyp, ref, *, tier: str = "words", hyp_phoneset: str = "auto",
+                 ref_phoneset: str = "auto") -> dict:
+    """Pair one utterance's hypothesis with its reference (FA-Bench definition).
+
+    Parameters
+    ----------
+    hyp, ref : list of (start_s, end_s, label)
+        Intervals; times may be NaN for units the hypothesis did not time (counted as
+        untimed boundaries, never as errors).
+    tier : {"words", "phones"}
+
+    Returns
+    -------
+    dict
+        ``onset`` and ``offset``: signed errors (hyp - ref, s) of every pair;
+        ``onset_class`` / ``offset_class`` (phones: class of each reference boundary);
+        ``pairs`` (label, ref start, ref end, hyp start, hyp end); ``missing`` (reference
+        labels with no pair), ``inserted`` (hypothesis labels with no pair), ``n_untimed``
+        (boundaries of paired units without a time), ``n_hyp``, ``n_ref``, phone sets.
+    """
+    from vqalign.bench.phonesets import PHONESETS as PSETS
+
+    if tier not in ("words", "phones"):
+        raise ParameterError(f"tier={tier!r} is not supported; use 'words' or 'phones'")
+    for name, ps in (("hyp_phoneset", hyp_phoneset), ("ref_phoneset", ref_phoneset)):
+        if ps not in PSETS:
+            raise ParameterError(f"{name}={ps!r} is not one of {', '.join(PSETS)}")
+    hyp = _check_timed(hyp, "hyp")
+    ref = _check_timed(ref, "ref")
+    out: dict = {"tier": tier}
+    if tier == "words":
+        h, r = _word_units(hyp), _word_units(ref)
+        on_cls = off_cls = None
+    else:
+        h, out["hyp_phoneset"] = _phone_units(hyp, hyp_phoneset)
+        r, out["ref_phoneset"] = _phone_units(ref, ref_phoneset)
+        on_cls, off_cls = _context_classes(r, ref)
+
+    def mids(units):
+        m = np.array([(s + e) / 2 if s == s and e == e else (s if s == s else e)
+                      for s, e, _ in units], dtype=np.float64)
+        return np.nan_to_num(m, nan=1e9)
+
+    pairs = match_phones([x[2] for x in h], mids(h), [x[2] for x in r], mids(r))
+    onset, offset, ocls, fcls, plist = [], [], [], [], []
+    n_untimed = 0
+    for i, j in pairs:
+        (hs, he, lab), (rs, re_, _) = h[i], r[j]
+        plist.append((lab, rs, re_, hs, he))
+        for val, store, cls, clist in ((hs - rs, onset, on_cls, ocls),
+                                       (he - re_, offset, off_cls, fcls)):
+            if val == val:
+                store.append(val)
+                if cls is not None:
+                    clist.append(cls[j])
+            else:
+                n_untimed += 1
+    hi = {i for i, _ in pairs}
+    rj = {j for _, j in pairs}
+    out.update(onset=np.asarray(onset), offset=np.asarray(offset), pairs=plist,
+               onset_class=ocls, offset_class=fcls,
+               missing=[r[j][2] for j in range(len(r)) if j not in rj],
+               inserted=[h[i][2] for i in range(len(h)) if i not in hi],
+               n_untimed=n_untimed, n_hyp=len(h), n_ref=len(r))
+    return out
+
+
+def _check_timed(x, name: str) -> list[tuple[float, float, str]]:
+    """Like :func:`_check_intervals`, but a unit may lack times (NaN)."""
+    if x is None or isinstance(x, (str, bytes)):
+        raise ParameterError(f"{name} must be a list of (start_s, end_s, label), got {x!r:.60}")
+    out = []
+    for k, item in enumerate(x):
+        if hasattr(item, "as_tuple"):
+            item = item.as_tuple()
+        try:
+            s, e, lab = float(item[0]), float(item[1]), item[2]
+        except (TypeError, ValueError, IndexError):
+            raise ParameterError(f"{name}[{k}] = {item!r:.60} is not (start_s, end_s, label)"
+                                 ) from None
+        if np.isinf(s) or np.isinf(e) or (s == s and e == e and e < s):
+            raise ParameterError(f"{name}[{k}] = ({s}, {e}, {lab!r}) has end before start or "
+                                 "infinite times")
+        out.append((s, e, "" if lab is None else str(lab)))
+    return out
+
+
+def summarize_tier(scores) -> dict:
+    """Pool :func:`compare_tier` results (one per utterance) into the reported figures.
+
+    ``mean_ms``, ``median_ms``, ``p90_ms`` of absolute errors (onsets and offsets pooled),
+    ``pct_within_ms`` (``"10"``, ``"20"``, ``"25"``, ``"50"``: percent of boundaries),
+    ``n_boundaries``, ``n_unmatched`` (missing + inserted units), ``n_missing``,
+    ``n_inserted``, ``n_untimed``, ``bias_onset_ms`` / ``bias_offset_ms`` (mean signed
+    error), and for phones ``by_class`` (the same figures per class of boundary).
+    """
+    scores = list(scores)
+    on = np.concatenate([s["onset"] for s in scores]) if scores else np.empty(0)
+    off = np.concatenate([s["offset"] for s in scores]) if scores else np.empty(0)
+    out = _figures(np.abs(np.concatenate([on, off])))
+    n_miss = sum(len(s["missing"]) for s in scores)
+    n_ins = sum(len(s["inserted"]) for s in scores)
+    out.update(n_unmatched=n_miss + n_ins, n_missing=n_miss, n_inserted=n_ins,
+               n_untimed=sum(s["n_untimed"] for s in scores),
+               n_ref_units=sum(s["n_ref"] for s in scores),
+               n_hyp_units=sum(s["n_hyp"] for s in scores),
+               bias_onset_ms=_mean_ms(on), bias_offset_ms=_mean_ms(off))
+    if scores and scores[0]["tier"] == "phones":
+        errs = np.abs(np.concatenate([on, off]))
+        classes = np.array([c for s in scores for c in s["onset_class"]]
+                           + [c for s in scores for c in s["offset_class"]], dtype=object)
+        by = {}
+        for cls in ("vowel", "stop", "fricative", "nasal", "approximant", "silence"):
+            sel = classes == cls if classes.size else np.zeros(0, dtype=bool)
+            f = _figures(errs[sel])
+            by[cls] = {k: f[k] for k in ("mean_ms", "median_ms", "p90_ms", "n_boundaries")}
+            by[cls]["pct_within_20"] = f["pct_within_ms"]["20"]
+        out["by_class"] = by
+    return out
+
+
+def _mean_ms(x) -> float:
+    return float(1000.0 * np.mean(x)) if np.size(x) else float("nan")
+
+
+def _figures(abs_s) -> dict:
+    e = 1000.0 * np.asarray(abs_s, dtype=np.float64)
+    if e.size == 0:
+        nan = float("nan")
+        return {"mean_ms": nan, "median_ms": nan, "p90_ms": nan,
+                "pct_within_ms": {str(t): nan for t in THRESHOLDS_MS}, "n_boundaries": 0}
+    return {"mean_ms": float(e.mean()), "median_ms": float(np.median(e)),
+            "p90_ms": float(np.percentile(e, 90)),
+            "pct_within_ms": {str(t): float(100.0 * np.mean(e <= t + 1e-6))
+                              for t in THRESHOLDS_MS},
+            "n_boundaries": int(e.size)}
