@@ -60,7 +60,7 @@ def test_write_and_open(corpus, tmp_path):
 def test_resume_computes_nothing_new(corpus, tmp_path):
     out = tmp_path / "store"
     write_store(corpus, out, jobs=1)
-    shards = sorted((out / "shards").glob("*.npy"))
+    shards = sorted((out / "shards").glob("*.npz"))
     mtimes = [p.stat().st_mtime_ns for p in shards]
     st = write_store(corpus, out, jobs=1)
     assert (st.n_computed, st.n_reused) == (0, 4)

@@ -10,7 +10,18 @@ def add_arguments(parser):
                         help="a folder (searched recursively for *.wav, *.flac, *.ogg) or a "
                              "text file with one audio path per line")
     parser.add_argument("out", metavar="OUT", help="store folder (created; re-running resumes)")
-    parser.add_argument("--jobs", "-j", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--jobs", "-j", type=int, default=2,
+                        help="worker processes, or Dask workers with --scheduler dask "
+                             "(default 2)")
+    parser.add_argument("--scheduler", default="local", metavar="local|dask|ADDRESS",
+                        help="where the work runs: local processes (default), a Dask "
+                             "LocalCluster of --jobs workers, or an existing Dask cluster "
+                             "(tcp://host:8786; its workers must see the same paths)")
+    parser.add_argument("--recipe", choices=("mfcc", "aligner"), default="mfcc",
+                        help="mfcc: the settings below (default); aligner: the aligner's own "
+                             "39-D front end at --hop (what align-corpus trains on)")
+    parser.add_argument("--hop", type=float, default=0.010,
+                        help="frame hop in seconds (default 0.010)")
     parser.add_argument("--sr", type=int, default=16000, help="resample to this rate (16000)")
     parser.add_argument("--n-mfcc", type=int, default=13, help="cepstral coefficients (13)")
     parser.add_argument("--n-mels", type=int, default=None,
@@ -29,12 +40,19 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from vqalign.io.store import write_store
+    import time
 
-    store = write_store(args.sources, args.out, sr=args.sr, n_mfcc=args.n_mfcc,
-                        n_mels=args.n_mels, convention=args.convention, deltas=args.deltas,
-                        cmvn=args.cmvn, jobs=args.jobs, resume=not args.no_resume,
-                        progress=False if args.quiet else None)
+    from vqalign.io.store import write_store
+    from vqalign.pipeline.schedulers import get_scheduler
+
+    t0 = time.perf_counter()
+    with get_scheduler(args.scheduler, args.jobs) as sched:
+        store = write_store(args.sources, args.out, sr=args.sr, n_mfcc=args.n_mfcc,
+                            n_mels=args.n_mels, convention=args.convention,
+                            deltas=args.deltas, cmvn=args.cmvn, jobs=args.jobs,
+                            resume=not args.no_resume, progress=False if args.quiet else None,
+                            recipe=args.recipe, hop_length=args.hop, scheduler=sched)
+    print(f"features: {time.perf_counter() - t0:.1f} s on {sched.describe()}", file=sys.stderr)
     print(f"computed {store.n_computed}, reused {store.n_reused}, failed {len(store.failed)}"
           + (":" if store.failed else ""))
     for path, reason in store.failed:

@@ -3,25 +3,33 @@
 Layout of a store directory ``OUT``::
 
     OUT/settings.json   feature settings (and the vqalign version that wrote them)
-    OUT/shards/*.npy    one file per utterance, written atomically as it is computed
+    OUT/shards/*.npz    one file per utterance (frames, n_samples), written atomically
     OUT/features.f32    all utterances' frames, row after row: (N, D) float32, C order
-    OUT/index.json      [{"id", "path", "start", "n_frames"}, ...] in row order
+    OUT/extra.f32       per-frame side columns of the recipe (N, E) float32, if any
+                        (the aligner recipe keeps each frame's raw c0 loudness here)
+    OUT/index.json      [{"id", "path", "start", "n_frames", "duration"}, ...] in row order
     OUT/failed.json     files that could not be processed, with the reason
 
-:func:`write_store` computes the shards in worker processes, skips shards that
-already exist (so an interrupted run resumes where it stopped), then streams the
-shards into ``features.f32`` without holding the corpus in memory.
+:func:`write_store` computes the shards on a scheduler (local worker processes by
+default, or Dask: :mod:`vqalign.pipeline.schedulers`; workers read the audio and
+write the shards through shared paths), skips shards that already exist (so an
+interrupted run resumes where it stopped), then streams the shards into
+``features.f32`` without holding the corpus in memory.
 :func:`open_store` maps it back as a read-only ``np.memmap``.
+
+Two recipes: ``"mfcc"`` (the settings below, for ``vqalign features``) and
+``"aligner"`` (the aligner's own 39-D MFCC + deltas with per-utterance CMVN at its
+hop, and the raw c0 as a side column: what ``align-corpus`` trains on).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,18 +39,65 @@ from vqalign.exceptions import ParameterError, VQAlignError
 from vqalign.io.atomic import atomic_write
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
-_FEATURE_KEYS = ("sr", "n_mfcc", "n_mels", "convention", "win_length", "hop_length", "n_fft",
-                 "fmin", "fmax", "deltas", "delta_width", "cmvn", "dim")
+_FEATURE_KEYS = ("recipe", "sr", "n_mfcc", "n_mels", "convention", "win_length", "hop_length",
+                 "n_fft", "fmin", "fmax", "deltas", "delta_width", "cmvn", "dim", "extra")
+RECIPES = ("mfcc", "aligner")
+_DEFAULTS = {"recipe": "mfcc", "extra": []}   # stores written before these keys existed
+
+
+class StoreWriteError(VQAlignError):
+    """Writing the store failed (disk full, permissions): the message names the path."""
+
+
+def write_error(path, exc: OSError) -> StoreWriteError:
+    """A clear error for an OSError raised while writing ``path``."""
+    what = exc.strerror or str(exc)
+    return StoreWriteError(
+        f"cannot write {str(exc.filename or path)!r}: {what}; free disk space or fix the "
+        "folder's permissions, then re-run the same command: finished files are kept and "
+        "the run resumes")
 
 
 # --------------------------------------------------------------------------- settings
 
-def store_settings(*, sr=16000, n_mfcc=13, n_mels=None, convention="librosa",
-                   win_length=0.025, hop_length=0.010, n_fft=None, fmin=None, fmax=None,
-                   deltas=0, delta_width=2, cmvn=None) -> dict:
-    """The normalized settings dict a store records (and compares on resume)."""
+def aligner_settings(hop_length: float) -> dict:
+    """Settings of the ``"aligner"`` recipe at ``hop_length`` seconds (see module doc)."""
     from vqalign import __version__
 
+    if not isinstance(hop_length, (int, float)) or isinstance(hop_length, bool) \
+            or not 0.002 <= hop_length <= 0.05:
+        raise ParameterError(f"hop_length={hop_length!r} s is outside [0.002, 0.05]; use "
+                             "0.010 (10 ms) or 0.005 (5 ms)")
+    return {
+        "recipe": "aligner", "sr": 16000, "n_mfcc": 13, "n_mels": 40, "convention": "librosa",
+        "win_length": 0.025, "hop_length": float(hop_length), "n_fft": None, "fmin": None,
+        "fmax": None, "deltas": 2, "delta_width": 1, "cmvn": "utterance", "dim": 39,
+        "extra": ["energy"], "dtype": "float32", "vqalign_version": __version__,
+    }
+
+
+def describe_settings(settings: dict) -> str:
+    """A short human description: ``aligner recipe, 39-D at 5 ms hop, 16000 Hz``."""
+    st = dict(_DEFAULTS, **settings)
+    return (f"{st['recipe']} recipe, {st.get('dim')}-D at {1000 * float(st['hop_length']):g} ms "
+            f"hop, {st.get('n_mfcc')} MFCC, deltas {st.get('deltas')}, cmvn {st.get('cmvn')}, "
+            f"{st.get('sr')} Hz")
+
+
+def store_settings(*, sr=16000, n_mfcc=13, n_mels=None, convention="librosa",
+                   win_length=0.025, hop_length=0.010, n_fft=None, fmin=None, fmax=None,
+                   deltas=0, delta_width=2, cmvn=None, recipe="mfcc") -> dict:
+    """The normalized settings dict a store records (and compares on resume).
+
+    ``recipe="aligner"`` ignores every other argument but ``hop_length``
+    (:func:`aligner_settings`).
+    """
+    from vqalign import __version__
+
+    if recipe not in RECIPES:
+        raise ParameterError(f"recipe={recipe!r} is not one of {RECIPES}")
+    if recipe == "aligner":
+        return aligner_settings(hop_length)
     sr = check_sample_rate(sr)
     n_mfcc = check_positive_int(n_mfcc, "n_mfcc")
     deltas = check_positive_int(deltas, "deltas", minimum=0)
@@ -61,12 +116,27 @@ def store_settings(*, sr=16000, n_mfcc=13, n_mels=None, convention="librosa",
         "win_length": win_length, "hop_length": hop_length, "n_fft": n_fft,
         "fmin": fmin, "fmax": fmax, "deltas": deltas, "delta_width": delta_width,
         "cmvn": cmvn, "dim": n_mfcc * (deltas + 1), "dtype": "float32",
-        "vqalign_version": __version__,
+        "vqalign_version": __version__, "recipe": "mfcc", "extra": [],
     }
 
 
 def compute_features(y, settings: dict) -> np.ndarray:
-    """Features of one waveform with a store's settings: (n_frames, settings["dim"]) float32."""
+    """Features of one waveform with a store's settings: (n_frames, dim + len(extra)) float32.
+
+    The ``"aligner"`` recipe is the aligner's own front end (``vqalign.align``), so
+    a model trained from the store meets exactly the features it aligns with; its
+    last column is the raw c0 (loudness) the aligner seeds silence from.
+    """
+    if settings.get("recipe", "mfcc") == "aligner":
+        from vqalign.align import _model as AM
+        if y.size < int(0.025 * settings["sr"]):
+            raise ParameterError(f"audio has {y.size / settings['sr'] * 1000:.1f} ms, shorter "
+                                 "than one 25 ms analysis window")
+        X, energy = AM.features(y, settings["hop_length"], settings["delta_width"])
+        out = np.empty((X.shape[0], X.shape[1] + 1), np.float32)
+        out[:, :-1] = X
+        out[:, -1] = energy
+        return out
     from vqalign.features import cmvn, delta, mfcc
 
     X = mfcc(y, settings["sr"], n_mfcc=settings["n_mfcc"], n_mels=settings["n_mels"],
@@ -153,23 +223,49 @@ def list_sources(sources) -> list[tuple[str, str]]:
 
 
 def _shard_name(uid: str) -> str:
-    return hashlib.sha1(uid.encode("utf-8")).hexdigest()[:20] + ".npy"
+    return hashlib.sha1(uid.encode("utf-8")).hexdigest()[:20] + ".npz"
 
 
-def _compute_shard(task):
-    """Worker (top level, so it pickles under spawn): one file -> one shard file."""
-    uid, path, shard, settings = task
+def _check_speech(y, settings, path):
+    """The aligner recipe refuses audio it cannot align (silent), as the aligner does."""
+    from vqalign._validation import check_audio
+    y = check_audio(y, settings["sr"], allow_silent=True, name=f"audio {path!r}")
+    if not np.any(y):
+        raise ParameterError(f"audio {path!r} is silent (all {y.size} samples are zero; "
+                             f"{y.size / settings['sr']:.2f} s); there is no speech to align")
+    peak = float(np.max(np.abs(y)))
+    if peak < 1e-4:
+        raise ParameterError(f"audio {path!r} is practically silent (peak amplitude "
+                             f"{peak:.1e}); there is no speech to align — check the file or "
+                             "its gain")
+    return y
+
+
+def _compute_one(uid, path, shard, settings):
+    """One file -> one shard file: ``(uid, n_frames, None)``, ``(uid, None, reason)``, or
+    ``(uid, None, ("write", path, message))`` when the shard could not be written."""
     try:
         from vqalign.io.audio import load_audio
         y, _ = load_audio(path, settings["sr"])
+        if settings.get("recipe") == "aligner":
+            y = _check_speech(y, settings, path)
         X = compute_features(y, settings)
-        with atomic_write(shard, "wb") as fh:
-            np.save(fh, X)
-        return uid, int(X.shape[0]), None
     except VQAlignError as exc:
         return uid, None, str(exc)
     except Exception as exc:  # an unexpected failure in one file must not stop the corpus
         return uid, None, f"{type(exc).__name__}: {exc}"
+    try:
+        with atomic_write(shard, "wb") as fh:
+            np.savez(fh, X=X, n_samples=np.int64(y.size))
+    except OSError as exc:
+        return uid, None, ("write", str(exc.filename or shard), exc.strerror or str(exc))
+    return uid, int(X.shape[0]), None
+
+
+def _compute_shards(task):
+    """Worker task (top level, so it pickles under spawn and Dask): a chunk of files."""
+    items, settings = task
+    return [_compute_one(uid, path, shard, settings) for uid, path, shard in items]
 
 
 # --------------------------------------------------------------------------- store
@@ -212,7 +308,19 @@ class FeatureStore:
                 f"describes {n} frames x {self.dim} features ({n * self.dim * 4} bytes); the "
                 "store is incomplete or was modified: re-run `vqalign features` on it")
         self.X = np.memmap(self.path / "features.f32", dtype=np.float32, mode="r",
-                           shape=(n, self.dim))
+                           shape=(n, self.dim)) if n else np.zeros((0, self.dim), np.float32)
+        self.extra_names = list(self.settings.get("extra", []))
+        self.extra = None
+        if self.extra_names:
+            e = len(self.extra_names)
+            ep = self.path / "extra.f32"
+            esize = ep.stat().st_size if ep.is_file() else -1
+            if esize != n * e * 4:
+                raise ParameterError(
+                    f"{str(ep)!r} is missing or has {esize} bytes but index.json describes "
+                    f"{n} frames x {e} side columns ({n * e * 4} bytes); the store is "
+                    "incomplete: re-run `vqalign features` (or align-corpus) on it")
+            self.extra = np.memmap(ep, dtype=np.float32, mode="r", shape=(n, e))
         self._pos = {u["id"]: i for i, u in enumerate(self.utterances)}
         self.n_computed = 0
         self.n_reused = 0
@@ -248,6 +356,27 @@ class FeatureStore:
             u = self.utterances[self._pos[key]]
         return self.X[u["start"]:u["start"] + u["n_frames"]]
 
+    def span(self, key) -> tuple[int, int]:
+        """``(start, stop)`` rows of an utterance (id or position) in ``X``."""
+        u = self.utterances[key if isinstance(key, (int, np.integer)) else self._pos[key]]
+        return int(u["start"]), int(u["start"]) + int(u["n_frames"])
+
+    def side(self, key, name: str = "energy") -> np.ndarray:
+        """An utterance's side column ``name`` (e.g. the aligner recipe's ``energy``)."""
+        if name not in self.extra_names:
+            raise ParameterError(f"the store at {str(self.path)!r} has no side column "
+                                 f"{name!r} (it has {self.extra_names}); it was written with "
+                                 f"{describe_settings(self.settings)}")
+        a, b = self.span(key)
+        return self.extra[a:b, self.extra_names.index(name)]
+
+    def duration(self, key) -> float:
+        """Seconds of audio of an utterance (frames x hop when the index predates it)."""
+        u = self.utterances[key if isinstance(key, (int, np.integer)) else self._pos[key]]
+        if "duration" in u:
+            return float(u["duration"])
+        return int(u["n_frames"]) * float(self.settings["hop_length"])
+
     def __repr__(self) -> str:
         return (f"FeatureStore({str(self.path)!r}: {len(self)} utterances, "
                 f"{self.n_frames} frames x {self.dim} features)")
@@ -258,15 +387,21 @@ def open_store(path) -> FeatureStore:
     return FeatureStore(path)
 
 
-def _settings_differ(old: dict, new: dict) -> list[str]:
+def settings_differ(old: dict, new: dict) -> list[str]:
+    """``["n_mfcc: store has 13, asked 20", ...]`` for every feature setting that differs."""
+    old, new = dict(_DEFAULTS, **old), dict(_DEFAULTS, **new)
     return [f"{k}: store has {old.get(k)!r}, asked {new.get(k)!r}"
             for k in _FEATURE_KEYS if old.get(k) != new.get(k)]
+
+
+_settings_differ = settings_differ
 
 
 def write_store(sources, out_dir, *, sr=16000, n_mfcc=13, n_mels=None, convention="librosa",
                 win_length=0.025, hop_length=0.010, n_fft=None, fmin=None, fmax=None,
                 deltas=0, delta_width=2, cmvn=None, jobs=2, resume=True,
-                progress=None) -> FeatureStore:
+                progress=None, recipe="mfcc", scheduler=None, chunk_size=None,
+                ids=None) -> FeatureStore:
     """Compute features for a corpus into ``out_dir`` and return the opened store.
 
     Parameters
@@ -283,11 +418,21 @@ def write_store(sources, out_dir, *, sr=16000, n_mfcc=13, n_mels=None, conventio
     cmvn : None, "utterance" or int
         Per-utterance mean/variance normalization, or a sliding window in frames.
     jobs : int
-        Worker processes (1 computes in this process).
+        Worker processes of the default local scheduler (1 computes in this process).
     resume : bool
         Reuse shards already in ``out_dir/shards`` (default); False recomputes all.
     progress : bool or None
         tqdm progress bar on stderr (default: when stderr is a terminal).
+    recipe : {"mfcc", "aligner"}
+        ``"aligner"``: the aligner's front end at ``hop_length`` (other feature
+        arguments are ignored), see the module docstring.
+    scheduler : vqalign.pipeline.schedulers.Scheduler, optional
+        Where the shards are computed (default: local processes, ``jobs`` of them).
+        Dask workers must see ``out_dir`` and the audio at the same paths.
+    chunk_size : int, optional
+        Files per task (default: about 8 tasks per worker, at most 64 files each).
+    ids : list of str, optional
+        Utterance ids, one per source (default: paths relative to their folder).
 
     Returns
     -------
@@ -298,16 +443,26 @@ def write_store(sources, out_dir, *, sr=16000, n_mfcc=13, n_mels=None, conventio
     ParameterError
         Bad settings, settings mismatch with ``out_dir``, or every file failed
         (the message lists why).
+    StoreWriteError
+        A shard, features.f32 or index.json could not be written (disk full,
+        permissions): the message names the path; what was finished is kept and
+        the next run resumes.
     """
     settings = store_settings(sr=sr, n_mfcc=n_mfcc, n_mels=n_mels, convention=convention,
                               win_length=win_length, hop_length=hop_length, n_fft=n_fft,
                               fmin=fmin, fmax=fmax, deltas=deltas, delta_width=delta_width,
-                              cmvn=cmvn)
+                              cmvn=cmvn, recipe=recipe)
     jobs = check_positive_int(jobs, "jobs")
     # fail fast on settings mfcc() would refuse, before any worker starts
     compute_features(np.sin(np.arange(settings["sr"], dtype=np.float32)), settings)
 
     items = list_sources(sources)
+    if ids is not None:
+        ids = [str(x) for x in ids]
+        if len(ids) != len(items) or len(set(ids)) != len(ids):
+            raise ParameterError(f"ids: {len(ids)} distinct ids expected for {len(items)} "
+                                 "files, one per file")
+        items = [(u, p) for u, (_, p) in zip(ids, items)]
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ParameterError(f"output {str(out)!r} exists and is not a folder")
@@ -318,19 +473,24 @@ def write_store(sources, out_dir, *, sr=16000, n_mfcc=13, n_mels=None, conventio
             old = json.loads(settings_path.read_text())
         except (OSError, ValueError):
             old = {}
-        diff = _settings_differ(old, settings)
+        diff = settings_differ(old, settings)
         if diff:
             raise ParameterError(
                 f"{str(out)!r} already holds features computed with other settings ("
-                + "; ".join(diff) + "); write to another folder, or delete it to start over")
-    elif shard_dir.is_dir() and any(shard_dir.glob("*.npy")):
+                + "; ".join(diff) + f"): the store has {describe_settings(old)}, this run "
+                f"asks {describe_settings(settings)}; write to another folder, or delete it "
+                "to start over")
+    elif shard_dir.is_dir() and any(shard_dir.glob("*.np[yz]")):
         raise ParameterError(f"{str(shard_dir)!r} holds shards but {str(settings_path)!r} is "
                              "missing, so their settings are unknown; delete the folder or "
                              "write to another one")
-    shard_dir.mkdir(parents=True, exist_ok=True)
-    if not settings_path.is_file():
-        with atomic_write(settings_path) as fh:
-            json.dump(settings, fh, indent=1)
+    try:
+        shard_dir.mkdir(parents=True, exist_ok=True)
+        if not settings_path.is_file():
+            with atomic_write(settings_path) as fh:
+                json.dump(settings, fh, indent=1)
+    except OSError as exc:
+        raise write_error(settings_path, exc) from None
 
     todo, done = [], {}
     for uid, path in items:
@@ -338,36 +498,50 @@ def write_store(sources, out_dir, *, sr=16000, n_mfcc=13, n_mels=None, conventio
         if resume and shard.is_file():
             done[uid] = None            # frame count read at consolidation
         else:
-            todo.append((uid, path, str(shard), settings))
+            todo.append((uid, path, str(shard)))
     n_reused = len(done)
     failed: dict[str, str] = {}
     if progress is None:
         progress = sys.stderr.isatty()
+    own = scheduler is None
+    if own:
+        from vqalign.pipeline.schedulers import LocalScheduler
+        scheduler = LocalScheduler(min(jobs, max(1, len(todo))))
+    n_workers = max(1, scheduler.n_workers)
+    if chunk_size is None:
+        chunk_size = max(1, min(64, -(-len(todo) // (8 * n_workers))))
+    chunk_size = check_positive_int(chunk_size, "chunk_size")
+    tasks = [(todo[i:i + chunk_size], settings) for i in range(0, len(todo), chunk_size)]
+    write_errors = []
     from tqdm import tqdm
-    bar = tqdm(total=len(todo), desc="features", unit="file", disable=not progress,
-               file=sys.stderr)
-    try:
-        if jobs == 1 or len(todo) <= 1:
-            results: Iterable = map(_compute_shard, todo)
-            for uid, n, err in results:
+    bar = tqdm(total=len(todo), desc="features", unit="utt", disable=not progress,
+               file=sys.stderr, dynamic_ncols=True)
+
+    def on_result(_, results):
+        for uid, n, err in results:
+            if isinstance(err, tuple):
+                write_errors.append(err)
+            else:
                 _record(uid, n, err, done, failed)
-                bar.update(1)
-        else:
-            import multiprocessing as mp
-            with ProcessPoolExecutor(max_workers=min(jobs, len(todo)),
-                                     mp_context=mp.get_context("spawn")) as ex:
-                futs = [ex.submit(_compute_shard, t) for t in todo]
-                for f in as_completed(futs):
-                    uid, n, err = f.result()
-                    _record(uid, n, err, done, failed)
-                    bar.update(1)
+        bar.update(len(results))
+
+    try:
+        scheduler.map(_compute_shards, tasks, on_result=on_result)
     finally:
         bar.close()
+        if own:
+            scheduler.close()
+    if write_errors:
+        _, path, msg = write_errors[0]
+        raise write_error(path, OSError(0, msg, path))
 
     paths = dict(items)
     fail_list = [(paths[u], failed[u]) for u, _ in items if u in failed]
-    with atomic_write(out / "failed.json") as fh:
-        json.dump([{"path": p, "reason": r} for p, r in fail_list], fh, indent=1)
+    try:
+        with atomic_write(out / "failed.json") as fh:
+            json.dump([{"path": p, "reason": r} for p, r in fail_list], fh, indent=1)
+    except OSError as exc:
+        raise write_error(out / "failed.json", exc) from None
     ok = [(u, p) for u, p in items if u in done]
     if not ok:
         lines = "\n".join(f"  {p}: {r}" for p, r in fail_list[:20])
@@ -400,27 +574,54 @@ def _up_to_date(out: Path, ok, computed: bool) -> bool:
     return [(u["id"], u["path"]) for u in index] == [tuple(x) for x in ok]
 
 
+def _read_shard(shard: Path, path: str, width: int):
+    try:
+        with np.load(shard) as z:
+            X, n_samples = z["X"], int(z["n_samples"])
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise ParameterError(f"shard {str(shard)!r} for {path!r} is unreadable ({exc}); "
+                             "delete it and re-run to recompute it") from None
+    if X.ndim != 2 or X.shape[1] != width or X.dtype != np.float32:
+        raise ParameterError(f"shard {str(shard)!r} has shape {X.shape} {X.dtype}, "
+                             f"expected (n, {width}) float32; delete it and re-run")
+    return X, n_samples
+
+
 def _consolidate(out: Path, ok, settings: dict) -> None:
-    """Stream shards into features.f32 (atomic), then write index.json (atomic)."""
+    """Stream shards into features.f32 (+ extra.f32) (atomic), then index.json (atomic).
+
+    index.json is written last: until it names the new rows, a reader sees the old
+    store or none (its size check refuses a half-replaced one).
+    """
     dim = settings["dim"]
+    n_extra = len(settings.get("extra", []))
     index, start = [], 0
-    with atomic_write(out / "features.f32", "wb") as fh:
-        for uid, path in ok:
-            shard = out / "shards" / _shard_name(uid)
-            try:
-                X = np.load(shard, mmap_mode="r")
-            except (OSError, ValueError) as exc:
-                raise ParameterError(f"shard {str(shard)!r} for {path!r} is unreadable ({exc}); "
-                                     "delete it and re-run to recompute it") from None
-            if X.ndim != 2 or X.shape[1] != dim or X.dtype != np.float32:
-                raise ParameterError(f"shard {str(shard)!r} has shape {X.shape} {X.dtype}, "
-                                     f"expected (n, {dim}) float32; delete it and re-run")
-            fh.write(np.ascontiguousarray(X).tobytes())
-            index.append({"id": uid, "path": path, "start": start, "n_frames": int(X.shape[0])})
-            start += int(X.shape[0])
-    with atomic_write(out / "index.json") as fh:
-        json.dump(index, fh)
+    target = out / "features.f32"
+    try:
+        with contextlib.ExitStack() as stack:
+            fh = stack.enter_context(atomic_write(target, "wb"))
+            eh = None
+            if n_extra:
+                target = out / "extra.f32"
+                eh = stack.enter_context(atomic_write(target, "wb"))
+                target = out / "features.f32"
+            for uid, path in ok:
+                X, n_samples = _read_shard(out / "shards" / _shard_name(uid), path,
+                                           dim + n_extra)
+                fh.write(np.ascontiguousarray(X[:, :dim]).tobytes())
+                if eh is not None:
+                    eh.write(np.ascontiguousarray(X[:, dim:]).tobytes())
+                index.append({"id": uid, "path": path, "start": start,
+                              "n_frames": int(X.shape[0]),
+                              "duration": n_samples / settings["sr"]})
+                start += int(X.shape[0])
+        target = out / "index.json"
+        with atomic_write(target) as fh:
+            json.dump(index, fh)
+    except OSError as exc:
+        raise write_error(target, exc) from None
 
 
 __all__ = ["FeatureStore", "open_store", "write_store", "list_sources", "store_settings",
-           "compute_features", "AUDIO_EXTENSIONS"]
+           "aligner_settings", "compute_features", "settings_differ", "describe_settings",
+           "StoreWriteError", "AUDIO_EXTENSIONS", "RECIPES"]
