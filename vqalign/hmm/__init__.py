@@ -26,17 +26,25 @@ from vqalign.hmm.inference import (
     segments_from_path,
     viterbi,
 )
-from vqalign.hmm.topology import Topology, linear_chain, transitions_from_durations
+from vqalign.hmm.topology import (
+    ChainBatch,
+    Topology,
+    chain_batch,
+    linear_chain,
+    transitions_from_durations,
+)
 
 _LAZY = {
     "DiagGMM": "vqalign.hmm.gmm",
     "diag_gmm": "vqalign.hmm.gmm",
     "TiedMixture": "vqalign.hmm.tied",
     "TiedMixtureHMM": "vqalign.hmm.train",
+    "SufficientStats": "vqalign.hmm.train",
+    "Selection": "vqalign.hmm.train",
     "ConvergenceMonitor": "vqalign.hmm.monitor",
 }
 
-__all__ = ["Topology", "linear_chain", "transitions_from_durations", "forward_backward",
+__all__ = ["Topology", "ChainBatch", "chain_batch", "linear_chain", "transitions_from_durations", "forward_backward",
            "viterbi", "dense_forward_backward", "dense_viterbi", "segments_from_path",
            *_LAZY]
 

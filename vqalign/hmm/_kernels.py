@@ -39,218 +39,10 @@ POST_EMIT = 2
 # banded (linear chain) scaled forward-backward
 # ---------------------------------------------------------------------------
 
-# constants of the vectorizable exp below (Cody-Waite reduction, degree-12 Taylor)
-_LOG2E = 1.4426950408889634
-_LN2_HI = 6.93147180369123816490e-01
-_LN2_LO = 1.90821492927058770002e-10
-_MAGIC = 6755399441055744.0            # 1.5 * 2**52: adding it rounds to an integer
-_MAGIC_BITS = 0x4338000000000000
-_EXP_MIN = -708.0                      # below this the result is flushed to 0
 #: scaled alpha, beta and posterior values below this are set to 0, keeping the recursions
 #: out of the denormal range; alpha sums to 1 per frame and sum(alpha * beta) = 1, so what
 #: is dropped is below 1e-280 of a posterior
 _TINY = 1e-280
-
-
-@njit(cache=True, nogil=True, fastmath={"contract"})
-def vexp_nonpos(x, out, pb, yb):
-    """out[j] = exp(x[j]) for x[j] <= 0 (max rel. error ~4e-16), SIMD-friendly.
-
-    x < -708 gives 0 (no denormals: a frame whose reachable states all fall that far
-    below the row max then reports underflow and the caller switches to log space).
-    pb, yb: float64
-    scratch of the same length. LLVM vectorizes the three loops (libm's exp is
-    not vectorized without SVML), which makes the scaled forward pass ~3x faster.
-    """
-    n = x.shape[0]
-    for j in range(n):
-        v = max(x[j], _EXP_MIN)
-        y = v * _LOG2E + _MAGIC
-        kf = y - _MAGIC
-        r = v - kf * _LN2_HI - kf * _LN2_LO
-        p = 1.0 / 479001600.0
-        p = p * r + 1.0 / 39916800.0
-        p = p * r + 1.0 / 3628800.0
-        p = p * r + 1.0 / 362880.0
-        p = p * r + 1.0 / 40320.0
-        p = p * r + 1.0 / 5040.0
-        p = p * r + 1.0 / 720.0
-        p = p * r + 1.0 / 120.0
-        p = p * r + 1.0 / 24.0
-        p = p * r + 1.0 / 6.0
-        p = p * r + 0.5
-        p = p * r + 1.0
-        p = p * r + 1.0
-        pb[j] = p
-        yb[j] = y
-    ib = yb.view(np.int64)
-    for j in range(n):
-        ib[j] = (ib[j] - _MAGIC_BITS + 1023) << 52     # bits of 2**k
-    fb = ib.view(np.float64)
-    for j in range(n):
-        out[j] = pb[j] * fb[j] if x[j] >= _EXP_MIN else 0.0
-
-
-@njit(cache=True, nogil=True)
-def _emit_row(log_emit, t, cols, xb, ebc, pb, yb):
-    """ebc[j] = exp(log_emit[t, cols[j]] - m) with m the row max over cols; (m, status)."""
-    nc = cols.shape[0]
-    m = -np.inf
-    for j in range(nc):
-        x = np.float64(log_emit[t, cols[j]])
-        if x != x or x == np.inf:
-            return m, BAD_VALUE
-        xb[j] = x
-        if x > m:
-            m = x
-    if m == -np.inf:
-        return m, IMPOSSIBLE
-    for j in range(nc):
-        xb[j] -= m
-    vexp_nonpos(xb, ebc, pb, yb)
-    return m, OK
-
-
-@njit(cache=True, nogil=True)
-def band_forward_backward_scaled(log_emit, cidx, cols, A0, A1, A2, start, end, emit_ids,
-                                 mode, alpha, scale, out, info):
-    """Scaled forward-backward over a banded left-to-right chain, O(T * S).
-
-    log_emit: (T, E) float32/float64 log-likelihoods. cols: int32 distinct
-    emission columns used; cidx: int32 (S,) index into cols of each state's column
-    (cols[cidx[s]] == emit_ids[s]). A0/A1/A2/start/end: float64 (S,) linear
-    probabilities (end is 1 where a path may end). mode: 0 likelihood only (alpha
-    is (2, S) scratch); 1 state posteriors: alpha *is* out (T, S) and is
-    overwritten by the posteriors; 2 emission posteriors accumulated into out
-    (T, E) (zeroed by the caller) with alpha (T, S) scratch. scale: (T, 2)
-    float64 scratch (row max, scale). info[0] <- log-likelihood, info[1] <- frame
-    of a failure. Returns a status.
-
-    Each emission row is shifted by its max over the used columns before exp.
-    The backward pass needs no exp: b[t+1, j] / c[t+1] = alpha[t+1, j] / pred[t+1, j]
-    where pred is alpha[t] pushed through the transitions (recomputed in O(S)).
-    UNDERFLOW is also returned if beta overflows (transition probabilities below
-    ~1e-20); the caller then uses the log-space version.
-    """
-    T = log_emit.shape[0]
-    S = cidx.shape[0]
-    nc = cols.shape[0]
-    identity = nc == S
-    if identity:
-        for s in range(S):
-            if cidx[s] != s:
-                identity = False
-                break
-    xb = np.empty(nc)
-    ebc = np.empty(nc)
-    pb = np.empty(nc)
-    yb = np.empty(nc)
-    bs = ebc if identity else np.empty(S)
-    store = mode != POST_NONE
-    ll = 0.0
-    info[0] = -np.inf
-    info[1] = 0
-    for t in range(T):
-        m, st = _emit_row(log_emit, t, cols, xb, ebc, pb, yb)
-        if st != OK:
-            info[1] = t
-            return st
-        if not identity:
-            for s in range(S):
-                bs[s] = ebc[cidx[s]]
-        rc = t if store else t & 1
-        cur = alpha[rc]
-        if t == 0:
-            for s in range(S):
-                cur[s] = start[s] * bs[s]
-        else:
-            prev = alpha[t - 1 if store else (t - 1) & 1]
-            cur[0] = prev[0] * A0[0] * bs[0]
-            if S > 1:
-                cur[1] = (prev[1] * A0[1] + prev[0] * A1[0]) * bs[1]
-            for s in range(2, S):
-                cur[s] = (prev[s] * A0[s] + prev[s - 1] * A1[s - 1]
-                          + prev[s - 2] * A2[s - 2]) * bs[s]
-        c = 0.0
-        for s in range(S):
-            c += cur[s]
-        if not (c > 0.0) or c == np.inf:
-            info[1] = t
-            return UNDERFLOW
-        inv = 1.0 / c
-        for s in range(S):
-            v = cur[s] * inv
-            cur[s] = v if v > _TINY else 0.0     # no denormals: they are ~100x slower
-        scale[t, 0] = m
-        scale[t, 1] = c
-        ll += math.log(c) + m
-    last = alpha[T - 1 if store else (T - 1) & 1]
-    z = 0.0
-    for s in range(S):
-        z += last[s] * end[s]
-    if not (z > 0.0):
-        info[1] = T - 1
-        return UNDERFLOW
-    ll += math.log(z)
-    info[0] = ll
-    if not store:
-        return OK
-    # backward pass with one row of beta, rescaled so that sum_s alpha[t, s] beta[s] = 1:
-    # then alpha * beta is the posterior, and b[t+1, j] / c[t+1] = alpha[t+1, j] / pred[j]
-    # where pred is alpha[t] pushed through the transitions (no exp needed)
-    beta = np.empty(S)
-    pred = np.empty(S)
-    gb = np.empty(S)
-    w = np.zeros(S + 2)
-    for s in range(S):
-        beta[s] = end[s]
-    for t in range(T - 2, -1, -1):
-        a = alpha[t]
-        a1 = alpha[t + 1]
-        pred[0] = a[0] * A0[0]
-        if S > 1:
-            pred[1] = a[1] * A0[1] + a[0] * A1[0]
-        for s in range(2, S):
-            pred[s] = a[s] * A0[s] + a[s - 1] * A1[s - 1] + a[s - 2] * A2[s - 2]
-        tot = 0.0
-        for s in range(S):
-            tot += a1[s] * beta[s]
-        inv = 1.0 / tot if tot > 0.0 else 0.0
-        for s in range(S):
-            g = a1[s] * beta[s] * inv
-            gb[s] = g
-            w[s] = g / pred[s] if (g > _TINY and pred[s] > 0.0) else 0.0
-        _write_posterior(gb, t + 1, emit_ids, mode, out)
-        bsum = 0.0
-        for s in range(S):
-            v = A0[s] * w[s] + A1[s] * w[s + 1] + A2[s] * w[s + 2]
-            v = v if v > _TINY else 0.0
-            beta[s] = v
-            bsum += v
-        if not (bsum < np.inf):               # overflow with extreme transitions
-            info[1] = t
-            return UNDERFLOW
-    tot = 0.0
-    for s in range(S):
-        tot += alpha[0, s] * beta[s]
-    inv = 1.0 / tot if tot > 0.0 else 0.0
-    for s in range(S):
-        gb[s] = alpha[0, s] * beta[s] * inv
-    _write_posterior(gb, 0, emit_ids, mode, out)
-    return OK
-
-
-@njit(cache=True, nogil=True)
-def _write_posterior(g, t, emit_ids, mode, out):
-    """Store the posterior row g of frame t (states) or add it per emission column."""
-    S = g.shape[0]
-    if mode == POST_STATES:
-        row = out[t]
-        for s in range(S):
-            row[s] = g[s]
-    else:
-        for s in range(S):
-            out[t, emit_ids[s]] += g[s]
 
 
 # ---------------------------------------------------------------------------
@@ -342,66 +134,6 @@ def _log_posterior_row(la, lb, t, ll, emit_ids, mode, out):
     else:
         for s in range(S):
             out[t, emit_ids[s]] += math.exp(la[t, s] + lb[s] - ll)
-
-
-@njit(cache=True, nogil=True)
-def band_viterbi(log_emit, emit_ids, lA0, lA1, lA2, lstart, lend, bp, path, info):
-    """Viterbi over a banded chain in log space.
-
-    bp: int8 (T, S) scratch for back-pointer offsets (0 stay, 1 from s-1,
-    2 from s-2); path: int32 (T,) output. info[0] <- best log-probability,
-    info[1] <- frame of a failure. Returns a status.
-    """
-    T = log_emit.shape[0]
-    S = emit_ids.shape[0]
-    info[0] = -np.inf
-    info[1] = 0
-    prev = np.empty(S)
-    cur = np.empty(S)
-    for s in range(S):
-        x = np.float64(log_emit[0, emit_ids[s]])
-        if x != x or x == np.inf:
-            return BAD_VALUE
-        prev[s] = lstart[s] + x
-        bp[0, s] = 0
-    for t in range(1, T):
-        for s in range(S):
-            x = np.float64(log_emit[t, emit_ids[s]])
-            if x != x or x == np.inf:
-                info[1] = t
-                return BAD_VALUE
-            best = prev[s] + lA0[s]
-            k = 0
-            if s >= 1:
-                v = prev[s - 1] + lA1[s - 1]
-                if v > best:
-                    best = v
-                    k = 1
-            if s >= 2:
-                v = prev[s - 2] + lA2[s - 2]
-                if v > best:
-                    best = v
-                    k = 2
-            cur[s] = best + x
-            bp[t, s] = k
-        for s in range(S):
-            prev[s] = cur[s]
-    best = -np.inf
-    arg = -1
-    for s in range(S):
-        v = prev[s] + lend[s]
-        if v > best:
-            best = v
-            arg = s
-    if arg < 0:
-        info[1] = T - 1
-        return IMPOSSIBLE
-    info[0] = best
-    s = arg
-    for t in range(T - 1, -1, -1):
-        path[t] = s
-        s -= bp[t, s]
-    return OK
 
 
 # ---------------------------------------------------------------------------
@@ -781,27 +513,6 @@ def accumulate_gauss_stats(X, idx, resp, nk, fk, sk):
 
 
 @njit(cache=True, nogil=True)
-def nearest_sq(X, C, labels, dist):
-    """Nearest row of C (K, D) for each row of X by squared distance (small K*D)."""
-    T, D = X.shape
-    K = C.shape[0]
-    for t in range(T):
-        best = np.inf
-        arg = 0
-        for k in range(K):
-            acc = 0.0
-            for d in range(D):
-                diff = np.float64(X[t, d]) - C[k, d]
-                acc += diff * diff
-            if acc < best:
-                best = acc
-                arg = k
-        labels[t] = arg
-        dist[t] = best
-    return 0
-
-
-@njit(cache=True, nogil=True)
 def tied_accumulate_stats(idx, loglik, W, log_w, emit_post, X, counts, nk, fk, sk, gauss):
     """Tied-mixture M-step statistics from emission-column posteriors.
 
@@ -863,3 +574,430 @@ def tied_accumulate_stats(idx, loglik, W, log_w, emit_post, X, counts, nk, fk, s
                     fk[k, d] += o * x
                     sk[k, d] += o * x * x
     return 0
+
+
+# ---------------------------------------------------------------------------
+# the chain engine: batched banded scaled forward-backward (with a beam) and Viterbi
+# ---------------------------------------------------------------------------
+#
+# Utterances are batched in flat tables: frames of utterance u are rows
+# frame_off[u]:frame_off[u + 1] of the frame tables, its states are
+# state_off[u]:state_off[u + 1] of the state tables (col = emission column of each
+# state, trans (S, 3) = P(self), P(next), P(skip over the next state)).
+#
+# Emissions are read either from a dense table (``tied`` False: ``bl[t, col]``, linear
+# likelihoods each row divided by a per-frame constant; ``log_bl`` for Viterbi) or
+# computed on the fly from tied mixtures (``tied`` True): the frame's top-n Gaussians
+# idx[t, :], eg[t, j] = exp(loglik_j - gmax[t]) and the (E, K) weights W, so that
+# e(t, c) = sum_j W[c, idx[t, j]] * eg[t, j]; no (T, E) table is built.
+#
+# Only the cells of the active band are stored: a state range [lo[t], hi[t]] per frame
+# (states a path can be in, trimmed by the beam), laid out one frame after the other in
+# a flat buffer that grows as needed. With beam 0 (forward-backward) or -inf (Viterbi)
+# nothing is pruned and the results are exact.
+
+SINK_TIED = 0      # accumulate tied-mixture weight counts (and Gaussian statistics)
+SINK_STATES = 1    # write state posteriors post[t, s]
+SINK_EMIT = 2      # add state posteriors into post[t, col[s]]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _emission(t, c, tied, bl, idx, eg, W):
+    if tied:
+        v = 0.0
+        for j in range(idx.shape[1]):
+            v += W[c, idx[t, j]] * eg[t, j]
+        return v
+    return bl[t, c]
+
+
+@njit(cache=True, nogil=True)
+def _grow(buf, need):
+    cap = buf.shape[0]
+    if need <= cap:
+        return buf
+    while cap < need:
+        cap *= 2
+    out = np.empty(cap, buf.dtype)
+    out[:buf.shape[0]] = buf
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _accumulate_tied(g, c, t, e_tc, idx, eg, W, counts_c, X, occ_c, sx_c, sxx_c, gstats):
+    """Share the posterior g of column c at frame t among the frame's top-n Gaussians."""
+    if not e_tc > 0.0:
+        return
+    f = g / e_tc
+    for j in range(idx.shape[1]):
+        k = idx[t, j]
+        r = f * W[c, k] * eg[t, j]
+        counts_c[c, k] += r
+        if gstats:
+            occ_c[k] += r
+            for d in range(X.shape[1]):
+                x = X[t, d]
+                sx_c[k, d] += r * x
+                sxx_c[k, d] += r * x * x
+
+
+@njit(cache=True, nogil=True)
+def chain_forward_backward(tied, bl, idx, eg, W, f0, T, s0, S, col, trans, start, end, beam,
+                           min_post, sink, post, counts_c, trans_counts, X, occ_c, sx_c, sxx_c,
+                           gstats, band):
+    """Scaled forward-backward of one chain over frames f0:f0+T and states s0:s0+S.
+
+    Returns (log-likelihood without the per-frame constants of the emissions, status).
+    ``beam`` > 0 drops states whose scaled forward value is below beam x the frame's
+    maximum (0: exact). Posteriors below ``min_post`` are not accumulated (sink TIED).
+    sink STATES/EMIT write local frames post[t - f0 + ...] = post[t, :]. ``band[0]``
+    receives the number of stored cells. trans_counts (S_total, 3) is skipped when it
+    has no rows.
+    """
+    lo = np.empty(T, np.int64)
+    hi = np.empty(T, np.int64)
+    aoff = np.empty(T + 1, np.int64)
+    scale = np.empty(T)
+    abuf = np.empty(max(64, min(T * S, 64 * T + S)))
+    tmp = np.empty(S)
+    want_trans = trans_counts.shape[0] > 0
+    ll = 0.0
+    # frame 0
+    a = 0
+    b = S - 1
+    tot = 0.0
+    mx = 0.0
+    for s in range(S):
+        v = start[s0 + s] * _emission(f0, col[s0 + s], tied, bl, idx, eg, W)
+        tmp[s] = v
+        tot += v
+        if v > mx:
+            mx = v
+    if not (tot > 0.0) or tot == np.inf:
+        band[0] = 0
+        return -np.inf, UNDERFLOW
+    thr = beam * mx
+    while a < b and tmp[a] <= thr:
+        a += 1
+    while b > a and tmp[b] <= thr:
+        b -= 1
+    lo[0] = a
+    hi[0] = b
+    aoff[0] = 0
+    aoff[1] = b - a + 1
+    inv = 1.0 / tot
+    for s in range(a, b + 1):
+        abuf[s - a] = tmp[s] * inv
+    scale[0] = tot
+    ll += math.log(tot)
+    for t in range(1, T):
+        pa = lo[t - 1]
+        pb = hi[t - 1]
+        po = aoff[t - 1]
+        a = pa
+        b = min(pb + 2, S - 1)
+        ft = f0 + t
+        tot = 0.0
+        mx = 0.0
+        for s in range(a, b + 1):
+            v = 0.0
+            if s <= pb:
+                v = abuf[po + s - pa] * trans[s0 + s, 0]
+            if s - 1 >= pa and s - 1 <= pb:
+                v += abuf[po + s - 1 - pa] * trans[s0 + s - 1, 1]
+            if s - 2 >= pa and s - 2 <= pb:
+                v += abuf[po + s - 2 - pa] * trans[s0 + s - 2, 2]
+            if v > 0.0:
+                v *= _emission(ft, col[s0 + s], tied, bl, idx, eg, W)
+            tmp[s] = v
+            tot += v
+            if v > mx:
+                mx = v
+        if not (tot > 0.0) or tot == np.inf:
+            band[0] = aoff[t]
+            return -np.inf, UNDERFLOW
+        thr = beam * mx
+        while a < b and tmp[a] <= thr:
+            a += 1
+        while b > a and tmp[b] <= thr:
+            b -= 1
+        lo[t] = a
+        hi[t] = b
+        o = aoff[t]
+        aoff[t + 1] = o + b - a + 1
+        abuf = _grow(abuf, aoff[t + 1])
+        inv = 1.0 / tot
+        for s in range(a, b + 1):
+            v = tmp[s] * inv
+            abuf[o + s - a] = v if v > _TINY else 0.0
+        scale[t] = tot
+        ll += math.log(tot)
+    band[0] = aoff[T]
+    pend = 0.0
+    o = aoff[T - 1]
+    for s in range(lo[T - 1], hi[T - 1] + 1):
+        pend += abuf[o + s - lo[T - 1]] * end[s0 + s]
+    if not pend > 0.0:      # pruned away, or below the scaled range: the caller decides
+        return -np.inf, UNDERFLOW
+    ll += math.log(pend)
+    if sink < 0:
+        return ll, OK
+    # backward over the forward band: beta rows are indexed by state (S + 2 entries)
+    beta_next = np.zeros(S + 2)
+    beta_cur = np.zeros(S + 2)
+    e_next = np.zeros(S + 2)
+    e_cur = np.zeros(S + 2)
+    t = T - 1
+    o = aoff[t]
+    for s in range(lo[t], hi[t] + 1):
+        beta_next[s] = end[s0 + s] / pend
+        e_next[s] = _emission(f0 + t, col[s0 + s], tied, bl, idx, eg, W)
+        g = abuf[o + s - lo[t]] * beta_next[s]
+        _post_sink(sink, g, min_post, f0 + t, t, s, s0, col, e_next[s], post, idx, eg, W,
+                   counts_c, X, occ_c, sx_c, sxx_c, gstats)
+    for t in range(T - 2, -1, -1):
+        inv = 1.0 / scale[t + 1]
+        a1 = lo[t + 1]
+        b1 = hi[t + 1]
+        o = aoff[t]
+        at = lo[t]
+        for s in range(lo[t], hi[t] + 1):
+            v0 = 0.0
+            v1 = 0.0
+            v2 = 0.0
+            if s >= a1 and s <= b1:
+                v0 = trans[s0 + s, 0] * e_next[s] * beta_next[s]
+            if s + 1 >= a1 and s + 1 <= b1:
+                v1 = trans[s0 + s, 1] * e_next[s + 1] * beta_next[s + 1]
+            if s + 2 >= a1 and s + 2 <= b1:
+                v2 = trans[s0 + s, 2] * e_next[s + 2] * beta_next[s + 2]
+            bv = (v0 + v1 + v2) * inv
+            beta_cur[s] = bv if bv > _TINY else 0.0
+            if want_trans:
+                al = abuf[o + s - at] * inv
+                trans_counts[s0 + s, 0] += al * v0
+                trans_counts[s0 + s, 1] += al * v1
+                trans_counts[s0 + s, 2] += al * v2
+        for s in range(lo[t], hi[t] + 1):
+            e_cur[s] = _emission(f0 + t, col[s0 + s], tied, bl, idx, eg, W)
+            g = abuf[o + s - at] * beta_cur[s]
+            _post_sink(sink, g, min_post, f0 + t, t, s, s0, col, e_cur[s], post, idx, eg, W,
+                       counts_c, X, occ_c, sx_c, sxx_c, gstats)
+        for s in range(a1, b1 + 1):
+            beta_next[s] = 0.0
+            e_next[s] = 0.0
+        for s in range(lo[t], hi[t] + 1):
+            beta_next[s] = beta_cur[s]
+            beta_cur[s] = 0.0
+            e_next[s] = e_cur[s]
+    return ll, OK
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _post_sink(sink, g, min_post, ft, t, s, s0, col, e_tc, post, idx, eg, W, counts_c, X,
+               occ_c, sx_c, sxx_c, gstats):
+    if sink == SINK_TIED:
+        if g >= min_post:
+            _accumulate_tied(g, col[s0 + s], ft, e_tc, idx, eg, W, counts_c, X, occ_c, sx_c,
+                             sxx_c, gstats)
+    elif sink == SINK_STATES:
+        post[t, s] = g
+    else:
+        post[t, col[s0 + s]] += g
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def estep_batch(tied, bl, idx, eg, W, frame_off, state_off, col, trans, start, end, beam,
+                min_post, chunk_off, counts, trans_counts, loglik, status, X, occ, sx, sxx,
+                gstats, cells):
+    """Tied-mixture E-step over a batch, in parallel over chunks of utterances.
+
+    Chunk c (utterances chunk_off[c]:chunk_off[c+1]) accumulates into counts[c] (E, K)
+    and, with gstats, occ[c] (K,), sx[c] and sxx[c] (K, D); the caller sums the chunks
+    (the order of the sums does not depend on the number of threads). trans_counts
+    (S_total, 3): expected self/next/skip counts per state. loglik[u], status[u],
+    cells[u] (stored band cells) per utterance.
+    """
+    C = chunk_off.shape[0] - 1
+    dummy = np.zeros((1, 1))
+    for c in prange(C):
+        band = np.zeros(1, np.int64)
+        for u in range(chunk_off[c], chunk_off[c + 1]):
+            f0 = frame_off[u]
+            T = frame_off[u + 1] - f0
+            s0 = state_off[u]
+            S = state_off[u + 1] - s0
+            ll, st = chain_forward_backward(tied, bl, idx, eg, W, f0, T, s0, S, col, trans,
+                                            start, end, beam, min_post, SINK_TIED, dummy,
+                                            counts[c], trans_counts, X, occ[c], sx[c], sxx[c],
+                                            gstats, band)
+            loglik[u] = ll
+            status[u] = st
+            cells[u] = band[0]
+
+
+@njit(cache=True, nogil=True)
+def chain_viterbi(tied, log_bl, idx, eg, W, f0, T, s0, S, col, ltrans, lstart, lend, beam,
+                  path_out, band):
+    """Log-space Viterbi of one chain; back-pointers only for the active band.
+
+    ``beam`` (<= 0, log units): states more than -beam below the frame's best are
+    dropped (-inf: exact). Local state indices go to path_out[f0:f0+T]. Returns (best
+    log score without the emissions' per-frame constants, status). band[0] receives
+    the number of stored back-pointers.
+    """
+    lo = np.empty(T, np.int64)
+    hi = np.empty(T, np.int64)
+    boff = np.empty(T + 1, np.int64)
+    bp = np.empty(max(64, min(T * S, 64 * T + S)), np.int8)
+    prev = np.empty(S + 2)
+    cur = np.empty(S + 2)
+    NEG = -np.inf
+    mx = NEG
+    for s in range(S):
+        ls = lstart[s0 + s]
+        v = NEG
+        if ls > NEG:
+            if tied:
+                e = _emission(f0, col[s0 + s], tied, log_bl, idx, eg, W)
+                v = ls + (math.log(e) if e > 0.0 else NEG)
+            else:
+                v = ls + log_bl[f0, col[s0 + s]]
+        prev[s] = v
+        if v > mx:
+            mx = v
+    if mx == NEG:
+        band[0] = 0
+        return NEG, IMPOSSIBLE
+    a = 0
+    b = S - 1
+    thr = mx + beam
+    while a < b and not prev[a] >= thr:
+        a += 1
+    while b > a and not prev[b] >= thr:
+        b -= 1
+    lo[0] = a
+    hi[0] = b
+    boff[0] = 0
+    boff[1] = b - a + 1
+    for s in range(a, b + 1):
+        bp[s - a] = 0
+    for t in range(1, T):
+        pa = lo[t - 1]
+        pb = hi[t - 1]
+        a = pa
+        b = min(pb + 2, S - 1)
+        o = boff[t]
+        boff[t + 1] = o + b - a + 1
+        bp = _grow(bp, boff[t + 1])
+        ft = f0 + t
+        mx = NEG
+        for s in range(a, b + 1):
+            best = NEG
+            k = 0
+            if s <= pb:
+                best = prev[s] + ltrans[s0 + s, 0]
+            if s - 1 >= pa and s - 1 <= pb:
+                v = prev[s - 1] + ltrans[s0 + s - 1, 1]
+                if v > best:
+                    best = v
+                    k = 1
+            if s - 2 >= pa and s - 2 <= pb:
+                v = prev[s - 2] + ltrans[s0 + s - 2, 2]
+                if v > best:
+                    best = v
+                    k = 2
+            if best > NEG:
+                if tied:
+                    e = _emission(ft, col[s0 + s], tied, log_bl, idx, eg, W)
+                    best = best + (math.log(e) if e > 0.0 else NEG)
+                else:
+                    best = best + log_bl[ft, col[s0 + s]]
+            cur[s] = best
+            bp[o + s - a] = k
+            if best > mx:
+                mx = best
+        if mx == NEG:
+            band[0] = boff[t + 1]
+            return NEG, IMPOSSIBLE
+        thr = mx + beam
+        na = a
+        nb = b
+        while na < nb and not cur[na] >= thr:
+            na += 1
+        while nb > na and not cur[nb] >= thr:
+            nb -= 1
+        # keep the back-pointers of [na, nb] only: shift them to the frame's start
+        if na > a:
+            for s in range(na, nb + 1):
+                bp[o + s - na] = bp[o + s - a]
+        boff[t + 1] = o + nb - na + 1
+        lo[t] = na
+        hi[t] = nb
+        for s in range(na, nb + 1):
+            prev[s] = cur[s]
+        # states outside the band are never read (guarded by pa/pb above)
+    band[0] = boff[T]
+    best = NEG
+    arg = -1
+    for s in range(lo[T - 1], hi[T - 1] + 1):
+        v = prev[s] + lend[s0 + s]
+        if v > best:
+            best = v
+            arg = s
+    if arg < 0:
+        return NEG, IMPOSSIBLE
+    s = arg
+    for t in range(T - 1, -1, -1):
+        path_out[f0 + t] = s
+        s -= bp[boff[t] + s - lo[t]]
+    return best, OK
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def viterbi_batch(tied, log_bl, idx, eg, W, frame_off, state_off, col, ltrans, lstart, lend,
+                  beam, path_out, score, status, cells):
+    """Best state path of every utterance of a batch (local state indices into path_out)."""
+    U = frame_off.shape[0] - 1
+    for u in prange(U):
+        band = np.zeros(1, np.int64)
+        f0 = frame_off[u]
+        T = frame_off[u + 1] - f0
+        s0 = state_off[u]
+        S = state_off[u + 1] - s0
+        sc, st = chain_viterbi(tied, log_bl, idx, eg, W, f0, T, s0, S, col, ltrans, lstart,
+                               lend, beam, path_out, band)
+        score[u] = sc
+        status[u] = st
+        cells[u] = band[0]
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def tied_frame_emissions(idx, eg, W, cols, out):
+    """out[t, j] = sum_n W[cols[j], idx[t, n]] * eg[t, n] (linear, per-frame scaled)."""
+    T = idx.shape[0]
+    for t in prange(T):
+        for j in range(cols.shape[0]):
+            out[t, j] = _emission(t, cols[j], True, out, idx, eg, W)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def rescore_candidates(X, cand, means, inv_var, const, n, idx_out, val_out):
+    """Top-``n`` of each frame's candidate Gaussians ``cand`` (T, C), rescored exactly.
+
+    log N(x | k) = const[k] - 0.5 * sum_d (x_d - mu_kd)^2 * inv_var_kd. Used after the
+    Gaussians move a little (an EM update): the best few rarely leave a wider candidate set.
+    """
+    T, C = cand.shape
+    D = X.shape[1]
+    for t in prange(T):
+        for j in range(n):
+            val_out[t, j] = -np.inf
+            idx_out[t, j] = 0
+        for c in range(C):
+            k = cand[t, c]
+            acc = 0.0
+            for d in range(D):
+                diff = X[t, d] - means[k, d]
+                acc += diff * diff * inv_var[k, d]
+            _push_top(val_out[t], idx_out[t], const[k] - 0.5 * acc, k)

@@ -145,10 +145,16 @@ class DiagGMM:
         return K_
 
     @classmethod
-    def from_codebook(cls, codebook, X, *, var_floor=1e-3, **kwargs) -> DiagGMM:
+    def from_codebook(cls, codebook, X, *, var_floor=1e-3, shrinkage=0.0, max_frames=None,
+                      **kwargs) -> DiagGMM:
         """A GMM whose means are ``codebook`` and whose variances and weights are the
-        per-cluster statistics of ``X`` assigned to its nearest code (one pass).
+        per-cluster statistics of ``X`` assigned to its nearest code (one pass of
+        :func:`vqalign.lbg.nearest.assign`, the project's one nearest-code search).
 
+        ``shrinkage`` (frames) pulls each cluster's variance towards the global one,
+        ``n / (n + shrinkage)`` of its own (small clusters stay usable); clusters with
+        at most one frame then take the global variance. ``max_frames`` computes the
+        statistics on that many evenly spaced frames of ``X`` (plenty for variances).
         Returns an initialized model (``fit`` may refine it further with EM).
         """
         C = check_features(codebook, name="codebook", dtype=np.float64)
@@ -157,8 +163,15 @@ class DiagGMM:
         if X.shape[1] != C.shape[1]:
             raise ParameterError(f"codebook has {C.shape[1]} dimensions but X has {X.shape[1]}; "
                                  "use a codebook trained on the same features")
+        if isinstance(shrinkage, bool) or not (isinstance(shrinkage, (int, float))
+                                               and shrinkage >= 0):
+            raise ParameterError(f"shrinkage={shrinkage!r}; use a number of frames >= 0")
+        if max_frames is not None:
+            max_frames = check_positive_int(max_frames, "max_frames", minimum=2)
+            if X.shape[0] > max_frames:
+                X = np.asarray(X[np.linspace(0, X.shape[0] - 1, max_frames).astype(np.int64)])
         gmm._check_params()
-        gmm._init_from_means(X, C)
+        gmm._init_from_means(X, C, shrinkage=float(shrinkage))
         gmm.history_ = None
         gmm.n_iter_ = 0
         gmm.converged_ = False
@@ -177,7 +190,9 @@ class DiagGMM:
         var = np.maximum(ss / n - mean ** 2, 0.0)
         return mean, var
 
-    def _init_from_means(self, X, C):
+    def _init_from_means(self, X, C, shrinkage=0.0):
+        from vqalign.lbg.nearest import assign, prepare  # noqa: PLC0415
+
         N, D = X.shape
         Kc = C.shape[0]
         _, gvar = self._global_stats(X)
@@ -186,35 +201,17 @@ class DiagGMM:
         fk = np.zeros((Kc, D))
         sk = np.zeros((Kc, D))
         one = np.ones((1, 1))
-        scratch = None
-        if Kc * D > FUSED_MAX_KD:     # squared distances up to a constant: [x, 1] @ aug
-            aug = np.ascontiguousarray(np.concatenate([-2.0 * C.T, (C * C).sum(1)[None, :]]))
-            scratch = (aug, np.empty((min(N, next(iter(_blocks(N, Kc, self.block_size)))[1]),
-                                      Kc)))
+        P = prepare(np.asarray(C, dtype=np.float32))
         for i, j in _blocks(N, Kc, self.block_size):
             b = _read_block(X, i, j)
-            labels = self._nearest(b, C, scratch)
+            labels = assign(np.ascontiguousarray(b, dtype=np.float32), P).labels
             K.accumulate_gauss_stats(b, labels.reshape(-1, 1),
                                      np.broadcast_to(one, (b.shape[0], 1)).copy(), nk, fk, sk)
-        self._m_step(nk, fk, sk, N, init=True, C=C, gvar=gvar)
+        self._m_step(nk, fk, sk, N, init=True, C=C, gvar=gvar, shrinkage=shrinkage)
 
-    def _nearest(self, b, C, scratch=None):
-        Kc, D = C.shape
-        if Kc * D <= FUSED_MAX_KD:
-            labels = np.empty(b.shape[0], dtype=np.int32)
-            dist = np.empty(b.shape[0])
-            K.nearest_sq(b, C, labels, dist)
-            return labels
-        aug, buf = scratch
-        b1 = np.empty((b.shape[0], D + 1))
-        b1[:, :D] = b
-        b1[:, D] = 1.0
-        d = np.dot(b1, aug, out=buf[:b.shape[0]])
-        return np.argmin(d, axis=1).astype(np.int32)
-
-    def _m_step(self, nk, fk, sk, N, *, init=False, C=None, gvar=None):
+    def _m_step(self, nk, fk, sk, N, *, init=False, C=None, gvar=None, shrinkage=0.0):
         Kc = nk.shape[0]
-        used = nk > 1e-10
+        used = nk > (1.0 if shrinkage > 0 else 1e-10)
         if init:
             means = np.array(C, dtype=np.float64, copy=True)
             variances = np.tile(gvar, (Kc, 1)).astype(np.float64)
@@ -227,6 +224,9 @@ class DiagGMM:
         mu = means
         var = sk / safe - 2.0 * mu * fk / safe + mu * mu
         variances[used] = var[used]
+        if shrinkage > 0 and gvar is not None:
+            w = (nk / (nk + shrinkage))[:, None]
+            variances = w * variances + (1.0 - w) * gvar[None, :]
         variances = np.maximum(variances, self.var_floor_[None, :])
         w = nk / max(N, 1)
         w = np.maximum(w, 1e-10)
@@ -312,6 +312,53 @@ class DiagGMM:
             else:
                 _topn_select(self._component_block(b, buf), idx[i:j], val[i:j])
         return idx, val
+
+    def rescore(self, X, candidates, n):
+        """Like :meth:`top_n_components`, but only among each frame's ``candidates``.
+
+        ``candidates`` (T, C) int32 are Gaussian indices (e.g. a wider top-3n list taken
+        before the Gaussians moved a little in an EM update); they are scored exactly and
+        the best ``n`` returned as ``(idx int32 (T, n), loglik float32 (T, n))``.
+        """
+        self._check_fitted()
+        X = np.ascontiguousarray(_as_frames(X), dtype=np.float32)
+        self._check_dim(X)
+        cand = np.ascontiguousarray(candidates, dtype=np.int32)
+        if cand.ndim != 2 or cand.shape[0] != X.shape[0]:
+            raise ParameterError(f"candidates must be (n_frames, n_candidates) = ({X.shape[0]}, "
+                                 f"C), got shape {cand.shape}")
+        if cand.size and (cand.min() < 0 or cand.max() >= self.n_components):
+            raise ParameterError(f"candidates must be Gaussian indices in [0, "
+                                 f"{self.n_components})")
+        n = min(check_positive_int(n, "n"), cand.shape[1])
+        idx = np.empty((X.shape[0], n), np.int32)
+        val = np.empty((X.shape[0], n), np.float32)
+        K.rescore_candidates(X, cand, self.means_.astype(np.float32),
+                             self._inv_var.astype(np.float32),
+                             self._log_const.astype(np.float32), n, idx, val)
+        return idx, val
+
+    def update_from_stats(self, nk, fk, sk, *, min_count=3.0, means=True, variances=True):
+        """M-step from accumulated statistics: occupancy ``nk`` (K,), first and second
+        moments ``fk``, ``sk`` (K, D). Components with ``nk <= min_count`` keep their
+        parameters; variances are floored at ``var_floor_``. Returns self."""
+        self._check_fitted()
+        nk = np.asarray(nk, dtype=np.float64)
+        live = nk > float(min_count)
+        if not live.any():
+            return self
+        mean = np.asarray(fk, np.float64)[live] / nk[live, None]
+        m = self.means_.copy()
+        if means:
+            m[live] = mean
+        if variances:
+            var = np.asarray(sk, np.float64)[live] / nk[live, None] - mean ** 2
+            v = self.variances_.copy()
+            v[live] = var
+            self.variances_ = np.maximum(v, self.var_floor_[None, :])
+        self.means_ = m
+        self._cache()
+        return self
 
     def score_samples(self, X) -> np.ndarray:
         """(T,) float64 ``log p(x_t)`` under the full mixture (blocks, no T x K kept)."""

@@ -60,8 +60,34 @@ def _band_arrays(topo: Topology):
             np.ascontiguousarray(lt[:, 2]))
 
 
+def _scan_bad(log_emit, cols, name="log_emit"):
+    """ParameterError at the first NaN / +inf among the columns the states read."""
+    sub = log_emit[:, cols]
+    bad = np.isnan(sub) | (sub == np.inf)
+    if bad.any():
+        t = int(np.flatnonzero(bad.any(axis=1))[0])
+        raise _nan_error(log_emit, t, name)
+
+
+def _scaled_table(log_emit, cols):
+    """(T, len(cols)) float64 exp(log_emit[:, cols] - row max) and the row maxima (T,)."""
+    sub = np.asarray(log_emit[:, cols], dtype=np.float64)
+    m = sub.max(axis=1)
+    dead = ~np.isfinite(m)
+    if dead.any():
+        return None, m, int(np.flatnonzero(dead)[0])
+    with np.errstate(under="ignore"):
+        bl = np.exp(sub - m[:, None])
+    return bl, m, -1
+
+
+_DUMMY_IDX = np.zeros((1, 1), np.int32)
+_DUMMY_F64 = np.zeros((1, 1))
+_DUMMY_W = np.zeros((1, 1), np.float32)
+
+
 def forward_backward(log_emit, topo: Topology, *, method: str = "scaled",
-                     posteriors: str | None = "states", hop_s: float = 0.01):
+                     posteriors: str | None = "states", hop_s: float = 0.01, beam: float = 0.0):
     """Posteriors and log-likelihood of a linear-chain HMM.
 
     Parameters
@@ -70,14 +96,18 @@ def forward_backward(log_emit, topo: Topology, *, method: str = "scaled",
         Emission log-likelihoods; state ``s`` reads column ``topo.emit_ids[s]``.
     topo : Topology
     method : "scaled" or "log"
-        "scaled" runs in linear space with per-frame scaling (each emission row
-        is shifted by its maximum before ``exp``); if a frame underflows it falls
-        back to the log-space recursion automatically. "log" works in log space.
+        "scaled" runs the engine's banded kernel in linear space with per-frame
+        scaling (each emission row is shifted by its maximum before ``exp``); if a
+        frame underflows it falls back to the log-space recursion automatically.
+        "log" works in log space.
     posteriors : "states", "emit" or None
         "states": (T, S) state posteriors; "emit": (T, E) posteriors summed per
-        emission column; None: only the log-likelihood (O(S) memory).
+        emission column; None: only the log-likelihood.
     hop_s : float
         Frame hop in seconds, used in the error message when T is too short.
+    beam : float
+        Scaled method only: drop states whose forward value falls below ``beam``
+        times the frame's best (0 keeps every state: exact).
 
     Returns
     -------
@@ -89,41 +119,63 @@ def forward_backward(log_emit, topo: Topology, *, method: str = "scaled",
         raise ParameterError(f"method={method!r}; use 'scaled' or 'log'")
     if posteriors not in _POST:
         raise ParameterError(f"posteriors={posteriors!r}; use 'states', 'emit' or None")
+    if not (isinstance(beam, (int, float)) and 0.0 <= beam < 1.0):
+        raise ParameterError(f"beam={beam!r}; use a relative threshold in [0, 1), e.g. 1e-12 "
+                             "(0: no pruning)")
     mode = _POST[posteriors]
     log_emit = _check_log_emit(log_emit, n_cols=topo.n_emit)
     T, E = log_emit.shape
     S = topo.n_states
     check_lengths(T, topo.min_frames, hop_s=hop_s)
     emit_ids = np.ascontiguousarray(topo.emit_ids, dtype=np.int32)
+    cols, cidx = np.unique(emit_ids, return_inverse=True)
+    _scan_bad(log_emit, cols)
     lA0, lA1, lA2 = _band_arrays(topo)
-    info = np.zeros(2)
-    out = _alloc_post(mode, T, S, E)
     status = K.UNDERFLOW
+    out = None
+    ll = -np.inf
     if method == "scaled":
-        cols, cidx = np.unique(emit_ids, return_inverse=True)
+        bl, m, dead = _scaled_table(log_emit, cols)
+        if bl is None:
+            raise AlignmentError(
+                f"every state has emission probability zero at frame {dead} (log_emit is -inf "
+                "in all the columns the topology reads); no path can produce the frames")
         with np.errstate(under="ignore"):
-            A0, A1, A2 = np.exp(lA0), np.exp(lA1), np.exp(lA2)
+            trans = np.exp(np.ascontiguousarray(topo.log_trans, dtype=np.float64))
             start = np.exp(topo.log_start)
             end = np.exp(topo.log_end)
+        sink = {K.POST_NONE: -1, K.POST_STATES: K.SINK_STATES, K.POST_EMIT: K.SINK_EMIT}[mode]
         if mode == K.POST_STATES:
-            alpha = out                          # overwritten by the posteriors
+            post = np.zeros((T, S))
+        elif mode == K.POST_EMIT:
+            post = np.zeros((T, cols.size))
         else:
-            alpha = np.empty((T, S) if mode else (2, S))
-        scale = np.empty((T, 2))
-        status = K.band_forward_backward_scaled(
-            log_emit, cidx.astype(np.int32), cols.astype(np.int32), A0, A1, A2, start, end,
-            emit_ids, mode, alpha, scale, out, info)
-        del alpha
-        if status == K.UNDERFLOW:
-            out = _alloc_post(mode, T, S, E)   # fall back to log space
+            post = _DUMMY_F64
+        band = np.zeros(1, np.int64)
+        ll_s, status = K.chain_forward_backward(
+            False, bl, _DUMMY_IDX, _DUMMY_F64, _DUMMY_W, 0, T, 0, S, cidx.astype(np.int32),
+            trans, start, end, float(beam), 0.0, sink, post, _DUMMY_F64, np.zeros((0, 3)),
+            _DUMMY_F64, np.zeros(1), _DUMMY_F64, _DUMMY_F64, False, band)
+        if status == K.OK:
+            ll = float(ll_s + m.sum())
+            if mode == K.POST_EMIT:
+                out = np.zeros((T, E))
+                out[:, cols] = post
+            elif mode == K.POST_STATES:
+                out = post
     if method == "log" or status == K.UNDERFLOW:
+        out = _alloc_post(mode, T, S, E)
         la = np.empty((T, S) if mode else (2, S))
+        info = np.zeros(2)
         status = K.band_forward_backward_log(
             log_emit, emit_ids, lA0, lA1, lA2,
             np.ascontiguousarray(topo.log_start, dtype=np.float64),
             np.ascontiguousarray(topo.log_end, dtype=np.float64), mode, la, out, info)
-    _raise_status(status, info, log_emit, T, S)
-    return (out if mode else None), float(info[0])
+        _raise_status(status, info, log_emit, T, S)
+        ll = float(info[0])
+    elif status != K.OK:
+        _raise_status(status, np.array([-np.inf, T - 1]), log_emit, T, S)
+    return (out if mode else None), ll
 
 
 def _alloc_post(mode, T, S, E):
@@ -146,26 +198,36 @@ def _raise_status(status, info, log_emit, T, S):
         "state there, or the transitions make the end unreachable")
 
 
-def viterbi(log_emit, topo: Topology, *, hop_s: float = 0.01):
+def viterbi(log_emit, topo: Topology, *, hop_s: float = 0.01, beam: float = -np.inf):
     """Most likely state path of a linear-chain HMM.
 
-    Returns ``(path int32 (T,), best log-probability)``. Back-pointers are stored as
-    int8 offsets (T * S bytes).
+    Returns ``(path int32 (T,), best log-probability)``. The engine's banded Viterbi
+    stores int8 back-pointers only for the active band: states within ``-beam`` (log
+    units, e.g. -50.0) of the frame's best; the default ``-inf`` keeps every state (exact).
     """
     topo = _check_topology(topo)
     log_emit = _check_log_emit(log_emit, n_cols=topo.n_emit)
+    if not (isinstance(beam, (int, float)) and beam < 0):
+        raise ParameterError(f"beam={beam!r}; use a negative log-probability margin such as "
+                             "-50.0, or -inf for no pruning")
     T = log_emit.shape[0]
     S = topo.n_states
     check_lengths(T, topo.min_frames, hop_s=hop_s)
-    lA0, lA1, lA2 = _band_arrays(topo)
-    bp = np.empty((T, S), dtype=np.int8)
-    path = np.empty(T, dtype=np.int32)
-    info = np.zeros(2)
-    status = K.band_viterbi(log_emit, np.ascontiguousarray(topo.emit_ids, dtype=np.int32),
-                            lA0, lA1, lA2, np.ascontiguousarray(topo.log_start, dtype=np.float64),
-                            np.ascontiguousarray(topo.log_end, dtype=np.float64), bp, path, info)
-    _raise_status(status, info, log_emit, T, S)
-    return path, float(info[0])
+    emit_ids = np.ascontiguousarray(topo.emit_ids, dtype=np.int32)
+    _scan_bad(log_emit, np.unique(emit_ids))
+    path = np.zeros(T, dtype=np.int32)
+    score = np.zeros(1)
+    status = np.zeros(1, np.int32)
+    cells = np.zeros(1, np.int64)
+    K.viterbi_batch(False, log_emit, _DUMMY_IDX, _DUMMY_F64, _DUMMY_W,
+                    np.array([0, T], np.int64), np.array([0, S], np.int64), emit_ids,
+                    np.ascontiguousarray(topo.log_trans, dtype=np.float64),
+                    np.ascontiguousarray(topo.log_start, dtype=np.float64),
+                    np.ascontiguousarray(topo.log_end, dtype=np.float64), float(beam), path,
+                    score, status, cells)
+    if status[0] != K.OK:
+        _raise_status(int(status[0]), np.array([-np.inf, T - 1]), log_emit, T, S)
+    return path, float(score[0])
 
 
 def _check_dense(log_emit, log_startprob, log_transmat, log_endprob):

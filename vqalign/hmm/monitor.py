@@ -29,6 +29,12 @@ class ConvergenceMonitor:
     ----------
     tol : float
         Minimum gain of the mean log-likelihood per frame between two reports.
+    relative : bool
+        Stop once ``|gain| < tol * max(1, |ll|)`` instead (a drop then stops only when small).
+    min_iter : int
+        Reports before the tolerance may stop the loop (at least 2).
+    drop_tol : float
+        A fall larger than this (relative to ``max(1, |ll|)``) warns.
     n_iter : int
         Maximum number of reports.
     verbose : bool
@@ -37,7 +43,11 @@ class ConvergenceMonitor:
         Name of the history.
     """
 
-    def __init__(self, tol=1e-4, n_iter=10, *, verbose=False, name="EM"):
+    def __init__(self, tol=1e-4, n_iter=10, *, verbose=False, name="EM", relative=False,
+                 min_iter=2, drop_tol=1e-9):
+        self.relative = bool(relative)
+        self.min_iter = max(2, int(min_iter))
+        self.drop_tol = float(drop_tol)
         self.tol = float(tol)
         self.n_iter = int(n_iter)
         self.verbose = verbose
@@ -65,7 +75,7 @@ class ConvergenceMonitor:
         self.history.append(**row)
         if self._prev is not None:
             self._delta = per_frame - self._prev
-            if self._delta < -1e-9 * max(1.0, abs(per_frame)):
+            if self._delta < -self.drop_tol * max(1.0, abs(per_frame)):
                 warnings.warn(
                     f"{self.history.name}: log-likelihood per frame went down from "
                     f"{self._prev:.8g} to {per_frame:.8g} at step {self.iter} (floors on "
@@ -81,7 +91,12 @@ class ConvergenceMonitor:
     @property
     def reached_tol(self) -> bool:
         """True once the last gain is below ``tol`` (a drop also stops the loop)."""
-        return self.iter >= 2 and self._delta < self.tol
+        if self.iter < self.min_iter:
+            return False
+        if self.relative:
+            last = self.history["log_likelihood"][-1]
+            return abs(self._delta) < self.tol * max(1.0, abs(last))
+        return self._delta < self.tol
 
     @property
     def converged(self) -> bool:

@@ -22,7 +22,7 @@ from vqalign.exceptions import ParameterError
 
 MAX_SELF_LOOP = 1.0 - 1e-6
 
-__all__ = ["Topology", "linear_chain", "transitions_from_durations"]
+__all__ = ["Topology", "ChainBatch", "chain_batch", "linear_chain", "transitions_from_durations"]
 
 
 @dataclass
@@ -317,3 +317,174 @@ def linear_chain(symbols: Sequence[str], *, states_per_symbol=1,
                     unit_index=np.asarray(unit_index, dtype=np.int32), emit_ids=emit_ids,
                     log_trans=log_trans, log_start=log_start, log_end=log_end,
                     skippable=skippable, emit_labels=emit_labels)
+
+
+# ---------------------------------------------------------------------------- batches
+@dataclass
+class ChainBatch:
+    """Many utterances' linear chains in flat state tables (the engine's batched layout).
+
+    Utterance ``u`` owns states ``state_off[u]:state_off[u + 1]``. Each utterance is a
+    sequence of *words*, each a sequence of symbols; a one-state optional silence
+    (skippable) sits between words and at both ends when the batch has one.
+
+    Attributes
+    ----------
+    emit_ids : int32 (S,)
+        Emission column of each state.
+    skippable : bool (S,)
+        The optional silences.
+    unit_index : int32 (S,)
+        Position of the state's symbol within its utterance (counted over all its words);
+        -1 for a silence.
+    state_off : int64 (U + 1,)
+    units : list of lists of (word_index, symbol)
+        Per utterance, the symbols in order with the word each belongs to.
+    """
+
+    emit_ids: np.ndarray
+    skippable: np.ndarray
+    unit_index: np.ndarray
+    state_off: np.ndarray
+    units: list
+
+    @property
+    def n_utterances(self) -> int:
+        return int(self.state_off.shape[0] - 1)
+
+    @property
+    def n_states(self) -> int:
+        return int(self.emit_ids.shape[0])
+
+    def min_frames(self) -> np.ndarray:
+        """int64 (U,): the fewest frames a path through each utterance needs."""
+        ns = np.add.reduceat((~self.skippable).astype(np.int64), self.state_off[:-1]) \
+            if self.n_states else np.zeros(self.n_utterances, np.int64)
+        empty = self.state_off[1:] == self.state_off[:-1]
+        ns[empty] = 0
+        return ns
+
+    @classmethod
+    def from_words(cls, utterances, *, emit_index, states_per_symbol=1,
+                   optional_silence: str | None = None) -> ChainBatch:
+        """Build the batch of ``utterances``: per utterance a list of words, each a list
+        of symbols (a flat list of symbols is one word per symbol).
+
+        ``emit_index``: dict ``(symbol, substate) -> column`` (a missing key raises a
+        ParameterError naming it). ``states_per_symbol``: int or dict symbol -> int.
+        """
+        cols, skip, unit, offs, units_all = [], [], [], [0], []
+        sil_col = None
+        if optional_silence is not None:
+            try:
+                sil_col = emit_index[(optional_silence, 0)]
+            except KeyError:
+                raise ParameterError(f"emit_index has no column for the optional silence "
+                                     f"({optional_silence!r}, 0)") from None
+        per = states_per_symbol
+        for u, words in enumerate(utterances):
+            if isinstance(words, str):
+                raise ParameterError(f"utterance {u}: give a list of words (each a list of "
+                                     f"symbols), not the string {words[:40]!r}")
+            words = [[w] if isinstance(w, str) else list(w) for w in words]
+            units = []
+            ui = 0
+            if sil_col is not None:
+                cols.append(sil_col)
+                skip.append(True)
+                unit.append(-1)
+            for wi, w in enumerate(words):
+                for lab in w:
+                    n = per.get(lab, 1) if isinstance(per, Mapping) else int(per)
+                    for j in range(n):
+                        try:
+                            cols.append(emit_index[(lab, j)])
+                        except KeyError:
+                            raise ParameterError(
+                                f"symbol {lab!r} (sub-state {j}) of utterance {u} has no "
+                                "emission column; the model never saw it (add it with "
+                                "add_symbols, or train on data that has it)") from None
+                        skip.append(False)
+                        unit.append(ui)
+                    units.append((wi, lab))
+                    ui += 1
+                if sil_col is not None:
+                    cols.append(sil_col)
+                    skip.append(True)
+                    unit.append(-1)
+            offs.append(len(cols))
+            units_all.append(units)
+        return cls(np.asarray(cols, np.int32), np.asarray(skip, bool),
+                   np.asarray(unit, np.int32), np.asarray(offs, np.int64), units_all)
+
+    def transitions(self, self_loop, *, p_silence=0.3, p_edge_silence=0.8):
+        """Linear (trans (S, 3), start (S,), end (S,)) of the batch.
+
+        ``self_loop`` (n_columns,): P(stay) of each emission column (a state expected to
+        last d frames has 1 - 1/d). Leaving a state goes to the next one; when the next
+        is an optional silence, with probability ``p_silence`` into it and otherwise
+        over it (i -> i + 2). Each utterance starts in its leading silence with
+        probability ``p_edge_silence`` (else in its first symbol) and may end in its
+        last symbol or its trailing silence.
+        """
+        S = self.n_states
+        off = self.state_off
+        ps = np.clip(np.asarray(self_loop, np.float64)[self.emit_ids], 0.0, MAX_SELF_LOOP)
+        nxt = 1.0 - ps
+        last = np.zeros(S, bool)
+        nonempty = off[1:] > off[:-1]
+        last[(off[1:] - 1)[nonempty]] = True
+        nxt_skip = np.zeros(S, bool)
+        nxt_skip[:-1] = self.skippable[1:]
+        nxt_skip[last] = False
+        trans = np.zeros((S, 3))
+        trans[:, 0] = ps
+        trans[:, 1] = np.where(nxt_skip, nxt * p_silence, nxt)
+        trans[:, 2] = np.where(nxt_skip, nxt * (1.0 - p_silence), 0.0)
+        trans[last, 1] = 0.0
+        second_last = np.zeros(S, bool)
+        second_last[np.maximum(off[1:] - 2, off[:-1])[nonempty]] = True
+        trans[second_last, 2] = 0.0
+        start = np.zeros(S)
+        end = np.zeros(S)
+        a = off[:-1][nonempty]
+        b = off[1:][nonempty]
+        lead = self.skippable[a] & (b - a > 1)
+        start[a[lead]] = p_edge_silence
+        start[a[lead] + 1] = 1.0 - p_edge_silence
+        start[a[~lead]] = 1.0
+        end[b - 1] = 1.0
+        trail = self.skippable[b - 1] & (b - a > 1)
+        end[(b - 2)[trail]] = 1.0
+        return trans, start, end
+
+    def segments(self, path_u, u):
+        """Runs of one utterance's local state path: int arrays (unit, start, end_excl)
+        over its symbols, silences dropped."""
+        s0 = self.state_off[u]
+        uos = self.unit_index[s0 + np.asarray(path_u, np.int64)]
+        T = uos.shape[0]
+        if T == 0:
+            z = np.zeros(0, np.int64)
+            return z, z, z
+        change = np.flatnonzero(uos[1:] != uos[:-1]) + 1
+        starts = np.concatenate([[0], change])
+        ends = np.concatenate([change, [T]])
+        ids = uos[starts]
+        keep = ids >= 0
+        return ids[keep].astype(np.int64), starts[keep], ends[keep]
+
+
+def chain_batch(topologies) -> ChainBatch:
+    """A :class:`ChainBatch` of single-utterance :class:`Topology` objects (one word per
+    symbol, with the silences they hold)."""
+    topos = list(topologies)
+    if not topos:
+        raise ParameterError("chain_batch needs at least one Topology")
+    offs = np.zeros(len(topos) + 1, np.int64)
+    offs[1:] = np.cumsum([t.n_states for t in topos])
+    units = [[(i, s) for i, s in enumerate(t.symbols)] for t in topos]
+    return ChainBatch(np.concatenate([t.emit_ids for t in topos]).astype(np.int32),
+                      np.concatenate([t.skippable for t in topos]),
+                      np.concatenate([t.unit_index for t in topos]).astype(np.int32),
+                      offs, units)

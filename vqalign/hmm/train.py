@@ -1,27 +1,107 @@
-"""Baum-Welch training of a tied-mixture HMM over many utterances.
+"""Baum-Welch training of a tied-mixture HMM over many utterances: the alignment engine.
 
-Every utterance is a linear chain of its symbols; states of the same
-(symbol, sub-state) share one emission column (one mixture-weight vector over
-the K shared Gaussians), so parameters are pooled across the corpus. The E-step
-is the scaled forward-backward over each chain; the M-step re-estimates the
-mixture weights (and optionally self-loop probabilities, means and variances).
+Every utterance is a linear chain of its words' symbols (``states_per_symbol`` states
+each, an optional one-state silence between words and at both ends). States of the
+same (symbol, sub-state) share one emission column: one mixture-weight vector over the
+K shared :class:`~vqalign.hmm.DiagGMM` Gaussians. Each frame keeps its top-n Gaussians
+(Gaussian selection); after the Gaussians move (every ``gaussians_every`` EM steps)
+only a wider candidate list taken at the start is re-scored.
+
+The E-step runs the engine's banded scaled forward-backward (with a beam; unpruned and
+then log-space retries where it fails) over a :class:`~vqalign.hmm.ChainBatch`, in
+parallel over chunks of utterances, and returns additive :class:`SufficientStats`
+(weight counts, transition counts, Gaussian moments). The M-step runs on their sum, so
+a corpus can be streamed chunk by chunk (``estep`` / ``mstep``) and the statistics
+summed wherever they were computed. Decoding is the banded Viterbi with a beam.
 """
 
 from __future__ import annotations
 
+import time
 import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from vqalign._validation import check_features, check_lengths, check_positive_int
-from vqalign.exceptions import ConvergenceWarning, ParameterError
+from vqalign.exceptions import AlignmentError, ConvergenceWarning, ParameterError
+from vqalign.hmm import _kernels as K
 from vqalign.hmm.gmm import DiagGMM
-from vqalign.hmm.inference import forward_backward, viterbi
 from vqalign.hmm.monitor import ConvergenceMonitor
-from vqalign.hmm.tied import TiedMixture
-from vqalign.hmm.topology import MAX_SELF_LOOP, linear_chain
+from vqalign.hmm.topology import ChainBatch, Topology
 
-__all__ = ["TiedMixtureHMM"]
+__all__ = ["TiedMixtureHMM", "SufficientStats", "Selection"]
+
+#: frames per block when per-frame emission tables are built (confidence, log fallback)
+_BLOCK = 65536
+
+
+@dataclass
+class Selection:
+    """Each frame's top-n Gaussians: idx int32 (N, n), eg float64 (N, n) =
+    exp(loglik - gmax), gmax float64 (N,), and optionally wider candidates (N, C)."""
+
+    idx: np.ndarray
+    eg: np.ndarray
+    gmax: np.ndarray
+    cand: np.ndarray | None = None
+
+    @classmethod
+    def from_loglik(cls, idx, val, cand=None):
+        gmax = val[:, 0].astype(np.float64)
+        with np.errstate(under="ignore"):
+            eg = np.exp(val.astype(np.float64) - gmax[:, None])
+        return cls(np.ascontiguousarray(idx, dtype=np.int32), eg, gmax, cand)
+
+    def rows(self, a, b):
+        return Selection(self.idx[a:b], self.eg[a:b], self.gmax[a:b],
+                         None if self.cand is None else self.cand[a:b])
+
+
+@dataclass
+class SufficientStats:
+    """Additive E-step statistics of a set of utterances (sum them with ``+``)."""
+
+    counts: np.ndarray                 # (E, K) expected Gaussian counts per column
+    trans: np.ndarray                  # (E, 3) expected self / next / skip per column
+    silence: np.ndarray                # (2,) entries into / skips over the optional silence
+    occ: np.ndarray | None = None      # (K,) Gaussian occupancy
+    sx: np.ndarray | None = None       # (K, D) first moments
+    sxx: np.ndarray | None = None      # (K, D) second moments
+    loglik: float = 0.0                # total log-likelihood of the utterances that worked
+    n_frames: int = 0
+    n_utterances: int = 0
+    failures: list = field(default_factory=list)   # (utterance id, message)
+
+    def __add__(self, other: SufficientStats) -> SufficientStats:
+        def add(a, b):
+            return None if a is None or b is None else a + b
+        return SufficientStats(self.counts + other.counts, self.trans + other.trans,
+                               self.silence + other.silence, add(self.occ, other.occ),
+                               add(self.sx, other.sx), add(self.sxx, other.sxx),
+                               self.loglik + other.loglik, self.n_frames + other.n_frames,
+                               self.n_utterances + other.n_utterances,
+                               self.failures + other.failures)
+
+    __radd__ = __add__
+
+
+def _words(symbols):
+    """Normalize an utterance's symbols: 'a b c' / ['a', 'b'] (one word per symbol) or
+    [['h', 'ay'], ['dh', 'eh', 'r']] (words of symbols)."""
+    if isinstance(symbols, str):
+        symbols = symbols.split()
+    out = []
+    for w in symbols:
+        if isinstance(w, str):
+            out.append([w])
+        else:
+            w = [str(x) for x in w]
+            if not w:
+                raise ParameterError("a word has no symbols; drop empty words from the "
+                                     "transcript")
+            out.append(w)
+    return out
 
 
 class TiedMixtureHMM:
@@ -36,33 +116,58 @@ class TiedMixtureHMM:
         with :meth:`DiagGMM.from_codebook`. Default: a DiagGMM fitted on all frames.
     states_per_symbol : int or dict
     optional_silence : str, optional
-        Skippable silence symbol between symbols and at both ends.
+        Skippable one-state silence symbol between words and at both ends.
     top_n : int
-        Gaussians kept per frame (Gaussian selection); None keeps all K.
-    n_iter, tol : int, float
-        Baum-Welch iterations and stop threshold on the per-frame log-likelihood gain.
+        Gaussians kept per frame (Gaussian selection).
+    n_iter, tol, min_iter : int, float, int
+        EM stops after ``n_iter`` steps, or once ``min_iter`` steps are done and the
+        log-likelihood per frame changes by less than ``tol`` (relative to
+        ``max(1, |ll|)``).
     update : str
-        Parameters to re-estimate: "w" mixture weights, "t" self-loop probabilities
-        of non-skippable states (per emission column), "m" means, "v" variances.
+        Parameters to re-estimate: "w" mixture weights, "t" transitions (self loops
+        per column, and the optional-silence probability), "m" means, "v" variances.
+    gaussians_every : int
+        Re-estimate means/variances only every this many steps (not at the last one).
     weight_floor : float
-        Floor of every mixture weight after the M-step.
-    min_self_loop : float
-        Lower bound of self loops (initial and re-estimated).
-    gmm_iter : int
-        EM iterations of the default GMM.
+        Floor of the mixture weights relative to 1 / K.
+    min_self_loop, max_self_loop : float
+        Range of re-estimated self-loop probabilities.
+    init_params : str
+        What :meth:`fit` initializes ("w" weights, "t" self loops); "" keeps the
+        values set by :meth:`initialize` (or an earlier fit).
+    init_self_loop : float, optional
+        Flat-start self loop of every symbol state (silence: 0.9). None: from
+        durations (each symbol state gets its share of the non-silent frames).
+    p_silence, p_edge_silence : float
+        Initial P(optional silence between two words) and P(leading silence).
+    beam : float
+        Relative forward-backward beam (0: exact); failed utterances are retried
+        unpruned, then in log space.
+    viterbi_beam : float
+        Log-probability margin of the Viterbi beam (negative; -inf: exact).
+    min_post : float
+        State posteriors below this are not accumulated.
+    n_chunks : int
+        Chunks of utterances the E-step runs in parallel (their sums are added in a
+        fixed order, so results do not depend on the number of threads).
+    var_floor, gmm_iter, random_state : see DiagGMM (default GMM only).
     hop_s : float
-        Frame hop, for error messages in seconds.
+        Frame hop, for messages in seconds.
 
     Attributes
     ----------
-    gmm_, tied_ (TiedMixture), emit_index_ (dict (symbol, substate) -> column),
-    emit_labels_, self_loop_ (E,) or None, history_ (History), n_iter_, converged_.
+    gmm_ (DiagGMM), weights_ (E, K) float32, self_loop_ (E,), p_silence_,
+    p_edge_silence_, emit_index_ (dict (symbol, substate) -> column), emit_labels_,
+    symbols_, history_ (History), n_iter_, converged_, failures_ (list of
+    (utterance, message) of the last fit).
     """
 
     def __init__(self, n_components=256, *, gmm=None, states_per_symbol=1, optional_silence=None,
-                 top_n=8, n_iter=10, tol=1e-4, update="w", weight_floor=1e-5,
-                 min_self_loop=0.0, var_floor=1e-3, gmm_iter=5, random_state=None,
-                 hop_s=0.01, verbose=False):
+                 top_n=8, n_iter=10, tol=1e-4, min_iter=1, update="wt", gaussians_every=1,
+                 weight_floor=1e-4, min_self_loop=0.05, max_self_loop=0.98, init_params="wt",
+                 init_self_loop=None, p_silence=0.3, p_edge_silence=0.8, beam=1e-12,
+                 viterbi_beam=-np.inf, min_post=1e-4, n_chunks=16, var_floor=1e-3, gmm_iter=5,
+                 random_state=None, hop_s=0.01, verbose=False):
         self.n_components = n_components
         self.gmm = gmm
         self.states_per_symbol = states_per_symbol
@@ -70,16 +175,27 @@ class TiedMixtureHMM:
         self.top_n = top_n
         self.n_iter = n_iter
         self.tol = tol
+        self.min_iter = min_iter
         self.update = update
+        self.gaussians_every = gaussians_every
         self.weight_floor = weight_floor
         self.min_self_loop = min_self_loop
+        self.max_self_loop = max_self_loop
+        self.init_params = init_params
+        self.init_self_loop = init_self_loop
+        self.p_silence = p_silence
+        self.p_edge_silence = p_edge_silence
+        self.beam = beam
+        self.viterbi_beam = viterbi_beam
+        self.min_post = min_post
+        self.n_chunks = n_chunks
         self.var_floor = var_floor
         self.gmm_iter = gmm_iter
         self.random_state = random_state
         self.hop_s = hop_s
         self.verbose = verbose
 
-    # ---------------------------------------------------------------- helpers
+    # ---------------------------------------------------------------- checks
     def _check_data(self, data):
         if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], np.ndarray):
             data = [data]
@@ -89,7 +205,7 @@ class TiedMixtureHMM:
             raise ParameterError("data must be a list of (X, symbols) pairs") from None
         if not items:
             raise ParameterError("data is empty; pass at least one (X, symbols) pair")
-        out = []
+        Xs, words = [], []
         D = None
         for u, item in enumerate(items):
             if not (isinstance(item, (tuple, list)) and len(item) == 2):
@@ -101,208 +217,570 @@ class TiedMixtureHMM:
             elif X.shape[1] != D:
                 raise ParameterError(f"data[{u}] has {X.shape[1]} features per frame but "
                                      f"data[0] has {D}; use one feature setting for all")
-            if isinstance(symbols, str):
-                symbols = symbols.split()
-            out.append((X, [str(s) for s in symbols]))
-        return out
+            w = _words(symbols)
+            if not w:
+                raise ParameterError(f"data[{u}] has no symbols; the transcript produced no "
+                                     "units to align")
+            Xs.append(X)
+            words.append(w)
+        return Xs, words
 
-    def _keys(self, symbols):
-        n_sub = self.states_per_symbol
-        keys = []
-        for s in symbols:
-            k = n_sub.get(s, 1) if isinstance(n_sub, dict) else int(n_sub)
-            keys.extend((s, i) for i in range(k))
-        if self.optional_silence is not None:
-            keys.append((self.optional_silence, 0))
-        return keys
-
-    def _update_flags(self):
+    def _flags(self):
         if not isinstance(self.update, str) or set(self.update) - set("wtmv"):
             raise ParameterError(f"update={self.update!r}; use letters from 'wtmv' (weights, "
                                  "transitions, means, variances)")
+        if not isinstance(self.init_params, str) or set(self.init_params) - set("wt"):
+            raise ParameterError(f"init_params={self.init_params!r}; use letters from 'wt' "
+                                 "(weights, self loops) or ''")
+        check_positive_int(self.n_iter, "n_iter", minimum=0)
+        check_positive_int(self.top_n, "top_n")
+        check_positive_int(self.gaussians_every, "gaussians_every")
+        check_positive_int(self.n_chunks, "n_chunks")
+        if not (isinstance(self.beam, (int, float)) and 0 <= self.beam < 1):
+            raise ParameterError(f"beam={self.beam!r}; use a relative threshold in [0, 1)")
         return {c: c in self.update for c in "wtmv"}
 
-    def topology(self, symbols, n_frames):
-        """The linear chain used for ``symbols`` over ``n_frames`` frames."""
+    def _check_fitted(self):
+        if not hasattr(self, "weights_"):
+            raise ParameterError("this TiedMixtureHMM is not fitted yet; call fit(data) first")
+
+    def _n_sub(self, sym):
+        if sym == self.optional_silence:
+            return 1
+        n = self.states_per_symbol
+        return int(n.get(sym, 1)) if isinstance(n, dict) else int(n)
+
+    # ---------------------------------------------------------------- structure
+    def batch(self, words_list) -> ChainBatch:
+        """The :class:`ChainBatch` of utterances given as lists of words."""
         self._check_fitted()
-        if isinstance(symbols, str):
-            symbols = symbols.split()
-        missing = [k for k in self._keys(symbols) if k not in self.emit_index_]
+        return ChainBatch.from_words([_words(w) for w in words_list],
+                                     emit_index=self.emit_index_,
+                                     states_per_symbol=self._spu(),
+                                     optional_silence=self.optional_silence)
+
+    def _spu(self):
+        n = self.states_per_symbol
+        if isinstance(n, dict):
+            return n
+        return {s: (1 if s == self.optional_silence else int(n)) for s in self.symbols_}
+
+    def transitions(self, batch: ChainBatch):
+        """Linear (trans, start, end) of ``batch`` under the current parameters."""
+        return batch.transitions(self.self_loop_, p_silence=self.p_silence_,
+                                 p_edge_silence=self.p_edge_silence_)
+
+    def topology(self, symbols, n_frames=None) -> Topology:
+        """The single-utterance :class:`Topology` of ``symbols`` (a flat list: one word
+        per symbol; or a list of words) under the current parameters."""
+        self._check_fitted()
+        words = _words(symbols)
+        missing = [(s, j) for w in words for s in w for j in range(self._n_sub(s))
+                   if (s, j) not in self.emit_index_]
         if missing:
             raise ParameterError(f"symbol {missing[0][0]!r} (sub-state {missing[0][1]}) was not "
                                  "seen in training; the model has no emission for it")
-        topo = linear_chain(symbols, states_per_symbol=self.states_per_symbol,
-                            emit_index=self.emit_index_, n_frames=n_frames,
-                            optional_silence=self.optional_silence,
-                            min_self_loop=self.min_self_loop)
-        if self.self_loop_ is not None:
-            self._apply_self_loops(topo)
-        return topo
-
-    def _apply_self_loops(self, topo):
-        p = self.self_loop_[topo.emit_ids]
-        has = np.isfinite(p) & ~topo.skippable
-        lt = np.exp(topo.log_trans)
-        for s in np.flatnonzero(has):
-            rest_old = 1.0 - lt[s, 0]
-            lt[s, 0] = p[s]
-            if rest_old > 0:
-                lt[s, 1:] *= (1.0 - p[s]) / rest_old
+        b = self.batch([words])
+        trans, start, end = self.transitions(b)
+        labels = [self.emit_labels_[c] for c in b.emit_ids]
         with np.errstate(divide="ignore"):
-            topo.log_trans = np.log(lt)
+            return Topology(labels=labels, symbols=[s for w in words for s in w],
+                            unit_index=b.unit_index.copy(), emit_ids=b.emit_ids.copy(),
+                            log_trans=np.log(trans), log_start=np.log(start),
+                            log_end=np.log(end), skippable=b.skippable.copy(),
+                            emit_labels=list(self.emit_labels_))
 
-    def _check_fitted(self):
-        if not hasattr(self, "tied_"):
-            raise ParameterError("this TiedMixtureHMM is not fitted yet; call fit(data) first")
+    # ---------------------------------------------------------------- selection
+    def select(self, X, *, candidates=False) -> Selection:
+        """Top-n Gaussians of every frame (and, with ``candidates``, the top 3n kept
+        for re-scoring after Gaussian updates)."""
+        gmm = self.gmm_
+        n = min(self.top_n, gmm.n_components)
+        if candidates:
+            wide = min(3 * n, gmm.n_components)
+            cand, val = gmm.top_n_components(X, wide)
+            return Selection.from_loglik(np.ascontiguousarray(cand[:, :n]), val[:, :n],
+                                         cand=cand)
+        idx, val = gmm.top_n_components(X, n)
+        return Selection.from_loglik(idx, val)
 
-    # -------------------------------------------------------------------- fit
-    def _init_gmm(self, data):
+    def rescore(self, X, sel: Selection) -> Selection:
+        """Re-score ``sel``'s candidates after the Gaussians moved."""
+        if sel.cand is None:
+            return self.select(X)
+        idx, val = self.gmm_.rescore(X, sel.cand, min(self.top_n, self.gmm_.n_components))
+        return Selection.from_loglik(idx, val, cand=sel.cand)
+
+    # ---------------------------------------------------------------- initialization
+    def _init_gmm(self, Xs):
         if isinstance(self.gmm, DiagGMM):
             self.gmm._check_fitted()
             return self.gmm
-        allX = np.concatenate([X for X, _ in data], axis=0)
+        allX = np.concatenate(Xs, axis=0)
         if self.gmm is not None:
-            return DiagGMM.from_codebook(self.gmm, allX, var_floor=self.var_floor,
-                                         top_n=self.top_n)
+            return DiagGMM.from_codebook(self.gmm, allX, var_floor=self.var_floor)
         k = check_positive_int(self.n_components, "n_components")
         with warnings.catch_warnings():     # a few EM steps are a start, not a result
             warnings.filterwarnings("ignore", message="DiagGMM did not converge",
                                     category=ConvergenceWarning)
-            return DiagGMM(k, var_floor=self.var_floor, n_iter=self.gmm_iter, top_n=self.top_n,
-                           random_state=self.random_state).fit(allX)
+            return DiagGMM(k, var_floor=self.var_floor, n_iter=self.gmm_iter,
+                           top_n=min(self.top_n, k), random_state=self.random_state).fit(allX)
 
-    def fit(self, data) -> TiedMixtureHMM:
-        """Baum-Welch over ``data``: a list of ``(X (T, D) float32, symbols)`` pairs."""
-        data = self._check_data(data)
-        flags = self._update_flags()
-        check_positive_int(self.n_iter, "n_iter", minimum=0)
-        if self.top_n is not None:
-            check_positive_int(self.top_n, "top_n")
-        gmm = self._init_gmm(data)
-        if data[0][0].shape[1] != gmm.means_.shape[1]:
+    def initialize(self, data, *, quiet=None, symbols=None, selection=None):
+        """Flat start: Gaussians, emission columns, weights and self loops.
+
+        ``quiet`` (optional): per utterance a boolean mask of frames that are silence;
+        the silence column's weights start from their best Gaussians and every symbol
+        column's from the other frames' (else all weights are uniform). ``symbols``:
+        the inventory (default: the data's symbols in order of appearance). Returns self.
+        """
+        Xs, words = self._check_data(data)
+        gmm = self._init_gmm(Xs)
+        D = Xs[0].shape[1]
+        if D != gmm.means_.shape[1]:
             raise ParameterError(f"the GMM has {gmm.means_.shape[1]} dimensions but the frames "
-                                 f"have {data[0][0].shape[1]}")
-        table: dict = {}
-        for _, symbols in data:
-            for key in self._keys(symbols):
-                if key not in table:
-                    table[key] = len(table)
-        self.emit_index_ = table
-        self.emit_labels_ = [f"{s}.{k}" for (s, k) in table]
+                                 f"have {D}")
         self.gmm_ = gmm
-        top_n = self.top_n if self.top_n is not None and self.top_n < gmm.n_components else None
-        self.tied_ = TiedMixture.uniform(gmm, len(table), top_n=top_n)
-        self.self_loop_ = None
+        inv = list(symbols) if symbols is not None else []
+        seen = set(inv)
+        for w in words:
+            for sym in (s for ww in w for s in ww):
+                if sym not in seen:
+                    seen.add(sym)
+                    inv.append(sym)
+        sil = self.optional_silence
+        if sil is not None and sil not in seen:
+            inv = [sil, *inv]
+        elif sil is not None:
+            inv = [sil, *[s for s in inv if s != sil]]
+        table = {}
+        for sym in inv:
+            for j in range(self._n_sub(sym)):
+                table[(sym, j)] = len(table)
+        self.emit_index_ = table
+        self.emit_labels_ = [f"{s}.{j}" for (s, j) in table]
+        self.symbols_ = inv
         E, Kc = len(table), gmm.n_components
-        topos = []
-        for u, (X, symbols) in enumerate(data):
-            topo = linear_chain(symbols, states_per_symbol=self.states_per_symbol,
-                                emit_index=table, n_frames=X.shape[0],
-                                optional_silence=self.optional_silence,
-                                min_self_loop=self.min_self_loop)
-            if X.shape[0] < topo.min_frames:
-                check_lengths(X.shape[0], topo.min_frames, hop_s=self.hop_s,
-                              what=f"transcript of utterance {u}")
-            topos.append(topo)
-        n_frames = sum(X.shape[0] for X, _ in data)
+        self.weights_ = np.full((E, Kc), 1.0 / Kc, np.float32)
+        self.p_silence_ = float(self.p_silence)
+        self.p_edge_silence_ = float(self.p_edge_silence)
+        sil_cols = np.array([c for (s, _), c in table.items() if s == sil], np.int64)
+        self.self_loop_ = np.full(E, 0.6 if self.init_self_loop is None
+                                  else float(self.init_self_loop))
+        self.self_loop_[sil_cols] = 0.9
+        n_frames = sum(X.shape[0] for X in Xs)
+        if quiet is not None:
+            quiet = [np.asarray(q, bool) for q in quiet]
+            if len(quiet) != len(Xs) or any(q.shape != (X.shape[0],) for q, X in zip(quiet, Xs)):
+                raise ParameterError("quiet must hold one boolean mask per utterance with one "
+                                     "value per frame")
+            sel = selection if selection is not None else self.select(np.concatenate(Xs))
+            best = sel.idx[:, 0]
+            qm = np.concatenate(quiet)
+            sil_h = np.bincount(best[qm], minlength=Kc) + 0.5
+            sp_h = np.bincount(best[~qm], minlength=Kc) + 0.5
+            for (s, _), c in table.items():
+                h = sil_h if s == sil else sp_h
+                self.weights_[c] = h / h.sum()
+            self._floor_weights()
+        if self.init_self_loop is None:
+            b = self.batch(words)
+            q = float(np.mean(np.concatenate(quiet))) if quiet is not None else 0.0
+            q = min(max(q, 0.0), 0.9) if sil is not None else 0.0
+            n_speech = float(np.count_nonzero(~b.skippable))
+            d = max((1.0 - q) * n_frames / max(n_speech, 1.0), 1.05)
+            d_sil = max(q * n_frames / (2.0 * len(Xs)), 1.05)
+            self.self_loop_[:] = 1.0 - 1.0 / d
+            self.self_loop_[sil_cols] = 1.0 - 1.0 / d_sil
+        return self
+
+    def add_symbols(self, symbols):
+        """Give symbols never seen in training a generic model: the average symbol
+        weights and self loop. Returns the new symbols."""
+        self._check_fitted()
+        new = [s for s in dict.fromkeys(symbols) if s not in set(self.symbols_)]
+        if not new:
+            return []
+        speech = [c for (s, _), c in self.emit_index_.items() if s != self.optional_silence]
+        avg = self.weights_[speech].mean(0) if speech else self.weights_.mean(0)
+        ps = float(self.self_loop_[speech].mean()) if speech else 0.6
+        rows = []
+        for sym in new:
+            self.symbols_.append(sym)
+            for j in range(self._n_sub(sym)):
+                self.emit_index_[(sym, j)] = len(self.emit_labels_)
+                self.emit_labels_.append(f"{sym}.{j}")
+                rows.append(avg)
+        self.weights_ = np.vstack([self.weights_, np.asarray(rows, np.float32)])
+        self.self_loop_ = np.concatenate([self.self_loop_, np.full(len(rows), ps)])
+        return new
+
+    def _floor_weights(self):
+        w = np.maximum(self.weights_, self.weight_floor / self.gmm_.n_components)
+        self.weights_ = (w / w.sum(1, keepdims=True)).astype(np.float32)
+
+    # ---------------------------------------------------------------- E and M steps
+    def estep(self, X, frame_off, batch: ChainBatch, sel: Selection, *, gaussian_stats=False,
+              names=None) -> SufficientStats:
+        """Statistics of the utterances of ``batch`` over frames ``X`` (rows
+        ``frame_off[u]:frame_off[u + 1]`` are utterance u) with selection ``sel``.
+
+        Utterances no path fits are left out and listed in ``failures`` with the reason.
+        """
+        self._check_fitted()
+        U = batch.n_utterances
+        frame_off = np.asarray(frame_off, np.int64)
+        E, Kc = self.weights_.shape
+        D = X.shape[1]
+        trans, start, end = self.transitions(batch)
+        chunk_off = _chunks(frame_off, self.n_chunks)
+        C = chunk_off.shape[0] - 1
+        counts = np.zeros((C, E, Kc))
+        tcounts = np.zeros((batch.n_states, 3))
+        if gaussian_stats:
+            occ, sx, sxx = np.zeros((C, Kc)), np.zeros((C, Kc, D)), np.zeros((C, Kc, D))
+        else:
+            occ, sx, sxx = np.zeros((C, 1)), np.zeros((C, 1, 1)), np.zeros((C, 1, 1))
+        loglik = np.zeros(U)
+        status = np.zeros(U, np.int32)
+        cells = np.zeros(U, np.int64)
+        Xc = np.ascontiguousarray(X, dtype=np.float32)
+        W = self.weights_
+        args = (True, _DUMMY_BL, sel.idx, sel.eg, W, frame_off, batch.state_off,
+                batch.emit_ids, trans, start, end)
+        K.estep_batch(*args, float(self.beam), float(self.min_post), chunk_off, counts, tcounts,
+                      loglik, status, Xc, occ, sx, sxx, gaussian_stats, cells)
+        failures = []
+        # the beam can prune every path to an end state: redo those unpruned, then in log space
+        for u in np.flatnonzero(status != K.OK):
+            one = np.array([u, u + 1], np.int64)
+            if self.beam > 0:
+                K.estep_batch(*args, 0.0, float(self.min_post), one, counts[:1], tcounts,
+                              loglik, status, Xc, occ[:1], sx[:1], sxx[:1], gaussian_stats,
+                              cells)
+            if status[u] == K.UNDERFLOW:
+                st, ll = self._estep_log(Xc, frame_off, batch, u, trans, start, end, sel,
+                                         counts[0], tcounts, occ[0], sx[0], sxx[0],
+                                         gaussian_stats)
+                status[u], loglik[u] = st, ll
+            if status[u] != K.OK:
+                name = names[u] if names is not None else u
+                T = int(frame_off[u + 1] - frame_off[u])
+                S = int(batch.state_off[u + 1] - batch.state_off[u])
+                failures.append((name, f"utterance {name}: no path of its {S}-state chain fits "
+                                       f"its {T} frames ({T * self.hop_s:.2f} s) in scaled or "
+                                       "log space; check that audio and transcript belong "
+                                       "together"))
+        good = status == K.OK
+        # per-column transition counts and the optional-silence counts
+        tc = np.zeros((E, 3))
+        np.add.at(tc, batch.emit_ids, tcounts)
+        nxt_skip = np.zeros(batch.n_states, bool)
+        nxt_skip[:-1] = batch.skippable[1:]
+        m = ~batch.skippable & nxt_skip
+        sil = np.array([tcounts[m, 1].sum(), tcounts[m, 2].sum()])
+        fo = frame_off
+        gsum = np.add.reduceat(sel.gmax, fo[:-1])[: U] if sel.gmax.size else np.zeros(U)
+        gsum[fo[1:] == fo[:-1]] = 0.0
+        nfr = int((fo[1:] - fo[:-1])[good].sum())
+        stats = SufficientStats(counts.sum(0), tc, sil,
+                                occ.sum(0) if gaussian_stats else None,
+                                sx.sum(0) if gaussian_stats else None,
+                                sxx.sum(0) if gaussian_stats else None,
+                                float((loglik[good] + gsum[good]).sum()), nfr,
+                                int(good.sum()), failures)
+        stats.status = status
+        stats.cells = cells
+        return stats
+
+    def _estep_log(self, X, frame_off, batch, u, trans, start, end, sel, counts, tcounts, occ,
+                   sx, sxx, gstats):
+        """Log-space forward-backward of one utterance (where scaling underflows)."""
+        a, b = int(frame_off[u]), int(frame_off[u + 1])
+        s0, s1 = int(batch.state_off[u]), int(batch.state_off[u + 1])
+        cols = np.unique(batch.emit_ids[s0:s1]).astype(np.int32)
+        sub = sel.rows(a, b)
+        le = self._log_emissions(sub, cols)
+        local = np.searchsorted(cols, batch.emit_ids[s0:s1]).astype(np.int32)
+        with np.errstate(divide="ignore"):
+            lt = np.log(trans[s0:s1])
+            ls, lend = np.log(start[s0:s1]), np.log(end[s0:s1])
+        T, S = b - a, s1 - s0
+        post = np.zeros((T, cols.size))
+        info = np.zeros(2)
+        st = K.band_forward_backward_log(le, local, np.ascontiguousarray(lt[:, 0]),
+                                         np.ascontiguousarray(lt[:, 1]),
+                                         np.ascontiguousarray(lt[:, 2]), ls, lend,
+                                         K.POST_EMIT, np.empty((T, S)), post, info)
+        if st != K.OK:
+            return K.IMPOSSIBLE, -np.inf
+        W = self.weights_[cols].astype(np.float64)
+        c_sub = np.zeros((cols.size, counts.shape[1]))
+        nk = np.zeros(occ.shape[0]) if gstats else np.zeros(1)
+        fk = np.zeros(sx.shape) if gstats else np.zeros((1, 1))
+        sk = np.zeros(sxx.shape) if gstats else np.zeros((1, 1))
+        with np.errstate(divide="ignore"):
+            K.tied_accumulate_stats(sub.idx, np.log(np.maximum(sub.eg, 1e-300)), W, np.log(W),
+                                    post, X[a:b], c_sub, nk, fk, sk, gstats)
+        counts[cols] += c_sub
+        if gstats:
+            occ += nk
+            sx += fk
+            sxx += sk
+        # transition counts are not recovered in this rare path (weights only)
+        return K.OK, float(info[0])
+
+    def _log_emissions(self, sel: Selection, cols):
+        """(T, len(cols)) float64 log emissions without the frames' gmax, in blocks."""
+        T = sel.idx.shape[0]
+        out = np.empty((T, cols.size))
+        for a in range(0, T, _BLOCK):
+            b = min(T, a + _BLOCK)
+            blk = np.empty((b - a, cols.size))
+            K.tied_frame_emissions(sel.idx[a:b], sel.eg[a:b], self.weights_, cols, blk)
+            with np.errstate(divide="ignore"):
+                out[a:b] = np.log(blk)
+        return out
+
+    def mstep(self, stats: SufficientStats, *, gaussians=False) -> TiedMixtureHMM:
+        """Re-estimate the parameters named in ``update`` from summed statistics."""
+        self._check_fitted()
+        flags = self._flags()
+        if flags["w"]:
+            counts = stats.counts
+            occ = counts.sum(1)
+            live = occ > 1e-3
+            w = self.weights_.astype(np.float64)
+            w[live] = counts[live] / occ[live, None]
+            self.weights_ = w.astype(np.float32)
+            self._floor_weights()
+        if flags["t"]:
+            tc = stats.trans
+            tot = tc.sum(1)
+            ok = tot > 1.0
+            self.self_loop_[ok] = np.clip(tc[ok, 0] / tot[ok], self.min_self_loop,
+                                          self.max_self_loop)
+            enter, skip = stats.silence
+            if enter + skip > 1.0:
+                self.p_silence_ = float(np.clip(enter / (enter + skip), 0.02, 0.98))
+        if gaussians and stats.occ is not None and (flags["m"] or flags["v"]):
+            self.gmm_.update_from_stats(stats.occ, stats.sx, stats.sxx, means=flags["m"],
+                                        variances=flags["v"])
+        return self
+
+    # ---------------------------------------------------------------- fit
+    def fit(self, data, *, quiet=None, symbols=None, names=None) -> TiedMixtureHMM:
+        """Baum-Welch over ``data``: a list of ``(X (T, D) float32, symbols)`` pairs
+        (symbols: a flat list, one word each, or a list of words of symbols).
+
+        ``quiet``, ``symbols``: see :meth:`initialize` (used when ``init_params`` is set
+        or the model is new). Utterances with more states than frames raise a
+        ParameterError naming them; utterances no path fits are skipped and listed in
+        ``failures_``.
+        """
+        flags = self._flags()
+        Xs, words = self._check_data(data)
+        if self.init_params or not hasattr(self, "weights_"):
+            keep_t = "t" not in self.init_params and hasattr(self, "self_loop_")
+            saved = (self.self_loop_.copy(), self.p_silence_) if keep_t else None
+            keep_w = "w" not in self.init_params and hasattr(self, "weights_")
+            saved_w = self.weights_.copy() if keep_w else None
+            self.initialize(data, quiet=quiet, symbols=symbols)
+            if saved is not None and saved[0].shape == self.self_loop_.shape:
+                self.self_loop_, self.p_silence_ = saved
+            if saved_w is not None and saved_w.shape == self.weights_.shape:
+                self.weights_ = saved_w
+        else:
+            self.add_symbols([s for w in words for ww in w for s in ww])
+        batch = self.batch(words)
+        frame_off = np.zeros(len(Xs) + 1, np.int64)
+        frame_off[1:] = np.cumsum([X.shape[0] for X in Xs])
+        need = batch.min_frames()
+        for u, X in enumerate(Xs):
+            if X.shape[0] < need[u]:
+                nm = names[u] if names is not None else u
+                check_lengths(X.shape[0], int(need[u]), hop_s=self.hop_s,
+                              what=f"transcript of utterance {nm}")
+        Xcat = np.ascontiguousarray(np.concatenate(Xs), dtype=np.float32)
         refresh = flags["m"] or flags["v"]
-        selected = [self.tied_.select(X) for X, _ in data] if top_n else [None] * len(data)
+        sel = self.select(Xcat, candidates=refresh)
+        self._fit_loop(Xcat, frame_off, batch, sel, flags, names=names)
+        self.selection_ = sel
+        return self
+
+    def _fit_loop(self, X, frame_off, batch, sel, flags, names=None):
+        refresh = flags["m"] or flags["v"]
         monitor = ConvergenceMonitor(tol=self.tol, n_iter=self.n_iter, verbose=self.verbose,
-                                     name="TiedMixtureHMM")
-        for _ in range(int(self.n_iter)):
-            counts = np.zeros((E, Kc))
-            gstats = (np.zeros(Kc), np.zeros((Kc, gmm.means_.shape[1])),
-                      np.zeros((Kc, gmm.means_.shape[1]))) if refresh else None
-            occ = np.zeros(E)
-            visits = np.zeros(E)
-            total = 0.0
-            for (X, _), topo, sel in zip(data, topos, selected):
-                cols = np.unique(topo.emit_ids)
-                le = self.tied_.emissions(X, selected=sel, columns=cols)
-                if flags["t"]:
-                    post_s, ll = forward_backward(le, topo, posteriors="states",
-                                                  hop_s=self.hop_s)
-                    post = np.zeros((X.shape[0], E))
-                    np.add.at(post.T, topo.emit_ids, post_s.T)
-                    keep = ~topo.skippable
-                    np.add.at(occ, topo.emit_ids[keep], post_s[:, keep].sum(0))
-                    np.add.at(visits, topo.emit_ids[keep], 1.0)
-                else:
-                    post, ll = forward_backward(le, topo, posteriors="emit", hop_s=self.hop_s)
-                total += ll
-                self.tied_.accumulate(post, X, selected=sel, counts=counts, gauss_stats=gstats)
-            monitor.report(total, n_frames, n_codes=Kc, samples_seen=n_frames * (monitor.iter + 1),
-                           counts=counts.sum(0))
+                                     name="TiedMixtureHMM", relative=True,
+                                     min_iter=self.min_iter, drop_tol=1e-2)
+        n_total = int(frame_off[-1])
+        t0 = time.perf_counter()
+        self.failures_ = []
+        for it in range(int(self.n_iter)):
+            gst = refresh and (it + 1) % self.gaussians_every == 0 and it + 1 < self.n_iter
+            stats = self.estep(X, frame_off, batch, sel, gaussian_stats=gst, names=names)
+            if stats.n_utterances == 0:
+                raise AlignmentError("forward-backward found no path through any utterance; "
+                                     "check that the audio and transcripts belong together: "
+                                     + (stats.failures[0][1] if stats.failures else ""))
+            self.failures_ = stats.failures
+            self.mstep(stats, gaussians=gst)
+            if gst:
+                sel = self.rescore(X, sel)
+            monitor.report(stats.loglik, stats.n_frames, counts=stats.counts.sum(0),
+                           level=1, n_codes=self.gmm_.n_components,
+                           samples_seen=n_total * (it + 1),
+                           failed_utterances=len(stats.failures),
+                           seconds_em=time.perf_counter() - t0)
             if monitor.reached_tol:
                 break
-            if flags["w"]:
-                self.tied_.update_weights(counts, floor=self.weight_floor)
-            if flags["t"]:
-                self._update_self_loops(occ, visits, topos)
-            if refresh:
-                self._update_gaussians(gstats, flags, n_frames)
-                if top_n:
-                    selected = [self.tied_.select(X) for X, _ in data]
         self.history_ = monitor.history
         self.n_iter_ = monitor.iter
         self.converged_ = monitor.reached_tol
-        return self
-
-    def _update_self_loops(self, occ, visits, topos):
-        # a non-skippable state of a left-to-right chain is left exactly once, so the
-        # ML self loop is 1 - visits / expected frames (E[d] = 1 / (1 - p))
-        p = np.full(occ.shape[0], np.nan)
-        ok = visits > 0
-        p[ok] = 1.0 - visits[ok] / np.maximum(occ[ok], visits[ok])
-        p = np.where(ok, np.clip(p, self.min_self_loop, MAX_SELF_LOOP), np.nan)
-        self.self_loop_ = p
-        for topo in topos:
-            self._apply_self_loops(topo)
-
-    def _update_gaussians(self, gstats, flags, n_frames):
-        gmm = self.gmm_
-        nk, fk, sk = gstats
-        used = nk > 1e-6
-        safe = np.where(used, nk, 1.0)[:, None]
-        means = gmm.means_.copy()
-        if flags["m"]:
-            means[used] = (fk / safe)[used]
-        if flags["v"]:
-            var = sk / safe - 2.0 * means * fk / safe + means * means
-            v = gmm.variances_.copy()
-            v[used] = var[used]
-            gmm.variances_ = np.maximum(v, gmm.var_floor_[None, :])
-        gmm.means_ = means
-        gmm._cache()
+        self._last_selection = sel
+        return sel
 
     # ---------------------------------------------------------------- decode
-    def emissions(self, X, symbols=None):
-        """(T, E) emission log-likelihoods of frames X (only the symbols' columns if given)."""
+    def viterbi_batch(self, X, frame_off, batch: ChainBatch, sel: Selection | None = None):
+        """Best paths of every utterance of ``batch``: (path int32 (N,) of local state
+        indices, score (U,) log-probabilities, status (U,), stored cells (U,))."""
         self._check_fitted()
-        X = check_features(X, n_features=self.gmm_.means_.shape[1])
-        cols = None
-        if symbols is not None:
-            if isinstance(symbols, str):
-                symbols = symbols.split()
-            cols = [self.emit_index_[k] for k in self._keys(symbols) if k in self.emit_index_]
-        return self.tied_.emissions(X, columns=cols)
+        frame_off = np.asarray(frame_off, np.int64)
+        if sel is None:
+            sel = self.select(X)
+        trans, start, end = self.transitions(batch)
+        with np.errstate(divide="ignore"):
+            lt, ls, le = np.log(trans), np.log(start), np.log(end)
+        U = batch.n_utterances
+        path = np.zeros(int(frame_off[-1]), np.int32)
+        score = np.zeros(U)
+        status = np.zeros(U, np.int32)
+        cells = np.zeros(U, np.int64)
+        K.viterbi_batch(True, _DUMMY_BL, sel.idx, sel.eg, self.weights_, frame_off,
+                        batch.state_off, batch.emit_ids, lt, ls, le, float(self.viterbi_beam),
+                        path, score, status, cells)
+        if np.isfinite(self.viterbi_beam):
+            for u in np.flatnonzero(status != K.OK):     # pruned away: redo exactly
+                self._viterbi_one_exact(sel, frame_off, batch, lt, ls, le, u, path, score,
+                                        status, cells)
+        gsum = np.add.reduceat(sel.gmax, frame_off[:-1])[:U] if sel.gmax.size else np.zeros(U)
+        gsum[frame_off[1:] == frame_off[:-1]] = 0.0
+        return path, score + gsum, status, cells
+
+    def _viterbi_one_exact(self, sel, frame_off, batch, lt, ls, le, u, path, score, status,
+                           cells):
+        band = np.zeros(1, np.int64)
+        f0 = int(frame_off[u])
+        T = int(frame_off[u + 1]) - f0
+        s0 = int(batch.state_off[u])
+        S = int(batch.state_off[u + 1]) - s0
+        sc, st = K.chain_viterbi(True, _DUMMY_BL, sel.idx, sel.eg, self.weights_, f0, T, s0, S,
+                                 batch.emit_ids, lt, ls, le, -np.inf, path, band)
+        score[u], status[u], cells[u] = sc, st, band[0]
+
+    def frame_ratio(self, sel: Selection, path_cols):
+        """Per frame, the path column's emission over the best column's (0..1]."""
+        T = sel.idx.shape[0]
+        E = self.weights_.shape[0]
+        allc = np.arange(E, dtype=np.int32)
+        own = np.empty(T)
+        best = np.empty(T)
+        for a in range(0, T, _BLOCK):
+            b = min(T, a + _BLOCK)
+            blk = np.empty((b - a, E))
+            K.tied_frame_emissions(sel.idx[a:b], sel.eg[a:b], self.weights_, allc, blk)
+            own[a:b] = blk[np.arange(b - a), path_cols[a:b]]
+            best[a:b] = blk.max(axis=1)
+        return own / np.maximum(best, 1e-300), own
 
     def decode(self, X, symbols):
         """Viterbi state path ``int32 (T,)`` of ``X`` through the chain of ``symbols``.
 
-        Use :meth:`topology` (same arguments) with
-        :func:`vqalign.hmm.segments_from_path` to turn it into segments.
+        Use :meth:`topology` (same symbols) with :func:`vqalign.hmm.segments_from_path`
+        to turn it into segments.
         """
-        X = check_features(X)
-        topo = self.topology(symbols, X.shape[0])
-        path, _ = viterbi(self.emissions(X, symbols), topo, hop_s=self.hop_s)
+        self._check_fitted()
+        X = check_features(X, n_features=self.gmm_.means_.shape[1])
+        self.topology(symbols)                 # names unseen symbols
+        b = self.batch([_words(symbols)])
+        need = int(b.min_frames()[0])
+        check_lengths(X.shape[0], need, hop_s=self.hop_s)
+        path, _, status, _ = self.viterbi_batch(X, np.array([0, X.shape[0]]), b)
+        if status[0] != K.OK:
+            raise AlignmentError("no state path fits the frames; check the symbols")
         return path
+
+    def emissions(self, X, symbols=None):
+        """(T, E) emission log-likelihoods of frames X (only the symbols' columns if
+        given, the others -inf)."""
+        self._check_fitted()
+        X = check_features(X, n_features=self.gmm_.means_.shape[1])
+        E = self.weights_.shape[0]
+        if symbols is None:
+            cols = np.arange(E, dtype=np.int32)
+        else:
+            b = self.batch([_words(symbols)])
+            cols = np.unique(b.emit_ids).astype(np.int32)
+        sel = self.select(X)
+        out = np.full((X.shape[0], E), -np.inf)
+        out[:, cols] = self._log_emissions(sel, cols) + sel.gmax[:, None]
+        return out
 
     def score(self, X, symbols) -> float:
         """Total log-likelihood of ``X`` given ``symbols``."""
+        from vqalign.hmm.inference import forward_backward  # noqa: PLC0415
         X = check_features(X)
         topo = self.topology(symbols, X.shape[0])
         _, ll = forward_backward(self.emissions(X, symbols), topo, posteriors=None,
                                  hop_s=self.hop_s)
         return ll
+
+    # ---------------------------------------------------------------- persistence
+    def get_state(self) -> dict:
+        """Arrays and a JSON-able header of the fitted parameters."""
+        self._check_fitted()
+        g = self.gmm_
+        arrays = {"means": g.means_, "variances": g.variances_, "var_floor": g.var_floor_,
+                  "gmm_weights": g.weights_, "weights": self.weights_,
+                  "self_loop": self.self_loop_}
+        header = {"symbols": list(self.symbols_),
+                  "columns": [[s, j, c] for (s, j), c in self.emit_index_.items()],
+                  "p_silence": self.p_silence_, "p_edge_silence": self.p_edge_silence_}
+        return {"arrays": arrays, "header": header}
+
+    def set_state(self, state) -> TiedMixtureHMM:
+        a, h = state["arrays"], state["header"]
+        g = DiagGMM(int(a["means"].shape[0]), var_floor=self.var_floor,
+                    top_n=min(self.top_n, int(a["means"].shape[0])))
+        g.means_ = np.asarray(a["means"], np.float64)
+        g.variances_ = np.asarray(a["variances"], np.float64)
+        g.var_floor_ = np.asarray(a["var_floor"], np.float64)
+        g.weights_ = np.asarray(a["gmm_weights"], np.float64)
+        g._cache()
+        g.history_, g.n_iter_, g.converged_ = None, 0, False
+        self.gmm_ = g
+        self.symbols_ = list(h["symbols"])
+        self.emit_index_ = {(s, int(j)): int(c) for s, j, c in h["columns"]}
+        labels = [""] * len(self.emit_index_)
+        for (s, j), c in self.emit_index_.items():
+            labels[c] = f"{s}.{j}"
+        self.emit_labels_ = labels
+        self.weights_ = np.asarray(a["weights"], np.float32)
+        self.self_loop_ = np.asarray(a["self_loop"], np.float64).copy()
+        self.p_silence_ = float(h["p_silence"])
+        self.p_edge_silence_ = float(h["p_edge_silence"])
+        return self
+
+
+_DUMMY_BL = np.zeros((1, 1))
+
+
+def _chunks(frame_off, n_chunks):
+    """Contiguous utterance ranges with about equal frame counts."""
+    U = len(frame_off) - 1
+    n_chunks = max(1, min(n_chunks, U))
+    target = np.linspace(0, frame_off[-1], n_chunks + 1)
+    cut = np.searchsorted(frame_off, target[1:-1])
+    off = np.unique(np.concatenate([[0], np.clip(cut, 0, U), [U]])).astype(np.int64)
+    return off
 
