@@ -319,11 +319,11 @@ def _word_units(ivs) -> list[tuple[float, float, str]]:
     """Intervals -> folded words; a label that folds to k > 1 words keeps its start on the
     first and its end on the last, the inner boundaries unknown (NaN)."""
     out = []
-    for s, e, lab in ivs:
+    for src, (s, e, lab) in enumerate(ivs):
         ws = fold_word(lab)
         for k, w in enumerate(ws):
             out.append((s if k == 0 else float("nan"), e if k == len(ws) - 1 else float("nan"),
-                        w))
+                        w, src))
     return out
 
 
@@ -333,7 +333,7 @@ def _phone_units(ivs, phoneset: str) -> tuple[list, str]:
 
     if phoneset == "auto":
         phoneset = detect([lab for _, _, lab in ivs])
-    out = [(s, e, to_arpabet(lab, phoneset)) for s, e, lab in ivs]
+    out = [(s, e, to_arpabet(lab, phoneset), src) for src, (s, e, lab) in enumerate(ivs)]
     return [x for x in out if x[2] != "sil"], phoneset
 
 
@@ -344,7 +344,7 @@ def _context_classes(units, raw) -> tuple[list[str], list[str]]:
 
     speech = sorted((s, e) for s, e, lab in raw if not is_silence(lab) and s == s)
     on, off = [], []
-    for s, e, lab in units:
+    for s, e, lab, _ in units:
         cls = phone_class(lab)
         before = any(abs(pe - s) < 1e-3 for _, pe in speech)
         after = any(abs(ps - e) < 1e-3 for ps, _ in speech)
@@ -370,7 +370,8 @@ def compare_tier(hyp, ref, *, tier: str = "words", hyp_phoneset: str = "auto",
         ``onset`` and ``offset``: signed errors (hyp - ref, s) of every pair;
         ``onset_class`` / ``offset_class`` (phones: class of each reference boundary);
         ``pairs`` (label, ref start, ref end, hyp start, hyp end); ``missing`` (reference
-        labels with no pair), ``inserted`` (hypothesis labels with no pair), ``n_untimed``
+        labels with no pair), ``inserted`` (hypothesis labels with no pair),
+        ``missing_src`` / ``inserted_src`` (their indices in ``ref`` / ``hyp``), ``n_untimed``
         (boundaries of paired units without a time), ``n_hyp``, ``n_ref``, phone sets.
     """
     from vqalign.bench.phonesets import PHONESETS as PSETS
@@ -393,14 +394,14 @@ def compare_tier(hyp, ref, *, tier: str = "words", hyp_phoneset: str = "auto",
 
     def mids(units):
         m = np.array([(s + e) / 2 if s == s and e == e else (s if s == s else e)
-                      for s, e, _ in units], dtype=np.float64)
+                      for s, e, *_ in units], dtype=np.float64)
         return np.nan_to_num(m, nan=1e9)
 
     pairs = match_phones([x[2] for x in h], mids(h), [x[2] for x in r], mids(r))
     onset, offset, ocls, fcls, plist = [], [], [], [], []
     n_untimed = 0
     for i, j in pairs:
-        (hs, he, lab), (rs, re_, _) = h[i], r[j]
+        (hs, he, lab, _), (rs, re_, _, _) = h[i], r[j]
         plist.append((lab, rs, re_, hs, he))
         for val, store, cls, clist in ((hs - rs, onset, on_cls, ocls),
                                        (he - re_, offset, off_cls, fcls)):
@@ -416,6 +417,8 @@ def compare_tier(hyp, ref, *, tier: str = "words", hyp_phoneset: str = "auto",
                onset_class=ocls, offset_class=fcls,
                missing=[r[j][2] for j in range(len(r)) if j not in rj],
                inserted=[h[i][2] for i in range(len(h)) if i not in hi],
+               missing_src=[r[j][3] for j in range(len(r)) if j not in rj],
+               inserted_src=[h[i][3] for i in range(len(h)) if i not in hi],
                n_untimed=n_untimed, n_hyp=len(h), n_ref=len(r))
     return out
 
