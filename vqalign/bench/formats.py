@@ -44,6 +44,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vqalign.bench.metrics import is_silence
 from vqalign.exceptions import ParameterError
 
 EXTENSIONS = {".textgrid": "textgrid", ".json": "json", ".ctm": "ctm", ".smil": "smil",
@@ -324,16 +325,22 @@ def read_ctm_text(text: str, path=None) -> list[Hypothesis]:
         raise FormatError(f"{_where(path, 1)}: CTM file has no lines")
     out = []
     token_dir = path is not None and "token" in Path(path).parent.name.lower()
+    all_speech = [x[2] for r in rows.values() for x in r
+                  if x[2] not in ("<b>", "<blank>", "|") and not is_silence(x[2])]
+    # a file of phones (Kaldi ali-to-phones, NFA tokens of a phone model): every label is a
+    # phone and either the folder says tokens or there are several per utterance
+    phones_file = bool(all_speech) and all(_is_phone_label(lab) for lab in all_speech) and (
+        token_dir or len(all_speech) > len(rows))
     for utt, r in rows.items():
         r.sort(key=lambda x: (x[0], x[1]))
         labels = [x[2] for x in r if x[2] not in ("<b>", "<blank>", "|")]
+        speech = [lab for lab in labels if not is_silence(lab)]
         notes = []
         if any(lab.startswith("\u2581") for lab in labels) or any(x[2] == "|" for x in r):
             words, lines = _join_tokens(r)
             tiers, lns = {"words": words}, {"words": lines}
             notes.append("sub-word tokens joined into words")
-        elif labels and all(_is_phone_label(lab) for lab in labels) and (
-                token_dir or len(labels) > 1):
+        elif speech and phones_file:
             tiers = {"phones": [(s, e, re.sub(r"_[BIES]$", "", lab)) for s, e, lab, _ in r
                                 if lab not in ("<b>", "<blank>")]}
             lns = {"phones": [ln for _, _, lab, ln in r if lab not in ("<b>", "<blank>")]}
