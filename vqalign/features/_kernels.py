@@ -110,3 +110,76 @@ def mel_power(spec, bin_lo, bin_hi, band_lo, band_off, weights, floor, power_t, 
             v = acc[i]
             out[i, m] = v if v > floor else floor
     return 0
+
+
+# --------------------------------------------------------------------------- Sphinx front end
+# constants of pocketsphinx's fe_noise.c (spectral subtraction with temporal masking)
+_NS_SMOOTH = 4
+_NS_LAMBDA_POWER = 0.7
+_NS_LAMBDA_A = 0.995
+_NS_LAMBDA_B = 0.5
+_NS_LAMBDA_T = 0.85
+_NS_MU_T = 0.2
+_NS_MAX_GAIN = 20.0
+
+
+@njit(cache=True, nogil=True)
+def sphinx_remove_noise(mfspec, power, noise, floor, peak, signal, gain):
+    """Sphinx ``remove_noise``: noise estimation and spectral subtraction, in place.
+
+    ``mfspec`` (T, n_filt) float64 holds mel energies (before the log); frame by frame
+    the smoothed power, the noise (lower envelope of the power), the signal floor and
+    the temporal-masking peak are updated and each band is multiplied by its gain
+    smoothed over +-4 bands. ``power .. gain`` are (n_filt,) float64 scratch arrays
+    (their content on entry is ignored: the state starts from frame 0). Returns 0.
+    """
+    T = mfspec.shape[0]
+    nf = mfspec.shape[1]
+    if T == 0:
+        return 0
+    for i in range(nf):
+        power[i] = mfspec[0, i]
+        noise[i] = mfspec[0, i] / _NS_MAX_GAIN
+        floor[i] = mfspec[0, i] / _NS_MAX_GAIN
+        peak[i] = 0.0
+    for t in range(T):
+        for i in range(nf):
+            power[i] = _NS_LAMBDA_POWER * power[i] + (1.0 - _NS_LAMBDA_POWER) * mfspec[t, i]
+        for i in range(nf):
+            if power[i] >= noise[i]:
+                noise[i] = _NS_LAMBDA_A * noise[i] + (1.0 - _NS_LAMBDA_A) * power[i]
+            else:
+                noise[i] = _NS_LAMBDA_B * noise[i] + (1.0 - _NS_LAMBDA_B) * power[i]
+        for i in range(nf):
+            s = power[i] - noise[i]
+            signal[i] = s if s >= 1.0 else 1.0
+        for i in range(nf):
+            if signal[i] >= floor[i]:
+                floor[i] = _NS_LAMBDA_A * floor[i] + (1.0 - _NS_LAMBDA_A) * signal[i]
+            else:
+                floor[i] = _NS_LAMBDA_B * floor[i] + (1.0 - _NS_LAMBDA_B) * signal[i]
+        for i in range(nf):
+            cur = signal[i]
+            peak[i] *= _NS_LAMBDA_T
+            if signal[i] < _NS_LAMBDA_T * peak[i]:
+                signal[i] = peak[i] * _NS_MU_T
+            if cur > peak[i]:
+                peak[i] = cur
+        for i in range(nf):
+            if signal[i] < floor[i]:
+                signal[i] = floor[i]
+        for i in range(nf):
+            if signal[i] < _NS_MAX_GAIN * power[i]:
+                gain[i] = signal[i] / power[i]
+            else:
+                gain[i] = _NS_MAX_GAIN
+            if gain[i] < 1.0 / _NS_MAX_GAIN:
+                gain[i] = 1.0 / _NS_MAX_GAIN
+        for i in range(nf):
+            lo = i - _NS_SMOOTH if i - _NS_SMOOTH > 0 else 0
+            hi = i + _NS_SMOOTH if i + _NS_SMOOTH < nf - 1 else nf - 1
+            c = 0.0
+            for j in range(lo, hi + 1):
+                c += gain[j]
+            mfspec[t, i] = mfspec[t, i] * (c / (hi - lo + 1))
+    return 0

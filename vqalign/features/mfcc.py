@@ -27,7 +27,7 @@ from vqalign._validation import check_audio, check_positive_int, check_sample_ra
 from vqalign.exceptions import ParameterError
 from vqalign.features import _kernels as K
 
-CONVENTIONS = ("librosa", "kaldi")
+CONVENTIONS = ("librosa", "kaldi", "sphinx")
 _BLOCK = 256          # frames per block (256 x 512 float32 = 512 KiB: one L2)
 _AMIN = np.float32(1e-10)
 _FLT_EPS = np.float32(np.finfo(np.float32).eps)
@@ -281,7 +281,7 @@ def _default_threads(n_threads):
 def mfcc(y, sr=16000, *, n_mfcc=13, n_mels=None, win_length=0.025, hop_length=0.010,
          n_fft=None, fmin=None, fmax=None, convention="librosa", center=None, top_db=80.0,
          lifter=None, use_energy=True, preemphasis=0.97, remove_dc=True,
-         waveform_scale=None, n_threads=None) -> np.ndarray:
+         waveform_scale=None, n_threads=None, params=None) -> np.ndarray:
     """Mel-frequency cepstral coefficients of a mono waveform.
 
     Parameters
@@ -327,6 +327,10 @@ def mfcc(y, sr=16000, *, n_mfcc=13, n_mels=None, win_length=0.025, hop_length=0.
         with [-1, 1] input this reproduces Kaldi's numbers on the same file.
     n_threads : int or None
         Threads sharing the blocks of frames (default min(2, cpu count)).
+    params : dict, path or SphinxFrontEnd, optional
+        ``convention="sphinx"`` only: the Sphinx front end of
+        :mod:`vqalign.features.sphinx` with the settings of a ``feat.params`` (default:
+        pocketsphinx's defaults); the other keywords must keep their defaults there.
 
     Returns
     -------
@@ -334,6 +338,11 @@ def mfcc(y, sr=16000, *, n_mfcc=13, n_mels=None, win_length=0.025, hop_length=0.
     """
     if convention not in CONVENTIONS:
         raise ParameterError(f"convention={convention!r} is not one of {CONVENTIONS}")
+    if convention == "sphinx":  # every setting comes from feat.params: vqalign.features.sphinx
+        from vqalign.features.sphinx import mfcc_sphinx_checked
+        return mfcc_sphinx_checked(y, sr, params, locals())
+    if params is not None:
+        raise ParameterError("params= (a Sphinx feat.params) is for convention='sphinx' only")
     kaldi = convention == "kaldi"
     sr = check_sample_rate(sr)
     win = _samples(win_length, sr, "win_length")

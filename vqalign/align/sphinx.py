@@ -1,0 +1,382 @@
+"""Forced alignment with a CMU Sphinx acoustic model (``en-us`` from the pocketsphinx wheel).
+
+Policy only; the numbers come from the public pieces:
+:func:`vqalign.features.sphinx.sphinx_features` (the model's front end),
+:class:`vqalign.hmm.ptm.PTMEmissions` (per-stream top-N Gaussians with senone weights) and
+:func:`vqalign.hmm.viterbi` (the banded Viterbi).
+
+The graph of an utterance, like pocketsphinx's alignment:
+
+* ``<s>`` and ``</s>``: the silence phone at both ends (3 states each);
+* each word's pronunciation (the model's dictionary; out-of-vocabulary words through
+  :func:`vqalign.align.lexicon.letter_to_sound`) as triphones with the word position
+  the mdef defines (begin / internal / end / single) and cross-word context: the first
+  phone's left context is the previous word's last phone, the last phone's right context
+  the next word's first phone (fillers count as ``SIL``);
+* between words an optional filler. The band of the Viterbi allows skipping one state,
+  so the first pass gives each optional filler one state scoring the best senone of the
+  noise dictionary's filler phones; the second pass puts the filler phone (``SIL``, or a
+  noise filler when it beats silence by the insertion penalties of pocketsphinx,
+  ``silprob`` and ``fillprob`` times the language weight) in every gap the first pass
+  found of at least 3 frames, recomputes the neighbours' contexts and aligns again.
+
+Word confidence is the mean over the word's frames of ``exp(score of the path's senone -
+best score of any senone of the utterance)``: 1 when every frame's own senone is the best
+one available, lower when other phones fit the audio better.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vqalign.exceptions import AlignmentError, ParameterError
+
+__all__ = ["SphinxAligner", "load_sphinx_model"]
+
+HOP_S = 0.01
+SILPROB = 0.005
+FILLPROB = 1e-8
+LW = 6.5
+
+
+def load_sphinx_model(spec="en-us"):
+    """Read a Sphinx model: ``"en-us"`` (in the pocketsphinx wheel) or a directory path."""
+    from vqalign.io.sphinx import load_sphinx_model as _load
+
+    return _load(spec)
+
+
+@functools.lru_cache(maxsize=4)
+def _dictionary(path: str) -> dict:
+    from vqalign.io.sphinx import read_dictionary
+
+    return read_dictionary(Path(path))
+
+
+@contextlib.contextmanager
+def _one_numba_thread():
+    """One utterance is one chain: the engine's batch Viterbi gains nothing from its
+    parallel loop there, and launching it costs more than the decode (measured: 0.6 ms
+    with one thread vs 14 ms with two on a loaded 2-core machine)."""
+    import numba
+
+    n = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(n)
+
+
+@dataclass
+class _Phone:
+    ci: int
+    word: int            # index of the word, -1 for a filler
+    wpos: int = 0
+    filler: bool = False
+
+
+class SphinxAligner:
+    """Align transcripts to audio with a Sphinx acoustic model.
+
+    Parameters
+    ----------
+    model_dir_or_name : str or path
+        ``"en-us"`` (the model in the pocketsphinx wheel: ``pip install "vqalign[sphinx]"``)
+        or a Sphinx model directory (mdef, means, variances, sendump or mixture_weights,
+        transition_matrices, feat.params, noisedict).
+    dictionary : path, optional
+        Pronunciation dictionary (Sphinx format); default the model's (``cmudict-en-us.dict``
+        beside the en-us model).
+    topn : int
+        Gaussians per codebook and stream (pocketsphinx: 4).
+    filler_loop : float
+        Self-loop probability of the one-state optional filler of the first pass.
+    """
+
+    def __init__(self, model_dir_or_name="en-us", *, dictionary=None, topn: int = 4,
+                 filler_loop: float = 0.9):
+        self.model_dir_or_name = model_dir_or_name
+        self.dictionary = dictionary
+        self.topn = topn
+        self.filler_loop = filler_loop
+
+    # ------------------------------------------------------------------ setup
+    @functools.cached_property
+    def model_(self):
+        return load_sphinx_model(self.model_dir_or_name)
+
+    @functools.cached_property
+    def emissions_(self):
+        from vqalign.hmm.ptm import PTMEmissions
+
+        return PTMEmissions.from_sphinx(self.model_, topn=self.topn)
+
+    @functools.cached_property
+    def front_end_(self):
+        from vqalign.features.sphinx import front_end_from_params
+
+        m = self.model_
+        return front_end_from_params(m.feat_params, source=str(m.path / "feat.params"))
+
+    @functools.cached_property
+    def lexicon_(self) -> dict:
+        path = self.dictionary or self.model_.dictionary_path
+        if path is None:
+            raise ParameterError(f"the Sphinx model {self.model_.path} has no pronunciation "
+                                 "dictionary beside it; pass dictionary=PATH")
+        return _dictionary(str(path))
+
+    def _fillers(self):
+        """[(word, ci phone, log insertion penalty)] from the noise dictionary."""
+        m = self.model_
+        out = []
+        for w, prons in m.noisedict.items():
+            if w in ("<s>", "</s>"):
+                continue
+            ph = prons[0]
+            if len(ph) != 1:
+                continue
+            ci = m.mdef.ci_index[ph[0]]
+            pen = LW * math.log(SILPROB if ph[0] == "SIL" else FILLPROB)
+            if all(c != ci for _, c, _ in out):
+                out.append((w, ci, pen))
+        if not any(c == m.mdef.sil for _, c, _ in out) and m.mdef.sil >= 0:
+            out.insert(0, ("<sil>", m.mdef.sil, LW * math.log(SILPROB)))
+        return out
+
+    def pronounce(self, word: str) -> list[str]:
+        """The model's pronunciation of ``word`` (its phones), or letter-to-sound for an OOV."""
+        lex = self.lexicon_
+        m = self.model_
+        for key in (word, word.lower()):
+            if key in lex:
+                return list(lex[key][0])
+        from vqalign.align import lexicon as L
+
+        g2p = L.letter_to_sound
+        try:
+            phones = [p.upper() for p in g2p(word)]
+        except ParameterError as exc:
+            raise ParameterError(f"the word {word!r} is not in the model's dictionary and "
+                                 f"cannot be pronounced by letter-to-sound ({exc}); add it "
+                                 "to a dictionary file (dictionary=PATH)") from None
+        bad = [p for p in phones if p not in m.mdef.ci_index]
+        if not phones or bad:
+            raise ParameterError(f"the word {word!r} is not in the model's dictionary and its "
+                                 f"letter-to-sound pronunciation uses phones {bad} the model "
+                                 "does not have; add it to a dictionary file (dictionary=PATH)")
+        return phones
+
+    # ------------------------------------------------------------------ graph
+    def _units(self, words, gaps):
+        """Phones of the utterance; ``gaps[k]`` is the filler ci between words k and k+1
+        (None: no filler). Returns the list of _Phone (with <s> and </s> silences)."""
+        m = self.model_
+        sil = m.mdef.sil
+        units = [_Phone(sil, -1, filler=True)]
+        for k, w in enumerate(words):
+            ph = [m.mdef.ci_index[p] for p in self.pronounce(w)]
+            for j, ci in enumerate(ph):
+                wpos = 3 if len(ph) == 1 else (1 if j == 0 else (2 if j == len(ph) - 1 else 0))
+                units.append(_Phone(ci, k, wpos))
+            if k < len(words) - 1 and gaps is not None and gaps[k] is not None:
+                units.append(_Phone(gaps[k], -1, filler=True))
+        units.append(_Phone(sil, -1, filler=True))
+        return units
+
+    def _senones(self, units):
+        m = self.model_
+        md = m.mdef
+        out = []
+        for i, u in enumerate(units):
+            if u.filler:
+                pid = u.ci
+            else:
+                lc = units[i - 1].ci
+                rc = units[i + 1].ci
+                pid = md.phone_id_nearest(u.ci, lc, rc, u.wpos)
+            out.append((md.senones[pid], m.tmat[md.tmat[pid]]))
+        return out
+
+    def _topology(self, units, sen_tm, col_of, *, optional_col=None):
+        """Banded topology: 3 states per phone; with ``optional_col`` a one-state optional
+        filler between words reading that emission column."""
+        from vqalign.hmm.topology import Topology
+
+        labels, unit_index, emit, trans, skippable = [], [], [], [], []
+        m = self.model_
+        n_emit = m.mdef.n_emit_state
+        for i, (u, (sen, tm)) in enumerate(zip(units, sen_tm)):
+            for j in range(n_emit):
+                labels.append(f"{m.mdef.ciphones[u.ci]}.{j}")
+                unit_index.append(i)
+                emit.append(col_of[int(sen[j])])
+                row = [tm[j, j], tm[j, j + 1] if j + 1 <= n_emit else 0.0,
+                       tm[j, j + 2] if j + 2 <= n_emit else 0.0]
+                trans.append(row)
+                skippable.append(False)
+            nxt = units[i + 1] if i + 1 < len(units) else None
+            if (optional_col is not None and nxt is not None and not u.filler
+                    and not nxt.filler and nxt.word != u.word):
+                # optional filler: split the exit of the word's last state
+                exit_p = trans[-1][1]
+                q = math.exp(self._fillers()[0][2])
+                q = min(q / (1.0 + q), 0.5)
+                trans[-1] = [trans[-1][0], exit_p * q, exit_p * (1.0 - q)]
+                labels.append("<filler>.0")
+                unit_index.append(-1)
+                emit.append(optional_col)
+                trans.append([self.filler_loop, 1.0 - self.filler_loop, 0.0])
+                skippable.append(True)
+        S = len(labels)
+        with np.errstate(divide="ignore"):
+            lt = np.log(np.asarray(trans, dtype=np.float64))
+        lt[-1, 1:] = -np.inf
+        if S > 1:
+            lt[-2, 2] = -np.inf
+        log_start = np.full(S, -np.inf)
+        log_start[0] = 0.0
+        log_end = np.full(S, -np.inf)
+        log_end[-1] = 0.0
+        return Topology(labels=labels, symbols=[m.mdef.ciphones[u.ci] for u in units],
+                        unit_index=np.asarray(unit_index, np.int32),
+                        emit_ids=np.asarray(emit, np.int32), log_trans=lt,
+                        log_start=log_start, log_end=log_end,
+                        skippable=np.asarray(skippable, bool))
+
+    # ------------------------------------------------------------------ align
+    def features(self, y, sr):
+        from vqalign.features.sphinx import sphinx_features
+
+        return sphinx_features(y, sr, params=self.front_end_)
+
+    def align(self, y, text, *, sr=16000, audio_name=None):
+        """Align ``text`` to the waveform ``y`` (float, mono, at the model's rate).
+
+        Returns a :class:`vqalign.align.alignment.Alignment` with tiers ``words`` and
+        ``phones`` (fillers and silences are gaps) and per-word confidences.
+        """
+        from vqalign.align.alignment import Alignment, Segment
+        from vqalign.align.text import normalize_words
+        from vqalign.hmm import viterbi
+
+        if isinstance(y, (str, Path)):
+            from vqalign.io.audio import load_audio
+
+            audio_name = audio_name or str(y)
+            y, sr = load_audio(y, sr=int(self.front_end_.samprate))
+        if not isinstance(text, str):
+            raise ParameterError(f"text must be a str, got {type(text).__name__}")
+        words = normalize_words(text)
+        if not words:
+            raise ParameterError("the transcript holds no words to align")
+        X = self.features(y, sr)
+        T = X.shape[0]
+        m = self.model_
+        fillers = self._fillers()
+        filler_cis = [c for _, c, _ in fillers]
+
+        # pass 1: cross-word contexts, one-state optional filler between words
+        units = self._units(words, None)
+        sen_tm = self._senones(units)
+        filler_sen = np.concatenate([m.mdef.senones[c] for c in filler_cis])
+        used = np.unique(np.concatenate([s for s, _ in sen_tm] + [filler_sen]))
+        col_of = {int(s): i for i, s in enumerate(used)}
+        n_min = 3 * len(units)
+        if T < n_min:
+            raise AlignmentError(
+                f"the transcript needs at least {n_min} frames ({len(units)} phones with "
+                f"3 states each, {n_min * HOP_S:.2f} s) but the audio has {T} frames "
+                f"({T * HOP_S:.2f} s); shorten the transcript or check the audio")
+        em = self.emissions_
+        cbs = np.unique(np.concatenate([em.sen2cb[used], em.sen2cb[filler_sen]]))
+        top = em.top_densities(X, cbs)
+        le = em.senone_log_emit(top, used)
+        sil_cols = [col_of[int(s)] for s in m.mdef.senones[m.mdef.sil]]
+        blob = le[:, sil_cols].max(axis=1, keepdims=True)
+        le1 = np.concatenate([le, blob], axis=1)
+        topo1 = self._topology(units, sen_tm, col_of, optional_col=le.shape[1])
+        with _one_numba_thread():
+            path1, _ = viterbi(le1, topo1, hop_s=HOP_S)
+        gaps = self._gaps(path1, topo1, units, len(words), le, col_of, fillers)
+
+        # pass 2: fillers where the first pass found pauses, contexts recomputed
+        units2 = self._units(words, gaps)
+        sen_tm2 = self._senones(units2)
+        new = np.setdiff1d(np.unique(np.concatenate([s for s, _ in sen_tm2])), used)
+        if new.size:
+            used = np.concatenate([used, new])
+            col_of = {int(s): i for i, s in enumerate(used)}
+            le = np.concatenate([le, em.senone_log_emit(top, new)], axis=1)
+        topo2 = self._topology(units2, sen_tm2, col_of)
+        with _one_numba_thread():
+            path2, best = viterbi(le, topo2, hop_s=HOP_S)
+
+        # segments
+        best_any = le.max(axis=1)
+        good = np.exp(np.minimum(le[np.arange(T), topo2.emit_ids[path2]] - best_any, 0.0))
+        ui = topo2.unit_index[path2]
+        change = np.flatnonzero(np.diff(ui)) + 1
+        starts = np.concatenate(([0], change))
+        ends = np.concatenate((change, [T]))
+        phones, wspan = [], {}
+        for s, e in zip(starts, ends):
+            u = units2[int(ui[s])]
+            if u.filler:
+                continue
+            phones.append(Segment(float(s * HOP_S), float(e * HOP_S), m.mdef.ciphones[u.ci],
+                                  float(good[s:e].mean())))
+            a, b = wspan.get(u.word, (s, e))
+            wspan[u.word] = (min(a, s), max(b, e))
+        wsegs = []
+        for k, w in enumerate(words):
+            a, b = wspan[k]
+            wsegs.append(Segment(float(a * HOP_S), float(b * HOP_S), w, float(good[a:b].mean())))
+        n = len(y) if hasattr(y, "__len__") else T * 160
+        duration = max(n / float(sr), T * HOP_S if T else 0.0)
+        inserted = [fillers[[c for _, c, _ in fillers].index(g)][0] if g is not None else None
+                    for g in gaps]
+        diag = {"model": str(m.path), "hop_s": HOP_S, "frame_loglik": best / T,
+                "fillers": [x for x in inserted if x], "warnings": []}
+        return Alignment(tiers={"words": wsegs, "phones": phones}, audio=audio_name,
+                         sample_rate=int(sr), duration=duration, diagnostics=diag)
+
+    def _gaps(self, path, topo, units, n_words, le, col_of, fillers):
+        """Filler ci per word boundary from the first pass (None where no pause of >= 3
+        frames was found)."""
+        m = self.model_
+        gaps = [None] * max(n_words - 1, 0)
+        opt = np.flatnonzero(topo.skippable)
+        if not opt.size:
+            return gaps
+        # the k-th optional state sits between word k and k+1
+        word_of_opt = {}
+        k = 0
+        for s in range(topo.n_states):
+            if topo.skippable[s]:
+                word_of_opt[s] = k
+                k += 1
+        for s in opt:
+            frames = np.flatnonzero(path == s)
+            if frames.size < 3:
+                continue
+            best_ci, best_score = None, -np.inf
+            for _, ci, pen in fillers:
+                cols = [col_of[int(x)] for x in m.mdef.senones[ci] if int(x) in col_of]
+                if not cols:
+                    continue
+                sc = float(le[frames][:, cols].max(axis=1).sum()) + pen
+                if sc > best_score:
+                    best_ci, best_score = ci, sc
+            gaps[word_of_opt[int(s)]] = best_ci
+        return gaps
+
+    def __repr__(self):
+        return f"SphinxAligner({self.model_dir_or_name!r})"

@@ -1,0 +1,164 @@
+"""Numba kernels for phonetically-tied-mixture (PTM) emissions.
+
+Flat arrays in, caller-allocated outputs, status codes: :mod:`vqalign.hmm.ptm`
+validates the shapes before calling.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+OK = 0
+BAD_VALUE = 1
+
+
+GROUP = 8
+
+
+@njit(cache=True, nogil=True)
+def topn_per_codebook(scores, n_cb, n_density, topn, idx_out, val_out):
+    """Top-``topn`` Gaussians of every codebook, frame by frame.
+
+    ``scores`` (T, n_cb * n_density) float32: log densities, codebook-major.
+    ``idx_out`` (T, n_cb, topn) int32 and ``val_out`` (T, n_cb, topn) float32 receive
+    the codeword indices and log densities, best first. Returns OK, or BAD_VALUE if a
+    score is NaN (``idx_out[0, 0, 0]`` then holds the frame).
+
+    Two levels: the maximum of each group of 8 Gaussians first; the ``topn``-th largest
+    group maximum is a lower bound of the ``topn``-th largest density, so only groups
+    whose maximum reaches it are searched.
+    """
+    T = scores.shape[0]
+    n_grp = (n_density + GROUP - 1) // GROUP
+    gm = np.empty(n_grp, dtype=np.float32)
+    tv = np.empty(topn, dtype=np.float32)
+    ti = np.empty(topn, dtype=np.int32)
+    for t in range(T):
+        row = scores[t]
+        for c in range(n_cb):
+            base = c * n_density
+            if n_density % GROUP == 0:
+                for g in range(n_grp):
+                    lo = base + g * GROUP
+                    m = row[lo]
+                    for d in range(1, GROUP):
+                        m = max(m, row[lo + d])
+                    gm[g] = m
+            else:
+                for g in range(n_grp):
+                    lo = base + g * GROUP
+                    hi = min(lo + GROUP, base + n_density)
+                    m = row[lo]
+                    for d in range(lo + 1, hi):
+                        m = max(m, row[d])
+                    gm[g] = m
+            # topn-th largest group maximum (or -inf with fewer groups)
+            for k in range(topn):
+                tv[k] = -np.inf
+            for g in range(n_grp):
+                v = gm[g]
+                if v != v:
+                    idx_out[0, 0, 0] = t
+                    return BAD_VALUE
+                if v > tv[topn - 1]:
+                    k = topn - 1
+                    while k > 0 and tv[k - 1] < v:
+                        tv[k] = tv[k - 1]
+                        k -= 1
+                    tv[k] = v
+            thr = tv[topn - 1]
+            for k in range(topn):
+                tv[k] = -np.inf
+                ti[k] = 0
+            for g in range(n_grp):
+                if gm[g] < thr:
+                    continue
+                lo = g * GROUP
+                hi = min(lo + GROUP, n_density)
+                for d in range(lo, hi):
+                    v = row[base + d]
+                    if v != v:
+                        idx_out[0, 0, 0] = t
+                        return BAD_VALUE
+                    if v > tv[topn - 1]:
+                        k = topn - 1
+                        while k > 0 and tv[k - 1] < v:
+                            tv[k] = tv[k - 1]
+                            ti[k] = ti[k - 1]
+                            k -= 1
+                        tv[k] = v
+                        ti[k] = d
+            for k in range(topn):
+                val_out[t, c, k] = tv[k]
+                idx_out[t, c, k] = ti[k]
+    return OK
+
+
+@njit(cache=True, nogil=True)
+def frame_floor(val, floor_below_best, out):
+    """``out[t]`` = best density of frame ``t`` over all codebooks minus ``floor_below_best``
+    (Sphinx's dynamic-range clamp; ``-inf`` to disable it). Returns OK."""
+    T, n_cb, _ = val.shape
+    for t in range(T):
+        best = -np.inf
+        for c in range(n_cb):
+            if val[t, c, 0] > best:
+                best = val[t, c, 0]
+        out[t] = best - floor_below_best
+    return OK
+
+
+LOGADD_STEP = 64.0       # table entries per nat
+LOGADD_SIZE = 64 * 20    # up to 20 nats apart (the smaller term then adds < 2e-9)
+
+
+def logadd_table() -> np.ndarray:
+    """``log(1 + exp(-i / LOGADD_STEP))`` for ``i < LOGADD_SIZE`` (float32)."""
+    i = np.arange(LOGADD_SIZE, dtype=np.float64)
+    return np.log1p(np.exp(-(i + 0.5) / LOGADD_STEP)).astype(np.float32)
+
+
+@njit(cache=True, nogil=True)
+def senone_scores(idx, val, floor, log_w, sen_cb, table, out):
+    """Log emission of each senone from the top-N densities of every stream.
+
+    ``idx``/``val`` (F, T, n_cb, topn) from :func:`topn_per_codebook` per stream;
+    ``floor`` (F, T) the lowest density value used (:func:`frame_floor`); ``log_w``
+    (F, n_density, n_sen) float32 log mixture weights of the senones wanted; ``sen_cb``
+    (n_sen,) int32 codebook of each (index into the n_cb axis); ``table`` from
+    :func:`logadd_table`. ``out`` (T, n_sen) float32 receives
+    ``sum_f log sum_k w_f[idx_k, s] max(N_k, floor)``, the log-sum by table look-up
+    (error < 1 / (2 LOGADD_STEP) nats per addition). Returns OK.
+    """
+    F = idx.shape[0]
+    T = idx.shape[1]
+    topn = idx.shape[3]
+    n_sen = sen_cb.shape[0]
+    nt = table.shape[0]
+    for t in range(T):
+        for s in range(n_sen):
+            out[t, s] = 0.0
+        for f in range(F):
+            lo = floor[f, t]
+            for s in range(n_sen):
+                c = sen_cb[s]
+                g = val[f, t, c, 0]
+                if g < lo:
+                    g = lo
+                r = log_w[f, idx[f, t, c, 0], s] + g
+                for k in range(1, topn):
+                    g = val[f, t, c, k]
+                    if g < lo:
+                        g = lo
+                    v = log_w[f, idx[f, t, c, k], s] + g
+                    if v > r:
+                        d = v - r
+                        r = v
+                    else:
+                        d = r - v
+                    j = int(d * LOGADD_STEP)
+                    if j < nt:
+                        r += table[j]
+                out[t, s] += r
+    return OK

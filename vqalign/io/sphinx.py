@@ -1,0 +1,709 @@
+"""Readers for CMU Sphinx acoustic models (the ``en-us`` model in the pocketsphinx wheel).
+
+A model directory holds:
+
+``mdef``
+    Model definition, text (``0.3`` header) or binary (``BMDF``): CI phones, triphones
+    with their word position (``b``egin, ``e``nd, ``s``ingle, ``i``nternal), the senone
+    of each emitting state and the transition matrix of each phone.
+``means``, ``variances``
+    Gaussian codebooks in the s3 binary format: a text header (``s3`` ... ``endhdr``),
+    the byte-order magic ``0x11223344``, then int32 ``n_mgau n_feat n_density``, the
+    vector length of each stream, an int32 element count and the float32 data, and a
+    uint32 checksum when the header says ``chksum0``.
+``mixture_weights`` or ``sendump``
+    Senone mixture weights: float32 s3 array ``(n_sen, n_feat, n_density)``, or the
+    quantized dump (uint8 ``-log_{1.0001}(w) >> 10`` per stream, codeword, senone).
+``transition_matrices``
+    s3 float32 ``(n_tmat, n_state, n_state + 1)``, normalized and floored on reading as
+    pocketsphinx does (``tmatfloor`` 1e-4 on nonzero entries).
+``feat.params``
+    Front-end options, one ``-name value`` per line.
+``noisedict``
+    Filler words and their phones (``<sil> SIL``, ``[NOISE] +NSN+``).
+
+Every reader raises :class:`~vqalign.exceptions.ParameterError` naming the file when it
+is missing, truncated, has a bad checksum or an unexpected layout.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vqalign.exceptions import ParameterError
+
+__all__ = ["Mdef", "SphinxModel", "read_mdef", "read_gauden", "read_mixture_weights",
+           "read_sendump", "read_tmat", "read_feat_params", "read_noisedict",
+           "read_dictionary", "load_sphinx_model", "s3_checksum", "LOG_SENDUMP_UNIT",
+           "WPOS"]
+
+BYTE_ORDER_MAGIC = 0x11223344
+BIN_MDEF_MAGIC = 0x46444D42          # 'BMDF' read as a little-endian int32
+WPOS = "ibesu"                       # internal, begin, end, single, undefined
+#: natural-log value of one unit of a quantized sendump entry (log base 1.0001, >> 10)
+LOG_SENDUMP_UNIT = 1024.0 * math.log(1.0001)
+MAX_NEG_MIXW = 159
+
+
+def _err(path, what: str) -> ParameterError:
+    return ParameterError(f"Sphinx model file {path}: {what}")
+
+
+def _read_bytes(path) -> bytes:
+    path = Path(path)
+    if not path.is_file():
+        raise ParameterError(f"Sphinx model file {path} does not exist; a Sphinx model "
+                             "directory needs mdef, means, variances, transition_matrices, "
+                             "sendump (or mixture_weights), feat.params and noisedict")
+    return path.read_bytes()
+
+
+# --------------------------------------------------------------------------- s3 binary
+
+def s3_checksum(values: np.ndarray, chksum: int = 0) -> int:
+    """Sphinx's running checksum over 4-byte elements: ``(c << 20 | c >> 12) + v`` mod 2^32."""
+    v = np.ascontiguousarray(values).view(np.uint32).ravel()
+    c = int(chksum) & 0xFFFFFFFF
+    # vectorized in chunks: the recurrence is sequential, so loop in Python over a
+    # uint64 array in blocks (the files are < 1 M elements)
+    for x in v.tolist():
+        c = (((c << 20) | (c >> 12)) + x) & 0xFFFFFFFF
+    return c
+
+
+@dataclass
+class _S3:
+    header: dict
+    data: bytes
+    pos: int
+    endian: str          # "<" or ">"
+    path: Path
+    chksum: int = 0
+    has_chksum: bool = False
+
+    def ints(self, n: int) -> np.ndarray:
+        return self._take(np.dtype(self.endian + "i4"), n, "int32 header fields")
+
+    def floats(self, n: int) -> np.ndarray:
+        return self._take(np.dtype(self.endian + "f4"), n, "float32 data")
+
+    def _take(self, dt, n, what):
+        nbytes = dt.itemsize * n
+        if n < 0 or self.pos + nbytes > len(self.data):
+            have = (len(self.data) - self.pos) // dt.itemsize
+            raise _err(self.path, f"is truncated: expected {n} {what} at byte {self.pos}, "
+                                  f"found {max(have, 0)}; the file is damaged or incomplete")
+        a = np.frombuffer(self.data, dtype=dt, count=n, offset=self.pos)
+        self.pos += nbytes
+        a = a.astype(dt.newbyteorder("="))
+        if self.has_chksum:
+            self.chksum = s3_checksum(a, self.chksum)
+        return a
+
+    def finish(self):
+        if self.has_chksum:
+            if self.pos + 4 > len(self.data):
+                raise _err(self.path, "is truncated: the checksum at the end is missing")
+            stored = int(np.frombuffer(self.data, dtype=self.endian + "u4", count=1,
+                                       offset=self.pos)[0])
+            self.pos += 4
+            if stored != self.chksum:
+                raise _err(self.path, f"checksum mismatch (file says {stored:08x}, data gives "
+                                      f"{self.chksum:08x}); the file is damaged")
+        if self.pos != len(self.data):
+            raise _err(self.path, f"has {len(self.data) - self.pos} bytes after the end of "
+                                  "its data; it is not the file its header describes")
+
+
+def _open_s3(path) -> _S3:
+    path = Path(path)
+    data = _read_bytes(path)
+    if not data.startswith(b"s3\n"):
+        raise _err(path, "is not an s3 binary file (it does not start with 's3'); "
+                         "expected a Sphinx means/variances/mixture_weights/"
+                         "transition_matrices file")
+    end = data.find(b"endhdr\n")
+    if end < 0:
+        raise _err(path, "has no 'endhdr' line: the header is truncated")
+    header = {}
+    for line in data[3:end].decode("latin-1").splitlines():
+        f = line.split()
+        if len(f) >= 2 and not f[0].startswith("#"):
+            header[f[0]] = f[1]
+    pos = end + len(b"endhdr\n")
+    if pos + 4 > len(data):
+        raise _err(path, "is truncated after its header (no byte-order marker)")
+    magic_le = int(np.frombuffer(data, "<u4", 1, pos)[0])
+    if magic_le == BYTE_ORDER_MAGIC:
+        endian = "<"
+    elif int(np.frombuffer(data, ">u4", 1, pos)[0]) == BYTE_ORDER_MAGIC:
+        endian = ">"
+    else:
+        raise _err(path, f"has a bad byte-order marker {magic_le:08x} (expected 11223344)")
+    return _S3(header, data, pos + 4, endian, path, has_chksum="chksum0" in header)
+
+
+def read_gauden(path) -> list[np.ndarray]:
+    """Means or variances: one float32 array ``(n_mgau, n_density, veclen)`` per stream."""
+    s = _open_s3(path)
+    n_mgau, n_feat, n_density = (int(v) for v in s.ints(3))
+    if min(n_mgau, n_feat, n_density) <= 0 or n_feat > 64:
+        raise _err(path, f"has implausible sizes n_mgau={n_mgau} n_feat={n_feat} "
+                         f"n_density={n_density}")
+    veclen = [int(v) for v in s.ints(n_feat)]
+    (n,) = (int(v) for v in s.ints(1))
+    if n != n_mgau * n_density * sum(veclen):
+        raise _err(path, f"holds {n} values but its header gives {n_mgau} x {n_density} x "
+                         f"{sum(veclen)}")
+    flat = s.floats(n)
+    s.finish()
+    out, off = [], 0
+    # layout: for each mgau, for each stream, n_density x veclen[f]
+    per_mgau = n_density * sum(veclen)
+    arr = flat.reshape(n_mgau, per_mgau)
+    for L in veclen:
+        out.append(np.ascontiguousarray(
+            arr[:, off:off + n_density * L].reshape(n_mgau, n_density, L)))
+        off += n_density * L
+    return out
+
+
+def read_mixture_weights(path, *, floor: float = 1e-7) -> np.ndarray:
+    """Float s3 mixture weights normalized and floored: ``(n_sen, n_feat, n_density)`` float32."""
+    s = _open_s3(path)
+    n_sen, n_feat, n_comp, n = (int(v) for v in s.ints(4))
+    if n != n_sen * n_feat * n_comp or min(n_sen, n_feat, n_comp) <= 0:
+        raise _err(path, f"holds {n} values but its header gives {n_sen} x {n_feat} x {n_comp}")
+    w = s.floats(n).reshape(n_sen, n_feat, n_comp).astype(np.float64)
+    s.finish()
+    tot = w.sum(axis=2, keepdims=True)
+    w = np.where(tot > 0, w / np.where(tot > 0, tot, 1), 1.0 / n_comp)
+    w = np.maximum(w, floor)
+    w /= w.sum(axis=2, keepdims=True)
+    return w.astype(np.float32)
+
+
+def read_tmat(path, *, floor: float = 1e-4) -> np.ndarray:
+    """Transition matrices ``(n_tmat, n_state, n_state + 1)`` float64, rows normalized.
+
+    As pocketsphinx's ``tmat_init``: each row is normalized, nonzero entries below
+    ``floor`` are raised to it and the row normalized again. The last column is the
+    non-emitting exit state.
+    """
+    s = _open_s3(path)
+    n_tmat, n_src, n_dst, n = (int(v) for v in s.ints(4))
+    if n_dst != n_src + 1:
+        raise _err(path, f"has {n_src} source and {n_dst} target states; Sphinx transition "
+                         "matrices have one more target (the exit) than sources")
+    if n != n_tmat * n_src * n_dst or n_tmat <= 0:
+        raise _err(path, f"holds {n} values but its header gives {n_tmat} x {n_src} x {n_dst}")
+    t = s.floats(n).reshape(n_tmat, n_src, n_dst).astype(np.float64)
+    s.finish()
+    for _ in range(1):
+        tot = t.sum(axis=2, keepdims=True)
+        if np.any(tot <= 0):
+            i, j = np.argwhere(tot[..., 0] <= 0)[0]
+            raise _err(path, f"transition matrix {i} row {j} sums to 0")
+        t = t / tot
+        t = np.where((t > 0) & (t < floor), floor, t)
+        t = t / t.sum(axis=2, keepdims=True)
+    for i in range(n_tmat):
+        if np.any(np.tril(t[i][:, :n_src], -1) > 0):
+            raise _err(path, f"transition matrix {i} has backward transitions; only "
+                             "left-to-right (Bakis) topologies are supported")
+        for j in range(n_src):
+            if np.any(t[i, j, j + 3:] > 0):
+                raise _err(path, f"transition matrix {i} jumps more than one state from "
+                                 f"state {j}; only skips of one state are supported")
+    return t
+
+
+def read_sendump(path, *, n_sen: int | None = None) -> np.ndarray:
+    """Quantized senone weights: uint8 ``(n_feat, n_density, n_sen)``.
+
+    Entry ``q`` stands for the weight ``exp(-q * LOG_SENDUMP_UNIT)``. Only the 8-bit,
+    unclustered layout (``cluster_count 0``) is read; a 4-bit clustered dump raises.
+    """
+    path = Path(path)
+    data = _read_bytes(path)
+    pos = 0
+
+    def i32():
+        nonlocal pos
+        if pos + 4 > len(data):
+            raise _err(path, "is truncated in its header")
+        v = int(np.frombuffer(data, endian + "i4", 1, pos)[0])
+        pos += 4
+        return v
+
+    def string(n, *, nul=False):
+        nonlocal pos
+        if n < 0 or pos + n > len(data):
+            raise _err(path, "is truncated in its header strings")
+        s = data[pos:pos + n]
+        pos += n
+        if nul and not s.endswith(b"\0"):
+            raise _err(path, "has a title or header string that is not NUL-terminated")
+        return s.rstrip(b"\0").decode("latin-1")
+
+    endian = "<"
+    n = int(np.frombuffer(data, "<i4", 1, 0)[0]) if len(data) >= 4 else -1
+    if not 1 <= n <= 999:
+        endian = ">"
+        n = int(np.frombuffer(data, ">i4", 1, 0)[0]) if len(data) >= 4 else -1
+        if not 1 <= n <= 999:
+            raise _err(path, "is not a sendump file (bad title length)")
+    pos = 4
+    string(n, nul=True)                         # title
+    string(i32(), nul=True)                     # header
+    info = {}
+    while True:
+        k = i32()
+        if k == 0:
+            break
+        line = string(k)
+        f = line.split()
+        if len(f) == 2:
+            info[f[0]] = f[1]
+    n_clust = int(info.get("cluster_count", 0))
+    n_bits = int(info.get("cluster_bits", 8))
+    n_feat = int(info.get("feature_count", 0))
+    if n_clust != 0 or n_bits != 8:
+        raise _err(path, f"is a clustered {n_bits}-bit sendump (cluster_count {n_clust}); only "
+                         "8-bit unclustered dumps are implemented")
+    rows = i32()
+    cols = i32()
+    if n_sen is not None and cols != n_sen:
+        raise _err(path, f"has weights for {cols} senones but the mdef defines {n_sen}")
+    if n_feat <= 0:
+        raise _err(path, "does not give its feature_count")
+    need = n_feat * rows * cols
+    if pos + need > len(data):
+        raise _err(path, f"is truncated: {n_feat} x {rows} x {cols} weights need {need} bytes, "
+                         f"{len(data) - pos} remain")
+    if pos + need != len(data):
+        raise _err(path, f"has {len(data) - pos - need} bytes after its weights")
+    return np.frombuffer(data, np.uint8, need, pos).reshape(n_feat, rows, cols).copy()
+
+
+# --------------------------------------------------------------------------- mdef
+
+@dataclass
+class Mdef:
+    """A Sphinx model definition.
+
+    Attributes
+    ----------
+    ciphones : list of str
+        CI phone names (sorted, as Sphinx requires).
+    filler : bool (n_ci,)
+    n_emit_state, n_ci_sen, n_sen : int
+    ci, lc, rc, wpos : int16 (n_phone,)
+        Base phone, left and right context (-1 for CI phones) and word position
+        (index into ``WPOS``; -1 for CI phones) of each phone.
+    tmat : int32 (n_phone,)
+    senones : int32 (n_phone, n_emit_state)
+    """
+
+    ciphones: list
+    filler: np.ndarray
+    n_emit_state: int
+    n_ci_sen: int
+    n_sen: int
+    ci: np.ndarray
+    lc: np.ndarray
+    rc: np.ndarray
+    wpos: np.ndarray
+    tmat: np.ndarray
+    senones: np.ndarray
+    _keys: np.ndarray | None = field(default=None, repr=False)
+    _order: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def n_ci(self) -> int:
+        return len(self.ciphones)
+
+    @property
+    def n_phone(self) -> int:
+        return int(self.ci.shape[0])
+
+    @functools.cached_property
+    def ci_index(self) -> dict:
+        return {p: i for i, p in enumerate(self.ciphones)}
+
+    @property
+    def sil(self) -> int:
+        return self.ci_index.get("SIL", -1)
+
+    @functools.cached_property
+    def sen2ci(self) -> np.ndarray:
+        """CI phone (codebook of a PTM model) of every senone."""
+        out = np.full(self.n_sen, -1, dtype=np.int32)
+        for j in range(self.n_emit_state - 1, -1, -1):
+            out[self.senones[::-1, j]] = self.ci[::-1]   # first phone wins
+        return out
+
+    def _key(self, ci, lc, rc, wpos):
+        n = self.n_ci
+        return ((np.int64(wpos) * n + ci) * n + lc) * n + rc
+
+    def _index(self):
+        if self._keys is None:
+            cd = np.arange(self.n_ci, self.n_phone)
+            keys = self._key(self.ci[cd].astype(np.int64), self.lc[cd].astype(np.int64),
+                             self.rc[cd].astype(np.int64), self.wpos[cd].astype(np.int64))
+            order = np.argsort(keys, kind="stable")
+            self._keys, self._order = keys[order], cd[order]
+        return self._keys, self._order
+
+    def phone_id(self, ci: int, lc: int, rc: int, wpos: int) -> int:
+        """Exact triphone id, or -1 (fillers in context map to SIL, as Sphinx does)."""
+        sil = self.sil
+        if sil >= 0:
+            lc = sil if self.filler[lc] else lc
+            rc = sil if self.filler[rc] else rc
+        keys, order = self._index()
+        k = self._key(ci, lc, rc, wpos)
+        i = int(np.searchsorted(keys, k))
+        return int(order[i]) if i < keys.size and keys[i] == k else -1
+
+    def phone_id_nearest(self, ci: int, lc: int, rc: int, wpos: int) -> int:
+        """Sphinx's ``bin_mdef_phone_id_nearest``: back off over word positions, then to
+        silence context at word edges, then to the CI phone."""
+        if lc < 0 or rc < 0 or self.filler[ci]:
+            return ci
+        p = self.phone_id(ci, lc, rc, wpos)
+        if p >= 0:
+            return p
+        for w in range(len(WPOS)):
+            if w != wpos:
+                p = self.phone_id(ci, lc, rc, w)
+                if p >= 0:
+                    return p
+        sil = self.sil
+        if sil >= 0:
+            nl = sil if (self.filler[lc] or wpos in (1, 3)) else lc
+            nr = sil if (self.filler[rc] or wpos in (2, 3)) else rc
+            if (nl, nr) != (lc, rc):
+                for w in [wpos] + [w for w in range(len(WPOS)) if w != wpos]:
+                    p = self.phone_id(ci, nl, nr, w)
+                    if p >= 0:
+                        return p
+        return ci
+
+
+def read_mdef(path) -> Mdef:
+    """Read a model definition, binary (``BMDF``) or text (``0.3``)."""
+    path = Path(path)
+    data = _read_bytes(path)
+    if len(data) >= 4 and int(np.frombuffer(data, "<u4", 1, 0)[0]) in (
+            BIN_MDEF_MAGIC, 0x424D4446):
+        return _read_bin_mdef(path, data)
+    return _read_text_mdef(path, data)
+
+
+def _read_bin_mdef(path, data) -> Mdef:
+    e = "<" if int(np.frombuffer(data, "<u4", 1, 0)[0]) == BIN_MDEF_MAGIC else ">"
+    pos = 4
+
+    def take(dt, n):
+        nonlocal pos
+        dt = np.dtype(dt).newbyteorder(e) if np.dtype(dt).itemsize > 1 else np.dtype(dt)
+        nb = dt.itemsize * n
+        if pos + nb > len(data):
+            raise _err(path, f"is truncated at byte {pos} (needs {nb} more bytes)")
+        a = np.frombuffer(data, dt, n, pos).astype(dt.newbyteorder("="))
+        pos += nb
+        return a
+
+    version, hlen = (int(v) for v in take("i4", 2))
+    if version > 1:
+        raise _err(path, f"is binary mdef version {version}; only version 1 is known")
+    pos += hlen
+    (n_ci, n_phone, n_emit, n_ci_sen, n_sen, n_tmat, n_sseq, n_ctx, n_tree,
+     _sil) = (int(v) for v in take("i4", 10))
+    if n_emit <= 0:
+        raise _err(path, "has phones with different numbers of states (n_emit_state 0); only "
+                         "homogeneous topologies are implemented")
+    names = []
+    for _ in range(n_ci):
+        end = data.find(b"\0", pos)
+        if end < 0:
+            raise _err(path, "is truncated in its phone names")
+        names.append(data[pos:end].decode("latin-1"))
+        pos = end + 1
+    pos = (pos + 3) & ~3
+    pos += 8 * n_tree                                   # cd_tree (not needed: we index phones)
+    rec = take("u1", 12 * n_phone).reshape(n_phone, 12)
+    ssid = rec[:, 0:4].copy().view(e + "i4").ravel().astype(np.int32)
+    tmat = rec[:, 4:8].copy().view(e + "i4").ravel().astype(np.int32)
+    attr = rec[:, 8:12].astype(np.int16)
+    (n_sseq_vals,) = (int(v) for v in take("i4", 1))
+    if n_sseq_vals != n_sseq * n_emit:
+        raise _err(path, f"has {n_sseq_vals} senone-sequence entries, expected "
+                         f"{n_sseq} x {n_emit}")
+    sseq = take("u2", n_sseq_vals).reshape(n_sseq, n_emit).astype(np.int32)
+    if pos != len(data):
+        raise _err(path, f"has {len(data) - pos} unexpected bytes at its end")
+    if np.any(ssid < 0) or np.any(ssid >= n_sseq):
+        raise _err(path, "refers to senone sequences it does not define")
+    ci = np.arange(n_phone, dtype=np.int16)
+    lc = np.full(n_phone, -1, np.int16)
+    rc = np.full(n_phone, -1, np.int16)
+    wpos = np.full(n_phone, -1, np.int16)
+    cd = slice(n_ci, n_phone)
+    wpos[cd], ci[cd], lc[cd], rc[cd] = attr[cd, 0], attr[cd, 1], attr[cd, 2], attr[cd, 3]
+    filler = attr[:n_ci, 0].astype(bool)
+    del n_ctx
+    return _finish_mdef(path, names, filler, n_emit, n_ci_sen, n_sen, n_tmat, ci, lc, rc,
+                        wpos, tmat, sseq[ssid])
+
+
+def _read_text_mdef(path, data) -> Mdef:
+    try:
+        text = data.decode("latin-1")
+    except Exception:  # pragma: no cover - latin-1 decodes any bytes
+        raise _err(path, "is neither a binary nor a text mdef") from None
+    lines = [ln.split() for ln in text.splitlines()]
+    lines = [f for f in lines if f and not f[0].startswith("#")]
+    if not lines or lines[0][0] != "0.3":
+        raise _err(path, "is neither a binary mdef (BMDF) nor a text mdef (first line '0.3')")
+    counts = {}
+    k = 1
+    while k < len(lines) and len(lines[k]) == 2 and lines[k][1].startswith("n_"):
+        counts[lines[k][1]] = int(lines[k][0])
+        k += 1
+    try:
+        n_base, n_tri = counts["n_base"], counts["n_tri"]
+        n_state_map, n_sen = counts["n_state_map"], counts["n_tied_state"]
+        n_ci_sen, n_tmat = counts["n_tied_ci_state"], counts["n_tied_tmat"]
+    except KeyError as exc:
+        raise _err(path, f"lacks the header count {exc.args[0]}") from None
+    n_phone = n_base + n_tri
+    rows = lines[k:k + n_phone]
+    if len(rows) != n_phone:
+        raise _err(path, f"is truncated: its header promises {n_phone} phones, it has "
+                         f"{len(rows)}")
+    n_emit = n_state_map // n_phone - 1
+    if n_emit <= 0 or n_state_map != n_phone * (n_emit + 1):
+        raise _err(path, "has phones with different numbers of states; only homogeneous "
+                         "topologies are implemented")
+    names = [r[0] for r in rows[:n_base]]
+    idx = {p: i for i, p in enumerate(names)}
+    ci = np.empty(n_phone, np.int16)
+    lc = np.full(n_phone, -1, np.int16)
+    rc = np.full(n_phone, -1, np.int16)
+    wpos = np.full(n_phone, -1, np.int16)
+    tmat = np.empty(n_phone, np.int32)
+    sen = np.empty((n_phone, n_emit), np.int32)
+    filler = np.zeros(n_base, bool)
+    for p, r in enumerate(rows):
+        if len(r) != 6 + n_emit + 1 or r[-1] != "N":
+            raise _err(path, f"phone line {' '.join(r)!r} does not have base, left, right, "
+                             f"position, attribute, tmat, {n_emit} senones and 'N'")
+        try:
+            ci[p] = idx[r[0]]
+            if p >= n_base:
+                lc[p], rc[p] = idx[r[1]], idx[r[2]]
+                wpos[p] = WPOS.index(r[3])
+            elif r[4] == "filler":
+                filler[p] = True
+            tmat[p] = int(r[5])
+            sen[p] = [int(x) for x in r[6:6 + n_emit]]
+        except (KeyError, ValueError):
+            raise _err(path, f"phone line {' '.join(r)!r} names an unknown phone or has a "
+                             "non-numeric field") from None
+    return _finish_mdef(path, names, filler, n_emit, n_ci_sen, n_sen, n_tmat, ci, lc, rc,
+                        wpos, tmat, sen)
+
+
+def _finish_mdef(path, names, filler, n_emit, n_ci_sen, n_sen, n_tmat, ci, lc, rc, wpos,
+                 tmat, sen) -> Mdef:
+    if list(names) != sorted(names):
+        raise _err(path, "lists its CI phones out of sorted order (Sphinx requires sorted "
+                         "phone names)")
+    if sen.size and (sen.min() < 0 or sen.max() >= n_sen):
+        raise _err(path, f"uses senone {int(sen.max())} but defines {n_sen}")
+    if tmat.size and (tmat.min() < 0 or tmat.max() >= n_tmat):
+        raise _err(path, f"uses transition matrix {int(tmat.max())} but defines {n_tmat}")
+    return Mdef(ciphones=list(names), filler=np.asarray(filler, bool), n_emit_state=int(n_emit),
+                n_ci_sen=int(n_ci_sen), n_sen=int(n_sen), ci=ci, lc=lc, rc=rc, wpos=wpos,
+                tmat=tmat, senones=np.ascontiguousarray(sen, dtype=np.int32))
+
+
+# --------------------------------------------------------------------------- text files
+
+def read_feat_params(path) -> dict:
+    """``feat.params`` as ``{"lowerf": "130", ...}`` (option names without the dash)."""
+    path = Path(path)
+    text = _read_bytes(path).decode("utf-8", errors="replace")
+    out = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        f = line.split()
+        if not f or f[0].startswith("#"):
+            continue
+        if len(f) != 2 or not f[0].startswith("-"):
+            raise _err(path, f"line {lineno} {line.strip()!r} is not '-option value'")
+        out[f[0][1:]] = f[1]
+    return out
+
+
+def read_noisedict(path) -> dict:
+    """Filler dictionary ``{"<sil>": ["SIL"], "[NOISE]": ["+NSN+"], ...}``."""
+    return read_dictionary(path, name="noise dictionary")
+
+
+def read_dictionary(path, *, name: str = "dictionary") -> dict:
+    """A Sphinx pronunciation dictionary: ``{word: [[phone, ...], ...]}``.
+
+    ``word(2)`` lines are alternates of ``word``; text after ``#`` is a comment.
+    """
+    path = Path(path)
+    text = _read_bytes(path).decode("utf-8", errors="replace")
+    out: dict = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0] if "#" in line and not line.startswith("#") else line
+        f = line.split()
+        if not f or f[0].startswith("#") or f[0].startswith(";;"):
+            continue
+        if len(f) < 2:
+            raise _err(path, f"{name} line {lineno} {line.strip()!r} has a word but no phones")
+        w = f[0]
+        if w.endswith(")") and "(" in w:
+            w = w[:w.rindex("(")]
+        out.setdefault(w, []).append(f[1:])
+    if not out:
+        raise _err(path, f"{name} holds no entries")
+    return out
+
+
+# --------------------------------------------------------------------------- model
+
+@dataclass
+class SphinxModel:
+    """Every part of a Sphinx model directory, read and checked against each other."""
+
+    path: Path
+    mdef: Mdef
+    means: list
+    variances: list
+    log_mixw: np.ndarray          # float32 (n_feat, n_density, n_sen): log weights
+    tmat: np.ndarray              # (n_tmat, n_state, n_state + 1)
+    feat_params: dict
+    noisedict: dict
+    dictionary_path: Path | None = None
+
+    @property
+    def n_feat(self) -> int:
+        return len(self.means)
+
+    @property
+    def n_density(self) -> int:
+        return int(self.means[0].shape[1])
+
+    @property
+    def veclen(self) -> list:
+        return [int(m.shape[2]) for m in self.means]
+
+
+def _find_dictionary(model_dir: Path) -> Path | None:
+    for cand in (model_dir / "dict", model_dir.parent / "cmudict-en-us.dict",
+                 *sorted(model_dir.glob("*.dict")), *sorted(model_dir.parent.glob("*.dict"))):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _pocketsphinx_model_dir(name: str) -> Path:
+    try:
+        import pocketsphinx
+    except ImportError:
+        raise ParameterError(
+            f"the Sphinx model {name!r} ships in the pocketsphinx package, which is not "
+            'installed; pip install "vqalign[sphinx]" (or pass the path of a Sphinx model '
+            "directory)") from None
+    d = Path(pocketsphinx.get_model_path()) / name / name
+    if not d.is_dir():
+        d = Path(pocketsphinx.get_model_path()) / name
+    if not d.is_dir():
+        avail = sorted(p.name for p in Path(pocketsphinx.get_model_path()).iterdir() if p.is_dir())
+        raise ParameterError(f"pocketsphinx has no model {name!r}; it ships {avail}; or pass "
+                             "the path of a Sphinx model directory")
+    return d
+
+
+def model_dir(spec) -> Path:
+    """``"en-us"`` (the pocketsphinx wheel's model) or a directory path -> the directory."""
+    if isinstance(spec, (str, os.PathLike)):
+        p = Path(spec)
+        if p.is_dir():
+            return p
+        if isinstance(spec, str) and os.sep not in spec and not p.exists():
+            return _pocketsphinx_model_dir(spec)
+        raise ParameterError(f"Sphinx model directory {p} does not exist")
+    raise ParameterError(f"a Sphinx model is 'en-us' or a directory path, got {spec!r:.80}")
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(path: str, mtime: float) -> SphinxModel:
+    d = Path(path)
+    mdef = read_mdef(d / "mdef")
+    means = read_gauden(d / "means")
+    variances = read_gauden(d / "variances")
+    for f, (m, v) in enumerate(zip(means, variances)):
+        if m.shape != v.shape:
+            raise _err(d / "variances", f"stream {f} has shape {v.shape} but the means have "
+                                        f"{m.shape}")
+    fp = read_feat_params(d / "feat.params") if (d / "feat.params").is_file() else {}
+    varfloor = 1e-4
+    variances = [np.maximum(v, np.float32(varfloor)) for v in variances]
+    n_feat, n_density = len(means), int(means[0].shape[1])
+    if (d / "sendump").is_file():
+        q = read_sendump(d / "sendump", n_sen=mdef.n_sen)
+        if q.shape[:2] != (n_feat, n_density):
+            raise _err(d / "sendump", f"has {q.shape[0]} streams x {q.shape[1]} codewords but "
+                                      f"the means have {n_feat} x {n_density}")
+        log_mixw = (-LOG_SENDUMP_UNIT * np.minimum(q, MAX_NEG_MIXW)).astype(np.float32)
+    elif (d / "mixture_weights").is_file():
+        w = read_mixture_weights(d / "mixture_weights")
+        if w.shape != (mdef.n_sen, n_feat, n_density):
+            raise _err(d / "mixture_weights", f"has shape {w.shape}, expected "
+                                              f"{(mdef.n_sen, n_feat, n_density)}")
+        log_mixw = np.ascontiguousarray(np.log(w).transpose(1, 2, 0), dtype=np.float32)
+    else:
+        raise ParameterError(f"Sphinx model directory {d} has neither sendump nor "
+                             "mixture_weights")
+    n_mgau = means[0].shape[0]
+    if n_mgau not in (1, mdef.n_ci, mdef.n_sen):
+        raise _err(d / "means", f"has {n_mgau} codebooks; expected 1 (semi-continuous), "
+                                f"{mdef.n_ci} (PTM) or {mdef.n_sen} (continuous)")
+    tmat = read_tmat(d / "transition_matrices")
+    if tmat.shape[1] != mdef.n_emit_state:
+        raise _err(d / "transition_matrices", f"has {tmat.shape[1]}-state matrices but the "
+                                              f"mdef's phones have {mdef.n_emit_state} states")
+    if int(mdef.tmat.max()) >= tmat.shape[0]:
+        raise _err(d / "transition_matrices", f"has {tmat.shape[0]} matrices; the mdef uses "
+                                              f"{int(mdef.tmat.max()) + 1}")
+    noise = read_noisedict(d / "noisedict") if (d / "noisedict").is_file() else {"<sil>": [["SIL"]]}
+    for w, prons in noise.items():
+        for p in prons:
+            for ph in p:
+                if ph not in mdef.ci_index:
+                    raise _err(d / "noisedict", f"word {w!r} uses phone {ph!r} that the mdef "
+                                                "does not define")
+    return SphinxModel(path=d, mdef=mdef, means=means, variances=variances, log_mixw=log_mixw,
+                       tmat=tmat, feat_params=fp, noisedict=noise,
+                       dictionary_path=_find_dictionary(d))
+
+
+def load_sphinx_model(spec="en-us") -> SphinxModel:
+    """Read a Sphinx acoustic model: ``"en-us"`` (from the pocketsphinx wheel) or a directory."""
+    d = model_dir(spec)
+    mdef = d / "mdef"
+    return _load_cached(str(d.resolve()), mdef.stat().st_mtime if mdef.exists() else 0.0)
