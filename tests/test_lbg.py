@@ -140,7 +140,8 @@ def test_minibatch_ema_step_matches_formula(rng):
 # ------------------------------------------------------------------ LBG
 def test_lbg_doubles_level_by_level(rng):
     X = blobs(rng, n=5000, d=4, centres=30, spread=0.3)
-    vq = VectorQuantizer("lbg", 40, random_state=0, final_passes=1, max_points_per_code=200).fit(X)
+    vq = VectorQuantizer("lbg", 40, random_state=0, final_passes=1, max_points_per_code=200,
+                         growth=2.0).fit(X)
     h = vq.history_
     levels = h["level"].astype(int)
     sizes = {int(lv): set(h["n_codes"][levels == lv].astype(int)) for lv in np.unique(levels)}
@@ -153,6 +154,25 @@ def test_lbg_doubles_level_by_level(rng):
     first = [h["loss"][levels == lv][0] for lv in range(7)]
     assert all(a > b for a, b in zip(first, first[1:]))
     assert (np.bincount(vq.encode(X), minlength=40) > 0).all()
+
+
+def test_lbg_growth_splits_highest_distortion_codes(rng):
+    X = blobs(rng, n=5000, d=4, centres=30, spread=0.3)
+    vq = VectorQuantizer("lbg", 40, random_state=0, max_points_per_code=200, growth=1.5).fit(X)
+    h = vq.history_
+    levels = h["level"].astype(int)
+    sizes = [int(h["n_codes"][levels == lv][0]) for lv in np.unique(levels)]
+    assert sizes == [1, 2, 3, 5, 8, 12, 18, 27, 40]
+    # the last level runs last_iter (10) iterations unless it converged earlier
+    assert 1 <= (levels == levels.max()).sum() <= 10
+    with pytest.raises(ParameterError, match="growth=2.5"):
+        lbg(X, 8, growth=2.5)
+
+
+def test_few_points_per_code_warns(rng):
+    X = blobs(rng, n=3000, d=4)
+    with pytest.warns(UserWarning, match=r"3000 rows for K=1024 codes: 2\.9 training vectors"):
+        VectorQuantizer("lbg", 1024, random_state=0, n_iter=1, last_iter=1).fit(X)
 
 
 def test_lbg_function_beats_random_codebook(rng):

@@ -14,76 +14,177 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-# codes per tile: D x KT float32 codes (13 x 256 x 4 = 13 kB) stay in L1
-_KT = 256
+# codes per tile: Dp x KT float32 codes (16 x 512 x 4 = 32 kB) stay in L1
+_KT = 512
+# rows searched together (each tile of codes is loaded once per group of rows)
+_R = 4
+# lanes of the running argmin (two AVX2 / one AVX-512 register)
+_L = 16
 
 
 @njit(cache=True, fastmath=True, nogil=True, inline="always")
-def _search_row(xs, CT, cnorm, buf):
-    """Best and second-best ``cnorm[k] + xs . CT[:, k]`` over all codes, and the best k.
+def _lane_update(b, kt, kbase, m1, s2, ids):
+    """Fold ``b[:kt]`` (values of codes kbase..kbase+kt) into 16-lane best / second / index."""
+    kv = kt - kt % _L
+    for k0 in range(0, kv, _L):
+        for j in range(_L):
+            v = b[k0 + j]
+            old = m1[j]
+            s2[j] = min(s2[j], max(v, old))
+            take = v < old
+            m1[j] = v if take else old
+            ids[j] = (kbase + k0 + j) if take else ids[j]
+    for k in range(kv, kt):
+        j = k - kv
+        v = b[k]
+        old = m1[j]
+        s2[j] = min(s2[j], max(v, old))
+        if v < old:
+            m1[j] = v
+            ids[j] = kbase + k
 
-    CT has Dp rows (a multiple of 4, zero padded) and xs holds -2 (x - shift)
-    with zeros after the D features. Four features are folded into each sweep
-    over a tile of codes, so the tile in L1 is loaded and stored once per four
-    multiply-adds (the loop is load/store bound otherwise).
-    """
-    Dp = CT.shape[0]
-    K = CT.shape[1]
+
+@njit(cache=True, fastmath=True, nogil=True, inline="always")
+def _lane_reduce(m1, s2, ids):
+    """(best, second best, index of best) from 16-lane states; ties go to the lowest index."""
     best = np.inf
-    second = np.inf
     bi = 0
-    for k0 in range(0, K, _KT):
-        k1 = min(K, k0 + _KT)
-        kt = k1 - k0
-        c = cnorm[k0:k1]
-        for d in range(0, Dp, 4):
-            q0 = CT[d, k0:k1]
-            q1 = CT[d + 1, k0:k1]
-            q2 = CT[d + 2, k0:k1]
-            q3 = CT[d + 3, k0:k1]
-            x0 = xs[d]
-            x1 = xs[d + 1]
-            x2 = xs[d + 2]
-            x3 = xs[d + 3]
-            if d == 0:
-                for k in range(kt):
-                    buf[k] = c[k] + x0 * q0[k] + x1 * q1[k] + x2 * q2[k] + x3 * q3[k]
-            else:
-                for k in range(kt):
-                    buf[k] += x0 * q0[k] + x1 * q1[k] + x2 * q2[k] + x3 * q3[k]
-        m = buf[0]
-        for k in range(kt):
-            if buf[k] < m:
-                m = buf[k]
-        if m < best:
-            j = 0
-            for k in range(kt):
-                if buf[k] == m:
-                    j = k
-                    break
-            m2 = np.inf
-            for k in range(j):
-                if buf[k] < m2:
-                    m2 = buf[k]
-            for k in range(j + 1, kt):
-                if buf[k] < m2:
-                    m2 = buf[k]
-            second = min(best, m2, second)
-            best = m
-            bi = k0 + j
-        elif m < second:
-            second = m
+    jb = 0
+    for j in range(_L):
+        if m1[j] < best or (m1[j] == best and ids[j] < bi):
+            best = m1[j]
+            bi = ids[j]
+            jb = j
+    second = s2[jb]
+    for j in range(_L):
+        if j != jb and m1[j] < second:
+            second = m1[j]
     return best, second, bi
 
 
 @njit(cache=True, fastmath=True, nogil=True, inline="always")
-def _load_row(X, i, shift, xs):
-    """xs[:D] = -2 (X[i] - shift); returns ||X[i] - shift||^2."""
+def _search_rows(xs, nr, CT, cnorm, buf, lanes, ilanes, best, second, bidx):
+    """Best and second-best ``cnorm[k] + xs[r] . CT[:, k]`` over all codes for nr <= 4 rows.
+
+    xs (4, Dp) holds -2 (x - shift) with zeros after the D features (and zero
+    rows after nr); CT has Dp rows (a multiple of 8, zero padded). Eight
+    features of four rows are folded into each sweep over a tile of codes, so
+    a tile in L1 is read once per 32 multiply-adds per code; the running
+    argmin keeps 16 lanes per row (vectorizable) and is reduced once per row.
+    lanes (4, 2, 16) float32 and ilanes (4, 16) int64 are scratch.
+    Outputs best, second (4,) float32 and bidx (4,) int64.
+    """
+    Dp = CT.shape[0]
+    K = CT.shape[1]
+    for r in range(_R):
+        for j in range(_L):
+            lanes[r, 0, j] = np.inf
+            lanes[r, 1, j] = np.inf
+            ilanes[r, j] = 0
+    b0 = buf[0]
+    b1 = buf[1]
+    b2 = buf[2]
+    b3 = buf[3]
+    for k0 in range(0, K, _KT):
+        k1 = min(K, k0 + _KT)
+        kt = k1 - k0
+        c = cnorm[k0:k1]
+        for d in range(0, Dp, 8):
+            q0 = CT[d, k0:k1]
+            q1 = CT[d + 1, k0:k1]
+            q2 = CT[d + 2, k0:k1]
+            q3 = CT[d + 3, k0:k1]
+            q4 = CT[d + 4, k0:k1]
+            q5 = CT[d + 5, k0:k1]
+            q6 = CT[d + 6, k0:k1]
+            q7 = CT[d + 7, k0:k1]
+            a0 = xs[0, d]
+            a1 = xs[0, d + 1]
+            a2 = xs[0, d + 2]
+            a3 = xs[0, d + 3]
+            a4 = xs[0, d + 4]
+            a5 = xs[0, d + 5]
+            a6 = xs[0, d + 6]
+            a7 = xs[0, d + 7]
+            e0 = xs[1, d]
+            e1 = xs[1, d + 1]
+            e2 = xs[1, d + 2]
+            e3 = xs[1, d + 3]
+            e4 = xs[1, d + 4]
+            e5 = xs[1, d + 5]
+            e6 = xs[1, d + 6]
+            e7 = xs[1, d + 7]
+            f0 = xs[2, d]
+            f1 = xs[2, d + 1]
+            f2 = xs[2, d + 2]
+            f3 = xs[2, d + 3]
+            f4 = xs[2, d + 4]
+            f5 = xs[2, d + 5]
+            f6 = xs[2, d + 6]
+            f7 = xs[2, d + 7]
+            g0 = xs[3, d]
+            g1 = xs[3, d + 1]
+            g2 = xs[3, d + 2]
+            g3 = xs[3, d + 3]
+            g4 = xs[3, d + 4]
+            g5 = xs[3, d + 5]
+            g6 = xs[3, d + 6]
+            g7 = xs[3, d + 7]
+            if d == 0:
+                for k in range(kt):
+                    w0 = q0[k]
+                    w1 = q1[k]
+                    w2 = q2[k]
+                    w3 = q3[k]
+                    w4 = q4[k]
+                    w5 = q5[k]
+                    w6 = q6[k]
+                    w7 = q7[k]
+                    ck = c[k]
+                    b0[k] = ck + (a0 * w0 + a1 * w1 + a2 * w2 + a3 * w3
+                                  + a4 * w4 + a5 * w5 + a6 * w6 + a7 * w7)
+                    b1[k] = ck + (e0 * w0 + e1 * w1 + e2 * w2 + e3 * w3
+                                  + e4 * w4 + e5 * w5 + e6 * w6 + e7 * w7)
+                    b2[k] = ck + (f0 * w0 + f1 * w1 + f2 * w2 + f3 * w3
+                                  + f4 * w4 + f5 * w5 + f6 * w6 + f7 * w7)
+                    b3[k] = ck + (g0 * w0 + g1 * w1 + g2 * w2 + g3 * w3
+                                  + g4 * w4 + g5 * w5 + g6 * w6 + g7 * w7)
+            else:
+                for k in range(kt):
+                    w0 = q0[k]
+                    w1 = q1[k]
+                    w2 = q2[k]
+                    w3 = q3[k]
+                    w4 = q4[k]
+                    w5 = q5[k]
+                    w6 = q6[k]
+                    w7 = q7[k]
+                    b0[k] += (a0 * w0 + a1 * w1 + a2 * w2 + a3 * w3
+                              + a4 * w4 + a5 * w5 + a6 * w6 + a7 * w7)
+                    b1[k] += (e0 * w0 + e1 * w1 + e2 * w2 + e3 * w3
+                              + e4 * w4 + e5 * w5 + e6 * w6 + e7 * w7)
+                    b2[k] += (f0 * w0 + f1 * w1 + f2 * w2 + f3 * w3
+                              + f4 * w4 + f5 * w5 + f6 * w6 + f7 * w7)
+                    b3[k] += (g0 * w0 + g1 * w1 + g2 * w2 + g3 * w3
+                              + g4 * w4 + g5 * w5 + g6 * w6 + g7 * w7)
+        for r in range(nr):
+            _lane_update(buf[r], kt, k0, lanes[r, 0], lanes[r, 1], ilanes[r])
+    for r in range(nr):
+        bst, sec, bi = _lane_reduce(lanes[r, 0], lanes[r, 1], ilanes[r])
+        best[r] = bst
+        second[r] = sec
+        bidx[r] = bi
+    return 0
+
+
+@njit(cache=True, fastmath=True, nogil=True, inline="always")
+def _load_row(X, i, shift, xs, r):
+    """xs[r, :D] = -2 (X[i] - shift); returns ||X[i] - shift||^2."""
     x2 = 0.0
     for d in range(X.shape[1]):
         v = X[i, d] - shift[d]
         x2 += v * v
-        xs[d] = -2.0 * v
+        xs[r, d] = -2.0 * v
     return x2
 
 
@@ -91,7 +192,7 @@ def _assign_fused(X, shift, CT, cnorm, labels, mind, sums, counts, sse, accumula
     """Fused distance + argmin (+ centroid sums) over all rows of X.
 
     X (N, D) float32; shift (D,) float32; CT (Dp, K) float32 codes transposed,
-    already shifted, zero-padded to Dp = 4 * ceil(D / 4) rows; cnorm (K,)
+    already shifted, zero-padded to Dp = 8 * ceil(D / 8) rows; cnorm (K,)
     float32 squared norms of the shifted codes.
     Outputs: labels (N,) int32, mind (N,) float32 squared distances.
     With ``accumulate``: sums (T, K, D) float64 of shifted rows, counts (T, K)
@@ -106,20 +207,34 @@ def _assign_fused(X, shift, CT, cnorm, labels, mind, sums, counts, sse, accumula
     for t in prange(T):
         start = t * chunk
         stop = min(N, start + chunk)
-        xs = np.zeros(CT.shape[0], dtype=np.float32)
-        buf = np.empty(min(K, _KT), dtype=np.float32)
-        for i in range(start, stop):
-            x2 = _load_row(X, i, shift, xs)
-            best, second, bi = _search_row(xs, CT, cnorm, buf)
-            dist = x2 + best
-            dist = dist if dist > 0.0 else 0.0
-            labels[i] = bi
-            mind[i] = dist
-            if accumulate:
-                counts[t, bi] += 1
-                sse[t, bi] += dist
+        xs = np.zeros((_R, CT.shape[0]), dtype=np.float32)
+        buf = np.empty((_R, min(K, _KT)), dtype=np.float32)
+        lanes = np.empty((_R, 2, _L), dtype=np.float32)
+        ilanes = np.empty((_R, _L), dtype=np.int64)
+        best = np.empty(_R, dtype=np.float32)
+        second = np.empty(_R, dtype=np.float32)
+        bidx = np.empty(_R, dtype=np.int64)
+        x2 = np.empty(_R, dtype=np.float32)
+        for i0 in range(start, stop, _R):
+            nr = min(_R, stop - i0)
+            for r in range(nr):
+                x2[r] = _load_row(X, i0 + r, shift, xs, r)
+            for r in range(nr, _R):
                 for d in range(D):
-                    sums[t, bi, d] -= 0.5 * xs[d]
+                    xs[r, d] = 0.0
+            _search_rows(xs, nr, CT, cnorm, buf, lanes, ilanes, best, second, bidx)
+            for r in range(nr):
+                i = i0 + r
+                bi = bidx[r]
+                dist = x2[r] + best[r]
+                dist = dist if dist > 0.0 else 0.0
+                labels[i] = bi
+                mind[i] = dist
+                if accumulate:
+                    counts[t, bi] += 1
+                    sse[t, bi] += dist
+                    for d in range(D):
+                        sums[t, bi, d] -= 0.5 * xs[r, d]
     return 0
 
 
@@ -131,7 +246,8 @@ def _assign_bounded(X, shift, CT, S, cnorm, labels, mind, upper, lower, drift, f
     above, lower[i] the distance to any other code from below; both are kept
     across passes. drift (K,) holds how far each code moved since the last pass.
     With ``fresh`` every row is searched (first pass, or codes added/replaced).
-    S (K, D) float32 shifted codes. Accumulates like :func:`assign_fused`.
+    S (K, D) float32 shifted codes. Rows that need a search are queued and
+    searched four at a time. Accumulates like :func:`assign_fused`.
     Returns the number of rows fully searched.
     """
     N = X.shape[0]
@@ -156,44 +272,76 @@ def _assign_bounded(X, shift, CT, S, cnorm, labels, mind, upper, lower, drift, f
     for t in prange(T):
         start = t * chunk
         stop = min(N, start + chunk)
-        xs = np.zeros(CT.shape[0], dtype=np.float32)
-        buf = np.empty(min(K, _KT), dtype=np.float32)
+        xs = np.zeros((_R, CT.shape[0]), dtype=np.float32)
+        buf = np.empty((_R, min(K, _KT)), dtype=np.float32)
+        lanes = np.empty((_R, 2, _L), dtype=np.float32)
+        ilanes = np.empty((_R, _L), dtype=np.int64)
+        best = np.empty(_R, dtype=np.float32)
+        second = np.empty(_R, dtype=np.float32)
+        bidx = np.empty(_R, dtype=np.int64)
+        x2 = np.empty(_R, dtype=np.float32)
+        queue = np.empty(_R, dtype=np.int64)
+        one = np.zeros((1, CT.shape[0]), dtype=np.float32)
+        nq = 0
         nfull = 0
-        for i in range(start, stop):
-            x2 = _load_row(X, i, shift, xs)
-            done = False
-            if not fresh:
-                a = labels[i]
-                u = upper[i] + drift[a]
-                lo = lower[i] - (m2 if a == a1 else m1)
-                if u < lo:
-                    # tighten the upper bound with the exact distance to the code
-                    dd = 0.0
+        for i in range(start, stop + _R):
+            if i < stop:
+                done = False
+                if not fresh:
+                    xx = _load_row(X, i, shift, one, 0)
+                    a = labels[i]
+                    u = upper[i] + drift[a]
+                    lo = lower[i] - (m2 if a == a1 else m1)
+                    if u < lo:
+                        # tighten the upper bound with the exact distance to the code
+                        dd = 0.0
+                        for d in range(D):
+                            v = -0.5 * one[0, d] - S[a, d]
+                            dd += v * v
+                        u = np.sqrt(dd)
+                        if u < lo * 0.9999:
+                            mind[i] = dd
+                            upper[i] = u
+                            lower[i] = lo
+                            done = True
+                    if done:
+                        counts[t, a] += 1
+                        sse[t, a] += dd
+                        for d in range(D):
+                            sums[t, a, d] -= 0.5 * one[0, d]
+                    else:
+                        x2[nq] = xx
+                        for d in range(D):
+                            xs[nq, d] = one[0, d]
+                else:
+                    x2[nq] = _load_row(X, i, shift, xs, nq)
+                if not done:
+                    queue[nq] = i
+                    nq += 1
+            if nq == _R or (i >= stop and nq > 0):
+                for r in range(nq, _R):
                     for d in range(D):
-                        v = -0.5 * xs[d] - S[a, d]
-                        dd += v * v
-                    u = np.sqrt(dd)
-                    if u < lo * 0.9999:
-                        mind[i] = dd
-                        upper[i] = u
-                        lower[i] = lo
-                        done = True
-            if not done:
-                best, second, bi = _search_row(xs, CT, cnorm, buf)
-                dist = x2 + best
-                dist = dist if dist > 0.0 else 0.0
-                d2 = x2 + second
-                d2 = d2 if d2 > 0.0 else 0.0
-                labels[i] = bi
-                mind[i] = dist
-                upper[i] = np.sqrt(dist)
-                lower[i] = np.sqrt(d2)
-                nfull += 1
-            bi = labels[i]
-            counts[t, bi] += 1
-            sse[t, bi] += mind[i]
-            for d in range(D):
-                sums[t, bi, d] -= 0.5 * xs[d]
+                        xs[r, d] = 0.0
+                _search_rows(xs, nq, CT, cnorm, buf, lanes, ilanes, best, second, bidx)
+                for r in range(nq):
+                    j = queue[r]
+                    bi = bidx[r]
+                    dist = x2[r] + best[r]
+                    dist = dist if dist > 0.0 else 0.0
+                    d2 = x2[r] + second[r]
+                    d2 = d2 if d2 > 0.0 else 0.0
+                    labels[j] = bi
+                    mind[j] = dist
+                    upper[j] = np.sqrt(dist)
+                    lower[j] = np.sqrt(d2)
+                    counts[t, bi] += 1
+                    sse[t, bi] += dist
+                    for d in range(D):
+                        sums[t, bi, d] -= 0.5 * xs[r, d]
+                nfull += nq
+                nq = 0
+            if i >= stop:
+                break
         searched[t] = nfull
     return searched.sum()
 

@@ -48,7 +48,7 @@ def prepare(codebook: np.ndarray, shift: np.ndarray | None = None) -> Prepared:
         shift = C.mean(axis=0)
     shift = np.ascontiguousarray(shift, dtype=np.float32)
     S = C - shift
-    Dp = 4 * ((D + 3) // 4)
+    Dp = 8 * ((D + 7) // 8)
     CT = np.zeros((Dp, K), dtype=np.float32)
     if D < BLAS_MIN_FEATURES:
         CT[:D] = S.T

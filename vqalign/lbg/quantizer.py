@@ -10,7 +10,7 @@ from vqalign.history import History
 from vqalign.lbg import deadcodes
 from vqalign.lbg._data import as_training_data, check_k
 from vqalign.lbg._run import Run
-from vqalign.lbg.lbg import _check_params, fit_lbg
+from vqalign.lbg.lbg import _check_params, fit_lbg, warn_few_points
 from vqalign.lbg.lloyd import _random_rows, fit_lloyd
 from vqalign.lbg.metrics import check_codebook, decode
 from vqalign.lbg.minibatch import fit_minibatch
@@ -32,7 +32,10 @@ class VectorQuantizer:
         "lloyd": full Lloyd from ``init``. "random": ``n_codes`` distinct random
         training vectors, no training (a baseline; one history row).
     n_codes : int
-    n_iter : Lloyd iterations ("lloyd"; default 20) or per LBG level (default 8).
+    n_iter : Lloyd iterations ("lloyd"; default 20) or per LBG level (default 3).
+    last_iter : Lloyd iterations at LBG's last level (default 10; None: n_iter).
+    growth : factor by which each LBG level multiplies the codes (default 1.5: the
+        highest-distortion codes split first; 2 = classic doubling).
     n_steps, batch_size, decay : minibatch settings (decay = EMA weight of the past).
     dead_policy : "split" | "resample" | None (re-seeding of codes left without vectors).
     dead_window, dead_threshold : minibatch dead-code detection.
@@ -60,7 +63,8 @@ class VectorQuantizer:
                  batch_size: int = 4096, decay: float = 0.9, init="random",
                  dead_policy="split", dead_window=None, dead_threshold: float = 0.01,
                  refine: str = "lloyd", max_points_per_code: int = 64, final_passes: int = 0,
-                 split_eps: float = 0.8, min_share: float = 0.3, tol: float = 1e-3, keep_snapshots: int = 0,
+                 split_eps: float = 0.8, min_share: float = 0.3, tol: float = 1e-3,
+                 keep_snapshots: int = 0, growth: float = 1.5, last_iter=10,
                  random_state=None, progress: bool = False):
         self.method = method
         self.n_codes = n_codes
@@ -79,12 +83,15 @@ class VectorQuantizer:
         self.min_share = min_share
         self.tol = tol
         self.keep_snapshots = keep_snapshots
+        self.growth = growth
+        self.last_iter = last_iter
         self.random_state = random_state
         self.progress = progress
 
     _PARAMS = ("method", "n_codes", "n_iter", "n_steps", "batch_size", "decay", "dead_policy",
                "dead_window", "dead_threshold", "refine", "max_points_per_code", "final_passes",
-               "split_eps", "min_share", "tol", "keep_snapshots", "random_state", "progress")
+               "split_eps", "min_share", "tol", "keep_snapshots", "growth", "last_iter",
+               "random_state", "progress")
 
     def get_params(self, deep: bool = True) -> dict:
         return {k: getattr(self, k) for k in self._PARAMS}
@@ -108,6 +115,8 @@ class VectorQuantizer:
         X, settings = as_training_data(X)
         N, D = X.shape
         K = check_k(self.n_codes, N, name="n_codes")
+        if self.method != "random":
+            warn_few_points(N, K)
         rng = check_random_state(self.random_state)
         policy = deadcodes.check_policy(self.dead_policy)
         keep = check_positive_int(self.keep_snapshots, "keep_snapshots", minimum=0)
@@ -120,10 +129,11 @@ class VectorQuantizer:
         try:
             if self.method == "lbg":
                 params = _check_params(
-                    refine=self.refine, n_iter=8 if self.n_iter is None else self.n_iter,
+                    refine=self.refine, n_iter=3 if self.n_iter is None else self.n_iter,
                     max_points_per_code=self.max_points_per_code,
                     final_passes=self.final_passes, split_eps=self.split_eps,
-                    batch_size=self.batch_size, decay=self.decay)
+                    batch_size=self.batch_size, decay=self.decay, growth=self.growth,
+                    last_iter=self.last_iter)
                 codes, a, _ = fit_lbg(X, K, run, rng=rng, tol=tol, dead_policy=policy,
                                       min_share=float(self.min_share),
                                       dead_threshold=float(self.dead_threshold), **params)
