@@ -117,18 +117,27 @@ def test_compare_recovers_known_shifts(utts):
 # --- the verb end to end -------------------------------------------------------------------
 def test_bench_agree_end_to_end(sphinx_corpus, tmp_path, capsys):
     pytest.importorskip("pocketsphinx")
+    from vqalign.align import Aligner
+
+    # a pretrained model (as `vqalign align-corpus` writes) from other utterances
+    model = tmp_path / "model.npz"
+    other = [synthesize(t, voice="dana", seed=9) for t, _ in TEXTS[:2]]
+    Aligner(n_iter=5).fit([(u.audio, u.sr, u.text) for u in other]).save(model)
     plots = tmp_path / "plots"
     argv = ["bench", "agree", "--corpus", str(sphinx_corpus), "--peer", "pocketsphinx",
             "--plot-dir", str(plots), "--json"]
-    assert main(argv) == 0
+    assert main(argv + ["--model", str(model)]) == 0
     rep = json.loads(capsys.readouterr().out)
+    assert set(rep["modes"]) == {"single", "corpus", "model"}
+    assert rep["modes"]["model"]["overall"]["n_boundaries"] == 2 * sum(
+        len(t.split()) for t, _ in TEXTS)
     assert rep["n_recordings"] == 3 and len(rep["skipped"]) == 1
     assert rep["threads"] == {"vqalign": 2, "pocketsphinx": 1}
     n_bound = 2 * sum(len(t.split()) for t, _ in TEXTS)
     # hand timings (the synthesizer's exact TextGrids) score every system; pocketsphinx is
     # ~18 ms off on synthetic speech (PEERS.md), far below this bound
     ref = rep["against_reference"]
-    assert set(ref) == {"pocketsphinx", "single", "corpus"}
+    assert set(ref) == {"pocketsphinx", "single", "corpus", "model"}
     assert ref["pocketsphinx"]["n_recordings"] == 3
     assert ref["pocketsphinx"]["words"]["mean_ms"] < 60
     for mode in ("single", "corpus"):
@@ -151,3 +160,5 @@ def test_bench_agree_bad_arguments(sphinx_corpus, tmp_path, capsys):
     assert "--modes 'single,both'" in capsys.readouterr().err
     assert main(["bench", "agree", "--corpus", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert main(base + ["--model", str(tmp_path / "none.npz")]) == 2
+    assert "--model file" in capsys.readouterr().err

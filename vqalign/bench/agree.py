@@ -7,6 +7,10 @@ trained on real speech) is the yardstick. In one run, on the same audio and text
   public ``vqalign.align.align(y, text, sr=sr)``;
 * ``corpus``: ``vqalign.align.Aligner().fit(corpus)`` on all the recordings, then
   ``align_many`` (default settings, ``--jobs`` threads);
+* ``model`` / ``codebook`` (only with ``--model FILE`` / ``--codebook FILE``, made by
+  ``vqalign align-corpus`` / ``vqalign codebook`` on other data): every recording
+  aligned alone with that pretrained model (``Aligner.load(FILE).align``) or codebook
+  (``align(y, text, sr=sr, codebook=FILE)``);
 * ``pocketsphinx``: :class:`vqalign.bench.adapters.PocketsphinxAligner` (PEERS.md
   settings, one thread), after a one-recording warm-up.
 
@@ -68,6 +72,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--modes", default="single,corpus",
                         help="vqalign modes, comma-separated: single (self-trained per file) "
                              "and/or corpus (one model fitted on all); default both")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="also align each recording alone with this pretrained model "
+                             "(.npz from align-corpus): mode 'model'")
+    parser.add_argument("--codebook", type=Path, default=None,
+                        help="also align each recording alone starting from this codebook "
+                             "(.npz from vqalign codebook): mode 'codebook'")
     parser.add_argument("--transcripts", type=Path, default=None,
                         help="extra CMU Sphinx transcription file: lines 'words (id)'")
     parser.add_argument("--limit", type=int, default=None, help="use at most N recordings")
@@ -239,15 +249,22 @@ def _tiers(aln) -> dict:
             "phones": aln.tier(aln.unit_tier) if aln.unit_tier else []}
 
 
-def _run_single(recs, jobs):
-    from vqalign.align import align
+def _run_single(recs, jobs, *, model=None, codebook=None):
+    from vqalign.align import Aligner, align
     from vqalign.exceptions import VQAlignError
 
     out, alns = [], []
+    fitted = Aligner.load(model) if model is not None else None
     t0 = time.perf_counter()
     for r in recs:
         try:
-            a = align(r.data["audio"], r.text, sr=r.data["sr"], n_jobs=jobs)
+            if fitted is not None:
+                a = fitted.align(r.data["audio"], r.text, sr=r.data["sr"])
+            elif codebook is not None:
+                a = align(r.data["audio"], r.text, sr=r.data["sr"], n_jobs=jobs,
+                          codebook=str(codebook))
+            else:
+                a = align(r.data["audio"], r.text, sr=r.data["sr"], n_jobs=jobs)
             out.append(_tiers(a))
             alns.append(a)
         except VQAlignError as exc:
@@ -403,6 +420,11 @@ def run(args) -> int:
     bad = [m for m in modes if m not in MODES]
     if bad or not modes:
         raise ParameterError(f"--modes {args.modes!r}: use single, corpus or single,corpus")
+    for opt, path in (("--model", args.model), ("--codebook", args.codebook)):
+        if path is not None:
+            if not Path(path).is_file():
+                raise ParameterError(f"{opt} file {path} does not exist")
+            modes.append(opt[2:])
     jobs = check_positive_int(args.jobs, "--jobs")
     n_worst = check_positive_int(args.worst, "--worst")
     recs, skipped = find_recordings(args.corpus, transcripts=args.transcripts)
@@ -435,6 +457,9 @@ def run(args) -> int:
             systems["single"], alns["single"], seconds["single"] = _run_single(recs, jobs)
         if "corpus" in modes:
             systems["corpus"], alns["corpus"], seconds["corpus"] = _run_corpus(recs, jobs)
+        for m, kw in (("model", {"model": args.model}), ("codebook", {"codebook": args.codebook})):
+            if m in modes:
+                systems[m], alns[m], seconds[m] = _run_single(recs, jobs, **kw)
     oov = sorted({m for w in caught if "letter-to-sound" in str(w.message)
                   for m in re.findall(r"(\S+) /[A-Z ]+/", str(w.message))})
     report = {"corpus": str(args.corpus), "n_recordings": len(recs), "audio_s": audio_s,
