@@ -150,3 +150,51 @@ def test_cli_parallel_jobs(corpus, tmp_path, capsys):
     assert "other settings" in capsys.readouterr().err
     serial = write_store(corpus, tmp_path / "serial", jobs=1)
     np.testing.assert_array_equal(np.asarray(open_store(out).X), np.asarray(serial.X))
+
+
+def test_write_error_names_the_path_and_keeps_the_shards(corpus, tmp_path, monkeypatch):
+    import errno
+
+    import vqalign.io.store as S
+
+    ref = np.asarray(write_store(corpus, tmp_path / "ref", jobs=1).X)
+    real = S.atomic_write
+
+    def full(path, *a, **k):
+        if os.path.basename(path) == "features.f32":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, *a, **k)
+
+    out = tmp_path / "store"
+    monkeypatch.setattr(S, "atomic_write", full)
+    with pytest.raises(S.StoreWriteError, match=r"cannot write '.*features\.f32': No space "
+                                                r"left on device.*re-run the same command"):
+        write_store(corpus, out, jobs=1)
+    assert len(list((out / "shards").glob("*.npz"))) == 4
+    assert not (out / "features.f32").exists() and not (out / "index.json").exists()
+    monkeypatch.setattr(S, "atomic_write", real)
+    st = write_store(corpus, out, jobs=1)
+    assert (st.n_computed, st.n_reused) == (0, 4)
+    np.testing.assert_array_equal(np.asarray(st.X), ref)
+
+
+def test_aligner_recipe_and_old_settings_files(corpus, tmp_path):
+    from vqalign.io.audio import load_audio
+    from vqalign.io.store import aligner_front_end, describe_settings, settings_differ
+
+    st = write_store(corpus, tmp_path / "al", recipe="aligner", hop_length=0.005, jobs=1)
+    assert st.dim == 39 and st.extra_names == ["energy"] and st.settings["recipe"] == "aligner"
+    y, _ = load_audio(corpus / "a1.wav", 16000)
+    X, energy = aligner_front_end()(y, 0.005, 1)
+    np.testing.assert_array_equal(np.asarray(st["a1"]), X)
+    np.testing.assert_array_equal(np.asarray(st.side("a1")), energy)
+    assert st.duration("a1") == y.size / 16000
+    assert describe_settings(st.settings).startswith("aligner recipe, 39-D at 5 ms hop")
+    with pytest.raises(ParameterError, match=r"recipe: store has 'aligner', asked 'mfcc'"):
+        write_store(corpus, tmp_path / "al", jobs=1)
+    # a settings.json written before "recipe" and "extra" existed reads as the mfcc recipe
+    old = {k: v for k, v in open_store(tmp_path / "al").settings.items()}
+    old["recipe"] = "mfcc"
+    legacy = dict(old)
+    del legacy["recipe"], legacy["extra"]
+    assert settings_differ(legacy, dict(old, extra=[])) == []

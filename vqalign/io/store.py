@@ -120,6 +120,16 @@ def store_settings(*, sr=16000, n_mfcc=13, n_mels=None, convention="librosa",
     }
 
 
+def aligner_front_end():
+    """The aligner's own feature function ``f(y16, hop_s, delta_width) -> (X, energy)``."""
+    try:
+        from vqalign.align.aligner import features
+    except ImportError:  # the aligner before its front end moved into aligner.py
+        import importlib
+        features = importlib.import_module("vqalign.align._model").features
+    return features
+
+
 def compute_features(y, settings: dict) -> np.ndarray:
     """Features of one waveform with a store's settings: (n_frames, dim + len(extra)) float32.
 
@@ -128,11 +138,10 @@ def compute_features(y, settings: dict) -> np.ndarray:
     last column is the raw c0 (loudness) the aligner seeds silence from.
     """
     if settings.get("recipe", "mfcc") == "aligner":
-        from vqalign.align import _model as AM
         if y.size < int(0.025 * settings["sr"]):
             raise ParameterError(f"audio has {y.size / settings['sr'] * 1000:.1f} ms, shorter "
                                  "than one 25 ms analysis window")
-        X, energy = AM.features(y, settings["hop_length"], settings["delta_width"])
+        X, energy = aligner_front_end()(y, settings["hop_length"], settings["delta_width"])
         out = np.empty((X.shape[0], X.shape[1] + 1), np.float32)
         out[:, :-1] = X
         out[:, -1] = energy

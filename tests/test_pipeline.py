@@ -1,0 +1,281 @@
+"""Pipeline stages, records, resume after SIGKILL, schedulers (local, Dask), no orphans.
+
+References: an uninterrupted run (resume must reproduce it byte for byte), the local
+scheduler (a 2-worker Dask LocalCluster must give the same store and codebook), the
+in-process computation (worker results in task order), and the process table (no
+descendant of a killed `vqalign features` may survive).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from vqalign.cli import main
+from vqalign.exceptions import ParameterError
+from vqalign.pipeline.schedulers import LocalScheduler, get_scheduler
+
+
+def _square(x):
+    return x * x
+
+
+def _slow_identity(x):
+    time.sleep(0.05 * (x % 3))
+    return x
+
+
+def _session_members(sid):
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            if os.getsid(int(name)) == sid:
+                out.append(int(name))
+        except OSError:
+            continue
+    return out
+
+
+@pytest.fixture(scope="module")
+def synth_corpus(tmp_path_factory):
+    """Four synthesized utterances (two voices) with exact tiers, plus bad inputs."""
+    from vqalign.datasets.synth import synthesize, write_corpus
+
+    sents = ["the cat sat on the mat", "a dog ran home", "we will see the sea",
+             "she sells shells by the shore"]
+    utts = [synthesize(s, seed=k, voice=v, rate=1.1) for k, (s, v) in
+            enumerate(zip(sents, ["adam", "clara", "bruno", "dana"]))]
+    for k, u in enumerate(utts):
+        u.id = f"utt{k}"
+    root = tmp_path_factory.mktemp("pipe") / "corpus"
+    write_corpus(utts, root)
+    (root / "empty.wav").write_bytes(b"")                       # unreadable / empty
+    (root / "empty.txt").write_text("an empty file", encoding="utf-8")
+    (root / "lonely.wav").write_bytes((root / "utt1.wav").read_bytes())   # no transcript
+    (root / "orphan.txt").write_text("no audio here", encoding="utf-8")   # no audio
+    sf.write(root / "tiny.wav", 0.1 * np.sin(np.arange(1600) / 3.0).astype(np.float32), 16000)
+    (root / "tiny.txt").write_text(" ".join(sents) + " " + " ".join(sents), encoding="utf-8")
+    return root
+
+
+# --------------------------------------------------------------------------- schedulers
+def test_local_scheduler_keeps_task_order_and_reduces_on_driver():
+    tasks = list(range(12))
+    seen = []
+    with LocalScheduler(2) as sched:
+        got = sched.map(_slow_identity, tasks, on_result=lambda i, r: seen.append(i))
+        total = sched.map_reduce(_square, tasks, lambda a, b: a + b)
+    assert got == tasks and sorted(seen) == tasks
+    assert total == sum(x * x for x in tasks)
+    with LocalScheduler(1) as sched:      # jobs=1: in this process
+        assert sched.map(_square, [3, 4]) == [9, 16]
+    with pytest.raises(ParameterError, match="not one of 'local', 'dask'"):
+        get_scheduler("slurm", 2)
+    with pytest.raises(ParameterError, match="--jobs must be a positive integer"):
+        get_scheduler("local", 0)
+
+
+def test_killed_features_run_leaves_no_worker_behind(tmp_path):
+    """SIGKILL of `vqalign features` (2 workers): no descendant survives, not even the
+    multiprocessing resource tracker, and the next run resumes from the kept shards."""
+    src = tmp_path / "audio"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        y = 0.1 * rng.standard_normal(16000 * 2).astype(np.float32)
+        sf.write(src / f"f{i:02d}.wav", y, 16000)
+    out = tmp_path / "store"
+    cmd = [sys.executable, "-m", "vqalign", "features", str(src), str(out), "--jobs", "2", "-q"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:          # both workers have written a shard
+            if len(list((out / "shards").glob("*.npz"))) >= 2:
+                break
+            assert proc.poll() is None, "vqalign features ended before it could be killed"
+            time.sleep(0.05)
+        members = _session_members(proc.pid)
+        assert len(members) >= 4, members      # driver, 2 workers, resource tracker
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.time() + 10
+        while _session_members(proc.pid) and time.time() < deadline:
+            time.sleep(0.1)
+        assert _session_members(proc.pid) == []
+    finally:
+        for pid in _session_members(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+    n_kept = len(list((out / "shards").glob("*.npz")))
+    assert 2 <= n_kept < 40
+    from vqalign.io.store import write_store
+    st = write_store(src, out, jobs=1)
+    assert (st.n_reused, st.n_computed) == (n_kept, 40 - n_kept)
+
+
+def test_dask_local_cluster_equals_local(tmp_path, synth_corpus):
+    """The features and codebook stages on a 2-worker LocalCluster give exactly the
+    store and codebook of the local scheduler."""
+    pytest.importorskip("dask.distributed")
+    from vqalign.io.store import write_store
+    from vqalign.lbg import lbg
+
+    wavs = sorted(str(p) for p in synth_corpus.glob("utt*.wav"))
+    with get_scheduler("local", 2) as sched:
+        a = write_store(wavs, tmp_path / "local", recipe="aligner", hop_length=0.005,
+                        scheduler=sched, chunk_size=1)
+    with get_scheduler("dask", 2) as sched:
+        assert sched.n_workers == 2
+        b = write_store(wavs, tmp_path / "dask", recipe="aligner", hop_length=0.005,
+                        scheduler=sched, chunk_size=1)
+        assert sched.map(_square, range(7)) == [x * x for x in range(7)]
+    assert a.keys() == b.keys() and a.n_frames == b.n_frames > 0
+    np.testing.assert_array_equal(np.asarray(a.X), np.asarray(b.X))
+    np.testing.assert_array_equal(np.asarray(a.extra), np.asarray(b.extra))
+    np.testing.assert_array_equal(lbg(a.X, 32, seed=1, n_iter=6, final_passes=1),
+                                  lbg(b.X, 32, seed=1, n_iter=6, final_passes=1))
+    # the store's frames are the aligner's own front end on the same audio
+    from vqalign.io.audio import load_audio
+    from vqalign.io.store import aligner_front_end
+    y, _ = load_audio(wavs[0], 16000)
+    X, energy = aligner_front_end()(y, 0.005, 1)
+    np.testing.assert_array_equal(np.asarray(a[a.keys()[0]]), X)
+    np.testing.assert_array_equal(np.asarray(a.side(a.keys()[0])), energy)
+
+
+# --------------------------------------------------------------------------- align-corpus
+def _outputs(out: Path) -> dict:
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*.TextGrid"))}
+
+
+def _run_until(cmd, out: Path, done, timeout=120):
+    """Start ``cmd``, SIGKILL it (and its session) as soon as ``done(stages)`` holds."""
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                rec = json.loads((out / "stages.json").read_text())
+            except (OSError, ValueError):
+                rec = None
+            if rec is not None and done(rec["stages"]):
+                break
+            assert proc.poll() is None, "the run finished before the kill point"
+            time.sleep(0.02)
+        else:
+            raise AssertionError("kill point not reached")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        for pid in _session_members(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+    return proc
+
+
+def test_sigkill_mid_run_resumes_to_identical_alignments(tmp_path, synth_corpus, capsys,
+                                                           monkeypatch):
+    import errno
+
+    import vqalign.pipeline.corpus as PC
+    from vqalign.bench.metrics import boundary_errors
+    from vqalign.io.textgrid import read_textgrid
+
+    base = ["align-corpus", str(synth_corpus), "--chunk", "1", "-q"]
+    ref = tmp_path / "ref"
+    # the disk fills up when the codebook is written: the error names the path, the
+    # finished features stay recorded, and the same command then resumes from them
+    real = PC.atomic_write
+
+    def full(path, *a, **k):
+        if Path(path).name == "codebook.npz":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(PC, "atomic_write", full)
+    assert main(base + ["--out", str(ref), "--jobs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write '{ref / 'codebook.npz'}': No space left on device" in err
+    assert "re-run the same command" in err
+    rec = json.loads((ref / "stages.json").read_text())["stages"]
+    assert rec["features"]["finished"] and "codebook" not in rec
+    assert not (ref / "codebook.npz").exists()
+    monkeypatch.setattr(PC, "atomic_write", real)
+    assert main(base + ["--out", str(ref), "--jobs", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "aligned 4, failed 4" in printed
+    with open(ref / "failures.tsv", encoding="utf-8") as fh:
+        rows = {r["id"]: r for r in csv.DictReader(fh, delimiter="\t")}
+    assert set(rows) == {"empty", "lonely", "orphan", "tiny"}
+    assert rows["lonely"]["stage"] == "pairing" and "without a transcript" in rows["lonely"]["reason"]
+    assert rows["orphan"]["stage"] == "pairing" and "without audio" in rows["orphan"]["reason"]
+    assert rows["empty"]["stage"] == "features" and "empty.wav" in rows["empty"]["reason"]
+    assert rows["tiny"]["stage"] == "alignment" and "HMM states" in rows["tiny"]["reason"]
+    ref_out = _outputs(ref)
+    assert sorted(ref_out) == [f"utt{k}.TextGrid" for k in range(4)]
+    # corpus-mode accuracy against the synthesizer's exact word times
+    import vqalign.datasets.synth  # noqa: F401
+    truth = json.loads((synth_corpus / "corpus.json").read_text())
+    errs = []
+    for u in truth:
+        hyp = read_textgrid(ref / f"{u['id']}.TextGrid")["words"]
+        errs.append(boundary_errors(hyp, [tuple(w) for w in u["words"]])["errors"])
+    assert 1000 * np.mean(np.concatenate(errs)) < 60
+
+    # killed in the middle of EM (codebook finished, em not), then in the middle of
+    # the alignment (one chunk finished); the same command resumes each time
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "vqalign", *base, "--out", str(out), "--jobs", "2"]
+    _run_until(cmd, out, lambda st: st.get("codebook", {}).get("finished"))
+    rec = json.loads((out / "stages.json").read_text())["stages"]
+    assert rec["features"]["finished"] and "em" not in rec and not _outputs(out)
+    _run_until(cmd, out, lambda st: any(c["aligned"] for c in
+                                        st.get("align", {}).get("chunks", {}).values()))
+    assert 1 <= len(_outputs(out)) < 4
+    assert main(base + ["--out", str(out), "--jobs", "2", ]) == 0
+    printed = capsys.readouterr().out
+    assert "failed 4" in printed and "skipped" in printed
+    assert _outputs(out) == ref_out
+    with open(out / "failures.tsv", encoding="utf-8") as fh:
+        assert {r["id"] for r in csv.DictReader(fh, delimiter="\t")} == set(rows)
+    # the resumed model is the uninterrupted run's model
+    with np.load(ref / "aligner.npz") as za, np.load(out / "aligner.npz") as zb:
+        for k in ("means", "variances", "weights", "p_self"):
+            np.testing.assert_array_equal(za[k], zb[k])
+
+    # a finished run: nothing redone; other settings refused; --from-stage
+    assert main(base + ["--out", str(out)]) == 0
+    assert "aligned 0, failed 4, skipped 4" in capsys.readouterr().out
+    assert main(base + ["--out", str(out), "--unit", "chars"]) == 2
+    err = capsys.readouterr().err
+    assert "other settings" in err and "unit: finished work used 'phones'" in err
+    assert main(base + ["--out", str(out), "--from-stage", "em"]) == 2
+    assert "would replace 4 finished alignment" in capsys.readouterr().err
+    assert main(base + ["--out", str(out), "--from-stage", "align", "--overwrite",
+                        "--jobs", "1"]) == 0
+    assert "aligned 4, failed 4" in capsys.readouterr().out
+    assert _outputs(out) == ref_out
+
+
+def test_store_with_other_settings_is_refused(tmp_path, synth_corpus, capsys):
+    store = tmp_path / "mfcc_store"
+    assert main(["features", str(synth_corpus), str(store), "--jobs", "1", "-q"]) == 0
+    capsys.readouterr()
+    code = main(["align-corpus", str(synth_corpus), "--out", str(tmp_path / "o"), "--store",
+                 str(store), "--jobs", "1", "-q"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "recipe: store has 'mfcc', asked 'aligner'" in err
+    assert "mfcc recipe, 13-D at 10 ms hop" in err and "aligner recipe, 39-D at 5 ms hop" in err
