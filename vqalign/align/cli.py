@@ -64,8 +64,11 @@ def report_oov(text: str, *, unit: str, lexicon, oov: str, stream=None) -> list[
         idx = {w: k for k, w in reversed(list(enumerate(tr.words)))}
         shown = ", ".join(f"{w} /{' '.join(tr.units[idx[w]])}/" for w in tr.oov[:30])
         more = f" and {len(tr.oov) - 30} more" if len(tr.oov) > 30 else ""
-        print(f"{len(tr.oov)} word(s) not in the lexicon, pronounced by letter-to-sound rules: "
-              f"{shown}{more} (give exact pronunciations with --lexicon FILE)", file=stream)
+        from vqalign.align.g2p import describe
+
+        print(f"{len(tr.oov)} word(s) not in the lexicon, pronounced by letter-to-sound rules "
+              f"({describe()}): {shown}{more} (give exact pronunciations with --lexicon FILE)",
+              file=stream)
     return tr.oov
 
 
