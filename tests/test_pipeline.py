@@ -93,7 +93,7 @@ def test_killed_features_run_leaves_no_worker_behind(tmp_path):
     src = tmp_path / "audio"
     src.mkdir()
     rng = np.random.default_rng(0)
-    for i in range(40):
+    for i in range(20):
         y = 0.1 * rng.standard_normal(16000 * 2).astype(np.float32)
         sf.write(src / f"f{i:02d}.wav", y, 16000)
     out = tmp_path / "store"
@@ -119,40 +119,10 @@ def test_killed_features_run_leaves_no_worker_behind(tmp_path):
         for pid in _session_members(proc.pid):
             os.kill(pid, signal.SIGKILL)
     n_kept = len(list((out / "shards").glob("*.npz")))
-    assert 2 <= n_kept < 40
+    assert 2 <= n_kept < 20
     from vqalign.io.store import write_store
     st = write_store(src, out, jobs=1)
-    assert (st.n_reused, st.n_computed) == (n_kept, 40 - n_kept)
-
-
-def test_dask_local_cluster_equals_local(tmp_path, synth_corpus):
-    """The features and codebook stages on a 2-worker LocalCluster give exactly the
-    store and codebook of the local scheduler."""
-    pytest.importorskip("dask.distributed")
-    from vqalign.io.store import write_store
-    from vqalign.lbg import lbg
-
-    wavs = sorted(str(p) for p in synth_corpus.glob("utt*.wav"))
-    with get_scheduler("local", 2) as sched:
-        a = write_store(wavs, tmp_path / "local", recipe="aligner", hop_length=0.005,
-                        scheduler=sched, chunk_size=1)
-    with get_scheduler("dask", 2) as sched:
-        assert sched.n_workers == 2
-        b = write_store(wavs, tmp_path / "dask", recipe="aligner", hop_length=0.005,
-                        scheduler=sched, chunk_size=1)
-        assert sched.map(_square, range(7)) == [x * x for x in range(7)]
-    assert a.keys() == b.keys() and a.n_frames == b.n_frames > 0
-    np.testing.assert_array_equal(np.asarray(a.X), np.asarray(b.X))
-    np.testing.assert_array_equal(np.asarray(a.extra), np.asarray(b.extra))
-    np.testing.assert_array_equal(lbg(a.X, 32, seed=1, n_iter=6, final_passes=1),
-                                  lbg(b.X, 32, seed=1, n_iter=6, final_passes=1))
-    # the store's frames are the aligner's own front end on the same audio
-    from vqalign.io.audio import load_audio
-    from vqalign.io.store import aligner_front_end
-    y, _ = load_audio(wavs[0], 16000)
-    X, energy = aligner_front_end()(y, 0.005, 1)
-    np.testing.assert_array_equal(np.asarray(a[a.keys()[0]]), X)
-    np.testing.assert_array_equal(np.asarray(a.side(a.keys()[0])), energy)
+    assert (st.n_reused, st.n_computed) == (n_kept, 20 - n_kept)
 
 
 # --------------------------------------------------------------------------- align-corpus
@@ -185,18 +155,18 @@ def _run_until(cmd, out: Path, done, timeout=120):
     return proc
 
 
-def test_sigkill_mid_run_resumes_to_identical_alignments(tmp_path, synth_corpus, capsys,
-                                                           monkeypatch):
+ARGS = ["--chunk", "1", "-q", "--n-codes", "64", "--n-iter", "8"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, synth_corpus):
+    """One uninterrupted local run (jobs=1) after a disk-full failure at the codebook."""
     import errno
 
     import vqalign.pipeline.corpus as PC
-    from vqalign.bench.metrics import boundary_errors
-    from vqalign.io.textgrid import read_textgrid
 
-    base = ["align-corpus", str(synth_corpus), "--chunk", "1", "-q"]
-    ref = tmp_path / "ref"
-    # the disk fills up when the codebook is written: the error names the path, the
-    # finished features stay recorded, and the same command then resumes from them
+    ref = tmp_path_factory.mktemp("ref") / "out"
+    base = ["align-corpus", str(synth_corpus), "--out", str(ref), "--jobs", "1", *ARGS]
     real = PC.atomic_write
 
     def full(path, *a, **k):
@@ -204,18 +174,30 @@ def test_sigkill_mid_run_resumes_to_identical_alignments(tmp_path, synth_corpus,
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real(path, *a, **k)
 
-    monkeypatch.setattr(PC, "atomic_write", full)
-    assert main(base + ["--out", str(ref), "--jobs", "1"]) == 2
-    err = capsys.readouterr().err
-    assert f"cannot write '{ref / 'codebook.npz'}': No space left on device" in err
-    assert "re-run the same command" in err
-    rec = json.loads((ref / "stages.json").read_text())["stages"]
-    assert rec["features"]["finished"] and "codebook" not in rec
-    assert not (ref / "codebook.npz").exists()
-    monkeypatch.setattr(PC, "atomic_write", real)
-    assert main(base + ["--out", str(ref), "--jobs", "1"]) == 0
-    printed = capsys.readouterr().out
-    assert "aligned 4, failed 4" in printed
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err):
+        mp.setattr(PC, "atomic_write", full)
+        code_full = main(base)
+        rec_full = json.loads((ref / "stages.json").read_text())["stages"]
+        cb_full = (ref / "codebook.npz").exists()
+    assert main(base) == 0
+    return {"out": ref, "code_full": code_full, "rec_full": rec_full, "cb_full": cb_full,
+            "outputs": _outputs(ref), "err_full": err.getvalue()}
+
+
+def test_bad_inputs_disk_full_and_accuracy(reference, synth_corpus):
+    from vqalign.bench.metrics import boundary_errors
+    from vqalign.io.textgrid import read_textgrid
+
+    ref = reference["out"]
+    # the disk filled up while the codebook was written: exit 2, features kept, no
+    # half-written codebook; the same command then resumed (the reference run)
+    assert reference["code_full"] == 2
+    assert reference["rec_full"]["features"]["finished"] and "codebook" not in \
+        reference["rec_full"] and not reference["cb_full"]
     with open(ref / "failures.tsv", encoding="utf-8") as fh:
         rows = {r["id"]: r for r in csv.DictReader(fh, delimiter="\t")}
     assert set(rows) == {"empty", "lonely", "orphan", "tiny"}
@@ -223,17 +205,27 @@ def test_sigkill_mid_run_resumes_to_identical_alignments(tmp_path, synth_corpus,
     assert rows["orphan"]["stage"] == "pairing" and "without audio" in rows["orphan"]["reason"]
     assert rows["empty"]["stage"] == "features" and "empty.wav" in rows["empty"]["reason"]
     assert rows["tiny"]["stage"] == "alignment" and "HMM states" in rows["tiny"]["reason"]
-    ref_out = _outputs(ref)
-    assert sorted(ref_out) == [f"utt{k}.TextGrid" for k in range(4)]
+    assert sorted(reference["outputs"]) == [f"utt{k}.TextGrid" for k in range(4)]
+    rec = json.loads((ref / "stages.json").read_text())["stages"]
+    assert [s for s in ("features", "codebook", "em", "align") if rec[s]["finished"]] == \
+        ["features", "codebook", "em", "align"]
     # corpus-mode accuracy against the synthesizer's exact word times
-    import vqalign.datasets.synth  # noqa: F401
     truth = json.loads((synth_corpus / "corpus.json").read_text())
     errs = []
     for u in truth:
         hyp = read_textgrid(ref / f"{u['id']}.TextGrid")["words"]
         errs.append(boundary_errors(hyp, [tuple(w) for w in u["words"]])["errors"])
     assert 1000 * np.mean(np.concatenate(errs)) < 60
+    assert f"cannot write '{ref / 'codebook.npz'}': No space left on device" in \
+        reference["err_full"]
+    assert "re-run the same command" in reference["err_full"]
 
+
+def test_sigkill_mid_run_resumes_to_identical_alignments(reference, tmp_path, synth_corpus,
+                                                          capsys):
+    ref = reference["out"]
+    ref_out = reference["outputs"]
+    base = ["align-corpus", str(synth_corpus), *ARGS]
     # killed in the middle of EM (codebook finished, em not), then in the middle of
     # the alignment (one chunk finished); the same command resumes each time
     out = tmp_path / "killed"
@@ -244,12 +236,13 @@ def test_sigkill_mid_run_resumes_to_identical_alignments(tmp_path, synth_corpus,
     _run_until(cmd, out, lambda st: any(c["aligned"] for c in
                                         st.get("align", {}).get("chunks", {}).values()))
     assert 1 <= len(_outputs(out)) < 4
-    assert main(base + ["--out", str(out), "--jobs", "2", ]) == 0
+    assert main(base + ["--out", str(out), "--jobs", "2"]) == 0
     printed = capsys.readouterr().out
     assert "failed 4" in printed and "skipped" in printed
     assert _outputs(out) == ref_out
     with open(out / "failures.tsv", encoding="utf-8") as fh:
-        assert {r["id"] for r in csv.DictReader(fh, delimiter="\t")} == set(rows)
+        assert {r["id"] for r in csv.DictReader(fh, delimiter="\t")} == \
+            {"empty", "lonely", "orphan", "tiny"}
     # the resumed model is the uninterrupted run's model
     with np.load(ref / "aligner.npz") as za, np.load(out / "aligner.npz") as zb:
         for k in ("means", "variances", "weights", "p_self"):
@@ -267,6 +260,36 @@ def test_sigkill_mid_run_resumes_to_identical_alignments(tmp_path, synth_corpus,
                         "--jobs", "1"]) == 0
     assert "aligned 4, failed 4" in capsys.readouterr().out
     assert _outputs(out) == ref_out
+
+
+def test_dask_local_cluster_run_equals_local_run(reference, tmp_path, synth_corpus):
+    """Every stage on a 2-worker LocalCluster: the same store, codebook, model and
+    alignments as the local run."""
+    pytest.importorskip("dask.distributed")
+    from vqalign.io.store import aligner_front_end, open_store
+    from vqalign.pipeline.corpus import run_corpus
+
+    ref = reference["out"]
+    out = tmp_path / "dask"
+    rep = run_corpus(synth_corpus, out, jobs=2, scheduler="dask", chunk_size=1, n_codes=64,
+                     n_iter=8, quiet=True)
+    assert rep.aligned == 4 and len(rep.failures) == 4
+    a, b = open_store(ref / "store"), open_store(out / "store")
+    assert a.keys() == b.keys() and a.n_frames == b.n_frames > 0
+    np.testing.assert_array_equal(np.asarray(a.X), np.asarray(b.X))
+    np.testing.assert_array_equal(np.asarray(a.extra), np.asarray(b.extra))
+    for name, keys in (("codebook.npz", ("codebook",)),
+                       ("aligner.npz", ("means", "variances", "weights", "p_self"))):
+        with np.load(ref / name) as za, np.load(out / name) as zb:
+            for k in keys:
+                np.testing.assert_allclose(za[k], zb[k], rtol=1e-6, atol=1e-7)
+    assert _outputs(out) == reference["outputs"]
+    # the store's frames are the aligner's own front end on the same audio
+    from vqalign.io.audio import load_audio
+    y, _ = load_audio(synth_corpus / "utt0.wav", 16000)
+    X, energy = aligner_front_end()(y, 0.005, 1)
+    np.testing.assert_array_equal(np.asarray(a["utt0"]), X)
+    np.testing.assert_array_equal(np.asarray(a.side("utt0")), energy)
 
 
 def test_store_with_other_settings_is_refused(tmp_path, synth_corpus, capsys):
