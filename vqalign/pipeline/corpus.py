@@ -517,7 +517,7 @@ def _align_stage(store, train, texts, out, formats, model_path, digest, lexicon,
         raise _write_error(path, OSError(0, msg, path))
     records.finish("align", aligned=report.aligned)
     dt = time.perf_counter() - t0
-    ll = f", Viterbi log-likelihood/frame {score / frames:.3f}" if frames else ""
+    ll = f", Viterbi path score/frame {score / frames:.3f}" if frames else ""
     line = (f"align: {n_work} utterances aligned in this run ({len(earlier)} chunks finished "
             f"earlier), {frames} frames{ll}, {dt:.1f} s, failed "
             f"{sum(1 for f in report.failures if f.stage in ('alignment', 'writing'))}")
