@@ -131,7 +131,10 @@ def build_corpus(hours: float, cache: Path, *, seed: int = 0, jobs: int = 2) -> 
 
 
 def _tree_rss(pid: int) -> int:
-    import psutil
+    try:
+        import psutil
+    except ImportError:  # psutil comes with the [dask] extra; without it: driver only
+        return 0
     try:
         p = psutil.Process(pid)
         procs = [p, *p.children(recursive=True)]
