@@ -176,75 +176,94 @@ class SphinxAligner:
 
     # ------------------------------------------------------------------ graph
     def _units(self, words, gaps):
-        """Phones of the utterance; ``gaps[k]`` is the filler ci between words k and k+1
-        (None: no filler). Returns the list of _Phone (with <s> and </s> silences)."""
+        """Phones of the utterance. ``gaps`` (None, or one entry per position: before the
+        first word, between words, after the last) holds the filler CI phone to put there,
+        or None."""
         m = self.model_
-        sil = m.mdef.sil
-        units = [_Phone(sil, -1, filler=True)]
+        units = []
+
+        def filler(k):
+            if gaps is not None and gaps[k] is not None:
+                units.append(_Phone(gaps[k], -1, filler=True))
+
         for k, w in enumerate(words):
+            filler(k)
             ph = [m.mdef.ci_index[p] for p in self.pronounce(w)]
             for j, ci in enumerate(ph):
                 wpos = 3 if len(ph) == 1 else (1 if j == 0 else (2 if j == len(ph) - 1 else 0))
                 units.append(_Phone(ci, k, wpos))
-            if k < len(words) - 1 and gaps is not None and gaps[k] is not None:
-                units.append(_Phone(gaps[k], -1, filler=True))
-        units.append(_Phone(sil, -1, filler=True))
+        filler(len(words))
         return units
 
     def _senones(self, units):
         m = self.model_
         md = m.mdef
+        sil = md.sil
         out = []
         for i, u in enumerate(units):
             if u.filler:
                 pid = u.ci
             else:
-                lc = units[i - 1].ci
-                rc = units[i + 1].ci
+                lc = units[i - 1].ci if i > 0 else sil
+                rc = units[i + 1].ci if i + 1 < len(units) else sil
                 pid = md.phone_id_nearest(u.ci, lc, rc, u.wpos)
             out.append((md.senones[pid], m.tmat[md.tmat[pid]]))
         return out
 
     def _topology(self, units, sen_tm, col_of, *, optional_col=None):
-        """Banded topology: 3 states per phone; with ``optional_col`` a one-state optional
-        filler between words reading that emission column."""
+        """Banded topology: 3 states per phone (the mdef's senones and transition matrix);
+        with ``optional_col`` a one-state optional filler reading that emission column
+        before the first word, between words and after the last."""
         from vqalign.hmm.topology import Topology
 
-        labels, unit_index, emit, trans, skippable = [], [], [], [], []
         m = self.model_
         n_emit = m.mdef.n_emit_state
+        q = math.exp(self._fillers()[0][2])
+        q = min(q / (1.0 + q), 0.5)
+        loop = float(self.filler_loop)
+        labels, unit_index, emit, trans, skippable = [], [], [], [], []
+
+        def add_optional():
+            labels.append("<filler>.0")
+            unit_index.append(-1)
+            emit.append(optional_col)
+            trans.append([loop, 1.0 - loop, 0.0])
+            skippable.append(True)
+
+        opt = optional_col is not None
+        if opt:
+            add_optional()
         for i, (u, (sen, tm)) in enumerate(zip(units, sen_tm)):
             for j in range(n_emit):
                 labels.append(f"{m.mdef.ciphones[u.ci]}.{j}")
                 unit_index.append(i)
                 emit.append(col_of[int(sen[j])])
-                row = [tm[j, j], tm[j, j + 1] if j + 1 <= n_emit else 0.0,
-                       tm[j, j + 2] if j + 2 <= n_emit else 0.0]
-                trans.append(row)
+                trans.append([tm[j, j], tm[j, j + 1] if j + 1 <= n_emit else 0.0,
+                              tm[j, j + 2] if j + 2 <= n_emit else 0.0])
                 skippable.append(False)
             nxt = units[i + 1] if i + 1 < len(units) else None
-            if (optional_col is not None and nxt is not None and not u.filler
-                    and not nxt.filler and nxt.word != u.word):
-                # optional filler: split the exit of the word's last state
-                exit_p = trans[-1][1]
-                q = math.exp(self._fillers()[0][2])
-                q = min(q / (1.0 + q), 0.5)
+            if opt and (nxt is None or (not u.filler and not nxt.filler and nxt.word != u.word)):
+                # split the exit of the word's last state between the filler and the next word
+                exit_p = trans[-1][1] if nxt is not None else 1.0 - trans[-1][0]
                 trans[-1] = [trans[-1][0], exit_p * q, exit_p * (1.0 - q)]
-                labels.append("<filler>.0")
-                unit_index.append(-1)
-                emit.append(optional_col)
-                trans.append([self.filler_loop, 1.0 - self.filler_loop, 0.0])
-                skippable.append(True)
+                add_optional()
         S = len(labels)
         with np.errstate(divide="ignore"):
             lt = np.log(np.asarray(trans, dtype=np.float64))
+            log_start = np.full(S, -np.inf)
+            log_end = np.full(S, -np.inf)
+            if opt:
+                log_start[0], log_start[1] = math.log(q), math.log1p(-q)
+                # last phone state: its "skip" share ends the utterance directly
+                log_end[-2] = lt[-2, 2]
+                log_end[-1] = math.log(1.0 - loop)
+                lt[-2, 2] = -np.inf
+            else:
+                log_start[0] = 0.0
+                log_end[-1] = math.log(max(1.0 - trans[-1][0], 1e-12))
         lt[-1, 1:] = -np.inf
         if S > 1:
             lt[-2, 2] = -np.inf
-        log_start = np.full(S, -np.inf)
-        log_start[0] = 0.0
-        log_end = np.full(S, -np.inf)
-        log_end[-1] = 0.0
         return Topology(labels=labels, symbols=[m.mdef.ciphones[u.ci] for u in units],
                         unit_index=np.asarray(unit_index, np.int32),
                         emit_ids=np.asarray(emit, np.int32), log_trans=lt,
@@ -305,7 +324,7 @@ class SphinxAligner:
         topo1 = self._topology(units, sen_tm, col_of, optional_col=le.shape[1])
         with _one_numba_thread():
             path1, _ = viterbi(le1, topo1, hop_s=HOP_S)
-        gaps = self._gaps(path1, topo1, units, len(words), le, col_of, fillers)
+        gaps = self._gaps(path1, topo1, len(words), le, col_of, fillers)
 
         # pass 2: fillers where the first pass found pauses, contexts recomputed
         units2 = self._units(words, gaps)
@@ -348,24 +367,15 @@ class SphinxAligner:
         return Alignment(tiers={"words": wsegs, "phones": phones}, audio=audio_name,
                          sample_rate=int(sr), duration=duration, diagnostics=diag)
 
-    def _gaps(self, path, topo, units, n_words, le, col_of, fillers):
-        """Filler ci per word boundary from the first pass (None where no pause of >= 3
-        frames was found)."""
+    def _gaps(self, path, topo, n_words, le, col_of, fillers):
+        """Filler CI phone per position (before the first word, between words, after the
+        last) from the first pass: None where no pause of >= 3 frames was found."""
         m = self.model_
-        gaps = [None] * max(n_words - 1, 0)
+        gaps = [None] * (n_words + 1)
         opt = np.flatnonzero(topo.skippable)
-        if not opt.size:
-            return gaps
-        # the k-th optional state sits between word k and k+1
-        word_of_opt = {}
-        k = 0
-        for s in range(topo.n_states):
-            if topo.skippable[s]:
-                word_of_opt[s] = k
-                k += 1
-        for s in opt:
+        for k, s in enumerate(opt):              # the k-th optional state sits at position k
             frames = np.flatnonzero(path == s)
-            if frames.size < 3:
+            if frames.size < m.mdef.n_emit_state:
                 continue
             best_ci, best_score = None, -np.inf
             for _, ci, pen in fillers:
@@ -375,7 +385,7 @@ class SphinxAligner:
                 sc = float(le[frames][:, cols].max(axis=1).sum()) + pen
                 if sc > best_score:
                     best_ci, best_score = ci, sc
-            gaps[word_of_opt[int(s)]] = best_ci
+            gaps[k] = best_ci
         return gaps
 
     def __repr__(self):

@@ -13,7 +13,31 @@ OK = 0
 BAD_VALUE = 1
 
 
-GROUP = 8
+NGRP = 16
+
+
+@njit(cache=True, nogil=True)
+def _insert(tv, ti, v, d):
+    k = tv.shape[0] - 1
+    while k > 0 and tv[k - 1] < v:
+        tv[k] = tv[k - 1]
+        ti[k] = ti[k - 1]
+        k -= 1
+    tv[k] = v
+    ti[k] = d
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _group_max(row, base, n_per, gm):
+    # interleaved groups: group g holds densities g, g + NGRP, g + 2 NGRP, ...; the inner
+    # loop runs over NGRP contiguous values (SIMD)
+    for g in range(NGRP):
+        gm[g] = row[base + g]
+    for j in range(1, n_per):
+        o = base + j * NGRP
+        for g in range(NGRP):
+            v = row[o + g]
+            gm[g] = v if v > gm[g] else gm[g]
 
 
 @njit(cache=True, nogil=True)
@@ -25,70 +49,52 @@ def topn_per_codebook(scores, n_cb, n_density, topn, idx_out, val_out):
     the codeword indices and log densities, best first. Returns OK, or BAD_VALUE if a
     score is NaN (``idx_out[0, 0, 0]`` then holds the frame).
 
-    Two levels: the maximum of each group of 8 Gaussians first; the ``topn``-th largest
-    group maximum is a lower bound of the ``topn``-th largest density, so only groups
-    whose maximum reaches it are searched.
+    When ``n_density`` is a multiple of 16 the search has two levels: the maximum of each
+    of 16 interleaved groups first; the ``topn``-th largest group maximum is a lower
+    bound of the ``topn``-th largest density, so only groups reaching it are searched.
     """
     T = scores.shape[0]
-    n_grp = (n_density + GROUP - 1) // GROUP
-    gm = np.empty(n_grp, dtype=np.float32)
+    gm = np.empty(NGRP, dtype=np.float32)
     tv = np.empty(topn, dtype=np.float32)
     ti = np.empty(topn, dtype=np.int32)
+    grouped = n_density % NGRP == 0 and n_density >= NGRP and topn <= NGRP
+    n_per = n_density // NGRP
     for t in range(T):
         row = scores[t]
         for c in range(n_cb):
             base = c * n_density
-            if n_density % GROUP == 0:
-                for g in range(n_grp):
-                    lo = base + g * GROUP
-                    m = row[lo]
-                    for d in range(1, GROUP):
-                        m = max(m, row[lo + d])
-                    gm[g] = m
-            else:
-                for g in range(n_grp):
-                    lo = base + g * GROUP
-                    hi = min(lo + GROUP, base + n_density)
-                    m = row[lo]
-                    for d in range(lo + 1, hi):
-                        m = max(m, row[d])
-                    gm[g] = m
-            # topn-th largest group maximum (or -inf with fewer groups)
-            for k in range(topn):
-                tv[k] = -np.inf
-            for g in range(n_grp):
-                v = gm[g]
-                if v != v:
-                    idx_out[0, 0, 0] = t
-                    return BAD_VALUE
-                if v > tv[topn - 1]:
-                    k = topn - 1
-                    while k > 0 and tv[k - 1] < v:
-                        tv[k] = tv[k - 1]
-                        k -= 1
-                    tv[k] = v
-            thr = tv[topn - 1]
             for k in range(topn):
                 tv[k] = -np.inf
                 ti[k] = 0
-            for g in range(n_grp):
-                if gm[g] < thr:
-                    continue
-                lo = g * GROUP
-                hi = min(lo + GROUP, n_density)
-                for d in range(lo, hi):
+            if grouped:
+                _group_max(row, base, n_per, gm)
+                for g in range(NGRP):
+                    v = gm[g]
+                    if v != v:
+                        idx_out[0, 0, 0] = t
+                        return BAD_VALUE
+                    if v > tv[topn - 1]:
+                        _insert(tv, ti, v, g)
+                thr = tv[topn - 1]
+                for k in range(topn):
+                    tv[k] = -np.inf
+                    ti[k] = 0
+                for g in range(NGRP):
+                    if gm[g] < thr:
+                        continue
+                    for j in range(n_per):
+                        d = j * NGRP + g
+                        v = row[base + d]
+                        if v > tv[topn - 1]:
+                            _insert(tv, ti, v, d)
+            else:
+                for d in range(n_density):
                     v = row[base + d]
                     if v != v:
                         idx_out[0, 0, 0] = t
                         return BAD_VALUE
                     if v > tv[topn - 1]:
-                        k = topn - 1
-                        while k > 0 and tv[k - 1] < v:
-                            tv[k] = tv[k - 1]
-                            ti[k] = ti[k - 1]
-                            k -= 1
-                        tv[k] = v
-                        ti[k] = d
+                        _insert(tv, ti, v, d)
             for k in range(topn):
                 val_out[t, c, k] = tv[k]
                 idx_out[t, c, k] = ti[k]
