@@ -7,8 +7,9 @@ log emission of senone ``s`` at frame ``t`` is
     sum over streams f of  log sum_{k in top-N(cb(s), f, t)} w_f[k, s] N(x_ft; mu_fk, var_fk)
 
 with the top-N Gaussians of each codebook and stream (``topn``, 4 in pocketsphinx).
-As in pocketsphinx, each density is floored at the best codebook's best density of its
-stream minus ``clamp`` nats (96 quantization units of 1024 ln 1.0001), which bounds how
+As in pocketsphinx, each density is floored at the best density of its stream over the
+codebooks in use (those of the senones asked for, pocketsphinx's active codebooks) minus
+``clamp`` nats (96 quantization units of 1024 ln 1.0001), which bounds how
 badly one stream can score a senone.
 
 Gaussian log densities of one stream for all the codebooks an utterance needs are one
