@@ -58,14 +58,15 @@ def test_thirty_minutes_align_without_drift(fitted, base):
     assert np.mean(e[-n:]) < 30.0 and np.mean(e[:n]) < 30.0
     assert abs(aln.tiers["words"][-1].end - words[-1][1]) < 0.05
     long = aln.diagnostics["long_audio"]
-    assert long["windows"] > 30
-    assert np.all(np.diff(long["anchors_s"]) > 0)
+    assert long["method"] == "global beam Viterbi"
+    # the beam keeps a band, not the whole chain (about 100,000 states here)
+    assert long["mean_active_states"] < 2000
 
 
 def test_transcript_with_text_missing_from_audio_fails_clearly(fitted, base):
     y, text, _ = _tile(base, 100, seed=1)
     extra = " ".join(base[0].text.split() * 6)
-    with pytest.raises(AlignmentError, match="not in the recording"):
+    with pytest.raises(AlignmentError, match="does not match the audio|not in the recording"):
         fitted.align(y, text + " " + extra, sr=16000)
 
 
@@ -79,7 +80,8 @@ def test_speech_after_the_last_word_is_reported(fitted, base):
 
 
 def test_long_recording_self_trained(base):
-    """An unfitted Aligner trains on the opening window, then re-trains on its chunks."""
+    """An unfitted Aligner trains on pieces cut at pauses, then re-trains on the chunks of
+    its global path."""
     y, text, words = _tile(base, 100, seed=3)
     aln = Aligner(unit="phones").align(y, text, sr=16000)
     s, e = _errors_ms(aln, words)

@@ -19,6 +19,7 @@ Viterbi pass. A fitted model is shared by every utterance it aligns.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import time
@@ -35,7 +36,6 @@ from vqalign._validation import (
     check_random_state,
     check_sample_rate,
 )
-from vqalign.align import _model as M
 from vqalign.exceptions import AlignmentError, ParameterError, VQAlignError
 from vqalign.history import History
 
@@ -51,6 +51,51 @@ LONG_AUDIO_S = 90.0
 # labels as pauses and shifts the following words by one.
 SINGLE_HOP_S = 0.010
 SINGLE_SILENCE_QUANTILE = 0.05
+SIL = "sil"
+FEATURE_SR = 16000
+#: fitted-model feature cache: at most this many utterances are kept
+CACHE_SIZE = 256
+
+
+def features(y16: np.ndarray, hop_s: float, delta_width: int = 1):
+    """The aligner's front end on 16 kHz audio: ((T, 39) float32 features, (T,) raw c0).
+
+    13 MFCCs (:func:`vqalign.features.mfcc`, librosa convention, 25 ms window, 40 mel
+    bands) with deltas and delta-deltas (:func:`vqalign.features.delta`, regression over
+    +-``delta_width`` frames: wider windows smear boundaries) and per-utterance CMVN
+    (:func:`vqalign.features.cmvn`). The raw c0 is the loudness silence is seeded from.
+    """
+    from vqalign.features import cmvn, delta, mfcc  # noqa: PLC0415
+    c = mfcc(y16, FEATURE_SR, n_mfcc=13, n_mels=40, win_length=0.025,
+             hop_length=int(round(hop_s * FEATURE_SR)), center=True)
+    X = cmvn(delta(c, order=2, width=delta_width))
+    return np.ascontiguousarray(X, dtype=np.float32), c[:, 0].astype(np.float32)
+
+
+def resample(y: np.ndarray, sr: int) -> np.ndarray:
+    """Mono audio at the aligner's 16 kHz (soxr)."""
+    if sr == FEATURE_SR:
+        return y
+    import soxr  # noqa: PLC0415
+    return soxr.resample(y, sr, FEATURE_SR).astype(np.float32)
+
+
+def too_short_message(n_states, n_frames, hop_s, what="transcript"):
+    return (f"{what} has {n_states} HMM states but the audio has only {n_frames} frames "
+            f"({n_frames * hop_s:.2f} s at {1000 * hop_s:g} ms hop; the {what} needs at least "
+            f"{n_states * hop_s:.2f} s, one frame per state); shorten the {what}, use fewer "
+            f"states per unit, or check that the audio and {what} belong together")
+
+
+class _LRU(dict):
+    """A dict that forgets its oldest entries beyond ``CACHE_SIZE``."""
+
+    def __setitem__(self, key, value):
+        if key in self:
+            del self[key]
+        super().__setitem__(key, value)
+        while len(self) > CACHE_SIZE:
+            del self[next(iter(self))]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -90,7 +135,7 @@ def _load_audio(path):
     except ImportError:
         load_audio = None
     if load_audio is not None:
-        return load_audio(path, sr=M.FEATURE_SR)
+        return load_audio(path, sr=FEATURE_SR)
     import soundfile as sf  # noqa: PLC0415
     try:
         y, sr = sf.read(str(path), dtype="float32", always_2d=True)
@@ -254,9 +299,9 @@ class Aligner:
         if not isinstance(hop, (int, float)) or isinstance(hop, bool) or not 0.002 <= hop <= 0.05:
             raise ParameterError(f"hop_length={hop!r} s is outside [0.002, 0.05]; use 0.010 "
                                  "(10 ms) or 0.005 (5 ms)")
-        if round(hop * M.FEATURE_SR) != hop * M.FEATURE_SR:
+        if round(hop * FEATURE_SR) != hop * FEATURE_SR:
             raise ParameterError(f"hop_length={hop} s is not a whole number of samples at "
-                                 f"{M.FEATURE_SR} Hz; use e.g. 0.010 or 0.005")
+                                 f"{FEATURE_SR} Hz; use e.g. 0.010 or 0.005")
         self.hop_ = float(hop)
         if self.oov not in ("g2p", "error"):
             raise ParameterError(f"oov={self.oov!r}; use 'g2p' (guess from spelling, reported) "
@@ -304,15 +349,15 @@ class Aligner:
                    f"letter-to-sound rules: {', '.join(sorted(set(tokens.oov)))}")
             warn.append(msg)
         key = (_audio_key(y, sr), self.hop_) if cache is not None else None
-        y16 = M.resample(y, sr)
-        min_len = int(0.025 * M.FEATURE_SR)
+        y16 = resample(y, sr)
+        min_len = int(0.025 * FEATURE_SR)
         if y16.size < min_len:
-            raise ParameterError(f"audio has {y16.size / M.FEATURE_SR * 1000:.1f} ms, "
+            raise ParameterError(f"audio has {y16.size / FEATURE_SR * 1000:.1f} ms, "
                                  "shorter than one 25 ms analysis window")
         if key is not None and key in cache:
             X, energy = cache[key]
         else:
-            X, energy = M.features(y16, self.hop_, 1)
+            X, energy = features(y16, self.hop_, 1)
             if key is not None:
                 cache[key] = (X, energy)
         return _Prepared(X, energy, tokens, y.size / sr, sr, name, warn, y16, key)
@@ -334,22 +379,38 @@ class Aligner:
 
     @staticmethod
     def _frames(prepared):
-        Xs = [p.X for p in prepared]
-        offs = np.zeros(len(Xs) + 1, np.int64)
-        offs[1:] = np.cumsum([x.shape[0] for x in Xs])
-        return M.Frames(np.concatenate(Xs) if Xs else np.zeros((0, 39), np.float32),
-                        np.concatenate([p.energy for p in prepared]) if Xs else np.zeros(0),
-                        offs, [p.duration for p in prepared])
+        """(X (N, 39), energy (N,), frame_off (U+1,)) of prepared utterances."""
+        offs = np.zeros(len(prepared) + 1, np.int64)
+        offs[1:] = np.cumsum([p.X.shape[0] for p in prepared])
+        X = np.concatenate([p.X for p in prepared]) if prepared else np.zeros((0, 39), np.float32)
+        E = np.concatenate([p.energy for p in prepared]) if prepared else np.zeros(0)
+        return np.ascontiguousarray(X, dtype=np.float32), E, offs
 
-    def _length_errors(self, model, prepared):
+    def _n_states(self, p):
+        return sum(self.states_per_unit for w in p.tokens.units for _ in w)
+
+    def _length_errors(self, prepared):
         """ParameterError per utterance whose transcript needs more frames than it has."""
         out = []
         for p in prepared:
-            n_states = sum(model.n_sub(u) for w in p.tokens.units for u in w)
+            n_states = self._n_states(p)
             T = p.X.shape[0]
-            out.append(ParameterError(M.too_short_message(n_states, T, self.hop_))
+            out.append(ParameterError(too_short_message(n_states, T, self.hop_))
                        if n_states > T else None)
         return out
+
+    def _hmm(self, gmm, *, corpus):
+        """The engine's model with this Aligner's settings."""
+        from vqalign.hmm import TiedMixtureHMM  # noqa: PLC0415
+        update = "wt" + ("mv" if corpus and self.update_gaussians else "")
+        return TiedMixtureHMM(
+            gmm=gmm, states_per_symbol=self.states_per_unit,
+            optional_silence=SIL if self.silence else None, top_n=self.top_n,
+            n_iter=self.n_iter, tol=self.tol, min_iter=4, update=update,
+            gaussians_every=max(1, self.update_gaussians), weight_floor=self.weight_floor,
+            min_self_loop=0.05, max_self_loop=0.98, init_params="", p_silence=0.3,
+            p_edge_silence=0.8, beam=1e-12, viterbi_beam=VITERBI_BEAM, min_post=1e-4,
+            n_chunks=16, hop_s=self.hop_)
 
     # ------------------------------------------------------------------ fit
     def fit(self, corpus: Iterable, y=None):
@@ -360,10 +421,10 @@ class Aligner:
         than the audio allows) are skipped and listed in ``fit_failures_``; if none
         is usable a ParameterError says why.
 
-        Sets ``model_``, ``history_``, ``symbols_``, ``n_utterances_``,
-        ``fit_failures_`` (list of (index, name, message)), ``oov_`` and
-        ``alignments_`` (the training utterances' final alignments, in order; None
-        for a skipped one).
+        Sets ``model_`` (a :class:`vqalign.hmm.TiedMixtureHMM`), ``history_``,
+        ``symbols_``, ``n_utterances_``, ``fit_failures_`` (list of (index, name,
+        message)), ``oov_`` and ``alignments_`` (the training utterances' final
+        alignments, in order; None for a skipped one).
         """
         self._check_params(training=True)
         t_start = time.perf_counter()
@@ -372,51 +433,28 @@ class Aligner:
             raise ParameterError("the corpus is empty; give at least one (audio, sr, "
                                  "transcript) item")
         lexicon = self._lexicon()
-        self._cache = {}
+        self._cache = _LRU()
         prepared, errors = self._prepare_many(items, lexicon, self._cache, raise_errors=False)
         rng = check_random_state(self.random_state)
         ok = [i for i, p in enumerate(prepared) if p is not None]
         if not ok:
             raise ParameterError(f"no usable utterance in the corpus: {errors[0]}")
+        for i, err in zip(ok, self._length_errors([prepared[i] for i in ok])):
+            if err is not None:
+                errors[i] = err
+        ok = [i for i in ok if errors[i] is None]
+        if not ok:
+            raise ParameterError(f"no usable utterance in the corpus: "
+                                 f"{next(e for e in errors if e is not None)}")
+        train = [prepared[i] for i in ok]
         with _Threads(self.n_jobs):
-            symbols = sorted({u for i in ok for w in prepared[i].tokens.units for u in w})
-            model = self._new_model(symbols, [prepared[i] for i in ok], rng)
-            for i, err in zip(ok, self._length_errors(model, [prepared[i] for i in ok])):
-                if err is not None:
-                    errors[i] = err
-            ok = [i for i in ok if errors[i] is None]
-            if not ok:
-                raise ParameterError(f"no usable utterance in the corpus: "
-                                     f"{next(e for e in errors if e is not None)}")
-            train = [prepared[i] for i in ok]
-            frames = self._frames(train)
-            g = model.build_graph([p.tokens.units for p in train], silence=self.silence)
-            cand = None
-            if self.update_gaussians:
-                # the 3n best Gaussians per frame: the first n now, all of them as the
-                # candidates re-scored after each Gaussian update
-                cand, val = model.gauss.top_n(frames.X, 3 * model.top_n)
-                comp = model.components_from(np.ascontiguousarray(cand[:, :model.top_n]),
-                                             val[:, :model.top_n])
-            else:
-                comp = model.frame_components(frames.X)
-            model.init_weights_from_energy(comp, frames.energy, frames.frame_off)
-            history, comp = _em_flat_starts(
-                model, frames, g, comp, self.n_iter, History("tied-mixture EM"),
-                short_start=True, update_gaussians_every=self.update_gaussians,
-                tol=self.tol, cand=cand)
+            model, history, sel, X, offs = self.train_model(train, rng, corpus=True)
             self.model_ = model
             self.history_ = history
-            self.symbols_ = list(model.symbols)
-            results = self._decode(train, frames, g, comp, history=None)
-            # the training frames' top-n Gaussians, reused when the same audio is aligned
-            # again with this model (e.g. fit(corpus) then align_many(corpus))
-            self._comp_cache = {}
-            for u, p in enumerate(train):
-                if p.key is not None:
-                    a, b = frames.frame_off[u], frames.frame_off[u + 1]
-                    self._comp_cache[p.key] = (comp[0][a:b], comp[1][a:b], comp[2][a:b])
-            self._comp_model = model
+            self.symbols_ = list(model.symbols_)
+            results = self._decode(train, X, offs, sel, history=None)
+        for i, (_name, msg) in ((ok[j], f) for j, f in _failure_index(model, train)):
+            errors[i] = AlignmentError(msg)
         self.alignments_ = [None] * len(items)
         for i, r in zip(ok, results):
             self.alignments_[i] = r
@@ -425,60 +463,111 @@ class Aligner:
         self.oov_ = sorted({w for p in prepared if p is not None for w in p.tokens.oov})
         if self.oov_:
             warnings.warn(f"{len(self.oov_)} word(s) not in the lexicon were pronounced by "
-                          f"letter-to-sound rules: {', '.join(self.oov_[:20])}"
+                          f"the G2P: {', '.join(self.oov_[:20])}"
                           f"{' ...' if len(self.oov_) > 20 else ''}", stacklevel=2)
         self.n_utterances_ = len(ok)
         self.fit_seconds_ = time.perf_counter() - t_start
         return self
 
-    def _new_model(self, symbols, prepared, rng):
-        X = np.concatenate([p.X for p in prepared])
+    def _codebook(self, X, rng, k):
         if self.codebook is not None:
             cb = self.codebook
             if isinstance(cb, (str, Path)):
-                cb = _read_codebook(cb)
+                cb = _read_codebook(cb, self._feature_settings())
             cb = np.asarray(cb, dtype=np.float32)
             if cb.ndim != 2 or cb.shape[1] != X.shape[1]:
                 raise ParameterError(f"codebook has shape {cb.shape} but the features have "
                                      f"{X.shape[1]} dimensions (13 MFCC + deltas); train it "
                                      "on the aligner's features or leave codebook=None")
-        else:
-            from vqalign.lbg import lbg  # noqa: PLC0415
+            return cb
+        from vqalign.lbg import lbg  # noqa: PLC0415
 
-            # the recipe's codebook: LBG doubling from the mean, refined per level, then
-            # one Lloyd pass over every frame (the settings the aligner was tuned with;
-            # the codebook bench's defaults skip that pass for speed on 1M frames)
-            cb = lbg(X, min(self.n_codes, max(2, X.shape[0] // 4)),
-                     seed=int(rng.integers(2**31 - 1)), n_iter=6, final_passes=1)
-        gauss = M.Gaussians.from_codebook(cb, X)
-        return M.TiedMixtureModel(symbols, self.states_per_unit, gauss, top_n=self.top_n,
-                                  weight_floor=self.weight_floor)
+        # the recipe's codebook: LBG doubling from the mean, refined per level, then
+        # one Lloyd pass over every frame (the settings the aligner was tuned with)
+        return lbg(X, min(k, max(2, X.shape[0] // 4)), seed=int(rng.integers(2**31 - 1)),
+                   n_iter=6, final_passes=1, growth=2.0, last_iter=None)
+
+    def new_model(self, X, rng, *, k=None, corpus=True):
+        """An untrained engine model: Gaussians from an LBG codebook of ``X`` (or the
+        given ``codebook``) through :meth:`vqalign.hmm.DiagGMM.from_codebook`."""
+        from vqalign.hmm import DiagGMM  # noqa: PLC0415
+        cb = self._codebook(X, rng, self.n_codes if k is None else k)
+        gmm = DiagGMM.from_codebook(cb, X, var_floor=1e-2, shrinkage=10.0, max_frames=32768,
+                                    top_n=min(self.top_n, cb.shape[0]))
+        return self._hmm(gmm, corpus=corpus)
+
+    def train_model(self, train, rng, *, corpus, k=None, quantile=0.15, n_iter=None,
+                    open_end=False):
+        """Flat start(s) and EM on prepared utterances: (model, history, selection, X,
+        frame_off). The schedule (the policy this Aligner was tuned with):
+
+        - silence weights from each utterance's quietest ``quantile`` of frames, symbol
+          weights from the others;
+        - a "durations" start (self loops from the frames each state would get) and, in
+          corpus mode, a "short" start (self loops 0.6): corpora under MULTI_START_S
+          seconds run both and keep the higher final likelihood, longer ones the short
+          start only; a single utterance the durations start only;
+        - Gaussians re-estimated every ``update_gaussians`` steps in corpus mode.
+        """
+        X, energy, offs = self._frames(train)
+        words = [p.tokens.units for p in train]
+        base = self.new_model(X, rng, k=k, corpus=corpus)
+        if n_iter is not None:
+            base.n_iter = n_iter
+        base.open_end_ = open_end
+        base.gmm_ = base.gmm
+        sel = base.select(X, candidates="m" in base.update)
+        quiet = []
+        for u in range(len(train)):
+            e = energy[offs[u]:offs[u + 1]]
+            quiet.append(e <= np.quantile(e, quantile))
+        seconds = float(sum(p.duration for p in train))
+        starts = []
+        if not corpus or seconds < MULTI_START_S:
+            starts.append(None)
+        if corpus:
+            starts.append(0.6)
+        data = [(p.X, w) for p, w in zip(train, words)]
+        names = [p.name or str(u) for u, p in enumerate(train)]
+        syms = sorted({s for w in words for ww in w for s in ww})
+        best = None
+        for start in starts:
+            m = copy.deepcopy(base) if len(starts) > 1 else base
+            m.init_self_loop = start
+            m.initialize(data, quiet=quiet, symbols=syms, selection=sel, quiet_fraction=0.15)
+            m.fit(data, names=names, selection=sel)
+            h = m.history_
+            h.name = (f"tied-mixture EM{'' if corpus else ' (one utterance)'}, "
+                      f"{'durations' if start is None else 'short'} flat start")
+            ll = h["log_likelihood"][-1] if len(h["log_likelihood"]) else -np.inf
+            if best is None or ll > best[0]:
+                best = (ll, m)
+        model = best[1]
+        return model, model.history_, model._last_selection, X, offs
 
     # ------------------------------------------------------------------ decoding
-    def _decode(self, prepared, frames, g, comp, *, history, em_paths=None, warn_extra=None):
-        model = self.model_
+    def _decode(self, prepared, X, offs, sel, *, history, em_paths=None, warn_extra=None,
+                model=None):
+        model = self.model_ if model is None else model
         hop = self.hop_
-        path, score, status, bl = M.viterbi(model, frames, g, comp)
-        gmax = comp[2]
+        batch = model.batch([p.tokens.units for p in prepared])
+        path, score, status, _ = model.viterbi_batch(X, offs, batch, sel)
+        cols = batch.emit_ids[batch.state_off[np.repeat(np.arange(len(prepared)),
+                                                        np.diff(offs))] + path]
+        fconf, own = model.frame_ratio(sel, cols)
+        frame_ll = np.log(np.maximum(own, 1e-300)) + sel.gmax
         Alignment, Segment = _alignment_classes()
         out = []
         sil_tier = "phones" if self.unit == "phones" else "chars"
         for u, p in enumerate(prepared):
-            a, b = frames.frame_off[u], frames.frame_off[u + 1]
+            a, b = offs[u], offs[u + 1]
             if status[u] != 0:
                 out.append(AlignmentError(
                     f"no alignment path for {p.name or 'the utterance'}: the transcript "
                     f"({sum(len(w) for w in p.tokens.units)} units) cannot be fitted to "
                     f"{(b - a) * hop:.2f} s of audio"))
                 continue
-            pu = path[a:b]
-            cols = g.col[g.state_off[u] + pu]
-            blu = bl[a:b]
-            own = blu[np.arange(b - a), cols].astype(np.float64)
-            best = blu.max(axis=1).astype(np.float64)
-            frame_conf = own / np.maximum(best, 1e-300)
-            frame_ll = np.log(np.maximum(own, 1e-300)) + gmax[a:b]
-            units, words = M.path_segments(pu, g, u, hop, p.duration, frame_conf)
+            units, words = path_segments(path[a:b], batch, u, hop, p.duration, fconf[a:b])
             seg_units = [Segment(s, e, lab, c) for s, e, lab, c in units]
             seg_words = [Segment(s, e, p.tokens.words[wi], c) for s, e, wi, c in words]
             wlist = list(p.warnings)
@@ -486,12 +575,12 @@ class Aligner:
                 wlist.extend(warn_extra)
             diag = {
                 "hop_s": hop,
-                "frame_loglik": np.round(frame_ll, 3).tolist(),
+                "frame_loglik": np.round(frame_ll[a:b], 3).tolist(),
                 "path_score": float(score[u]),
                 "warnings": wlist,
                 "oov": sorted(set(p.tokens.oov)),
                 "unit": self.unit,
-                "n_states": int(g.state_off[u + 1] - g.state_off[u]),
+                "n_states": int(batch.state_off[u + 1] - batch.state_off[u]),
                 "model": "tied-mixture HMM",
             }
             if history is not None:
@@ -507,18 +596,21 @@ class Aligner:
         return out
 
     # ------------------------------------------------------------------ align
-    def align(self, audio, transcript, *, sr=16000, audio_name=None):
+    def align(self, audio, transcript, *, sr=None, audio_name=None):
         """Align one utterance; returns an Alignment.
 
-        ``audio`` is a float waveform (or a path, then ``sr`` is ignored). An unfitted
-        Aligner self-trains on this one utterance (EM from a flat start, then Viterbi);
-        a fitted one uses its shared model. Audio longer than 90 s is aligned in
-        overlapping windows (see ``vqalign.align._longform``).
+        ``audio`` is a float waveform with its sample rate ``sr`` (required), or a path
+        (then ``sr`` is ignored). An unfitted Aligner self-trains on this one utterance
+        (EM from a flat start, then Viterbi); a fitted one uses its shared model. Audio
+        longer than 90 s is aligned as one long recording (``vqalign.align._longform``).
         """
         self._check_params()
         if isinstance(audio, (str, Path)):
             audio_name = audio_name or str(audio)
             audio, sr = _load_audio(audio)
+        elif sr is None:
+            raise ParameterError("sr is required with an audio array: pass its sample rate, "
+                                 "e.g. align(y, text, sr=16000), or pass a file path")
         lexicon = self._lexicon()
         p = self._prepare(audio, sr, transcript, audio_name, lexicon,
                           getattr(self, "_cache", None))
@@ -537,11 +629,9 @@ class Aligner:
 
     def _align_prepared(self, prepared):
         model = self.model_
-        syms = {u for p in prepared for w in p.tokens.units for u in w}
-        new = sorted(syms - set(model.symbols))
-        if new:
-            model.add_symbols(new)
-        errs = self._length_errors(model, prepared)
+        new = model.add_symbols(sorted({u for p in prepared for w in p.tokens.units
+                                        for u in w}))
+        errs = self._length_errors(prepared)
         out = [None] * len(prepared)
         keep = []
         for i, e in enumerate(errs):
@@ -551,76 +641,53 @@ class Aligner:
                 keep.append(i)
         if keep:
             sub = [prepared[i] for i in keep]
-            frames = self._frames(sub)
-            g = model.build_graph([p.tokens.units for p in sub], silence=self.silence)
-            comp = self._components(model, sub, frames)
+            X, _, offs = self._frames(sub)
+            sel = model.select(X)
             extra = ([f"units never seen in training were given generic models: "
                       f"{', '.join(new)}"] if new else None)
-            res = self._decode(sub, frames, g, comp, history=None, warn_extra=extra)
+            res = self._decode(sub, X, offs, sel, history=None, warn_extra=extra)
             for i, r in zip(keep, res):
                 out[i] = r
         return out
 
-    def _components(self, model, prepared, frames):
-        """Top-n Gaussians of every frame, from the fit-time cache where possible."""
-        cache = getattr(self, "_comp_cache", None)
-        if not cache or getattr(self, "_comp_model", None) is not model:
-            return model.frame_components(frames.X)
-        parts = [cache.get(p.key) if p.key is not None else None for p in prepared]
-        missing = [u for u, c in enumerate(parts) if c is None]
-        if missing:
-            Xm = np.concatenate([prepared[u].X for u in missing])
-            cm = model.frame_components(Xm)
-            off = 0
-            for u in missing:
-                n = prepared[u].X.shape[0]
-                parts[u] = (cm[0][off:off + n], cm[1][off:off + n], cm[2][off:off + n])
-                off += n
-        return tuple(np.concatenate([c[i] for c in parts]) for i in range(3))
-
     def _self_train(self, p: _Prepared, *, n_codes=None):
         """Mode (a): codebook and weights learned from this utterance alone."""
-        rng = check_random_state(self.random_state)
-        T = p.X.shape[0]
-        symbols = sorted({u for w in p.tokens.units for u in w})
-        k = n_codes or min(self.n_codes, max(8, T // 12))
-        trial = M.TiedMixtureModel(symbols, self.states_per_unit,
-                                   M.Gaussians(np.zeros((1, p.X.shape[1])),
-                                               np.ones((1, p.X.shape[1]))))
-        err = self._length_errors(trial, [p])[0]
+        err = self._length_errors([p])[0]
         if err is not None:
             raise err
-        model, frames, g, comp, history, paths = self._train_one(p, symbols, k, rng)
+        model, history, sel, X, offs = self._train_one(p, n_codes=n_codes)
         em_paths = None
-        if self.keep_paths:
-            em_paths = [_boundary_times(pp, g, 0, self.hop_, p.duration) for pp in paths]
-        self.model_ = model  # temporarily, for _decode
-        try:
-            res = self._decode([p], frames, g, comp, history=history, em_paths=em_paths)[0]
-        finally:
-            del self.model_
+        res = self._decode([p], X, offs, sel, history=history, em_paths=em_paths, model=model)[0]
         if isinstance(res, Exception):
             raise res
+        if self.keep_paths:
+            res.diagnostics["em_paths"] = self._em_paths(p, model)
         return res
 
-    def _train_one(self, p, symbols, k, rng):
-        """Codebook, flat start and EM on one utterance: (model, frames, graph, comp,
-        history, per-step paths)."""
-        frames = self._frames([p])
-        saved = self.n_codes
-        try:
-            self.n_codes = k
-            model = self._new_model(symbols, [p], rng)
-        finally:
-            self.n_codes = saved
-        g = model.build_graph([p.tokens.units], silence=self.silence)
-        comp = model.frame_components(frames.X)
-        model.init_weights_from_energy(comp, frames.energy, frames.frame_off,
-                                       quantile=SINGLE_SILENCE_QUANTILE)
-        history, comp, paths = _em_flat_starts(
-            model, frames, g, comp, self.n_iter, History("tied-mixture EM (one utterance)"),
-            short_start=False, keep_paths=self.keep_paths, tol=self.tol, return_paths=True)
-        return model, frames, g, comp, history, paths
+    def _em_paths(self, p, model):
+        """Boundary times of the Viterbi path after each EM step (re-run step by step)."""
+        rng = check_random_state(self.random_state)
+        T = p.X.shape[0]
+        k = min(self.n_codes, max(8, T // 12))
+        out = []
+        for n in range(1, max(1, model.n_iter_) + 1):
+            m, _, sel, X, offs = self.train_model([p], check_random_state(
+                self.random_state), corpus=False, k=k, quantile=SINGLE_SILENCE_QUANTILE,
+                n_iter=n)
+            batch = m.batch([p.tokens.units])
+            path, _, status, _ = m.viterbi_batch(X, offs, batch, sel)
+            if status[0] == 0:
+                out.append(_boundary_times(path, batch, 0, self.hop_, p.duration))
+        del rng
+        return out
+
+    def _train_one(self, p, *, n_codes=None):
+        """Codebook, flat start and EM on one utterance: (model, history, selection, X,
+        frame_off)."""
+        rng = check_random_state(self.random_state)
+        T = p.X.shape[0]
+        k = n_codes or min(self.n_codes, max(8, T // 12))
+        return self.train_model([p], rng, corpus=False, k=k, quantile=SINGLE_SILENCE_QUANTILE)
 
     def align_many(self, items, *, n_jobs=None):
         """Align many utterances; per-utterance failures are returned, not raised.
@@ -631,7 +698,6 @@ class Aligner:
         """
         self._check_params()
         n_jobs = self.n_jobs if n_jobs is None else check_positive_int(n_jobs, "n_jobs")
-        out = []
         raw = list(items)
         norm = []
         for it in raw:
@@ -657,7 +723,7 @@ class Aligner:
                       for w in p.tokens.oov})
         if oov:
             warnings.warn(f"{len(oov)} word(s) not in the lexicon were pronounced by "
-                          f"letter-to-sound rules: {', '.join(oov[:20])}"
+                          f"the G2P: {', '.join(oov[:20])}"
                           f"{' ...' if len(oov) > 20 else ''}", stacklevel=2)
         out = [p if isinstance(p, Exception) else None for p in prepared]
         with _Threads(n_jobs):
@@ -693,42 +759,37 @@ class Aligner:
         p = self._prepare(audio, sr, transcript, None, lexicon, getattr(self, "_cache", None))
         fitted = getattr(self, "model_", None) is not None
         with _Threads(self.n_jobs):
-            if not fitted:
-                saved = self.keep_paths
-                self.keep_paths = False
-                try:
-                    model = self._train_single_model(p)
-                finally:
-                    self.keep_paths = saved
-            else:
-                model = self.model_
-                model.add_symbols(sorted({u for w in p.tokens.units for u in w}
-                                         - set(model.symbols)))
-            err = self._length_errors(model, [p])[0]
+            err = self._length_errors([p])[0]
             if err is not None:
                 raise err
-            frames = self._frames([p])
-            g = model.build_graph([p.tokens.units], silence=self.silence)
-            comp = model.frame_components(frames.X)
-            path, _, status, bl = M.viterbi(model, frames, g, comp)
-        if status[0] != 0:
-            raise AlignmentError("no alignment path through the utterance")
-        log_emit = (np.log(np.maximum(bl[:, g.col], 1e-30)) + comp[2][:, None]).astype(
-            np.float32)
-        inv = {c: f"{s}.{j}" if s != M.SIL else s for (s, j), c in model.columns.items()}
-        labels = [inv[int(c)] for c in g.col]
+            if not fitted:
+                model = self._train_one(p)[0]
+            else:
+                model = self.model_
+                model.add_symbols(sorted({u for w in p.tokens.units for u in w}))
+            X, _, offs = self._frames([p])
+            sel = model.select(X)
+            batch = model.batch([p.tokens.units])
+            path, _, status, _ = model.viterbi_batch(X, offs, batch, sel)
+            if status[0] != 0:
+                raise AlignmentError("no alignment path through the utterance")
+            cols = np.unique(batch.emit_ids).astype(np.int32)
+            le = model._log_emissions(sel, cols) + sel.gmax[:, None]
+        log_emit = le[:, np.searchsorted(cols, batch.emit_ids)].astype(np.float32)
+        labels = [model.emit_labels_[c] if not batch.skippable[s] else SIL
+                  for s, c in enumerate(batch.emit_ids)]
         return {"log_emit": log_emit, "path": path.astype(np.int32), "labels": labels,
                 "hop_s": self.hop_}
 
-    def _train_single_model(self, p):
-        rng = check_random_state(self.random_state)
-        T = p.X.shape[0]
-        symbols = sorted({u for w in p.tokens.units for u in w})
-        return self._train_one(p, symbols, min(self.n_codes, max(8, T // 12)), rng)[0]
-
     # ------------------------------------------------------------------ persistence
+    def _feature_settings(self):
+        return {"kind": "mfcc+delta+delta2", "n_mfcc": 13, "n_mels": 40, "win_length": 0.025,
+                "hop_length": self.hop_, "cmvn": "per-utterance", "sr": FEATURE_SR,
+                "delta_width": 1}
+
     def save(self, path, *, overwrite=False):
-        """Write the fitted model as ``.npz`` (arrays plus a JSON header)."""
+        """Write the fitted model as ``.npz`` (arrays plus a JSON header that keeps the
+        parameters, the feature settings and the user's lexicon)."""
         model = getattr(self, "model_", None)
         if model is None:
             raise ParameterError("the Aligner is not fitted; call fit(corpus) before save()")
@@ -737,24 +798,22 @@ class Aligner:
         if path.suffix != ".npz":
             raise ParameterError(f"save() writes a .npz file, got {path.name!r}; use a name "
                                  "ending in .npz")
+        state = model.get_state()
+        lex = self._lexicon()
         header = {
             "format": "vqalign.Aligner", "version": MODEL_VERSION,
             "params": {k: getattr(self, k) for k in (
                 "unit", "n_codes", "states_per_unit", "n_iter", "hop_length", "silence",
                 "top_n", "update_gaussians", "oov", "tol", "weight_floor")} | {
                 "hop_length": self.hop_},
-            "features": {"kind": "mfcc+delta+delta2", "n_mfcc": 13, "n_mels": 40,
-                         "win_length": 0.025, "hop_length": self.hop_, "cmvn":
-                         "per-utterance", "sr": M.FEATURE_SR},
-            "symbols": model.symbols, "columns": [[s, j, c] for (s, j), c in
-                                                  model.columns.items()],
-            "p_sil": model.p_sil, "p_sil_edge": model.p_sil_edge,
+            "features": self._feature_settings(),
+            "model": state["header"],
+            "lexicon": ({w: [list(pr) for pr in prons] for w, prons in lex.items()}
+                        if lex is not None else None),
             "history": self.history_.to_dict() if getattr(self, "history_", None) else None,
         }
         with atomic_write(path, "wb", overwrite=overwrite) as fh:
-            np.savez(fh, header=np.array(json.dumps(header)), means=model.gauss.means,
-                     variances=model.gauss.variances, weights=model.weights,
-                     p_self=model.p_self)
+            np.savez(fh, header=np.array(json.dumps(header)), **state["arrays"])
         return path
 
     @classmethod
@@ -774,18 +833,23 @@ class Aligner:
         if header.get("version", 0) > MODEL_VERSION:
             raise ParameterError(f"{path} was written by a newer vqalign (model version "
                                  f"{header['version']}); upgrade vqalign")
+        if header.get("version", 0) < MODEL_VERSION or "model" not in header:
+            raise ParameterError(f"{path} was written by vqalign 0.1 (model version "
+                                 f"{header.get('version', 0)}); re-train it with this version "
+                                 "(vqalign align-corpus) and save it again")
         params = header["params"]
         self = cls(**params)
-        gauss = M.Gaussians(data["means"], data["variances"])
-        model = M.TiedMixtureModel(header["symbols"], params["states_per_unit"], gauss,
-                                   top_n=params["top_n"], weight_floor=params["weight_floor"])
-        model.columns = {(s, int(j)): int(c) for s, j, c in header["columns"]}
-        model.weights = np.asarray(data["weights"], np.float32)
-        model.p_self = np.asarray(data["p_self"], np.float64)
-        model.p_sil = float(header["p_sil"])
-        model.p_sil_edge = float(header["p_sil_edge"])
+        if header.get("lexicon"):
+            from vqalign.align.lexicon import Lexicon  # noqa: PLC0415
+            self.lexicon = Lexicon({w: [list(p) for p in pr]
+                                    for w, pr in header["lexicon"].items()},
+                                   name=f"lexicon saved in {path.name}")
+        self._check_params(training=True)
+        arrays = {k: data[k] for k in data.files if k != "header"}
+        model = self._hmm(None, corpus=True).set_state({"arrays": arrays,
+                                                        "header": header["model"]})
         self.model_ = model
-        self.symbols_ = list(model.symbols)
+        self.symbols_ = list(model.symbols_)
         self.history_ = History.from_dict(header["history"]) if header.get("history") else None
         return self
 
@@ -802,69 +866,74 @@ class Aligner:
 # optimum where the silence model swallows whole words (12 synth utterances: 350 ms
 # mean word error from the short-duration start, 12 ms from the duration start).
 MULTI_START_S = 300.0
+#: Viterbi beam (log units): states this far below the frame's best are dropped
+VITERBI_BEAM = -60.0
 
 
-def _snapshot(model):
-    return (model.weights.copy(), model.p_self.copy(), model.p_sil, model.p_sil_edge,
-            model.gauss.means.copy(), model.gauss.variances.copy())
+def _failure_index(model, train):
+    names = {p.name or str(u): u for u, p in enumerate(train)}
+    for name, msg in getattr(model, "failures_", []):
+        u = names.get(name, name if isinstance(name, int) else None)
+        if u is not None:
+            yield u, (name, msg)
 
 
-def _restore(model, snap):
-    (model.weights, model.p_self, model.p_sil, model.p_sil_edge, model.gauss.means,
-     model.gauss.variances) = (snap[0].copy(), snap[1].copy(), snap[2], snap[3],
-                               snap[4].copy(), snap[5].copy())
+def path_segments(path_u, batch, u: int, hop_s: float, duration: float, frame_conf=None):
+    """Units and words of one utterance from its local state path (vectorised).
 
-
-def _em_flat_starts(model, frames, g, comp, n_iter, history, *, short_start,
-                    return_paths=False, **em_kwargs):
-    """EM from the flat start(s); keeps the run with the highest final log-likelihood.
-
-    Two starts share the energy-based mixture weights and differ in the initial
-    self-loops: "durations" (each speech state gets its share of the utterance's
-    frames, :meth:`TiedMixtureModel.init_durations`) and "short" (p_self = 0.6: the
-    speech states start short, so the first E-step puts speech only where the
-    emissions clearly favour it). On the 200-utterance dev corpus the short start
-    gives better boundaries (13.4 vs 15.0 ms) at the same final likelihood; on small
-    corpora it can end far worse. A corpus shorter than ``MULTI_START_S`` seconds
-    (and every single utterance) is trained from the duration start, and, when
-    ``short_start``, from the short start too; the higher final log-likelihood per
-    frame wins. Longer corpora use the short start only (``short_start``) or the
-    duration start. Returns (history, comp[, paths]).
+    Returns (units [(start_s, end_s, label, conf)], words [(start_s, end_s, word_index,
+    conf)]); conf is the mean of ``frame_conf`` over the segment's frames (NaN without
+    it). A boundary between frames t-1 and t lies at (t - 0.5) * hop (frames are
+    centred); the first frame starts at 0 and the last ends at ``duration``.
     """
-    seconds = float(sum(frames.durations))
-    starts = []
-    if not short_start or seconds < MULTI_START_S:
-        starts.append("durations")
-    if short_start:
-        starts.append("short")
-    snap = _snapshot(model)
-    best = None
-    for k, name in enumerate(starts):
-        if k:
-            _restore(model, snap)
-        if name == "durations":
-            model.init_durations(frames.frame_off, g)
-        h = History(f"{history.name}, {name} flat start")
-        h_out, paths, comp_k = M.run_em(model, frames, g, comp, n_iter, history=h,
-                                        **em_kwargs)
-        col = h_out.to_dict()["columns"].get("log_likelihood") or [-np.inf]
-        ll = col[-1]
-        if best is None or ll > best[0]:
-            best = (ll, name, h_out, comp_k, paths, _snapshot(model) if len(starts) > 1
-                    else None)
-    ll, name, h_best, comp_best, paths, snap_best = best
-    if snap_best is not None:
-        _restore(model, snap_best)
-    return (h_best, comp_best, paths) if return_paths else (h_best, comp_best)
+    ids, starts, ends = batch.segments(path_u, u)
+    T = len(path_u)
+    if starts.size == 0:
+        return [], []
+
+    def to_s(f):
+        t = np.clip((f - 0.5) * hop_s, 0.0, duration)
+        t[f <= 0] = 0.0
+        t[f >= T] = duration
+        return t
+
+    ts, te = to_s(starts), to_s(ends)
+    if frame_conf is not None:
+        csum = np.concatenate([[0.0], np.cumsum(frame_conf, dtype=np.float64)])
+        fsum = csum[ends] - csum[starts]
+        conf = fsum / (ends - starts)
+    else:
+        fsum = np.full(starts.size, np.nan)
+        conf = fsum
+    units = batch.units[u]
+    labels = [units[i][1] for i in ids]
+    out_units = list(zip(ts.tolist(), te.tolist(), labels, conf.tolist()))
+    widx = np.array([units[i][0] for i in ids])
+    wchange = np.flatnonzero(widx[1:] != widx[:-1]) + 1
+    wa = np.concatenate([[0], wchange])
+    wb = np.concatenate([wchange, [widx.size]]) - 1
+    if frame_conf is not None:
+        nfr = np.add.reduceat(ends - starts, wa)
+        wconf = (np.add.reduceat(fsum, wa) / nfr).tolist()
+    else:
+        wconf = [float("nan")] * wa.size
+    out_words = list(zip(ts[wa].tolist(), te[wb].tolist(), widx[wa].tolist(), wconf))
+    return out_units, out_words
 
 
 # --------------------------------------------------------------------------- small helpers
-def _read_codebook(path):
+def _read_codebook(path, expected_settings=None):
+    """A codebook array from .npy, or a vqalign codebook .npz whose recorded feature
+    settings must match the aligner's front end."""
     path = Path(path)
     try:
         if path.suffix == ".npy":
             return np.load(path)
         data = np.load(path, allow_pickle=False)
+        if "header" in data.files and expected_settings is not None:
+            head = json.loads(str(data["header"]))
+            got = head.get("feature_settings") or head.get("features") or {}
+            _check_codebook_settings(path, got, expected_settings)
         for key in ("codebook", "codebook_", "means", "arr_0"):
             if key in data:
                 return data[key]
@@ -876,9 +945,37 @@ def _read_codebook(path):
                              ".npz with a 'codebook' array (VectorQuantizer.save)") from None
 
 
-def _boundary_times(path_u, g, u, hop_s, duration):
+def _check_codebook_settings(path, got, expected):
+    """Refuse a codebook whose recorded front end differs from the aligner's."""
+    if not got:
+        return
+    pairs = {"sr": "sr", "n_mfcc": "n_mfcc", "n_mels": "n_mels", "win_length": "win_length",
+             "hop_length": "hop_length", "delta_width": "delta_width"}
+    diff = []
+    for k_got, k_exp in pairs.items():
+        if k_got in got and got[k_got] is not None and k_exp in expected:
+            a, b = got[k_got], expected[k_exp]
+            if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+                if abs(float(a) - float(b)) > 1e-9:
+                    diff.append(f"{k_got}: codebook {a!r} vs aligner {b!r}")
+            elif a != b:
+                diff.append(f"{k_got}: codebook {a!r} vs aligner {b!r}")
+    if "deltas" in got and got["deltas"] not in (None, 2):
+        diff.append(f"deltas: codebook {got['deltas']!r} vs aligner 2")
+    if "cmvn" in got and got["cmvn"] not in (None, "utterance", "per-utterance"):
+        diff.append(f"cmvn: codebook {got['cmvn']!r} vs aligner 'utterance'")
+    if "convention" in got and got["convention"] not in (None, "librosa"):
+        diff.append(f"convention: codebook {got['convention']!r} vs aligner 'librosa'")
+    if diff:
+        raise ParameterError(
+            f"codebook {path} was trained on features made with other settings than the "
+            f"aligner's ({'; '.join(diff)}); train it on the aligner's features (vqalign "
+            "features --recipe aligner, then vqalign codebook) or leave --codebook out")
+
+
+def _boundary_times(path_u, batch, u, hop_s, duration):
     """Unit boundary times (s) of one Viterbi path: every unit start and the last end."""
-    units, _ = M.path_segments(path_u, g, u, hop_s, duration)
+    units, _ = path_segments(path_u, batch, u, hop_s, duration)
     times = [s for s, _, _, _ in units]
     if units:
         times.append(units[-1][1])
@@ -896,7 +993,7 @@ def _add_warnings(aln, extra):
         aln.diagnostics.setdefault("warnings", []).append(f"quality check failed: {exc}")
 
 
-def align(audio, transcript, *, sr=16000, unit="phones", **aligner_kwargs):
+def align(audio, transcript, *, sr=None, unit="phones", **aligner_kwargs):
     """Align one utterance with a model self-trained on it (see :class:`Aligner`)."""
     return Aligner(unit=unit, **aligner_kwargs).align(audio, transcript, sr=sr)
 

@@ -417,7 +417,24 @@ class ChainBatch:
         return cls(np.asarray(cols, np.int32), np.asarray(skip, bool),
                    np.asarray(unit, np.int32), np.asarray(offs, np.int64), units_all)
 
-    def transitions(self, self_loop, *, p_silence=0.3, p_edge_silence=0.8):
+    def word_ends(self) -> np.ndarray:
+        """bool (S,): the last state of every word."""
+        S = self.n_states
+        out = np.zeros(S, bool)
+        sp = np.flatnonzero(self.unit_index >= 0)
+        if sp.size == 0:
+            return out
+        # word of each state's unit, per utterance
+        u_of = np.searchsorted(self.state_off, sp, side="right") - 1
+        widx = np.array([self.units[u][i][0] for u, i in zip(u_of, self.unit_index[sp])],
+                        np.int64)
+        key = u_of * (1 << 32) + widx
+        last = np.ones(sp.size, bool)
+        last[:-1] = key[1:] != key[:-1]
+        out[sp[last]] = True
+        return out
+
+    def transitions(self, self_loop, *, p_silence=0.3, p_edge_silence=0.8, open_end=False):
         """Linear (trans (S, 3), start (S,), end (S,)) of the batch.
 
         ``self_loop`` (n_columns,): P(stay) of each emission column (a state expected to
@@ -425,7 +442,8 @@ class ChainBatch:
         is an optional silence, with probability ``p_silence`` into it and otherwise
         over it (i -> i + 2). Each utterance starts in its leading silence with
         probability ``p_edge_silence`` (else in its first symbol) and may end in its
-        last symbol or its trailing silence.
+        last symbol or its trailing silence; with ``open_end`` after any word or silence
+        (a window of a longer recording).
         """
         S = self.n_states
         off = self.state_off
@@ -456,6 +474,8 @@ class ChainBatch:
         end[b - 1] = 1.0
         trail = self.skippable[b - 1] & (b - a > 1)
         end[(b - 2)[trail]] = 1.0
+        if open_end:
+            end[self.skippable | self.word_ends()] = 1.0
         return trans, start, end
 
     def segments(self, path_u, u):

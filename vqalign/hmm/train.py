@@ -268,7 +268,8 @@ class TiedMixtureHMM:
     def transitions(self, batch: ChainBatch):
         """Linear (trans, start, end) of ``batch`` under the current parameters."""
         return batch.transitions(self.self_loop_, p_silence=self.p_silence_,
-                                 p_edge_silence=self.p_edge_silence_)
+                                 p_edge_silence=self.p_edge_silence_,
+                                 open_end=bool(getattr(self, "open_end_", False)))
 
     def topology(self, symbols, n_frames=None) -> Topology:
         """The single-utterance :class:`Topology` of ``symbols`` (a flat list: one word
@@ -326,13 +327,17 @@ class TiedMixtureHMM:
             return DiagGMM(k, var_floor=self.var_floor, n_iter=self.gmm_iter,
                            top_n=min(self.top_n, k), random_state=self.random_state).fit(allX)
 
-    def initialize(self, data, *, quiet=None, symbols=None, selection=None):
+    def initialize(self, data, *, quiet=None, symbols=None, selection=None,
+                   quiet_fraction=None):
         """Flat start: Gaussians, emission columns, weights and self loops.
 
         ``quiet`` (optional): per utterance a boolean mask of frames that are silence;
         the silence column's weights start from their best Gaussians and every symbol
         column's from the other frames' (else all weights are uniform). ``symbols``:
-        the inventory (default: the data's symbols in order of appearance). Returns self.
+        the inventory (default: the data's symbols in order of appearance).
+        ``quiet_fraction``: share of silence frames assumed by the duration start
+        (default: the share of ``quiet`` frames). ``selection``: the frames' Selection
+        if already computed. Returns self.
         """
         Xs, words = self._check_data(data)
         gmm = self._init_gmm(Xs)
@@ -386,6 +391,8 @@ class TiedMixtureHMM:
         if self.init_self_loop is None:
             b = self.batch(words)
             q = float(np.mean(np.concatenate(quiet))) if quiet is not None else 0.0
+            if quiet_fraction is not None:
+                q = float(quiet_fraction)
             q = min(max(q, 0.0), 0.9) if sil is not None else 0.0
             n_speech = float(np.count_nonzero(~b.skippable))
             d = max((1.0 - q) * n_frames / max(n_speech, 1.0), 1.05)
@@ -569,7 +576,8 @@ class TiedMixtureHMM:
         return self
 
     # ---------------------------------------------------------------- fit
-    def fit(self, data, *, quiet=None, symbols=None, names=None) -> TiedMixtureHMM:
+    def fit(self, data, *, quiet=None, symbols=None, names=None,
+            selection=None) -> TiedMixtureHMM:
         """Baum-Welch over ``data``: a list of ``(X (T, D) float32, symbols)`` pairs
         (symbols: a flat list, one word each, or a list of words of symbols).
 
@@ -603,7 +611,7 @@ class TiedMixtureHMM:
                               what=f"transcript of utterance {nm}")
         Xcat = np.ascontiguousarray(np.concatenate(Xs), dtype=np.float32)
         refresh = flags["m"] or flags["v"]
-        sel = self.select(Xcat, candidates=refresh)
+        sel = selection if selection is not None else self.select(Xcat, candidates=refresh)
         self._fit_loop(Xcat, frame_off, batch, sel, flags, names=names)
         self.selection_ = sel
         return self
