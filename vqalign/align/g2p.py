@@ -4,22 +4,20 @@ Two back ends give ARPAbet phones (CMUdict's 39, no stress), the set the aligner
 the synthesizer (:mod:`vqalign.datasets.synth`) use:
 
 ``"espeak"``
-    eSpeak NG's English (``en-us``) pronunciation rules, called through the
-    `phonemizer <https://github.com/bootphon/phonemizer>`_ package (a dependency of
-    vqalign) and the eSpeak NG shared library (Debian/Ubuntu: ``apt-get install
-    espeak-ng``; macOS: ``brew install espeak-ng``). Its IPA is mapped to ARPAbet by
-    :data:`IPA_TO_ARPABET`. eSpeak NG's English comes from its authors' hand-written
+    eSpeak NG's English (``en-us``) pronunciation rules, from its ``espeak-ng`` program
+    run in a child process (Debian/Ubuntu: ``apt-get install espeak-ng``; macOS: ``brew
+    install espeak-ng``). Its IPA is mapped to ARPAbet by :data:`IPA_TO_ARPABET`. eSpeak NG's English comes from its authors' hand-written
     spelling rules (``en_rules``) and exception list (``en_list``); it was not trained
     on CMUdict, so its phone error rate against CMUdict (``vqalign bench g2p``) is a
     held-out figure.
 ``"rules"``
     vqalign's own small rule set (:func:`vqalign.align.lexicon.rules_letter_to_sound`),
-    used when the eSpeak NG library is not installed. It is about twice as far from
+    used when eSpeak NG is not installed. It is about twice as far from
     CMUdict as eSpeak NG (``vqalign bench g2p`` prints both).
 
-The back end is chosen once per process: ``"espeak"`` when the library loads, else
+The back end is chosen once per process: ``"espeak"`` when ``espeak-ng`` runs, else
 ``"rules"``; the environment variable ``VQALIGN_G2P=espeak|rules`` forces one
-(``espeak`` then fails with the install command when the library is missing). Call
+(``espeak`` then fails with the install command when eSpeak NG is missing). Call
 :func:`vqalign.align.lexicon.letter_to_sound` rather than this module: the aligner,
 the synthesizer and the pocketsphinx runner all do, so they agree on every word.
 """
@@ -28,6 +26,9 @@ from __future__ import annotations
 
 import functools
 import os
+import re
+import shutil
+import subprocess
 import threading
 import unicodedata
 
@@ -36,11 +37,10 @@ from vqalign.exceptions import ParameterError
 BACKENDS = ("espeak", "rules")
 ENV_VAR = "VQALIGN_G2P"
 
-INSTALL_HINT = ("install the eSpeak NG library (Debian/Ubuntu: apt-get install espeak-ng; "
-                "macOS: brew install espeak-ng) and the phonemizer package (pip install "
-                "phonemizer)")
+INSTALL_HINT = ("install eSpeak NG (Debian/Ubuntu: apt-get install espeak-ng; macOS: brew "
+                "install espeak-ng; Windows: the espeak-ng installer, with espeak-ng on PATH)")
 
-# eSpeak NG en-us IPA (phonemizer, stress removed) -> ARPAbet. Every symbol eSpeak NG 1.51
+# eSpeak NG en-us IPA (espeak-ng --ipa, stress removed) -> ARPAbet. Every symbol eSpeak NG 1.51
 # prints for the 126k words of CMUdict is listed; r-coloured vowels and syllabic
 # consonants that eSpeak prints as one phoneme become two ARPAbet phones, as in CMUdict
 # ("əl" -> AH L: CMUdict's "little" is L IH T AH L).
@@ -126,12 +126,20 @@ def ipa_to_arpabet(phones, *, word: str = "") -> list[str]:
 
 
 class EspeakG2P:
-    """eSpeak NG (through phonemizer) as an ARPAbet G2P; one per process is enough.
+    """eSpeak NG as an ARPAbet G2P, run as a separate program (``espeak-ng --ipa``).
+
+    Words go to one ``espeak-ng -q --ipa --sep=' ' -v en-us`` process per batch, one
+    word per line; the output must have one line per word (else each word is asked
+    alone). Results are cached per word. Running the program (rather than loading the
+    library into this process) keeps eSpeak NG (GPL-3) a separate program beside
+    vqalign (BSD-3) and needs no Python package.
 
     Parameters
     ----------
     language : str
         eSpeak NG voice; ``"en-us"`` matches CMUdict's American English.
+    executable : str, optional
+        The ``espeak-ng`` program (default: found on ``PATH``).
 
     Attributes
     ----------
@@ -144,44 +152,71 @@ class EspeakG2P:
     Raises
     ------
     ParameterError
-        If phonemizer or the eSpeak NG library is missing (the message says how to
-        install them).
+        If ``espeak-ng`` is not installed or does not run (the message says how to
+        install it).
     """
 
-    def __init__(self, language: str = "en-us"):
+    BATCH = 1000   # words per espeak-ng run
+
+    def __init__(self, language: str = "en-us", *, executable: str | None = None):
         self.language = language
+        exe = executable or shutil.which("espeak-ng")
+        if exe is None:
+            raise ParameterError(f"the eSpeak NG program (espeak-ng) is not on PATH; "
+                                 f"{INSTALL_HINT}")
+        self.executable = exe
         try:
-            from phonemizer.backend import EspeakBackend
-            from phonemizer.separator import Separator
-        except ImportError:
-            raise ParameterError(f"the eSpeak NG G2P needs the phonemizer package; "
+            proc = subprocess.run([exe, "--version"], capture_output=True, text=True,
+                                  timeout=30)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise ParameterError(f"the eSpeak NG program {exe} does not run ({exc}); "
                                  f"{INSTALL_HINT}") from None
-        try:
-            self._backend = EspeakBackend(language, with_stress=False,
-                                          language_switch="remove-flags",
-                                          words_mismatch="ignore")
-        except RuntimeError as exc:
-            raise ParameterError(f"the eSpeak NG library could not be loaded ({exc}); "
-                                 f"{INSTALL_HINT}") from None
-        self._sep = Separator(phone=" ", word="|", syllable="")
-        self.version = ".".join(str(v) for v in self._backend.version())
-        self._lock = threading.Lock()   # libespeak-ng keeps global state
+        m = re.search(r"eSpeak NG[^:]*:\s*([0-9][0-9.]*)", proc.stdout)
+        if proc.returncode != 0 or m is None:
+            raise ParameterError(f"{exe} --version did not print an eSpeak NG version "
+                                 f"({(proc.stdout + proc.stderr).strip()[:200]!r}); "
+                                 f"{INSTALL_HINT}")
+        self.version = m.group(1).rstrip(".")
+        self._lock = threading.Lock()
         self._cache: dict[str, list[str]] = {}
         self.fallback_words_: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"EspeakG2P(language={self.language!r}, eSpeak NG {self.version})"
 
+    def _run(self, lines: list[str]) -> list[str]:
+        cmd = [self.executable, "-q", "--ipa", "--sep= ", "-v", self.language]
+        try:
+            proc = subprocess.run(cmd, input="\n".join(lines) + "\n", capture_output=True,
+                                  text=True, encoding="utf-8", timeout=60 + len(lines) // 20)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise ParameterError(f"eSpeak NG failed ({' '.join(cmd)}): {exc}") from None
+        if proc.returncode != 0:
+            raise ParameterError(f"eSpeak NG failed ({' '.join(cmd)}, exit {proc.returncode}): "
+                                 f"{proc.stderr.strip()[:300]}")
+        return proc.stdout.splitlines()
+
     def _ipa(self, words: list[str]) -> list[list[str]]:
+        """eSpeak NG's IPA phonemes (stress marks kept) of each word."""
+        out: list[list[str]] = []
         with self._lock:
-            out = self._backend.phonemize(words, separator=self._sep, strip=True, njobs=1)
-        return [o.replace("|", " ").split() for o in out]
+            for k in range(0, len(words), self.BATCH):
+                chunk = words[k:k + self.BATCH]
+                lines = self._run(chunk)
+                if len(lines) != len(chunk):      # never pair a word with another's line
+                    lines = [" ".join(self._run([w])) for w in chunk]
+                out.extend(line.split() for line in lines)
+        return out
 
     def many(self, words) -> dict[str, list[str]]:
-        """``{word: ARPAbet phones}`` for many words in one eSpeak call (cached)."""
+        """``{word: ARPAbet phones}`` for many words, one eSpeak NG run per batch (cached)."""
         from vqalign.align.lexicon import rules_letter_to_sound
 
         words = list(dict.fromkeys(words))
+        bad = [w for w in words if not isinstance(w, str) or "\n" in w or "\r" in w]
+        if bad:
+            raise ParameterError(f"G2P takes single words (str without line breaks), got "
+                                 f"{bad[0]!r}")
         todo = [w for w in words if w not in self._cache]
         if todo:
             for w, ipa in zip(todo, self._ipa(todo)):
@@ -217,7 +252,7 @@ def espeak_g2p() -> EspeakG2P:
 
 @functools.lru_cache(maxsize=1)
 def espeak_available() -> bool:
-    """True if phonemizer and the eSpeak NG library load in this process."""
+    """True if the ``espeak-ng`` program runs on this machine."""
     try:
         espeak_g2p()
     except ParameterError:

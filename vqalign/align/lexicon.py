@@ -471,6 +471,26 @@ def letter_to_sound(word: str, *, backend: str | None = None) -> list[str]:
     return g2p.espeak_g2p()(unicodedata.normalize("NFC", word.strip().lower()))
 
 
+def letter_to_sound_many(words, *, backend: str | None = None) -> dict[str, list[str]]:
+    """:func:`letter_to_sound` of many words at once (one eSpeak NG run, not one per word).
+
+    Returns ``{word: phones}`` in the words' order, each word once; the same phones as
+    :func:`letter_to_sound` gives word by word.
+    """
+    from vqalign.align import g2p
+
+    words = list(dict.fromkeys(words))
+    if not words:
+        return {}
+    for w in words:
+        _latin_letters(w, "letter_to_sound_many")
+    if g2p.check_backend(backend) == "rules":
+        return {w: rules_letter_to_sound(w) for w in words}
+    norm = {w: unicodedata.normalize("NFC", w.strip().lower()) for w in words}
+    out = g2p.espeak_g2p().many(list(norm.values()))
+    return {w: list(out[norm[w]]) for w in words}
+
+
 def rules_letter_to_sound(word: str) -> list[str]:
     """vqalign's own letter-to-sound rules (the fallback when eSpeak NG is missing).
 

@@ -304,7 +304,7 @@ def tokenize_transcript(text: str, *, unit: str = "phones", lexicon=None,
     """
     import warnings
 
-    from vqalign.align.lexicon import Lexicon, OOVWarning, letter_to_sound
+    from vqalign.align.lexicon import Lexicon, OOVWarning, letter_to_sound_many
 
     _check_unit(unit)
     if oov not in ("g2p", "error"):
@@ -334,7 +334,7 @@ def tokenize_transcript(text: str, *, unit: str = "phones", lexicon=None,
             "add them to a lexicon file (lines 'WORD PH PH ...') and pass --lexicon FILE "
             "(lexicon=...), or pass oov='g2p' (CLI: --oov g2p) to guess them from spelling"
         )
-    guessed = {w: letter_to_sound(w) for w in missing}
+    guessed = letter_to_sound_many(missing)
     if missing:
         from vqalign.align.g2p import describe
 

@@ -7,7 +7,7 @@ it were out of vocabulary):
 
 * ``rules``: vqalign's hand-written letter-to-sound rules
   (:func:`vqalign.align.lexicon.rules_letter_to_sound`);
-* ``espeak``: eSpeak NG ``en-us`` through phonemizer, IPA mapped to ARPAbet
+* ``espeak``: eSpeak NG ``en-us`` (its ``espeak-ng --ipa`` program), IPA mapped to ARPAbet
   (:data:`vqalign.align.g2p.IPA_TO_ARPABET`).
 
 Neither was given these words: the rules are the author's own, and eSpeak NG's English
@@ -129,7 +129,7 @@ def run(args) -> int:
 
         hyps["espeak"], t_esp = _time_backend(espeak, words, repeat)
         results["espeak"] = {**score(hyps["espeak"], refs), "s_per_word": t_esp,
-                             "name": f"eSpeak NG {eng.version} en-us via phonemizer",
+                             "name": f"eSpeak NG {eng.version} en-us (espeak-ng --ipa)",
                              "fallback_words": sorted(set(eng.fallback_words_) & set(words))}
     else:
         results["espeak"] = None
