@@ -26,8 +26,9 @@ def test_bench_scale_tiny_json(tmp_path, capsys):
     assert row["audio_s"] >= 0.004 * 3600
     assert row["summary"] == f"aligned {len(truth)}, failed 0" and row["n_unaligned"] == 0
     assert row["x_real_time"] == pytest.approx(row["audio_s"] / row["wall_s"])
-    # a fresh Python with numba and the aligner: well above 50 MB, far below 3 GB
-    assert 0.05 < row["peak_rss_gb"] <= row["peak_tree_rss_gb"] + 0.05 < 3.0
+    # a fresh Python with numba and the aligner: well above 50 MB, far below 3 GB (the
+    # tree figure is sampled every 0.2 s, so it may miss the largest process's peak)
+    assert 0.05 < row["peak_rss_gb"] < 3.0 and 0.05 < row["peak_tree_rss_gb"] < 3.0
     assert row["word_mean_ms"] < 80 and row["n_boundaries"] == 2 * sum(
         sum(1 for w in u["words"] if w[2]) for u in truth)
     assert [s.split(":")[0] for s in row["stages"] if "..." not in s] == \

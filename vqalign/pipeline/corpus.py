@@ -43,9 +43,6 @@ STORE_DIR = "store"
 CODEBOOK_FILE = "codebook.npz"
 MODEL_FILE = "aligner.npz"
 CHUNK_SIZE = 32
-# the aligner's codebook recipe (vqalign.align.aligner.Aligner._new_model)
-CODEBOOK_N_ITER = 6
-CODEBOOK_FINAL_PASSES = 1
 
 
 class RunWriteError(VQAlignError):
@@ -132,7 +129,8 @@ def _load_model_cached(model_path, digest, lexicon, store):
     a = _CACHE.get(key)
     if a is None:
         a = StoreAligner.load(model_path)
-        a.lexicon = lexicon
+        if lexicon is not None:
+            a.lexicon = lexicon
         a.n_jobs = 1
         _CACHE[key] = a
     return a.attach(store)
@@ -368,7 +366,6 @@ def _codebook_stage(store, train, out, records, report, *, n_codes, quiet):
     import json
 
     from vqalign._validation import check_random_state
-    from vqalign.lbg import lbg
 
     path = out / CODEBOOK_FILE
     rec = records.get("codebook")
@@ -383,14 +380,13 @@ def _codebook_stage(store, train, out, records, report, *, n_codes, quiet):
     t0 = time.perf_counter()
     X = _train_rows(store, train)
     K = min(n_codes, max(2, X.shape[0] // 4))
-    # the seed Aligner.fit would draw for its own codebook (random_state=0)
-    seed = int(check_random_state(0).integers(2**31 - 1))
     _say(f"codebook: LBG K={K} over {X.shape[0]} frames x {X.shape[1]} from the store ...",
          quiet)
-    cb = lbg(X, K, seed=seed, n_iter=CODEBOOK_N_ITER, final_passes=CODEBOOK_FINAL_PASSES)
-    header = {"format": "vqalign.codebook", "K": int(K), "seed": seed, "method": "lbg",
-              "n_iter": CODEBOOK_N_ITER, "final_passes": CODEBOOK_FINAL_PASSES,
-              "features": store.settings}
+    # the aligner's own codebook recipe and the seed Aligner.fit draws for it
+    # (random_state=0), run on the store's memmap
+    cb = Aligner(n_codes=n_codes)._codebook(X, check_random_state(0), n_codes)
+    header = {"format": "vqalign.codebook", "K": int(cb.shape[0]), "random_state": 0,
+              "method": "lbg (vqalign.align.Aligner's recipe)", "features": store.settings}
     try:
         with atomic_write(path, "wb", overwrite=True) as fh:
             np.savez(fh, codebook=cb, header=np.array(json.dumps(header)))
