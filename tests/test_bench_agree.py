@@ -129,6 +129,12 @@ def test_bench_agree_end_to_end(sphinx_corpus, tmp_path, capsys):
     assert main(argv + ["--model", str(model)]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert set(rep["modes"]) == {"single", "corpus", "model"}
+    # the per-recording figures follow from the word times the report lists
+    by_id = {a["id"]: a for a in rep["alignments"]}
+    for x in rep["modes"]["single"]["recordings"]:
+        w = by_id[x["id"]]["words"]
+        d = [abs(a[i] - b[i]) for a, b in zip(w["single"], w["pocketsphinx"]) for i in (0, 1)]
+        assert x["mean_ms"] == pytest.approx(1000 * np.mean(d), abs=1e-6)
     assert rep["modes"]["model"]["overall"]["n_boundaries"] == 2 * sum(
         len(t.split()) for t, _ in TEXTS)
     assert rep["n_recordings"] == 3 and len(rep["skipped"]) == 1

@@ -470,6 +470,13 @@ def run(args) -> int:
               "modes": {}, "plots": {}}
     for m in modes:
         report["modes"][m] = compare(recs, systems[m], peer)
+    # every system's word times, so the figures can be checked or re-scored
+    report["alignments"] = [
+        {"id": r.id, "text": r.text, "seconds": r.data["seconds"],
+         "words": {name: (f"error: {h[k]}" if isinstance(h[k], BaseException)
+                          else [[float(a), float(b), w] for a, b, w in h[k]["words"]])
+                   for name, h in systems.items()}}
+        for k, r in enumerate(recs)]
     ref = _against_reference(recs, systems)
     if ref:
         report["against_reference"] = ref
