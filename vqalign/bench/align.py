@@ -43,7 +43,9 @@ DEFAULT_CORPUS = Path(__file__).resolve().parents[3] / "shared" / "devdata"
 def add_arguments(parser) -> None:
     parser.add_argument("--corpus", type=Path, default=None,
                         help="folder with <id>.wav + <id>.txt + <id>.TextGrid (searched "
-                             f"recursively); default: {DEFAULT_CORPUS} if present")
+                             f"recursively); default: {DEFAULT_CORPUS} (the dev set, on a "
+                             "development machine) if present, else built-in synthesized "
+                             "speech (vqalign.datasets.synth, see --synth)")
     parser.add_argument("--json", action="store_true", help="print one JSON object only")
     parser.add_argument("--limit", type=int, default=None,
                         help="use at most N utterances, taken in turn from each voice")
