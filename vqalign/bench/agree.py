@@ -6,7 +6,7 @@ trained on real speech) is the yardstick. In one run, on the same audio and text
 * ``single``: every recording aligned alone by a model self-trained on it, through the
   public ``vqalign.align.align(y, text, sr=sr)``;
 * ``corpus``: ``vqalign.align.Aligner().fit(corpus)`` on all the recordings, then
-  ``align_many`` (default settings, ``--jobs`` threads);
+  ``align_many`` (default settings, ``--jobs`` threads: 1 by default, as pocketsphinx);
 * ``model`` / ``codebook`` (only with ``--model FILE`` / ``--codebook FILE``, made by
   ``vqalign align-corpus`` / ``vqalign codebook`` on other data): every recording
   aligned alone with that pretrained model (``Aligner.load(FILE).align``) or codebook
@@ -20,7 +20,9 @@ pooled over recordings, and per recording, worst first, with the word that diffe
 The worst recording of each vqalign mode is drawn with :func:`vqalign.plots.plot_alignment`
 (spectrogram, vqalign's tiers, pocketsphinx's below as ``ref``) into ``--plot-dir``.
 When a ``<id>.TextGrid`` with a ``words`` tier lies beside a recording (hand timings),
-every system is also scored against it.
+every system is also scored against it. Times (wall clock, audio already loaded,
+numba compiled by an untimed warm-up) are printed as ratios to pocketsphinx's in the same
+run; corpus mode's time includes training.
 
 Corpus layout (``--corpus DIR``, searched recursively): audio ``.wav .flac .ogg .aiff``
 or ``.raw`` (headerless 16-bit little-endian mono, 16 kHz: the CMU Sphinx convention),
@@ -81,8 +83,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--transcripts", type=Path, default=None,
                         help="extra CMU Sphinx transcription file: lines 'words (id)'")
     parser.add_argument("--limit", type=int, default=None, help="use at most N recordings")
-    parser.add_argument("--jobs", type=int, default=2,
-                        help="threads for vqalign (default 2; pocketsphinx uses 1)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="threads for vqalign (default 1, as pocketsphinx, so the time "
+                             "ratio compares equal threads; pass 2 for the all-core ratio)")
     parser.add_argument("--worst", type=int, default=3, help="worst recordings listed per mode")
     parser.add_argument("--plot-dir", type=Path, default=Path("bench_agree_plots"),
                         help="where the worst recordings' plots go (default ./bench_agree_plots)")
