@@ -172,6 +172,10 @@ def test_many_words_at_once_equal_word_by_word(backend):
     many = letter_to_sound_many(words, backend=backend)
     assert list(many) == ["Zorplix", "grelt", "café", "o'neill", "quixotically"]
     assert many == {w: letter_to_sound(w, backend=backend) for w in words}
+    if backend == "espeak":
+        # one run per word on a fresh (uncached) engine gives the batch's phones
+        fresh = g2p.EspeakG2P()
+        assert {w: fresh(w.lower()) for w in words} == many
     assert letter_to_sound_many([], backend=backend) == {}
     with pytest.raises(ParameterError, match="unit='chars'"):
         letter_to_sound_many(["fine", "мир"], backend=backend)
