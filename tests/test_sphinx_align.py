@@ -67,7 +67,8 @@ def test_topn_kernel_exact_both_paths():
         s = rng.standard_normal((30, 3 * D)).astype(np.float32)
         idx = np.empty((30, 3, 4), np.int32)
         val = np.empty((30, 3, 4), np.float32)
-        assert K.topn_per_codebook(s, 3, D, 4, idx, val) == K.OK
+        lo, hi = np.zeros(3, np.int64), np.full(3, 30, np.int64)
+        assert K.topn_per_codebook(s, 3, D, 4, lo, hi, idx, val) == K.OK
         r = s.reshape(30, 3, D)
         np.testing.assert_array_equal(val, -np.sort(-r, axis=2)[:, :, :4])
         np.testing.assert_array_equal(np.take_along_axis(r, idx.astype(np.int64), 2), val)

@@ -196,19 +196,17 @@ class SphinxAligner:
         return units
 
     def _senones(self, units):
+        """(senones (n_units, n_emit) int32, transition matrices (n_units, n_emit, n_emit + 1))."""
         m = self.model_
         md = m.mdef
         sil = md.sil
-        out = []
-        for i, u in enumerate(units):
-            if u.filler:
-                pid = u.ci
-            else:
-                lc = units[i - 1].ci if i > 0 else sil
-                rc = units[i + 1].ci if i + 1 < len(units) else sil
-                pid = md.phone_id_nearest(u.ci, lc, rc, u.wpos)
-            out.append((md.senones[pid], m.tmat[md.tmat[pid]]))
-        return out
+        ci = np.array([u.ci for u in units], dtype=np.int64)
+        lc = np.concatenate(([sil], ci[:-1]))
+        rc = np.concatenate((ci[1:], [sil]))
+        wpos = np.array([u.wpos for u in units], dtype=np.int64)
+        fill = np.array([u.filler for u in units], dtype=bool)
+        pid = md.phone_ids(ci, np.where(fill, -1, lc), rc, wpos)
+        return md.senones[pid], m.tmat[md.tmat[pid]]
 
     def _topology(self, units, sen_tm, col_of, *, optional_col=None):
         """Banded topology: 3 states per phone (the mdef's senones and transition matrix);
@@ -217,39 +215,55 @@ class SphinxAligner:
         from vqalign.hmm.topology import Topology
 
         m = self.model_
-        n_emit = m.mdef.n_emit_state
+        sen, tm = sen_tm
+        n_u, E = sen.shape
         q = math.exp(self._fillers()[0][2])
         q = min(q / (1.0 + q), 0.5)
         loop = float(self.filler_loop)
-        labels, unit_index, emit, trans, skippable = [], [], [], [], []
-
-        def add_optional():
-            labels.append("<filler>.0")
-            unit_index.append(-1)
-            emit.append(optional_col)
-            trans.append([loop, 1.0 - loop, 0.0])
-            skippable.append(True)
-
+        lut = np.full(m.mdef.n_sen, -1, dtype=np.int64)
+        lut[np.fromiter(col_of.keys(), np.int64)] = np.fromiter(col_of.values(), np.int64)
+        j = np.arange(E)
+        p = np.zeros((n_u, E, 3))
+        p[:, :, 0] = tm[:, j, j]
+        p[:, :, 1] = tm[:, j, j + 1]
+        p[:, :E - 1, 2] = tm[:, j[:E - 1], j[:E - 1] + 2]
+        emit = lut[sen]
         opt = optional_col is not None
+        # optional filler after unit i: word boundaries (and the end); one before the start
+        after = np.zeros(n_u, dtype=bool)
         if opt:
-            add_optional()
-        for i, (u, (sen, tm)) in enumerate(zip(units, sen_tm)):
-            for j in range(n_emit):
-                labels.append(f"{m.mdef.ciphones[u.ci]}.{j}")
-                unit_index.append(i)
-                emit.append(col_of[int(sen[j])])
-                trans.append([tm[j, j], tm[j, j + 1] if j + 1 <= n_emit else 0.0,
-                              tm[j, j + 2] if j + 2 <= n_emit else 0.0])
-                skippable.append(False)
-            nxt = units[i + 1] if i + 1 < len(units) else None
-            if opt and (nxt is None or (not u.filler and not nxt.filler and nxt.word != u.word)):
-                # split the exit of the word's last state between the filler and the next word
-                exit_p = trans[-1][1] if nxt is not None else 1.0 - trans[-1][0]
-                trans[-1] = [trans[-1][0], exit_p * q, exit_p * (1.0 - q)]
-                add_optional()
-        S = len(labels)
+            word = np.array([u.word for u in units])
+            fill = np.array([u.filler for u in units])
+            after[:-1] = ~fill[:-1] & ~fill[1:] & (word[1:] != word[:-1])
+            after[-1] = True
+            exit_p = p[:, E - 1, 1].copy()
+            exit_p[-1] = 1.0 - p[-1, E - 1, 0]
+            p[after, E - 1, 1] = exit_p[after] * q
+            p[after, E - 1, 2] = exit_p[after] * (1.0 - q)
+        n_opt = int(after.sum()) + (1 if opt else 0)
+        S = n_u * E + n_opt
+        # state index of each phone state: phone states shift by the fillers before them
+        shift = np.concatenate(([1 if opt else 0], 1 + np.cumsum(after[:-1]) if opt else
+                                np.zeros(n_u - 1, np.int64)))
+        pos = (np.arange(n_u)[:, None] * E + j[None, :] + shift[:, None]).ravel()
+        trans = np.zeros((S, 3))
+        trans[pos] = p.reshape(-1, 3)
+        emit_ids = np.empty(S, dtype=np.int64)
+        emit_ids[pos] = emit.ravel()
+        unit_index = np.full(S, -1, dtype=np.int64)
+        unit_index[pos] = np.repeat(np.arange(n_u), E)
+        skippable = np.ones(S, dtype=bool)
+        skippable[pos] = False
+        if opt:
+            opt_pos = np.flatnonzero(skippable)
+            trans[opt_pos] = [loop, 1.0 - loop, 0.0]
+            emit_ids[opt_pos] = optional_col
+        names = [m.mdef.ciphones[u.ci] for u in units]
+        labels = ["<filler>.0"] * S
+        for k, i in enumerate(pos):
+            labels[i] = f"{names[k // E]}.{k % E}"
         with np.errstate(divide="ignore"):
-            lt = np.log(np.asarray(trans, dtype=np.float64))
+            lt = np.log(trans)
             log_start = np.full(S, -np.inf)
             log_end = np.full(S, -np.inf)
             if opt:
@@ -257,18 +271,48 @@ class SphinxAligner:
                 # last phone state: its "skip" share ends the utterance directly
                 log_end[-2] = lt[-2, 2]
                 log_end[-1] = math.log(1.0 - loop)
-                lt[-2, 2] = -np.inf
             else:
                 log_start[0] = 0.0
-                log_end[-1] = math.log(max(1.0 - trans[-1][0], 1e-12))
+                log_end[-1] = math.log(max(1.0 - trans[-1, 0], 1e-12))
         lt[-1, 1:] = -np.inf
         if S > 1:
             lt[-2, 2] = -np.inf
-        return Topology(labels=labels, symbols=[m.mdef.ciphones[u.ci] for u in units],
-                        unit_index=np.asarray(unit_index, np.int32),
-                        emit_ids=np.asarray(emit, np.int32), log_trans=lt,
-                        log_start=log_start, log_end=log_end,
-                        skippable=np.asarray(skippable, bool))
+        return Topology(labels=labels, symbols=names,
+                        unit_index=unit_index.astype(np.int32),
+                        emit_ids=emit_ids.astype(np.int32), log_trans=lt,
+                        log_start=log_start, log_end=log_end, skippable=skippable)
+
+    @staticmethod
+    def _min_frames(tm) -> int:
+        """Fewest frames a path through one phone's HMM (transition matrix ``tm``) takes."""
+        E = tm.shape[0]
+        best = [math.inf] * (E + 1)
+        best[0] = 0
+        for j in range(E):                      # left-to-right: relax forward
+            for k in range(j + 1, E + 1):
+                if tm[j, k] > 0:
+                    best[k] = min(best[k], best[j] + 1)
+        return int(best[E])
+
+    def _windows(self, units, sen_tm, T, filler_cbs):
+        """Codebooks the utterance needs and, for each, the frames where a path can be in
+        one of its phones: after the fewest frames the phones before it take, before the
+        fewest the phones after it need (exact, not a beam). Filler codebooks: all frames."""
+        em = self.emissions_
+        sen, tm = sen_tm
+        need = np.array([self._min_frames(t) for t in tm], dtype=np.int64)
+        before = np.concatenate(([0], np.cumsum(need)[:-1]))
+        after = need.sum() - np.cumsum(need)
+        lo_u, hi_u = before, T - after
+        win = {}
+        for i in range(len(units)):
+            for c in np.unique(em.sen2cb[sen[i]]):
+                a, b = win.get(int(c), (T, 0))
+                win[int(c)] = (min(a, int(lo_u[i])), max(b, int(hi_u[i])))
+        for c in np.unique(filler_cbs):
+            win[int(c)] = (0, T)
+        cbs = np.array(sorted(win), dtype=np.int64)
+        return cbs, np.array([win[int(c)] for c in cbs], dtype=np.int64)
 
     # ------------------------------------------------------------------ align
     def features(self, y, sr):
@@ -306,7 +350,7 @@ class SphinxAligner:
         units = self._units(words, None)
         sen_tm = self._senones(units)
         filler_sen = np.concatenate([m.mdef.senones[c] for c in filler_cis])
-        used = np.unique(np.concatenate([s for s, _ in sen_tm] + [filler_sen]))
+        used = np.unique(np.concatenate([sen_tm[0].ravel(), filler_sen]))
         col_of = {int(s): i for i, s in enumerate(used)}
         n_min = 3 * len(units)
         if T < n_min:
@@ -315,8 +359,8 @@ class SphinxAligner:
                 f"3 states each, {n_min * HOP_S:.2f} s) but the audio has {T} frames "
                 f"({T * HOP_S:.2f} s); shorten the transcript or check the audio")
         em = self.emissions_
-        cbs = np.unique(np.concatenate([em.sen2cb[used], em.sen2cb[filler_sen]]))
-        top = em.top_densities(X, cbs)
+        cbs, windows = self._windows(units, sen_tm, T, em.sen2cb[filler_sen])
+        top = em.top_densities(X, cbs, frames=windows)
         le = em.senone_log_emit(top, used)
         sil_cols = [col_of[int(s)] for s in m.mdef.senones[m.mdef.sil]]
         blob = le[:, sil_cols].max(axis=1, keepdims=True)
@@ -329,7 +373,7 @@ class SphinxAligner:
         # pass 2: fillers where the first pass found pauses, contexts recomputed
         units2 = self._units(words, gaps)
         sen_tm2 = self._senones(units2)
-        new = np.setdiff1d(np.unique(np.concatenate([s for s, _ in sen_tm2])), used)
+        new = np.setdiff1d(np.unique(sen_tm2[0]), used)
         if new.size:
             used = np.concatenate([used, new])
             col_of = {int(s): i for i, s in enumerate(used)}
@@ -364,8 +408,12 @@ class SphinxAligner:
                     for g in gaps]
         diag = {"model": str(m.path), "hop_s": HOP_S, "frame_loglik": best / T,
                 "fillers": [x for x in inserted if x], "warnings": []}
-        return Alignment(tiers={"words": wsegs, "phones": phones}, audio=audio_name,
-                         sample_rate=int(sr), duration=duration, diagnostics=diag)
+        aln = Alignment(tiers={"words": wsegs, "phones": phones}, audio=audio_name,
+                        sample_rate=int(sr), duration=duration, diagnostics=diag)
+        from vqalign.align.alignment import add_quality_warnings
+
+        add_quality_warnings(aln)
+        return aln
 
     def _gaps(self, path, topo, n_words, le, col_of, fillers):
         """Filler CI phone per position (before the first word, between words, after the

@@ -41,10 +41,11 @@ def _group_max(row, base, n_per, gm):
 
 
 @njit(cache=True, nogil=True)
-def topn_per_codebook(scores, n_cb, n_density, topn, idx_out, val_out):
+def topn_per_codebook(scores, n_cb, n_density, topn, lo, hi, idx_out, val_out):
     """Top-``topn`` Gaussians of every codebook, frame by frame.
 
-    ``scores`` (T, n_cb * n_density) float32: log densities, codebook-major.
+    ``scores`` (T, n_cb * n_density) float32: log densities, codebook-major; codebook
+    ``c`` is read only at frames ``lo[c] <= t < hi[c]`` (elsewhere ``val_out`` is -inf).
     ``idx_out`` (T, n_cb, topn) int32 and ``val_out`` (T, n_cb, topn) float32 receive
     the codeword indices and log densities, best first. Returns OK, or BAD_VALUE if a
     score is NaN (``idx_out[0, 0, 0]`` then holds the frame).
@@ -66,6 +67,11 @@ def topn_per_codebook(scores, n_cb, n_density, topn, idx_out, val_out):
             for k in range(topn):
                 tv[k] = -np.inf
                 ti[k] = 0
+            if t < lo[c] or t >= hi[c]:
+                for k in range(topn):
+                    val_out[t, c, k] = -np.inf
+                    idx_out[t, c, k] = 0
+                continue
             if grouped:
                 _group_max(row, base, n_per, gm)
                 for g in range(NGRP):

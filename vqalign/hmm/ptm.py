@@ -126,17 +126,32 @@ class PTMEmissions:
             raise ParameterError(f"senones must be a non-empty list of ids in [0, {n_sen_total})")
         return sen
 
-    def top_densities(self, X, codebooks):
+    def top_densities(self, X, codebooks, *, frames=None):
         """Top-N Gaussians of the given codebooks for every frame and stream.
+
+        ``frames`` (len(codebooks), 2) int, optional: codebook ``k`` is evaluated only at
+        frames ``frames[k, 0] <= t < frames[k, 1]`` (e.g. where an alignment can reach its
+        phones); its densities are -inf elsewhere. ``codebooks`` must then be unique.
 
         Returns a dict ``{"codebooks", "idx", "val", "floor"}`` that :meth:`senone_log_emit`
         reads: idx/val (n_stream, T, n_cb, topn), floor (n_stream, T).
         """
         X = self._check_X(X)
-        cbs = np.unique(np.asarray(codebooks, dtype=np.int64))
+        T = X.shape[0]
+        cb_in = np.asarray(codebooks, dtype=np.int64).ravel()
+        cbs, first = np.unique(cb_in, return_index=True)
         if cbs.size == 0 or cbs.min() < 0 or cbs.max() >= self.n_cb:
             raise ParameterError(f"codebooks must be ids in [0, {self.n_cb})")
-        T = X.shape[0]
+        if frames is None:
+            lo = np.zeros(cbs.size, dtype=np.int64)
+            hi = np.full(cbs.size, T, dtype=np.int64)
+        else:
+            fr = np.asarray(frames, dtype=np.int64)
+            if cbs.size != cb_in.size or fr.shape != (cb_in.size, 2):
+                raise ParameterError("frames must be (len(codebooks), 2) [start, stop) per "
+                                     "codebook, with each codebook given once")
+            lo = np.clip(fr[first, 0], 0, T)
+            hi = np.clip(fr[first, 1], 0, T)
         F = len(self.streams)
         out = {"codebooks": cbs,
                "idx": np.empty((F, T, cbs.size, self.topn), dtype=np.int32),
@@ -145,11 +160,20 @@ class PTMEmissions:
         for f, (a, b) in enumerate(self.streams):
             x = np.ascontiguousarray(X[:, a:b], dtype=np.float32)
             feats = np.concatenate([x * x, x], axis=1)                    # (T, 2L)
-            B = self._B[f][:, cbs, :].reshape(2 * (b - a), -1)            # (2L, n_cbu * D)
-            scores = feats @ B
-            scores += self._c[f][cbs].reshape(-1)
+            D = self.n_density
+            if frames is None:
+                B = self._B[f][:, cbs, :].reshape(2 * (b - a), -1)        # (2L, n_cbu * D)
+                scores = feats @ B
+                scores += self._c[f][cbs].reshape(-1)
+            else:                                                         # only the window
+                scores = np.empty((T, cbs.size * D), dtype=np.float32)
+                for k, c in enumerate(cbs):
+                    if hi[k] > lo[k]:
+                        blk = scores[lo[k]:hi[k], k * D:(k + 1) * D]
+                        np.matmul(feats[lo[k]:hi[k]], self._B[f][:, c, :], out=blk)
+                        blk += self._c[f][c]
             idx, val = out["idx"][f], out["val"][f]
-            st = K.topn_per_codebook(scores, cbs.size, self.n_density, self.topn, idx, val)
+            st = K.topn_per_codebook(scores, cbs.size, D, self.topn, lo, hi, idx, val)
             if st != K.OK:
                 raise ParameterError(f"Gaussian log densities are NaN at frame "
                                      f"{int(idx[0, 0, 0])}; check the model's variances")

@@ -373,6 +373,25 @@ class Mdef:
         i = int(np.searchsorted(keys, k))
         return int(order[i]) if i < keys.size and keys[i] == k else -1
 
+    def phone_ids(self, ci, lc, rc, wpos) -> np.ndarray:
+        """Vectorized :meth:`phone_id_nearest` over arrays of phones."""
+        ci, lc, rc, wpos = (np.asarray(a, dtype=np.int64) for a in (ci, lc, rc, wpos))
+        out = np.array(ci, dtype=np.int64)
+        ok = (lc >= 0) & (rc >= 0) & ~self.filler[ci]
+        if not ok.any():
+            return out
+        sil = self.sil
+        lcm = np.where(self.filler[lc] & (sil >= 0), sil, lc)
+        rcm = np.where(self.filler[rc] & (sil >= 0), sil, rc)
+        keys, order = self._index()
+        k = self._key(ci, lcm, rcm, wpos)
+        i = np.minimum(np.searchsorted(keys, k), keys.size - 1)
+        hit = ok & (keys[i] == k)
+        out[hit] = order[i[hit]]
+        for j in np.flatnonzero(ok & ~hit):
+            out[j] = self.phone_id_nearest(int(ci[j]), int(lc[j]), int(rc[j]), int(wpos[j]))
+        return out
+
     def phone_id_nearest(self, ci: int, lc: int, rc: int, wpos: int) -> int:
         """Sphinx's ``bin_mdef_phone_id_nearest``: back off over word positions, then to
         silence context at word edges, then to the CI phone."""
