@@ -5,6 +5,7 @@ the project synthesizes itself (pocketsphinx, the optional peer, is needed only 
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -158,6 +159,13 @@ def test_bench_agree_end_to_end(sphinx_corpus, tmp_path, capsys):
     # plots are never overwritten without --overwrite
     assert main(argv + ["--modes", "single"]) == 2
     assert "exists; pass --overwrite" in capsys.readouterr().err
+
+
+def test_bench_agree_without_pocketsphinx_says_how_to_install(sphinx_corpus, monkeypatch,
+                                                              capsys):
+    monkeypatch.setitem(sys.modules, "pocketsphinx", None)     # import fails
+    assert main(["bench", "agree", "--corpus", str(sphinx_corpus), "--no-plot"]) == 2
+    assert "pip install pocketsphinx" in capsys.readouterr().err
 
 
 def test_bench_agree_bad_arguments(sphinx_corpus, tmp_path, capsys):

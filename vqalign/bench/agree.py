@@ -431,6 +431,11 @@ def run(args) -> int:
     jobs = check_positive_int(args.jobs, "--jobs")
     n_worst = check_positive_int(args.worst, "--worst")
     recs, skipped = find_recordings(args.corpus, transcripts=args.transcripts)
+    try:
+        import pocketsphinx  # noqa: F401
+    except ImportError:
+        raise ParameterError("bench agree compares with pocketsphinx, which is not installed: "
+                             "pip install pocketsphinx (or pip install 'vqalign[bench]')") from None
     if args.limit is not None:
         recs = recs[:check_positive_int(args.limit, "--limit")]
     plots = {}
