@@ -22,7 +22,7 @@ import pytest
 import soundfile as sf
 
 from vqalign.cli import main
-from vqalign.exceptions import ParameterError
+from vqalign.exceptions import ParameterError, VQAlignError
 from vqalign.pipeline.schedulers import LocalScheduler, get_scheduler
 
 
@@ -32,6 +32,12 @@ def _square(x):
 
 def _slow_identity(x):
     time.sleep(0.05 * (x % 3))
+    return x
+
+
+def _die(x):
+    if x == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
     return x
 
 
@@ -77,6 +83,9 @@ def test_local_scheduler_keeps_task_order_and_reduces_on_driver():
     with LocalScheduler(2) as sched:
         got = sched.map(_slow_identity, tasks, on_result=lambda i, r: seen.append(i))
         total = sched.map_reduce(_square, tasks, lambda a, b: a + b)
+        # a worker killed mid-task (OOM killer): a clear error, not a traceback
+        with pytest.raises(VQAlignError, match="a worker process died unexpectedly"):
+            sched.map(_die, range(6))
     assert got == tasks and sorted(seen) == tasks
     assert total == sum(x * x for x in tasks)
     with LocalScheduler(1) as sched:      # jobs=1: in this process

@@ -273,20 +273,27 @@ def run_corpus(corpus, out_dir, *, unit="phones", jobs=2, scheduler="local", ove
 
     redo_features = overwrite or from_stage == "features"
     t_run = time.perf_counter()
-    with get_scheduler(scheduler, jobs) as sched:
-        store, feat_fail = _features_stage(ok, store_path, hop, sched, records, report,
-                                           redo=redo_features, progress=progress, quiet=quiet)
-        failures.extend(Failure(uid, path, "features", reason) for uid, path, reason in feat_fail)
-        train = [it for it in ok if it.id in store]
-        if train:
-            cb = _codebook_stage(store, train, out, records, report, n_codes=n_codes,
-                                 quiet=quiet)
-            model_path, digest = _em_stage(store, train, texts, cb, out, records, report,
-                                           unit=unit, n_codes=n_codes, n_iter=n_iter,
-                                           lexicon=lexicon, oov=oov, jobs=jobs, quiet=quiet)
-            _align_stage(store, train, texts, out, formats, model_path, digest, lexicon,
-                         sched, records, report, overwrite=overwrite or from_stage is not None,
-                         chunk_size=chunk_size, progress=progress, quiet=quiet)
+    try:
+        with get_scheduler(scheduler, jobs) as sched:
+            store, feat_fail = _features_stage(ok, store_path, hop, sched, records, report,
+                                               redo=redo_features, progress=progress,
+                                               quiet=quiet)
+            failures.extend(Failure(uid, path, "features", reason)
+                            for uid, path, reason in feat_fail)
+            train = [it for it in ok if it.id in store]
+            if train:
+                cb = _codebook_stage(store, train, out, records, report, n_codes=n_codes,
+                                     quiet=quiet)
+                model_path, digest = _em_stage(store, train, texts, cb, out, records, report,
+                                               unit=unit, n_codes=n_codes, n_iter=n_iter,
+                                               lexicon=lexicon, oov=oov, jobs=jobs,
+                                               quiet=quiet)
+                _align_stage(store, train, texts, out, formats, model_path, digest, lexicon,
+                             sched, records, report,
+                             overwrite=overwrite or from_stage is not None,
+                             chunk_size=chunk_size, progress=progress, quiet=quiet)
+    except OSError as exc:  # e.g. stages.json on a full disk: name the path, keep the rest
+        raise _write_error(getattr(exc, "filename", None) or out, exc) from None
     failures.extend(report.failures)
     report.failures = failures
     from vqalign.align.corpus import write_failures

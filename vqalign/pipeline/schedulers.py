@@ -36,7 +36,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 
-from vqalign.exceptions import ParameterError
+from vqalign.exceptions import ParameterError, VQAlignError
 
 SCHEDULERS = ("local", "dask")
 
@@ -154,6 +154,7 @@ class LocalScheduler(Scheduler):
         futs = {ex.submit(fn, t): i for i, t in enumerate(tasks)}
         out = [None] * len(tasks)
         pending = set(futs)
+        from concurrent.futures.process import BrokenProcessPool
         try:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -162,6 +163,12 @@ class LocalScheduler(Scheduler):
                     out[i] = f.result()
                     if on_result is not None:
                         on_result(i, out[i])
+        except BrokenProcessPool:
+            self._pool = None
+            raise VQAlignError(
+                "a worker process died unexpectedly (killed, or out of memory); finished "
+                "work is kept: re-run the same command to resume, with fewer --jobs if "
+                "memory is short") from None
         except BaseException:
             for f in pending:
                 f.cancel()
