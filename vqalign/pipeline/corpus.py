@@ -411,11 +411,24 @@ def _em_stage(store, train, texts, cb, out, records, report, *, unit, n_codes, n
               lexicon, oov, jobs, quiet):
     """EM stage. Today: Aligner.fit on the store's features (one record, ``em``).
 
-    With the engine's chunked API this becomes, per iteration ``i`` (record
-    ``em-i``, model saved atomically after each)::
+    The expected chunked engine API, and what this stage becomes with it (one
+    record ``em-i`` per iteration, the model saved atomically after each, so a kill
+    resumes at the last finished iteration)::
 
-        stats = scheduler.map_reduce(estep, chunks, operator.add)   # workers
-        model = model.m_step(stats)                                   # driver
+        model = aligner.init_model(codebook, chunks)      # driver: flat start
+        for i in range(first_unfinished, n_iter):
+            tasks = [(store_path, ids, texts, f"em-{i-1}.npz") for ids in chunks]
+            stats = scheduler.map_reduce(estep_task, tasks, operator.add)
+            model.m_step(stats)                             # driver, on the sums
+            save(f"em-{i}.npz"); records.finish(f"em-{i}", log_likelihood=...)
+
+    where ``estep_task`` (top level, picklable) loads the previous iteration's model
+    from its path, reads its chunk from the store memmap, and returns
+    ``model.estep(chunk)``: additive sufficient statistics (``stats_a + stats_b``;
+    mixture-weight counts (E, K), transition counts per state (self, next, exit),
+    Gaussian occupancies (K,), first and second moments (K, D), log-likelihood and
+    frame counts, failed utterance ids) that do not depend on how the corpus was
+    cut into chunks.
     """
     path = out / MODEL_FILE
     rec = records.get("em")
