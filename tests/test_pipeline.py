@@ -244,7 +244,9 @@ def test_sigkill_mid_run_resumes_to_identical_alignments(reference, tmp_path, sy
     assert rec["features"]["finished"] and "em" not in rec and not _outputs(out)
     _run_until(cmd, out, lambda st: any(c["aligned"] for c in
                                         st.get("align", {}).get("chunks", {}).values()))
-    assert 1 <= len(_outputs(out)) < 4
+    # (usually some chunks are still missing; four short utterances can also all finish
+    # between two polls, and the resume must then redo nothing)
+    assert len(_outputs(out)) >= 1
     assert main(base + ["--out", str(out), "--jobs", "2"]) == 0
     printed = capsys.readouterr().out
     assert "failed 4" in printed and "skipped" in printed
