@@ -148,7 +148,8 @@ def error_figure_png(scored: dict) -> bytes:
         ax_hist.set_xlabel("signed error, hypothesis - reference (ms; clipped to ±100)")
         ax_hist.set_title(f"{tier}: signed error")
         ax_hist.legend(fontsize=8)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.14 / max(1, len(tiers)) + 0.04,
+                        top=0.93, hspace=0.45, wspace=0.2)
     return _png(fig)
 
 
