@@ -151,3 +151,66 @@ def test_pocketsphinx_adapter_on_devdata(devdata):
         phones = boundary_errors(out["phones"], ref["phones"], tier="phones")
         assert phones["n_matched"] >= 0.8 * phones["n_ref"]
         assert phones["mean_ms"] < 40
+
+
+# ----------------------------------------------------------------------------- FA-Bench
+def test_fold_word_normalization():
+    from vqalign.bench.metrics import fold_word
+
+    assert fold_word("Hello,") == ["hello"] and fold_word("It\u2019s") == ["its"]
+    assert fold_word("world(2)") == ["world"] and fold_word("um") == []
+    assert fold_word("<sil>") == [] and fold_word("") == [] and fold_word("[NOISE]") == []
+    assert fold_word("42") == ["forty", "two"]
+    # NFC: a decomposed e + combining acute equals the composed letter
+    assert fold_word("cafe\u0301") == fold_word("caf\u00e9") == ["caf\u00e9"]
+
+
+def test_compare_words_hand_computed_with_differences():
+    from vqalign.bench.metrics import compare_tier, summarize_tier
+
+    ref = [(0.0, 0.2, ""), (0.2, 0.5, "hello"), (0.5, 0.6, "uh"), (0.6, 1.0, "world"),
+           (1.0, 1.4, "again")]
+    hyp = [(0.21, 0.47, "Hello!"), (0.63, 1.0, "world"), (1.0, 1.3, "gain")]
+    r = compare_tier(hyp, ref)
+    # pairs hello (+10, -30 ms), world (+30, 0 ms); "again" missing, "gain" inserted
+    np.testing.assert_allclose(r["onset"], [0.01, 0.03], atol=1e-12)
+    np.testing.assert_allclose(r["offset"], [-0.03, 0.0], atol=1e-12)
+    assert r["missing"] == ["again"] and r["inserted"] == ["gain"]
+    assert r["missing_src"] == [4] and r["inserted_src"] == [2]
+    s = summarize_tier([r])
+    assert s["n_boundaries"] == 4 and s["mean_ms"] == pytest.approx(17.5)
+    assert s["median_ms"] == pytest.approx(20.0) and s["p90_ms"] == pytest.approx(30.0)
+    assert s["pct_within_ms"] == {"10": 50.0, "20": 50.0, "25": 50.0, "50": 100.0}
+    assert s["bias_onset_ms"] == pytest.approx(20.0) and s["bias_offset_ms"] == pytest.approx(-15)
+    assert s["n_unmatched"] == 2 and s["n_missing"] == 1 and s["n_inserted"] == 1
+
+
+def test_shared_boundary_counts_twice_and_untimed_tokens():
+    from vqalign.bench.metrics import compare_tier, summarize_tier
+
+    ref = [(0.0, 0.5, "a"), (0.5, 1.0, "b")]
+    hyp = [(0.0, 0.52, "a"), (0.52, 1.0, "b"), (float("nan"), float("nan"), "c")]
+    r = compare_tier(hyp, ref)
+    s = summarize_tier([r])
+    # the shared boundary 0.5 -> 0.52 is the end of "a" and the start of "b": two errors
+    assert s["n_boundaries"] == 4 and s["mean_ms"] == pytest.approx(10.0)
+    # a token without times is paired in order but never scored
+    r2 = compare_tier([(0.0, 0.5, "a"), (float("nan"), float("nan"), "b")], ref)
+    assert r2["n_untimed"] == 2 and r2["missing"] == [] and summarize_tier([r2])["n_boundaries"] == 2
+
+
+def test_phone_classes_and_silence_boundaries():
+    from vqalign.bench.metrics import compare_tier, summarize_tier
+
+    ref = [(0.0, 0.1, "pau"), (0.1, 0.2, "s"), (0.2, 0.3, "iy"), (0.3, 0.4, "t"),
+           (0.4, 0.5, "pau")]
+    hyp = [(0.11, 0.2, "S"), (0.2, 0.32, "IY1"), (0.32, 0.4, "T")]
+    s = summarize_tier([compare_tier(hyp, ref, tier="phones")])
+    by = s["by_class"]
+    # s: onset after silence (10 ms) -> silence, offset -> fricative (0); iy: onset vowel (0),
+    # offset vowel (20); t: onset stop (20), offset before silence -> silence (0)
+    assert by["silence"]["n_boundaries"] == 2 and by["silence"]["mean_ms"] == pytest.approx(5)
+    assert by["fricative"]["mean_ms"] == pytest.approx(0) and by["stop"]["mean_ms"] == \
+        pytest.approx(20)
+    assert by["vowel"]["n_boundaries"] == 2 and by["vowel"]["mean_ms"] == pytest.approx(10)
+    assert by["nasal"]["n_boundaries"] == 0

@@ -157,7 +157,7 @@ def _run_vqalign(data, *, unit: str, jobs: int, n_iter: int | None):
 
     with warnings.catch_warnings():
         # the OOV words are reported once below, not by every call
-        warnings.filterwarnings("ignore", message=".*letter-to-sound")
+        warnings.filterwarnings("ignore", message=r".*(letter-to-sound|G2P)")
         t0 = time.perf_counter()
         aligner = Aligner(**kwargs).fit(corpus)
         t1 = time.perf_counter()
