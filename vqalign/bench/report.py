@@ -225,6 +225,7 @@ def write_report(path, utterances, *, title: str = "vqalign bench report",
     names = sorted({n for u in utterances for n in u["systems"]},
                    key=lambda n: (n != "vqalign", n))
     scored = {n: {"words": [], "phones": []} for n in names}
+    by_voice: dict = {}
     worst = []
     for u in utterances:
         ref = _tiers_of(u["ref"])
@@ -235,6 +236,7 @@ def write_report(path, utterances, *, title: str = "vqalign bench report",
                 if "words" in hyp and "words" in ref:
                     w = compare_tier(hyp["words"], ref["words"])
                     scored[n]["words"].append(w)
+                    by_voice.setdefault((n, str(u.get("voice", ""))), []).append(w)
                     e = np.abs(np.concatenate([w["onset"], w["offset"]]))
                     u_scores[n] = float(1000 * e.mean()) if e.size else float("nan")
                 if "phones" in hyp and "phones" in ref:
@@ -282,6 +284,28 @@ def write_report(path, utterances, *, title: str = "vqalign bench report",
                     + "</tr>")
             parts.append("</table><p class='note'>phone boundaries by class of the reference "
                          "phone: mean ms (% within 20 ms)</p>")
+    if by_voice:
+        parts.append("<h2>per voice (words)</h2><table class='voices'><tr><th>system</th>"
+                     "<th>voice</th><th>files</th><th>mean</th><th>median</th><th>p90</th>"
+                     "<th>≤20</th><th>missing</th><th>inserted</th></tr>")
+        for (n, v), ws in sorted(by_voice.items()):
+            s = summarize_tier(ws)
+            parts.append(f"<tr><td>{html.escape(n)}</td><td>{html.escape(v)}</td>"
+                         f"<td>{len(ws)}</td><td>{_cell(s['mean_ms'])}</td>"
+                         f"<td>{_cell(s['median_ms'])}</td><td>{_cell(s['p90_ms'])}</td>"
+                         f"<td>{_cell(s['pct_within_ms']['20'])}</td><td>{s['n_missing']}</td>"
+                         f"<td>{s['n_inserted']}</td></tr>")
+        parts.append("</table>")
+    if worst:
+        parts.append("<h2>per file (mean word boundary error, ms; worst first)</h2>"
+                     "<table class='files'><tr><th>utterance</th><th>voice</th>"
+                     + "".join(f"<th>{html.escape(n)}</th>" for n in names) + "</tr>")
+        for _, u, u_scores in worst:
+            parts.append(f"<tr><td>{html.escape(str(u['id']))}</td>"
+                         f"<td>{html.escape(str(u.get('voice', '')))}</td>"
+                         + "".join(f"<td>{_cell(u_scores.get(n, float('nan')))}</td>"
+                                   for n in names) + "</tr>")
+        parts.append("</table>")
     if any(scored[n]["words"] for n in names):
         parts.append("<h2>figure</h2><img alt='CDF of absolute boundary error and signed "
                      f"error histograms' style='max-width:100%' "
