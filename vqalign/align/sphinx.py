@@ -74,6 +74,26 @@ def _one_numba_thread():
         numba.set_num_threads(n)
 
 
+class _Columns:
+    """Emission columns of the senones an utterance uses, added as they are needed."""
+
+    def __init__(self, em, top):
+        self.em, self.top = em, top
+        self.col_of: dict = {}
+        self.le = np.empty((top["idx"].shape[1], 0), dtype=np.float32)
+
+    def ensure(self, senones):
+        new = [int(x) for x in np.unique(senones) if int(x) not in self.col_of]
+        if new:
+            n0 = self.le.shape[1]
+            self.le = np.concatenate([self.le, self.em.senone_log_emit(self.top, new)], axis=1)
+            for i, x in enumerate(new):
+                self.col_of[x] = n0 + i
+
+    def of(self, senones):
+        return [self.col_of[int(x)] for x in senones]
+
+
 @dataclass
 class _Phone:
     ci: int
@@ -153,11 +173,18 @@ class SphinxAligner:
 
     def pronounce(self, word: str) -> list[str]:
         """The model's pronunciation of ``word`` (its phones), or letter-to-sound for an OOV."""
+        return self.pronunciations(word)[0]
+
+    def pronunciations(self, word: str) -> list[list[str]]:
+        """Every pronunciation the dictionary gives ``word`` (``word(2)`` ... alternates), or
+        the letter-to-sound one for an out-of-vocabulary word."""
         lex = self.lexicon_
         m = self.model_
         for key in (word, word.lower()):
             if key in lex:
-                return list(lex[key][0])
+                prons = [list(p) for p in lex[key] if all(ph in m.mdef.ci_index for ph in p)]
+                if prons:
+                    return prons
         from vqalign.align import lexicon as L
 
         g2p = L.letter_to_sound
@@ -172,14 +199,13 @@ class SphinxAligner:
             raise ParameterError(f"the word {word!r} is not in the model's dictionary and its "
                                  f"letter-to-sound pronunciation uses phones {bad} the model "
                                  "does not have; add it to a dictionary file (dictionary=PATH)")
-        return phones
+        return [phones]
 
     # ------------------------------------------------------------------ graph
-    def _units(self, words, gaps):
+    def _units(self, words, gaps, prons=None):
         """Phones of the utterance. ``gaps`` (None, or one entry per position: before the
         first word, between words, after the last) holds the filler CI phone to put there,
         or None."""
-        m = self.model_
         units = []
 
         def filler(k):
@@ -188,21 +214,27 @@ class SphinxAligner:
 
         for k, w in enumerate(words):
             filler(k)
-            ph = [m.mdef.ci_index[p] for p in self.pronounce(w)]
-            for j, ci in enumerate(ph):
-                wpos = 3 if len(ph) == 1 else (1 if j == 0 else (2 if j == len(ph) - 1 else 0))
-                units.append(_Phone(ci, k, wpos))
+            units.extend(self._word_units(k, prons[k] if prons else self.pronounce(w)))
         filler(len(words))
         return units
 
-    def _senones(self, units):
-        """(senones (n_units, n_emit) int32, transition matrices (n_units, n_emit, n_emit + 1))."""
+    def _word_units(self, k, phones):
+        ph = [self.model_.mdef.ci_index[p] for p in phones]
+        n = len(ph)
+        return [_Phone(ci, k, 3 if n == 1 else (1 if j == 0 else (2 if j == n - 1 else 0)))
+                for j, ci in enumerate(ph)]
+
+    def _senones(self, units, lc0=None, rc_end=None):
+        """(senones (n_units, n_emit) int32, transition matrices (n_units, n_emit, n_emit + 1)).
+
+        ``lc0`` / ``rc_end``: CI phones left of the first and right of the last unit
+        (default silence, the utterance's edges)."""
         m = self.model_
         md = m.mdef
         sil = md.sil
         ci = np.array([u.ci for u in units], dtype=np.int64)
-        lc = np.concatenate(([sil], ci[:-1]))
-        rc = np.concatenate((ci[1:], [sil]))
+        lc = np.concatenate(([sil if lc0 is None else lc0], ci[:-1]))
+        rc = np.concatenate((ci[1:], [sil if rc_end is None else rc_end]))
         wpos = np.array([u.wpos for u in units], dtype=np.int64)
         fill = np.array([u.filler for u in units], dtype=bool)
         pid = md.phone_ids(ci, np.where(fill, -1, lc), rc, wpos)
@@ -347,11 +379,11 @@ class SphinxAligner:
         filler_cis = [c for _, c, _ in fillers]
 
         # pass 1: cross-word contexts, one-state optional filler between words
-        units = self._units(words, None)
+        alts = [self.pronunciations(w) for w in words]
+        prons = [a[0] for a in alts]
+        units = self._units(words, None, prons)
         sen_tm = self._senones(units)
         filler_sen = np.concatenate([m.mdef.senones[c] for c in filler_cis])
-        used = np.unique(np.concatenate([sen_tm[0].ravel(), filler_sen]))
-        col_of = {int(s): i for i, s in enumerate(used)}
         n_min = 3 * len(units)
         if T < n_min:
             raise AlignmentError(
@@ -359,28 +391,36 @@ class SphinxAligner:
                 f"3 states each, {n_min * HOP_S:.2f} s) but the audio has {T} frames "
                 f"({T * HOP_S:.2f} s); shorten the transcript or check the audio")
         em = self.emissions_
-        cbs, windows = self._windows(units, sen_tm, T, em.sen2cb[filler_sen])
+        alt_ci = {m.mdef.ci_index[p] for a in alts for pr in a[1:] for p in pr}
+        full = np.concatenate([em.sen2cb[filler_sen]] +
+                              [em.sen2cb[m.mdef.senones[c]] for c in sorted(alt_ci)])
+        cbs, windows = self._windows(units, sen_tm, T, full)
         top = em.top_densities(X, cbs, frames=windows)
-        le = em.senone_log_emit(top, used)
-        sil_cols = [col_of[int(s)] for s in m.mdef.senones[m.mdef.sil]]
-        blob = le[:, sil_cols].max(axis=1, keepdims=True)
-        le1 = np.concatenate([le, blob], axis=1)
-        topo1 = self._topology(units, sen_tm, col_of, optional_col=le.shape[1])
+        cols = _Columns(em, top)
+        cols.ensure(np.concatenate([sen_tm[0].ravel(), filler_sen]))
+        sil_cols = cols.of(m.mdef.senones[m.mdef.sil])
+        blob = cols.le[:, sil_cols].max(axis=1, keepdims=True)
+        le1 = np.concatenate([cols.le, blob], axis=1)
+        topo1 = self._topology(units, sen_tm, cols.col_of, optional_col=cols.le.shape[1])
         with _one_numba_thread():
             path1, _ = viterbi(le1, topo1, hop_s=HOP_S)
-        gaps = self._gaps(path1, topo1, len(words), le, col_of, fillers)
+        gaps = self._gaps(path1, topo1, len(words), cols.le, cols.col_of, fillers)
 
         # pass 2: fillers where the first pass found pauses, contexts recomputed
-        units2 = self._units(words, gaps)
-        sen_tm2 = self._senones(units2)
-        new = np.setdiff1d(np.unique(sen_tm2[0]), used)
-        if new.size:
-            used = np.concatenate([used, new])
-            col_of = {int(s): i for i, s in enumerate(used)}
-            le = np.concatenate([le, em.senone_log_emit(top, new)], axis=1)
-        topo2 = self._topology(units2, sen_tm2, col_of)
-        with _one_numba_thread():
-            path2, best = viterbi(le, topo2, hop_s=HOP_S)
+        units2, topo2, path2, best = self._decode(words, gaps, prons, cols)
+        # pauses: every filler kept or dropped, long boundaries tested for one, with the
+        # filler's three states and the neighbours' contexts it implies, in place
+        new_gaps = self._refine_gaps(gaps, units2, topo2, path2, cols, fillers)
+        if new_gaps != gaps:
+            gaps = new_gaps
+            units2, topo2, path2, best = self._decode(words, gaps, prons, cols)
+        # alternate pronunciations: each word's, scored in place between its neighbours
+        if any(len(a) > 1 for a in alts):
+            new = self._choose_prons(words, alts, prons, units2, topo2, path2, cols)
+            if new != prons:
+                prons = new
+                units2, topo2, path2, best = self._decode(words, gaps, prons, cols)
+        le = cols.le
 
         # segments
         best_any = le.max(axis=1)
@@ -414,6 +454,118 @@ class SphinxAligner:
 
         add_quality_warnings(aln)
         return aln
+
+    def _decode(self, words, gaps, prons, cols):
+        from vqalign.hmm import viterbi
+
+        units = self._units(words, gaps, prons)
+        sen_tm = self._senones(units)
+        cols.ensure(sen_tm[0].ravel())
+        topo = self._topology(units, sen_tm, cols.col_of)
+        with _one_numba_thread():
+            path, best = viterbi(cols.le, topo, hop_s=HOP_S)
+        return units, topo, path, best
+
+    def _chain_score(self, chain, lc0, rc_end, t0, t1, cols) -> float:
+        """Best log-probability of the phones ``chain`` filling frames [t0, t1) exactly."""
+        from vqalign.hmm import viterbi
+
+        if t1 - t0 < 3 * len(chain):
+            return -np.inf
+        sen_tm = self._senones(chain, lc0, rc_end)
+        cols.ensure(sen_tm[0].ravel())
+        topo = self._topology(chain, sen_tm, cols.col_of)
+        try:
+            with _one_numba_thread():
+                return viterbi(cols.le[t0:t1], topo, hop_s=HOP_S)[1]
+        except AlignmentError:
+            return -np.inf
+
+    @staticmethod
+    def _spans(units, topo, path):
+        ui = topo.unit_index[path]
+        T = path.size
+        starts = np.full(len(units), T)
+        ends = np.zeros(len(units), dtype=np.int64)
+        idx = np.arange(T)
+        ok = ui >= 0
+        np.minimum.at(starts, ui[ok], idx[ok])
+        np.maximum.at(ends, ui[ok], idx[ok] + 1)
+        return starts, ends
+
+    def _refine_gaps(self, gaps, units, topo, path, cols, fillers, *, min_test: int = 15,
+                     reach: int = 2):
+        """Keep a filler only where its 3-state model (with the neighbours' contexts it
+        implies and its insertion penalty) beats going straight from one word to the next
+        on the frames of the ``reach`` phones either side; also try one where the two phones
+        meeting at a word boundary span at least ``min_test`` frames."""
+        sil = self.model_.mdef.sil
+        pen = {c: p for _, c, p in fillers}
+        starts, ends = self._spans(units, topo, path)
+        out = list(gaps)
+        n = len(units)
+
+        def around(i0, i1):
+            """Phones left of unit i0 and right of unit i1 (up to ``reach``, no fillers)."""
+            a = i0
+            while a > 0 and i0 - a < reach and not units[a - 1].filler:
+                a -= 1
+            b = i1
+            while b + 1 < n and b - i1 < reach and not units[b + 1].filler:
+                b += 1
+            lc0 = units[a - 1].ci if a > 0 else sil
+            rc_end = units[b + 1].ci if b + 1 < n else sil
+            return a, b, lc0, rc_end
+
+        for i, u in enumerate(units):
+            if u.filler:
+                k = units[i + 1].word if i + 1 < n else len(gaps) - 1
+                a, b, lc0, rc_end = around(i, i)
+                left, right = units[a:i], units[i + 1:b + 1]
+                if not (left or right):
+                    continue
+                t0, t1 = int(starts[a]), int(ends[b])
+                with_f = self._chain_score(left + [u] + right, lc0, rc_end, t0, t1, cols)
+                without = self._chain_score(left + right, lc0, rc_end, t0, t1, cols)
+                if without > with_f + pen.get(u.ci, pen[sil]):
+                    out[k] = None
+            elif i > 0 and not units[i - 1].filler and units[i - 1].word != u.word:
+                if int(ends[i]) - int(starts[i - 1]) < min_test:
+                    continue
+                a, b, lc0, rc_end = around(i - 1, i)
+                left, right = units[a:i], units[i:b + 1]
+                t0, t1 = int(starts[a]), int(ends[b])
+                without = self._chain_score(left + right, lc0, rc_end, t0, t1, cols)
+                f = _Phone(sil, -1, filler=True)
+                with_f = self._chain_score(left + [f] + right, lc0, rc_end, t0, t1, cols)
+                if with_f + pen[sil] > without:
+                    out[u.word] = sil
+        return out
+
+    def _choose_prons(self, words, alts, prons, units, topo, path, cols):
+        """For each word with alternates: the pronunciation whose phones, between the
+        neighbouring phones of the current alignment, score best on the frames they span."""
+        starts, ends = self._spans(units, topo, path)
+        sil = self.model_.mdef.sil
+        out = list(prons)
+        for k, a in enumerate(alts):
+            if len(a) < 2:
+                continue
+            mine = [i for i, u in enumerate(units) if u.word == k]
+            i0, i1 = mine[0], mine[-1]
+            left = [units[i0 - 1]] if i0 > 0 else []
+            right = [units[i1 + 1]] if i1 + 1 < len(units) else []
+            j0 = i0 - len(left)
+            j1 = i1 + len(right)
+            lc0 = units[j0 - 1].ci if j0 > 0 else sil
+            rc_end = units[j1 + 1].ci if j1 + 1 < len(units) else sil
+            t0, t1 = int(starts[j0]), int(ends[j1])
+            scores = [self._chain_score(left + self._word_units(k, pr) + right, lc0, rc_end,
+                                        t0, t1, cols) for pr in a]
+            b = int(np.argmax(scores))
+            if np.isfinite(scores[b]):
+                out[k] = a[b]
+        return out
 
     def _gaps(self, path, topo, n_words, le, col_of, fillers):
         """Filler CI phone per position (before the first word, between words, after the
