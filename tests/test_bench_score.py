@@ -141,6 +141,10 @@ def test_bad_inputs_are_reported_and_the_run_goes_on(tmp_path, capsys):
     (hyp / "d.json").write_text(json.dumps([{"start": 0.3, "end": 0.62, "text": "hello"},
                                             {"start": 0.62, "end": 1.05, "text": "word"}]))
     shutil.copy(DATA / "nfa_words.ctm", hyp / "e.ctm")          # its reference lacks words
+    lines = (DATA / "ref.TextGrid").read_text().splitlines()      # f: a words tier only
+    cut = next(i for i, ln in enumerate(lines) if "item [2]" in ln)
+    (ref / "f.TextGrid").write_text("\n".join(lines[:cut]).replace("size = 2 ", "size = 1 "))
+    shutil.copy(DATA / "pocketsphinx.json", hyp / "f.json")     # hello world, with phones
     d = _score(capsys, "--ref", str(ref), "--hyp", f"x={hyp}")
     kinds = {(p["kind"], Path(p["file"]).name): p["message"] for p in d["problems"]}
     assert "line 1: unknown alignment format" in kinds[("unreadable", "b.align")]
@@ -151,16 +155,20 @@ def test_bad_inputs_are_reported_and_the_run_goes_on(tmp_path, capsys):
     assert "ref.TextGrid" not in msg and "d.TextGrid line" in msg   # the reference's line
     assert "no words tier" in kinds[("reference", "e.TextGrid")]
     assert "no reference" in kinds[("no reference", "e.ctm")]   # e's reference is unusable
-    assert d["n_problems"] == 5
+    assert "no phones tier" in kinds[("reference", "f.TextGrid")]
+    assert "3 missing" in kinds[("words differ", "f.json")]
+    assert d["n_problems"] == 7
     x = d["systems"]["x"]
-    # a: hello, world, it's timed; "42." -> forty two, untimed (4 boundaries); d: hello
-    assert x["n_files"] == 2 and x["words"]["n_untimed"] == 4
-    assert x["words"]["n_boundaries"] == 2 * 3 + 2
-    assert x["words"]["n_inserted"] == 1 and x["words"]["n_missing"] == 4 + 0
+    # a: hello, world, it's timed; "42." -> forty two, untimed (4 boundaries); d: hello;
+    # f: hello, world
+    assert x["n_files"] == 3 and x["words"]["n_untimed"] == 4
+    assert x["words"]["n_boundaries"] == 2 * 3 + 2 + 2 * 2
+    assert x["words"]["n_inserted"] == 1 and x["words"]["n_missing"] == 4 + 3
+    assert "phones" not in x
     # text output lists them too
     assert main(["bench", "score", "--ref", str(ref), "--hyp", f"x={hyp}"]) == 0
     out = capsys.readouterr().out
-    assert "5 problem(s)" in out and "b.align line 1" in out
+    assert "7 problem(s)" in out and "b.align line 1" in out
 
 
 def test_report_and_figure_files(heldout, tmp_path, capsys):

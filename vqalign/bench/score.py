@@ -199,6 +199,11 @@ def score_systems(refs: dict, systems: dict, problems: list) -> dict:
                     res["words"].append((key, w))
                     entry["words"] = w
                     _word_problems(name, h, ref["hyp"], w, problems)
+                if "phones" in h.tiers and "phones" not in ref["hyp"].tiers:
+                    problems.append({"system": name, "file": str(ref["path"]),
+                                     "kind": "reference",
+                                     "message": f"{ref['path']}: reference has no phones tier; "
+                                                f"the phones of {h.path} are not scored"})
                 if "phones" in h.tiers and "phones" in ref["hyp"].tiers:
                     p = compare_tier(h.tiers["phones"], ref["hyp"].tiers["phones"],
                                      tier="phones")
