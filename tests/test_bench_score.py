@@ -145,6 +145,7 @@ def test_bad_inputs_are_reported_and_the_run_goes_on(tmp_path, capsys):
     cut = next(i for i, ln in enumerate(lines) if "item [2]" in ln)
     (ref / "f.TextGrid").write_text("\n".join(lines[:cut]).replace("size = 2 ", "size = 1 "))
     shutil.copy(DATA / "pocketsphinx.json", hyp / "f.json")     # hello world, with phones
+    (hyp / "f.txt").write_text("hello world\n")                 # a transcript: noted, not read
     d = _score(capsys, "--ref", str(ref), "--hyp", f"x={hyp}")
     kinds = {(p["kind"], Path(p["file"]).name): p["message"] for p in d["problems"]}
     assert "line 1: unknown alignment format" in kinds[("unreadable", "b.align")]
@@ -157,7 +158,7 @@ def test_bad_inputs_are_reported_and_the_run_goes_on(tmp_path, capsys):
     assert "no reference" in kinds[("no reference", "e.ctm")]   # e's reference is unusable
     assert "no phones tier" in kinds[("reference", "f.TextGrid")]
     assert "3 missing" in kinds[("words differ", "f.json")]
-    assert d["n_problems"] == 7
+    assert d["n_problems"] == 7 and "1 file(s) with extension(s) .txt not read" in d["notes"][0]
     x = d["systems"]["x"]
     # a: hello, world, it's timed; "42." -> forty two, untimed (4 boundaries); d: hello;
     # f: hello, world

@@ -39,6 +39,7 @@ from pathlib import Path
 from vqalign.exceptions import ParameterError, VQAlignError
 
 AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3")
+IGNORED_EXTS = AUDIO_EXTS + (".txt", ".lab", ".xhtml", ".html", ".png", ".log")
 
 
 def add_arguments(parser) -> None:
@@ -115,10 +116,18 @@ def load_system(name: str, path: Path, refs: dict, problems: list) -> dict:
     if not path.exists():
         raise ParameterError(f"--hyp {name}={path}: no such file or folder")
     if path.is_dir():
-        files = [p for p in sorted(path.rglob("*")) if p.is_file()
-                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
-                 and p.suffix.lower() not in AUDIO_EXTS + (".txt", ".lab", ".xhtml", ".html",
-                                                           ".png", ".log")]
+        every = [p for p in sorted(path.rglob("*")) if p.is_file()
+                 and not any(part.startswith(".") for part in p.relative_to(path).parts)]
+        # audio, transcripts, SMIL text pages, logs and pictures are not alignments: they
+        # are counted (not read) so that nothing is skipped unseen
+        files = [p for p in every if p.suffix.lower() not in IGNORED_EXTS]
+        n_ignored = len(every) - len(files)
+        if n_ignored:
+            exts = sorted({p.suffix.lower() for p in every if p.suffix.lower() in IGNORED_EXTS})
+            problems.append({"system": name, "file": str(path), "kind": "ignored",
+                             "message": f"{path}: {n_ignored} file(s) with extension(s) "
+                                        f"{', '.join(exts)} not read (audio, transcripts, "
+                                        "pages, logs)"})
         base = path
     else:
         files, base = [path], path.parent
@@ -398,12 +407,16 @@ def run(args) -> int:
                      overwrite=args.overwrite, max_utterances=args.report_max,
                      problems=problems)
 
+    notes = [p for p in problems if p["kind"] == "ignored"]
+    problems = [p for p in problems if p["kind"] != "ignored"]
     result = {"systems": summary, "n_references": len(refs), "problems": problems,
-              "n_problems": len(problems)}
+              "n_problems": len(problems), "notes": [p["message"] for p in notes]}
     if args.json:
         print(json.dumps(_json_safe(result), indent=1))
     else:
         print_tables(summary, problems, refs)
+        for p in notes:
+            print(f"  note [{p['system']}]: {p['message']}")
         if args.report is not None:
             print(f"\n  report written to {args.report}")
         if args.figure is not None:
