@@ -68,7 +68,8 @@ def test_topn_kernel_exact_both_paths():
         idx = np.empty((30, 3, 4), np.int32)
         val = np.empty((30, 3, 4), np.float32)
         lo, hi = np.zeros(3, np.int64), np.full(3, 30, np.int64)
-        assert K.topn_per_codebook(s, 3, D, 4, lo, hi, idx, val) == K.OK
+        s3 = np.ascontiguousarray(s.reshape(30, 3, D).transpose(1, 0, 2))
+        assert K.topn_per_codebook(s3, 4, lo, hi, idx, val) == K.OK
         r = s.reshape(30, 3, D)
         np.testing.assert_array_equal(val, -np.sort(-r, axis=2)[:, :, :4])
         np.testing.assert_array_equal(np.take_along_axis(r, idx.astype(np.int64), 2), val)
@@ -203,3 +204,14 @@ def test_load_sphinx_model_by_name_and_path():
     assert load_sphinx_model(m.path).mdef.n_sen == m.mdef.n_sen
     with pytest.raises(ParameterError, match="does not exist"):
         load_sphinx_model("/no/such/model/dir")
+
+
+def test_model_asking_for_unimplemented_front_end_is_named(tmp_path):
+    from tests.test_sphinx_io import write_model
+    from vqalign.align.sphinx import SphinxAligner
+
+    d = tmp_path / "m"
+    write_model(d)
+    (d / "feat.params").write_text("-feat s2_4x\n-nfilt 20\n")
+    with pytest.raises(ParameterError, match=r"m/feat.params asks for -feat s2_4x"):
+        SphinxAligner(d).align(np.zeros(16000, np.float32) + 1e-3, "ab", sr=16000)

@@ -176,3 +176,19 @@ def test_unknown_option_and_wrong_rate():
         FS.front_end_from_params({"frobnicate": "1"})
     with pytest.raises(ParameterError, match="-samprate 16000"):
         FS.mfcc_sphinx(np.zeros(8000, np.float32), 8000)
+
+
+def test_batch_cmn_mean_matches_pocketsphinx(speech16):
+    """pocketsphinx exposes its cepstral mean after a batch-CMN utterance (get_cmn)."""
+    ps = pytest.importorskip("pocketsphinx")
+    dec = ps.Decoder(lm=None, loglevel="FATAL")
+    dec.set_align_text("hello")
+    dec.start_utt()
+    dec.process_raw(speech16.tobytes(), full_utt=True)
+    dec.end_utt()
+    theirs = np.array([float(v) for v in dec.get_cmn().split(",")])
+    cep = FS.mfcc_sphinx(speech16 / 32768.0, 16000, params=EN_US)
+    assert np.all(np.abs(cep.mean(axis=0) - theirs) <= 2e-3 * (1 + np.abs(theirs))), \
+        (cep.mean(axis=0), theirs)
+    np.testing.assert_allclose(FS.sphinx_features(speech16 / 32768.0, 16000, params=EN_US)
+                               [:, :13], cep - cep.mean(axis=0), atol=1e-4)

@@ -13,12 +13,24 @@ The graph of an utterance, like pocketsphinx's alignment:
   the mdef defines (begin / internal / end / single) and cross-word context: the first
   phone's left context is the previous word's last phone, the last phone's right context
   the next word's first phone (fillers count as ``SIL``);
-* between words an optional filler. The band of the Viterbi allows skipping one state,
-  so the first pass gives each optional filler one state scoring the best senone of the
-  noise dictionary's filler phones; the second pass puts the filler phone (``SIL``, or a
-  noise filler when it beats silence by the insertion penalties of pocketsphinx,
-  ``silprob`` and ``fillprob`` times the language weight) in every gap the first pass
-  found of at least 3 frames, recomputes the neighbours' contexts and aligns again.
+* before, between and after the words an optional filler. The band of the Viterbi
+  allows skipping one state, so the first pass gives each optional filler one state
+  scoring the best silence senone; the second pass puts the filler phone (``SIL``, or a
+  noise filler of the noise dictionary when it beats silence by the insertion penalties
+  of pocketsphinx, ``silprob`` and ``fillprob`` times the language weight) in every gap
+  the first pass found of at least 3 frames, recomputes the neighbours' contexts and
+  aligns again;
+* then, in place on the frames around them (a small chain decoded by the same
+  Viterbi): every filler is kept only if its 3-state model with the contexts it implies
+  beats joining the words directly by more than its insertion penalty, a filler is tried
+  where the two phones meeting at a word boundary last 15 frames or more, and each word
+  with alternate pronunciations (``word(2)`` in the dictionary, as pocketsphinx's
+  alignment allows) takes the one that scores best between its neighbours; the
+  utterance is aligned again when anything changed.
+
+Gaussians are evaluated only on the frames where the alignment can reach a phone of
+their codebook (after the fewest frames the phones before it need, before the fewest the
+phones after it need): exact, not a beam.
 
 Word confidence is the mean over the word's frames of ``exp(score of the path's senone -
 best score of any senone of the utterance)``: 1 when every frame's own senone is the best
@@ -80,14 +92,17 @@ class _Columns:
     def __init__(self, em, top):
         self.em, self.top = em, top
         self.col_of: dict = {}
+        self.lut = np.full(em.log_mixw.shape[2], -1, dtype=np.int64)
         self.le = np.empty((top["idx"].shape[1], 0), dtype=np.float32)
 
     def ensure(self, senones):
-        new = [int(x) for x in np.unique(senones) if int(x) not in self.col_of]
-        if new:
+        u = np.unique(np.asarray(senones, dtype=np.int64))
+        new = u[self.lut[u] < 0]
+        if new.size:
             n0 = self.le.shape[1]
             self.le = np.concatenate([self.le, self.em.senone_log_emit(self.top, new)], axis=1)
-            for i, x in enumerate(new):
+            self.lut[new] = n0 + np.arange(new.size)
+            for i, x in enumerate(new.tolist()):
                 self.col_of[x] = n0 + i
 
     def of(self, senones):
@@ -152,6 +167,10 @@ class SphinxAligner:
             raise ParameterError(f"the Sphinx model {self.model_.path} has no pronunciation "
                                  "dictionary beside it; pass dictionary=PATH")
         return _dictionary(str(path))
+
+    @functools.cached_property
+    def fillers_(self):
+        return self._fillers()
 
     def _fillers(self):
         """[(word, ci phone, log insertion penalty)] from the noise dictionary."""
@@ -249,11 +268,14 @@ class SphinxAligner:
         m = self.model_
         sen, tm = sen_tm
         n_u, E = sen.shape
-        q = math.exp(self._fillers()[0][2])
+        q = math.exp(self.fillers_[0][2])
         q = min(q / (1.0 + q), 0.5)
         loop = float(self.filler_loop)
-        lut = np.full(m.mdef.n_sen, -1, dtype=np.int64)
-        lut[np.fromiter(col_of.keys(), np.int64)] = np.fromiter(col_of.values(), np.int64)
+        if isinstance(col_of, np.ndarray):
+            lut = col_of
+        else:
+            lut = np.full(m.mdef.n_sen, -1, dtype=np.int64)
+            lut[np.fromiter(col_of.keys(), np.int64)] = np.fromiter(col_of.values(), np.int64)
         j = np.arange(E)
         p = np.zeros((n_u, E, 3))
         p[:, :, 0] = tm[:, j, j]
@@ -375,7 +397,7 @@ class SphinxAligner:
         X = self.features(y, sr)
         T = X.shape[0]
         m = self.model_
-        fillers = self._fillers()
+        fillers = self.fillers_
         filler_cis = [c for _, c, _ in fillers]
 
         # pass 1: cross-word contexts, one-state optional filler between words
@@ -401,7 +423,7 @@ class SphinxAligner:
         sil_cols = cols.of(m.mdef.senones[m.mdef.sil])
         blob = cols.le[:, sil_cols].max(axis=1, keepdims=True)
         le1 = np.concatenate([cols.le, blob], axis=1)
-        topo1 = self._topology(units, sen_tm, cols.col_of, optional_col=cols.le.shape[1])
+        topo1 = self._topology(units, sen_tm, cols.lut, optional_col=cols.le.shape[1])
         with _one_numba_thread():
             path1, _ = viterbi(le1, topo1, hop_s=HOP_S)
         gaps = self._gaps(path1, topo1, len(words), cols.le, cols.col_of, fillers)
@@ -461,25 +483,80 @@ class SphinxAligner:
         units = self._units(words, gaps, prons)
         sen_tm = self._senones(units)
         cols.ensure(sen_tm[0].ravel())
-        topo = self._topology(units, sen_tm, cols.col_of)
+        topo = self._topology(units, sen_tm, cols.lut)
         with _one_numba_thread():
             path, best = viterbi(cols.le, topo, hop_s=HOP_S)
         return units, topo, path, best
 
     def _chain_score(self, chain, lc0, rc_end, t0, t1, cols) -> float:
         """Best log-probability of the phones ``chain`` filling frames [t0, t1) exactly."""
-        from vqalign.hmm import viterbi
+        return float(self._chain_scores([(chain, lc0, rc_end, t0, t1)], cols)[0])
 
-        if t1 - t0 < 3 * len(chain):
-            return -np.inf
-        sen_tm = self._senones(chain, lc0, rc_end)
-        cols.ensure(sen_tm[0].ravel())
-        topo = self._topology(chain, sen_tm, cols.col_of)
+    def _chain_scores(self, jobs, cols) -> np.ndarray:
+        """Scores of several ``(chain, lc0, rc_end, t0, t1)`` in one Viterbi call.
+
+        The chains are laid end to end on their frames, each reading its own copy of its
+        emission columns that is -inf outside its own frames, so the best path goes
+        through each chain on exactly its frames and its part of the path is that chain's
+        own best path; each part's score is read back from the path.
+        """
+        from vqalign.hmm import viterbi
+        from vqalign.hmm.topology import Topology
+
+        out = np.full(len(jobs), -np.inf)
+        parts = []
+        for n, (chain, lc0, rc_end, t0, t1) in enumerate(jobs):
+            if t1 - t0 >= 3 * len(chain):
+                sen_tm = self._senones(chain, lc0, rc_end)
+                parts.append((n, t0, t1, sen_tm))
+        if not parts:
+            return out
+        cols.ensure(np.concatenate([p[3][0].ravel() for p in parts]))
+        topos = [self._topology([_Phone(0, 0)] * p[3][0].shape[0], p[3], cols.lut)
+                 for p in parts]
+        S = sum(t.n_states for t in topos)
+        L = sum(p[2] - p[1] for p in parts)
+        le = np.full((L, S), -np.inf, dtype=np.float32)
+        lt = np.full((S, 3), -np.inf)
+        r = c = 0
+        bounds = []
+        for (_n, t0, t1, _), tp in zip(parts, topos):
+            s_n = tp.n_states
+            le[r:r + t1 - t0, c:c + s_n] = cols.le[t0:t1][:, tp.emit_ids]
+            lt[c:c + s_n] = tp.log_trans
+            # leave through the exit of the chain's last state into the next chain
+            lt[c + s_n - 1, 1] = tp.log_end[-1]
+            bounds.append((r, r + t1 - t0, c, c + s_n))
+            r += t1 - t0
+            c += s_n
+        lt[-1, 1:] = -np.inf
+        if S > 1:
+            lt[-2, 2] = -np.inf
+        log_start = np.full(S, -np.inf)
+        log_start[0] = 0.0
+        log_end = np.full(S, -np.inf)
+        log_end[-1] = topos[-1].log_end[-1]
+        topo = Topology(labels=[""] * S, symbols=[""], unit_index=np.zeros(S, np.int32),
+                        emit_ids=np.arange(S, dtype=np.int32), log_trans=lt,
+                        log_start=log_start, log_end=log_end, skippable=np.zeros(S, bool))
         try:
             with _one_numba_thread():
-                return viterbi(cols.le[t0:t1], topo, hop_s=HOP_S)[1]
+                path, _ = viterbi(le, topo, hop_s=HOP_S, beam=-1e5)
         except AlignmentError:
-            return -np.inf
+            if len(parts) == 1:
+                return out
+            for n, (chain, lc0, rc_end, t0, t1) in enumerate(jobs):   # one by one
+                out[n] = self._chain_scores([(chain, lc0, rc_end, t0, t1)], cols)[0]
+            return out
+        em = le[np.arange(L), path]
+        step = np.diff(path)
+        tr = lt[path[:-1], np.clip(step, 0, 2)]
+        for (n, *_), (r0, r1, c0, c1) in zip(parts, bounds):
+            sc = float(em[r0:r1].sum() + tr[r0:r1 - 1].sum())
+            sc += lt[c1 - 1, 1] if r1 < L else log_end[-1]
+            if path[r0] == c0 and path[r1 - 1] == c1 - 1 and np.isfinite(sc):
+                out[n] = sc
+        return out
 
     @staticmethod
     def _spans(units, topo, path):
@@ -517,6 +594,7 @@ class SphinxAligner:
             rc_end = units[b + 1].ci if b + 1 < n else sil
             return a, b, lc0, rc_end
 
+        jobs, acts = [], []
         for i, u in enumerate(units):
             if u.filler:
                 k = units[i + 1].word if i + 1 < n else len(gaps) - 1
@@ -525,21 +603,27 @@ class SphinxAligner:
                 if not (left or right):
                     continue
                 t0, t1 = int(starts[a]), int(ends[b])
-                with_f = self._chain_score(left + [u] + right, lc0, rc_end, t0, t1, cols)
-                without = self._chain_score(left + right, lc0, rc_end, t0, t1, cols)
-                if without > with_f + pen.get(u.ci, pen[sil]):
-                    out[k] = None
+                jobs += [(left + [u] + right, lc0, rc_end, t0, t1),
+                         (left + right, lc0, rc_end, t0, t1)]
+                acts.append((k, None, pen.get(u.ci, pen[sil])))
             elif i > 0 and not units[i - 1].filler and units[i - 1].word != u.word:
                 if int(ends[i]) - int(starts[i - 1]) < min_test:
                     continue
                 a, b, lc0, rc_end = around(i - 1, i)
                 left, right = units[a:i], units[i:b + 1]
                 t0, t1 = int(starts[a]), int(ends[b])
-                without = self._chain_score(left + right, lc0, rc_end, t0, t1, cols)
                 f = _Phone(sil, -1, filler=True)
-                with_f = self._chain_score(left + [f] + right, lc0, rc_end, t0, t1, cols)
-                if with_f + pen[sil] > without:
-                    out[u.word] = sil
+                jobs += [(left + [f] + right, lc0, rc_end, t0, t1),
+                         (left + right, lc0, rc_end, t0, t1)]
+                acts.append((u.word, sil, pen[sil]))
+        if not jobs:
+            return out
+        sc = self._chain_scores(jobs, cols).reshape(-1, 2)
+        for (k, what, p), (with_f, without) in zip(acts, sc):
+            if what is None and without > with_f + p:
+                out[k] = None                     # drop the filler
+            elif what is not None and with_f + p > without:
+                out[k] = what                     # add one
         return out
 
     def _choose_prons(self, words, alts, prons, units, topo, path, cols):
@@ -548,6 +632,7 @@ class SphinxAligner:
         starts, ends = self._spans(units, topo, path)
         sil = self.model_.mdef.sil
         out = list(prons)
+        jobs, who = [], []
         for k, a in enumerate(alts):
             if len(a) < 2:
                 continue
@@ -560,11 +645,18 @@ class SphinxAligner:
             lc0 = units[j0 - 1].ci if j0 > 0 else sil
             rc_end = units[j1 + 1].ci if j1 + 1 < len(units) else sil
             t0, t1 = int(starts[j0]), int(ends[j1])
-            scores = [self._chain_score(left + self._word_units(k, pr) + right, lc0, rc_end,
-                                        t0, t1, cols) for pr in a]
-            b = int(np.argmax(scores))
-            if np.isfinite(scores[b]):
-                out[k] = a[b]
+            for j, pr in enumerate(a):
+                jobs.append((left + self._word_units(k, pr) + right, lc0, rc_end, t0, t1))
+                who.append((k, j))
+        if not jobs:
+            return out
+        sc = self._chain_scores(jobs, cols)
+        best: dict = {}
+        for (k, j), v in zip(who, sc):
+            if np.isfinite(v) and v > best.get(k, (-np.inf, 0))[0]:
+                best[k] = (v, j)
+        for k, (_, j) in best.items():
+            out[k] = alts[k][j]
         return out
 
     def _gaps(self, path, topo, n_words, le, col_of, fillers):

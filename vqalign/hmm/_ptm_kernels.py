@@ -41,11 +41,11 @@ def _group_max(row, base, n_per, gm):
 
 
 @njit(cache=True, nogil=True)
-def topn_per_codebook(scores, n_cb, n_density, topn, lo, hi, idx_out, val_out):
+def topn_per_codebook(scores, topn, lo, hi, idx_out, val_out):
     """Top-``topn`` Gaussians of every codebook, frame by frame.
 
-    ``scores`` (T, n_cb * n_density) float32: log densities, codebook-major; codebook
-    ``c`` is read only at frames ``lo[c] <= t < hi[c]`` (elsewhere ``val_out`` is -inf).
+    ``scores`` (n_cb, T, n_density) float32: log densities; codebook ``c`` is read only
+    at frames ``lo[c] <= t < hi[c]`` (elsewhere ``val_out`` is -inf).
     ``idx_out`` (T, n_cb, topn) int32 and ``val_out`` (T, n_cb, topn) float32 receive
     the codeword indices and log densities, best first. Returns OK, or BAD_VALUE if a
     score is NaN (``idx_out[0, 0, 0]`` then holds the frame).
@@ -54,16 +54,16 @@ def topn_per_codebook(scores, n_cb, n_density, topn, lo, hi, idx_out, val_out):
     of 16 interleaved groups first; the ``topn``-th largest group maximum is a lower
     bound of the ``topn``-th largest density, so only groups reaching it are searched.
     """
-    T = scores.shape[0]
+    n_cb, T, n_density = scores.shape
     gm = np.empty(NGRP, dtype=np.float32)
     tv = np.empty(topn, dtype=np.float32)
     ti = np.empty(topn, dtype=np.int32)
     grouped = n_density % NGRP == 0 and n_density >= NGRP and topn <= NGRP
     n_per = n_density // NGRP
+    base = 0
     for t in range(T):
-        row = scores[t]
         for c in range(n_cb):
-            base = c * n_density
+            row = scores[c, t]
             for k in range(topn):
                 tv[k] = -np.inf
                 ti[k] = 0

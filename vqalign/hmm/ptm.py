@@ -19,6 +19,7 @@ numba kernels in :mod:`vqalign.hmm._ptm_kernels`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -29,6 +30,23 @@ from vqalign.hmm import _ptm_kernels as K
 __all__ = ["PTMEmissions"]
 
 SPHINX_CLAMP = 96 * 1024.0 * math.log(1.0001)
+_BLAS = None
+
+
+def _one_blas_thread():
+    """BLAS limited to one thread (threadpoolctl): the GEMMs here are small (frames x 26 x
+    128), and waking OpenBLAS's threads costs more than the product (measured on a loaded
+    2-core machine: 15 ms per product with its threads, 0.05 ms with one)."""
+    global _BLAS
+    if _BLAS is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _BLAS = ThreadpoolController()
+        except Exception:  # pragma: no cover - threadpoolctl is a dependency
+            _BLAS = False
+    if _BLAS is False:  # pragma: no cover
+        return contextlib.nullcontext()
+    return _BLAS.limit(limits=1, user_api="blas")
 _LOGADD = K.logadd_table()
 
 
@@ -157,28 +175,28 @@ class PTMEmissions:
                "idx": np.empty((F, T, cbs.size, self.topn), dtype=np.int32),
                "val": np.empty((F, T, cbs.size, self.topn), dtype=np.float32),
                "floor": np.empty((F, T), dtype=np.float32)}
+        with _one_blas_thread():
+            self._top_streams(X, cbs, lo, hi, out)
+        return out
+
+    def _top_streams(self, X, cbs, lo, hi, out):
+        T = X.shape[0]
         for f, (a, b) in enumerate(self.streams):
             x = np.ascontiguousarray(X[:, a:b], dtype=np.float32)
             feats = np.concatenate([x * x, x], axis=1)                    # (T, 2L)
             D = self.n_density
-            if frames is None:
-                B = self._B[f][:, cbs, :].reshape(2 * (b - a), -1)        # (2L, n_cbu * D)
-                scores = feats @ B
-                scores += self._c[f][cbs].reshape(-1)
-            else:                                                         # only the window
-                scores = np.empty((T, cbs.size * D), dtype=np.float32)
-                for k, c in enumerate(cbs):
-                    if hi[k] > lo[k]:
-                        blk = scores[lo[k]:hi[k], k * D:(k + 1) * D]
-                        np.matmul(feats[lo[k]:hi[k]], self._B[f][:, c, :], out=blk)
-                        blk += self._c[f][c]
+            scores = np.empty((cbs.size, T, D), dtype=np.float32)
+            for k, c in enumerate(cbs):          # one GEMM per codebook, on its frames only
+                if hi[k] > lo[k]:
+                    blk = scores[k, lo[k]:hi[k]]
+                    np.matmul(feats[lo[k]:hi[k]], self._B[f][:, c, :], out=blk)
+                    blk += self._c[f][c]
             idx, val = out["idx"][f], out["val"][f]
-            st = K.topn_per_codebook(scores, cbs.size, D, self.topn, lo, hi, idx, val)
+            st = K.topn_per_codebook(scores, self.topn, lo, hi, idx, val)
             if st != K.OK:
                 raise ParameterError(f"Gaussian log densities are NaN at frame "
                                      f"{int(idx[0, 0, 0])}; check the model's variances")
             K.frame_floor(val, np.inf if self.clamp is None else self.clamp, out["floor"][f])
-        return out
 
     def senone_log_emit(self, top, senones) -> np.ndarray:
         """(T, len(senones)) float32 log emissions from :meth:`top_densities` output."""
