@@ -29,7 +29,7 @@ from vqalign.exceptions import AlignmentError
 
 WINDOW_S = 80.0            # opening window the first weights are trained on
 CHUNK_S = 20.0             # target chunk length for the corpus-style re-training
-RETRAIN_ROUNDS = 2
+RETRAIN_ROUNDS = int(__import__('os').environ.get('VQ_RR','1'))
 RETRAIN_ITER = 10
 WORD_MARGIN = 1.25
 BEAMS = (-60.0, -200.0)    # Viterbi beams tried in turn (log units)
@@ -206,10 +206,15 @@ def align_long(aligner, p):
         sel = model.select(p.X)
         path, batch, beam, cells = _global_path(aligner, model, p, sel)
     else:
-        rng = check_random_state(aligner.random_state)
-        model = _bootstrap(aligner, p, rng)
-        sel = model.select(p.X, candidates="m" in model.update)
+        # the single-utterance recipe on the whole recording: one chain, flat start, EM
+        # (the forward-backward keeps checkpoints, not every frame's band)
+        model, history, sel, _, _ = aligner._train_one(p)
         path, batch, beam, cells = _global_path(aligner, model, p, sel)
+        if RETRAIN_ROUNDS:
+            # corpus-style rounds on chunks of the path: Gaussians re-estimated too
+            model.update = "wtmv" if aligner.update_gaussians else "wt"
+            model.gaussians_every = max(1, aligner.update_gaussians)
+            sel = model.select(p.X, candidates="m" in model.update)
         for _ in range(RETRAIN_ROUNDS):
             sel, n_chunks = _retrain(aligner, model, p, path, batch, sel)
             history = model.history_

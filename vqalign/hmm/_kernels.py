@@ -644,152 +644,196 @@ def _accumulate_tied(g, c, t, e_tc, idx, eg, W, counts_c, X, occ_c, sx_c, sxx_c,
 @njit(cache=True, nogil=True)
 def chain_forward_backward(tied, bl, idx, eg, W, f0, T, s0, S, col, trans, start, end, beam,
                            min_post, sink, post, counts_c, trans_counts, X, occ_c, sx_c, sxx_c,
-                           gstats, band):
+                           gstats, band, ckpt):
     """Scaled forward-backward of one chain over frames f0:f0+T and states s0:s0+S.
 
     Returns (log-likelihood without the per-frame constants of the emissions, status).
     ``beam`` > 0 drops states whose scaled forward value is below beam x the frame's
     maximum (0: exact). Posteriors below ``min_post`` are not accumulated (sink TIED).
-    sink STATES/EMIT write local frames post[t - f0 + ...] = post[t, :]. ``band[0]``
-    receives the number of stored cells. trans_counts (S_total, 3) is skipped when it
-    has no rows.
+    sink STATES/EMIT write local frames post[t - f0 + ...] = post[t, :]. trans_counts
+    (S_total, 3) is skipped when it has no rows.
+
+    Memory: with ``ckpt`` = 0 the forward band of every frame is kept; with ``ckpt`` =
+    C > 0 only every C-th frame's band is (a checkpoint), and the backward pass
+    recomputes one segment of C frames at a time from its checkpoint (bit-identical,
+    one more forward pass): O((T / C + C) x band) cells instead of O(T x band).
+    ``band[0]`` receives the number of cells held at the peak.
     """
     lo = np.empty(T, np.int64)
     hi = np.empty(T, np.int64)
-    aoff = np.empty(T + 1, np.int64)
+    roff = np.zeros(T + 1, np.int64)
     scale = np.empty(T)
-    abuf = np.empty(max(64, min(T * S, 64 * T + S)))
-    tmp = np.empty(S)
+    keep_all = ckpt <= 0
+    C = T if keep_all else ckpt
+    nseg = (T + C - 1) // C
+    abuf = np.empty(max(64, min(T * S, 64 * T + S))) if keep_all else np.empty(64)
+    ckbuf = np.empty(64) if keep_all else np.empty(max(64, 8 * S))
+    ckoff = np.zeros(nseg + 1, np.int64)
+    prow = np.zeros(S + 2)
+    crow = np.zeros(S + 2)
     want_trans = trans_counts.shape[0] > 0
     ll = 0.0
-    # frame 0
-    a = 0
-    b = S - 1
-    tot = 0.0
-    mx = 0.0
-    for s in range(S):
-        v = start[s0 + s] * _emission(f0, col[s0 + s], tied, bl, idx, eg, W)
-        tmp[s] = v
-        tot += v
-        if v > mx:
-            mx = v
-    if not (tot > 0.0) or tot == np.inf:
-        band[0] = 0
-        return -np.inf, UNDERFLOW
-    thr = beam * mx
-    while a < b and tmp[a] <= thr:
-        a += 1
-    while b > a and tmp[b] <= thr:
-        b -= 1
-    lo[0] = a
-    hi[0] = b
-    aoff[0] = 0
-    aoff[1] = b - a + 1
-    inv = 1.0 / tot
-    for s in range(a, b + 1):
-        abuf[s - a] = tmp[s] * inv
-    scale[0] = tot
-    ll += math.log(tot)
-    for t in range(1, T):
-        pa = lo[t - 1]
-        pb = hi[t - 1]
-        po = aoff[t - 1]
-        a = pa
-        b = min(pb + 2, S - 1)
+    for t in range(T):
         ft = f0 + t
         tot = 0.0
         mx = 0.0
-        for s in range(a, b + 1):
-            v = 0.0
-            if s <= pb:
-                v = abuf[po + s - pa] * trans[s0 + s, 0]
-            if s - 1 >= pa and s - 1 <= pb:
-                v += abuf[po + s - 1 - pa] * trans[s0 + s - 1, 1]
-            if s - 2 >= pa and s - 2 <= pb:
-                v += abuf[po + s - 2 - pa] * trans[s0 + s - 2, 2]
-            if v > 0.0:
-                v *= _emission(ft, col[s0 + s], tied, bl, idx, eg, W)
-            tmp[s] = v
-            tot += v
-            if v > mx:
-                mx = v
+        if t == 0:
+            a = 0
+            b = S - 1
+            for s in range(S):
+                v = start[s0 + s]
+                if v > 0.0:
+                    v *= _emission(ft, col[s0 + s], tied, bl, idx, eg, W)
+                crow[s] = v
+                tot += v
+                if v > mx:
+                    mx = v
+        else:
+            pa = lo[t - 1]
+            pb = hi[t - 1]
+            a = pa
+            b = min(pb + 2, S - 1)
+            for s in range(a, b + 1):
+                v = 0.0
+                if s <= pb:
+                    v = prow[s] * trans[s0 + s, 0]
+                if s - 1 >= pa and s - 1 <= pb:
+                    v += prow[s - 1] * trans[s0 + s - 1, 1]
+                if s - 2 >= pa and s - 2 <= pb:
+                    v += prow[s - 2] * trans[s0 + s - 2, 2]
+                if v > 0.0:
+                    v *= _emission(ft, col[s0 + s], tied, bl, idx, eg, W)
+                crow[s] = v
+                tot += v
+                if v > mx:
+                    mx = v
         if not (tot > 0.0) or tot == np.inf:
-            band[0] = aoff[t]
+            band[0] = roff[t] + ckoff[t // C]
             return -np.inf, UNDERFLOW
         thr = beam * mx
-        while a < b and tmp[a] <= thr:
+        while a < b and crow[a] <= thr:
             a += 1
-        while b > a and tmp[b] <= thr:
+        while b > a and crow[b] <= thr:
             b -= 1
         lo[t] = a
         hi[t] = b
-        o = aoff[t]
-        aoff[t + 1] = o + b - a + 1
-        abuf = _grow(abuf, aoff[t + 1])
-        inv = 1.0 / tot
-        for s in range(a, b + 1):
-            v = tmp[s] * inv
-            abuf[o + s - a] = v if v > _TINY else 0.0
         scale[t] = tot
         ll += math.log(tot)
-    band[0] = aoff[T]
+        inv = 1.0 / tot
+        for s in range(a, b + 1):
+            v = crow[s] * inv
+            prow[s] = v if v > _TINY else 0.0
+        w = b - a + 1
+        if keep_all:
+            o = roff[t]
+            roff[t + 1] = o + w
+            abuf = _grow(abuf, o + w)
+            for s in range(a, b + 1):
+                abuf[o + s - a] = prow[s]
+        elif t % C == 0:
+            k = t // C
+            o = ckoff[k]
+            ckoff[k + 1] = o + w
+            ckbuf = _grow(ckbuf, o + w)
+            for s in range(a, b + 1):
+                ckbuf[o + s - a] = prow[s]
     pend = 0.0
-    o = aoff[T - 1]
     for s in range(lo[T - 1], hi[T - 1] + 1):
-        pend += abuf[o + s - lo[T - 1]] * end[s0 + s]
+        pend += prow[s] * end[s0 + s]
     if not pend > 0.0:      # pruned away, or below the scaled range: the caller decides
+        band[0] = roff[T] + ckoff[nseg]
         return -np.inf, UNDERFLOW
     ll += math.log(pend)
+    peak = roff[T] if keep_all else ckoff[nseg]
     if sink < 0:
+        band[0] = peak
         return ll, OK
     # backward over the forward band: beta rows are indexed by state (S + 2 entries)
     beta_next = np.zeros(S + 2)
     beta_cur = np.zeros(S + 2)
     e_next = np.zeros(S + 2)
     e_cur = np.zeros(S + 2)
-    t = T - 1
-    o = aoff[t]
-    for s in range(lo[t], hi[t] + 1):
-        beta_next[s] = end[s0 + s] / pend
-        e_next[s] = _emission(f0 + t, col[s0 + s], tied, bl, idx, eg, W)
-        g = abuf[o + s - lo[t]] * beta_next[s]
-        _post_sink(sink, g, min_post, f0 + t, t, s, s0, col, e_next[s], post, idx, eg, W,
-                   counts_c, X, occ_c, sx_c, sxx_c, gstats)
-    for t in range(T - 2, -1, -1):
-        inv = 1.0 / scale[t + 1]
-        a1 = lo[t + 1]
-        b1 = hi[t + 1]
-        o = aoff[t]
-        at = lo[t]
-        for s in range(lo[t], hi[t] + 1):
-            v0 = 0.0
-            v1 = 0.0
-            v2 = 0.0
-            if s >= a1 and s <= b1:
-                v0 = trans[s0 + s, 0] * e_next[s] * beta_next[s]
-            if s + 1 >= a1 and s + 1 <= b1:
-                v1 = trans[s0 + s, 1] * e_next[s + 1] * beta_next[s + 1]
-            if s + 2 >= a1 and s + 2 <= b1:
-                v2 = trans[s0 + s, 2] * e_next[s + 2] * beta_next[s + 2]
-            bv = (v0 + v1 + v2) * inv
-            beta_cur[s] = bv if bv > _TINY else 0.0
-            if want_trans:
-                al = abuf[o + s - at] * inv
-                trans_counts[s0 + s, 0] += al * v0
-                trans_counts[s0 + s, 1] += al * v1
-                trans_counts[s0 + s, 2] += al * v2
-        for s in range(lo[t], hi[t] + 1):
-            e_cur[s] = _emission(f0 + t, col[s0 + s], tied, bl, idx, eg, W)
-            g = abuf[o + s - at] * beta_cur[s]
-            _post_sink(sink, g, min_post, f0 + t, t, s, s0, col, e_cur[s], post, idx, eg, W,
-                       counts_c, X, occ_c, sx_c, sxx_c, gstats)
-        for s in range(a1, b1 + 1):
-            beta_next[s] = 0.0
-            e_next[s] = 0.0
-        for s in range(lo[t], hi[t] + 1):
-            beta_next[s] = beta_cur[s]
-            beta_cur[s] = 0.0
-            e_next[s] = e_cur[s]
+    segbuf = abuf if keep_all else np.empty(max(64, 8 * S))
+    seg_peak = 0
+    for kseg in range(nseg - 1, -1, -1):
+        ts = kseg * C
+        te = min(ts + C, T)
+        if not keep_all:
+            # recompute the segment's forward rows from its checkpoint
+            o0 = ckoff[kseg]
+            w0 = hi[ts] - lo[ts] + 1
+            roff[ts] = 0
+            roff[ts + 1] = w0
+            segbuf = _grow(segbuf, w0)
+            for j in range(w0):
+                segbuf[j] = ckbuf[o0 + j]
+            for t in range(ts + 1, te):
+                pa = lo[t - 1]
+                pb = hi[t - 1]
+                po = roff[t - 1]
+                o = roff[t]
+                roff[t + 1] = o + hi[t] - lo[t] + 1
+                segbuf = _grow(segbuf, roff[t + 1])
+                inv = 1.0 / scale[t]
+                ft = f0 + t
+                for s in range(lo[t], hi[t] + 1):
+                    v = 0.0
+                    if s <= pb and s >= pa:
+                        v = segbuf[po + s - pa] * trans[s0 + s, 0]
+                    if s - 1 >= pa and s - 1 <= pb:
+                        v += segbuf[po + s - 1 - pa] * trans[s0 + s - 1, 1]
+                    if s - 2 >= pa and s - 2 <= pb:
+                        v += segbuf[po + s - 2 - pa] * trans[s0 + s - 2, 2]
+                    if v > 0.0:
+                        v *= _emission(ft, col[s0 + s], tied, bl, idx, eg, W)
+                    v *= inv
+                    segbuf[o + s - lo[t]] = v if v > _TINY else 0.0
+            if roff[te] > seg_peak:
+                seg_peak = roff[te]
+        for t in range(te - 1, ts - 1, -1):
+            o = roff[t]
+            at = lo[t]
+            if t == T - 1:
+                for s in range(lo[t], hi[t] + 1):
+                    beta_next[s] = end[s0 + s] / pend
+                    e_next[s] = _emission(f0 + t, col[s0 + s], tied, bl, idx, eg, W)
+                    g = segbuf[o + s - at] * beta_next[s]
+                    _post_sink(sink, g, min_post, f0 + t, t, s, s0, col, e_next[s], post, idx,
+                               eg, W, counts_c, X, occ_c, sx_c, sxx_c, gstats)
+                continue
+            inv = 1.0 / scale[t + 1]
+            a1 = lo[t + 1]
+            b1 = hi[t + 1]
+            for s in range(lo[t], hi[t] + 1):
+                v0 = 0.0
+                v1 = 0.0
+                v2 = 0.0
+                if s >= a1 and s <= b1:
+                    v0 = trans[s0 + s, 0] * e_next[s] * beta_next[s]
+                if s + 1 >= a1 and s + 1 <= b1:
+                    v1 = trans[s0 + s, 1] * e_next[s + 1] * beta_next[s + 1]
+                if s + 2 >= a1 and s + 2 <= b1:
+                    v2 = trans[s0 + s, 2] * e_next[s + 2] * beta_next[s + 2]
+                bv = (v0 + v1 + v2) * inv
+                beta_cur[s] = bv if bv > _TINY else 0.0
+                if want_trans:
+                    al = segbuf[o + s - at] * inv
+                    trans_counts[s0 + s, 0] += al * v0
+                    trans_counts[s0 + s, 1] += al * v1
+                    trans_counts[s0 + s, 2] += al * v2
+            for s in range(lo[t], hi[t] + 1):
+                e_cur[s] = _emission(f0 + t, col[s0 + s], tied, bl, idx, eg, W)
+                g = segbuf[o + s - at] * beta_cur[s]
+                _post_sink(sink, g, min_post, f0 + t, t, s, s0, col, e_cur[s], post, idx, eg,
+                           W, counts_c, X, occ_c, sx_c, sxx_c, gstats)
+            for s in range(a1, b1 + 1):
+                beta_next[s] = 0.0
+                e_next[s] = 0.0
+            for s in range(lo[t], hi[t] + 1):
+                beta_next[s] = beta_cur[s]
+                beta_cur[s] = 0.0
+                e_next[s] = e_cur[s]
+    band[0] = peak + seg_peak
     return ll, OK
 
 
@@ -809,14 +853,15 @@ def _post_sink(sink, g, min_post, ft, t, s, s0, col, e_tc, post, idx, eg, W, cou
 @njit(cache=True, nogil=True, parallel=True)
 def estep_batch(tied, bl, idx, eg, W, frame_off, state_off, col, trans, start, end, beam,
                 min_post, chunk_off, counts, trans_counts, loglik, status, X, occ, sx, sxx,
-                gstats, cells):
+                gstats, cells, max_cells):
     """Tied-mixture E-step over a batch, in parallel over chunks of utterances.
 
     Chunk c (utterances chunk_off[c]:chunk_off[c+1]) accumulates into counts[c] (E, K)
     and, with gstats, occ[c] (K,), sx[c] and sxx[c] (K, D); the caller sums the chunks
     (the order of the sums does not depend on the number of threads). trans_counts
     (S_total, 3): expected self/next/skip counts per state. loglik[u], status[u],
-    cells[u] (stored band cells) per utterance.
+    cells[u] (stored band cells) per utterance. Utterances whose T x S exceeds
+    ``max_cells`` keep checkpoints every sqrt(T) frames instead of every band.
     """
     C = chunk_off.shape[0] - 1
     dummy = np.zeros((1, 1))
@@ -827,10 +872,13 @@ def estep_batch(tied, bl, idx, eg, W, frame_off, state_off, col, trans, start, e
             T = frame_off[u + 1] - f0
             s0 = state_off[u]
             S = state_off[u + 1] - s0
+            ck = 0
+            if T * S > max_cells:
+                ck = max(16, int(math.sqrt(T)))
             ll, st = chain_forward_backward(tied, bl, idx, eg, W, f0, T, s0, S, col, trans,
                                             start, end, beam, min_post, SINK_TIED, dummy,
                                             counts[c], trans_counts, X, occ[c], sx[c], sxx[c],
-                                            gstats, band)
+                                            gstats, band, ck)
             loglik[u] = ll
             status[u] = st
             cells[u] = band[0]

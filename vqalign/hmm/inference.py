@@ -87,7 +87,8 @@ _DUMMY_W = np.zeros((1, 1), np.float32)
 
 
 def forward_backward(log_emit, topo: Topology, *, method: str = "scaled",
-                     posteriors: str | None = "states", hop_s: float = 0.01, beam: float = 0.0):
+                     posteriors: str | None = "states", hop_s: float = 0.01, beam: float = 0.0,
+                     checkpoint: int = 0):
     """Posteriors and log-likelihood of a linear-chain HMM.
 
     Parameters
@@ -108,6 +109,10 @@ def forward_backward(log_emit, topo: Topology, *, method: str = "scaled",
     beam : float
         Scaled method only: drop states whose forward value falls below ``beam``
         times the frame's best (0 keeps every state: exact).
+    checkpoint : int
+        Scaled method only: keep the forward band of every ``checkpoint``-th frame only
+        and recompute the rest segment by segment in the backward pass (same results,
+        O(T / C + C) stored rows instead of O(T)); 0 keeps every frame's band.
 
     Returns
     -------
@@ -155,7 +160,8 @@ def forward_backward(log_emit, topo: Topology, *, method: str = "scaled",
         ll_s, status = K.chain_forward_backward(
             False, bl, _DUMMY_IDX, _DUMMY_F64, _DUMMY_W, 0, T, 0, S, cidx.astype(np.int32),
             trans, start, end, float(beam), 0.0, sink, post, _DUMMY_F64, np.zeros((0, 3)),
-            _DUMMY_F64, np.zeros(1), _DUMMY_F64, _DUMMY_F64, False, band)
+            _DUMMY_F64, np.zeros(1), _DUMMY_F64, _DUMMY_F64, False, band,
+            int(checkpoint))
         if status == K.OK:
             ll = float(ll_s + m.sum())
             if mode == K.POST_EMIT:

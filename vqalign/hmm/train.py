@@ -34,6 +34,9 @@ __all__ = ["TiedMixtureHMM", "SufficientStats", "Selection"]
 
 #: frames per block when per-frame emission tables are built (confidence, log fallback)
 _BLOCK = 65536
+#: an utterance whose T x S exceeds this keeps forward checkpoints, not every band (the
+#: whole chain of a long recording); below it the band of every frame is kept (faster)
+MAX_CELLS = 1 << 26
 
 
 @dataclass
@@ -456,7 +459,7 @@ class TiedMixtureHMM:
         args = (True, _DUMMY_BL, sel.idx, sel.eg, W, frame_off, batch.state_off,
                 batch.emit_ids, trans, start, end)
         K.estep_batch(*args, float(self.beam), float(self.min_post), chunk_off, counts, tcounts,
-                      loglik, status, Xc, occ, sx, sxx, gaussian_stats, cells)
+                      loglik, status, Xc, occ, sx, sxx, gaussian_stats, cells, MAX_CELLS)
         failures = []
         # the beam can prune every path to an end state: redo those unpruned, then in log space
         for u in np.flatnonzero(status != K.OK):
@@ -464,7 +467,7 @@ class TiedMixtureHMM:
             if self.beam > 0:
                 K.estep_batch(*args, 0.0, float(self.min_post), one, counts[:1], tcounts,
                               loglik, status, Xc, occ[:1], sx[:1], sxx[:1], gaussian_stats,
-                              cells)
+                              cells, MAX_CELLS)
             if status[u] == K.UNDERFLOW:
                 st, ll = self._estep_log(Xc, frame_off, batch, u, trans, start, end, sel,
                                          counts[0], tcounts, occ[0], sx[0], sxx[0],
