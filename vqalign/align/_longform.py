@@ -1,24 +1,22 @@
-"""Long recordings: one beam-pruned Viterbi over the whole recording (policy only).
+"""Long recordings: one chain and one beam-pruned Viterbi over the whole recording.
 
 A 60-minute recording at a 10 ms hop has 360,000 frames and its transcript some
-100,000 HMM states. The engine's banded Viterbi (:mod:`vqalign.hmm`) keeps only the
-states within its beam of each frame's best, so one pass over the whole chain costs
-O(T x band) time and int8 back-pointers: no windows, no anchors that can be lost, and
-no drift (every boundary comes from the same global path).
+100,000 HMM states. The engine (:mod:`vqalign.hmm`) handles the chain whole: its
+forward-backward keeps the states within its beam of each frame's best, and only every
+sqrt(T)-th frame's band (checkpoints; the backward pass recomputes the rest), and its
+Viterbi keeps int8 back-pointers for the band only. No windows, no anchors that can be
+lost, no drift: every boundary comes from one global path.
 
-An unfitted Aligner trains its model in three steps:
-
-1. Gaussians from an LBG codebook of the *whole* recording (every voice in it), and
-   mixture weights from open-end EM on the opening window (the words expected there,
-   with a margin; the path may stop after any word).
-2. A global Viterbi with that model.
-3. The path cut at pauses into chunks of about ``CHUNK_S`` seconds, corpus EM on the
-   chunks (weights, transitions, Gaussians), and a global Viterbi again; twice.
+An unfitted Aligner self-trains exactly as on a single utterance (flat start from the
+recording's quietest frames and from durations, EM on the whole chain; the first step's
+band is wide, the next ones a few states), decodes, then runs ``RETRAIN_ROUNDS``
+corpus-style EM rounds (weights, transitions and Gaussians) on the path cut at pauses
+into chunks of about ``CHUNK_S`` seconds, and decodes again.
 
 Stretches that do not match the transcript are reported as warnings with their time
 span: words stretched over far more audio than they can take, long loud stretches
-labelled silence, and speech-like audio left after the last word. A path that the
-beam loses is retried with a wider beam, then reported as an AlignmentError.
+labelled silence, and speech-like audio left after the last word. A path that the beam
+loses is retried with a wider beam, then reported as an AlignmentError.
 """
 
 from __future__ import annotations
@@ -27,74 +25,12 @@ import numpy as np
 
 from vqalign.exceptions import AlignmentError
 
-WINDOW_S = 80.0            # opening window the first weights are trained on
 CHUNK_S = 20.0             # target chunk length for the corpus-style re-training
-RETRAIN_ROUNDS = int(__import__('os').environ.get('VQ_RR','1'))
+RETRAIN_ROUNDS = 1
 RETRAIN_ITER = 10
-WORD_MARGIN = 1.25
 BEAMS = (-60.0, -200.0)    # Viterbi beams tried in turn (log units)
 LONG_WORD_S = 2.5          # a word longer than this is reported (transcript mismatch?)
 LONG_PAUSE_S = 3.0         # a loud stretch labelled silence longer than this is reported
-
-
-class _Slice:
-    """What :meth:`Aligner.train_model` needs of a prepared utterance."""
-
-    def __init__(self, X, energy, units, duration, name):
-        self.X = X
-        self.energy = energy
-        self.duration = duration
-        self.name = name
-
-        class _T:
-            pass
-        self.tokens = _T()
-        self.tokens.units = units
-
-
-def _bootstrap(aligner, p, rng):
-    """A corpus-mode model from pseudo-utterances: the recording cut at pauses (energy)
-    into pieces of about ``CHUNK_S`` seconds, the words shared out in proportion to each
-    piece's loud frames. The shares are rough; corpus EM over many pieces (every voice of
-    the recording) tolerates that, and the global Viterbi that follows does not depend
-    on the cuts."""
-    hop = aligner.hop_
-    T = p.X.shape[0]
-    e = p.energy
-    quiet = e <= np.quantile(e, 0.15)
-    edges = np.flatnonzero(np.diff(quiet.astype(np.int8)) != 0) + 1
-    runs = np.split(np.arange(T), edges)
-    min_run = max(2, int(round(0.25 / hop)))
-    cand = [int(r[len(r) // 2]) for r in runs
-            if r.size >= min_run and quiet[r[0]] and r[0] > 0 and r[-1] < T - 1]
-    target = int(round(CHUNK_S / hop))
-    cuts = [0]
-    for c in cand:
-        if c - cuts[-1] >= target and T - c >= target // 2:
-            cuts.append(c)
-    cuts.append(T)
-    loud = np.concatenate([[0], np.cumsum(~quiet)])
-    n_words = len(p.tokens.units)
-    share = loud[cuts] / max(loud[-1], 1)
-    wb = np.round(share * n_words).astype(np.int64)
-    wb[-1] = n_words
-    pieces = []
-    for i in range(len(cuts) - 1):
-        f0, f1, w0, w1 = cuts[i], cuts[i + 1], wb[i], wb[i + 1]
-        if w1 <= w0:
-            continue
-        units = p.tokens.units[w0:w1]
-        if sum(len(w) for w in units) * aligner.states_per_unit > f1 - f0:
-            continue
-        pieces.append(_Slice(p.X[f0:f1], e[f0:f1], units, (f1 - f0) * hop,
-                             f"{p.name or 'recording'}@{f0 * hop:.1f}s"))
-    if not pieces:
-        raise AlignmentError(
-            f"the transcript ({n_words} words) does not fit the {T * hop:.1f} s recording; "
-            "check that they belong together")
-    k = min(aligner.n_codes, max(8, T // 12))
-    model = aligner.train_model(pieces, rng, corpus=True, k=k)[0]
-    return model
 
 
 def _global_path(aligner, model, p, sel):
@@ -189,7 +125,6 @@ def _retrain(aligner, model, p, path, batch, sel):
 
 def align_long(aligner, p):
     """Align one long prepared utterance; returns an Alignment."""
-    from vqalign._validation import check_random_state  # noqa: PLC0415
     from vqalign.align.aligner import (  # noqa: PLC0415
         _add_warnings,
         _alignment_classes,
