@@ -64,7 +64,12 @@ def add_arguments(parser) -> None:
                              "(default 12)")
     parser.add_argument("--report", type=Path, default=None, metavar="OUT.html",
                         help="also write a self-contained HTML report of the run")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --report")
+    parser.add_argument("--save", type=Path, default=None, metavar="DIR",
+                        help="also write every system's alignments as DIR/<system>/<id>.TextGrid "
+                             "(and the references as DIR/reference/<id>.TextGrid), for "
+                             "`vqalign bench score`")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --report or --save files")
     parser.add_argument("--unit", choices=("phones", "chars"), default="phones",
                         help="vqalign's alignment unit (default phones)")
     parser.add_argument("--jobs", type=int, default=2,
@@ -315,6 +320,26 @@ def _systems_block(s: dict) -> dict:
     return out
 
 
+def _save(root: Path, data, systems, *, overwrite: bool) -> None:
+    """References and every system's hypotheses as TextGrids (atomic, no silent overwrite)."""
+    from vqalign.io.textgrid import write_textgrid
+
+    jobs = [("reference", d, d["ref"]) for d in data]
+    for name, pr in systems.items():
+        jobs += [(name, d, h) for d, h in zip(data, pr.hyps) if not isinstance(h, BaseException)]
+    targets = [Path(root) / name / f"{d['id']}.TextGrid" for name, d, _ in jobs]
+    if not overwrite:
+        for t in targets:
+            if t.exists():
+                raise ParameterError(f"{t} exists; pass --overwrite to replace it")
+    for (_, d, tiers), t in zip(jobs, targets):
+        t.parent.mkdir(parents=True, exist_ok=True)
+        keep = {k: [(s, e, lab) for s, e, lab in v if s == s and e == e]
+                for k, v in tiers.items() if k in ("words", "phones") and v}
+        end = max([d["seconds"]] + [e for v in keep.values() for _, e, _ in v])
+        write_textgrid(t, keep, end, overwrite=True)
+
+
 def run(args) -> int:
     from vqalign.bench import peers as peer_mod
 
@@ -419,6 +444,9 @@ def run(args) -> int:
         if name != "vqalign":
             result[f"xrt_ratio_vs_{name}"] = result["vqalign_xrt"] / result[f"{name}_xrt"]
 
+    if args.save is not None:
+        _save(args.save, data, systems, overwrite=args.overwrite)
+        say(f"  alignments written under {args.save}")
     if args.report is not None:
         from vqalign.bench.report import write_report
 
