@@ -132,13 +132,14 @@ def logadd_table() -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def senone_scores(idx, val, floor, log_w, sen_cb, table, out):
+def senone_scores(idx, val, floor, log_w, sen_cb, lo, hi, table, out):
     """Log emission of each senone from the top-N densities of every stream.
 
     ``idx``/``val`` (F, T, n_cb, topn) from :func:`topn_per_codebook` per stream;
     ``floor`` (F, T) the lowest density value used (:func:`frame_floor`); ``log_w``
     (F, n_density, n_sen) float32 log mixture weights of the senones wanted; ``sen_cb``
-    (n_sen,) int32 codebook of each (index into the n_cb axis); ``table`` from
+    (n_sen,) int32 codebook of each (index into the n_cb axis), evaluated at frames
+    ``lo[c] <= t < hi[c]`` of its codebook (-inf elsewhere); ``table`` from
     :func:`logadd_table`. ``out`` (T, n_sen) float32 receives
     ``sum_f log sum_k w_f[idx_k, s] max(N_k, floor)``, the log-sum by table look-up
     (error < 1 / (2 LOGADD_STEP) nats per addition). Returns OK.
@@ -150,19 +151,22 @@ def senone_scores(idx, val, floor, log_w, sen_cb, table, out):
     nt = table.shape[0]
     for t in range(T):
         for s in range(n_sen):
-            out[t, s] = 0.0
+            c = sen_cb[s]
+            out[t, s] = 0.0 if lo[c] <= t < hi[c] else -np.inf
         for f in range(F):
-            lo = floor[f, t]
+            fl = floor[f, t]
             for s in range(n_sen):
                 c = sen_cb[s]
+                if t < lo[c] or t >= hi[c]:
+                    continue
                 g = val[f, t, c, 0]
-                if g < lo:
-                    g = lo
+                if g < fl:
+                    g = fl
                 r = log_w[f, idx[f, t, c, 0], s] + g
                 for k in range(1, topn):
                     g = val[f, t, c, k]
-                    if g < lo:
-                        g = lo
+                    if g < fl:
+                        g = fl
                     v = log_w[f, idx[f, t, c, k], s] + g
                     if v > r:
                         d = v - r
@@ -174,3 +178,4 @@ def senone_scores(idx, val, floor, log_w, sen_cb, table, out):
                         r += table[j]
                 out[t, s] += r
     return OK
+

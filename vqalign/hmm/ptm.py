@@ -151,8 +151,9 @@ class PTMEmissions:
         frames ``frames[k, 0] <= t < frames[k, 1]`` (e.g. where an alignment can reach its
         phones); its densities are -inf elsewhere. ``codebooks`` must then be unique.
 
-        Returns a dict ``{"codebooks", "idx", "val", "floor"}`` that :meth:`senone_log_emit`
-        reads: idx/val (n_stream, T, n_cb, topn), floor (n_stream, T).
+        Returns a dict ``{"codebooks", "lo", "hi", "idx", "val", "floor"}`` that
+        :meth:`senone_log_emit` reads: idx/val (n_stream, T, n_cb, topn), floor
+        (n_stream, T); a senone's emission is -inf outside its codebook's frames.
         """
         X = self._check_X(X)
         T = X.shape[0]
@@ -171,7 +172,7 @@ class PTMEmissions:
             lo = np.clip(fr[first, 0], 0, T)
             hi = np.clip(fr[first, 1], 0, T)
         F = len(self.streams)
-        out = {"codebooks": cbs,
+        out = {"codebooks": cbs, "lo": lo, "hi": hi,
                "idx": np.empty((F, T, cbs.size, self.topn), dtype=np.int32),
                "val": np.empty((F, T, cbs.size, self.topn), dtype=np.float32),
                "floor": np.empty((F, T), dtype=np.float32)}
@@ -211,7 +212,8 @@ class PTMEmissions:
         T = top["idx"].shape[1]
         out = np.empty((T, sen.size), dtype=np.float32)
         lw = np.ascontiguousarray(self.log_mixw[:, :, sen])
-        K.senone_scores(top["idx"], top["val"], top["floor"], lw, local, _LOGADD, out)
+        K.senone_scores(top["idx"], top["val"], top["floor"], lw, local, top["lo"], top["hi"],
+                        _LOGADD, out)
         return out
 
     def log_emit(self, X, senones) -> np.ndarray:
