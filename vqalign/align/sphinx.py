@@ -133,14 +133,18 @@ class SphinxAligner:
         Gaussians per codebook and stream (pocketsphinx: 4).
     filler_loop : float
         Self-loop probability of the one-state optional filler of the first pass.
+    refine : bool
+        After the second pass, re-decide fillers and alternate pronunciations in place
+        (see the module docstring) and align again if anything changed.
     """
 
     def __init__(self, model_dir_or_name="en-us", *, dictionary=None, topn: int = 4,
-                 filler_loop: float = 0.9):
+                 filler_loop: float = 0.9, refine: bool = True):
         self.model_dir_or_name = model_dir_or_name
         self.dictionary = dictionary
         self.topn = topn
         self.filler_loop = filler_loop
+        self.refine = refine
 
     # ------------------------------------------------------------------ setup
     @functools.cached_property
@@ -348,7 +352,7 @@ class SphinxAligner:
                     best[k] = min(best[k], best[j] + 1)
         return int(best[E])
 
-    def _windows(self, units, sen_tm, T, filler_cbs):
+    def _windows(self, units, sen_tm, T, filler_cbs, fewer_phones: int = 0):
         """Codebooks the utterance needs and, for each, the frames where a path can be in
         one of its phones: after the fewest frames the phones before it take, before the
         fewest the phones after it need (exact, not a beam). Filler codebooks: all frames."""
@@ -357,7 +361,8 @@ class SphinxAligner:
         need = np.array([self._min_frames(t) for t in tm], dtype=np.int64)
         before = np.concatenate(([0], np.cumsum(need)[:-1]))
         after = need.sum() - np.cumsum(need)
-        lo_u, hi_u = before, T - after
+        slack = int(need.max()) * fewer_phones     # phones an alternate may drop
+        lo_u, hi_u = np.maximum(before - slack, 0), np.minimum(T - after + slack, T)
         win = {}
         for i in range(len(units)):
             for c in np.unique(em.sen2cb[sen[i]]):
@@ -416,7 +421,10 @@ class SphinxAligner:
         alt_ci = {m.mdef.ci_index[p] for a in alts for pr in a[1:] for p in pr}
         full = np.concatenate([em.sen2cb[filler_sen]] +
                               [em.sen2cb[m.mdef.senones[c]] for c in sorted(alt_ci)])
-        cbs, windows = self._windows(units, sen_tm, T, full)
+        # a shorter alternate pronunciation moves the phones after (before) it earlier
+        # (later): widen the windows by the frames the shortest ones would free
+        short = sum(len(a[0]) - min(len(p) for p in a) for a in alts)
+        cbs, windows = self._windows(units, sen_tm, T, full, fewer_phones=short)
         top = em.top_densities(X, cbs, frames=windows)
         cols = _Columns(em, top)
         cols.ensure(np.concatenate([sen_tm[0].ravel(), filler_sen]))
@@ -432,12 +440,13 @@ class SphinxAligner:
         units2, topo2, path2, best = self._decode(words, gaps, prons, cols)
         # pauses: every filler kept or dropped, long boundaries tested for one, with the
         # filler's three states and the neighbours' contexts it implies, in place
-        new_gaps = self._refine_gaps(gaps, units2, topo2, path2, cols, fillers)
+        new_gaps = self._refine_gaps(gaps, units2, topo2, path2, cols, fillers) \
+            if self.refine else gaps
         if new_gaps != gaps:
             gaps = new_gaps
             units2, topo2, path2, best = self._decode(words, gaps, prons, cols)
         # alternate pronunciations: each word's, scored in place between its neighbours
-        if any(len(a) > 1 for a in alts):
+        if self.refine and any(len(a) > 1 for a in alts):
             new = self._choose_prons(words, alts, prons, units2, topo2, path2, cols)
             if new != prons:
                 prons = new
