@@ -158,6 +158,10 @@ def _run_until(cmd, out: Path, done, timeout=120):
             raise AssertionError("kill point not reached")
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+        deadline = time.time() + 10      # its workers die with it (no orphans)
+        while _session_members(proc.pid) and time.time() < deadline:
+            time.sleep(0.1)
+        assert _session_members(proc.pid) == []
     finally:
         for pid in _session_members(proc.pid):
             os.kill(pid, signal.SIGKILL)
