@@ -246,13 +246,16 @@ def _assign_fused(X, shift, CT, cnorm, labels, mind, sums, counts, sse, accumula
     return 0
 
 
-def _assign_bounded(X, shift, CT, S, cnorm, labels, mind, upper, lower, drift, fresh,
+def _assign_bounded(X, shift, CT, S, cnorm, labels, mind, upper, lower, drift, jumped, fresh,
                    sums, counts, sse):
     """Lloyd pass with Hamerly bounds: rows whose label provably did not change skip the search.
 
     upper[i] bounds the distance (not squared) of row i to its code from
     above, lower[i] the distance to any other code from below; both are kept
-    across passes. drift (K,) holds how far each code moved since the last pass.
+    across passes. drift (K,) holds how far each code moved since the last
+    pass. The codes in ``jumped`` (int64; the few that moved most, e.g.
+    re-seeded ones) are left out of the drift bound and measured exactly for
+    every row instead, so one far jump does not force a full search of all rows.
     With ``fresh`` every row is searched (first pass, or codes added/replaced).
     S (K, D) float32 shifted codes. Rows that need a search are queued and
     searched four at a time. Accumulates like :func:`assign_fused`.
@@ -262,12 +265,18 @@ def _assign_bounded(X, shift, CT, S, cnorm, labels, mind, upper, lower, drift, f
     D = X.shape[1]
     K = CT.shape[1]
     T = sums.shape[0]
-    # largest and second-largest drift: a row assigned to code a loses at most
-    # the largest drift of the *other* codes from its lower bound
+    J = jumped.shape[0]
+    isj = np.zeros(K, dtype=np.bool_)
+    for j in range(J):
+        isj[jumped[j]] = True
+    # largest and second-largest drift of the other codes: a row assigned to code a
+    # loses at most the largest drift of the *other* codes from its lower bound
     m1 = 0.0
     m2 = 0.0
     a1 = -1
     for k in range(K):
+        if isj[k]:
+            continue
         v = drift[k]
         if v > m1:
             m2 = m1
@@ -300,7 +309,7 @@ def _assign_bounded(X, shift, CT, S, cnorm, labels, mind, upper, lower, drift, f
                     a = labels[i]
                     u = upper[i] + drift[a]
                     lo = lower[i] - (m2 if a == a1 else m1)
-                    if u < lo:
+                    if u < lo and not isj[a]:
                         # tighten the upper bound with the exact distance to the code
                         dd = 0.0
                         for d in range(D):
@@ -308,10 +317,37 @@ def _assign_bounded(X, shift, CT, S, cnorm, labels, mind, upper, lower, drift, f
                             dd += v * v
                         u = np.sqrt(dd)
                         if u < lo * 0.9999:
-                            mind[i] = dd
-                            upper[i] = u
-                            lower[i] = lo
-                            done = True
+                            # the jumped codes, exactly: the nearest one may win
+                            jb = -1
+                            e1 = np.inf
+                            e2 = np.inf
+                            for jj in range(J):
+                                c = jumped[jj]
+                                e = 0.0
+                                for d in range(D):
+                                    v = -0.5 * one[0, d] - S[c, d]
+                                    e += v * v
+                                if e < e1:
+                                    e2 = e1
+                                    e1 = e
+                                    jb = c
+                                elif e < e2:
+                                    e2 = e
+                            r1 = np.sqrt(e1)
+                            if u < r1:
+                                mind[i] = dd
+                                upper[i] = u
+                                lower[i] = min(lo, r1)
+                                done = True
+                            elif r1 < lo * 0.9999:
+                                # a jumped code is nearer than a and than every other code
+                                a = jb
+                                dd = e1
+                                labels[i] = a
+                                mind[i] = dd
+                                upper[i] = r1
+                                lower[i] = min(lo, u, np.sqrt(e2))
+                                done = True
                     if done:
                         counts[t, a] += 1
                         sse[t, a] += dd
@@ -386,16 +422,21 @@ def argmin_tile(G, cnorm, k0, best, bidx):
 
 @njit(cache=True, parallel=True, nogil=True)
 def accumulate_sums(X, shift, labels, mind, sums, counts, sse):
-    """Per-code sums of shifted rows, counts and distortion; parallel over features.
+    """Per-code sums of shifted rows, counts and distortion; parallel over row chunks.
 
-    sums (K, D) float64, counts (K,) int64, sse (K,) float64 (added to, not reset).
+    sums (T, K, D) float64, one slice per thread chunk (the caller sums over
+    T), counts (K,) int64, sse (K,) float64 (added to, not reset). Rows are read
+    contiguously (wide rows: 2048 features).
     """
     N = X.shape[0]
     D = X.shape[1]
-    for d in prange(D):
-        s = shift[d]
-        for i in range(N):
-            sums[labels[i], d] += X[i, d] - s
+    T = sums.shape[0]
+    chunk = (N + T - 1) // T
+    for t in prange(T):
+        for i in range(t * chunk, min(N, (t + 1) * chunk)):
+            k = labels[i]
+            for d in range(D):
+                sums[t, k, d] += X[i, d] - shift[d]
     for i in range(N):
         counts[labels[i]] += 1
         sse[labels[i]] += mind[i]

@@ -81,17 +81,46 @@ def _power_axes(cov, n_iter: int = 20):
     return v, np.sqrt(np.maximum(lam, 0.0))
 
 
+def _wide_axes(sub, a, codes, shift, rng, n_iter: int = 6):
+    """Principal axis and its std per cluster for wide vectors, by batched power iteration.
+
+    No D x D covariance is formed: each iteration projects the centred rows on
+    their cluster's current axis and sums the rows weighted by the projection
+    (two passes over the n x D rows), so the cost is O(n D) per iteration.
+    """
+    K, D = codes.shape
+    lab = a.labels[:sub.shape[0]]
+    order = np.argsort(lab, kind="stable")
+    counts = np.bincount(lab, minlength=K)
+    used = np.flatnonzero(counts)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])[used]
+    ls = lab[order]
+    V = sub[order] - shift
+    mean = np.zeros((K, D), np.float32)
+    mean[used] = np.add.reduceat(V, starts, axis=0) / counts[used, None]
+    V -= mean[ls]
+    v = rng.standard_normal((K, D)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    lam = np.zeros(K)
+    for _ in range(n_iter):
+        proj = np.einsum("nd,nd->n", V, v[ls])
+        w = np.zeros((K, D), np.float32)
+        w[used] = np.add.reduceat(V * proj[:, None], starts, axis=0)
+        nrm = np.linalg.norm(w, axis=1)
+        ok = nrm > 0
+        v[ok] = w[ok] / nrm[ok, None]
+        lam = nrm / np.maximum(counts, 1)
+    return v.astype(np.float64), np.sqrt(np.maximum(lam, 0.0))
+
+
 def _split_directions(sub, a, codes, shift, rng):
     """Per-code split offsets (unscaled): principal axis x its std (random sign)."""
     K, D = codes.shape
-    if D <= 256:
+    if D <= 64:
         axis, sd = _principal_axes(sub, a, codes, shift)
-        return axis * sd[:, None]
-    # very wide vectors (embeddings): a random direction scaled by the cluster radius
-    g = rng.standard_normal((K, D))
-    g /= np.linalg.norm(g, axis=1, keepdims=True)
-    radius = np.sqrt(np.maximum(a.sse, 0.0) / np.maximum(a.counts, 1))
-    return g * radius[:, None]
+    else:
+        axis, sd = _wide_axes(sub, a, codes, shift, rng)
+    return axis * sd[:, None]
 
 
 def split_codes(codes: np.ndarray, which: np.ndarray, offsets: np.ndarray, eps: float):

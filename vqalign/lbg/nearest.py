@@ -98,7 +98,8 @@ def _assign_block(block, P: Prepared, labels, mind, acc, sums, counts, sse):
         return
     # BLAS path: G = (x - shift) . (c - shift) tile by tile, running argmin
     K = P.K
-    rows = max(64, min(n, _TILE_ELEMS // max(K, 1)))
+    # rows per tile: the distance tile and the shifted rows each stay within a few MB
+    rows = max(64, min(n, _TILE_ELEMS // max(K, 1), (1 << 20) // max(D, 1)))
     kt = max(256, min(K, _TILE_ELEMS // rows))
     best = np.empty(rows, np.float32)
     bidx = np.empty(rows, np.int32)
@@ -118,7 +119,11 @@ def _assign_block(block, P: Prepared, labels, mind, acc, sums, counts, sse):
         labels[r0:r1] = bidx[:m]
         np.maximum(x2 + best[:m], 0.0, out=mind[r0:r1])
     if acc is not None:
-        _kernels.accumulate_sums(block, P.shift, labels, mind, sums, counts, sse)
+        # one (K, D) slice per thread while that stays under 64 MB
+        T = max(1, min(numba.get_num_threads(), (1 << 23) // max(1, K * D), n // 256))
+        tsums = np.zeros((T, K, D))
+        _kernels.accumulate_sums(block, P.shift, labels, mind, tsums, counts, sse)
+        sums += tsums.sum(axis=0)
 
 
 class Bounds:
@@ -216,13 +221,19 @@ def _assign_bounded(X, P: Prepared, b: Bounds, *, check: bool, name: str) -> Ass
     tsse = np.zeros((T, K))
     fresh = b.fresh or b.drift is None
     drift = np.zeros(K, np.float32) if fresh else b.drift
+    jumped = np.zeros(0, np.int64)
+    if not fresh and K >= 64:
+        # the K/64 codes that moved most (re-seeded ones) are measured exactly per row
+        # instead of loosening every row's bound by their drift
+        nj = K // 64
+        jumped = np.argpartition(-drift, nj - 1)[:nj].astype(np.int64)
     searched = 0
     for start, block in iter_blocks(X, check=check, name=name):
         n = block.shape[0]
         sl = slice(start, start + n)
         searched += int(kern(
             block, P.shift, P.CT, P.shifted, P.cnorm, b.labels[sl], b.mind[sl], b.upper[sl],
-            b.lower[sl], drift, fresh, tsums, tcounts, tsse))
+            b.lower[sl], drift, jumped, fresh, tsums, tcounts, tsse))
     b.fresh = False
     b.searched = searched
     sums = tsums.sum(axis=0)
