@@ -128,6 +128,19 @@ def test_log_fallback_equals_scaled_estep(rng):
         assert st_ == K.OK
         lls.append(ll)
     np.testing.assert_allclose(counts, ref.counts, rtol=1e-8, atol=1e-10)
+    # the log twin with checkpoints (forced by a budget of one cell) gives the same counts
+    with np.errstate(divide="ignore"):
+        lt, ls, le = np.log(trans), np.log(start), np.log(end)
+    ck = np.zeros((E, Kc))
+    tc = np.zeros((b.n_states, 3))
+    for u in range(len(data)):
+        ll, st_ = K.estep_one_log(True, np.zeros((1, 1)), sel.idx, sel.eg, m.weights_, off,
+                                  b.state_off, b.emit_ids, lt, ls, le, 0.0, 0.0, u, ck, tc, X,
+                                  np.zeros(1), np.zeros((1, 1)), np.zeros((1, 1)), False, 1)
+        assert st_ == K.OK and ll == pytest.approx(lls[u], rel=1e-12)
+    np.testing.assert_allclose(ck, counts, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.add.reduceat(tc.sum(1), b.state_off[:-1]),
+                               np.diff(off) - 1, rtol=1e-9)          # T - 1 transitions each
     gsum = np.add.reduceat(sel.gmax, off[:-1])
     assert sum(lls) + gsum.sum() == pytest.approx(ref.loglik, rel=1e-10)
 

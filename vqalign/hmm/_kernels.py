@@ -838,6 +838,208 @@ def chain_forward_backward(tied, bl, idx, eg, W, f0, T, s0, S, col, trans, start
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _lae(a, b):
+    """log(exp(a) + exp(b))."""
+    if a < b:
+        a, b = b, a
+    if b == -np.inf:
+        return a
+    return a + math.log1p(math.exp(b - a))
+
+
+@njit(cache=True, nogil=True)
+def chain_forward_backward_log(tied, bl, idx, eg, W, f0, T, s0, S, col, ltrans, lstart, lend,
+                               beam, min_post, sink, post, counts_c, trans_counts, X, occ_c,
+                               sx_c, sxx_c, gstats, band, ckpt):
+    """Log-space twin of :func:`chain_forward_backward` (same arguments, but log
+    transitions, start and end, and ``beam`` > 0 still relative in probability): used
+    where the scaled recursion underflows. Band storage and checkpoints as there."""
+    NEG = -np.inf
+    lbeam = math.log(beam) if beam > 0.0 else NEG
+    lo = np.empty(T, np.int64)
+    hi = np.empty(T, np.int64)
+    roff = np.zeros(T + 1, np.int64)
+    keep_all = ckpt <= 0
+    C = T if keep_all else ckpt
+    nseg = (T + C - 1) // C
+    abuf = np.empty(max(64, min(T * S, 64 * T + S))) if keep_all else np.empty(64)
+    ckbuf = np.empty(64) if keep_all else np.empty(max(64, 8 * S))
+    ckoff = np.zeros(nseg + 1, np.int64)
+    prow = np.full(S + 2, NEG)
+    crow = np.full(S + 2, NEG)
+    want_trans = trans_counts.shape[0] > 0
+    for t in range(T):
+        ft = f0 + t
+        mx = NEG
+        if t == 0:
+            a = 0
+            b = S - 1
+            for s in range(S):
+                v = lstart[s0 + s]
+                if v > NEG:
+                    e = _emission(ft, col[s0 + s], tied, bl, idx, eg, W)
+                    v = v + math.log(e) if e > 0.0 else NEG
+                crow[s] = v
+                if v > mx:
+                    mx = v
+        else:
+            pa = lo[t - 1]
+            pb = hi[t - 1]
+            a = pa
+            b = min(pb + 2, S - 1)
+            for s in range(a, b + 1):
+                v = NEG
+                if s <= pb:
+                    v = prow[s] + ltrans[s0 + s, 0]
+                if s - 1 >= pa and s - 1 <= pb:
+                    v = _lae(v, prow[s - 1] + ltrans[s0 + s - 1, 1])
+                if s - 2 >= pa and s - 2 <= pb:
+                    v = _lae(v, prow[s - 2] + ltrans[s0 + s - 2, 2])
+                if v > NEG:
+                    e = _emission(ft, col[s0 + s], tied, bl, idx, eg, W)
+                    v = v + math.log(e) if e > 0.0 else NEG
+                crow[s] = v
+                if v > mx:
+                    mx = v
+        if mx == NEG:
+            band[0] = roff[t] + ckoff[t // C]
+            return NEG, IMPOSSIBLE
+        thr = mx + lbeam
+        while a < b and not crow[a] > thr:
+            a += 1
+        while b > a and not crow[b] > thr:
+            b -= 1
+        lo[t] = a
+        hi[t] = b
+        for s in range(a, b + 1):
+            prow[s] = crow[s]
+        w = b - a + 1
+        if keep_all:
+            o = roff[t]
+            roff[t + 1] = o + w
+            abuf = _grow(abuf, o + w)
+            for s in range(a, b + 1):
+                abuf[o + s - a] = prow[s]
+        elif t % C == 0:
+            k = t // C
+            o = ckoff[k]
+            ckoff[k + 1] = o + w
+            ckbuf = _grow(ckbuf, o + w)
+            for s in range(a, b + 1):
+                ckbuf[o + s - a] = prow[s]
+    ll = NEG
+    for s in range(lo[T - 1], hi[T - 1] + 1):
+        ll = _lae(ll, prow[s] + lend[s0 + s])
+    peak = roff[T] if keep_all else ckoff[nseg]
+    if ll == NEG:
+        band[0] = peak
+        return NEG, IMPOSSIBLE
+    if sink < 0:
+        band[0] = peak
+        return ll, OK
+    lb_next = np.full(S + 2, NEG)
+    lb_cur = np.full(S + 2, NEG)
+    e_next = np.zeros(S + 2)
+    e_cur = np.zeros(S + 2)
+    segbuf = abuf if keep_all else np.empty(max(64, 8 * S))
+    seg_peak = 0
+    for kseg in range(nseg - 1, -1, -1):
+        ts = kseg * C
+        te = min(ts + C, T)
+        if not keep_all:
+            o0 = ckoff[kseg]
+            w0 = hi[ts] - lo[ts] + 1
+            roff[ts] = 0
+            roff[ts + 1] = w0
+            segbuf = _grow(segbuf, w0)
+            for j in range(w0):
+                segbuf[j] = ckbuf[o0 + j]
+            for t in range(ts + 1, te):
+                pa = lo[t - 1]
+                pb = hi[t - 1]
+                po = roff[t - 1]
+                o = roff[t]
+                roff[t + 1] = o + hi[t] - lo[t] + 1
+                segbuf = _grow(segbuf, roff[t + 1])
+                ft = f0 + t
+                for s in range(lo[t], hi[t] + 1):
+                    v = NEG
+                    if s <= pb and s >= pa:
+                        v = segbuf[po + s - pa] + ltrans[s0 + s, 0]
+                    if s - 1 >= pa and s - 1 <= pb:
+                        v = _lae(v, segbuf[po + s - 1 - pa] + ltrans[s0 + s - 1, 1])
+                    if s - 2 >= pa and s - 2 <= pb:
+                        v = _lae(v, segbuf[po + s - 2 - pa] + ltrans[s0 + s - 2, 2])
+                    if v > NEG:
+                        e = _emission(ft, col[s0 + s], tied, bl, idx, eg, W)
+                        v = v + math.log(e) if e > 0.0 else NEG
+                    segbuf[o + s - lo[t]] = v
+            if roff[te] > seg_peak:
+                seg_peak = roff[te]
+        for t in range(te - 1, ts - 1, -1):
+            o = roff[t]
+            at = lo[t]
+            if t == T - 1:
+                for s in range(lo[t], hi[t] + 1):
+                    lb_next[s] = lend[s0 + s]
+                    e_next[s] = _emission(f0 + t, col[s0 + s], tied, bl, idx, eg, W)
+                    g = math.exp(segbuf[o + s - at] + lb_next[s] - ll)
+                    _post_sink(sink, g, min_post, f0 + t, t, s, s0, col, e_next[s], post, idx,
+                               eg, W, counts_c, X, occ_c, sx_c, sxx_c, gstats)
+                continue
+            a1 = lo[t + 1]
+            b1 = hi[t + 1]
+            for s in range(lo[t], hi[t] + 1):
+                v0 = NEG
+                v1 = NEG
+                v2 = NEG
+                if s >= a1 and s <= b1 and e_next[s] > 0.0:
+                    v0 = ltrans[s0 + s, 0] + math.log(e_next[s]) + lb_next[s]
+                if s + 1 >= a1 and s + 1 <= b1 and e_next[s + 1] > 0.0:
+                    v1 = ltrans[s0 + s, 1] + math.log(e_next[s + 1]) + lb_next[s + 1]
+                if s + 2 >= a1 and s + 2 <= b1 and e_next[s + 2] > 0.0:
+                    v2 = ltrans[s0 + s, 2] + math.log(e_next[s + 2]) + lb_next[s + 2]
+                lb_cur[s] = _lae(_lae(v0, v1), v2)
+                if want_trans:
+                    al = segbuf[o + s - at] - ll
+                    trans_counts[s0 + s, 0] += math.exp(al + v0)
+                    trans_counts[s0 + s, 1] += math.exp(al + v1)
+                    trans_counts[s0 + s, 2] += math.exp(al + v2)
+            for s in range(lo[t], hi[t] + 1):
+                e_cur[s] = _emission(f0 + t, col[s0 + s], tied, bl, idx, eg, W)
+                g = math.exp(segbuf[o + s - at] + lb_cur[s] - ll)
+                _post_sink(sink, g, min_post, f0 + t, t, s, s0, col, e_cur[s], post, idx, eg,
+                           W, counts_c, X, occ_c, sx_c, sxx_c, gstats)
+            for s in range(a1, b1 + 1):
+                lb_next[s] = NEG
+                e_next[s] = 0.0
+            for s in range(lo[t], hi[t] + 1):
+                lb_next[s] = lb_cur[s]
+                lb_cur[s] = NEG
+                e_next[s] = e_cur[s]
+    band[0] = peak + seg_peak
+    return ll, OK
+
+
+@njit(cache=True, nogil=True)
+def estep_one_log(tied, bl, idx, eg, W, frame_off, state_off, col, ltrans, lstart, lend, beam,
+                  min_post, u, counts_c, trans_counts, X, occ_c, sx_c, sxx_c, gstats, max_cells):
+    """The log-space E-step of utterance u (the fallback of :func:`estep_batch`)."""
+    f0 = frame_off[u]
+    T = frame_off[u + 1] - f0
+    s0 = state_off[u]
+    S = state_off[u + 1] - s0
+    ck = 0
+    if T * S > max_cells:
+        ck = max(16, int(math.sqrt(T)))
+    band = np.zeros(1, np.int64)
+    return chain_forward_backward_log(tied, bl, idx, eg, W, f0, T, s0, S, col, ltrans, lstart,
+                                      lend, beam, min_post, SINK_TIED, np.zeros((1, 1)),
+                                      counts_c, trans_counts, X, occ_c, sx_c, sxx_c, gstats,
+                                      band, ck)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _post_sink(sink, g, min_post, ft, t, s, s0, col, e_tc, post, idx, eg, W, counts_c, X,
                occ_c, sx_c, sxx_c, gstats):
     if sink == SINK_TIED:

@@ -505,40 +505,15 @@ class TiedMixtureHMM:
 
     def _estep_log(self, X, frame_off, batch, u, trans, start, end, sel, counts, tcounts, occ,
                    sx, sxx, gstats):
-        """Log-space forward-backward of one utterance (where scaling underflows)."""
-        a, b = int(frame_off[u]), int(frame_off[u + 1])
-        s0, s1 = int(batch.state_off[u]), int(batch.state_off[u + 1])
-        cols = np.unique(batch.emit_ids[s0:s1]).astype(np.int32)
-        sub = sel.rows(a, b)
-        le = self._log_emissions(sub, cols)
-        local = np.searchsorted(cols, batch.emit_ids[s0:s1]).astype(np.int32)
+        """Log-space forward-backward of one utterance (where scaling underflows): the
+        banded log twin of the scaled kernel, with the same checkpoints."""
         with np.errstate(divide="ignore"):
-            lt = np.log(trans[s0:s1])
-            ls, lend = np.log(start[s0:s1]), np.log(end[s0:s1])
-        T, S = b - a, s1 - s0
-        post = np.zeros((T, cols.size))
-        info = np.zeros(2)
-        st = K.band_forward_backward_log(le, local, np.ascontiguousarray(lt[:, 0]),
-                                         np.ascontiguousarray(lt[:, 1]),
-                                         np.ascontiguousarray(lt[:, 2]), ls, lend,
-                                         K.POST_EMIT, np.empty((T, S)), post, info)
-        if st != K.OK:
-            return K.IMPOSSIBLE, -np.inf
-        W = self.weights_[cols].astype(np.float64)
-        c_sub = np.zeros((cols.size, counts.shape[1]))
-        nk = np.zeros(occ.shape[0]) if gstats else np.zeros(1)
-        fk = np.zeros(sx.shape) if gstats else np.zeros((1, 1))
-        sk = np.zeros(sxx.shape) if gstats else np.zeros((1, 1))
-        with np.errstate(divide="ignore"):
-            K.tied_accumulate_stats(sub.idx, np.log(np.maximum(sub.eg, 1e-300)), W, np.log(W),
-                                    post, X[a:b], c_sub, nk, fk, sk, gstats)
-        counts[cols] += c_sub
-        if gstats:
-            occ += nk
-            sx += fk
-            sxx += sk
-        # transition counts are not recovered in this rare path (weights only)
-        return K.OK, float(info[0])
+            lt, ls, le = np.log(trans), np.log(start), np.log(end)
+        ll, st = K.estep_one_log(True, _DUMMY_BL, sel.idx, sel.eg, self.weights_, frame_off,
+                                 batch.state_off, batch.emit_ids, lt, ls, le, 0.0,
+                                 float(self.min_post), int(u), counts, tcounts, X, occ, sx,
+                                 sxx, gstats, MAX_CELLS)
+        return st, float(ll)
 
     def _log_emissions(self, sel: Selection, cols):
         """(T, len(cols)) float64 log emissions without the frames' gmax, in blocks."""
