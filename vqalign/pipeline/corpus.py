@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vqalign.align.aligner import Aligner, _Prepared, _tokenize
+from vqalign.align.aligner import Aligner, _Prepared, _tokenize, _Tokens
 from vqalign.exceptions import ParameterError, VQAlignError
 from vqalign.io.atomic import atomic_write
 from vqalign.pipeline.records import StageRecords, file_digest, inputs_identity, stable_hash
@@ -57,11 +57,16 @@ def _write_error(path, exc: OSError) -> RunWriteError:
 
 
 # --------------------------------------------------------------------------- store-backed aligner
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class StoreRef:
-    """Stands for an utterance's audio: its features are read from the store."""
+    """Stands for an utterance's audio: its features are read from the store.
+
+    ``tokens`` (words, units per word, OOV words), tokenized once on the driver,
+    spare the workers the lexicon (loading CMUdict costs seconds per process).
+    """
 
     uid: str
+    tokens: tuple | None = None
 
 
 class StoreAligner(Aligner):
@@ -91,7 +96,11 @@ class StoreAligner(Aligner):
                 f" but the model expects the aligner recipe at {1000 * self.hop_:g} ms hop; "
                 "write the store with the model's settings (vqalign features --recipe aligner "
                 f"--hop {self.hop_:g}) or use another store")
-        tokens = _tokenize(text, self.unit, lexicon, self.oov)
+        if y.tokens is not None:
+            words, units, oov = y.tokens
+            tokens = _Tokens(list(words), [list(u) for u in units], self.unit, list(oov))
+        else:
+            tokens = _tokenize(text, self.unit, lexicon, self.oov)
         warn = []
         if tokens.oov:
             warn.append(f"{len(tokens.oov)} word(s) not in the lexicon were pronounced by "
@@ -149,8 +158,8 @@ def _align_chunk(task):
     aligner = _load_model_cached(model_path, digest, lexicon, store)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        results = aligner.align_many([(StoreRef(uid), 16000, text) for uid, text, _, _ in items],
-                                     n_jobs=1)
+        results = aligner.align_many([(StoreRef(uid, tokens), 16000, "")
+                                      for uid, tokens, _, _ in items], n_jobs=1)
     out = []
     for (uid, _, audio, outputs), res in zip(items, results):
         if isinstance(res, BaseException):
@@ -236,7 +245,7 @@ def run_corpus(corpus, out_dir, *, unit="phones", jobs=2, scheduler="local", ove
             continue
         for w in tr.oov:
             oov_words.setdefault(w, tr.units[tr.words.index(w)])
-        texts[it.id] = text
+        texts[it.id] = (tuple(tr.words), tuple(tuple(u) for u in tr.units), tuple(tr.oov))
         ok.append(it)
     if oov_words:
         shown = ", ".join(f"{w} /{' '.join(p)}/" for w, p in list(oov_words.items())[:30])
@@ -446,7 +455,7 @@ def _em_stage(store, train, texts, cb, out, records, report, *, unit, n_codes, n
     _say(f"em: training on {len(train)} utterances from the store ...", quiet)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        aligner.fit([(StoreRef(it.id), 16000, texts[it.id]) for it in train])
+        aligner.fit([(StoreRef(it.id, texts[it.id]), 16000, "") for it in train])
     try:
         aligner.save(path, overwrite=True)
     except OSError as exc:
