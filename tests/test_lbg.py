@@ -311,6 +311,47 @@ def test_cli_codebook(rng, tmp_path, capsys):
     assert main(args + ["--overwrite"]) == 0
 
 
+def test_cli_compare_methods(rng, tmp_path, capsys):
+    from vqalign.cli import main
+
+    X = blobs(rng, n=3000, d=4)
+    np.save(tmp_path / "f.npy", X)
+    fig = tmp_path / "study.png"
+    args = ["codebook", str(tmp_path / "f.npy"), "-K", "16", "--no-progress",
+            "--compare", "random,minibatch,lbg", "--figure", str(fig)]
+    assert main(args) == 0
+    assert fig.stat().st_size > 5000
+    out = capsys.readouterr().out
+    assert "random init + Lloyd" in out and "minibatch Lloyd" in out
+    assert main(args[:-4] + ["--compare", "random,kmeans"]) == 2
+    assert "kmeans" in capsys.readouterr().err
+
+
+def test_bounded_pass_with_jumped_codes_matches_full_search(rng):
+    from vqalign.lbg.nearest import Bounds, assign, prepare
+
+    X = blobs(rng, n=6000, d=6, centres=40, spread=0.5)
+    C = X[rng.choice(len(X), 256, replace=False)].copy()
+    P = prepare(C)
+    b = Bounds(len(X))
+    assign(X, P, bounds=b)
+    for _ in range(3):
+        C2 = C + 0.01 * rng.standard_normal(C.shape).astype(np.float32)
+        jump = rng.choice(256, 3, replace=False)          # re-seeded codes jump far
+        C2[jump] = X[rng.choice(len(X), 3)]
+        P2 = prepare(C2, P.shift)
+        b.moved(C, C2)
+        got = assign(X, P2, bounds=b)
+        assert b.searched < len(X)                        # the bounds skipped rows
+        lab, d = naive_nearest(X, C2)
+        assert (got.labels == lab).mean() > 0.999
+        np.testing.assert_allclose(got.mind, d, rtol=1e-3, atol=1e-3)
+        full = assign(X, P2, accumulate=True)
+        np.testing.assert_allclose(got.sums, full.sums, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(got.counts, full.counts)
+        C, P = C2, P2
+
+
 def test_bench_codebook_json(capsys):
     import json
 
@@ -321,8 +362,11 @@ def test_bench_codebook_json(capsys):
     assert main(["bench", "codebook", "--n", "20000", "--k", "32", "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for key in ("vqalign_s", "vqalign_mse", "vqalign_util", "faiss_s", "faiss_mse",
-                "sklearn_minibatch_s", "sklearn_minibatch_mse"):
+                "sklearn_minibatch_s", "sklearn_minibatch_mse", "vqalign_peak_rss_mb"):
         assert key in out
+    levels = out["vqalign_levels"]
+    assert levels[0]["k"] == 1 and levels[-1]["k"] == 32
+    assert sum(r["steps"] for r in levels) == out["vqalign_steps"]
     # the MSEs are measured by one function on the same data: all are plausible numbers
     assert 0 < out["vqalign_mse"] < 2 * out["faiss_mse"]
     assert out["vqalign_util"] >= 0.99

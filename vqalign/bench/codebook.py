@@ -210,7 +210,7 @@ def run(args) -> int:
                 "threads": thr, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                 "load_average": [round(x, 2) for x in os.getloadavg()],
                 "data_s": round(t_data, 3), "vqalign_score_s": round(score_s, 3),
-                "vqalign_peak_rss_mb": round(rss, 1),
+                "vqalign_peak_rss_mb": round(rss, 1), "vqalign_steps": v["steps"],
                 "data_mb": round(n * d * 4 / 2**20, 1), "vqalign_levels": levels}
         for name, r in results.items():
             if r is None:
