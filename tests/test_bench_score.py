@@ -202,12 +202,19 @@ def test_bench_align_without_corpus_uses_synth_and_skips_missing_peers(monkeypat
     real = peers.availability
     monkeypatch.setattr(peers, "availability",
                         lambda name: "not installed here (test)" if name == "bfa" else real(name))
+    save = tmp_path / "saved"
     assert main(["bench", "align", "--no-pocketsphinx", "--peers", "bfa", "--synth", "3",
-                 "--jobs", "1", "--n-iter", "3"]) == 0
+                 "--jobs", "1", "--n-iter", "3", "--save", str(save)]) == 0
     out = capsys.readouterr().out
     assert "using built-in synthesized speech" in out and "3 utterances" in out
     assert "skipping bfa: not installed here (test)" in out
     assert "vqalign" in out and "load/train s" in out
+    # the saved alignments re-score to the figures the run printed
+    mean = float(next(ln for ln in out.splitlines() if "vqalign" in ln and "overall" in ln
+                      ).split()[3])
+    d = _score(capsys, "--ref", str(save / "reference"), "--hyp", f"v={save / 'vqalign'}")
+    assert d["systems"]["v"]["words"]["mean_ms"] == pytest.approx(mean, abs=0.06)
+    assert d["systems"]["v"]["n_files"] == 3
     with pytest.raises(SystemExit):
         main(["bench", "align", "--help"])
     assert "built-in synthesized speech" in " ".join(capsys.readouterr().out.split())
