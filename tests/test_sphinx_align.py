@@ -109,6 +109,32 @@ def aligner():
     return SphinxAligner("en-us")
 
 
+def test_refine_keeps_words_and_local_scores_equal_single_decodes(utt, aligner):
+    """refine=True: the batched local decodes give the same scores as one-by-one calls."""
+    from vqalign.align.sphinx import SphinxAligner
+
+    u, y16 = utt
+    a = SphinxAligner("en-us", refine=True)
+    seen = []
+    orig = a._chain_scores
+
+    def spy(jobs, cols):
+        got = orig(jobs, cols)
+        if len(jobs) > 1:
+            single = np.array([orig([j], cols)[0] for j in jobs])
+            seen.append((got, single))
+        return got
+
+    a._chain_scores = spy
+    al = a.align(y16 / 32768.0, u.text, sr=16000)
+    assert [s.label for s in al.words] == u.text.split()
+    assert seen
+    for got, single in seen:
+        np.testing.assert_array_equal(np.isfinite(got), np.isfinite(single))
+        ok = np.isfinite(single)
+        np.testing.assert_allclose(got[ok], single[ok], rtol=0, atol=1e-3)
+
+
 def test_senone_scores_match_pocketsphinx(tmp_path, utt, aligner):
     ps = pytest.importorskip("pocketsphinx")
     from vqalign.io.sphinx import LOG_SENDUMP_UNIT

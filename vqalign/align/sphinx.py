@@ -20,7 +20,7 @@ The graph of an utterance, like pocketsphinx's alignment:
   of pocketsphinx, ``silprob`` and ``fillprob`` times the language weight) in every gap
   the first pass found of at least 3 frames, recomputes the neighbours' contexts and
   aligns again;
-* then, in place on the frames around them (a small chain decoded by the same
+* with ``refine=True``, then, in place on the frames around them (a small chain decoded by the same
   Viterbi): every filler is kept only if its 3-state model with the contexts it implies
   beats joining the words directly by more than its insertion penalty, a filler is tried
   where the two phones meeting at a word boundary last 15 frames or more, and each word
@@ -135,11 +135,14 @@ class SphinxAligner:
         Self-loop probability of the one-state optional filler of the first pass.
     refine : bool
         After the second pass, re-decide fillers and alternate pronunciations in place
-        (see the module docstring) and align again if anything changed.
+        (see the module docstring) and align again if anything changed. Measured on the
+        193 dev utterances pocketsphinx aligns: word boundaries within 20 ms of
+        pocketsphinx's in >= 90 % of them for 169 files (166 without), mean error to the
+        truth 16.1 ms (16.4 without), 22 % more time; off by default.
     """
 
     def __init__(self, model_dir_or_name="en-us", *, dictionary=None, topn: int = 4,
-                 filler_loop: float = 0.9, refine: bool = True):
+                 filler_loop: float = 0.9, refine: bool = False):
         self.model_dir_or_name = model_dir_or_name
         self.dictionary = dictionary
         self.topn = topn
