@@ -823,9 +823,18 @@ def chain_forward_backward(tied, bl, idx, eg, W, f0, T, s0, S, col, trans, start
                     trans_counts[s0 + s, 2] += al * v2
             for s in range(lo[t], hi[t] + 1):
                 e_cur[s] = _emission(f0 + t, col[s0 + s], tied, bl, idx, eg, W)
-                g = segbuf[o + s - at] * beta_cur[s]
-                _post_sink(sink, g, min_post, f0 + t, t, s, s0, col, e_cur[s], post, idx, eg,
-                           W, counts_c, X, occ_c, sx_c, sxx_c, gstats)
+            if sink == SINK_STATES:
+                for s in range(lo[t], hi[t] + 1):
+                    post[t, s] = segbuf[o + s - at] * beta_cur[s]
+            elif sink == SINK_EMIT:
+                for s in range(lo[t], hi[t] + 1):
+                    post[t, col[s0 + s]] += segbuf[o + s - at] * beta_cur[s]
+            else:
+                for s in range(lo[t], hi[t] + 1):
+                    g = segbuf[o + s - at] * beta_cur[s]
+                    if g >= min_post:
+                        _accumulate_tied(g, col[s0 + s], f0 + t, e_cur[s], idx, eg, W,
+                                         counts_c, X, occ_c, sx_c, sxx_c, gstats)
             for s in range(a1, b1 + 1):
                 beta_next[s] = 0.0
                 e_next[s] = 0.0
