@@ -888,6 +888,14 @@ class Aligner:
         self.history_ = History.from_dict(header["history"]) if header.get("history") else None
         return self
 
+    @staticmethod
+    def from_sphinx(model="en-us"):
+        """An aligner on a CMU Sphinx acoustic model: ``"en-us"`` (the model inside the
+        pocketsphinx wheel, ``pip install "vqalign[sphinx]"``) or a model folder. Returns a
+        :class:`vqalign.align.sphinx.SphinxAligner` (same ``align(y, text, sr=...)``)."""
+        from vqalign.align.sphinx import SphinxAligner  # noqa: PLC0415
+        return SphinxAligner(model)
+
     def __repr__(self):
         fitted = "fitted" if getattr(self, "model_", None) is not None else "not fitted"
         return (f"Aligner(unit={self.unit!r}, n_codes={self.n_codes}, "

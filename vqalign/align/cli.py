@@ -27,8 +27,10 @@ def add_arguments(parser) -> None:
                         help="pronunciation file, lines 'WORD PH PH ...' (merged over CMUdict)")
     parser.add_argument("--codebook", type=Path, default=None,
                         help="VQ codebook (.npz) to use instead of learning one from the audio")
-    parser.add_argument("--model", type=Path, default=None,
-                        help="trained aligner (.npz from Aligner.save / align-corpus)")
+    parser.add_argument("--model", default=None,
+                        help="trained aligner (.npz from Aligner.save / align-corpus), or "
+                             "sphinx:en-us (the CMU Sphinx model in the pocketsphinx wheel) "
+                             "or sphinx:PATH (a Sphinx model folder)")
     parser.add_argument("--oov", choices=("g2p", "error"), default="g2p",
                         help="words missing from the lexicon: guess from spelling (g2p, "
                              "default) or stop with an error")
@@ -77,9 +79,13 @@ def make_aligner(args):
     from vqalign.align import Aligner
 
     if getattr(args, "model", None) is not None:
-        if not args.model.is_file():
-            raise ParameterError(f"model file {args.model} does not exist")
-        return Aligner.load(args.model)
+        spec = str(args.model)
+        if spec.startswith("sphinx:"):
+            return Aligner.from_sphinx(spec[len("sphinx:"):] or "en-us")
+        if not Path(spec).is_file():
+            raise ParameterError(f"model file {spec} does not exist; give an .npz written by "
+                                 "Aligner.save / align-corpus, or sphinx:en-us")
+        return Aligner.load(spec)
     kwargs = {"unit": args.unit, "oov": getattr(args, "oov", "g2p")}
     if getattr(args, "lexicon", None) is not None:
         kwargs["lexicon"] = str(args.lexicon)
