@@ -188,20 +188,10 @@ def _as_items(corpus):
     return out
 
 
-class _Threads:
-    """Run numba kernels on ``n`` threads inside the block."""
-
-    def __init__(self, n):
-        self.n = n
-
-    def __enter__(self):
-        import numba  # noqa: PLC0415
-        self.old = numba.get_num_threads()
-        numba.set_num_threads(max(1, min(self.n, numba.config.NUMBA_NUM_THREADS)))
-
-    def __exit__(self, *exc):
-        import numba  # noqa: PLC0415
-        numba.set_num_threads(self.old)
+def _Threads(n):
+    """The engine's kernels on ``n`` threads inside the block."""
+    from vqalign.hmm.threads import threads  # noqa: PLC0415
+    return threads(n)
 
 
 @dataclass
@@ -254,7 +244,7 @@ class Aligner:
         Optional silence between words and at both ends.
     random_state : int or Generator
     n_jobs : int
-        Threads for the numba kernels.
+        Threads for the engine's kernels.
     keep_paths : bool
         Keep every EM step's boundaries in ``diagnostics["em_paths"]`` (mode a).
     top_n : int

@@ -39,7 +39,6 @@ one available, lower when other phones fit the audio better.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 from dataclasses import dataclass
@@ -71,19 +70,13 @@ def _dictionary(path: str) -> dict:
     return read_dictionary(Path(path))
 
 
-@contextlib.contextmanager
-def _one_numba_thread():
+def _one_thread():
     """One utterance is one chain: the engine's batch Viterbi gains nothing from its
     parallel loop there, and launching it costs more than the decode (measured: 0.6 ms
     with one thread vs 14 ms with two on a loaded 2-core machine)."""
-    import numba
+    from vqalign.hmm.threads import threads
 
-    n = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(n)
+    return threads(1)
 
 
 class _Columns:
@@ -435,7 +428,7 @@ class SphinxAligner:
         blob = cols.le[:, sil_cols].max(axis=1, keepdims=True)
         le1 = np.concatenate([cols.le, blob], axis=1)
         topo1 = self._topology(units, sen_tm, cols.lut, optional_col=cols.le.shape[1])
-        with _one_numba_thread():
+        with _one_thread():
             path1, _ = viterbi(le1, topo1, hop_s=HOP_S)
         gaps = self._gaps(path1, topo1, len(words), cols.le, cols.col_of, fillers)
 
@@ -496,7 +489,7 @@ class SphinxAligner:
         sen_tm = self._senones(units)
         cols.ensure(sen_tm[0].ravel())
         topo = self._topology(units, sen_tm, cols.lut)
-        with _one_numba_thread():
+        with _one_thread():
             path, best = viterbi(cols.le, topo, hop_s=HOP_S)
         return units, topo, path, best
 
@@ -556,7 +549,7 @@ class SphinxAligner:
                         emit_ids=np.arange(S, dtype=np.int32), log_trans=lt,
                         log_start=log_start, log_end=log_end, skippable=np.zeros(S, bool))
         try:
-            with _one_numba_thread():
+            with _one_thread():
                 path, _ = viterbi(le, topo, hop_s=HOP_S, beam=-1e5)
         except AlignmentError:
             if len(parts) == 1:
