@@ -12,6 +12,7 @@ Tiers are plain Python: ``{tier name: [(start_s, end_s, label), ...]}``.
 from __future__ import annotations
 
 import math
+import tempfile
 from pathlib import Path
 
 from vqalign.exceptions import ParameterError
@@ -63,14 +64,6 @@ def _clean_tier(name, entries, duration):
     return out
 
 
-def _tg_to_dict(tg):
-    try:  # praatio 6 keeps the serializable form behind a private helper
-        from praatio.data_classes.textgrid import _tgToDictionary
-    except ImportError:  # pragma: no cover - other praatio 6.x layouts
-        from praatio.textgrid import _tgToDictionary
-    return _tgToDictionary(tg)
-
-
 def write_textgrid(path, tiers, duration=None, *, overwrite: bool = True) -> Path:
     """Write interval tiers to a Praat TextGrid (long text format), atomically.
 
@@ -88,7 +81,6 @@ def write_textgrid(path, tiers, duration=None, *, overwrite: bool = True) -> Pat
     Returns the path written.
     """
     from praatio import textgrid as ptg
-    from praatio.utilities import textgrid_io
 
     if not isinstance(tiers, dict) or not tiers:
         raise ParameterError(
@@ -113,9 +105,12 @@ def write_textgrid(path, tiers, duration=None, *, overwrite: bool = True) -> Pat
             s, _, lab = entries[-1]
             entries[-1] = (s, duration, lab)
         tg.addTier(ptg.IntervalTier(name, entries, 0.0, duration))
-    text = textgrid_io.getTextgridAsStr(
-        _tg_to_dict(tg), "long_textgrid", True, 0.0, duration, _MIN_INTERVAL
-    )
+    # praatio's public writer into a scratch file, then our atomic rename over ``path``
+    with tempfile.TemporaryDirectory(prefix="vqalign-tg-") as tmp:
+        scratch = Path(tmp) / "out.TextGrid"
+        tg.save(str(scratch), format="long_textgrid", includeBlankSpaces=True,
+                minTimestamp=0.0, maxTimestamp=duration, minimumIntervalLength=_MIN_INTERVAL)
+        text = scratch.read_text(encoding="utf-8")
     path = Path(path)
     with atomic_write(path, "w", overwrite=overwrite) as fh:
         fh.write(text)
