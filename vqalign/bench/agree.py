@@ -8,8 +8,9 @@ trained on real speech) is the yardstick. In one run, on the same audio and text
 * ``corpus``: ``vqalign.align.Aligner().fit(corpus)`` on all the recordings, then
   ``align_many`` (default settings, ``--jobs`` threads: 1 by default, as pocketsphinx);
 * ``model`` / ``codebook`` (only with ``--model FILE`` / ``--codebook FILE``, made by
-  ``vqalign align-corpus`` / ``vqalign codebook`` on other data): every recording
-  aligned alone with that pretrained model (``Aligner.load(FILE).align``) or codebook
+  ``vqalign align-corpus`` / ``vqalign codebook`` on other data; or ``--model
+  sphinx:en-us``, pocketsphinx's acoustic model run by vqalign): every recording
+  aligned alone with that pretrained model (as ``vqalign align --model``) or codebook
   (``align(y, text, sr=sr, codebook=FILE)``);
 * ``pocketsphinx``: :class:`vqalign.bench.adapters.PocketsphinxAligner` (PEERS.md
   settings, one thread), after a one-recording warm-up.
@@ -74,9 +75,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--modes", default="single,corpus",
                         help="vqalign modes, comma-separated: single (self-trained per file) "
                              "and/or corpus (one model fitted on all); default both")
-    parser.add_argument("--model", type=Path, default=None,
+    parser.add_argument("--model", default=None,
                         help="also align each recording alone with this pretrained model "
-                             "(.npz from align-corpus): mode 'model'")
+                             "(.npz from align-corpus, or sphinx:en-us): mode 'model'")
     parser.add_argument("--codebook", type=Path, default=None,
                         help="also align each recording alone starting from this codebook "
                              "(.npz from vqalign codebook): mode 'codebook'")
@@ -253,11 +254,16 @@ def _tiers(aln) -> dict:
 
 
 def _run_single(recs, jobs, *, model=None, codebook=None):
-    from vqalign.align import Aligner, align
+    from vqalign.align import align
     from vqalign.exceptions import VQAlignError
 
     out, alns = [], []
-    fitted = Aligner.load(model) if model is not None else None
+    fitted = None
+    if model is not None:       # an .npz, or sphinx:en-us / sphinx:DIR (as `vqalign align`)
+        from argparse import Namespace
+
+        from vqalign.align.cli import make_aligner
+        fitted = make_aligner(Namespace(model=str(model)))
     t0 = time.perf_counter()
     for r in recs:
         try:
@@ -425,7 +431,8 @@ def run(args) -> int:
         raise ParameterError(f"--modes {args.modes!r}: use single, corpus or single,corpus")
     for opt, path in (("--model", args.model), ("--codebook", args.codebook)):
         if path is not None:
-            if not Path(path).is_file():
+            if not Path(path).is_file() and not (opt == "--model"
+                                                 and str(path).startswith("sphinx:")):
                 raise ParameterError(f"{opt} file {path} does not exist")
             modes.append(opt[2:])
     jobs = check_positive_int(args.jobs, "--jobs")
