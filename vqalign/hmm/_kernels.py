@@ -693,14 +693,20 @@ def chain_forward_backward(tied, bl, idx, eg, W, f0, T, s0, S, col, trans, start
             pb = hi[t - 1]
             a = pa
             b = min(pb + 2, S - 1)
-            for s in range(a, b + 1):
-                v = 0.0
-                if s <= pb:
-                    v = prow[s] * trans[s0 + s, 0]
-                if s - 1 >= pa and s - 1 <= pb:
-                    v += prow[s - 1] * trans[s0 + s - 1, 1]
-                if s - 2 >= pa and s - 2 <= pb:
-                    v += prow[s - 2] * trans[s0 + s - 2, 2]
+            # prow is zero just outside [pa, pb] (kept so below): no range checks inside
+            for s in range(a, min(b, 1) + 1):
+                v = prow[s] * trans[s0 + s, 0]
+                if s == 1:
+                    v += prow[0] * trans[s0, 1]
+                if v > 0.0:
+                    v *= _emission(ft, col[s0 + s], tied, bl, idx, eg, W)
+                crow[s] = v
+                tot += v
+                if v > mx:
+                    mx = v
+            for s in range(max(a, 2), b + 1):
+                v = (prow[s] * trans[s0 + s, 0] + prow[s - 1] * trans[s0 + s - 1, 1]
+                     + prow[s - 2] * trans[s0 + s - 2, 2])
                 if v > 0.0:
                     v *= _emission(ft, col[s0 + s], tied, bl, idx, eg, W)
                 crow[s] = v
@@ -720,9 +726,14 @@ def chain_forward_backward(tied, bl, idx, eg, W, f0, T, s0, S, col, trans, start
         scale[t] = tot
         ll += math.log(tot)
         inv = 1.0 / tot
+        if t > 0:
+            for s in range(lo[t - 1], a):        # left behind by the band: zero again
+                prow[s] = 0.0
         for s in range(a, b + 1):
             v = crow[s] * inv
             prow[s] = v if v > _TINY else 0.0
+        for s in range(b + 1, min(b + 3, S + 2)):
+            prow[s] = 0.0
         w = b - a + 1
         if keep_all:
             o = roff[t]
@@ -804,16 +815,11 @@ def chain_forward_backward(tied, bl, idx, eg, W, f0, T, s0, S, col, trans, start
             inv = 1.0 / scale[t + 1]
             a1 = lo[t + 1]
             b1 = hi[t + 1]
+            # beta_next and e_next are zero outside [a1, b1]: no range checks inside
             for s in range(lo[t], hi[t] + 1):
-                v0 = 0.0
-                v1 = 0.0
-                v2 = 0.0
-                if s >= a1 and s <= b1:
-                    v0 = trans[s0 + s, 0] * e_next[s] * beta_next[s]
-                if s + 1 >= a1 and s + 1 <= b1:
-                    v1 = trans[s0 + s, 1] * e_next[s + 1] * beta_next[s + 1]
-                if s + 2 >= a1 and s + 2 <= b1:
-                    v2 = trans[s0 + s, 2] * e_next[s + 2] * beta_next[s + 2]
+                v0 = trans[s0 + s, 0] * e_next[s] * beta_next[s]
+                v1 = trans[s0 + s, 1] * e_next[s + 1] * beta_next[s + 1]
+                v2 = trans[s0 + s, 2] * e_next[s + 2] * beta_next[s + 2]
                 bv = (v0 + v1 + v2) * inv
                 beta_cur[s] = bv if bv > _TINY else 0.0
                 if want_trans:
