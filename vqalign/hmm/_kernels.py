@@ -624,6 +624,40 @@ def _grow(buf, need):
 
 
 @njit(cache=True, nogil=True)
+def _keep_row(keep_all, C, t, row, a, b, abuf, roff, ckbuf, ckoff):
+    """Store row[a:b+1] of frame t: every frame (``keep_all``, offsets roff) or only the
+    checkpoints t % C == 0 (offsets ckoff). Returns the (possibly grown) buffers."""
+    w = b - a + 1
+    if keep_all:
+        o = roff[t]
+        roff[t + 1] = o + w
+        abuf = _grow(abuf, o + w)
+        for s in range(a, b + 1):
+            abuf[o + s - a] = row[s]
+    elif t % C == 0:
+        k = t // C
+        o = ckoff[k]
+        ckoff[k + 1] = o + w
+        ckbuf = _grow(ckbuf, o + w)
+        for s in range(a, b + 1):
+            ckbuf[o + s - a] = row[s]
+    return abuf, ckbuf
+
+
+@njit(cache=True, nogil=True)
+def _restore_row(ckbuf, ckoff, k, lo, hi, ts, roff, segbuf):
+    """Checkpoint k (frame ts) as the first row of a recomputed segment."""
+    o0 = ckoff[k]
+    w0 = hi[ts] - lo[ts] + 1
+    roff[ts] = 0
+    roff[ts + 1] = w0
+    segbuf = _grow(segbuf, w0)
+    for j in range(w0):
+        segbuf[j] = ckbuf[o0 + j]
+    return segbuf
+
+
+@njit(cache=True, nogil=True)
 def _accumulate_tied(g, c, t, e_tc, idx, eg, W, counts_c, X, occ_c, sx_c, sxx_c, gstats):
     """Share the posterior g of column c at frame t among the frame's top-n Gaussians."""
     if not e_tc > 0.0:
@@ -734,20 +768,7 @@ def chain_forward_backward(tied, bl, idx, eg, W, f0, T, s0, S, col, trans, start
             prow[s] = v if v > _TINY else 0.0
         for s in range(b + 1, min(b + 3, S + 2)):
             prow[s] = 0.0
-        w = b - a + 1
-        if keep_all:
-            o = roff[t]
-            roff[t + 1] = o + w
-            abuf = _grow(abuf, o + w)
-            for s in range(a, b + 1):
-                abuf[o + s - a] = prow[s]
-        elif t % C == 0:
-            k = t // C
-            o = ckoff[k]
-            ckoff[k + 1] = o + w
-            ckbuf = _grow(ckbuf, o + w)
-            for s in range(a, b + 1):
-                ckbuf[o + s - a] = prow[s]
+        abuf, ckbuf = _keep_row(keep_all, C, t, prow, a, b, abuf, roff, ckbuf, ckoff)
     pend = 0.0
     for s in range(lo[T - 1], hi[T - 1] + 1):
         pend += prow[s] * end[s0 + s]
@@ -771,13 +792,7 @@ def chain_forward_backward(tied, bl, idx, eg, W, f0, T, s0, S, col, trans, start
         te = min(ts + C, T)
         if not keep_all:
             # recompute the segment's forward rows from its checkpoint
-            o0 = ckoff[kseg]
-            w0 = hi[ts] - lo[ts] + 1
-            roff[ts] = 0
-            roff[ts + 1] = w0
-            segbuf = _grow(segbuf, w0)
-            for j in range(w0):
-                segbuf[j] = ckbuf[o0 + j]
+            segbuf = _restore_row(ckbuf, ckoff, kseg, lo, hi, ts, roff, segbuf)
             for t in range(ts + 1, te):
                 pa = lo[t - 1]
                 pb = hi[t - 1]
@@ -928,20 +943,7 @@ def chain_forward_backward_log(tied, bl, idx, eg, W, f0, T, s0, S, col, ltrans, 
         hi[t] = b
         for s in range(a, b + 1):
             prow[s] = crow[s]
-        w = b - a + 1
-        if keep_all:
-            o = roff[t]
-            roff[t + 1] = o + w
-            abuf = _grow(abuf, o + w)
-            for s in range(a, b + 1):
-                abuf[o + s - a] = prow[s]
-        elif t % C == 0:
-            k = t // C
-            o = ckoff[k]
-            ckoff[k + 1] = o + w
-            ckbuf = _grow(ckbuf, o + w)
-            for s in range(a, b + 1):
-                ckbuf[o + s - a] = prow[s]
+        abuf, ckbuf = _keep_row(keep_all, C, t, prow, a, b, abuf, roff, ckbuf, ckoff)
     ll = NEG
     for s in range(lo[T - 1], hi[T - 1] + 1):
         ll = _lae(ll, prow[s] + lend[s0 + s])
@@ -962,13 +964,7 @@ def chain_forward_backward_log(tied, bl, idx, eg, W, f0, T, s0, S, col, ltrans, 
         ts = kseg * C
         te = min(ts + C, T)
         if not keep_all:
-            o0 = ckoff[kseg]
-            w0 = hi[ts] - lo[ts] + 1
-            roff[ts] = 0
-            roff[ts + 1] = w0
-            segbuf = _grow(segbuf, w0)
-            for j in range(w0):
-                segbuf[j] = ckbuf[o0 + j]
+            segbuf = _restore_row(ckbuf, ckoff, kseg, lo, hi, ts, roff, segbuf)
             for t in range(ts + 1, te):
                 pa = lo[t - 1]
                 pb = hi[t - 1]
