@@ -112,7 +112,7 @@ def test_estep_kernel_matches_naive_forward_backward(rng):
                   np.array([0, S], np.int64), col, trans, start, end, 0.0, 0.0,
                   np.array([0, 1], np.int64), counts, tcounts, ll, st,
                   np.zeros((T, 1), np.float32), np.zeros((1, 1)), np.zeros((1, 1, 1)),
-                  np.zeros((1, 1, 1)), False, np.zeros(1, np.int64), 1 << 26)
+                  np.zeros((1, 1, 1)), False, np.zeros(1, np.int64), 1 << 26, 0.0)
     B = W[col][:, idx[:, 0]].T.astype(np.float64)        # (T, S)
     ref_ll, gamma = _naive_forward_backward(B, A, start, end)
     assert st[0] == 0

@@ -136,7 +136,7 @@ def test_log_fallback_equals_scaled_estep(rng):
     for u in range(len(data)):
         ll, st_ = K.estep_one_log(True, np.zeros((1, 1)), sel.idx, sel.eg, m.weights_, off,
                                   b.state_off, b.emit_ids, lt, ls, le, 0.0, 0.0, u, ck, tc, X,
-                                  np.zeros(1), np.zeros((1, 1)), np.zeros((1, 1)), False, 1)
+                                  np.zeros(1), np.zeros((1, 1)), np.zeros((1, 1)), False, 1, 0.0)
         assert st_ == K.OK and ll == pytest.approx(lls[u], rel=1e-12)
     np.testing.assert_allclose(ck, counts, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(np.add.reduceat(tc.sum(1), b.state_off[:-1]),

@@ -31,6 +31,15 @@ RETRAIN_ITER = 10
 BEAMS = (-60.0, -200.0)    # Viterbi beams tried in turn (log units)
 LONG_WORD_S = 2.5          # a word longer than this is reported (transcript mismatch?)
 LONG_PAUSE_S = 3.0         # a loud stretch labelled silence longer than this is reported
+CORRIDOR_S = 60.0          # flat-start corridor around the diagonal, at least this wide
+CORRIDOR_FRACTION = 0.05   # and at least this share of the recording
+
+
+def _corridor(p, aligner):
+    """Half-width of the flat start's diagonal corridor, as a fraction of the chain: the
+    larger of CORRIDOR_S seconds and CORRIDOR_FRACTION of the recording. (Built from
+    devdata's voices, 5-35 minutes, the words stray at most 6-16 s from the diagonal.)"""
+    return max(CORRIDOR_FRACTION, CORRIDOR_S / max(p.duration, 1e-9))
 
 
 def _global_path(aligner, model, p, sel):
@@ -143,7 +152,7 @@ def align_long(aligner, p):
     else:
         # the single-utterance recipe on the whole recording: one chain, flat start, EM
         # (the forward-backward keeps checkpoints, not every frame's band)
-        model, history, sel, _, _ = aligner._train_one(p)
+        model, history, sel, _, _ = aligner._train_one(p, diagonal=_corridor(p, aligner))
         path, batch, beam, cells = _global_path(aligner, model, p, sel)
         if RETRAIN_ROUNDS:
             # corpus-style rounds on chunks of the path: Gaussians re-estimated too

@@ -530,7 +530,7 @@ class Aligner:
         return self._hmm(gmm, corpus=corpus)
 
     def train_model(self, train, rng, *, corpus, k=None, quantile=0.15, n_iter=None,
-                    open_end=False):
+                    open_end=False, diagonal=0.0):
         """Flat start(s) and EM on prepared utterances: (model, history, selection, X,
         frame_off). The schedule (the policy this Aligner was tuned with):
 
@@ -548,6 +548,7 @@ class Aligner:
         if n_iter is not None:
             base.n_iter = n_iter
         base.open_end_ = open_end
+        base.diagonal = diagonal
         base.gmm_ = base.gmm
         sel = base.select(X, candidates="m" in base.update)
         quiet = []
@@ -714,13 +715,14 @@ class Aligner:
         del rng
         return out
 
-    def _train_one(self, p, *, n_codes=None):
+    def _train_one(self, p, *, n_codes=None, diagonal=0.0):
         """Codebook, flat start and EM on one utterance: (model, history, selection, X,
         frame_off)."""
         rng = check_random_state(self.random_state)
         T = p.X.shape[0]
         k = n_codes or min(self.n_codes, max(8, T // 12))
-        return self.train_model([p], rng, corpus=False, k=k, quantile=SINGLE_SILENCE_QUANTILE)
+        return self.train_model([p], rng, corpus=False, k=k, quantile=SINGLE_SILENCE_QUANTILE,
+                                diagonal=diagonal)
 
     def align_many(self, items, *, n_jobs=None):
         """Align many utterances; per-utterance failures are returned, not raised.

@@ -624,6 +624,15 @@ def _grow(buf, need):
 
 
 @njit(cache=True, nogil=True)
+def _diag_states(frac, T, S, max_cells):
+    """Half-width in states of the diagonal corridor of a chain (0: none): only chains
+    above ``max_cells`` get one."""
+    if frac <= 0.0 or T * S <= max_cells:
+        return 0
+    return max(64, int(frac * S))
+
+
+@njit(cache=True, nogil=True)
 def _keep_row(keep_all, C, t, row, a, b, abuf, roff, ckbuf, ckoff):
     """Store row[a:b+1] of frame t: every frame (``keep_all``, offsets roff) or only the
     checkpoints t % C == 0 (offsets ckoff). Returns the (possibly grown) buffers."""
@@ -678,7 +687,7 @@ def _accumulate_tied(g, c, t, e_tc, idx, eg, W, counts_c, X, occ_c, sx_c, sxx_c,
 @njit(cache=True, nogil=True)
 def chain_forward_backward(tied, bl, idx, eg, W, f0, T, s0, S, col, trans, start, end, beam,
                            min_post, sink, post, counts_c, trans_counts, X, occ_c, sx_c, sxx_c,
-                           gstats, band, ckpt):
+                           gstats, band, ckpt, diag):
     """Scaled forward-backward of one chain over frames f0:f0+T and states s0:s0+S.
 
     Returns (log-likelihood without the per-frame constants of the emissions, status).
@@ -691,7 +700,9 @@ def chain_forward_backward(tied, bl, idx, eg, W, f0, T, s0, S, col, trans, start
     C > 0 only every C-th frame's band is (a checkpoint), and the backward pass
     recomputes one segment of C frames at a time from its checkpoint (bit-identical,
     one more forward pass): O((T / C + C) x band) cells instead of O(T x band).
-    ``band[0]`` receives the number of cells held at the peak.
+    ``band[0]`` receives the number of cells held at the peak. ``diag`` > 0 keeps frame
+    t within ``diag`` states of the chain's diagonal t * S / T (a flat start of a very
+    long chain: bounded work before the model knows where the words are).
     """
     lo = np.empty(T, np.int64)
     hi = np.empty(T, np.int64)
@@ -727,6 +738,13 @@ def chain_forward_backward(tied, bl, idx, eg, W, f0, T, s0, S, col, trans, start
             pb = hi[t - 1]
             a = pa
             b = min(pb + 2, S - 1)
+            if diag > 0:
+                c = (t * S) // T
+                a = max(a, c - diag)
+                b = min(b, c + diag)
+                if a > b:
+                    band[0] = roff[t] + ckoff[t // C]
+                    return -np.inf, UNDERFLOW
             # prow is zero just outside [pa, pb] (kept so below): no range checks inside
             for s in range(a, min(b, 1) + 1):
                 v = prow[s] * trans[s0 + s, 0]
@@ -880,7 +898,7 @@ def _lae(a, b):
 @njit(cache=True, nogil=True)
 def chain_forward_backward_log(tied, bl, idx, eg, W, f0, T, s0, S, col, ltrans, lstart, lend,
                                beam, min_post, sink, post, counts_c, trans_counts, X, occ_c,
-                               sx_c, sxx_c, gstats, band, ckpt):
+                               sx_c, sxx_c, gstats, band, ckpt, diag):
     """Log-space twin of :func:`chain_forward_backward` (same arguments, but log
     transitions, start and end, and ``beam`` > 0 still relative in probability): used
     where the scaled recursion underflows. Band storage and checkpoints as there."""
@@ -917,6 +935,13 @@ def chain_forward_backward_log(tied, bl, idx, eg, W, f0, T, s0, S, col, ltrans, 
             pb = hi[t - 1]
             a = pa
             b = min(pb + 2, S - 1)
+            if diag > 0:
+                c = (t * S) // T
+                a = max(a, c - diag)
+                b = min(b, c + diag)
+                if a > b:
+                    band[0] = roff[t] + ckoff[t // C]
+                    return NEG, IMPOSSIBLE
             for s in range(a, b + 1):
                 v = NEG
                 if s <= pb:
@@ -1034,7 +1059,8 @@ def chain_forward_backward_log(tied, bl, idx, eg, W, f0, T, s0, S, col, ltrans, 
 
 @njit(cache=True, nogil=True)
 def estep_one_log(tied, bl, idx, eg, W, frame_off, state_off, col, ltrans, lstart, lend, beam,
-                  min_post, u, counts_c, trans_counts, X, occ_c, sx_c, sxx_c, gstats, max_cells):
+                  min_post, u, counts_c, trans_counts, X, occ_c, sx_c, sxx_c, gstats, max_cells,
+                  diag_frac):
     """The log-space E-step of utterance u (the fallback of :func:`estep_batch`)."""
     f0 = frame_off[u]
     T = frame_off[u + 1] - f0
@@ -1047,7 +1073,7 @@ def estep_one_log(tied, bl, idx, eg, W, frame_off, state_off, col, ltrans, lstar
     return chain_forward_backward_log(tied, bl, idx, eg, W, f0, T, s0, S, col, ltrans, lstart,
                                       lend, beam, min_post, SINK_TIED, np.zeros((1, 1)),
                                       counts_c, trans_counts, X, occ_c, sx_c, sxx_c, gstats,
-                                      band, ck)
+                                      band, ck, _diag_states(diag_frac, T, S, max_cells))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -1066,7 +1092,7 @@ def _post_sink(sink, g, min_post, ft, t, s, s0, col, e_tc, post, idx, eg, W, cou
 @njit(cache=True, nogil=True, parallel=True)
 def estep_batch(tied, bl, idx, eg, W, frame_off, state_off, col, trans, start, end, beam,
                 min_post, chunk_off, counts, trans_counts, loglik, status, X, occ, sx, sxx,
-                gstats, cells, max_cells):
+                gstats, cells, max_cells, diag_frac):
     """Tied-mixture E-step over a batch, in parallel over chunks of utterances.
 
     Chunk c (utterances chunk_off[c]:chunk_off[c+1]) accumulates into counts[c] (E, K)
@@ -1074,7 +1100,8 @@ def estep_batch(tied, bl, idx, eg, W, frame_off, state_off, col, trans, start, e
     (the order of the sums does not depend on the number of threads). trans_counts
     (S_total, 3): expected self/next/skip counts per state. loglik[u], status[u],
     cells[u] (stored band cells) per utterance. Utterances whose T x S exceeds
-    ``max_cells`` keep checkpoints every sqrt(T) frames instead of every band.
+    ``max_cells`` keep checkpoints every sqrt(T) frames instead of every band, and with
+    ``diag_frac`` > 0 stay within that fraction of their states of the diagonal.
     """
     C = chunk_off.shape[0] - 1
     dummy = np.zeros((1, 1))
@@ -1091,7 +1118,8 @@ def estep_batch(tied, bl, idx, eg, W, frame_off, state_off, col, trans, start, e
             ll, st = chain_forward_backward(tied, bl, idx, eg, W, f0, T, s0, S, col, trans,
                                             start, end, beam, min_post, SINK_TIED, dummy,
                                             counts[c], trans_counts, X, occ[c], sx[c], sxx[c],
-                                            gstats, band, ck)
+                                            gstats, band, ck,
+                                            _diag_states(diag_frac, T, S, max_cells))
             loglik[u] = ll
             status[u] = st
             cells[u] = band[0]

@@ -161,7 +161,7 @@ def forward_backward(log_emit, topo: Topology, *, method: str = "scaled",
             False, bl, _DUMMY_IDX, _DUMMY_F64, _DUMMY_W, 0, T, 0, S, cidx.astype(np.int32),
             trans, start, end, float(beam), 0.0, sink, post, _DUMMY_F64, np.zeros((0, 3)),
             _DUMMY_F64, np.zeros(1), _DUMMY_F64, _DUMMY_F64, False, band,
-            int(checkpoint))
+            int(checkpoint), 0)
         if status == K.OK:
             ll = float(ll_s + m.sum())
             if mode == K.POST_EMIT:

@@ -150,6 +150,10 @@ class TiedMixtureHMM:
         Log-probability margin of the Viterbi beam (negative; -inf: exact).
     min_post : float
         State posteriors below this are not accumulated.
+    diagonal : float
+        For chains over 2^26 cells (a long recording aligned whole): keep each frame's
+        states within this fraction of the chain's states of its diagonal t * S / T
+        (0: no corridor). Bounds the work of the first E-steps from a flat start.
     n_chunks : int
         Chunks of utterances the E-step runs in parallel (their sums are added in a
         fixed order, so results do not depend on the number of threads).
@@ -169,8 +173,8 @@ class TiedMixtureHMM:
                  top_n=8, n_iter=10, tol=1e-4, min_iter=1, update="wt", gaussians_every=1,
                  weight_floor=1e-4, min_self_loop=0.05, max_self_loop=0.98, init_params="wt",
                  init_self_loop=None, p_silence=0.3, p_edge_silence=0.8, beam=1e-12,
-                 viterbi_beam=-np.inf, min_post=1e-4, n_chunks=16, var_floor=1e-3, gmm_iter=5,
-                 random_state=None, hop_s=0.01, verbose=False):
+                 viterbi_beam=-np.inf, min_post=1e-4, n_chunks=16, diagonal=0.0, var_floor=1e-3,
+                 gmm_iter=5, random_state=None, hop_s=0.01, verbose=False):
         self.n_components = n_components
         self.gmm = gmm
         self.states_per_symbol = states_per_symbol
@@ -192,6 +196,7 @@ class TiedMixtureHMM:
         self.viterbi_beam = viterbi_beam
         self.min_post = min_post
         self.n_chunks = n_chunks
+        self.diagonal = diagonal
         self.var_floor = var_floor
         self.gmm_iter = gmm_iter
         self.random_state = random_state
@@ -459,7 +464,8 @@ class TiedMixtureHMM:
         args = (True, _DUMMY_BL, sel.idx, sel.eg, W, frame_off, batch.state_off,
                 batch.emit_ids, trans, start, end)
         K.estep_batch(*args, float(self.beam), float(self.min_post), chunk_off, counts, tcounts,
-                      loglik, status, Xc, occ, sx, sxx, gaussian_stats, cells, MAX_CELLS)
+                      loglik, status, Xc, occ, sx, sxx, gaussian_stats, cells, MAX_CELLS,
+                      float(self.diagonal))
         failures = []
         # the beam can prune every path to an end state: redo those unpruned, then in log space
         for u in np.flatnonzero(status != K.OK):
@@ -467,7 +473,7 @@ class TiedMixtureHMM:
             if self.beam > 0:
                 K.estep_batch(*args, 0.0, float(self.min_post), one, counts[:1], tcounts,
                               loglik, status, Xc, occ[:1], sx[:1], sxx[:1], gaussian_stats,
-                              cells, MAX_CELLS)
+                              cells, MAX_CELLS, float(self.diagonal))
             if status[u] == K.UNDERFLOW:
                 st, ll = self._estep_log(Xc, frame_off, batch, u, trans, start, end, sel,
                                          counts[0], tcounts, occ[0], sx[0], sxx[0],
@@ -512,7 +518,7 @@ class TiedMixtureHMM:
         ll, st = K.estep_one_log(True, _DUMMY_BL, sel.idx, sel.eg, self.weights_, frame_off,
                                  batch.state_off, batch.emit_ids, lt, ls, le, 0.0,
                                  float(self.min_post), int(u), counts, tcounts, X, occ, sx,
-                                 sxx, gstats, MAX_CELLS)
+                                 sxx, gstats, MAX_CELLS, float(self.diagonal))
         return st, float(ll)
 
     def _log_emissions(self, sel: Selection, cols):
