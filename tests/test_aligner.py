@@ -364,3 +364,44 @@ def test_keep_paths_and_observations(corpus):
     assert np.all(np.diff(obs["path"]) >= 0) and obs["labels"][0] == "sil"
     assert obs["log_emit"].dtype == np.float32 and np.isfinite(obs["log_emit"]).all()
     assert len(aln.diagnostics["frame_loglik"]) == T
+
+
+def test_array_without_sample_rate_is_an_error(corpus):
+    u = corpus[0]
+    with pytest.raises(ParameterError, match="sr is required"):
+        Aligner().align(u.audio, u.text)
+    with pytest.raises(ParameterError, match="sr is required"):
+        align(u.audio, u.text)
+
+
+def test_saved_model_keeps_its_lexicon(corpus, tmp_path):
+    from vqalign.align.lexicon import Lexicon
+    lex = Lexicon({"zorblax": [["Z", "AO", "R", "B", "L", "AE", "K", "S"]]})
+    a = Aligner(unit="phones", lexicon=lex, n_iter=3).fit(
+        [(u.audio, u.sr, u.text) for u in corpus[:6]])
+    loaded = Aligner.load(a.save(tmp_path / "m.npz"))
+    got = loaded._lexicon()
+    assert got is not None and got.pronunciations("zorblax") == [
+        ["Z", "AO", "R", "B", "L", "AE", "K", "S"]]
+
+
+def test_codebook_made_with_other_feature_settings_is_refused(corpus, tmp_path):
+    import json
+    X = np.random.default_rng(0).standard_normal((64, 39)).astype(np.float32)
+    path = tmp_path / "cb.npz"
+    header = {"class": "VectorQuantizer", "feature_settings": {
+        "sr": 16000, "n_mfcc": 13, "n_mels": 40, "win_length": 0.025, "hop_length": 0.010,
+        "deltas": 2, "delta_width": 1, "cmvn": "utterance", "convention": "librosa"}}
+    np.savez(path, header=np.array(json.dumps(header)), codebook=X[:16])
+    # corpus mode works at a 5 ms hop: the 10 ms codebook is refused, naming both
+    with pytest.raises(ParameterError, match="hop_length: codebook 0.01 vs aligner 0.005"):
+        Aligner(codebook=str(path), n_codes=16).fit([(u.audio, u.sr, u.text)
+                                                      for u in corpus[:3]])
+
+
+def test_feature_cache_is_bounded(fitted_phones, corpus, monkeypatch):
+    import vqalign.align.aligner as A
+    monkeypatch.setattr(A, "CACHE_SIZE", 3)
+    for u in corpus[:5]:
+        fitted_phones.align(u.audio[: u.audio.size - 160], u.text, sr=u.sr)  # new audio
+    assert len(fitted_phones._cache) <= 3
