@@ -3,6 +3,8 @@ failures when the transcript and the audio do not match."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -88,3 +90,24 @@ def test_long_recording_self_trained(base):
     err = np.concatenate([s, e])
     assert np.median(err) < 20.0 and np.mean(err) < 40.0
     assert aln.diagnostics["em_history"]["columns"]["log_likelihood"]
+
+
+DEVDATA = Path(__file__).resolve().parents[1].parent / "shared" / "devdata"
+
+
+@pytest.mark.skipif(not DEVDATA.is_dir(), reason="../shared/devdata is not here")
+def test_multi_voice_recording_from_devdata_self_trained():
+    """The hard case (vqalign bench long at full size): devdata's five voices shuffled,
+    0.2-1.5 s pauses, aligned as one file by an unfitted Aligner, exact truth."""
+    from vqalign.bench.long import summarize
+    from vqalign.datasets.longform import build_long_recording
+    rec = build_long_recording(3.0, DEVDATA, seed=7)
+    assert rec.duration > 180 and len({s.split("/")[1] for s in rec.sources}) == 5
+    aln = Aligner(unit="phones").align(rec.audio, rec.text, sr=rec.sr)
+    pred = [(w.start, w.end, w.label) for w in aln.tiers["words"]]
+    r = summarize(pred, rec.words)
+    print({k: round(v, 1) for k, v in r.items()})
+    assert r["n_matched"] == r["n_words"]
+    assert r["word_mean_ms"] < 25.0 and r["word_p90_ms"] < 50.0
+    assert abs(r["drift_ms"]) < 10.0
+    assert aln.diagnostics["long_audio"]["method"] == "global beam Viterbi"
