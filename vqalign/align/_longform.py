@@ -51,34 +51,15 @@ def _global_path(aligner, model, p, sel):
     if need > T:
         from vqalign.align.aligner import too_short_message  # noqa: PLC0415
         raise AlignmentError(too_short_message(need, T, aligner.hop_))
-    saved = model.viterbi_beam
-    try:
-        for beam in BEAMS:
-            model.viterbi_beam = beam
-            path, score, status, cells = _viterbi_no_retry(model, p.X, offs, batch, sel)
-            if status[0] == 0:
-                return path, batch, beam, int(cells[0])
-    finally:
-        model.viterbi_beam = saved
+    for beam in BEAMS:
+        path, score, status, cells = model.viterbi_batch(p.X, offs, batch, sel, beam=beam,
+                                                         retry_exact=False)
+        if status[0] == 0:
+            return path, batch, beam, int(cells[0])
     raise AlignmentError(
         f"no alignment path through the {T * aligner.hop_:.1f} s recording within the beam "
         f"(tried {', '.join(str(b) for b in BEAMS)}); the transcript probably does not match "
         "the audio (missing or extra text): check it, or align the recording in parts")
-
-
-def _viterbi_no_retry(model, X, offs, batch, sel):
-    from vqalign.hmm import _kernels as K  # noqa: PLC0415
-    trans, start, end = model.transitions(batch)
-    with np.errstate(divide="ignore"):
-        lt, ls, le = np.log(trans), np.log(start), np.log(end)
-    path = np.zeros(int(offs[-1]), np.int32)
-    score = np.zeros(1)
-    status = np.zeros(1, np.int32)
-    cells = np.zeros(1, np.int64)
-    K.viterbi_batch(True, np.zeros((1, 1)), sel.idx, sel.eg, model.weights_, offs,
-                    batch.state_off, batch.emit_ids, lt, ls, le, float(model.viterbi_beam),
-                    path, score, status, cells)
-    return path, score, status, cells
 
 
 def _chunk_cuts(path, batch, hop):

@@ -633,9 +633,14 @@ class TiedMixtureHMM:
         return sel
 
     # ---------------------------------------------------------------- decode
-    def viterbi_batch(self, X, frame_off, batch: ChainBatch, sel: Selection | None = None):
+    def viterbi_batch(self, X, frame_off, batch: ChainBatch, sel: Selection | None = None, *,
+                      beam=None, retry_exact=True):
         """Best paths of every utterance of ``batch``: (path int32 (N,) of local state
-        indices, score (U,) log-probabilities, status (U,), stored cells (U,))."""
+        indices, score (U,) log-probabilities, status (U,), stored cells (U,)).
+
+        ``beam``: this call's Viterbi beam (default ``viterbi_beam``). Utterances the beam
+        loses are decoded again exactly unless ``retry_exact`` is False (a chain too long
+        for T x S back-pointers; the caller then widens the beam itself)."""
         self._check_fitted()
         frame_off = np.asarray(frame_off, np.int64)
         if sel is None:
@@ -648,10 +653,11 @@ class TiedMixtureHMM:
         score = np.zeros(U)
         status = np.zeros(U, np.int32)
         cells = np.zeros(U, np.int64)
+        vbeam = float(self.viterbi_beam if beam is None else beam)
         K.viterbi_batch(True, _DUMMY_BL, sel.idx, sel.eg, self.weights_, frame_off,
-                        batch.state_off, batch.emit_ids, lt, ls, le, float(self.viterbi_beam),
+                        batch.state_off, batch.emit_ids, lt, ls, le, vbeam,
                         path, score, status, cells)
-        if np.isfinite(self.viterbi_beam):
+        if np.isfinite(vbeam) and retry_exact:
             for u in np.flatnonzero(status != K.OK):     # pruned away: redo exactly
                 self._viterbi_one_exact(sel, frame_off, batch, lt, ls, le, u, path, score,
                                         status, cells)
