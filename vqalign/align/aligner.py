@@ -41,7 +41,7 @@ from vqalign.history import History
 
 MODEL_VERSION = 1
 UNITS = ("phones", "chars")
-# beyond this many seconds an utterance is aligned in overlapping windows
+# beyond this many seconds an utterance is aligned as one long recording (_longform)
 LONG_AUDIO_S = 90.0
 # A model self-trained on one utterance (unfitted Aligner, phones, hop_length=None)
 # works at a 10 ms hop and seeds its silence from the quietest 5 % of the frames (a
