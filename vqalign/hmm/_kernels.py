@@ -860,7 +860,6 @@ def chain_forward_backward(tied, bl, idx, eg, W, f0, T, s0, S, col, trans, start
                     trans_counts[s0 + s, 0] += al * v0
                     trans_counts[s0 + s, 1] += al * v1
                     trans_counts[s0 + s, 2] += al * v2
-            for s in range(lo[t], hi[t] + 1):
                 e_cur[s] = _emission(f0 + t, col[s0 + s], tied, bl, idx, eg, W)
             if sink == SINK_STATES:
                 for s in range(lo[t], hi[t] + 1):
@@ -874,13 +873,12 @@ def chain_forward_backward(tied, bl, idx, eg, W, f0, T, s0, S, col, trans, start
                     if g >= min_post:
                         _accumulate_tied(g, col[s0 + s], f0 + t, e_cur[s], idx, eg, W,
                                          counts_c, X, occ_c, sx_c, sxx_c, gstats)
+            # frame t + 1 is done: zero its rows and make frame t's the next ones
             for s in range(a1, b1 + 1):
                 beta_next[s] = 0.0
                 e_next[s] = 0.0
-            for s in range(lo[t], hi[t] + 1):
-                beta_next[s] = beta_cur[s]
-                beta_cur[s] = 0.0
-                e_next[s] = e_cur[s]
+            beta_next, beta_cur = beta_cur, beta_next
+            e_next, e_cur = e_cur, e_next
     band[0] = peak + seg_peak
     return ll, OK
 

@@ -70,14 +70,20 @@ def _scan_bad(log_emit, cols, name="log_emit"):
 
 
 def _scaled_table(log_emit, cols):
-    """(T, len(cols)) float64 exp(log_emit[:, cols] - row max) and the row maxima (T,)."""
-    sub = np.asarray(log_emit[:, cols], dtype=np.float64)
-    m = sub.max(axis=1)
-    dead = ~np.isfinite(m)
+    """(T, len(cols)) float64 exp(log_emit[:, cols] - row max) and the row maxima (T,),
+    in two passes (max, exp). A NaN or +inf shows in the row max (raised here); a row
+    that is -inf everywhere is returned as (None, m, frame)."""
+    identity = cols.size == log_emit.shape[1] and cols[-1] == cols.size - 1
+    sub = log_emit if identity else log_emit[:, cols]
+    m = sub.max(axis=1).astype(np.float64)
+    bad = np.isnan(m) | (m == np.inf)
+    if bad.any():
+        raise _nan_error(log_emit, int(np.flatnonzero(bad)[0]))
+    dead = m == -np.inf
     if dead.any():
         return None, m, int(np.flatnonzero(dead)[0])
     with np.errstate(under="ignore"):
-        bl = np.exp(sub - m[:, None])
+        bl = np.exp(sub - m[:, None], dtype=np.float64)
     return bl, m, -1
 
 
@@ -134,7 +140,8 @@ def forward_backward(log_emit, topo: Topology, *, method: str = "scaled",
     check_lengths(T, topo.min_frames, hop_s=hop_s)
     emit_ids = np.ascontiguousarray(topo.emit_ids, dtype=np.int32)
     cols, cidx = np.unique(emit_ids, return_inverse=True)
-    _scan_bad(log_emit, cols)
+    if method == "log":
+        _scan_bad(log_emit, cols)
     lA0, lA1, lA2 = _band_arrays(topo)
     status = K.UNDERFLOW
     out = None
