@@ -105,6 +105,21 @@ def run_bench(seconds=600.0, repeat=5, sr=16000, threads=None, peers=True) -> di
     ref = ref.T
     res["librosa_s"] = lib_s
     res["ratio_vs_librosa"] = lib_s / vq_s
+    # threads: vqalign's own pool and librosa's BLAS, then both held to one thread
+    from threadpoolctl import threadpool_info, threadpool_limits  # noqa: PLC0415
+
+    from vqalign.features.mfcc import _default_threads  # noqa: PLC0415
+    res["vqalign_threads"] = int(_default_threads(threads))
+    res["librosa_threads"] = max([i.get("num_threads", 1) for i in threadpool_info()] or [1])
+    vq1, _ = _time(lambda: mfcc(y, sr, n_mfcc=n_mfcc, n_mels=n_mels, win_length=win,
+                                hop_length=hop, n_fft=n_fft, n_threads=1), repeat)
+    with threadpool_limits(1):
+        lib1, _ = _time(lambda: librosa.feature.mfcc(
+            y=y, sr=sr, n_mfcc=n_mfcc, n_fft=n_fft, hop_length=hop, win_length=win,
+            n_mels=n_mels, center=True, pad_mode="constant"), repeat)
+    res["vqalign_1thread_s"] = vq1
+    res["librosa_1thread_s"] = lib1
+    res["ratio_vs_librosa_1thread"] = lib1 / vq1
     res["max_abs_diff_vs_librosa"] = float(np.abs(ours - ref).max())
     res["librosa_coef_range"] = float(ref.max() - ref.min())
     res["max_abs_diff_rel_range"] = res["max_abs_diff_vs_librosa"] / res["librosa_coef_range"]
@@ -165,6 +180,9 @@ def run(args) -> int:
     for name, s, ratio in rows:
         extra = f"   vqalign is {ratio:.2f}x faster" if ratio else ""
         w(f"  {name:30s} {s:8.3f} s  {dur / s:8.0f}x real time{extra}\n")
+    w(f"threads: vqalign {res['vqalign_threads']}, librosa's BLAS {res['librosa_threads']}; "
+      f"one thread each: vqalign {res['vqalign_1thread_s']:.3f} s, librosa "
+      f"{res['librosa_1thread_s']:.3f} s, ratio {res['ratio_vs_librosa_1thread']:.2f}\n")
     w(f"ratio_vs_librosa = {res['ratio_vs_librosa']:.2f}; max |vqalign - librosa| = "
       f"{res['max_abs_diff_vs_librosa']:.2e} ({res['max_abs_diff_rel_range']:.1e} of the "
       f"coefficient range {res['librosa_coef_range']:.1f})\n")
