@@ -101,8 +101,8 @@ def run(args) -> int:
                 "seed": args.seed, "wall_s": wall, "x_real_time": rec.duration / wall,
                 "peak_rss_mb": peak_mb, "threads": args.jobs,
                 "warnings": aln.get("diagnostics", {}).get("warnings", [])[:5],
-                "peak_rss_note": "max RSS of the child processes of this run"
-                if before == 0 else "max RSS over this process's children (includes earlier)"})
+                "peak_rss_of": "the vqalign align child process (its rusage maximum)"
+                if before == 0 else "the largest child of this process so far"})
     if args.json:
         print(json.dumps(res, indent=2))
     else:
