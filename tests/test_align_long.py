@@ -111,3 +111,18 @@ def test_multi_voice_recording_from_devdata_self_trained():
     assert r["word_mean_ms"] < 25.0 and r["word_p90_ms"] < 50.0
     assert abs(r["drift_ms"]) < 10.0
     assert aln.diagnostics["long_audio"]["method"] == "global beam Viterbi"
+
+
+@pytest.mark.skipif(not DEVDATA.is_dir(), reason="../shared/devdata is not here")
+def test_bench_long_verb_runs_vqalign_align_in_a_child(tmp_path, capsys):
+    import json
+
+    from vqalign.cli import main
+    assert main(["bench", "long", "--minutes", "1.7", "--seed", "4", "--json",
+                 "--keep", str(tmp_path)]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert (tmp_path / "long.wav").is_file() and (tmp_path / "long.json").is_file()
+    assert r["minutes"] > 1.6 and r["n_matched"] == r["n_words"] > 100
+    for key in ("word_mean_ms", "word_p90_ms", "drift_ms", "x_real_time", "peak_rss_mb"):
+        assert np.isfinite(r[key])
+    assert r["word_mean_ms"] < 30.0 and r["peak_rss_mb"] > 50
