@@ -530,7 +530,7 @@ class Aligner:
         return self._hmm(gmm, corpus=corpus)
 
     def train_model(self, train, rng, *, corpus, k=None, quantile=0.15, n_iter=None,
-                    open_end=False, diagonal=0.0):
+                    open_end=False, diagonal=0.0, on_step=None):
         """Flat start(s) and EM on prepared utterances: (model, history, selection, X,
         frame_off). The schedule (the policy this Aligner was tuned with):
 
@@ -569,7 +569,7 @@ class Aligner:
             m = copy.deepcopy(base) if len(starts) > 1 else base
             m.init_self_loop = start
             m.initialize(data, quiet=quiet, symbols=syms, selection=sel, quiet_fraction=0.15)
-            m.fit(data, names=names, selection=sel)
+            m.fit(data, names=names, selection=sel, on_step=on_step)
             h = m.history_
             h.name = (f"tied-mixture EM{'' if corpus else ' (one utterance)'}, "
                       f"{'durations' if start is None else 'short'} flat start")
@@ -689,40 +689,31 @@ class Aligner:
         err = self._length_errors([p])[0]
         if err is not None:
             raise err
-        model, history, sel, X, offs = self._train_one(p, n_codes=n_codes)
-        em_paths = None
+        em_paths = [] if self.keep_paths else None
+        on_step = None
+        if em_paths is not None:
+            offs = np.array([0, p.X.shape[0]], np.int64)
+
+            def on_step(step, m, sel):
+                """The Viterbi path's boundary times after each EM step."""
+                batch = m.batch([p.tokens.units])
+                path, _, status, _ = m.viterbi_batch(p.X, offs, batch, sel)
+                if status[0] == 0:
+                    em_paths.append(_boundary_times(path, batch, 0, self.hop_, p.duration))
+        model, history, sel, X, offs = self._train_one(p, n_codes=n_codes, on_step=on_step)
         res = self._decode([p], X, offs, sel, history=history, em_paths=em_paths, model=model)[0]
         if isinstance(res, Exception):
             raise res
-        if self.keep_paths:
-            res.diagnostics["em_paths"] = self._em_paths(p, model)
         return res
 
-    def _em_paths(self, p, model):
-        """Boundary times of the Viterbi path after each EM step (re-run step by step)."""
-        rng = check_random_state(self.random_state)
-        T = p.X.shape[0]
-        k = min(self.n_codes, max(8, T // 12))
-        out = []
-        for n in range(1, max(1, model.n_iter_) + 1):
-            m, _, sel, X, offs = self.train_model([p], check_random_state(
-                self.random_state), corpus=False, k=k, quantile=SINGLE_SILENCE_QUANTILE,
-                n_iter=n)
-            batch = m.batch([p.tokens.units])
-            path, _, status, _ = m.viterbi_batch(X, offs, batch, sel)
-            if status[0] == 0:
-                out.append(_boundary_times(path, batch, 0, self.hop_, p.duration))
-        del rng
-        return out
-
-    def _train_one(self, p, *, n_codes=None, diagonal=0.0):
+    def _train_one(self, p, *, n_codes=None, diagonal=0.0, on_step=None):
         """Codebook, flat start and EM on one utterance: (model, history, selection, X,
         frame_off)."""
         rng = check_random_state(self.random_state)
         T = p.X.shape[0]
         k = n_codes or min(self.n_codes, max(8, T // 12))
         return self.train_model([p], rng, corpus=False, k=k, quantile=SINGLE_SILENCE_QUANTILE,
-                                diagonal=diagonal)
+                                diagonal=diagonal, on_step=on_step)
 
     def align_many(self, items, *, n_jobs=None):
         """Align many utterances; per-utterance failures are returned, not raised.

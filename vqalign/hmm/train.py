@@ -17,7 +17,6 @@ summed wherever they were computed. Decoding is the banded Viterbi with a beam.
 
 from __future__ import annotations
 
-import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -75,6 +74,8 @@ class SufficientStats:
     n_frames: int = 0
     n_utterances: int = 0
     failures: list = field(default_factory=list)   # (utterance id, message)
+    status: np.ndarray | None = None   # per utterance of the last E-step (not summed)
+    cells: np.ndarray | None = None    # band cells stored per utterance (not summed)
 
     def __add__(self, other: SufficientStats) -> SufficientStats:
         def add(a, b):
@@ -504,9 +505,7 @@ class TiedMixtureHMM:
                                 sx.sum(0) if gaussian_stats else None,
                                 sxx.sum(0) if gaussian_stats else None,
                                 float((loglik[good] + gsum[good]).sum()), nfr,
-                                int(good.sum()), failures)
-        stats.status = status
-        stats.cells = cells
+                                int(good.sum()), failures, status, cells)
         return stats
 
     def _estep_log(self, X, frame_off, batch, u, trans, start, end, sel, counts, tcounts, occ,
@@ -560,15 +559,15 @@ class TiedMixtureHMM:
         return self
 
     # ---------------------------------------------------------------- fit
-    def fit(self, data, *, quiet=None, symbols=None, names=None,
-            selection=None) -> TiedMixtureHMM:
+    def fit(self, data, *, quiet=None, symbols=None, names=None, selection=None,
+            on_step=None) -> TiedMixtureHMM:
         """Baum-Welch over ``data``: a list of ``(X (T, D) float32, symbols)`` pairs
         (symbols: a flat list, one word each, or a list of words of symbols).
 
         ``quiet``, ``symbols``: see :meth:`initialize` (used when ``init_params`` is set
         or the model is new). Utterances with more states than frames raise a
         ParameterError naming them; utterances no path fits are skipped and listed in
-        ``failures_``.
+        ``failures_``. ``on_step(step, model, selection)`` is called after every M-step.
         """
         flags = self._flags()
         Xs, words = self._check_data(data)
@@ -596,17 +595,16 @@ class TiedMixtureHMM:
         Xcat = np.ascontiguousarray(np.concatenate(Xs), dtype=np.float32)
         refresh = flags["m"] or flags["v"]
         sel = selection if selection is not None else self.select(Xcat, candidates=refresh)
-        self._fit_loop(Xcat, frame_off, batch, sel, flags, names=names)
+        self._fit_loop(Xcat, frame_off, batch, sel, flags, names=names, on_step=on_step)
         self.selection_ = sel
         return self
 
-    def _fit_loop(self, X, frame_off, batch, sel, flags, names=None):
+    def _fit_loop(self, X, frame_off, batch, sel, flags, names=None, on_step=None):
         refresh = flags["m"] or flags["v"]
         monitor = ConvergenceMonitor(tol=self.tol, n_iter=self.n_iter, verbose=self.verbose,
                                      name="TiedMixtureHMM", relative=True,
                                      min_iter=self.min_iter, drop_tol=1e-2)
         n_total = int(frame_off[-1])
-        t0 = time.perf_counter()
         self.failures_ = []
         for it in range(int(self.n_iter)):
             gst = refresh and (it + 1) % self.gaussians_every == 0 and it + 1 < self.n_iter
@@ -619,11 +617,12 @@ class TiedMixtureHMM:
             self.mstep(stats, gaussians=gst)
             if gst:
                 sel = self.rescore(X, sel)
+            if on_step is not None:
+                on_step(it, self, sel)
             monitor.report(stats.loglik, stats.n_frames, counts=stats.counts.sum(0),
                            level=1, n_codes=self.gmm_.n_components,
                            samples_seen=n_total * (it + 1),
-                           failed_utterances=len(stats.failures),
-                           seconds_em=time.perf_counter() - t0)
+                           failed_utterances=len(stats.failures))
             if monitor.reached_tol:
                 break
         self.history_ = monitor.history
