@@ -95,21 +95,20 @@ def _chunk_cuts(path, batch, hop):
 
 def _retrain(aligner, model, p, path, batch, sel):
     cuts, first = _chunk_cuts(path, batch, aligner.hop_)
-    n_words = len(p.tokens.units)
-    bounds = [*first, n_words]
-    data, keep_off = [], [0]
-    for i in range(len(cuts) - 1):
-        w0, w1 = bounds[i], bounds[i + 1]
-        if w1 <= w0:
-            continue
-        data.append((p.X[cuts[i]:cuts[i + 1]], p.tokens.units[w0:w1]))
-        keep_off.append(int(cuts[i + 1]))
+    bounds = [*first, len(p.tokens.units)]
+    # a cut is kept only where words lie on both sides of it: a stretch without a word
+    # of its own joins its neighbour, so the chunks cover every frame in order and the
+    # recording's selection serves them as it is
+    keep = [0]
+    for i in range(1, len(cuts) - 1):
+        if bounds[keep[-1]] < bounds[i] < bounds[-1]:
+            keep.append(i)
+    keep.append(len(cuts) - 1)
+    data = [(p.X[cuts[a]:cuts[b]], p.tokens.units[bounds[a]:bounds[b]])
+            for a, b in zip(keep[:-1], keep[1:])]
     model.n_iter = min(aligner.n_iter, RETRAIN_ITER)
     model.init_params = ""
-    if len(data) == len(cuts) - 1:
-        model.fit(data, selection=sel)
-    else:        # a chunk without words (cannot happen with word-led chunks): rows differ
-        model.fit(data)
+    model.fit(data, selection=sel)
     return model._last_selection, len(data)
 
 
