@@ -486,8 +486,10 @@ class Aligner:
             self.history_ = history
             self.symbols_ = list(model.symbols_)
             results = self._decode(train, X, offs, sel, history=None)
-        for i, (_name, msg) in ((ok[j], f) for j, f in _failure_index(model, train)):
-            errors[i] = AlignmentError(msg)
+        # utterances no path fitted during EM (named as train_model names them)
+        where = {p.name or str(u): ok[u] for u, p in enumerate(train)}
+        for name, msg in model.failures_:
+            errors[where[name]] = AlignmentError(msg)
         self.alignments_ = [None] * len(items)
         for i, r in zip(ok, results):
             self.alignments_[i] = r
@@ -904,14 +906,6 @@ class Aligner:
 MULTI_START_S = 300.0
 #: Viterbi beam (log units): states this far below the frame's best are dropped
 VITERBI_BEAM = -60.0
-
-
-def _failure_index(model, train):
-    names = {p.name or str(u): u for u, p in enumerate(train)}
-    for name, msg in getattr(model, "failures_", []):
-        u = names.get(name, name if isinstance(name, int) else None)
-        if u is not None:
-            yield u, (name, msg)
 
 
 def path_segments(path_u, batch, u: int, hop_s: float, duration: float, frame_conf=None):
