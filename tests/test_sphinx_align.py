@@ -75,6 +75,46 @@ def test_topn_kernel_exact_both_paths():
         np.testing.assert_array_equal(np.take_along_axis(r, idx.astype(np.int64), 2), val)
 
 
+def test_topn_rows_is_a_stable_descending_sort_with_windows_and_nan():
+    from vqalign.features.sphinx import topn_rows
+
+    rng = np.random.default_rng(2)
+    s3 = rng.standard_normal((3, 30, 128)).astype(np.float32)
+    s3[1, 4, [7, 9, 90]] = 5.0                       # ties: lower index first
+    lo, hi = np.array([0, 2, 10]), np.array([30, 25, 10])
+    idx = np.empty((30, 3, 4), np.int32)
+    val = np.empty((30, 3, 4), np.float32)
+    assert topn_rows(s3, 4, lo, hi, idx, val) == 0
+    order = np.argsort(-s3, axis=2, kind="stable")[:, :, :4].transpose(1, 0, 2)
+    for c in range(3):
+        inside = (np.arange(30) >= lo[c]) & (np.arange(30) < hi[c])
+        np.testing.assert_array_equal(idx[inside, c], order[inside, c])
+        np.testing.assert_array_equal(val[inside, c],
+                                      np.take_along_axis(s3[c], order[:, c], 1)[inside])
+        assert np.all(val[~inside, c] == -np.inf)
+    assert list(idx[4, 1, :3]) == [7, 9, 90]
+    s3[2, 17, 50] = np.nan
+    assert topn_rows(s3, 4, lo, np.array([30, 25, 30]), idx, val) == 1
+    assert idx[0, 0, 0] == 17
+
+
+def test_aligner_top_densities_equal_the_engine(utt, aligner):
+    """The aligner's own Gaussian selection gives PTMEmissions.top_densities' dict."""
+    from vqalign.align.sphinx import _top_densities
+
+    u, _ = utt
+    X = aligner.features(u.audio, u.sr)
+    em = aligner.emissions_
+    cbs = np.array([0, 3, 17, 32])
+    win = np.array([[0, X.shape[0]], [5, 60], [0, 0], [40, X.shape[0]]])
+    ref = em.top_densities(X, cbs, frames=win)
+    got = _top_densities(em, X, cbs, win)
+    for k in ("codebooks", "lo", "hi", "val", "floor"):
+        np.testing.assert_array_equal(got[k], ref[k])
+    fin = np.isfinite(ref["val"])
+    np.testing.assert_array_equal(got["idx"][fin], ref["idx"][fin])
+
+
 def test_ptm_input_errors():
     rng = np.random.default_rng(0)
     means = [rng.standard_normal((2, 8, 3)).astype(np.float32)]

@@ -81,6 +81,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--codebook", type=Path, default=None,
                         help="also align each recording alone starting from this codebook "
                              "(.npz from vqalign codebook): mode 'codebook'")
+    parser.add_argument("--speed-rounds", type=int, default=5,
+                        help="with --model: rounds of the paired speed test (every recording "
+                             "aligned by pocketsphinx and by the model back to back; the "
+                             "median ratio is printed); 0 to skip (default 5)")
     parser.add_argument("--transcripts", type=Path, default=None,
                         help="extra CMU Sphinx transcription file: lines 'words (id)'")
     parser.add_argument("--limit", type=int, default=None, help="use at most N recordings")
@@ -264,6 +268,15 @@ def _run_single(recs, jobs, *, model=None, codebook=None):
 
         from vqalign.align.cli import make_aligner
         fitted = make_aligner(Namespace(model=str(model)))
+        # untimed warm-up, as pocketsphinx's: the model, its dictionary and the kernels
+        # are loaded once per process, not per recording
+        warm = min(recs, key=lambda r: r.data["audio"].size)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                fitted.align(warm.data["audio"], warm.text, sr=warm.data["sr"])
+            except VQAlignError:
+                pass
     t0 = time.perf_counter()
     for r in recs:
         try:
@@ -317,6 +330,50 @@ def _run_pocketsphinx(recs):
             out.append(exc)
     return out, time.perf_counter() - t0, {"added_words": ps.added_words_,
                                            "n_retried": ps.n_retried_}
+
+
+def paired_speed(recs, model, rounds: int) -> dict:
+    """Speed of ``--model`` against pocketsphinx, paired: in each round every recording
+    is aligned by both, back to back (which goes first alternates), so both meet the same
+    machine load; the per-round ratios and their median are returned. Both sides are
+    warmed up untimed and run on one thread (the Sphinx aligner holds BLAS and numba to
+    one; pocketsphinx is single-threaded)."""
+    import statistics
+    from argparse import Namespace
+
+    from vqalign.align.cli import make_aligner
+    from vqalign.bench.adapters import PocketsphinxAligner
+    from vqalign.exceptions import VQAlignError
+
+    fitted = make_aligner(Namespace(model=str(model)))
+    ps = PocketsphinxAligner()
+    sides = (lambda r: ps.align(r.data["audio"], r.text, sr=r.data["sr"]),
+             lambda r: fitted.align(r.data["audio"], r.text, sr=r.data["sr"]))
+    warm = min(recs, key=lambda r: r.data["audio"].size)
+    vq_s, ps_s = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for f in sides:
+            try:
+                f(warm)
+            except VQAlignError:
+                pass
+        for k in range(rounds):
+            tot = [0.0, 0.0]
+            for i, r in enumerate(recs):
+                for who in ((0, 1) if (i + k) % 2 == 0 else (1, 0)):
+                    t0 = time.perf_counter()
+                    try:
+                        sides[who](r)
+                    except VQAlignError:
+                        pass
+                    tot[who] += time.perf_counter() - t0
+            ps_s.append(tot[0])
+            vq_s.append(tot[1])
+    ratios = [p / v for p, v in zip(ps_s, vq_s)]
+    return {"rounds": rounds, "model": str(model), "vqalign_s": vq_s, "pocketsphinx_s": ps_s,
+            "speedups": ratios, "median_speedup": statistics.median(ratios),
+            "threads": {"vqalign": 1, "pocketsphinx": 1}}
 
 
 def _warm_up(recs, modes):
@@ -495,6 +552,9 @@ def run(args) -> int:
     ref = _against_reference(recs, systems)
     if ref:
         report["against_reference"] = ref
+    rounds = int(getattr(args, "speed_rounds", 0) or 0)
+    if "model" in modes and rounds > 0:
+        report["paired_speed"] = paired_speed(recs, args.model, rounds)
     for m in modes:
         worst = report["modes"][m]["recordings"]
         if m in plots and worst:
@@ -516,6 +576,19 @@ def run(args) -> int:
               + " ".join(f"{100 * o[f'within_{t}ms']:7.1f}%" for t in THRESHOLDS_MS)
               + f" {seconds[m]:7.2f} {seconds[m] / ps_s:9.2f}")
     print(f"  pocketsphinx: {ps_s:.2f} s for {audio_s:.1f} s of audio")
+    for m in modes:
+        per = report["modes"][m]["recordings"]
+        n_ok = sum(1 for x in per if x["within_20ms"] >= 0.9)
+        print(f"  {m}: {n_ok} of {len(per)} recordings with >= 90 % of word boundaries "
+              "within 20 ms of pocketsphinx")
+    if "paired_speed" in report:
+        sp = report["paired_speed"]
+        print(f"paired speed, --model {sp['model']} vs pocketsphinx (one thread each, "
+              f"{sp['rounds']} rounds, both on every recording back to back): median "
+              f"{sp['median_speedup']:.2f}x pocketsphinx's speed (rounds: "
+              + ", ".join(f"{x:.2f}x" for x in sp["speedups"])
+              + f"; vqalign {min(sp['vqalign_s']):.2f}-{max(sp['vqalign_s']):.2f} s, "
+              f"pocketsphinx {min(sp['pocketsphinx_s']):.2f}-{max(sp['pocketsphinx_s']):.2f} s)")
     for m in modes:
         res = report["modes"][m]
         print(f"worst recordings, {m} mode (mean abs difference; the word that differs most):")
