@@ -370,3 +370,71 @@ def test_bench_codebook_json(capsys):
     # the MSEs are measured by one function on the same data: all are plausible numbers
     assert 0 < out["vqalign_mse"] < 2 * out["faiss_mse"]
     assert out["vqalign_util"] >= 0.99
+
+
+# ------------------------------------------------------------------ neighbour search (large K)
+def test_code_neighbours_match_brute_force(rng):
+    from vqalign.lbg import _kernels
+    from vqalign.lbg.nearest import prepare
+
+    C = (rng.standard_normal((300, 13)) * 2).astype(np.float32)
+    P = prepare(C)
+    M = 16
+    nbr = np.empty((300, M), np.int32)
+    rad = np.empty(300, np.float32)
+    _kernels.code_neighbours(P.CT, P.shifted, P.cnorm, nbr, rad)
+    d = np.sqrt(((C[:, None, :].astype(np.float64) - C[None].astype(np.float64)) ** 2).sum(-1))
+    order = np.argsort(d, axis=1, kind="stable")
+    assert (nbr[:, 0] == np.arange(300)).all()
+    for k in range(300):
+        assert set(nbr[k].tolist()) == set(order[k, :M].tolist())
+        outside = np.setdiff1d(np.arange(300), nbr[k])
+        # rad is a lower bound on the distance to every code left out, and a tight one
+        assert rad[k] <= d[k, outside].min() <= rad[k] * 1.001 + 1e-4
+
+
+def test_neighbour_search_pass_is_exact(rng, monkeypatch):
+    import vqalign.lbg.nearest as nearest
+
+    monkeypatch.setattr(nearest, "NBR_MIN_CODES", 64)
+    monkeypatch.setattr(nearest, "NBR_SIZE", 12)
+    X = blobs(rng, n=6000, d=6, centres=40, spread=0.5)
+    C = X[rng.choice(len(X), 256, replace=False)].copy()
+    # first pass anchored on the labels of a coarser codebook (its codes keep their index)
+    coarse = nearest.assign(X, nearest.prepare(C[:128])).labels
+    P = nearest.prepare(C)
+    b = nearest.Bounds(len(X))
+    b.anchor(coarse[:5000])
+    got = nearest.assign(X, P, bounds=b)
+    assert b.searched < len(X)                            # some rows skipped the full search
+    lab, d = naive_nearest(X, C)
+    assert (got.labels == lab).mean() > 0.999
+    for _ in range(3):
+        C2 = C + 0.02 * rng.standard_normal(C.shape).astype(np.float32)
+        jump = rng.choice(256, 3, replace=False)          # re-seeded codes jump far
+        C2[jump] = X[rng.choice(len(X), 3)]
+        P2 = nearest.prepare(C2, P.shift)
+        b.moved(C, C2)
+        got = nearest.assign(X, P2, bounds=b)
+        assert b.searched < 0.5 * len(X)
+        lab, d = naive_nearest(X, C2)
+        assert (got.labels == lab).mean() > 0.999
+        np.testing.assert_allclose(got.mind, d, rtol=1e-3, atol=1e-3)
+        full = nearest.assign(X, P2, accumulate=True)
+        np.testing.assert_allclose(got.sums, full.sums, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(got.counts, full.counts)
+        C, P = C2, P2
+
+
+def test_lbg_with_neighbour_search_equals_without(rng, monkeypatch):
+    import vqalign.lbg.nearest as nearest
+
+    X = blobs(rng, n=8000, d=5, centres=60, spread=0.4)
+    monkeypatch.setattr(nearest, "NBR_MIN_CODES", 10**9)
+    plain = VectorQuantizer("lbg", 200, random_state=3).fit(X)
+    monkeypatch.setattr(nearest, "NBR_MIN_CODES", 16)
+    monkeypatch.setattr(nearest, "NBR_SIZE", 10)
+    fast = VectorQuantizer("lbg", 200, random_state=3).fit(X)
+    # the neighbour search only skips work whose result it can prove: same codebook
+    np.testing.assert_allclose(fast.codebook_, plain.codebook_, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(fast.history_["loss"], plain.history_["loss"], rtol=1e-5)

@@ -28,6 +28,11 @@ _KT = 512
 _R = 4
 # lanes of the running argmin (two AVX2 / one AVX-512 register)
 _L = 16
+# finite "infinity" for kernels compiled with fastmath (which may assume no inf)
+_BIG = 1e300
+_BIG32 = np.float32(3e38)
+# neighbour lists a row's search may walk through before a full search
+_HOPS = 4
 
 
 @njit(cache=True, fastmath=True, nogil=True, inline="always")
@@ -71,6 +76,96 @@ def _lane_reduce(m1, s2, ids):
 
 
 @njit(cache=True, fastmath=True, nogil=True, inline="always")
+def _tile_dots(xs, CT, c, k0, k1, b0, b1, b2, b3):
+    """b_r[k - k0] = c[k - k0] + xs[r] . CT[:, k] for k in k0..k1 and the four rows r of xs.
+
+    Eight features of four rows are folded into each sweep over the tile of
+    codes, so a tile in L1 is read once per 32 multiply-adds per code.
+    """
+    Dp = CT.shape[0]
+    kt = k1 - k0
+    for d in range(0, Dp, 8):
+        q0 = CT[d, k0:k1]
+        q1 = CT[d + 1, k0:k1]
+        q2 = CT[d + 2, k0:k1]
+        q3 = CT[d + 3, k0:k1]
+        q4 = CT[d + 4, k0:k1]
+        q5 = CT[d + 5, k0:k1]
+        q6 = CT[d + 6, k0:k1]
+        q7 = CT[d + 7, k0:k1]
+        a0 = xs[0, d]
+        a1 = xs[0, d + 1]
+        a2 = xs[0, d + 2]
+        a3 = xs[0, d + 3]
+        a4 = xs[0, d + 4]
+        a5 = xs[0, d + 5]
+        a6 = xs[0, d + 6]
+        a7 = xs[0, d + 7]
+        e0 = xs[1, d]
+        e1 = xs[1, d + 1]
+        e2 = xs[1, d + 2]
+        e3 = xs[1, d + 3]
+        e4 = xs[1, d + 4]
+        e5 = xs[1, d + 5]
+        e6 = xs[1, d + 6]
+        e7 = xs[1, d + 7]
+        f0 = xs[2, d]
+        f1 = xs[2, d + 1]
+        f2 = xs[2, d + 2]
+        f3 = xs[2, d + 3]
+        f4 = xs[2, d + 4]
+        f5 = xs[2, d + 5]
+        f6 = xs[2, d + 6]
+        f7 = xs[2, d + 7]
+        g0 = xs[3, d]
+        g1 = xs[3, d + 1]
+        g2 = xs[3, d + 2]
+        g3 = xs[3, d + 3]
+        g4 = xs[3, d + 4]
+        g5 = xs[3, d + 5]
+        g6 = xs[3, d + 6]
+        g7 = xs[3, d + 7]
+        if d == 0:
+            for k in range(kt):
+                w0 = q0[k]
+                w1 = q1[k]
+                w2 = q2[k]
+                w3 = q3[k]
+                w4 = q4[k]
+                w5 = q5[k]
+                w6 = q6[k]
+                w7 = q7[k]
+                ck = c[k]
+                b0[k] = ck + (a0 * w0 + a1 * w1 + a2 * w2 + a3 * w3
+                              + a4 * w4 + a5 * w5 + a6 * w6 + a7 * w7)
+                b1[k] = ck + (e0 * w0 + e1 * w1 + e2 * w2 + e3 * w3
+                              + e4 * w4 + e5 * w5 + e6 * w6 + e7 * w7)
+                b2[k] = ck + (f0 * w0 + f1 * w1 + f2 * w2 + f3 * w3
+                              + f4 * w4 + f5 * w5 + f6 * w6 + f7 * w7)
+                b3[k] = ck + (g0 * w0 + g1 * w1 + g2 * w2 + g3 * w3
+                              + g4 * w4 + g5 * w5 + g6 * w6 + g7 * w7)
+        else:
+            for k in range(kt):
+                w0 = q0[k]
+                w1 = q1[k]
+                w2 = q2[k]
+                w3 = q3[k]
+                w4 = q4[k]
+                w5 = q5[k]
+                w6 = q6[k]
+                w7 = q7[k]
+                b0[k] += (a0 * w0 + a1 * w1 + a2 * w2 + a3 * w3
+                          + a4 * w4 + a5 * w5 + a6 * w6 + a7 * w7)
+                b1[k] += (e0 * w0 + e1 * w1 + e2 * w2 + e3 * w3
+                          + e4 * w4 + e5 * w5 + e6 * w6 + e7 * w7)
+                b2[k] += (f0 * w0 + f1 * w1 + f2 * w2 + f3 * w3
+                          + f4 * w4 + f5 * w5 + f6 * w6 + f7 * w7)
+                b3[k] += (g0 * w0 + g1 * w1 + g2 * w2 + g3 * w3
+                          + g4 * w4 + g5 * w5 + g6 * w6 + g7 * w7)
+    return 0
+
+
+@njit(cache=True, fastmath=True, nogil=True, inline="always")
 def _search_rows(xs, nr, CT, cnorm, buf, lanes, ilanes, best, second, bidx):
     """Best and second-best ``cnorm[k] + xs[r] . CT[:, k]`` over all codes for nr <= 4 rows.
 
@@ -82,7 +177,6 @@ def _search_rows(xs, nr, CT, cnorm, buf, lanes, ilanes, best, second, bidx):
     lanes (4, 2, 16) float32 and ilanes (4, 16) int64 are scratch.
     Outputs best, second (4,) float32 and bidx (4,) int64.
     """
-    Dp = CT.shape[0]
     K = CT.shape[1]
     for r in range(_R):
         for j in range(_L):
@@ -97,84 +191,7 @@ def _search_rows(xs, nr, CT, cnorm, buf, lanes, ilanes, best, second, bidx):
         k1 = min(K, k0 + _KT)
         kt = k1 - k0
         c = cnorm[k0:k1]
-        for d in range(0, Dp, 8):
-            q0 = CT[d, k0:k1]
-            q1 = CT[d + 1, k0:k1]
-            q2 = CT[d + 2, k0:k1]
-            q3 = CT[d + 3, k0:k1]
-            q4 = CT[d + 4, k0:k1]
-            q5 = CT[d + 5, k0:k1]
-            q6 = CT[d + 6, k0:k1]
-            q7 = CT[d + 7, k0:k1]
-            a0 = xs[0, d]
-            a1 = xs[0, d + 1]
-            a2 = xs[0, d + 2]
-            a3 = xs[0, d + 3]
-            a4 = xs[0, d + 4]
-            a5 = xs[0, d + 5]
-            a6 = xs[0, d + 6]
-            a7 = xs[0, d + 7]
-            e0 = xs[1, d]
-            e1 = xs[1, d + 1]
-            e2 = xs[1, d + 2]
-            e3 = xs[1, d + 3]
-            e4 = xs[1, d + 4]
-            e5 = xs[1, d + 5]
-            e6 = xs[1, d + 6]
-            e7 = xs[1, d + 7]
-            f0 = xs[2, d]
-            f1 = xs[2, d + 1]
-            f2 = xs[2, d + 2]
-            f3 = xs[2, d + 3]
-            f4 = xs[2, d + 4]
-            f5 = xs[2, d + 5]
-            f6 = xs[2, d + 6]
-            f7 = xs[2, d + 7]
-            g0 = xs[3, d]
-            g1 = xs[3, d + 1]
-            g2 = xs[3, d + 2]
-            g3 = xs[3, d + 3]
-            g4 = xs[3, d + 4]
-            g5 = xs[3, d + 5]
-            g6 = xs[3, d + 6]
-            g7 = xs[3, d + 7]
-            if d == 0:
-                for k in range(kt):
-                    w0 = q0[k]
-                    w1 = q1[k]
-                    w2 = q2[k]
-                    w3 = q3[k]
-                    w4 = q4[k]
-                    w5 = q5[k]
-                    w6 = q6[k]
-                    w7 = q7[k]
-                    ck = c[k]
-                    b0[k] = ck + (a0 * w0 + a1 * w1 + a2 * w2 + a3 * w3
-                                  + a4 * w4 + a5 * w5 + a6 * w6 + a7 * w7)
-                    b1[k] = ck + (e0 * w0 + e1 * w1 + e2 * w2 + e3 * w3
-                                  + e4 * w4 + e5 * w5 + e6 * w6 + e7 * w7)
-                    b2[k] = ck + (f0 * w0 + f1 * w1 + f2 * w2 + f3 * w3
-                                  + f4 * w4 + f5 * w5 + f6 * w6 + f7 * w7)
-                    b3[k] = ck + (g0 * w0 + g1 * w1 + g2 * w2 + g3 * w3
-                                  + g4 * w4 + g5 * w5 + g6 * w6 + g7 * w7)
-            else:
-                for k in range(kt):
-                    w0 = q0[k]
-                    w1 = q1[k]
-                    w2 = q2[k]
-                    w3 = q3[k]
-                    w4 = q4[k]
-                    w5 = q5[k]
-                    w6 = q6[k]
-                    w7 = q7[k]
-                    b0[k] += (a0 * w0 + a1 * w1 + a2 * w2 + a3 * w3
-                              + a4 * w4 + a5 * w5 + a6 * w6 + a7 * w7)
-                    b1[k] += (e0 * w0 + e1 * w1 + e2 * w2 + e3 * w3
-                              + e4 * w4 + e5 * w5 + e6 * w6 + e7 * w7)
-                    b2[k] += (f0 * w0 + f1 * w1 + f2 * w2 + f3 * w3
-                              + f4 * w4 + f5 * w5 + f6 * w6 + f7 * w7)
-                    b3[k] += (g0 * w0 + g1 * w1 + g2 * w2 + g3 * w3
-                              + g4 * w4 + g5 * w5 + g6 * w6 + g7 * w7)
+        _tile_dots(xs, CT, c, k0, k1, b0, b1, b2, b3)
         for r in range(nr):
             _lane_update(buf[r], kt, k0, lanes[r, 0], lanes[r, 1], ilanes[r])
     for r in range(nr):
@@ -247,7 +264,7 @@ def _assign_fused(X, shift, CT, cnorm, labels, mind, sums, counts, sse, accumula
 
 
 def _assign_bounded(X, shift, CT, S, cnorm, labels, mind, upper, lower, drift, jumped, fresh,
-                   sums, counts, sse):
+                   sums, counts, sse, nbr, rad, use_nbr, ST):
     """Lloyd pass with Hamerly bounds: rows whose label provably did not change skip the search.
 
     upper[i] bounds the distance (not squared) of row i to its code from
@@ -259,6 +276,18 @@ def _assign_bounded(X, shift, CT, S, cnorm, labels, mind, upper, lower, drift, j
     With ``fresh`` every row is searched (first pass, or codes added/replaced).
     S (K, D) float32 shifted codes. Rows that need a search are queued and
     searched four at a time. Accumulates like :func:`assign_fused`.
+
+    With ``use_nbr``, a row with a label (``labels[i] >= 0``: its code from the
+    last pass, or from the previous LBG level, whose codes keep their indices
+    when they split) whose bounds fail is first searched among ``nbr[a]``, the
+    M codes nearest to its code a (a itself first; see
+    :func:`code_neighbours`). Every code outside that list is at least
+    ``rad[a]`` from a, hence at least ``rad[a] - d(x, a)`` from x (triangle
+    inequality): when the best candidate is nearer than that, it is the exact
+    nearest code and the full search is skipped. Otherwise the search moves to
+    the best candidate's list (at most _HOPS lists), then falls back to a full
+    search, so the result is always the exact nearest code. ST (K, Dp) float32
+    are the shifted codes zero-padded to Dp features (vectorizable distances).
     Returns the number of rows fully searched.
     """
     N = X.shape[0]
@@ -284,6 +313,8 @@ def _assign_bounded(X, shift, CT, S, cnorm, labels, mind, upper, lower, drift, j
             a1 = k
         elif v > m2:
             m2 = v
+    M = nbr.shape[1]
+    Dp = CT.shape[0]
     chunk = (N + T - 1) // T
     searched = np.zeros(T, dtype=np.int64)
     for t in prange(T):
@@ -304,9 +335,10 @@ def _assign_bounded(X, shift, CT, S, cnorm, labels, mind, upper, lower, drift, j
         for i in range(start, stop + _R):
             if i < stop:
                 done = False
+                xx = _load_row(X, i, shift, one, 0)
+                a = labels[i]
+                dd = 0.0
                 if not fresh:
-                    xx = _load_row(X, i, shift, one, 0)
-                    a = labels[i]
                     u = upper[i] + drift[a]
                     lo = lower[i] - (m2 if a == a1 else m1)
                     if u < lo and not isj[a]:
@@ -348,18 +380,51 @@ def _assign_bounded(X, shift, CT, S, cnorm, labels, mind, upper, lower, drift, j
                                 upper[i] = r1
                                 lower[i] = min(lo, u, np.sqrt(e2))
                                 done = True
-                    if done:
-                        counts[t, a] += 1
-                        sse[t, a] += dd
-                        for d in range(D):
-                            sums[t, a, d] -= 0.5 * one[0, d]
-                    else:
-                        x2[nq] = xx
-                        for d in range(D):
-                            xs[nq, d] = one[0, d]
+                if not done and use_nbr and a >= 0:
+                    # the codes nearest to the row's code: exact when the best beats the
+                    # bound on every code outside the list; else walk to the best and retry
+                    for _hop in range(_HOPS):
+                        e1 = _BIG
+                        e2 = _BIG
+                        ea = _BIG
+                        jb = a
+                        for m in range(M):
+                            c = nbr[a, m]
+                            e = 0.0
+                            for d in range(Dp):
+                                v = -0.5 * one[0, d] - ST[c, d]
+                                e += v * v
+                            if c == a:
+                                ea = e
+                            if e < e1:
+                                e2 = e1
+                                e1 = e
+                                jb = c
+                            elif e < e2:
+                                e2 = e
+                        out = rad[a] - np.sqrt(ea)
+                        r1 = np.sqrt(e1)
+                        if r1 < out * 0.9999:
+                            a = jb
+                            dd = e1
+                            labels[i] = a
+                            mind[i] = dd
+                            upper[i] = r1
+                            lower[i] = min(out, np.sqrt(e2))
+                            done = True
+                            break
+                        if jb == a:
+                            break
+                        a = jb
+                if done:
+                    counts[t, a] += 1
+                    sse[t, a] += dd
+                    for d in range(D):
+                        sums[t, a, d] -= 0.5 * one[0, d]
                 else:
-                    x2[nq] = _load_row(X, i, shift, xs, nq)
-                if not done:
+                    x2[nq] = xx
+                    for d in range(D):
+                        xs[nq, d] = one[0, d]
                     queue[nq] = i
                     nq += 1
             if nq == _R or (i >= stop and nq > 0):
@@ -388,6 +453,71 @@ def _assign_bounded(X, shift, CT, S, cnorm, labels, mind, upper, lower, drift, j
                 break
         searched[t] = nfull
     return searched.sum()
+
+
+def _code_neighbours(CT, S, cnorm, nbr, rad):
+    """The M codes nearest to each code (itself first) and a bound on the others.
+
+    CT (Dp, K) float32 shifted codes transposed (as for the search), S (K, D)
+    the same codes row-major, cnorm (K,) their squared norms. Outputs nbr
+    (K, M) int32: row k is k followed by its M - 1 nearest other codes; rad
+    (K,) float32: a lower bound on the distance from k to every code *not* in
+    its list (3e38 when the list holds every code: inf does not survive
+    fastmath). Distances come from the search's 4-row tile kernel
+    (``||c||^2 - 2 k.c + ||k||^2``); the bound is lowered by a margin for its
+    float32 rounding. Four codes are processed per group (one sweep over CT).
+    """
+    Dp = CT.shape[0]
+    K = CT.shape[1]
+    D = S.shape[1]
+    M = nbr.shape[1]
+    cmax = 0.0
+    for k in range(K):
+        cmax = max(cmax, cnorm[k])
+    for g in prange((K + _R - 1) // _R):
+        xs = np.zeros((_R, Dp), dtype=np.float32)
+        buf = np.empty((_R, min(K, _KT)), dtype=np.float32)
+        vals = np.full((_R, M), _BIG32, dtype=np.float32)
+        idxs = np.zeros((_R, M), dtype=np.int32)
+        kg = g * _R
+        nr = min(_R, K - kg)
+        for r in range(nr):
+            for d in range(D):
+                xs[r, d] = -2.0 * S[kg + r, d]
+        for c0 in range(0, K, _KT):
+            c1 = min(K, c0 + _KT)
+            _tile_dots(xs, CT, cnorm[c0:c1], c0, c1, buf[0], buf[1], buf[2], buf[3])
+            for r in range(nr):
+                k = kg + r
+                ck = cnorm[k]
+                thr = vals[r, M - 1]
+                for j in range(c1 - c0):
+                    v = buf[r, j] + ck
+                    if v < thr and c0 + j != k:
+                        # insertion into the sorted M best (the threshold rejects most codes)
+                        q = M - 1
+                        while q > 0 and vals[r, q - 1] > v:
+                            vals[r, q] = vals[r, q - 1]
+                            idxs[r, q] = idxs[r, q - 1]
+                            q -= 1
+                        vals[r, q] = v
+                        idxs[r, q] = c0 + j
+                        thr = vals[r, M - 1]
+        for r in range(nr):
+            k = kg + r
+            nbr[k, 0] = k
+            for q in range(M - 1):
+                nbr[k, q + 1] = idxs[r, q]
+            if K > M:
+                # vals[r, M - 1]: the nearest code left out; minus the rounding margin
+                v = vals[r, M - 1] - 4e-6 * (cnorm[k] + cmax)
+                rad[k] = np.sqrt(v) if v > 0.0 else 0.0
+            else:
+                rad[k] = _BIG32
+    return 0
+
+
+code_neighbours = njit(cache=True, parallel=True, fastmath=True, nogil=True)(_code_neighbours)
 
 
 # Parallel versions for large passes; serial ones (prange runs as range) for

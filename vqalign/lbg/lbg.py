@@ -163,8 +163,12 @@ def fit_lbg(X, K: int, run: Run, *, rng, refine: str = "lloyd", n_iter: int = 3,
         part = sub[:n_l]
         it_l = n_iter if (last_iter is None or k_new < K) else last_iter
         if refine == "lloyd":
+            # split codes keep their index: the last level's labels are where each row's
+            # neighbour search starts (coarse to fine)
+            anchor = None if a.labels is None else a.labels[:prev_n].copy()
             a = lloyd_steps(part, codes, run, shift=shift, level=level, n_iter=it_l, tol=tol,
-                            dead_policy=dead_policy, rng=rng, min_share=min_share)
+                            dead_policy=dead_policy, rng=rng, min_share=min_share,
+                            anchor=anchor)
         else:
             bs = min(batch_size, n_l)
             steps = max(10, int(np.ceil(it_l * n_l / bs)))

@@ -60,15 +60,20 @@ def _candidates(X, a, rng, n: int = _CANDIDATES):
 
 def lloyd_steps(X, codes: np.ndarray, run: Run, *, shift, level: int, n_iter: int, tol: float,
                 dead_policy: str, rng, check_first: bool = False, name: str = "X",
-                use_bounds: bool = True, min_share: float = 0.0):
+                use_bounds: bool = True, min_share: float = 0.0, anchor=None):
     """Run up to n_iter Lloyd iterations on X (array or memmap), recording each in run.
 
-    codes (K, D) float64 is updated in place. Returns the last assignment
-    (labels, distances and per-code statistics of the codebook before the last update).
+    codes (K, D) float64 is updated in place. ``anchor`` (int32 labels of the
+    first rows, e.g. from the previous LBG level) seeds the first pass's
+    neighbour search (large K only; the result is the exact nearest code
+    either way). Returns the last assignment (labels, distances and per-code
+    statistics of the codebook before the last update).
     """
     prev = np.inf
     a = None
     bounds = Bounds(X.shape[0]) if (use_bounds and n_iter > 1) else None
+    if bounds is not None and anchor is not None:
+        bounds.anchor(np.asarray(anchor, np.int32)[:X.shape[0]])
     for it in range(n_iter):
         P = prepare(codes, shift)
         a = assign(X, P, accumulate=True, check=check_first and it == 0, name=name,

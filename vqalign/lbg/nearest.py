@@ -20,6 +20,13 @@ from vqalign.lbg._data import iter_blocks
 BLAS_MIN_FEATURES = 64
 # float32 elements in one BLAS distance tile (rows x codes): 4 MB
 _TILE_ELEMS = 1 << 22
+#: from this many codes on, bounded passes search a row among its code's nearest
+#: codes first (exact: see _kernels.assign_bounded) instead of all K codes
+NBR_MIN_CODES = 2048
+#: codes in each code's neighbour list (itself included)
+NBR_SIZE = 64
+#: share of the codes searched to anchor a row that has no code yet
+ANCHOR_SHARE = 1 / 16
 
 
 @dataclass
@@ -135,17 +142,26 @@ class Bounds:
     """
 
     def __init__(self, n: int):
-        self.labels = np.zeros(n, np.int32)
+        self.labels = np.full(n, -1, np.int32)
         self.mind = np.zeros(n, np.float32)
         self.upper = np.zeros(n, np.float32)
         self.lower = np.zeros(n, np.float32)
         self.drift = None
         self.fresh = True
         self.searched = 0
+        self.table = None  # (nbr, rad, codes) of the last neighbour table
 
     def reset(self):
         self.fresh = True
         self.drift = None
+
+    def anchor(self, labels: np.ndarray):
+        """Start from known codes for the first ``len(labels)`` rows (e.g. the previous
+        LBG level's labels: split codes keep their index). Only a starting guess for the
+        neighbour search; the pass still finds the exact nearest code."""
+        self.reset()
+        self.labels[:] = -1
+        self.labels[:labels.shape[0]] = labels
 
     def moved(self, old: np.ndarray, new: np.ndarray):
         if old.shape != new.shape:
@@ -159,13 +175,19 @@ def assign(X, P: Prepared, *, accumulate: bool = False, keep: bool = True,
     """Nearest codes of every row of X (array or memmap), streamed in blocks.
 
     keep=False drops the per-row labels/distances (only the per-code
-    statistics are returned) to bound memory on huge memmaps. With ``bounds``
+    statistics are returned) to bound memory on huge memmaps. With many codes
+    (``use_neighbours``) each row starts from its nearest among about sqrt(K)
+    codes and searches that code's neighbour list (exact: a row the lists
+    cannot settle is searched in full). With ``bounds``
     (and fewer than BLAS_MIN_FEATURES features) rows whose code provably did
     not change since the last pass skip the search (Hamerly's algorithm);
     accumulate is implied.
     """
     if bounds is not None and P.D < BLAS_MIN_FEATURES:
         return _assign_bounded(X, P, bounds, check=check, name=name)
+    if use_neighbours(P.K, P.D) and X.shape[0] * P.K >= _kernels.SERIAL_WORK:
+        return _assign_neighbours(X, P, keep=keep, accumulate=accumulate, check=check,
+                                  name=name)
     N, D = X.shape
     if D != P.D:
         raise ParameterError(
@@ -205,6 +227,54 @@ def assign(X, P: Prepared, *, accumulate: bool = False, keep: bool = True,
     return Assignment(labels_all, mind_all, sums, counts, sse, total, N)
 
 
+def _neighbour_table(P: Prepared, b: Bounds | None):
+    """(nbr, rad, ST) for the neighbour search: each code's NBR_SIZE nearest codes.
+
+    The table is rebuilt unless ``b`` holds one built on codes that have since
+    moved by less than a tenth of the median list radius; then the radii are
+    lowered by the codes' movement (a code c outside k's list is now at least
+    ``rad[k] - moved[k] - max(moved)`` from k), so the bound stays valid.
+    """
+    K = P.K
+    ST = np.ascontiguousarray(P.CT.T)
+    if b is not None and b.table is not None and b.table[2].shape == P.codebook.shape:
+        nbr, rad, built = b.table
+        moved = np.sqrt(((P.codebook - built) ** 2).sum(axis=1, dtype=np.float64))
+        top = float(moved.max()) if K else 0.0
+        if top < 0.1 * float(np.median(rad)):
+            return nbr, (rad - moved - top).astype(np.float32) * np.float32(0.9999), ST
+    nbr = np.empty((K, min(NBR_SIZE, K)), np.int32)
+    rad = np.empty(K, np.float32)
+    _kernels.code_neighbours(P.CT, P.shifted, P.cnorm, nbr, rad)
+    if b is not None:
+        b.table = (nbr, rad, P.codebook.copy())
+    return nbr, rad, ST
+
+
+def _anchor_rows(block, P: Prepared, labels):
+    """Labels of the rows without one (-1): their nearest among the first codes only.
+
+    A cheap starting point for the neighbour search (ANCHOR_SHARE of the codes
+    are searched); the bounded kernel then finds the exact nearest code.
+    """
+    miss = np.flatnonzero(labels < 0)
+    if miss.size == 0:
+        return
+    k0 = min(P.K, max(64, int(ANCHOR_SHARE * P.K)))
+    sub = Prepared(P.codebook[:k0], P.shift, P.shifted[:k0], np.ascontiguousarray(P.CT[:, :k0]),
+                   P.cnorm[:k0])
+    rows = np.ascontiguousarray(block[miss])
+    lab = np.empty(miss.size, np.int32)
+    md = np.empty(miss.size, np.float32)
+    _assign_block(rows, sub, lab, md, None, None, None, None)
+    labels[miss] = lab
+
+
+def use_neighbours(K: int, D: int) -> bool:
+    """Whether passes over K codes of D features use the neighbour search."""
+    return K >= NBR_MIN_CODES and D < BLAS_MIN_FEATURES
+
+
 def _assign_bounded(X, P: Prepared, b: Bounds, *, check: bool, name: str) -> Assignment:
     N, D = X.shape
     if D != P.D:
@@ -221,22 +291,69 @@ def _assign_bounded(X, P: Prepared, b: Bounds, *, check: bool, name: str) -> Ass
     tsse = np.zeros((T, K))
     fresh = b.fresh or b.drift is None
     drift = np.zeros(K, np.float32) if fresh else b.drift
+    use_nbr = use_neighbours(K, D)
     jumped = np.zeros(0, np.int64)
-    if not fresh and K >= 64:
+    if not fresh and K >= 64 and not use_nbr:
         # the K/64 codes that moved most (re-seeded ones) are measured exactly per row
-        # instead of loosening every row's bound by their drift
+        # instead of loosening every row's bound by their drift (with the neighbour
+        # search, a row whose bound fails searches its code's current neighbours instead)
         nj = K // 64
         jumped = np.argpartition(-drift, nj - 1)[:nj].astype(np.int64)
+    if use_nbr:
+        nbr, rad, ST = _neighbour_table(P, b)
+    else:
+        nbr = np.zeros((1, 1), np.int32)
+        rad = np.zeros(1, np.float32)
+        ST = np.zeros((1, 1), np.float32)
     searched = 0
     for start, block in iter_blocks(X, check=check, name=name):
         n = block.shape[0]
         sl = slice(start, start + n)
+        if use_nbr and fresh:
+            _anchor_rows(block, P, b.labels[sl])
         searched += int(kern(
             block, P.shift, P.CT, P.shifted, P.cnorm, b.labels[sl], b.mind[sl], b.upper[sl],
-            b.lower[sl], drift, jumped, fresh, tsums, tcounts, tsse))
+            b.lower[sl], drift, jumped, fresh, tsums, tcounts, tsse, nbr, rad, use_nbr, ST))
     b.fresh = False
     b.searched = searched
     sums = tsums.sum(axis=0)
     counts = tcounts.sum(axis=0)
     sse = tsse.sum(axis=0)
     return Assignment(b.labels, b.mind, sums, counts, sse, float(b.mind.sum(dtype=np.float64)), N)
+
+
+def _assign_neighbours(X, P: Prepared, *, keep: bool, accumulate: bool, check: bool,
+                       name: str) -> Assignment:
+    """Exact nearest codes for many codes: coarse anchor, then the neighbour lists."""
+    N, D = X.shape
+    if D != P.D:
+        raise ParameterError(
+            f"{name} has {D} features per row but the codebook has {P.D}; "
+            "use features computed with the same settings as the codebook"
+        )
+    K = P.K
+    T = numba.get_num_threads()
+    tsums = np.zeros((T, K, D))
+    tcounts = np.zeros((T, K), np.int64)
+    tsse = np.zeros((T, K))
+    nbr, rad, ST = _neighbour_table(P, None)
+    labels_all = np.empty(N, np.int32) if keep else None
+    mind_all = np.empty(N, np.float32) if keep else None
+    drift = np.zeros(K, np.float32)
+    jumped = np.zeros(0, np.int64)
+    total = 0.0
+    for start, block in iter_blocks(X, check=check, name=name):
+        n = block.shape[0]
+        b = Bounds(n)
+        _anchor_rows(block, P, b.labels)
+        _kernels.assign_bounded(block, P.shift, P.CT, P.shifted, P.cnorm, b.labels, b.mind,
+                                b.upper, b.lower, drift, jumped, True, tsums, tcounts, tsse,
+                                nbr, rad, True, ST)
+        if keep:
+            labels_all[start:start + n] = b.labels
+            mind_all[start:start + n] = b.mind
+        total += float(b.mind.sum(dtype=np.float64))
+    counts = tcounts.sum(axis=0)
+    sse = tsse.sum(axis=0)
+    sums = tsums.sum(axis=0) if accumulate else None
+    return Assignment(labels_all, mind_all, sums, counts, sse if accumulate else None, total, N)
