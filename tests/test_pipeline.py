@@ -243,9 +243,13 @@ def test_sigkill_mid_run_resumes_to_identical_alignments(reference, tmp_path, sy
     # the alignment (one chunk finished); the same command resumes each time
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "vqalign", *base, "--out", str(out), "--jobs", "2"]
-    _run_until(cmd, out, lambda st: st.get("codebook", {}).get("finished"))
+    _run_until(cmd, out, lambda st: "durations-3" in st.get("em", {}).get("chunks", {}))
     rec = json.loads((out / "stages.json").read_text())["stages"]
-    assert rec["features"]["finished"] and "em" not in rec and not _outputs(out)
+    assert rec["features"]["finished"] and rec["codebook"]["finished"]
+    assert not rec["em"].get("finished") and not _outputs(out)
+    # the iterations finished before the kill are kept, not redone
+    kept = {p.name: p.stat().st_mtime_ns for p in (out / "em").glob("durations-[0-3].npz")}
+    assert len(kept) == 4
     _run_until(cmd, out, lambda st: any(c["aligned"] for c in
                                         st.get("align", {}).get("chunks", {}).values()))
     # (usually some chunks are still missing; four short utterances can also all finish
@@ -255,6 +259,8 @@ def test_sigkill_mid_run_resumes_to_identical_alignments(reference, tmp_path, sy
     printed = capsys.readouterr().out
     assert "failed 4" in printed and "skipped" in printed
     assert _outputs(out) == ref_out
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "em").glob("durations-[0-3].npz")} \
+        == kept
     with open(out / "failures.tsv", encoding="utf-8") as fh:
         assert {r["id"] for r in csv.DictReader(fh, delimiter="\t")} == \
             {"empty", "lonely", "orphan", "tiny"}

@@ -354,7 +354,6 @@ class TiedMixtureHMM:
         if D != gmm.means_.shape[1]:
             raise ParameterError(f"the GMM has {gmm.means_.shape[1]} dimensions but the frames "
                                  f"have {D}")
-        self.gmm_ = gmm
         inv = list(symbols) if symbols is not None else []
         seen = set(inv)
         for w in words:
@@ -362,10 +361,32 @@ class TiedMixtureHMM:
                 if sym not in seen:
                     seen.add(sym)
                     inv.append(sym)
+        self.init_inventory(gmm, inv)
+        n_frames = sum(X.shape[0] for X in Xs)
+        if quiet is not None:
+            quiet = [np.asarray(q, bool) for q in quiet]
+            if len(quiet) != len(Xs) or any(q.shape != (X.shape[0],) for q, X in zip(quiet, Xs)):
+                raise ParameterError("quiet must hold one boolean mask per utterance with one "
+                                     "value per frame")
+            sel = selection if selection is not None else self.select(np.concatenate(Xs))
+            self.init_weights(*self.quiet_counts(sel.idx[:, 0], np.concatenate(quiet)))
+        if self.init_self_loop is None:
+            q = float(np.mean(np.concatenate(quiet))) if quiet is not None else 0.0
+            if quiet_fraction is not None:
+                q = float(quiet_fraction)
+            n_speech = int(np.count_nonzero(~self.batch(words).skippable))
+            self.init_durations(n_frames, len(Xs), n_speech, q)
+        return self
+
+    # The flat start in parts, for data that are never in memory at once (the corpus
+    # pipeline sums quiet_counts and the frame / state counts over chunks).
+    def init_inventory(self, gmm: DiagGMM, symbols) -> TiedMixtureHMM:
+        """Emission columns for ``symbols`` (the optional silence first) over ``gmm``;
+        uniform weights and the flat-start self loops (``init_self_loop``, silence 0.9)."""
+        self.gmm_ = gmm
+        inv = list(dict.fromkeys(symbols))
         sil = self.optional_silence
-        if sil is not None and sil not in seen:
-            inv = [sil, *inv]
-        elif sil is not None:
+        if sil is not None:
             inv = [sil, *[s for s in inv if s != sil]]
         table = {}
         for sym in inv:
@@ -378,36 +399,44 @@ class TiedMixtureHMM:
         self.weights_ = np.full((E, Kc), 1.0 / Kc, np.float32)
         self.p_silence_ = float(self.p_silence)
         self.p_edge_silence_ = float(self.p_edge_silence)
-        sil_cols = np.array([c for (s, _), c in table.items() if s == sil], np.int64)
         self.self_loop_ = np.full(E, 0.6 if self.init_self_loop is None
                                   else float(self.init_self_loop))
-        self.self_loop_[sil_cols] = 0.9
-        n_frames = sum(X.shape[0] for X in Xs)
-        if quiet is not None:
-            quiet = [np.asarray(q, bool) for q in quiet]
-            if len(quiet) != len(Xs) or any(q.shape != (X.shape[0],) for q, X in zip(quiet, Xs)):
-                raise ParameterError("quiet must hold one boolean mask per utterance with one "
-                                     "value per frame")
-            sel = selection if selection is not None else self.select(np.concatenate(Xs))
-            best = sel.idx[:, 0]
-            qm = np.concatenate(quiet)
-            sil_h = np.bincount(best[qm], minlength=Kc) + 0.5
-            sp_h = np.bincount(best[~qm], minlength=Kc) + 0.5
-            for (s, _), c in table.items():
-                h = sil_h if s == sil else sp_h
-                self.weights_[c] = h / h.sum()
-            self._floor_weights()
-        if self.init_self_loop is None:
-            b = self.batch(words)
-            q = float(np.mean(np.concatenate(quiet))) if quiet is not None else 0.0
-            if quiet_fraction is not None:
-                q = float(quiet_fraction)
-            q = min(max(q, 0.0), 0.9) if sil is not None else 0.0
-            n_speech = float(np.count_nonzero(~b.skippable))
-            d = max((1.0 - q) * n_frames / max(n_speech, 1.0), 1.05)
-            d_sil = max(q * n_frames / (2.0 * len(Xs)), 1.05)
-            self.self_loop_[:] = 1.0 - 1.0 / d
-            self.self_loop_[sil_cols] = 1.0 - 1.0 / d_sil
+        self.self_loop_[self._silence_columns()] = 0.9
+        return self
+
+    def _silence_columns(self):
+        sil = self.optional_silence
+        return np.array([c for (s, _), c in self.emit_index_.items() if s == sil], np.int64)
+
+    def quiet_counts(self, best, quiet_mask):
+        """(silence, speech) int64 (K,) histograms of the frames' best Gaussians ``best``
+        over the quiet frames and over the others (additive over chunks)."""
+        Kc = self.gmm_.n_components
+        best = np.asarray(best)
+        qm = np.asarray(quiet_mask, bool)
+        return (np.bincount(best[qm], minlength=Kc).astype(np.int64),
+                np.bincount(best[~qm], minlength=Kc).astype(np.int64))
+
+    def init_weights(self, silence_counts, speech_counts) -> TiedMixtureHMM:
+        """Flat-start weights: the silence column's from the quiet frames' best-Gaussian
+        histogram, every symbol column's from the other frames' (add-1/2 smoothed)."""
+        sil_h = np.asarray(silence_counts, np.float64) + 0.5
+        sp_h = np.asarray(speech_counts, np.float64) + 0.5
+        sil = self.optional_silence
+        for (s, _), c in self.emit_index_.items():
+            h = sil_h if s == sil else sp_h
+            self.weights_[c] = h / h.sum()
+        self._floor_weights()
+        return self
+
+    def init_durations(self, n_frames, n_utterances, n_speech_states, quiet_share):
+        """The "durations" flat start: every symbol state's self loop from its share of
+        the non-silent frames, the silence's from the quiet frames at both ends."""
+        q = min(max(float(quiet_share), 0.0), 0.9) if self.optional_silence is not None else 0.0
+        d = max((1.0 - q) * n_frames / max(float(n_speech_states), 1.0), 1.05)
+        d_sil = max(q * n_frames / (2.0 * n_utterances), 1.05)
+        self.self_loop_[:] = 1.0 - 1.0 / d
+        self.self_loop_[self._silence_columns()] = 1.0 - 1.0 / d_sil
         return self
 
     def add_symbols(self, symbols):

@@ -370,6 +370,24 @@ class FeatureStore:
         u = self.utterances[key if isinstance(key, (int, np.integer)) else self._pos[key]]
         return int(u["start"]), int(u["start"]) + int(u["n_frames"])
 
+    def read_rows(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Copies of rows ``start:stop`` of the features and of the side columns, read
+        from the files (not through the memory map, so reading a corpus chunk by chunk
+        keeps no pages of it resident in this process)."""
+        start, stop = int(start), int(stop)
+        if not 0 <= start <= stop <= self.n_frames:
+            raise ParameterError(f"rows {start}:{stop} are outside the store's "
+                                 f"{self.n_frames} frames")
+        n = stop - start
+        X = np.fromfile(self.path / "features.f32", dtype=np.float32, count=n * self.dim,
+                        offset=4 * start * self.dim).reshape(n, self.dim)
+        side = None
+        if self.extra_names:
+            e = len(self.extra_names)
+            side = np.fromfile(self.path / "extra.f32", dtype=np.float32, count=n * e,
+                               offset=4 * start * e).reshape(n, e)
+        return X, side
+
     def side(self, key, name: str = "energy") -> np.ndarray:
         """An utterance's side column ``name`` (e.g. the aligner recipe's ``energy``)."""
         if name not in self.extra_names:

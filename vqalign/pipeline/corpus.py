@@ -7,11 +7,12 @@
               ``OUT/store`` on the scheduler (:func:`vqalign.io.store.write_store`).
 ``codebook``  LBG (:func:`vqalign.lbg.lbg`) over the store's memmap, with the
               settings the aligner was tuned with; ``OUT/codebook.npz``.
-``em``        tied-mixture EM from the codebook; ``OUT/aligner.npz``. Today this is
-              :meth:`vqalign.align.Aligner.fit` on the features read from the store
-              (in the driver, ``--jobs`` numba threads), one stage. It becomes one
-              record per EM iteration (``em-1`` .. ``em-N``) once the HMM engine has a
-              chunked API: see :func:`_em_stage`.
+``em``        tied-mixture EM from the codebook, streamed from the store
+              (:class:`vqalign.pipeline.em.StreamingEM`): every pass maps an E-step
+              over tasks of whole utterances on the scheduler and sums their additive
+              statistics on the driver, which runs the M-step; every iteration's model
+              is written to ``OUT/em/`` and recorded, so a killed run resumes at the
+              last finished iteration. The model kept is ``OUT/aligner.npz``.
 ``align``     Viterbi with the saved model, in chunks of utterances on the
               scheduler; each worker reads its chunk from the store, writes each
               utterance's outputs atomically, and every finished chunk is recorded.
@@ -33,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vqalign.align.aligner import Aligner, _Prepared, _tokenize, _Tokens
+from vqalign.align.aligner import Aligner, _Prepared, _tokenize, _Tokens, too_short_message
 from vqalign.exceptions import ParameterError, VQAlignError
 from vqalign.io.atomic import atomic_write
 from vqalign.pipeline.records import StageRecords, file_digest, inputs_identity, stable_hash
@@ -293,10 +294,10 @@ def run_corpus(corpus, out_dir, *, unit="phones", jobs=2, scheduler="local", ove
             if train:
                 cb = _codebook_stage(store, train, out, records, report, n_codes=n_codes,
                                      quiet=quiet)
-                model_path, digest = _em_stage(store, train, texts, cb, out, records, report,
-                                               unit=unit, n_codes=n_codes, n_iter=n_iter,
-                                               lexicon=lexicon, oov=oov, jobs=jobs,
-                                               quiet=quiet)
+                model_path, digest, _ = _em_stage(
+                    store, train, texts, cb, out, records, report, sched, unit=unit,
+                    n_codes=n_codes, n_iter=n_iter, lexicon=lexicon, oov=oov, jobs=jobs,
+                    progress=progress, quiet=quiet)
                 _align_stage(store, train, texts, out, formats, model_path, digest, lexicon,
                              sched, records, report,
                              overwrite=overwrite or from_stage is not None,
@@ -416,64 +417,64 @@ def _codebook_stage(store, train, out, records, report, *, n_codes, quiet):
     return cb
 
 
-def _em_stage(store, train, texts, cb, out, records, report, *, unit, n_codes, n_iter,
-              lexicon, oov, jobs, quiet):
-    """EM stage. Today: Aligner.fit on the store's features (one record, ``em``).
+def _em_stage(store, train, texts, cb, out, records, report, sched, *, unit, n_codes, n_iter,
+              lexicon, oov, jobs, progress, quiet):
+    """EM stage: :class:`vqalign.pipeline.em.StreamingEM` over the store, every
+    iteration recorded; the model it keeps is copied to ``OUT/aligner.npz``."""
+    import shutil
 
-    The expected chunked engine API, and what this stage becomes with it (one
-    record ``em-i`` per iteration, the model saved atomically after each, so a kill
-    resumes at the last finished iteration)::
+    from vqalign.pipeline.em import StreamingEM
 
-        model = aligner.init_model(codebook, chunks)      # driver: flat start
-        for i in range(first_unfinished, n_iter):
-            tasks = [(store_path, ids, texts, f"em-{i-1}.npz") for ids in chunks]
-            stats = scheduler.map_reduce(estep_task, tasks, operator.add)
-            model.m_step(stats)                             # driver, on the sums
-            save(f"em-{i}.npz"); records.finish(f"em-{i}", log_likelihood=...)
-
-    where ``estep_task`` (top level, picklable) loads the previous iteration's model
-    from its path, reads its chunk from the store memmap, and returns
-    ``model.estep(chunk)``: additive sufficient statistics (``stats_a + stats_b``;
-    mixture-weight counts (E, K), transition counts per state (self, next, exit),
-    Gaussian occupancies (K,), first and second moments (K, D), log-likelihood and
-    frame counts, failed utterance ids) that do not depend on how the corpus was
-    cut into chunks.
-    """
     path = out / MODEL_FILE
     rec = records.get("em")
     if records.is_finished("em") and path.is_file() and file_digest(path) == rec.get("digest"):
         line = f"em: reused the model in {path} (finished earlier)"
         report.summaries.append(line)
         _say(line, quiet)
-        return path, rec["digest"]
+        return path, rec["digest"], [tuple(x) for x in rec.get("skipped", [])]
     t0 = time.perf_counter()
     kwargs = {"unit": unit, "n_codes": n_codes, "n_iter": n_iter, "oov": oov, "n_jobs": jobs,
               "codebook": cb}
     if lexicon is not None:
         kwargs["lexicon"] = lexicon
-    aligner = StoreAligner(**kwargs).attach(store)
-    _say(f"em: training on {len(train)} utterances from the store ...", quiet)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        aligner.fit([(StoreRef(it.id, texts[it.id]), 16000, "") for it in train])
+    aligner = StoreAligner(**kwargs)
+    aligner._check_params(training=True)
+    # utterances whose transcript needs more states than they have frames
+    items, skipped = [], []
+    for it in train:
+        a, b = store.span(it.id)
+        n_states = aligner.states_per_unit * sum(len(w) for w in texts[it.id][1])
+        if n_states > b - a:
+            skipped.append((it.id, str(it.audio), "training",
+                            too_short_message(n_states, b - a, aligner.hop_)))
+        else:
+            items.append((it.id, texts[it.id][1]))
+    if not items:
+        raise ParameterError("no utterance can be trained on: every transcript is longer "
+                             f"than its audio allows (e.g. {skipped[0][3]})")
+    n_frames = int(sum(store.span(u)[1] - store.span(u)[0] for u, _ in items))
+    _say(f"em: training on {len(items)} utterances ({n_frames} frames) streamed from the "
+         "store ...", quiet)
+    em = StreamingEM(aligner, store, items, out, records, sched, progress=progress,
+                     quiet=quiet)
+    best_path, best_digest, ll, start, n_done, fails = em.run()
     try:
-        aligner.save(path, overwrite=True)
+        with atomic_write(path, "wb", overwrite=True) as fh, open(best_path, "rb") as src:
+            shutil.copyfileobj(src, fh)
     except OSError as exc:
         raise _write_error(path, exc) from None
-    h = aligner.history_.to_dict()["columns"]
-    ll = (h.get("log_likelihood") or [float("nan")])[-1]
-    n_frames = int(sum(store.span(it.id)[1] - store.span(it.id)[0] for it in train))
     dt = time.perf_counter() - t0
     digest = file_digest(path)
-    records.finish("em", digest=digest, iterations=len(h.get("log_likelihood") or []),
-                   log_likelihood=ll, seconds=round(dt, 3),
-                   skipped=[[train[i].id, msg] for i, _, msg in aligner.fit_failures_])
-    line = (f"em: {aligner.n_utterances_} utterances, {n_frames} frames, "
-            f"{len(h.get('log_likelihood') or [])} iterations, log-likelihood/frame {ll:.3f}, "
-            f"{dt:.1f} s, skipped {len(aligner.fit_failures_)}")
+    where = {it.id: str(it.audio) for it in train}
+    skipped += [(uid, where.get(uid, ""), "training", msg) for uid, msg in fails]
+    records.finish("em", digest=digest, iterations=n_done, start=start, log_likelihood=ll,
+                   seconds=round(dt, 3), skipped=[list(s) for s in skipped])
+    line = (f"em: {len(items)} utterances, {n_frames} frames, {len(em.tasks)} tasks, "
+            f"{start} flat start, {n_done} iterations, log-likelihood/frame {ll:.3f}, "
+            f"{dt:.1f} s, skipped {len(skipped)}")
     report.summaries.append(line)
     _say(line, quiet)
-    return path, digest
+    return path, digest, skipped
 
 
 def _align_stage(store, train, texts, out, formats, model_path, digest, lexicon, sched,

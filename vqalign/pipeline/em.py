@@ -1,0 +1,340 @@
+"""Tied-mixture EM streamed from the feature store, one recorded step per iteration.
+
+The corpus never sits in memory: the training utterances are cut once into tasks of
+about :data:`TASK_FRAMES` frames (whole utterances, in store order). Every pass over
+the corpus maps a task function over them on the scheduler (worker processes or a
+Dask cluster); each task reads its rows from the store file, selects each frame's
+top-n Gaussians under the current model and returns additive statistics; the driver
+sums them in task order (so the sums do not depend on which worker finished first)
+and updates the model.
+
+    em-base     Gaussians from the codebook (DiagGMM.from_codebook on evenly spaced
+                store frames) and the emission columns of the corpus's symbols;
+    init pass   histograms of each frame's best Gaussian over the quiet frames (the
+                quietest 15 % of each utterance) and over the others, frame and
+                state counts: the flat start (Aligner.train_model's schedule);
+    em-S-i      iteration i of flat start S: E-step statistics (weights, transitions,
+                every ``update_gaussians`` steps the Gaussians' moments) summed,
+                M-step on the driver, the model written atomically.
+
+Every model is written to ``OUT/em/`` and recorded (with its digest) in
+``stages.json`` as a chunk of the ``em`` stage before the next step starts. Every
+step starts from the model *file* of the step before, in the driver and in the
+workers alike, so a run killed at any point and started again continues from the
+last recorded step and ends with the very model of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from vqalign.exceptions import AlignmentError, VQAlignError
+
+#: frames per E-step task (about 23 MB of 39-D float32 features)
+TASK_FRAMES = 150_000
+EM_DIR = "em"
+#: the Aligner's flat start: the quietest share of each utterance starts as silence
+QUIET_QUANTILE = 0.15
+
+_MODELS: dict = {}
+
+
+# --------------------------------------------------------------------------- worker side
+def _load_model(path, digest):
+    """The TiedMixtureHMM saved at ``path`` (cached per process by digest)."""
+    key = (str(path), digest)
+    m = _MODELS.get(key)
+    if m is None:
+        from vqalign.align.aligner import Aligner
+        _MODELS.clear()
+        m = _MODELS[key] = Aligner.load(path).model_
+    return m
+
+
+def _read_task(store, uids):
+    """(X (N, D) float32, energy (N,), frame_off (U+1,)) of ``uids``, read from the file."""
+    spans = [store.span(u) for u in uids]
+    offs = np.zeros(len(uids) + 1, np.int64)
+    offs[1:] = np.cumsum([b - a for a, b in spans])
+    if all(spans[i][1] == spans[i + 1][0] for i in range(len(spans) - 1)):
+        X, side = store.read_rows(spans[0][0], spans[-1][1])
+    else:
+        parts = [store.read_rows(a, b) for a, b in spans]
+        X = np.concatenate([p[0] for p in parts])
+        side = np.concatenate([p[1] for p in parts])
+    energy = side[:, store.extra_names.index("energy")]
+    return np.ascontiguousarray(X), np.ascontiguousarray(energy), offs
+
+
+def init_task(task):
+    """Worker: flat-start counts of one task (quiet / speech best-Gaussian histograms,
+    frames, utterances, non-silence states)."""
+    from vqalign.hmm.threads import threads
+    from vqalign.pipeline.corpus import _open_store_cached
+
+    store_path, model_path, digest, items = task
+    store = _open_store_cached(store_path)
+    model = _load_model(model_path, digest)
+    X, energy, offs = _read_task(store, [u for u, _ in items])
+    quiet = np.zeros(X.shape[0], bool)
+    for i in range(len(items)):
+        e = energy[offs[i]:offs[i + 1]]
+        quiet[offs[i]:offs[i + 1]] = e <= np.quantile(e, QUIET_QUANTILE)
+    with threads(1):
+        sel = model.select(X)
+    sil, sp = model.quiet_counts(sel.idx[:, 0], quiet)
+    batch = model.batch([units for _, units in items])
+    return {"silence": sil, "speech": sp, "n_frames": int(X.shape[0]),
+            "n_utterances": len(items), "n_speech": int(np.count_nonzero(~batch.skippable)),
+            "n_quiet": int(quiet.sum())}
+
+
+def estep_task(task):
+    """Worker: the E-step statistics of one task under the model file given."""
+    from vqalign.hmm.threads import threads
+    from vqalign.pipeline.corpus import _open_store_cached
+
+    store_path, model_path, digest, items, gaussian_stats = task
+    store = _open_store_cached(store_path)
+    model = _load_model(model_path, digest)
+    X, _, offs = _read_task(store, [u for u, _ in items])
+    with threads(1):
+        sel = model.select(X)
+        batch = model.batch([units for _, units in items])
+        stats = model.estep(X, offs, batch, sel, gaussian_stats=gaussian_stats,
+                            names=[u for u, _ in items])
+    stats.status = stats.cells = None
+    return stats
+
+
+def _add_init(a, b):
+    return {k: a[k] + b[k] for k in a}
+
+
+def _add_stats(a, b):
+    return a + b
+
+
+# --------------------------------------------------------------------------- driver side
+def plan_tasks(store, items, max_frames=TASK_FRAMES):
+    """``items`` ((uid, units) in store order) cut into tasks of whole utterances of at
+    most ``max_frames`` frames each (an utterance longer than that is a task alone)."""
+    tasks, cur, n = [], [], 0
+    for uid, units in items:
+        a, b = store.span(uid)
+        if cur and n + (b - a) > max_frames:
+            tasks.append(cur)
+            cur, n = [], 0
+        cur.append((uid, units))
+        n += b - a
+    if cur:
+        tasks.append(cur)
+    return tasks
+
+
+class StreamingEM:
+    """The ``em`` stage of :func:`vqalign.pipeline.corpus.run_corpus`.
+
+    ``aligner``: an unfitted :class:`vqalign.align.Aligner` with the run's settings
+    (and the codebook); ``items``: (uid, units) of the training utterances in store
+    order; ``records``: the run's :class:`StageRecords`.
+    """
+
+    def __init__(self, aligner, store, items, out, records, sched, *, progress=False,
+                 quiet=False, say=None):
+        from vqalign.pipeline.corpus import _say
+        self.aligner = aligner
+        self.store = store
+        self.items = items
+        self.dir = Path(out) / EM_DIR
+        self.records = records
+        self.sched = sched
+        self.progress = progress
+        self.quiet = quiet
+        self.say = say or _say
+        self.tasks = plan_tasks(store, items)
+
+    # ---------------------------------------------------------------- files
+    def _save(self, name, model, history):
+        from vqalign.pipeline.corpus import _write_error
+        from vqalign.pipeline.records import file_digest
+
+        a = self.aligner
+        a.model_ = model
+        a.history_ = history
+        a._model_dither = a.dither_
+        a.symbols_ = list(model.symbols_)
+        path = self.dir / f"{name}.npz"
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            a.save(path, overwrite=True)
+        except OSError as exc:
+            raise _write_error(path, exc) from None
+        return path, file_digest(path)
+
+    def _recorded(self, name):
+        """(path, digest, record) of a step recorded earlier whose file is intact."""
+        from vqalign.pipeline.records import file_digest
+
+        rec = self.records.chunks("em").get(name)
+        path = self.dir / f"{name}.npz"
+        if rec is None or not path.is_file() or file_digest(path) != rec.get("digest"):
+            return None
+        return path, rec["digest"], rec
+
+    def _finish(self, name, path, digest, **info):
+        self.records.finish_chunk("em", name, digest=digest, **info)
+
+    def _map(self, fn, tasks, reduce, desc):
+        import sys
+
+        from tqdm import tqdm
+
+        bar = tqdm(total=sum(len(t[3]) for t in tasks), desc=desc, unit="utt",
+                   disable=not self.progress, file=sys.stderr, dynamic_ncols=True,
+                   leave=False)
+        try:
+            return self.sched.map_reduce(fn, tasks, reduce,
+                                         on_result=lambda i, r: bar.update(len(tasks[i][3])))
+        finally:
+            bar.close()
+
+    # ---------------------------------------------------------------- the stage
+    def base(self):
+        """The model before any data pass: Gaussians and emission columns."""
+        from vqalign.hmm import DiagGMM
+
+        got = self._recorded("base")
+        if got is not None:
+            return got[:2]
+        a = self.aligner
+        cb = np.asarray(a.codebook, np.float32)
+        gmm = DiagGMM.from_codebook(cb, self.store.X, var_floor=1e-2, shrinkage=10.0,
+                                    max_frames=32768, top_n=min(a.top_n, cb.shape[0]))
+        model = a._hmm(gmm, corpus=True)
+        model.n_iter = a.n_iter
+        syms = sorted({s for _, units in self.items for w in units for s in w})
+        model.init_inventory(gmm, syms)
+        path, digest = self._save("base", model, None)
+        self._finish("base", path, digest)
+        return path, digest
+
+    def flat_start_counts(self, base_path, base_digest):
+        rec = self.records.chunks("em").get("init")
+        if rec is not None and rec.get("base") == base_digest:
+            c = rec["counts"]
+            return {k: (np.asarray(v, np.int64) if isinstance(v, list) else v)
+                    for k, v in c.items()}
+        tasks = [(str(self.store.path), str(base_path), base_digest, t) for t in self.tasks]
+        c = self._map(init_task, tasks, _add_init, "em flat start")
+        self.records.finish_chunk("em", "init", base=base_digest, counts={
+            k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in c.items()})
+        return c
+
+    def run(self):
+        """Train; returns (path, digest) of the chosen model, written to ``final``."""
+        from vqalign.align.aligner import MULTI_START_S, Aligner
+
+        base_path, base_digest = self.base()
+        counts = self.flat_start_counts(base_path, base_digest)
+        seconds = float(sum(self.store.duration(u) for u, _ in self.items))
+        starts = (["durations"] if seconds < MULTI_START_S else []) + ["short"]
+        results = []
+        for start in starts:
+            model = Aligner.load(base_path).model_
+            model.init_self_loop = None if start == "durations" else 0.6
+            model.init_inventory(model.gmm_, model.symbols_)
+            model.init_weights(counts["silence"], counts["speech"])
+            if start == "durations":
+                model.init_durations(counts["n_frames"], counts["n_utterances"],
+                                     counts["n_speech"], QUIET_QUANTILE)
+            results.append(self._train(start, model))
+        return max(results, key=lambda r: r[2])
+
+    def _train(self, start, model):
+        from vqalign.align.aligner import Aligner
+        from vqalign.history import History
+        from vqalign.hmm.monitor import ConvergenceMonitor
+
+        flags = model._flags()
+        if int(model.n_iter) < 1:
+            raise VQAlignError("n_iter must be at least 1 for corpus training")
+        refresh = flags["m"] or flags["v"]
+        n_iter = int(model.n_iter)
+        # the last recorded step of this start, if any
+        done = 0
+        for i in range(n_iter, 0, -1):
+            if self._recorded(f"{start}-{i}") is not None:
+                done = i
+                break
+        if done == 0:
+            prev_path, prev_digest = self._save(f"{start}-0", model, None)
+            self._finish(f"{start}-0", prev_path, prev_digest)
+            history = None
+        else:
+            prev_path, prev_digest, rec = self._recorded(f"{start}-{done}")
+            if rec.get("stop"):
+                return self._result(start, prev_path, prev_digest, rec)
+        monitor = ConvergenceMonitor(tol=model.tol, n_iter=n_iter, name="TiedMixtureHMM",
+                                     relative=True, min_iter=model.min_iter, drop_tol=1e-2)
+        if done:
+            loaded = Aligner.load(prev_path)
+            history = loaded.history_
+            monitor.history = History.from_dict(history.to_dict())
+            ll = monitor.history["log_likelihood"]
+            monitor.iter = len(ll)
+            monitor._prev = float(ll[-1])
+            monitor._delta = float(ll[-1] - ll[-2]) if len(ll) > 1 else float("nan")
+        monitor.history.name = (f"tied-mixture EM, {start} flat start (streamed from the "
+                                "feature store)")
+        for it in range(done, n_iter):
+            gst = refresh and (it + 1) % model.gaussians_every == 0 and it + 1 < n_iter
+            t_it = time.perf_counter()
+            tasks = [(str(self.store.path), str(prev_path), prev_digest, t, gst)
+                     for t in self.tasks]
+            stats = self._map(estep_task, tasks, _add_stats, f"em {start} {it + 1}/{n_iter}")
+            if stats.n_utterances == 0:
+                raise AlignmentError(
+                    "forward-backward found no path through any utterance; check that the "
+                    "audio and transcripts belong together: "
+                    + (stats.failures[0][1] if stats.failures else ""))
+            model = Aligner.load(prev_path).model_
+            model.mstep(stats, gaussians=gst)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                monitor.report(stats.loglik, stats.n_frames, counts=stats.counts.sum(0),
+                               level=1, n_codes=model.gmm_.n_components,
+                               failed_utterances=len(stats.failures))
+            stop = monitor.reached_tol or it + 1 == n_iter
+            prev_path, prev_digest = self._save(f"{start}-{it + 1}", model, monitor.history)
+            per_frame = stats.loglik / max(stats.n_frames, 1)
+            rec = {"log_likelihood": per_frame, "stop": bool(stop),
+                   "failures": [list(f) for f in stats.failures],
+                   "seconds": round(time.perf_counter() - t_it, 3), "gaussians": bool(gst)}
+            self._finish(f"{start}-{it + 1}", prev_path, prev_digest, **rec)
+            self.say(f"em {start} {it + 1}/{n_iter}: log-likelihood/frame {per_frame:.4f}, "
+                     f"{stats.n_frames} frames, {rec['seconds']:.1f} s, failed "
+                     f"{len(stats.failures)}", self.quiet)
+            if stop:
+                break
+        return self._result(start, prev_path, prev_digest,
+                            self.records.chunks("em")[f"{start}-{it + 1}"])
+
+    def _result(self, start, path, digest, rec):
+        n = int(Path(path).stem.rsplit("-", 1)[1])
+        return path, digest, float(rec["log_likelihood"]), start, n, rec.get("failures", [])
+
+
+def read_history(path):
+    """The EM history saved in a model file (for reports)."""
+    with np.load(path) as z:
+        return json.loads(str(z["header"])).get("history")
+
+
+__all__ = ["StreamingEM", "plan_tasks", "init_task", "estep_task", "TASK_FRAMES",
+           "VQAlignError"]
