@@ -185,6 +185,10 @@ class SphinxAligner:
     # ------------------------------------------------------------------ setup
     @functools.cached_property
     def model_(self):
+        from vqalign.io.sphinx import SphinxModel
+
+        if isinstance(self.model_dir_or_name, SphinxModel):
+            return self.model_dir_or_name
         return load_sphinx_model(self.model_dir_or_name)
 
     @functools.cached_property
@@ -429,7 +433,7 @@ class SphinxAligner:
         with _one_blas_thread():
             return self._align(y, text, sr=sr, audio_name=audio_name)
 
-    def _align(self, y, text, *, sr, audio_name):
+    def _align(self, y, text, *, sr, audio_name, keep=None):
         from vqalign.align.alignment import Alignment, Segment
         from vqalign.align.text import normalize_words
 
@@ -524,6 +528,8 @@ class SphinxAligner:
         from vqalign.align.alignment import add_quality_warnings
 
         add_quality_warnings(aln)
+        if keep is not None:           # what adaptation re-decodes: features and graph
+            keep.update(X=X, units=units2, sr=sr)
         return aln
 
     # ------------------------------------------------------------------ passes
@@ -747,6 +753,202 @@ class SphinxAligner:
                     best_ci, best_score = ci, sc
             gaps[k] = best_ci
         return gaps
+
+    # ------------------------------------------------------------------ adaptation
+    def adapt(self, corpus, *, update: str = "weights", tau: float = 10.0,
+              tau_means: float = 20.0, n_iter: int = 3, on_error: str = "skip"):
+        """MAP adaptation of the model to ``corpus``; returns a new :class:`SphinxAligner`
+        on the adapted model (``history_`` per EM step, ``failures_``).
+
+        ``corpus``: ``(audio, text)`` (a path or a 16 kHz waveform) or ``(y, sr, text)``
+        items. Each utterance is first aligned with this model (fillers and contexts
+        chosen as by :meth:`align`); that graph is then kept fixed, and each EM step
+
+        * aligns every utterance through its graph (the engine's Viterbi) with the current
+          weights: the data log-likelihood is the sum of the best paths' log-probabilities;
+        * counts, for every frame, the posterior of each of its senone's top-N Gaussians in
+          each stream (the emission's own terms ``w_k max(N_k, floor)``);
+        * re-estimates each senone's weights by MAP under a Dirichlet prior centred on the
+          Sphinx model's weights: ``w_k = (tau w0_k + n_k) / (tau + N)``, with ``n_k`` the
+          counts of the senone's ``k``-th Gaussian and ``N`` their sum. ``tau`` is the
+          prior's weight in frames: a senone seen for ``tau`` frames moves half way from
+          the Sphinx weights towards its counts; unseen senones keep theirs
+          (normalized);
+        * with ``update="means"``, also the codebooks' Gaussian means,
+          ``mu = (tau_means mu0 + sum g x) / (tau_means + sum g)`` (variances kept).
+
+        With weights only, the emission is linear in the weights and the prior's mode is
+        the Sphinx model, so the first step cannot lower the data log-likelihood (EM on a
+        fixed graph), and each step raises log-likelihood + log-prior; the history
+        records both. ``on_error="skip"`` leaves out (and lists in ``failures_``) the
+        utterances the model cannot align; ``"raise"`` stops at the first.
+        """
+        import time
+
+        from vqalign.exceptions import VQAlignError
+
+        if update not in ("weights", "means"):
+            raise ParameterError(f"update={update!r}: use 'weights' (senone mixture weights) "
+                                 "or 'means' (weights, then the Gaussian means too)")
+        for name, v in (("tau", tau), ("tau_means", tau_means)):
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ParameterError(f"{name} must be a positive number of frames, got {v!r}")
+        if not (isinstance(n_iter, int) and n_iter >= 1):
+            raise ParameterError(f"n_iter must be an int >= 1, got {n_iter!r}")
+        items = list(corpus)
+        if not items:
+            raise ParameterError("the adaptation corpus is empty: give at least one "
+                                 "(audio, text) pair")
+        t0 = time.perf_counter()
+        graphs, failures = [], []
+        with _one_blas_thread():
+            for n, it in enumerate(items):
+                name = str(it[0]) if isinstance(it[0], (str, Path)) else f"item {n}"
+                try:
+                    y, sr, text = self._corpus_item(it)
+                    keep: dict = {}
+                    self._align(y, text, sr=sr, audio_name=None, keep=keep)
+                    sen, tm = self._senones(keep["units"])
+                    graphs.append((keep["X"], keep["units"], sen, tm))
+                except VQAlignError as exc:
+                    if on_error == "raise":
+                        raise
+                    failures.append((name, str(exc)))
+            if not graphs:
+                raise ParameterError(f"none of the {len(items)} utterances of the adaptation "
+                                     f"corpus could be aligned (first error: {failures[0][1]})")
+            m = self.model_
+            w0 = np.exp(m.log_mixw.astype(np.float64))
+            w0 /= w0.sum(axis=1, keepdims=True)
+            means = [np.asarray(x, dtype=np.float32) for x in m.means]
+            log_w = m.log_mixw
+            history = []
+            for step in range(n_iter + 1):
+                em = self._emissions_for(means, log_w)
+                stats = self._adapt_estep(em, graphs, means=update == "means")
+                w_cur = np.exp(log_w.astype(np.float64))
+                w_cur /= w_cur.sum(axis=1, keepdims=True)
+                seen = stats["counts"].sum(axis=1) > 0          # (F, n_sen)
+                # log Dirichlet prior density of the current weights (up to a constant)
+                log_prior = float(tau * np.sum(w0 * np.log(w_cur), axis=1)[seen].sum())
+                history.append({"step": step, "log_likelihood": stats["loglik"],
+                                "frame_loglik": stats["loglik"] / stats["n_frames"],
+                                "log_prior": log_prior,
+                                "objective": stats["loglik"] + log_prior,
+                                "n_frames": stats["n_frames"],
+                                "n_senones_seen": int(seen.any(axis=0).sum()),
+                                "seconds": time.perf_counter() - t0})
+                if step == n_iter:
+                    break
+                log_w = self._map_weights(w0, stats["counts"], tau)
+                if update == "means":
+                    means = self._map_means(m.means, stats, tau_means)
+        from dataclasses import replace
+
+        adapted = replace(m, means=means, log_mixw=log_w, adapted=None)
+        out = SphinxAligner(adapted, dictionary=self.dictionary, topn=self.topn,
+                            filler_loop=self.filler_loop, refine=self.refine)
+        out.history_ = history
+        out.failures_ = failures
+        out.adapt_params_ = {"update": update, "tau": float(tau),
+                             "tau_means": float(tau_means), "n_iter": n_iter,
+                             "n_utterances": len(graphs), "base_model": str(m.path)}
+        return out
+
+    def save(self, out_dir, *, overwrite: bool = False):
+        """Write this aligner's model (adapted by :meth:`adapt`) as a Sphinx model folder
+        (``vqalign align AUDIO TEXT --model sphinx:DIR`` loads it; see
+        :func:`vqalign.io.sphinx.save_sphinx_model`)."""
+        from vqalign.io.sphinx import save_sphinx_model
+
+        header = {"adapt": getattr(self, "adapt_params_", None),
+                  "history": getattr(self, "history_", None)}
+        return save_sphinx_model(self.model_, out_dir, header=header, overwrite=overwrite)
+
+    def _corpus_item(self, it):
+        fe_sr = int(self.front_end_.samprate)
+        if not isinstance(it, (tuple, list)) or len(it) not in (2, 3):
+            raise ParameterError(f"a corpus item is (audio, text) or (y, sr, text), got "
+                                 f"{type(it).__name__}")
+        if len(it) == 2:
+            y, text = it
+            sr = fe_sr
+        else:
+            y, sr, text = it
+        if isinstance(y, (str, Path)):
+            from vqalign.io.audio import load_audio
+
+            y, sr = load_audio(y, sr=fe_sr)
+        return y, sr, text
+
+    def _emissions_for(self, means, log_w):
+        from vqalign.hmm.ptm import PTMEmissions
+
+        em = self.emissions_
+        m = self.model_
+        return PTMEmissions(means, m.variances, log_w, em.sen2cb, em.streams, topn=em.topn,
+                            clamp=em.clamp)
+
+    def _adapt_estep(self, em, graphs, *, means: bool) -> dict:
+        """Viterbi through each fixed graph; Gaussian posteriors of the path's senones."""
+        from vqalign.hmm import viterbi
+
+        F, D, n_sen = em.log_mixw.shape
+        counts = np.zeros((F, D, n_sen))
+        g_sum = [np.zeros((em.n_cb, D)) for _ in range(F)] if means else None
+        gx_sum = [np.zeros((em.n_cb, D, b - a)) for a, b in em.streams] if means else None
+        loglik, n_frames = 0.0, 0
+        for X, units, sen, tm in graphs:
+            T = X.shape[0]
+            senones = np.unique(sen)
+            cbs = np.unique(em.sen2cb[senones]).astype(np.int64)
+            top = _top_densities(em, X, cbs, np.tile([0, T], (cbs.size, 1)))
+            le = em.senone_log_emit(top, senones)
+            lut = np.full(n_sen, -1, dtype=np.int64)
+            lut[senones] = np.arange(senones.size)
+            topo = self._topology(units, (sen, tm), lut)
+            with _one_thread():
+                path, best = viterbi(le, topo, hop_s=HOP_S)
+            loglik += float(best)
+            n_frames += T
+            s_t = senones[topo.emit_ids[path]]                   # senone of every frame
+            c_t = np.searchsorted(cbs, em.sen2cb[s_t])
+            t = np.arange(T)
+            for f, (a, b) in enumerate(em.streams):
+                ix = top["idx"][f, t, c_t].astype(np.int64)          # (T, topn)
+                dens = np.maximum(top["val"][f, t, c_t], top["floor"][f][:, None])
+                lw = em.log_mixw[f][ix, s_t[:, None]].astype(np.float64)
+                z = lw + dens
+                z -= z.max(axis=1, keepdims=True)
+                g = np.exp(z)
+                g /= g.sum(axis=1, keepdims=True)
+                np.add.at(counts[f], (ix, np.broadcast_to(s_t[:, None], ix.shape)), g)
+                if means:
+                    cb = np.broadcast_to(em.sen2cb[s_t][:, None], ix.shape)
+                    np.add.at(g_sum[f], (cb, ix), g)
+                    np.add.at(gx_sum[f], (cb, ix), g[:, :, None] * X[:, None, a:b])
+        return {"counts": counts, "g": g_sum, "gx": gx_sum, "loglik": loglik,
+                "n_frames": n_frames}
+
+    @staticmethod
+    def _map_weights(w0, counts, tau):
+        """MAP weights (Dirichlet prior tau * w0; senones without counts keep w0),
+        normalized and floored as :func:`vqalign.io.sphinx.read_mixture_weights` would, so
+        a saved model reads back as it was."""
+        from vqalign.io.sphinx import normalize_mixture_weights
+
+        N = counts.sum(axis=1, keepdims=True)                  # (F, 1, n_sen)
+        w = (tau * w0 + counts) / (tau + N)
+        w = normalize_mixture_weights(w.transpose(0, 2, 1)).transpose(0, 2, 1)
+        return np.ascontiguousarray(np.log(w.astype(np.float64)), dtype=np.float32)
+
+    @staticmethod
+    def _map_means(means0, stats, tau_m):
+        out = []
+        for mu0, g, gx in zip(means0, stats["g"], stats["gx"]):
+            mu = (tau_m * mu0.astype(np.float64) + gx) / (tau_m + g[:, :, None])
+            out.append(mu.astype(np.float32))
+        return out
 
     def __repr__(self):
         return f"SphinxAligner({self.model_dir_or_name!r})"

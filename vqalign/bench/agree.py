@@ -81,6 +81,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--codebook", type=Path, default=None,
                         help="also align each recording alone starting from this codebook "
                              "(.npz from vqalign codebook): mode 'codebook'")
+    parser.add_argument("--adapt", choices=("weights", "means"), default=None,
+                        help="with --model sphinx:NAME: also adapt that model to these "
+                             "recordings (MAP EM, SphinxAligner.adapt; weights, or weights "
+                             "and means) and align each with it: mode 'adapted' (its time "
+                             "includes the adaptation)")
     parser.add_argument("--speed-rounds", type=int, default=5,
                         help="with --model: rounds of the paired speed test (every recording "
                              "aligned by pocketsphinx and by the model back to back; the "
@@ -332,6 +337,37 @@ def _run_pocketsphinx(recs):
                                            "n_retried": ps.n_retried_}
 
 
+def _run_adapted(recs, spec, update):
+    """Adapt the Sphinx model ``spec`` to the recordings, then align each with it."""
+    from vqalign.align.sphinx import SphinxAligner
+    from vqalign.exceptions import VQAlignError
+
+    base = SphinxAligner(str(spec)[len("sphinx:"):] or "en-us")
+    warm = min(recs, key=lambda r: r.data["audio"].size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            base.align(warm.data["audio"], warm.text, sr=warm.data["sr"])
+        except VQAlignError:
+            pass
+    t0 = time.perf_counter()
+    corpus = [(r.data["audio"], r.data["sr"], r.text) for r in recs]
+    try:
+        fitted = base.adapt(corpus, update=update)
+    except VQAlignError as exc:
+        return [exc] * len(recs), [None] * len(recs), time.perf_counter() - t0, None
+    out, alns = [], []
+    for r in recs:
+        try:
+            a = fitted.align(r.data["audio"], r.text, sr=r.data["sr"])
+            out.append(_tiers(a))
+            alns.append(a)
+        except VQAlignError as exc:
+            out.append(exc)
+            alns.append(None)
+    return out, alns, time.perf_counter() - t0, fitted.history_
+
+
 def paired_speed(recs, model, rounds: int) -> dict:
     """Speed of ``--model`` against pocketsphinx, paired: in each round every recording
     is aligned by both, back to back (which goes first alternates), so both meet the same
@@ -492,6 +528,11 @@ def run(args) -> int:
                                                  and str(path).startswith("sphinx:")):
                 raise ParameterError(f"{opt} file {path} does not exist")
             modes.append(opt[2:])
+    if getattr(args, "adapt", None):
+        if not str(args.model or "").startswith("sphinx:"):
+            raise ParameterError("--adapt adapts a Sphinx model: give --model sphinx:en-us "
+                                 "(or sphinx:DIR) with it")
+        modes.append("adapted")
     jobs = check_positive_int(args.jobs, "--jobs")
     n_worst = check_positive_int(args.worst, "--worst")
     recs, skipped = find_recordings(args.corpus, transcripts=args.transcripts)
@@ -532,6 +573,10 @@ def run(args) -> int:
         for m, kw in (("model", {"model": args.model}), ("codebook", {"codebook": args.codebook})):
             if m in modes:
                 systems[m], alns[m], seconds[m] = _run_single(recs, jobs, **kw)
+        adapt_history = None
+        if "adapted" in modes:
+            systems["adapted"], alns["adapted"], seconds["adapted"], adapt_history = \
+                _run_adapted(recs, args.model, args.adapt)
     oov = sorted({m for w in caught if "letter-to-sound" in str(w.message)
                   for m in re.findall(r"(\S+) /[A-Z ]+/", str(w.message))})
     report = {"corpus": str(args.corpus), "n_recordings": len(recs), "audio_s": audio_s,
@@ -552,6 +597,9 @@ def run(args) -> int:
     ref = _against_reference(recs, systems)
     if ref:
         report["against_reference"] = ref
+    if adapt_history is not None:
+        report["adapt"] = {"update": args.adapt, "corpus": "the recordings themselves",
+                           "history": adapt_history}
     rounds = int(getattr(args, "speed_rounds", 0) or 0)
     if "model" in modes and rounds > 0:
         report["paired_speed"] = paired_speed(recs, args.model, rounds)
@@ -581,6 +629,11 @@ def run(args) -> int:
         n_ok = sum(1 for x in per if x["within_20ms"] >= 0.9)
         print(f"  {m}: {n_ok} of {len(per)} recordings with >= 90 % of word boundaries "
               "within 20 ms of pocketsphinx")
+    if "adapt" in report:
+        h = report["adapt"]["history"]
+        print(f"adapted ({args.adapt}, EM on these {len(recs)} recordings): data log-likelihood "
+              f"per frame {h[0]['frame_loglik']:.3f} -> {h[-1]['frame_loglik']:.3f} over "
+              f"{len(h) - 1} steps")
     if "paired_speed" in report:
         sp = report["paired_speed"]
         print(f"paired speed, --model {sp['model']} vs pocketsphinx (one thread each, "

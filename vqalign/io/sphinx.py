@@ -41,7 +41,8 @@ from vqalign.exceptions import ParameterError
 __all__ = ["Mdef", "SphinxModel", "read_mdef", "read_gauden", "read_mixture_weights",
            "read_sendump", "read_tmat", "read_feat_params", "read_noisedict",
            "read_dictionary", "load_sphinx_model", "s3_checksum", "LOG_SENDUMP_UNIT",
-           "WPOS"]
+           "WPOS", "write_gauden", "write_mixture_weights", "save_sphinx_model",
+           "normalize_mixture_weights"]
 
 BYTE_ORDER_MAGIC = 0x11223344
 BIN_MDEF_MAGIC = 0x46444D42          # 'BMDF' read as a little-endian int32
@@ -180,12 +181,21 @@ def read_mixture_weights(path, *, floor: float = 1e-7) -> np.ndarray:
     n_sen, n_feat, n_comp, n = (int(v) for v in s.ints(4))
     if n != n_sen * n_feat * n_comp or min(n_sen, n_feat, n_comp) <= 0:
         raise _err(path, f"holds {n} values but its header gives {n_sen} x {n_feat} x {n_comp}")
-    w = s.floats(n).reshape(n_sen, n_feat, n_comp).astype(np.float64)
+    w = s.floats(n).reshape(n_sen, n_feat, n_comp)
     s.finish()
-    tot = w.sum(axis=2, keepdims=True)
+    return normalize_mixture_weights(w, floor=floor)
+
+
+def normalize_mixture_weights(w, *, floor: float = 1e-7) -> np.ndarray:
+    """What :func:`read_mixture_weights` makes of raw weights ``(..., n_density)``: each
+    distribution normalized (uniform if it sums to 0), floored at ``floor``, normalized
+    again; float32."""
+    w = np.asarray(w, dtype=np.float32).astype(np.float64)
+    n_comp = w.shape[-1]
+    tot = w.sum(axis=-1, keepdims=True)
     w = np.where(tot > 0, w / np.where(tot > 0, tot, 1), 1.0 / n_comp)
     w = np.maximum(w, floor)
-    w /= w.sum(axis=2, keepdims=True)
+    w /= w.sum(axis=-1, keepdims=True)
     return w.astype(np.float32)
 
 
@@ -602,6 +612,112 @@ def read_dictionary(path, *, name: str = "dictionary") -> dict:
     return out
 
 
+# --------------------------------------------------------------------------- writers
+
+ADAPTED_HEADER = "vqalign.json"
+ADAPTED_FORMAT = "vqalign.sphinx-adapted"
+
+
+def _write_s3(path, ints, floats, *, checksum: bool) -> None:
+    """An s3 binary file (little-endian), written to a temporary name then renamed."""
+    path = Path(path)
+    fl = np.ascontiguousarray(floats, dtype="<f4").ravel()
+    ints = np.asarray(ints, dtype="<i4")
+    head = b"s3\nversion 1.0\n" + (b"chksum0 yes\n" if checksum else b"") + b"endhdr\n"
+    body = [head, np.array([BYTE_ORDER_MAGIC], "<u4").tobytes(), ints.tobytes(), fl.tobytes()]
+    if checksum:
+        c = s3_checksum(fl, s3_checksum(ints))
+        body.append(np.array([c], "<u4").tobytes())
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(b"".join(body))
+    os.replace(tmp, path)
+
+
+def write_gauden(path, arrays) -> None:
+    """Means or variances (one ``(n_mgau, n_density, veclen)`` array per stream), as
+    :func:`read_gauden` reads them, with a checksum."""
+    arrays = [np.asarray(a, dtype=np.float32) for a in arrays]
+    n_mgau, n_density = arrays[0].shape[:2]
+    veclen = [a.shape[2] for a in arrays]
+    flat = np.concatenate([a.reshape(n_mgau, -1) for a in arrays], axis=1)
+    _write_s3(path, [n_mgau, len(arrays), n_density, *veclen, flat.size], flat, checksum=True)
+
+
+def write_mixture_weights(path, log_mixw) -> None:
+    """Mixture weights from log weights ``(n_feat, n_density, n_sen)``, as
+    :func:`read_mixture_weights` reads them ``(n_sen, n_feat, n_density)``; no checksum
+    (the pure-Python checksum of 2 M values would cost seconds at every load)."""
+    w = np.exp(np.asarray(log_mixw, dtype=np.float64)).transpose(2, 0, 1)
+    n_sen, n_feat, n_density = w.shape
+    _write_s3(path, [n_sen, n_feat, n_density, w.size], w, checksum=False)
+
+
+def save_sphinx_model(model, out_dir, *, header: dict, overwrite: bool = False) -> Path:
+    """Write ``model`` (a :class:`SphinxModel`, e.g. adapted) as a Sphinx model folder that
+    :func:`load_sphinx_model` (and pocketsphinx) read: ``means``, ``mixture_weights``
+    written, ``mdef``, ``variances``, ``transition_matrices``, ``feat.params`` and
+    ``noisedict`` copied from the model it came from; plus ``vqalign.json``: ``header``
+    with the feature settings (``feat_params``) the model was estimated with, which
+    loading checks against ``feat.params``. An existing non-empty folder is refused
+    unless ``overwrite``."""
+    import json
+    import shutil
+
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise ParameterError(f"{out} exists and is not empty; choose another folder or pass "
+                             "overwrite=True (--overwrite) to replace the model in it")
+    out.mkdir(parents=True, exist_ok=True)
+    src = Path(model.path)
+    for name in ("mdef", "variances", "transition_matrices", "feat.params", "noisedict"):
+        if (src / name).is_file():
+            if (src / name).resolve() != (out / name).resolve():
+                shutil.copyfile(src / name, out / name)
+        elif name not in ("feat.params", "noisedict"):
+            raise ParameterError(f"cannot copy {src / name}: it does not exist")
+    write_gauden(out / "means", model.means)
+    write_mixture_weights(out / "mixture_weights", model.log_mixw)
+    if (out / "sendump").exists():
+        (out / "sendump").unlink()        # the weights are in mixture_weights now
+    head = {"format": ADAPTED_FORMAT, "version": 1, "feat_params": dict(model.feat_params),
+            "dictionary": str(model.dictionary_path) if model.dictionary_path else None,
+            **header}
+    tmp = out / (ADAPTED_HEADER + ".tmp")
+    tmp.write_text(json.dumps(head, indent=1, default=float))
+    os.replace(tmp, out / ADAPTED_HEADER)
+    _load_cached.cache_clear()
+    return out
+
+
+def _check_adapted_header(d: Path, feat_params: dict) -> dict | None:
+    """The ``vqalign.json`` of an adapted model, its feature settings checked against the
+    folder's ``feat.params``; None for a plain Sphinx model."""
+    import json
+
+    p = d / ADAPTED_HEADER
+    if not p.is_file():
+        return None
+    try:
+        head = json.loads(p.read_text())
+    except (OSError, ValueError) as exc:
+        raise _err(p, f"is not readable JSON ({exc}); the model folder is damaged") from None
+    if head.get("format") != ADAPTED_FORMAT:
+        raise _err(p, f"is not a vqalign adapted-model header (format {head.get('format')!r})")
+    if head.get("version", 0) > 1:
+        raise _err(p, f"was written by a newer vqalign (version {head['version']}); upgrade")
+    rec = {str(k): str(v) for k, v in (head.get("feat_params") or {}).items()}
+    if rec != feat_params:
+        diff = sorted(k for k in set(rec) | set(feat_params) if rec.get(k) != feat_params.get(k))
+        raise ParameterError(
+            f"the model in {d} was adapted on features made with "
+            + ", ".join(f"-{k} {rec.get(k, '(unset)')}" for k in diff)
+            + f" ({p.name}) but its feat.params asks for "
+            + ", ".join(f"-{k} {feat_params.get(k, '(unset)')}" for k in diff)
+            + "; the weights would meet features they were not estimated on: restore the "
+              "feat.params it was written with, or adapt again")
+    return head
+
+
 # --------------------------------------------------------------------------- model
 
 @dataclass
@@ -617,6 +733,7 @@ class SphinxModel:
     feat_params: dict
     noisedict: dict
     dictionary_path: Path | None = None
+    adapted: dict | None = None       # vqalign.json of an adapted model
 
     @property
     def n_feat(self) -> int:
@@ -716,9 +833,17 @@ def _load_cached(path: str, mtime: float) -> SphinxModel:
                 if ph not in mdef.ci_index:
                     raise _err(d / "noisedict", f"word {w!r} uses phone {ph!r} that the mdef "
                                                 "does not define")
+    head = _check_adapted_header(d, fp)
+    dictionary = _find_dictionary(d)
+    if head is not None:
+        n_mixw = log_mixw.shape[2]
+        if n_mixw != mdef.n_sen:
+            raise _err(d / "mixture_weights", f"has {n_mixw} senones but the mdef {mdef.n_sen}")
+        if head.get("dictionary") and Path(head["dictionary"]).is_file():
+            dictionary = Path(head["dictionary"])
     return SphinxModel(path=d, mdef=mdef, means=means, variances=variances, log_mixw=log_mixw,
                        tmat=tmat, feat_params=fp, noisedict=noise,
-                       dictionary_path=_find_dictionary(d))
+                       dictionary_path=dictionary, adapted=head)
 
 
 def load_sphinx_model(spec="en-us") -> SphinxModel:
