@@ -299,3 +299,31 @@ def test_monitor_warns_on_decrease_and_stops_at_tol():
     np.testing.assert_allclose(h["log_likelihood"], [-10, -9, -9.5])
     np.testing.assert_allclose(h["loss"], [10, 9, 9.5])
     assert list(h["step"]) == [0, 1, 2]
+
+
+def test_shortlist_e_step_against_full_top_n(rng):
+    """Gaussian selection from the means' neighbour lists: all K listed = the plain top-n E-step;
+    a short list sums a subset of the mixture, so its log-likelihood is a lower bound."""
+    X = np.concatenate([_blobs(rng, n=300), _blobs(rng, n=300) + 6]).astype(np.float32)
+    C = X[rng.choice(len(X), 24, replace=False)]
+    plain = DiagGMM.from_codebook(C, X, top_n=3)
+    every = DiagGMM.from_codebook(C, X, top_n=3, shortlist=24)
+    t0, nk0, fk0, sk0 = plain._e_step(X)
+    t1, nk1, fk1, sk1 = every._e_step(X)
+    assert t1 == pytest.approx(t0, rel=1e-5)
+    np.testing.assert_allclose(nk1, nk0, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(fk1, fk0, rtol=1e-4, atol=1e-4)
+    short = DiagGMM.from_codebook(C, X, top_n=3, shortlist=6)
+    t2, nk2, _, _ = short._e_step(X)
+    full = float(plain.score_samples(X).sum())
+    assert t2 <= full + 1e-6 * abs(full) and t0 <= full + 1e-6 * abs(full)
+    assert t2 > full - 0.05 * abs(full)
+    assert nk2.sum() == pytest.approx(len(X))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        g = DiagGMM(24, init_means=C, top_n=3, shortlist=8, n_iter=3).fit(X)
+    assert np.all(np.diff(g.history_["log_likelihood"]) > -1e-3)
+    with pytest.raises(ParameterError, match="shortlist=2 needs top_n <= shortlist"):
+        DiagGMM(24, top_n=3, shortlist=2).fit(X)
+    with pytest.raises(ParameterError, match="shortlist=4 needs top_n"):
+        DiagGMM(24, shortlist=4).fit(X)

@@ -438,3 +438,46 @@ def test_lbg_with_neighbour_search_equals_without(rng, monkeypatch):
     # the neighbour search only skips work whose result it can prove: same codebook
     np.testing.assert_allclose(fast.codebook_, plain.codebook_, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(fast.history_["loss"], plain.history_["loss"], rtol=1e-5)
+
+
+# ------------------------------------------------------------------ bad input at scale
+def test_zero_variance_data_is_refused(rng):
+    from vqalign.lbg.lbg import warn_few_points
+
+    X = np.full((500, 13), 0.25, np.float32)
+    with pytest.raises(ParameterError, match="zero variance: all 500 rows are the same vector"):
+        lbg(X, 8)
+    with pytest.raises(ParameterError, match="zero variance"):
+        ResidualVQ(2, 4).fit(X)
+    assert lbg(X, 1).tolist() == [[0.25] * 13]
+    # one constant feature is fine
+    Y = blobs(rng, n=500, d=4)
+    Y[:, 2] = 3.0
+    assert lbg(Y, 8, seed=0).shape == (8, 4)
+    # the seed's K = 16384 on fewer than 64K frames: a warning with the points per code
+    with pytest.warns(UserWarning, match=r"60000 rows for K=16384 codes: 3\.7 training vectors "
+                                         r"per code.*use K <= 15000"):
+        warn_few_points(60000, 16384)
+
+
+def test_memmap_store_larger_than_a_block_is_streamed(rng, tmp_path, monkeypatch):
+    import tracemalloc
+
+    import vqalign.lbg._data as data
+
+    X = blobs(rng, n=400_000, d=13, centres=50)
+    path = tmp_path / "big.npy"
+    np.save(path, X)
+    mm = np.load(path, mmap_mode="r")
+    monkeypatch.setattr(data, "BLOCK_BYTES", 1 << 20)      # 1 MB blocks: the file is 20 MB
+    tracemalloc.start()
+    try:
+        vq = VectorQuantizer("lbg", 32, random_state=0, final_passes=1).fit(mm)
+        from vqalign.lbg import usage
+        u = usage(mm, vq.codebook_)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # per-row bounds (16 bytes/row) and a few blocks, never the 52-byte rows themselves
+    assert peak < 0.5 * X.nbytes
+    assert u["mse"] == pytest.approx(vq.mse(X), rel=1e-5)

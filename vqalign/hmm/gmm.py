@@ -112,6 +112,15 @@ class DiagGMM:
         Keep only each frame's ``top_n`` most likely Gaussians in the E-step.
     block_size : int, optional
         Rows per block (default: about 8M / K).
+    shortlist : int, optional
+        Gaussian selection for large models (needs ``top_n``): each frame's
+        E-step scores only the ``shortlist`` Gaussians whose means are nearest
+        (Euclidean) to the frame's nearest mean, instead of all K (the
+        codebook-based selection of semi-continuous HMMs). The exact nearest
+        mean comes from :func:`vqalign.lbg.nearest.assign`; the neighbour lists
+        are rebuilt from the means at every iteration. The log-likelihood is
+        then summed over the selected Gaussians only (a lower bound of the
+        full mixture's).
 
     Attributes
     ----------
@@ -120,7 +129,8 @@ class DiagGMM:
     """
 
     def __init__(self, n_components, *, var_floor=1e-3, n_iter=20, tol=1e-4, init_means=None,
-                 random_state=None, top_n=None, block_size=None, verbose=False):
+                 random_state=None, top_n=None, block_size=None, verbose=False,
+                 shortlist=None):
         self.n_components = n_components
         self.var_floor = var_floor
         self.n_iter = n_iter
@@ -130,6 +140,7 @@ class DiagGMM:
         self.top_n = top_n
         self.block_size = block_size
         self.verbose = verbose
+        self.shortlist = shortlist
 
     # ------------------------------------------------------------------ setup
     def _check_params(self, D=None):
@@ -142,6 +153,12 @@ class DiagGMM:
             n = check_positive_int(self.top_n, "top_n")
             if n > K_:
                 raise ParameterError(f"top_n={n} exceeds n_components={K_}")
+        if getattr(self, "shortlist", None) is not None:
+            m = check_positive_int(self.shortlist, "shortlist")
+            if self.top_n is None or m < int(self.top_n) or m > K_:
+                raise ParameterError(
+                    f"shortlist={m} needs top_n <= shortlist <= n_components={K_} (top_n="
+                    f"{self.top_n!r}): the E-step keeps each frame's top_n of its shortlist")
         return K_
 
     @classmethod
@@ -382,8 +399,45 @@ class DiagGMM:
         return float(self.score_samples(X).mean())
 
     # -------------------------------------------------------------------- EM
+    def _e_step_shortlist(self, X):
+        """E-step over each frame's shortlist (see ``shortlist``): (total, nk, fk, sk)."""
+        from vqalign.lbg import _kernels as LK  # noqa: PLC0415
+        from vqalign.lbg.nearest import assign, prepare  # noqa: PLC0415
+
+        Kc, D = self.means_.shape
+        M = int(self.shortlist)
+        n = int(self.top_n)
+        P = prepare(self.means_.astype(np.float32))
+        nbr = np.empty((Kc, M), np.int32)
+        rad = np.empty(Kc, np.float32)
+        LK.code_neighbours(P.CT, P.shifted, P.cnorm, nbr, rad)
+        means = self.means_.astype(np.float32)
+        iv = self._inv_var.astype(np.float32)
+        lc = self._log_const.astype(np.float32)
+        lw = np.log(self.weights_)
+        nk = np.zeros(Kc)
+        fk = np.zeros((Kc, D))
+        sk = np.zeros((Kc, D))
+        total = 0.0
+        for i, j in _blocks(X.shape[0], 1, 1 << 20):
+            b = np.ascontiguousarray(_read_block(X, i, j), dtype=np.float32)
+            lab = assign(b, P).labels
+            idx = np.empty((b.shape[0], n), np.int32)
+            val = np.empty((b.shape[0], n), np.float32)
+            K.rescore_candidates(b, nbr[lab], means, iv, lc, n, idx, val)
+            ll = val.astype(np.float64) + lw[idx]
+            m = ll.max(axis=1, keepdims=True)
+            r = np.exp(ll - m)
+            s_ = r.sum(1, keepdims=True)
+            total += float((m[:, 0] + np.log(s_[:, 0])).sum())
+            r /= s_
+            K.accumulate_gauss_stats(b, idx, r, nk, fk, sk)
+        return total, nk, fk, sk
+
     def _e_step(self, X):
         """One pass: (total log-likelihood, nk, fk, sk)."""
+        if getattr(self, "shortlist", None) is not None:
+            return self._e_step_shortlist(X)
         Kc, D = self.means_.shape
         nk = np.zeros(Kc)
         fk = np.zeros((Kc, D))

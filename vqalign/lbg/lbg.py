@@ -146,6 +146,8 @@ def fit_lbg(X, K: int, run: Run, *, rng, refine: str = "lloyd", n_iter: int = 3,
     n0 = n_sub  # K = 1: the mean's error on the whole subsample is cheap
     a = lloyd_steps(sub[:n0], codes, run, shift=shift, level=0, n_iter=1, tol=tol,
                     dead_policy="none", rng=rng)
+    if K > 1 and a.mse <= 1e-10 * (1.0 + float(shift @ shift)):
+        check_not_constant(sub, N)
     on_sub_all = n_sub == N
     while codes.shape[0] < K:
         k = codes.shape[0]
@@ -191,6 +193,16 @@ def fit_lbg(X, K: int, run: Run, *, rng, refine: str = "lloyd", n_iter: int = 3,
                             n_iter=1, tol=0.0, dead_policy=dead_policy, rng=rng)
             extra += 1
     return codes.astype(np.float32), a, level
+
+
+def check_not_constant(sub, N: int, *, name: str = "X") -> None:
+    """Raise when every row of ``sub`` (a sample of X's N rows, or all) is the same vector."""
+    if sub.shape[0] and not (sub != sub[:1]).any():
+        what = f"all {N} rows" if sub.shape[0] >= N else f"all {sub.shape[0]} sampled rows"
+        raise ParameterError(
+            f"{name} has zero variance: {what} are the same vector, so no codebook of more than "
+            "one code can be learned; check the features (constant frames often mean silent "
+            "or missing audio) or use K=1")
 
 
 def check_refine(refine) -> str:

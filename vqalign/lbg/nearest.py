@@ -38,6 +38,7 @@ class Prepared:
     shifted: np.ndarray   # (K, D) float32
     CT: np.ndarray        # (Dp, K) float32, zero-padded transpose (fused path)
     cnorm: np.ndarray     # (K,) float32
+    table: tuple | None = None  # cached neighbour table (nbr, rad, ST) for large K
 
     @property
     def K(self) -> int:
@@ -236,6 +237,8 @@ def _neighbour_table(P: Prepared, b: Bounds | None):
     ``rad[k] - moved[k] - max(moved)`` from k), so the bound stays valid.
     """
     K = P.K
+    if b is None and P.table is not None:
+        return P.table
     ST = np.ascontiguousarray(P.CT.T)
     if b is not None and b.table is not None and b.table[2].shape == P.codebook.shape:
         nbr, rad, built = b.table
@@ -243,11 +246,15 @@ def _neighbour_table(P: Prepared, b: Bounds | None):
         top = float(moved.max()) if K else 0.0
         if top < 0.1 * float(np.median(rad)):
             return nbr, (rad - moved - top).astype(np.float32) * np.float32(0.9999), ST
-    nbr = np.empty((K, min(NBR_SIZE, K)), np.int32)
-    rad = np.empty(K, np.float32)
-    _kernels.code_neighbours(P.CT, P.shifted, P.cnorm, nbr, rad)
+    if P.table is not None:
+        nbr, rad, ST = P.table
+    else:
+        nbr = np.empty((K, min(NBR_SIZE, K)), np.int32)
+        rad = np.empty(K, np.float32)
+        _kernels.code_neighbours(P.CT, P.shifted, P.cnorm, nbr, rad)
     if b is not None:
         b.table = (nbr, rad, P.codebook.copy())
+    P.table = (nbr, rad, ST)  # the codes of P never change: later calls reuse it
     return nbr, rad, ST
 
 

@@ -9,6 +9,7 @@ import numpy as np
 from vqalign._validation import check_positive_int, check_random_state
 from vqalign.exceptions import ParameterError
 from vqalign.lbg._data import as_training_data, check_k, iter_blocks
+from vqalign.lbg.lbg import check_not_constant
 from vqalign.lbg.nearest import assign, prepare
 from vqalign.lbg.persistence import check_encode_input, load_npz, save_npz
 from vqalign.lbg.quantizer import VectorQuantizer
@@ -59,6 +60,8 @@ class ResidualVQ:
         passes = check_positive_int(self.refine_passes, "refine_passes", minimum=0)
         rng = check_random_state(self.random_state)
         X = np.ascontiguousarray(X, dtype=np.float32)
+        if K > 1:
+            check_not_constant(X, X.shape[0])
         R = X.copy()
         self.stages_ = []
         codes = np.empty((X.shape[0], n_stages), np.int32)
