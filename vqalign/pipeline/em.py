@@ -71,13 +71,71 @@ def _read_task(store, uids):
     return np.ascontiguousarray(X), np.ascontiguousarray(energy), offs
 
 
+def _gmm_key(gmm) -> str:
+    """A digest of the Gaussians (which selection a frame's top-n list belongs to)."""
+    import hashlib
+    h = hashlib.sha256()
+    for a in (gmm.means_, gmm.variances_):
+        h.update(np.ascontiguousarray(a, np.float64).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _sel_paths(sel_dir, k, key):
+    d = Path(sel_dir)
+    return d / f"task-{k:05d}-cand.npy", d / f"task-{k:05d}-{key}.npz"
+
+
+def _index_dtype(n_components):
+    return np.int16 if n_components <= np.iinfo(np.int16).max else np.int32
+
+
+def _save_npy(path, arr):
+    from vqalign.io.atomic import atomic_write
+    with atomic_write(path, "wb", overwrite=True) as fh:
+        np.save(fh, arr)
+
+
+def _selection(model, X, sel_dir, k):
+    """The task's Selection under ``model``'s Gaussians, as the in-memory fit keeps it:
+    each frame's top-3n candidates are taken once under the first Gaussians (written by
+    :func:`init_task`) and re-scored exactly under the current ones; the result is kept
+    on disk, named by the Gaussians' digest, for the iterations until they change. A
+    selection is thus a pure function of (candidates, Gaussians): a resumed or
+    distributed run gets the very one of an uninterrupted local run."""
+    from vqalign.hmm.train import Selection
+
+    key = _gmm_key(model.gmm_)
+    cpath, spath = _sel_paths(sel_dir, k, key)
+    if spath.is_file():
+        try:
+            with np.load(spath) as z:
+                idx, val = z["idx"], z["val"]
+            if idx.shape[0] == X.shape[0]:
+                return Selection.from_loglik(idx, val)
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged file is recomputed
+    cand = np.load(cpath)
+    if cand.shape[0] != X.shape[0]:
+        raise VQAlignError(f"{cpath} does not match its task ({cand.shape[0]} rows, "
+                           f"{X.shape[0]} frames); re-run with --from-stage em")
+    idx, val = model.gmm_.rescore(X, cand, min(model.top_n, model.gmm_.n_components))
+    from vqalign.io.atomic import atomic_write
+    with atomic_write(spath, "wb", overwrite=True) as fh:
+        np.savez(fh, idx=idx.astype(_index_dtype(model.gmm_.n_components)), val=val)
+    for old in Path(sel_dir).glob(f"task-{k:05d}-*.npz"):
+        if old != spath:
+            old.unlink(missing_ok=True)
+    return Selection.from_loglik(idx, val)
+
+
 def init_task(task):
-    """Worker: flat-start counts of one task (quiet / speech best-Gaussian histograms,
-    frames, utterances, non-silence states)."""
+    """Worker: the task's top-3n Gaussian candidates under the first Gaussians (written
+    to the selection folder) and its flat-start counts (quiet / speech best-Gaussian
+    histograms, frames, utterances, non-silence states)."""
     from vqalign.hmm.threads import threads
     from vqalign.pipeline.corpus import _open_store_cached
 
-    store_path, model_path, digest, items = task
+    store_path, model_path, digest, items, sel_dir, k = task
     store = _open_store_cached(store_path)
     model = _load_model(model_path, digest)
     X, energy, offs = _read_task(store, [u for u, _ in items])
@@ -85,9 +143,14 @@ def init_task(task):
     for i in range(len(items)):
         e = energy[offs[i]:offs[i + 1]]
         quiet[offs[i]:offs[i + 1]] = e <= np.quantile(e, QUIET_QUANTILE)
+    gmm = model.gmm_
+    Kc = gmm.n_components
     with threads(1):
-        sel = model.select(X)
-    sil, sp = model.quiet_counts(sel.idx[:, 0], quiet)
+        cand, _ = gmm.top_n_components(X, min(3 * min(model.top_n, Kc), Kc))
+    cpath, _ = _sel_paths(sel_dir, k, "")
+    cpath.parent.mkdir(parents=True, exist_ok=True)
+    _save_npy(cpath, cand.astype(_index_dtype(Kc)))
+    sil, sp = model.quiet_counts(cand[:, 0], quiet)
     batch = model.batch([units for _, units in items])
     return {"silence": sil, "speech": sp, "n_frames": int(X.shape[0]),
             "n_utterances": len(items), "n_speech": int(np.count_nonzero(~batch.skippable)),
@@ -99,12 +162,12 @@ def estep_task(task):
     from vqalign.hmm.threads import threads
     from vqalign.pipeline.corpus import _open_store_cached
 
-    store_path, model_path, digest, items, gaussian_stats = task
+    store_path, model_path, digest, items, sel_dir, k, gaussian_stats = task
     store = _open_store_cached(store_path)
     model = _load_model(model_path, digest)
     X, _, offs = _read_task(store, [u for u, _ in items])
     with threads(1):
-        sel = model.select(X)
+        sel = _selection(model, X, sel_dir, k)
         batch = model.batch([units for _, units in items])
         stats = model.estep(X, offs, batch, sel, gaussian_stats=gaussian_stats,
                             names=[u for u, _ in items])
@@ -158,6 +221,7 @@ class StreamingEM:
         self.quiet = quiet
         self.say = say or _say
         self.tasks = plan_tasks(store, items)
+        self.sel_dir = self.dir / "selection"
 
     # ---------------------------------------------------------------- files
     def _save(self, name, model, history):
@@ -225,14 +289,20 @@ class StreamingEM:
         return path, digest
 
     def flat_start_counts(self, base_path, base_digest):
+        from vqalign.pipeline.records import stable_hash
+
+        plan = stable_hash([[t[0][0], t[-1][0], len(t)] for t in self.tasks])
         rec = self.records.chunks("em").get("init")
-        if rec is not None and rec.get("base") == base_digest:
+        if rec is not None and rec.get("base") == base_digest and rec.get("plan") == plan \
+                and all(_sel_paths(self.sel_dir, k, "")[0].is_file()
+                        for k in range(len(self.tasks))):
             c = rec["counts"]
             return {k: (np.asarray(v, np.int64) if isinstance(v, list) else v)
                     for k, v in c.items()}
-        tasks = [(str(self.store.path), str(base_path), base_digest, t) for t in self.tasks]
+        tasks = [(str(self.store.path), str(base_path), base_digest, t, str(self.sel_dir), k)
+                 for k, t in enumerate(self.tasks)]
         c = self._map(init_task, tasks, _add_init, "em flat start")
-        self.records.finish_chunk("em", "init", base=base_digest, counts={
+        self.records.finish_chunk("em", "init", base=base_digest, plan=plan, counts={
             k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in c.items()})
         return c
 
@@ -295,8 +365,8 @@ class StreamingEM:
         for it in range(done, n_iter):
             gst = refresh and (it + 1) % model.gaussians_every == 0 and it + 1 < n_iter
             t_it = time.perf_counter()
-            tasks = [(str(self.store.path), str(prev_path), prev_digest, t, gst)
-                     for t in self.tasks]
+            tasks = [(str(self.store.path), str(prev_path), prev_digest, t,
+                      str(self.sel_dir), k, gst) for k, t in enumerate(self.tasks)]
             stats = self._map(estep_task, tasks, _add_stats, f"em {start} {it + 1}/{n_iter}")
             if stats.n_utterances == 0:
                 raise AlignmentError(
