@@ -170,3 +170,30 @@ def test_align_corpus_adapt_cli(corpus, tmp_path, capsys):
                  f"sphinx:{out / 'sphinx_adapted'}", "-o", str(tmp_path / "a.json")]) == 0
     assert main(["align-corpus", str(src), "--out", str(tmp_path / "o2"), "--adapt"]) != 0
     assert "give --model sphinx:en-us" in capsys.readouterr().err
+
+
+def test_bench_agree_adapted_mode_and_paired_speed(corpus, tmp_path, capsys):
+    import json
+
+    import soundfile as sf
+
+    from vqalign.cli import main
+
+    src = tmp_path / "c"
+    src.mkdir()
+    for k, (y, sr, text, _) in enumerate(corpus[1:2]):
+        sf.write(src / f"u{k}.wav", y, sr)
+        (src / f"u{k}.txt").write_text(text)
+    assert main(["bench", "agree", "--corpus", str(src), "--model", "sphinx:en-us",
+                 "--adapt", "weights", "--modes", "single", "--no-plot",
+                 "--speed-rounds", "1", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["modes"]["adapted"]["overall"]["n_boundaries"] == 2 * 4
+    h = rep["adapt"]["history"]
+    assert h[-1]["log_likelihood"] >= h[0]["log_likelihood"]
+    sp = rep["paired_speed"]
+    assert len(sp["speedups"]) == 1 and sp["median_speedup"] > 0
+    assert sp["threads"] == {"vqalign": 1, "pocketsphinx": 1}
+    assert main(["bench", "agree", "--corpus", str(src), "--adapt", "weights",
+                 "--no-plot"]) != 0
+    assert "--model sphinx:en-us" in capsys.readouterr().err

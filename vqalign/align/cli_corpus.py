@@ -74,6 +74,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--tau", type=float, default=10.0,
                         help="with --adapt: weight of the Sphinx model as a prior, in frames "
                              "(default 10: a senone seen 10 frames moves half way to its counts)")
+    parser.add_argument("--tau-means", type=float, default=5.0,
+                        help="with --adapt means: prior weight of the Sphinx means, in frames "
+                             "(default 5)")
     parser.add_argument("--adapt-iter", type=int, default=3,
                         help="with --adapt: EM steps (default 3)")
 
@@ -121,7 +124,8 @@ def run_sphinx_adapt(args) -> int:
     if not args.quiet:
         print(f"adapting {spec} to {len(corpus)} utterance(s) ({args.adapt}, tau={args.tau:g}, "
               f"{args.adapt_iter} EM steps)")
-    fitted = base.adapt(corpus, update=args.adapt, tau=args.tau, n_iter=args.adapt_iter)
+    fitted = base.adapt(corpus, update=args.adapt, tau=args.tau, tau_means=args.tau_means,
+                        n_iter=args.adapt_iter)
     for name, why in fitted.failures_:
         k = int(name.split()[-1]) if name.startswith("item ") else None
         it = kept[k] if k is not None else None
