@@ -85,6 +85,34 @@ def test_posteriors_sum_to_frames_and_map_limits(base, corpus):
     # only the senones on the path have counts, and only in their phone's codebook
     seen = np.flatnonzero(st["counts"].sum(axis=(0, 1)) > 0)
     assert set(seen.tolist()) <= set(np.unique(sen).tolist())
+    # against a frame-by-frame reference from the path and the top-N densities
+    from vqalign.align.sphinx import _top_densities
+    from vqalign.hmm import viterbi
+
+    em = base.emissions_
+    senones = np.unique(sen)
+    cbs = np.unique(em.sen2cb[senones]).astype(np.int64)
+    X = keep["X"]
+    top = _top_densities(em, X, cbs, np.tile([0, T], (cbs.size, 1)))
+    lut = np.full(em.log_mixw.shape[2], -1)
+    lut[senones] = np.arange(senones.size)
+    topo = base._topology(keep["units"], (sen, tm), lut)
+    path, _ = viterbi(em.senone_log_emit(top, senones), topo, hop_s=0.01)
+    ref = np.zeros_like(st["counts"])
+    ref_gx = [np.zeros_like(g) for g in st["gx"]]
+    for t in range(T):
+        s_ = senones[topo.emit_ids[path[t]]]
+        c = int(np.searchsorted(cbs, em.sen2cb[s_]))
+        for f, (a, b) in enumerate(em.streams):
+            ix = top["idx"][f, t, c]
+            z = em.log_mixw[f][ix, s_] + np.maximum(top["val"][f, t, c], top["floor"][f, t])
+            p = np.exp(z - np.logaddexp.reduce(z.astype(np.float64)))
+            for k, d in enumerate(ix):
+                ref[f, d, s_] += p[k]
+                ref_gx[f][em.sen2cb[s_], d] += p[k] * X[t, a:b]
+    np.testing.assert_allclose(st["counts"], ref, rtol=1e-4, atol=1e-6)   # float32 sums
+    for got, want in zip(st["gx"], ref_gx):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
 def test_means_update_moves_only_seen_codebooks(base, corpus):

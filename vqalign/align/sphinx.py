@@ -927,11 +927,20 @@ class SphinxAligner:
                 z -= z.max(axis=1, keepdims=True)
                 g = np.exp(z)
                 g /= g.sum(axis=1, keepdims=True)
-                np.add.at(counts[f], (ix, np.broadcast_to(s_t[:, None], ix.shape)), g)
+                # scatter-adds as bincounts over flat indices (np.add.at is ~10x slower)
+                flat = (ix * n_sen + s_t[:, None]).ravel()
+                counts[f] += np.bincount(flat, weights=g.ravel(),
+                                         minlength=D * n_sen).reshape(D, n_sen)
                 if means:
-                    cb = np.broadcast_to(em.sen2cb[s_t][:, None], ix.shape)
-                    np.add.at(g_sum[f], (cb, ix), g)
-                    np.add.at(gx_sum[f], (cb, ix), g[:, :, None] * X[:, None, a:b])
+                    flat = (em.sen2cb[s_t][:, None].astype(np.int64) * D + ix).ravel()
+                    n_rows = em.n_cb * D
+                    g_sum[f] += np.bincount(flat, weights=g.ravel(),
+                                            minlength=n_rows).reshape(em.n_cb, D)
+                    xs = X[:, a:b].astype(np.float64)
+                    for j in range(b - a):
+                        gx_sum[f][:, :, j] += np.bincount(
+                            flat, weights=(g * xs[:, j:j + 1]).ravel(),
+                            minlength=n_rows).reshape(em.n_cb, D)
         return {"counts": counts, "g": g_sum, "gx": gx_sum, "loglik": loglik,
                 "n_frames": n_frames}
 
