@@ -481,3 +481,23 @@ def test_memmap_store_larger_than_a_block_is_streamed(rng, tmp_path, monkeypatch
     # per-row bounds (16 bytes/row) and a few blocks, never the 52-byte rows themselves
     assert peak < 0.5 * X.nbytes
     assert u["mse"] == pytest.approx(vq.mse(X), rel=1e-5)
+
+
+def test_near_codes_walk_the_lists_without_full_search(rng, monkeypatch):
+    import vqalign.lbg.nearest as nearest
+
+    monkeypatch.setattr(nearest, "NBR_MIN_CODES", 64)
+    monkeypatch.setattr(nearest, "NBR_SIZE", 12)
+    monkeypatch.setattr(nearest._kernels, "SERIAL_WORK", 1)
+    X = blobs(rng, n=20000, d=6, centres=40, spread=0.5)
+    C = X[rng.choice(len(X), 512, replace=False)].copy()
+    P = nearest.prepare(C)
+    got = nearest.near_codes(X, P)
+    lab, d = naive_nearest(X, C)
+    dg = ((X.astype(np.float64) - C[got].astype(np.float64)) ** 2).sum(1)
+    # mostly the nearest code itself; a row whose anchor lies in another blob may stay there
+    ratio = dg / np.maximum(d, 1e-12)
+    assert (got == lab).mean() > 0.9
+    assert np.quantile(ratio, 0.9) < 1.01 and np.median(ratio) == pytest.approx(1.0)
+    exact = nearest.assign(X, P)                # the exact search is still exact
+    assert (exact.labels == lab).mean() > 0.999

@@ -98,10 +98,13 @@ def test_wide_axes_find_the_principal_axis(rng):
     codes = centres.astype(np.float64)
     shift = X.mean(0)
     a = assign(X, prepare(codes, shift), accumulate=True)
-    v, sd = _wide_axes(X, a, codes, shift, np.random.default_rng(0))
+    v, sd = _wide_axes(X, a, codes, shift, np.random.default_rng(0), np.arange(2))
     for k in range(2):
         assert abs(v[k] @ axes[k]) > 0.99
         assert sd[k] == pytest.approx(np.sqrt(9.0 + 0.09), rel=0.1)
+    # only the codes that split are computed; the others get no offset
+    v1, sd1 = _wide_axes(X, a, codes, shift, np.random.default_rng(0), np.array([1]))
+    assert abs(v1[1] @ axes[1]) > 0.99 and sd1[0] == 0 and not v1[0].any()
 
 
 def test_bad_parameters(rng):

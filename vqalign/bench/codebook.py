@@ -160,8 +160,15 @@ def run(args) -> int:
     X, source = _data(args, n, d)
     t_data = time.perf_counter() - t_data
     d = X.shape[1]
-    # warm-up: compile every kernel on small data (excluded from timings)
-    VectorQuantizer("lbg", 32, random_state=1).fit(np.ascontiguousarray(X[:20000]))
+    # warm-up: compile every kernel on small data (excluded from timings), including the
+    # parallel and neighbour-search kernels that only large K uses
+    W = np.ascontiguousarray(X[:20000])
+    VectorQuantizer("lbg", 32, random_state=1).fit(W)
+    if k >= 2048 and W.shape[0] >= 4096:
+        from vqalign.lbg import usage
+        VectorQuantizer("lbg", 2048, random_state=1, max_points_per_code=8, n_iter=2,
+                        last_iter=2).fit(W)
+        usage(W, W[:2048])
     results = {}
     thr = {"vqalign": numba.get_num_threads()}
 

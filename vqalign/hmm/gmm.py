@@ -116,9 +116,10 @@ class DiagGMM:
         Gaussian selection for large models (needs ``top_n``): each frame's
         E-step scores only the ``shortlist`` Gaussians whose means are nearest
         (Euclidean) to the frame's nearest mean, instead of all K (the
-        codebook-based selection of semi-continuous HMMs). The exact nearest
-        mean comes from :func:`vqalign.lbg.nearest.assign`; the neighbour lists
-        are rebuilt from the means at every iteration. The log-likelihood is
+        codebook-based selection of semi-continuous HMMs). That mean comes from
+        :func:`vqalign.lbg.nearest.near_codes` (the exact nearest, or one of
+        the nearest few when proving it would need a full search); the
+        neighbour lists are rebuilt from the means at every iteration. The log-likelihood is
         then summed over the selected Gaussians only (a lower bound of the
         full mixture's).
 
@@ -402,7 +403,7 @@ class DiagGMM:
     def _e_step_shortlist(self, X):
         """E-step over each frame's shortlist (see ``shortlist``): (total, nk, fk, sk)."""
         from vqalign.lbg import _kernels as LK  # noqa: PLC0415
-        from vqalign.lbg.nearest import assign, prepare  # noqa: PLC0415
+        from vqalign.lbg.nearest import near_codes, prepare  # noqa: PLC0415
 
         Kc, D = self.means_.shape
         M = int(self.shortlist)
@@ -421,7 +422,7 @@ class DiagGMM:
         total = 0.0
         for i, j in _blocks(X.shape[0], 1, 1 << 20):
             b = np.ascontiguousarray(_read_block(X, i, j), dtype=np.float32)
-            lab = assign(b, P).labels
+            lab = near_codes(b, P)
             idx = np.empty((b.shape[0], n), np.int32)
             val = np.empty((b.shape[0], n), np.float32)
             K.rescore_candidates(b, nbr[lab], means, iv, lc, n, idx, val)

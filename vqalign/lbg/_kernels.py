@@ -264,7 +264,7 @@ def _assign_fused(X, shift, CT, cnorm, labels, mind, sums, counts, sse, accumula
 
 
 def _assign_bounded(X, shift, CT, S, cnorm, labels, mind, upper, lower, drift, jumped, fresh,
-                   sums, counts, sse, nbr, rad, use_nbr, ST):
+                   sums, counts, sse, nbr, rad, use_nbr, ST, exact):
     """Lloyd pass with Hamerly bounds: rows whose label provably did not change skip the search.
 
     upper[i] bounds the distance (not squared) of row i to its code from
@@ -286,7 +286,9 @@ def _assign_bounded(X, shift, CT, S, cnorm, labels, mind, upper, lower, drift, j
     inequality): when the best candidate is nearer than that, it is the exact
     nearest code and the full search is skipped. Otherwise the search moves to
     the best candidate's list (at most _HOPS lists), then falls back to a full
-    search, so the result is always the exact nearest code. ST (K, Dp) float32
+    search, so the result is always the exact nearest code (with ``exact``
+    False, the walk's last best code is kept instead: a near code, not always
+    the nearest, for uses such as Gaussian selection). ST (K, Dp) float32
     are the shifted codes zero-padded to Dp features (vectorizable distances).
     Returns the number of rows fully searched.
     """
@@ -404,7 +406,7 @@ def _assign_bounded(X, shift, CT, S, cnorm, labels, mind, upper, lower, drift, j
                                 e2 = e
                         out = rad[a] - np.sqrt(ea)
                         r1 = np.sqrt(e1)
-                        if r1 < out * 0.9999:
+                        if r1 < out * 0.9999 or (not exact and (jb == a or _hop == _HOPS - 1)):
                             a = jb
                             dd = e1
                             labels[i] = a
@@ -518,6 +520,89 @@ def _code_neighbours(CT, S, cnorm, nbr, rad):
 
 
 code_neighbours = njit(cache=True, parallel=True, fastmath=True, nogil=True)(_code_neighbours)
+
+
+@njit(cache=True, parallel=True, fastmath=True, nogil=True)
+def cluster_power_axes(X, shift, order, starts, counts, sel, n_iter, v, lam):
+    """Batched power iteration: top principal axis of each selected cluster's rows.
+
+    X (n, D) float32 rows; order (n,) int64 row indices sorted by cluster,
+    cluster k's rows being order[starts[k]:starts[k] + counts[k]]; sel (S,)
+    int64 clusters to compute; v (S, D) float32 unit start vectors, replaced
+    by the axes; lam (S,) float64 gets ||Cov v|| (the top eigenvalue once v
+    has converged). Parallel over the selected clusters; each keeps its mean
+    and one D-vector accumulator (float64), no n x D temporary.
+    """
+    S = sel.shape[0]
+    D = X.shape[1]
+    for j in prange(S):
+        k = sel[j]
+        c = counts[k]
+        s0 = starts[k]
+        lam[j] = 0.0
+        if c < 2:
+            continue
+        mean = np.zeros(D)
+        for r in range(s0, s0 + c):
+            i = order[r]
+            for d in range(D):
+                mean[d] += X[i, d] - shift[d]
+        for d in range(D):
+            mean[d] /= c
+        w = np.zeros(D)
+        for _ in range(n_iter):
+            w[:] = 0.0
+            for r in range(s0, s0 + c):
+                i = order[r]
+                p = 0.0
+                for d in range(D):
+                    p += (X[i, d] - shift[d] - mean[d]) * v[j, d]
+                for d in range(D):
+                    w[d] += p * (X[i, d] - shift[d] - mean[d])
+            nrm = 0.0
+            for d in range(D):
+                nrm += w[d] * w[d]
+            nrm = np.sqrt(nrm)
+            if nrm <= 0.0:
+                break
+            for d in range(D):
+                v[j, d] = w[d] / nrm
+            lam[j] = nrm / c
+    return 0
+
+
+@njit(cache=True, parallel=True, fastmath=True, nogil=True)
+def stage_target_sums(X, recon, C, lab, sums, counts):
+    """Per-code sums of one residual stage's targets ``X - recon + C[lab]`` (no N x D temporary).
+
+    X, recon (N, D) float32; C (K, D) float32 the stage's codebook; lab (N,)
+    int32 its codes; sums (T, K, D) float64 one slice per row chunk (zeroed by
+    the caller, summed over T by the caller); counts (K,) int64 (added to).
+    """
+    N = X.shape[0]
+    D = X.shape[1]
+    T = sums.shape[0]
+    chunk = (N + T - 1) // T
+    for t in prange(T):
+        for i in range(t * chunk, min(N, (t + 1) * chunk)):
+            k = lab[i]
+            for d in range(D):
+                sums[t, k, d] += X[i, d] - recon[i, d] + C[k, d]
+    for i in range(N):
+        counts[lab[i]] += 1
+    return 0
+
+
+@njit(cache=True, parallel=True, fastmath=True, nogil=True)
+def swap_stage_codes(recon, old, new, lab):
+    """recon[i] += new[lab[i]] - old[lab[i]] in place (one stage's codebook replaced)."""
+    N = recon.shape[0]
+    D = recon.shape[1]
+    for i in prange(N):
+        k = lab[i]
+        for d in range(D):
+            recon[i, d] += new[k, d] - old[k, d]
+    return 0
 
 
 # Parallel versions for large passes; serial ones (prange runs as range) for

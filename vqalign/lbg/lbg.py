@@ -31,7 +31,7 @@ from vqalign._validation import (
     check_random_state,
 )
 from vqalign.exceptions import ParameterError
-from vqalign.lbg import deadcodes
+from vqalign.lbg import _kernels, deadcodes
 from vqalign.lbg._data import as_training_data, check_k, sample_rows
 from vqalign.lbg._run import Run
 from vqalign.lbg.lloyd import lloyd_steps
@@ -81,45 +81,44 @@ def _power_axes(cov, n_iter: int = 20):
     return v, np.sqrt(np.maximum(lam, 0.0))
 
 
-def _wide_axes(sub, a, codes, shift, rng, n_iter: int = 6):
-    """Principal axis and its std per cluster for wide vectors, by batched power iteration.
+def _wide_axes(sub, a, codes, shift, rng, which, n_iter: int = 6):
+    """Principal axis and its std for the clusters ``which`` of wide vectors (power iteration).
 
-    No D x D covariance is formed: each iteration projects the centred rows on
-    their cluster's current axis and sums the rows weighted by the projection
-    (two passes over the n x D rows), so the cost is O(n D) per iteration.
+    No D x D covariance and no n x D temporary: a numba kernel, parallel over
+    the clusters, projects each cluster's centred rows on its current axis and
+    sums them weighted by the projection, so the cost is O(n D) per iteration
+    and only the clusters that will split are computed. Returns (K, D) axes and
+    (K,) stds, zero for the other codes.
     """
     K, D = codes.shape
-    lab = a.labels[:sub.shape[0]]
-    order = np.argsort(lab, kind="stable")
-    counts = np.bincount(lab, minlength=K)
-    used = np.flatnonzero(counts)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])[used]
-    ls = lab[order]
-    V = sub[order] - shift
-    mean = np.zeros((K, D), np.float32)
-    mean[used] = np.add.reduceat(V, starts, axis=0) / counts[used, None]
-    V -= mean[ls]
-    v = rng.standard_normal((K, D)).astype(np.float32)
-    v /= np.linalg.norm(v, axis=1, keepdims=True)
-    lam = np.zeros(K)
-    for _ in range(n_iter):
-        proj = np.einsum("nd,nd->n", V, v[ls])
-        w = np.zeros((K, D), np.float32)
-        w[used] = np.add.reduceat(V * proj[:, None], starts, axis=0)
-        nrm = np.linalg.norm(w, axis=1)
-        ok = nrm > 0
-        v[ok] = w[ok] / nrm[ok, None]
-        lam = nrm / np.maximum(counts, 1)
-    return v.astype(np.float64), np.sqrt(np.maximum(lam, 0.0))
+    lab = np.ascontiguousarray(a.labels[:sub.shape[0]], dtype=np.int64)
+    order = np.argsort(lab, kind="stable").astype(np.int64)
+    counts = np.bincount(lab, minlength=K).astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    sel = np.ascontiguousarray(which, dtype=np.int64)
+    v = rng.standard_normal((sel.size, D)).astype(np.float32)
+    v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-30)
+    lam = np.zeros(sel.size, np.float64)
+    _kernels.cluster_power_axes(np.ascontiguousarray(sub, dtype=np.float32),
+                                np.ascontiguousarray(shift, dtype=np.float32), order, starts,
+                                counts, sel, int(n_iter), v, lam)
+    axis = np.zeros((K, D))
+    sd = np.zeros(K)
+    axis[sel] = v
+    sd[sel] = np.sqrt(np.maximum(lam, 0.0))
+    return axis, sd
 
 
-def _split_directions(sub, a, codes, shift, rng):
-    """Per-code split offsets (unscaled): principal axis x its std (random sign)."""
+def _split_directions(sub, a, codes, shift, rng, which):
+    """Per-code split offsets (unscaled): principal axis x its std (random sign).
+
+    Wide vectors get them for the codes ``which`` that split only (zero elsewhere).
+    """
     K, D = codes.shape
     if D <= 64:
         axis, sd = _principal_axes(sub, a, codes, shift)
     else:
-        axis, sd = _wide_axes(sub, a, codes, shift, rng)
+        axis, sd = _wide_axes(sub, a, codes, shift, rng, which)
     return axis * sd[:, None]
 
 
@@ -156,11 +155,11 @@ def fit_lbg(X, K: int, run: Run, *, rng, refine: str = "lloyd", n_iter: int = 3,
         n_l = min(n_sub, max(max_points_per_code * k_new, 4096))
         prev_n = a.n
         # the assignment a is over sub[:prev_n] with the current codes: spread and distortion
-        offsets = _split_directions(sub[:prev_n], a, codes, shift, rng)
         if k_new - k == k:
             which = np.arange(k)
         else:
             which = np.argsort(-a.sse, kind="stable")[:k_new - k]
+        offsets = _split_directions(sub[:prev_n], a, codes, shift, rng, which)
         codes = split_codes(codes, which, offsets, split_eps)
         part = sub[:n_l]
         it_l = n_iter if (last_iter is None or k_new < K) else last_iter

@@ -300,12 +300,15 @@ def _assign_bounded(X, P: Prepared, b: Bounds, *, check: bool, name: str) -> Ass
     drift = np.zeros(K, np.float32) if fresh else b.drift
     use_nbr = use_neighbours(K, D)
     jumped = np.zeros(0, np.int64)
-    if not fresh and K >= 64 and not use_nbr:
+    if not fresh and K >= 64:
         # the K/64 codes that moved most (re-seeded ones) are measured exactly per row
-        # instead of loosening every row's bound by their drift (with the neighbour
-        # search, a row whose bound fails searches its code's current neighbours instead)
+        # instead of loosening every row's bound by their drift; with the neighbour
+        # search only codes that jumped far (10x the median drift), often none
         nj = K // 64
-        jumped = np.argpartition(-drift, nj - 1)[:nj].astype(np.int64)
+        if use_nbr:
+            nj = min(nj, int((drift > 10.0 * float(np.median(drift))).sum()))
+        if nj > 0:
+            jumped = np.argpartition(-drift, nj - 1)[:nj].astype(np.int64)
     if use_nbr:
         nbr, rad, ST = _neighbour_table(P, b)
     else:
@@ -320,7 +323,8 @@ def _assign_bounded(X, P: Prepared, b: Bounds, *, check: bool, name: str) -> Ass
             _anchor_rows(block, P, b.labels[sl])
         searched += int(kern(
             block, P.shift, P.CT, P.shifted, P.cnorm, b.labels[sl], b.mind[sl], b.upper[sl],
-            b.lower[sl], drift, jumped, fresh, tsums, tcounts, tsse, nbr, rad, use_nbr, ST))
+            b.lower[sl], drift, jumped, fresh, tsums, tcounts, tsse, nbr, rad, use_nbr, ST,
+            True))
     b.fresh = False
     b.searched = searched
     sums = tsums.sum(axis=0)
@@ -330,8 +334,11 @@ def _assign_bounded(X, P: Prepared, b: Bounds, *, check: bool, name: str) -> Ass
 
 
 def _assign_neighbours(X, P: Prepared, *, keep: bool, accumulate: bool, check: bool,
-                       name: str) -> Assignment:
-    """Exact nearest codes for many codes: coarse anchor, then the neighbour lists."""
+                       name: str, exact: bool = True) -> Assignment:
+    """Exact nearest codes for many codes: coarse anchor, then the neighbour lists.
+
+    ``exact=False`` skips the full search of rows the lists cannot settle and
+    keeps the best code the walk found (see :func:`near_codes`)."""
     N, D = X.shape
     if D != P.D:
         raise ParameterError(
@@ -355,7 +362,7 @@ def _assign_neighbours(X, P: Prepared, *, keep: bool, accumulate: bool, check: b
         _anchor_rows(block, P, b.labels)
         _kernels.assign_bounded(block, P.shift, P.CT, P.shifted, P.cnorm, b.labels, b.mind,
                                 b.upper, b.lower, drift, jumped, True, tsums, tcounts, tsse,
-                                nbr, rad, True, ST)
+                                nbr, rad, True, ST, exact)
         if keep:
             labels_all[start:start + n] = b.labels
             mind_all[start:start + n] = b.mind
@@ -364,3 +371,20 @@ def _assign_neighbours(X, P: Prepared, *, keep: bool, accumulate: bool, check: b
     sse = tsse.sum(axis=0)
     sums = tsums.sum(axis=0) if accumulate else None
     return Assignment(labels_all, mind_all, sums, counts, sse if accumulate else None, total, N)
+
+
+def near_codes(X, P: Prepared) -> np.ndarray:
+    """(N,) int32 codes near each row, cheaper than the exact nearest for large K.
+
+    For K >= NBR_MIN_CODES (and narrow rows) each row walks the codes'
+    neighbour lists from its nearest among ANCHOR_SHARE of the codes and keeps
+    the best code it found: the exact nearest whenever the lists can prove it,
+    otherwise the best code of the walk, without the full search (usually the
+    nearest too, but a row whose anchor lies in another well-separated cluster
+    can stay there). Smaller codebooks get the exact nearest code. Meant for
+    Gaussian selection.
+    """
+    if use_neighbours(P.K, P.D) and X.shape[0] * P.K >= _kernels.SERIAL_WORK:
+        return _assign_neighbours(X, P, keep=True, accumulate=False, check=False, name="X",
+                                  exact=False).labels
+    return assign(X, P).labels

@@ -268,26 +268,28 @@ def _refit_stage(X, recon, books, codes, s: int) -> int:
     recon (N, D) float32 is updated to the new reconstruction. Codes no row
     chose are re-seeded on the rows with the largest errors; returns their number.
     """
+    import numba
+
+    from vqalign.lbg import _kernels
+
     C = books[s]
     K, D = C.shape
-    lab = codes[:, s]
-    target = X - recon
-    target += C[lab]                               # X minus the other stages' codes
-    order = np.argsort(lab, kind="stable")
-    counts = np.bincount(lab, minlength=K)
+    lab = np.ascontiguousarray(codes[:, s])
+    T = max(1, min(numba.get_num_threads(), (1 << 23) // max(1, K * D), X.shape[0] // 256))
+    tsums = np.zeros((T, K, D))
+    counts = np.zeros(K, np.int64)
+    _kernels.stage_target_sums(X, recon, C, lab, tsums, counts)
+    sums = tsums.sum(axis=0)
     used = np.flatnonzero(counts)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])[used]
-    sums = np.add.reduceat(target[order].astype(np.float64), starts, axis=0)
     new = C.copy()
-    new[used] = (sums / counts[used, None]).astype(np.float32)
+    new[used] = (sums[used] / counts[used, None]).astype(np.float32)
     empty = np.flatnonzero(counts == 0)
     if empty.size:
-        # the rows this stage serves worst (largest error with their current code)
-        res = target - C[lab]
+        # the rows this stage serves worst (largest remaining error)
+        res = X - recon
         e = np.einsum("nd,nd->n", res, res)
         worst = np.argsort(-e, kind="stable")[:empty.size]
-        new[empty[:worst.size]] = target[worst]
-    recon += new[lab] - C[lab]
+        new[empty[:worst.size]] = res[worst] + C[lab[worst]]
+    _kernels.swap_stage_codes(recon, C, new, lab)
     books[s] = new
     return int(empty.size)
-
