@@ -147,7 +147,11 @@ def align_long(aligner, p):
     cols = batch.emit_ids[path]
     fconf, own = model.frame_ratio(sel, cols)
     fll = np.log(np.maximum(own, 1e-300)) + sel.gmax
-    us, ws = path_segments(path, batch, 0, hop, p.duration, fconf)
+    from vqalign.align.confidence import alignment_confidence, attach  # noqa: PLC0415
+    conf = alignment_confidence(model, batch, path, np.array([0, p.X.shape[0]], np.int64), sel,
+                                fconf, [p.energy], p.X, hop,
+                                "corpus" if fitted else "self")[0]
+    us, ws = path_segments(path, batch, 0, hop, p.duration, fconf, conf=conf)
     Alignment, Segment = _alignment_classes()
     dur = float(p.duration)
     seg_units = [Segment(s, e, lab, c) for s, e, lab, c in us]
@@ -169,6 +173,7 @@ def align_long(aligner, p):
     tier = "phones" if aligner.unit == "phones" else "chars"
     aln = Alignment(tiers={"words": seg_words, tier: seg_units}, audio=p.name,
                     sample_rate=int(p.sr), duration=dur, diagnostics=diag)
+    attach(aln, conf)
     _add_warnings(aln, warns)
     return aln
 

@@ -76,6 +76,10 @@ def add_arguments(parser) -> None:
                         help="worker threads for vqalign (default 2; pocketsphinx uses 1)")
     parser.add_argument("--n-iter", type=int, default=None,
                         help="EM iterations for vqalign's Aligner (default: its own default)")
+    parser.add_argument("--single", type=int, default=0, metavar="N",
+                        help="also align N of the utterances (spread over the voices) one at "
+                             "a time, each self-trained alone (vqalign.align.align), and report "
+                             "their accuracy and confidence AUC (default 0: skip)")
 
 
 # ----------------------------------------------------------------------------- corpus
@@ -168,17 +172,61 @@ def _run_vqalign(data, *, unit: str, jobs: int, n_iter: int | None):
         t1 = time.perf_counter()
         results = aligner.align_many(corpus, n_jobs=jobs)
         t2 = time.perf_counter()
-    hyps = []
-    for r in results:
-        if isinstance(r, BaseException):
-            hyps.append(r)
-        else:
-            hyps.append({"words": r.tier("words"),
-                         "phones": r.tier(r.unit_tier) if r.unit_tier else []})
+    hyps = [r if isinstance(r, BaseException) else
+            {"words": r.tier("words"), "phones": r.tier(r.unit_tier) if r.unit_tier else []}
+            for r in results]
     from vqalign.bench.peers import PeerRun
 
     return PeerRun(hyps, t1 - t0, t2 - t1,
-                   {"n_jobs": jobs, "unit": unit, "oov": list(getattr(aligner, "oov_", []))})
+                   {"n_jobs": jobs, "unit": unit, "oov": list(getattr(aligner, "oov_", [])),
+                    "confidence": [_confidences(r) for r in results]})
+
+
+def _confidences(aln):
+    """(word conf 50 ms, word conf 20 ms, unit conf 50 ms, unit conf 20 ms) of one
+    alignment (None for a failed utterance)."""
+    if isinstance(aln, BaseException):
+        return None
+    block = aln.diagnostics.get("confidence", {})
+    unit = aln.unit_tier
+
+    def arr(v):
+        return np.array([np.nan if x is None else x for x in v], np.float64)
+
+    return (arr([s.confidence for s in aln.words]),
+            arr(block.get("words_20ms", [None] * len(aln.words))),
+            arr([s.confidence for s in aln.tiers.get(unit, [])]),
+            arr(block.get(f"{unit}_20ms", [None] * len(aln.tiers.get(unit, [])))))
+
+
+def confidence_report(data, hyps, confs, *, n_bins: int = 10) -> dict:
+    """AUC and reliability of the confidences against the references: keys
+    ``words_50ms``, ``words_20ms``, ``phones_50ms``, ``phones_20ms`` (see
+    :func:`vqalign.bench.metrics.confidence_scores`)."""
+    from vqalign.bench.metrics import confidence_scores, segment_errors
+
+    pools = {k: ([], []) for k in ("words_50ms", "words_20ms", "phones_50ms", "phones_20ms")}
+    for d, h, c in zip(data, hyps, confs):
+        if c is None or isinstance(h, BaseException):
+            continue
+        try:
+            we = segment_errors(h["words"], d["ref"]["words"], tier="words")
+            pe = (segment_errors(h["phones"], d["ref"]["phones"], tier="phones")
+                  if h.get("phones") and "phones" in d["ref"] else None)
+        except VQAlignError:
+            continue
+        for key, conf, err in (("words_50ms", c[0], we), ("words_20ms", c[1], we),
+                               ("phones_50ms", c[2], pe), ("phones_20ms", c[3], pe)):
+            if err is not None and err.size == conf.size:
+                pools[key][0].append(conf)
+                pools[key][1].append(err)
+    out = {}
+    for key, (cs, es) in pools.items():
+        if cs:
+            tol = 0.05 if key.endswith("50ms") else 0.02
+            out[key] = confidence_scores(np.concatenate(cs), np.concatenate(es), tol_s=tol,
+                                         n_bins=n_bins)
+    return out
 
 
 def _run_pocketsphinx(data):
@@ -427,9 +475,32 @@ def run(args) -> int:
                "total_seconds": round(pr.seconds, 3), "n_jobs": pr.info["n_jobs"],
                "n_failed": scores[name]["overall"]["n_failed"],
                "settings": {k: v for k, v in pr.info.items()
-                            if k not in ("n_jobs", "retried_seconds", "retried_audio_s")}}
+                            if k not in ("n_jobs", "retried_seconds", "retried_audio_s",
+                                         "confidence")}}
         | _systems_block(scores[name]["overall"]) for name, pr in systems.items()}
     result["skipped_peers"] = skipped_peers
+    conf = confidence_report(data, systems["vqalign"].hyps, systems["vqalign"].info["confidence"])
+    for key, c in conf.items():
+        short = key.replace("phones", "phone").replace("words", "word")
+        result[f"vqalign_conf_auc_{short}"] = c["auc"]
+    if "words_50ms" in conf:
+        result["vqalign_conf_auc_50ms"] = conf["words_50ms"]["auc"]
+        result["vqalign_conf_reliability"] = conf["words_50ms"]["reliability"]
+        result["vqalign_conf_ece"] = conf["words_50ms"]["ece"]
+    result["vqalign_confidence"] = conf
+    single = None
+    if args.single:
+        single = _run_single(data, args.single, unit=args.unit, jobs=args.jobs, say=say)
+        result["vqalign_single_n_utts"] = single["n_utts"]
+        result.update(_flat("vqalign_single", single["scores"]["overall"]))
+        sconf = single["confidence"]
+        for key, c in sconf.items():
+            short = key.replace("phones", "phone").replace("words", "word")
+            result[f"vqalign_single_conf_auc_{short}"] = c["auc"]
+        if "words_50ms" in sconf:
+            result["vqalign_single_conf_auc_50ms"] = sconf["words_50ms"]["auc"]
+            result["vqalign_single_conf_reliability"] = sconf["words_50ms"]["reliability"]
+        result["vqalign_single_confidence"] = single["confidence"]
     if "pocketsphinx" in systems:
         info = systems["pocketsphinx"].info
         result["pocketsphinx_n_retried"] = info["n_retried"]
@@ -488,6 +559,13 @@ def run(args) -> int:
         if name != "vqalign":
             print(f"  speed ratio vqalign / {name} (total time): "
                   f"{result[f'xrt_ratio_vs_{name}']:.2f}x")
+    _print_confidence(conf)
+    if single is not None:
+        print()
+        print(f"  vqalign single-utterance mode ({single['n_utts']} utterances, each "
+              f"self-trained alone, {single['seconds']:.1f} s):")
+        print(_row("vqalign-1", "overall", single["scores"]["overall"]))
+        _print_confidence(single["confidence"], what="single-utterance")
     for name in systems:
         failed = scores[name]["overall"]["failed"]
         if failed:
@@ -495,3 +573,62 @@ def run(args) -> int:
             for f in failed[:5]:
                 print(f"    {f}")
     return 0
+
+
+def _run_single(data, n, *, unit, jobs, say):
+    """Self-train on each of ``n`` utterances alone (spread over the voices)."""
+    from vqalign.align import Aligner
+
+    if n < 1:
+        raise ParameterError(f"--single must be >= 1, got {n}")
+    by_voice = defaultdict(list)
+    for i, d in enumerate(data):
+        by_voice[d["voice"]].append(i)
+    order = []
+    queues = [list(v) for v in by_voice.values()]
+    while len(order) < min(n, len(data)):
+        for q in queues:
+            if q and len(order) < n:
+                order.append(q.pop(0))
+    sub = [data[i] for i in sorted(order)]
+    say(f"  running vqalign single-utterance mode on {len(sub)} utterances ...")
+    hyps, confs = [], []
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for d in sub:
+            try:
+                a = Aligner(unit=unit, n_jobs=jobs).align(d["audio"], d["text"], sr=d["sr"])
+            except VQAlignError as exc:
+                hyps.append(exc)
+                confs.append(None)
+                continue
+            hyps.append({"words": a.tier("words"),
+                         "phones": a.tier(a.unit_tier) if a.unit_tier else []})
+            confs.append(_confidences(a))
+    seconds = time.perf_counter() - t0
+    return {"n_utts": len(sub), "seconds": seconds,
+            "scores": score(sub, hyps, phones=unit == "phones"),
+            "confidence": confidence_report(sub, hyps, confs)}
+
+
+def _print_confidence(conf: dict, what: str = "corpus-mode") -> None:
+    """The confidence block of the text report: AUC per tier and tolerance, and the
+    reliability (calibration) table of the word confidence."""
+    if not conf:
+        return
+    print()
+    print(f"  vqalign {what} confidence (calibrated P(both boundaries within the "
+          "tolerance)); AUC for flagging segments beyond it:")
+    for key, c in conf.items():
+        print(f"    {key:<12} AUC {c['auc']:.3f}  ({c['n']} segments, "
+              f"{100 * c['bad_share']:.1f} % beyond; expected calibration error "
+              f"{c['ece']:.3f}{'; ' + str(c['n_unknown']) + ' unknown' if c['n_unknown'] else ''})")
+    for key in ("words_50ms", "words_20ms"):
+        if key not in conf:
+            continue
+        print(f"  reliability of the {key.replace('_', ' ')} confidence (predicted -> "
+              "observed share within):")
+        for b in conf[key]["reliability"]:
+            print(f"    [{b['bin'][0]:.1f}, {b['bin'][1]:.1f})  n={b['n']:>5}  predicted "
+                  f"{b['mean_predicted']:.2f}  observed {b['observed']:.2f}")
