@@ -99,6 +99,142 @@ def features(y16: np.ndarray, hop_s: float, delta_width: int = 1, dither: float 
     return np.ascontiguousarray(X, dtype=np.float32), c[:, 0].astype(np.float32)
 
 
+#: leading or trailing silence longer than this (s) is left out of the alignment (devdata's
+#: edges: at most 0.26 s leading, 0.56 s trailing silence; none is cut)
+EDGE_SILENCE_S = 0.75
+#: silence (s) kept next to the speech when an edge is left out
+EDGE_MARGIN_S = 0.25
+#: frames (10 ms) louder than noise floor + max(EDGE_MIN_DB, EDGE_RANGE * range) are speech
+EDGE_MIN_DB = 8.0
+EDGE_RANGE = 0.2
+#: a share of samples at the peak amplitude above which the audio counts as clipped
+CLIPPED_SHARE = 1e-3
+#: |mean| (full scale 1.0) above which the DC offset is reported and removed (devdata: at
+#: most 0.0021; none is touched)
+DC_OFFSET = 0.01
+
+
+def frame_db(y16: np.ndarray, hop: int = 160, win: int = 400) -> np.ndarray:
+    """Loudness (dB re full scale) of 25 ms frames every 10 ms: (n_frames,) float64.
+
+    Frame ``i`` covers samples ``[i * hop, i * hop + win)`` (the last frames shorter);
+    computed from one cumulative sum of squares (no per-frame loop)."""
+    c = np.concatenate([[0.0], np.cumsum(np.square(y16, dtype=np.float64))])
+    n = max(1, int(np.ceil(y16.size / hop)))
+    a = np.arange(n) * hop
+    b = np.minimum(a + win, y16.size)
+    e = (c[b] - c[a]) / np.maximum(b - a, 1)
+    return 10.0 * np.log10(e + 1e-12)
+
+
+def speech_span(y16: np.ndarray, *, min_edge_s: float = EDGE_SILENCE_S,
+                margin_s: float = EDGE_MARGIN_S):
+    """Samples ``(a, b)`` of 16 kHz audio that hold its speech, or None to keep it all.
+
+    Energy VAD: 10 ms frames louder than the noise floor (10th percentile of the frame
+    loudness) by ``max(EDGE_MIN_DB, EDGE_RANGE * (95th percentile - floor))`` dB, in runs of
+    at least 50 ms, are speech. A leading (trailing) stretch without speech longer than
+    ``min_edge_s`` is cut to ``margin_s`` before the first (after the last) speech frame.
+    Audio with less than 10 dB between floor and speech is kept whole (no clear silence).
+    """
+    db = frame_db(y16)
+    if db.size < 10:
+        return None
+    floor, loud = np.percentile(db, [10, 95])
+    if loud - floor < 10.0:
+        return None
+    on = db > floor + max(EDGE_MIN_DB, EDGE_RANGE * (loud - floor))
+    run = 5  # 50 ms: a click or a breath's peak is not speech onset
+    c = np.concatenate([[0], np.cumsum(on)])
+    full = np.flatnonzero(c[run:] - c[:-run] == run)  # frames i..i+run-1 all loud
+    if full.size == 0:
+        return None
+    first, last = int(full[0]), int(full[-1]) + run - 1
+    hop, n = 160, y16.size
+    a_s, b_s = first * hop, min(n, last * hop + 400)
+    a = b = None
+    if a_s / FEATURE_SR > min_edge_s:
+        a = a_s - int(margin_s * FEATURE_SR)
+    if (n - b_s) / FEATURE_SR > min_edge_s:
+        b = b_s + int(margin_s * FEATURE_SR)
+    if a is None and b is None:
+        return None
+    return (a or 0, n if b is None else b)
+
+
+#: speech time (energy VAD) per phone of the transcript above which speech is reported as
+#: missing from the transcript (devdata: 43-111 ms per phone, median 84 ms; three synth
+#: sentences with the middle one left out of the transcript: 109-132 ms)
+MAX_S_PER_PHONE = 0.150
+#: pauses (s) that separate the stretches of speech listed in that warning
+ISLAND_PAUSE_S = 0.25
+
+
+def speech_frames(y16: np.ndarray) -> np.ndarray:
+    """Boolean (n_frames,) of 10 ms frames the energy VAD of :func:`speech_span` calls
+    speech (all False when the audio has under 10 dB between noise floor and speech)."""
+    db = frame_db(y16)
+    floor, loud = np.percentile(db, [10, 95])
+    if loud - floor < 10.0:
+        return np.zeros(db.size, bool)
+    return db > floor + max(EDGE_MIN_DB, EDGE_RANGE * (loud - floor))
+
+
+def speech_stretches(on: np.ndarray, pause_s: float = ISLAND_PAUSE_S, hop_s: float = 0.010):
+    """(start_s, end_s) of the runs of speech frames ``on`` separated by pauses longer
+    than ``pause_s``."""
+    idx = np.flatnonzero(on)
+    if idx.size == 0:
+        return []
+    cut = np.flatnonzero(np.diff(idx) > int(round(pause_s / hop_s)))
+    st = np.concatenate([[idx[0]], idx[cut + 1]])
+    en = np.concatenate([idx[cut], [idx[-1]]]) + 1
+    return [(round(a * hop_s, 2), round(b * hop_s, 2)) for a, b in zip(st, en)]
+
+
+def missing_speech_warning(on: np.ndarray, n_phones: int, offset_s: float = 0.0):
+    """A warning when the audio holds far more speech than ``n_phones`` take (more than
+    ``MAX_S_PER_PHONE`` of VAD speech per phone), naming the stretches of speech; None
+    otherwise."""
+    speech = float(np.count_nonzero(on)) * 0.010
+    if n_phones <= 0 or speech <= MAX_S_PER_PHONE * n_phones:
+        return None
+    parts = ", ".join(f"{a + offset_s:.2f}-{b + offset_s:.2f} s"
+                      for a, b in speech_stretches(on)[:12])
+    return (f"the audio holds {speech:.1f} s of speech (energy VAD) but the transcript's "
+            f"{n_phones} phones would take about {0.085 * n_phones:.1f} s "
+            f"({1000 * speech / n_phones:.0f} ms of speech per phone, more than "
+            f"{1000 * MAX_S_PER_PHONE:.0f} ms): part of the speech is probably missing from "
+            f"the transcript and the words are stretched over it; speech at {parts}: check "
+            "which of these the transcript lacks")
+
+
+def condition_audio(y: np.ndarray, sr: int, name=None):
+    """Input checks that need no model: (audio, warnings). A DC offset is removed
+    (and reported); clipping and a narrow band (sr < 16 kHz) are reported."""
+    warn = []
+    what = f"audio {name!r}" if name else "the audio"
+    mean = float(np.mean(y, dtype=np.float64))
+    if abs(mean) > DC_OFFSET:
+        y = (y - np.float32(mean)).astype(np.float32)
+        warn.append(f"{what} has a DC offset of {mean:+.4f} (full scale 1.0); it was "
+                    "removed before alignment (a high-pass filter at recording avoids it)")
+    a = np.abs(y)
+    peak = float(a.max())
+    if peak > 0.3:
+        at_peak = int(np.count_nonzero(a >= peak * 0.999))
+        if at_peak > max(3, CLIPPED_SHARE * y.size):
+            warn.append(f"{what} is clipped: {at_peak} samples ({100 * at_peak / y.size:.2f} %) "
+                        f"sit at the peak amplitude {peak:.3f}; boundaries near loud sounds "
+                        "may be less accurate (record at a lower gain)")
+    if sr < FEATURE_SR:
+        warn.append(f"{what} is sampled at {sr} Hz (band up to {sr / 2000:g} kHz, e.g. "
+                    f"telephone audio); it is upsampled to {FEATURE_SR} Hz and has no energy "
+                    f"above {sr / 2000:g} kHz, so fricatives are weaker cues: check the "
+                    "boundaries")
+    return y, warn
+
+
 def resample(y: np.ndarray, sr: int) -> np.ndarray:
     """Mono audio at the aligner's 16 kHz (soxr)."""
     if sr == FEATURE_SR:
@@ -217,6 +353,10 @@ class _Prepared:
     warnings: list
     y16: np.ndarray | None = None
     key: str | None = None
+    #: start (s) of the frames X in the recording: leading silence left out (speech_span)
+    offset_s: float = 0.0
+    #: length (s) of the whole recording (None: ``duration``, nothing left out)
+    full_duration: float | None = None
 
 
 # --------------------------------------------------------------------------- Aligner
@@ -276,12 +416,20 @@ class Aligner:
         RMS of the white noise added to the audio before the front end (digital silence
         otherwise collapses to one point). None: 0 for a corpus-trained model (kept in
         the saved model), 1e-3 when self-training on the audio being aligned.
+    trim_silence : bool
+        Leave long leading and trailing silence out of the alignment (audio up to 90 s):
+        an edge without speech (energy VAD, :func:`speech_span`) longer than 0.75 s is cut
+        to 0.25 s before it reaches the model, and the times are shifted back. Without it
+        a self-trained model stretches the first and last words over the silence
+        (synth with 0.8 s / 1.5 s of noise added at the edges: first word at 0.00 s, the
+        last words in the trailing silence). ``diagnostics["speech_span_s"]`` gives the
+        part aligned.
     """
 
     def __init__(self, unit="phones", *, n_codes=256, states_per_unit=3, n_iter=30,
                  hop_length=None, lexicon=None, codebook=None, silence=True, random_state=0,
                  n_jobs=2, keep_paths=False, top_n=8, update_gaussians=3, oov="g2p",
-                 tol=1e-4, weight_floor=1e-4, dither=None):
+                 tol=1e-4, weight_floor=1e-4, dither=None, trim_silence=True):
         self.unit = unit
         self.n_codes = n_codes
         self.states_per_unit = states_per_unit
@@ -299,6 +447,7 @@ class Aligner:
         self.tol = tol
         self.weight_floor = weight_floor
         self.dither = dither
+        self.trim_silence = trim_silence
 
     # ------------------------------------------------------------------ validation
     def _check_params(self, *, training=False):
@@ -380,19 +529,35 @@ class Aligner:
             msg = (f"{len(tokens.oov)} word(s) not in the lexicon were pronounced by "
                    f"letter-to-sound rules: {', '.join(sorted(set(tokens.oov)))}")
             warn.append(msg)
-        key = (_audio_key(y, sr), self.hop_, self.dither_) if cache is not None else None
+        trim = bool(self.trim_silence) and y.size / sr <= LONG_AUDIO_S
+        key = ((_audio_key(y, sr), self.hop_, self.dither_, trim)
+               if cache is not None else None)
+        y, cond = condition_audio(y, sr, name)
+        warn.extend(cond)
         y16 = resample(y, sr)
         min_len = int(0.025 * FEATURE_SR)
         if y16.size < min_len:
             raise ParameterError(f"audio has {y16.size / FEATURE_SR * 1000:.1f} ms, "
                                  "shorter than one 25 ms analysis window")
+        full = y.size / sr
+        span = speech_span(y16) if trim else None
+        a, b = span if span is not None else (0, y16.size)
+        y16 = y16[a:b]
         if key is not None and key in cache:
             X, energy = cache[key]
         else:
             X, energy = features(y16, self.hop_, 1, dither=self.dither_)
             if key is not None:
                 cache[key] = (X, energy)
-        return _Prepared(X, energy, tokens, y.size / sr, sr, name, warn, y16, key)
+        if self.unit == "phones":
+            miss = missing_speech_warning(speech_frames(y16), sum(map(len, tokens.units)),
+                                          a / FEATURE_SR)
+            if miss is not None:
+                warn.append(miss)
+        if span is None:
+            return _Prepared(X, energy, tokens, full, sr, name, warn, y16, key)
+        return _Prepared(X, energy, tokens, (b - a) / FEATURE_SR, sr, name, warn, y16, key,
+                         offset_s=a / FEATURE_SR, full_duration=full)
 
     def _prepare_many(self, items, lexicon, cache, *, raise_errors):
         prepared, errors = [], []
@@ -491,8 +656,8 @@ class Aligner:
         for name, msg in model.failures_:
             errors[where[name]] = AlignmentError(msg)
         self.alignments_ = [None] * len(items)
-        for i, r in zip(ok, results):
-            self.alignments_[i] = r
+        for i, r, p in zip(ok, results, train):
+            self.alignments_[i] = _restore_span(r, p)
         self.fit_failures_ = [(i, items[i][3], str(errors[i])) for i in range(len(items))
                               if errors[i] is not None]
         self.oov_ = sorted({w for p in prepared if p is not None for w in p.tokens.oov})
@@ -592,11 +757,6 @@ class Aligner:
                                                         np.diff(offs))] + path]
         fconf, own = model.frame_ratio(sel, cols)
         frame_ll = np.log(np.maximum(own, 1e-300)) + sel.gmax
-        from vqalign.align.confidence import alignment_confidence, attach  # noqa: PLC0415
-        confs = alignment_confidence(model, batch, path, offs, sel, fconf,
-                                     [p.energy for p in prepared], X, hop,
-                                     "corpus" if model is getattr(self, "model_", None)
-                                     else "self")
         Alignment, Segment = _alignment_classes()
         out = []
         sil_tier = "phones" if self.unit == "phones" else "chars"
@@ -608,8 +768,7 @@ class Aligner:
                     f"({sum(len(w) for w in p.tokens.units)} units) cannot be fitted to "
                     f"{(b - a) * hop:.2f} s of audio"))
                 continue
-            units, words = path_segments(path[a:b], batch, u, hop, p.duration, fconf[a:b],
-                                         conf=confs[u])
+            units, words = path_segments(path[a:b], batch, u, hop, p.duration, fconf[a:b])
             seg_units = [Segment(s, e, lab, c) for s, e, lab, c in units]
             seg_words = [Segment(s, e, p.tokens.words[wi], c) for s, e, wi, c in words]
             wlist = list(p.warnings)
@@ -633,7 +792,6 @@ class Aligner:
                 diag["em_paths"] = em_paths
             aln = Alignment(tiers={"words": seg_words, sil_tier: seg_units}, audio=p.name,
                             sample_rate=int(p.sr), duration=float(p.duration), diagnostics=diag)
-            attach(aln, confs[u])
             _add_warnings(aln, wlist)
             out.append(aln)
         return out
@@ -689,8 +847,8 @@ class Aligner:
             extra = ([f"units never seen in training were given generic models: "
                       f"{', '.join(new)}"] if new else None)
             res = self._decode(sub, X, offs, sel, history=None, warn_extra=extra)
-            for i, r in zip(keep, res):
-                out[i] = r
+            for i, r, p in zip(keep, res, sub):
+                out[i] = _restore_span(r, p, extra)
         return out
 
     def _self_train(self, p: _Prepared, *, n_codes=None):
@@ -713,7 +871,7 @@ class Aligner:
         res = self._decode([p], X, offs, sel, history=history, em_paths=em_paths, model=model)[0]
         if isinstance(res, Exception):
             raise res
-        return res
+        return _restore_span(res, p)
 
     def _train_one(self, p, *, n_codes=None, diagonal=0.0, on_step=None):
         """Codebook, flat start and EM on one utterance: (model, history, selection, X,
@@ -839,7 +997,8 @@ class Aligner:
             "format": "vqalign.Aligner", "version": MODEL_VERSION,
             "params": {k: getattr(self, k) for k in (
                 "unit", "n_codes", "states_per_unit", "n_iter", "hop_length", "silence",
-                "top_n", "update_gaussians", "oov", "tol", "weight_floor")} | {
+                "top_n", "update_gaussians", "oov", "tol", "weight_floor",
+                "trim_silence")} | {
                 "hop_length": self.hop_},
             "features": self._feature_settings(),
             "model": state["header"],
@@ -915,18 +1074,14 @@ MULTI_START_S = 300.0
 VITERBI_BEAM = -60.0
 
 
-def path_segments(path_u, batch, u: int, hop_s: float, duration: float, frame_conf=None,
-                  conf=None):
+def path_segments(path_u, batch, u: int, hop_s: float, duration: float, frame_conf=None):
     """Units and words of one utterance from its local state path (vectorised).
 
     Returns (units [(start_s, end_s, label, conf)], words [(start_s, end_s, word_index,
-    conf)]); conf is ``conf["units"]`` / ``conf["words"]`` (calibrated probabilities from
-    :func:`vqalign.align.confidence.alignment_confidence`, one per unit / word in order)
-    when given, else the mean of ``frame_conf`` over the segment's frames (NaN without
-    either). A boundary between frames t-1 and t lies at (t - 0.5) * hop (frames are
+    conf)]); conf is the mean of ``frame_conf`` over the segment's frames (NaN without
+    it). A boundary between frames t-1 and t lies at (t - 0.5) * hop (frames are
     centred); the first frame starts at 0 and the last ends at ``duration``.
     """
-    calibrated = conf
     ids, starts, ends = batch.segments(path_u, u)
     T = len(path_u)
     if starts.size == 0:
@@ -958,10 +1113,6 @@ def path_segments(path_u, batch, u: int, hop_s: float, duration: float, frame_co
         wconf = (np.add.reduceat(fsum, wa) / nfr).tolist()
     else:
         wconf = [float("nan")] * wa.size
-    if calibrated is not None:
-        out_units = [(a, b, lab, float(calibrated["units"][i]))
-                     for (a, b, lab, _), i in zip(out_units, ids.tolist())]
-        wconf = [float(calibrated["words"][w]) for w in widx[wa].tolist()]
     out_words = list(zip(ts[wa].tolist(), te[wb].tolist(), widx[wa].tolist(), wconf))
     return out_units, out_words
 
@@ -1025,6 +1176,27 @@ def _boundary_times(path_u, batch, u, hop_s, duration):
     if units:
         times.append(units[-1][1])
     return [round(t, 4) for t in times]
+
+
+def _restore_span(aln, p: _Prepared, extra=None):
+    """An alignment of the speech span of ``p`` moved back onto the whole recording:
+    times shifted by ``p.offset_s``, duration the recording's, warnings re-made at the
+    shifted times (and the EM paths shifted). Exceptions and untrimmed ones pass."""
+    if isinstance(aln, Exception) or p.full_duration is None:
+        return aln
+    off = float(p.offset_s)
+    for segs in aln.tiers.values():
+        for seg in segs:
+            seg.start = min(seg.start + off, p.full_duration)
+            seg.end = min(seg.end + off, p.full_duration)
+    aln.duration = float(p.full_duration)
+    d = aln.diagnostics
+    d["speech_span_s"] = [round(off, 4), round(off + p.duration, 4)]
+    if d.get("em_paths"):
+        d["em_paths"] = [[round(t + off, 4) for t in step] for step in d["em_paths"]]
+    d["warnings"] = list(p.warnings) + list(extra or [])
+    _add_warnings(aln, None)
+    return aln
 
 
 def _add_warnings(aln, extra):

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from vqalign._validation import check_sample_rate
 from vqalign.exceptions import ParameterError
+
+#: a channel whose RMS is below this share of the loudest channel's is left out of the
+#: mono downmix (-40 dB)
+SILENT_CHANNEL = 0.01
 
 
 def load_audio(path, sr=16000, *, mono=True):
@@ -21,8 +26,10 @@ def load_audio(path, sr=16000, *, mono=True):
         Target sample rate; the audio is resampled with soxr ("HQ" quality) when
         the file's rate differs. ``None`` keeps the file's own rate.
     mono : bool
-        Average the channels (default). With ``mono=False`` the result is
-        (n_channels, n_samples), also for a one-channel file.
+        Average the channels (default); a channel more than 40 dB quieter than the
+        loudest is left out of the average, with a warning naming it. With
+        ``mono=False`` the result is (n_channels, n_samples), also for a one-channel
+        file.
 
     Returns
     -------
@@ -58,6 +65,18 @@ def load_audio(path, sr=16000, *, mono=True):
     if data.shape[0] == 0:
         raise ParameterError(f"audio file {str(p)!r} holds no samples (0 frames); "
                              "re-export or remove it")
+    if mono and data.shape[1] > 1:
+        # a channel far quieter than the loudest (a dead microphone, a mono signal on
+        # one side of a stereo file) would only add its noise and halve the level
+        rms = np.sqrt(np.mean(np.square(data, dtype=np.float64), axis=0))
+        keep = rms >= SILENT_CHANNEL * rms.max()
+        if not keep.all():
+            quiet = ", ".join(str(int(c)) for c in np.flatnonzero(~keep))
+            warnings.warn(f"audio file {str(p)!r}: channel(s) {quiet} of {data.shape[1]} are "
+                          f"silent (more than {-20 * np.log10(SILENT_CHANNEL):.0f} dB below the "
+                          "loudest); only the other channel(s) are used", UserWarning,
+                          stacklevel=2)
+            data = data[:, keep]
     y = data.mean(axis=1, dtype=np.float32) if mono else np.ascontiguousarray(data.T)
     if mono and data.shape[1] == 1:
         y = data[:, 0]
