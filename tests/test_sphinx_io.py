@@ -272,6 +272,36 @@ def test_feat_params_noisedict_dictionary(tmp_path):
                                     "ab": [["AE", "B"]]}
 
 
+
+def test_lazy_dictionary_equals_the_full_reader(tmp_path):
+    d = tmp_path / "d.dict"
+    d.write_text(";; header\nread R IY D\nab AE B # comment\nread(2) R EH D\n\n"
+                 "# note\nbad\nx(3) K S\n")
+    lazy = S.LazyDictionary(d)
+    assert lazy["read"] == [["R", "IY", "D"], ["R", "EH", "D"]]
+    assert lazy["ab"] == [["AE", "B"]] and lazy["x"] == [["K", "S"]]
+    assert "nope" not in lazy and "Read" not in lazy and lazy.get("nope") is None
+    with pytest.raises(ParameterError, match="line 7 'bad' has a word but no phones"):
+        lazy["bad"]
+    with pytest.raises(ParameterError, match="line 7 'bad' has a word but no phones"):
+        S.read_dictionary(d)
+    empty = tmp_path / "e.dict"
+    empty.write_text("# nothing\n\n")
+    with pytest.raises(ParameterError, match="e.dict: dictionary holds no entries"):
+        S.LazyDictionary(empty)
+
+
+def test_lazy_dictionary_on_cmudict_en_us():
+    pytest.importorskip("pocketsphinx")
+    from vqalign.io.sphinx import load_sphinx_model
+
+    p = load_sphinx_model("en-us").dictionary_path
+    full = S.read_dictionary(p)
+    lazy = S.LazyDictionary(p)
+    assert len(lazy) == len(full)
+    for w in sorted(full)[::97] + ["read", "live", "the", "a"]:
+        assert lazy[w] == full[w], w
+
 def write_model(d, *, n_dens=4):
     """A complete tiny PTM model directory (4 CI phones, 22 senones, 3 streams)."""
     d.mkdir(parents=True, exist_ok=True)

@@ -64,10 +64,11 @@ def load_sphinx_model(spec="en-us"):
 
 
 @functools.lru_cache(maxsize=4)
-def _dictionary(path: str) -> dict:
-    from vqalign.io.sphinx import read_dictionary
+def _dictionary(path: str):
+    """The pronunciation dictionary, one per process, words looked up on demand."""
+    from vqalign.io.sphinx import LazyDictionary
 
-    return read_dictionary(Path(path))
+    return LazyDictionary(Path(path))
 
 
 def _one_blas_thread():
