@@ -264,8 +264,18 @@ def test_low_confidence_words_are_warned(single_set):
     assert n_low > 0
 
 
-def test_corpus_mode_has_its_own_model():
+def test_corpus_mode_has_its_own_model_and_batched_features_match(monkeypatch):
+    """Corpus mode uses its own coefficients; the batched features of a whole batch equal
+    the per-utterance reference (utterance_features) on every utterance."""
     utts = synth.synthesize_corpus(4, seed=SEED + 1)
+    calls = []
+    real = C.alignment_confidence
+
+    def spy(*args, **kw):
+        calls.append(args)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(C, "alignment_confidence", spy)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         al = Aligner(n_iter=4).fit([(u.audio, u.sr, u.text) for u in utts])
@@ -273,6 +283,21 @@ def test_corpus_mode_has_its_own_model():
     assert a.diagnostics["confidence"]["mode"] == "corpus"
     c = np.array([s.confidence for s in a.words])
     assert np.all((c >= 0) & (c <= 1))
+    model, batch, path, offs, sel, fr, energies, X, hop, mode = calls[-1]
+    assert mode == "corpus"
+    assert batch.n_utterances == 4
+    res = real(*calls[-1])
+    stats, unit_off, vit, ok = C.boundary_stats(model, batch, path, offs, sel, hop)
+    trans, _, _ = model.transitions(batch)
+    for u in range(4):
+        a0, b0 = offs[u], offs[u + 1]
+        ka, kb = unit_off[u], unit_off[u + 1]
+        wou = np.array([w for w, _ in batch.units[u]])
+        Xu, Xw, _ = C.utterance_features(stats[ka:kb], vit[ka:kb] - a0, batch, u, fr[a0:b0],
+                                         energies[u], X[a0:b0], trans, hop, wou.max() + 1, wou)
+        np.testing.assert_allclose(res[u]["features"]["units"], Xu, rtol=1e-7, atol=1e-7)
+        np.testing.assert_allclose(res[u]["features"]["words"], Xw, rtol=1e-7, atol=1e-7)
+        assert len(al.alignments_[u].words) == Xw.shape[0]
 
 
 def test_bench_align_reports_confidence(monkeypatch, tmp_path, capsys):

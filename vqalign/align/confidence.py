@@ -217,13 +217,14 @@ def _boundary_flux(flux, f, near, far, ms):
 
 
 def _rows(st_start, st_end, fr_mean, exp_frames, n_frames, rel_dur, e_rel, near, vowel_e,
-          flux_s, flux_e, pl_mean, pl_min, cl_mean, cl_min, edge_s, edge_e, hop_s):
-    """Feature matrix (n, len(FEATURES)) from per-segment cues (arrays of length n)."""
+          flux_s, flux_e, pl_mean, pl_min, cl_mean, cl_min, edge_s, edge_e, hop_s, group=None):
+    """Feature matrix (n, len(FEATURES)) from per-segment cues (arrays of length n);
+    ``group`` (n,): the utterance of each row (neighbours are taken within it)."""
     ms = 1000.0 * hop_s
     ard = np.abs(rel_dur)
-    nb = _neighbours(ard, np.maximum, 0.0)
-    nbp = _neighbours(pl_min, np.minimum, 5.0)
-    nbc = _neighbours(cl_min, np.minimum, 0.0)
+    nb = _neighbours(ard, np.maximum, 0.0, group)
+    nbp = _neighbours(pl_min, np.minimum, 5.0, group)
+    nbc = _neighbours(cl_min, np.minimum, 0.0, group)
     return np.column_stack([
         _logit(st_start[:, 4]), _logit(st_end[:, 4]),
         np.log1p(st_start[:, 2] * ms), np.log1p(st_end[:, 2] * ms),
@@ -239,12 +240,18 @@ def _rows(st_start, st_end, fr_mean, exp_frames, n_frames, rel_dur, e_rel, near,
     ])
 
 
-def _neighbours(x, op, fill):
-    """op(previous, next) of each item (``fill`` past the ends)."""
+def _neighbours(x, op, fill, group=None):
+    """op(previous, next) of each item (``fill`` past the ends of its group)."""
     out = np.full_like(x, fill)
     if x.size > 1:
-        out[1:] = x[:-1]
-        out[:-1] = op(out[:-1], x[1:])
+        prev = x[:-1].copy()
+        nxt = x[1:].copy()
+        if group is not None:
+            same = group[1:] == group[:-1]
+            prev[~same] = fill
+            nxt[~same] = fill
+        out[1:] = prev
+        out[:-1] = op(out[:-1], nxt)
     return out
 
 
@@ -420,6 +427,164 @@ def utterance_features(stats_u, vit_u, batch, u, frame_ratio, energy, X, trans, 
     return Xu, Xw, near_w
 
 
+def batch_features(stats, vit, unit_off, batch, frame_off, frame_ratio, energies, X, trans,
+                   hop_s):
+    """:func:`utterance_features` of every utterance of a batch at once (the same values,
+    computed on the batch's flat arrays: a few numpy passes instead of some hundred calls
+    per utterance). ``vit`` holds global frames. Returns (X_units (n_units, F), X_words
+    (n_words, F), near_frac_words, word_off (U + 1,), word_of_unit (n_units,) global)."""
+    U = batch.n_utterances
+    frame_off = np.asarray(frame_off, np.int64)
+    N = int(frame_off[-1])
+    ms = 1000.0 * hop_s
+    lens_f = np.diff(frame_off)
+    utt_of_frame = np.repeat(np.arange(U), lens_f)
+    e = np.concatenate([np.asarray(x, np.float64) for x in energies]) if U else np.zeros(0)
+    q = np.array([np.quantile(e[frame_off[u]:frame_off[u + 1]], (0.05, 0.95))
+                  if lens_f[u] else (0.0, 1.0) for u in range(U)]).reshape(U, 2)
+    lo, hi = q[utt_of_frame, 0], q[utt_of_frame, 1]
+    rel = np.clip((e - lo) / np.maximum(hi - lo, 1e-6), 0.0, 1.0)
+    near = (rel < NEAR_FLOOR).astype(np.float64)
+    Cst = np.asarray(X[:, :13], np.float64)
+    d = np.zeros(N)
+    if N > 1:
+        d[1:] = np.sqrt(np.sum(np.diff(Cst, axis=0) ** 2, axis=1))
+    starts = frame_off[:-1][lens_f > 0]
+    d[starts] = 0.0
+    med = np.array([np.median(d[frame_off[u] + 1:frame_off[u + 1]]) if lens_f[u] > 1 else 1.0
+                    for u in range(U)])
+    flux = d / np.maximum(med, 1e-9)[utt_of_frame]
+
+    def csum(x):
+        return np.concatenate([[0.0], np.cumsum(x, dtype=np.float64)])
+
+    c_fr, c_rel, c_near = csum(frame_ratio), csum(rel), csum(near)
+    NU = int(unit_off[-1])
+    utt_of_unit = np.repeat(np.arange(U), np.diff(unit_off))
+    ui = batch.unit_index.astype(np.int64)
+    utt_of_state = np.repeat(np.arange(U), np.diff(batch.state_off))
+    m = ui >= 0
+    sl = np.clip(trans[:, 0], 0.0, 0.999)
+    exp_u = np.zeros(NU)
+    np.add.at(exp_u, unit_off[utt_of_state[m]] + ui[m], 1.0 / (1.0 - sl[m]))
+    f0u = frame_off[utt_of_unit]
+    f1u = frame_off[utt_of_unit + 1]
+    a = np.clip(vit[:, 0], f0u, f1u)
+    b = np.clip(vit[:, 1], f0u, f1u)
+    n = np.maximum(b - a, 1)
+    near_f = max(1, int(round(FLUX_NEAR_S / hop_s)))
+    far_f = max(near_f, int(round(FLUX_FAR_S / hop_s)))
+
+    def seg_mean(c, a, b):
+        return (c[b] - c[a]) / np.maximum(b - a, 1)
+
+    def bflux(f, f0, f1):
+        off = np.arange(-far_f, far_f + 1)
+        g = f[:, None] + off[None, :]
+        out = (g < f0[:, None]) | (g >= f1[:, None])
+        v = flux[np.clip(g, 0, max(N - 1, 0))] if N else np.zeros(g.shape)
+        v[out] = 0.0
+        inner = np.abs(off) <= near_f
+        if not f.size:
+            return np.zeros(0), np.zeros(0)
+        return np.log1p(v[:, inner].max(axis=1)), np.log1p(np.abs(off[np.argmax(v, axis=1)])
+                                                            * ms)
+
+    labels = [lab for u in range(U) for _, lab in batch.units[u]]
+    vowel = np.array([lab.rstrip("012") in VOWELS or lab.lower() in VOWELS
+                      for lab in labels], bool)
+    e_u = seg_mean(c_rel, a, b)
+    med_n = np.array([np.median(n[unit_off[u]:unit_off[u + 1]]) if unit_off[u + 1] > unit_off[u]
+                      else 1.0 for u in range(U)])
+    rel_u = np.log(n / np.maximum(med_n, 1.0)[utt_of_unit])
+    fs_u, fe_u = bflux(a, f0u, f1u), bflux(b, f0u, f1u)
+    ve_u = np.where(vowel, e_u, np.nan)
+    pl_u = _plausibility(labels, X, a, b)
+    pl_u0 = np.nan_to_num(pl_u, nan=0.0)
+    cl_u, C, cls = _class_fit(labels, X, a, b)
+    cl_u0 = np.nan_to_num(cl_u, nan=0.0)
+    if C is not None:
+        sil = CLASSES.index("silence")
+        frame_cls = np.full(N, sil, np.int64)
+        lens = b - a
+        seg = np.repeat(np.arange(NU), lens)
+        first = np.repeat(np.cumsum(lens) - lens, lens)
+        frame_cls[np.arange(seg.size) - first + np.repeat(a, lens)] = cls[seg]
+        w = max(1, int(round(EDGE_S / hop_s)))
+
+        def evidence(f, c_in, c_out, inside_after):
+            lo_ = np.clip(f - w, f0u, f1u)
+            hi_ = np.clip(f + w, f0u, f1u)
+            ok = (c_in >= 0) & (c_out >= 0) & (c_in != c_out)
+            ci, co = np.maximum(c_in, 0), np.maximum(c_out, 0)
+            ia, ib = (f, hi_) if inside_after else (lo_, f)
+            oa, ob = (lo_, f) if inside_after else (f, hi_)
+            ni, no = np.maximum(ib - ia, 1), np.maximum(ob - oa, 1)
+            ins = ((C[ib, ci] - C[ia, ci]) - (C[ib, co] - C[ia, co])) / ni
+            out = ((C[ob, co] - C[oa, co]) - (C[ob, ci] - C[oa, ci])) / no
+            return np.where(ok, ins + out, 0.0)
+
+        before = frame_cls[np.clip(a - 1, 0, max(N - 1, 0))]
+        before[a <= f0u] = sil
+        after = frame_cls[np.clip(b, 0, max(N - 1, 0))]
+        after[b >= f1u] = sil
+        ed_s, ed_e = evidence(a, cls, before, True), evidence(b, cls, after, False)
+    else:
+        ed_s = ed_e = np.zeros(NU)
+    Xu = _rows(stats[:, 0], stats[:, 1], seg_mean(c_fr, a, b), exp_u, n, rel_u, e_u,
+               seg_mean(c_near, a, b), e_u, fs_u, fe_u, pl_u0, pl_u0, cl_u0, cl_u0, ed_s,
+               ed_e, hop_s, group=utt_of_unit)
+    # words: global ids (words run in order within and across utterances)
+    lw = np.array([w for u in range(U) for w, _ in batch.units[u]], np.int64)
+    n_words = np.array([(max(w for w, _ in batch.units[u]) + 1) if batch.units[u] else 0
+                        for u in range(U)], np.int64)
+    word_off = np.zeros(U + 1, np.int64)
+    word_off[1:] = np.cumsum(n_words)
+    NW = int(word_off[-1])
+    wou = word_off[utt_of_unit] + lw
+    change = np.flatnonzero(np.diff(wou) != 0) + 1
+    wfirst = np.concatenate([[0], change]).astype(np.int64) if NU else np.zeros(0, np.int64)
+    wlast = np.concatenate([change - 1, [NU - 1]]).astype(np.int64) if NU else wfirst
+    utt_of_word = utt_of_unit[wfirst]
+    wa, wb = a[wfirst], b[wlast]
+    nw = np.maximum(wb - wa, 1)
+    exp_w = np.zeros(NW)
+    np.add.at(exp_w, wou, exp_u)
+    nph = np.bincount(wou, minlength=NW).astype(np.float64)
+    per = nw / np.maximum(nph, 1.0)
+    med_p = np.array([np.median(per[word_off[u]:word_off[u + 1]]) if n_words[u] else 1.0
+                      for u in range(U)])
+    rel_w = np.log(per / np.maximum(med_p, 1e-9)[utt_of_word])
+
+    def word_sum(x, ok):
+        s_ = np.zeros(NW)
+        c_ = np.zeros(NW)
+        np.add.at(s_, wou[ok], x[ok])
+        np.add.at(c_, wou[ok], 1.0)
+        return s_, c_
+
+    ok = np.isfinite(ve_u)
+    vs = np.zeros(NW)
+    vn = np.zeros(NW)
+    np.add.at(vs, wou[ok], ve_u[ok] * n[ok])
+    np.add.at(vn, wou[ok], n[ok])
+    e_w = seg_mean(c_rel, wa, wb)
+    ve_w = np.where(vn > 0, vs / np.maximum(vn, 1), e_w)
+    near_w = seg_mean(c_near, wa, wb)
+    aggs = []
+    for x in (pl_u, cl_u):
+        has = np.isfinite(x)
+        s_, c_ = word_sum(x, has)
+        mn = np.full(NW, np.inf)
+        np.minimum.at(mn, wou[has], x[has])
+        aggs += [np.where(c_ > 0, s_ / np.maximum(c_, 1.0), 0.0), np.where(c_ > 0, mn, 0.0)]
+    Xw = _rows(stats[wfirst, 0], stats[wlast, 1], seg_mean(c_fr, wa, wb), exp_w, nw, rel_w,
+               e_w, near_w, ve_w, bflux(wa, f0u[wfirst], f1u[wfirst]),
+               bflux(wb, f0u[wfirst], f1u[wfirst]), aggs[0], aggs[1], aggs[2], aggs[3],
+               ed_s[wfirst], ed_e[wlast], hop_s, group=utt_of_word)
+    return Xu, Xw, near_w, word_off, wou
+
+
 def predict(X, tier, tol_ms, mode="corpus"):
     """Calibrated probability of each row of ``X`` (NaN where a feature is unknown):
     ``tier`` "words" or "units", ``tol_ms`` 50 or 20, ``mode`` "corpus" (a model fitted
@@ -451,35 +616,34 @@ def alignment_confidence(model, batch, path, frame_off, sel, frame_ratio, energi
     """
     stats, unit_off, vit, ok = boundary_stats(model, batch, path, frame_off, sel, hop_s)
     trans, _, _ = model.transitions(batch)
+    Xu, Xw, near_w, word_off, wou = batch_features(stats, vit, unit_off, batch, frame_off,
+                                                   frame_ratio, energies, X, trans, hop_s)
+    probs = {}
+    for tier, F in (("words", Xw), ("units", Xu)):
+        for tol in (50, 20):
+            probs[tier if tol == 50 else f"{tier}_20"] = predict(F, tier, tol, mode)
+    silent = near_w > SILENT_FRACTION
+    for key in ("words", "words_20"):
+        probs[key][silent] = np.minimum(np.nan_to_num(probs[key][silent], nan=SILENT_CAP),
+                                        SILENT_CAP)
+    # a phone of a word over silence cannot be better placed than its word
+    su = silent[wou] if wou.size else np.zeros(0, bool)
+    for key in ("units", "units_20"):
+        probs[key][su] = np.minimum(np.nan_to_num(probs[key][su], nan=SILENT_CAP), SILENT_CAP)
     out = []
     for u in range(batch.n_utterances):
-        a, b = int(frame_off[u]), int(frame_off[u + 1])
         ka, kb = int(unit_off[u]), int(unit_off[u + 1])
-        units = batch.units[u]
-        word_of_unit = np.array([w for w, _ in units], np.int64)
-        n_words = int(word_of_unit.max()) + 1 if word_of_unit.size else 0
-        if not ok[u] or b == a:
-            nan_u, nan_w = np.full(kb - ka, np.nan), np.full(n_words, np.nan)
+        wa, wb = int(word_off[u]), int(word_off[u + 1])
+        if not ok[u] or frame_off[u + 1] == frame_off[u]:
+            nan_u, nan_w = np.full(kb - ka, np.nan), np.full(wb - wa, np.nan)
             out.append({"units": nan_u, "words": nan_w, "units_20": nan_u, "words_20": nan_w,
-                        "features": None, "silent_words": [], "failed": True})
+                        "features": None, "silent_words": [], "failed": True, "mode": mode})
             continue
-        Xu, Xw, near_w = utterance_features(stats[ka:kb], vit[ka:kb] - a, batch, u,
-                                            frame_ratio[a:b], energies[u], X[a:b], trans,
-                                            hop_s, n_words, word_of_unit)
-        res = {"features": {"words": Xw, "units": Xu}}
-        for tier, F in (("words", Xw), ("units", Xu)):
-            for tol in (50, 20):
-                p = predict(F, tier, tol, mode)
-                res[tier if tol == 50 else f"{tier}_20"] = p
-        silent = np.flatnonzero(near_w > SILENT_FRACTION)
-        for key in ("words", "words_20"):
-            res[key][silent] = np.minimum(np.nan_to_num(res[key][silent], nan=SILENT_CAP),
-                                          SILENT_CAP)
-        # a phone of a word over silence cannot be better placed than its word
-        su = np.isin(word_of_unit, silent)
-        for key in ("units", "units_20"):
-            res[key][su] = np.minimum(np.nan_to_num(res[key][su], nan=SILENT_CAP), SILENT_CAP)
-        res["silent_words"] = [(int(w), float(near_w[w])) for w in silent]
+        res = {key: v[wa:wb] if key.startswith("words") else v[ka:kb]
+               for key, v in probs.items()}
+        res["features"] = {"words": Xw[wa:wb], "units": Xu[ka:kb]}
+        sw = np.flatnonzero(silent[wa:wb])
+        res["silent_words"] = [(int(w), float(near_w[wa + w])) for w in sw]
         res["mode"] = mode
         out.append(res)
     return out
