@@ -388,6 +388,13 @@ class FeatureStore:
                                offset=4 * start * e).reshape(n, e)
         return X, side
 
+    def release(self) -> None:
+        """Drop the memory-mapped pages read so far from this process's resident set."""
+        from vqalign.lbg._data import release_pages
+        release_pages(self.X)
+        if self.extra is not None:
+            release_pages(self.extra)
+
     def side(self, key, name: str = "energy") -> np.ndarray:
         """An utterance's side column ``name`` (e.g. the aligner recipe's ``energy``)."""
         if name not in self.extra_names:

@@ -57,6 +57,28 @@ def as_training_data(X, *, name: str = "X"):
     return np.ascontiguousarray(X, dtype=np.float32), settings
 
 
+def release_pages(X, start: int = 0, stop: int | None = None) -> None:
+    """Drop rows ``start:stop`` of a memmap from this process's resident memory (the
+    file's pages stay in the OS cache): streaming a corpus-sized memmap then keeps RSS
+    bounded instead of growing to the file's size. No-op for arrays in memory."""
+    mm = getattr(X, "_mmap", None)
+    if mm is None or not hasattr(mm, "madvise") or X.ndim != 2:
+        return
+    import mmap
+
+    row = X.shape[1] * X.itemsize
+    base = int(getattr(X, "offset", 0))
+    stop = X.shape[0] if stop is None else stop
+    a = base + start * row
+    a -= a % mmap.PAGESIZE
+    b = min(base + stop * row, len(mm))
+    if b > a:
+        try:
+            mm.madvise(mmap.MADV_DONTNEED, a, b - a)
+        except (OSError, ValueError):
+            pass
+
+
 def block_rows(n_features: int) -> int:
     return max(1024, BLOCK_BYTES // (4 * max(1, n_features)))
 
@@ -68,7 +90,8 @@ def iter_blocks(X, *, check: bool = False, name: str = "X"):
     for start in range(0, n, step):
         block = X[start:start + step]
         if isinstance(block, np.memmap):
-            block = np.asarray(block)
+            block = np.array(block)     # a copy: the mapped pages are released below
+            release_pages(X, start, start + block.shape[0])
             if check:
                 check_finite_block(block, name=name, offset=start)
         if not block.flags.c_contiguous:
@@ -89,6 +112,7 @@ def sample_rows(X, n: int, rng: np.random.Generator, *, name: str = "X") -> np.n
         idx = np.sort(rng.choice(N, size=n, replace=False))
     out = np.asarray(X[idx], dtype=np.float32)
     if isinstance(X, np.memmap):
+        release_pages(X)
         check_finite_block(out, name=name)
     return out[rng.permutation(out.shape[0])]
 

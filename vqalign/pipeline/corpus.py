@@ -106,8 +106,9 @@ class StoreAligner(Aligner):
         if tokens.oov:
             warn.append(f"{len(tokens.oov)} word(s) not in the lexicon were pronounced by "
                         f"letter-to-sound rules: {', '.join(sorted(set(tokens.oov)))}")
-        X = np.ascontiguousarray(st[y.uid])
-        energy = np.asarray(st.side(y.uid, "energy"), dtype=np.float32).copy()
+        # read, not mapped: a worker aligning its share of the corpus keeps no pages
+        X, side = st.read_rows(*st.span(y.uid))
+        energy = np.ascontiguousarray(side[:, st.extra_names.index("energy")])
         key = ("store", y.uid, self.hop_) if cache is not None else None
         return _Prepared(X, energy, tokens, st.duration(y.uid), int(st.settings["sr"]),
                          name or y.uid, warn, None, key)
@@ -402,6 +403,7 @@ def _codebook_stage(store, train, out, records, report, *, n_codes, quiet):
     # the aligner's own codebook recipe and the seed Aligner.fit draws for it
     # (random_state=0), run on the store's memmap
     cb = Aligner(n_codes=n_codes)._codebook(X, check_random_state(0), n_codes)
+    store.release()
     header = {"format": "vqalign.codebook", "K": int(cb.shape[0]), "random_state": 0,
               "method": "lbg (vqalign.align.Aligner's recipe)", "features": store.settings}
     try:

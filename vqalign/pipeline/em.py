@@ -280,6 +280,7 @@ class StreamingEM:
         cb = np.asarray(a.codebook, np.float32)
         gmm = DiagGMM.from_codebook(cb, self.store.X, var_floor=1e-2, shrinkage=10.0,
                                     max_frames=32768, top_n=min(a.top_n, cb.shape[0]))
+        self.store.release()
         model = a._hmm(gmm, corpus=True)
         model.n_iter = a.n_iter
         syms = sorted({s for _, units in self.items for w in units for s in w})
