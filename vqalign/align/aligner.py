@@ -757,6 +757,11 @@ class Aligner:
                                                         np.diff(offs))] + path]
         fconf, own = model.frame_ratio(sel, cols)
         frame_ll = np.log(np.maximum(own, 1e-300)) + sel.gmax
+        from vqalign.align.confidence import alignment_confidence, attach  # noqa: PLC0415
+        confs = alignment_confidence(model, batch, path, offs, sel, fconf,
+                                     [p.energy for p in prepared], X, hop,
+                                     "corpus" if model is getattr(self, "model_", None)
+                                     else "self")
         Alignment, Segment = _alignment_classes()
         out = []
         sil_tier = "phones" if self.unit == "phones" else "chars"
@@ -768,7 +773,8 @@ class Aligner:
                     f"({sum(len(w) for w in p.tokens.units)} units) cannot be fitted to "
                     f"{(b - a) * hop:.2f} s of audio"))
                 continue
-            units, words = path_segments(path[a:b], batch, u, hop, p.duration, fconf[a:b])
+            units, words = path_segments(path[a:b], batch, u, hop, p.duration, fconf[a:b],
+                                         conf=confs[u])
             seg_units = [Segment(s, e, lab, c) for s, e, lab, c in units]
             seg_words = [Segment(s, e, p.tokens.words[wi], c) for s, e, wi, c in words]
             wlist = list(p.warnings)
@@ -792,6 +798,7 @@ class Aligner:
                 diag["em_paths"] = em_paths
             aln = Alignment(tiers={"words": seg_words, sil_tier: seg_units}, audio=p.name,
                             sample_rate=int(p.sr), duration=float(p.duration), diagnostics=diag)
+            attach(aln, confs[u])
             _add_warnings(aln, wlist)
             out.append(aln)
         return out
@@ -1074,14 +1081,18 @@ MULTI_START_S = 300.0
 VITERBI_BEAM = -60.0
 
 
-def path_segments(path_u, batch, u: int, hop_s: float, duration: float, frame_conf=None):
+def path_segments(path_u, batch, u: int, hop_s: float, duration: float, frame_conf=None,
+                  conf=None):
     """Units and words of one utterance from its local state path (vectorised).
 
     Returns (units [(start_s, end_s, label, conf)], words [(start_s, end_s, word_index,
-    conf)]); conf is the mean of ``frame_conf`` over the segment's frames (NaN without
-    it). A boundary between frames t-1 and t lies at (t - 0.5) * hop (frames are
+    conf)]); conf is ``conf["units"]`` / ``conf["words"]`` (calibrated probabilities from
+    :func:`vqalign.align.confidence.alignment_confidence`, one per unit / word in order)
+    when given, else the mean of ``frame_conf`` over the segment's frames (NaN without
+    either). A boundary between frames t-1 and t lies at (t - 0.5) * hop (frames are
     centred); the first frame starts at 0 and the last ends at ``duration``.
     """
+    calibrated = conf
     ids, starts, ends = batch.segments(path_u, u)
     T = len(path_u)
     if starts.size == 0:
@@ -1113,6 +1124,10 @@ def path_segments(path_u, batch, u: int, hop_s: float, duration: float, frame_co
         wconf = (np.add.reduceat(fsum, wa) / nfr).tolist()
     else:
         wconf = [float("nan")] * wa.size
+    if calibrated is not None:
+        out_units = [(a, b, lab, float(calibrated["units"][i]))
+                     for (a, b, lab, _), i in zip(out_units, ids.tolist())]
+        wconf = [float(calibrated["words"][w]) for w in widx[wa].tolist()]
     out_words = list(zip(ts[wa].tolist(), te[wb].tolist(), widx[wa].tolist(), wconf))
     return out_units, out_words
 
