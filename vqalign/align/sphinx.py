@@ -32,6 +32,14 @@ Gaussians are evaluated only on the frames where the alignment can reach a phone
 their codebook (after the fewest frames the phones before it need, before the fewest the
 phones after it need): exact, not a beam.
 
+Adaptation (:meth:`SphinxAligner.adapt`): MAP EM from the Sphinx model on the user's
+corpus, senone mixture weights (and optionally the Gaussian means) under a prior of
+weight ``tau`` frames centred on the Sphinx model; :meth:`SphinxAligner.save` writes the
+result as a Sphinx model folder (s3 ``means`` / ``mixture_weights`` plus ``vqalign.json``
+with the feature settings, checked against ``feat.params`` when it is loaded):
+``vqalign align AUDIO TEXT --model sphinx:DIR``, or
+``vqalign align-corpus DIR --model sphinx:en-us --adapt [means]``.
+
 Word confidence is the mean over the word's frames of ``exp(score of the path's senone -
 best score of any senone of the utterance)``: 1 when every frame's own senone is the best
 one available, lower when other phones fit the audio better.
