@@ -12,8 +12,16 @@ trained on real speech) is the yardstick. In one run, on the same audio and text
   sphinx:en-us``, pocketsphinx's acoustic model run by vqalign): every recording
   aligned alone with that pretrained model (as ``vqalign align --model``) or codebook
   (``align(y, text, sr=sr, codebook=FILE)``);
+* ``adapted`` (only with ``--model sphinx:NAME --adapt weights|means``): that Sphinx
+  model adapted to these recordings by ``SphinxAligner.adapt`` (MAP EM, transductive:
+  the recordings it then aligns), its time including the adaptation;
 * ``pocketsphinx``: :class:`vqalign.bench.adapters.PocketsphinxAligner` (PEERS.md
   settings, one thread), after a one-recording warm-up.
+
+With ``--model``, a paired speed test follows (``--speed-rounds``, default 5): in every
+round each recording is aligned by pocketsphinx and by the model back to back (the
+order alternating), so both meet the same machine load; the per-round ratios and their
+median are printed, one thread each (the Sphinx aligner holds BLAS and numba to one).
 
 Agreement is measured on word boundaries (start and end of every word, silences
 ignored): mean and median absolute difference and the share within 20 / 50 / 100 ms,
