@@ -328,3 +328,26 @@ def test_store_with_other_settings_is_refused(tmp_path, synth_corpus, capsys):
     err = capsys.readouterr().err
     assert "recipe: store has 'mfcc', asked 'aligner'" in err
     assert "mfcc recipe, 13-D at 10 ms hop" in err and "aligner recipe, 39-D at 5 ms hop" in err
+
+
+def test_em_statistics_do_not_depend_on_the_task_cut(reference, tmp_path, synth_corpus,
+                                                     monkeypatch):
+    """EM over one task per utterance gives the model (to float tolerance) and the
+    alignments of the reference run, which trained on all four in one task."""
+    import vqalign.pipeline.em as EM
+    from vqalign.pipeline.corpus import run_corpus
+
+    ref = reference["out"]
+    assert len(json.loads((ref / "stages.json").read_text())["stages"]["em"]["chunks"]
+               ["init"]["counts"]["silence"]) == 64
+    monkeypatch.setattr(EM, "TASK_FRAMES", 1)
+    out = tmp_path / "cut"
+    rep = run_corpus(synth_corpus, out, jobs=1, chunk_size=1, n_codes=64, n_iter=8,
+                     quiet=True)
+    assert rep.aligned == 4
+    assert len(list((out / "em" / "selection").glob("task-*-cand.npy"))) == 4
+    with np.load(ref / "aligner.npz") as za, np.load(out / "aligner.npz") as zb:
+        for k in za.files:
+            if za[k].dtype.kind in "fc":
+                np.testing.assert_allclose(za[k], zb[k], rtol=1e-5, atol=1e-6)
+    assert _outputs(out) == reference["outputs"]

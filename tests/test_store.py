@@ -198,3 +198,45 @@ def test_aligner_recipe_and_old_settings_files(corpus, tmp_path):
     legacy = dict(old)
     del legacy["recipe"], legacy["extra"]
     assert settings_differ(legacy, dict(old, extra=[])) == []
+
+
+def test_read_rows_equals_the_mapped_rows(corpus, tmp_path):
+    st = write_store(corpus, tmp_path / "al", recipe="aligner", hop_length=0.005, jobs=1)
+    for uid in st.keys():
+        a, b = st.span(uid)
+        X, side = st.read_rows(a, b)
+        np.testing.assert_array_equal(X, np.asarray(st[uid]))
+        np.testing.assert_array_equal(side[:, 0], np.asarray(st.side(uid)))
+        assert X.flags.writeable and not isinstance(X, np.memmap)   # a copy, not a map
+    X, side = st.read_rows(0, st.n_frames)
+    np.testing.assert_array_equal(X, np.asarray(st.X))
+    assert st.read_rows(3, 3)[0].shape == (0, st.dim)
+    with pytest.raises(ParameterError, match="outside the store"):
+        st.read_rows(0, st.n_frames + 1)
+
+
+def test_streaming_a_memmap_keeps_its_pages_out_of_rss(tmp_path):
+    """iter_blocks (every LBG pass over a store) releases each block's mapped pages."""
+    psutil = pytest.importorskip("psutil")
+    from vqalign.lbg._data import iter_blocks
+
+    path = tmp_path / "big.f32"
+    n, d = 2_000_000, 39                  # 312 MB
+    w = np.memmap(path, dtype=np.float32, mode="w+", shape=(n, d))
+    w[:] = 1.0
+    w.flush()
+    del w
+    X = np.memmap(path, dtype=np.float32, mode="r", shape=(n, d))
+    proc = psutil.Process()
+    before = proc.memory_info().rss
+    total = 0.0
+    for _, block in iter_blocks(X):
+        total += float(block[:, 0].sum())
+    grown = proc.memory_info().rss - before
+    assert total == n
+    assert grown < 120 * 2**20, f"RSS grew by {grown / 2**20:.0f} MB streaming 312 MB"
+    # without the release the same pass keeps the whole file resident
+    Y = np.memmap(path, dtype=np.float32, mode="r", shape=(n, d))
+    before = proc.memory_info().rss
+    float(np.asarray(Y)[:, 0].sum())
+    assert proc.memory_info().rss - before > 200 * 2**20

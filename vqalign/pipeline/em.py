@@ -184,9 +184,11 @@ def _add_stats(a, b):
 
 
 # --------------------------------------------------------------------------- driver side
-def plan_tasks(store, items, max_frames=TASK_FRAMES):
+def plan_tasks(store, items, max_frames=None):
     """``items`` ((uid, units) in store order) cut into tasks of whole utterances of at
-    most ``max_frames`` frames each (an utterance longer than that is a task alone)."""
+    most ``max_frames`` (default :data:`TASK_FRAMES`) frames each (an utterance longer
+    than that is a task alone)."""
+    max_frames = TASK_FRAMES if max_frames is None else int(max_frames)
     tasks, cur, n = [], [], 0
     for uid, units in items:
         a, b = store.span(uid)
