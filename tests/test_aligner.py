@@ -221,10 +221,61 @@ def test_single_utterance_mode_against_synth_truth(corpus, unit):
     assert np.mean(err) < 0.5 * np.mean(base)
 
 
+def test_broad_frame_classes_against_synth_truth():
+    """The broad-class flat start's frame classes on synth speech, scored by the
+    synthesizer's phone times: vowel and glide frames are mostly vowel-like (89 % on
+    these 8 utterances), fricative frames mostly fricative (77 %), and the two are
+    rarely confused."""
+    from vqalign.align import aligner as AL
+    counts = np.zeros((3, 4))
+    for u in synth.synthesize_corpus(8, seed=4):
+        X, energy = AL.features(u.audio, 0.010, 1, dither=AL.SELF_DITHER)
+        cls = AL.broad_frame_classes(X, energy <= np.quantile(energy, 0.05))
+        t = np.arange(X.shape[0]) * 0.010
+        for start, end, lab in u.phones:
+            if lab == "sil":
+                continue
+            k = 0 if lab in AL._VOWELS else 1 if lab in AL._FRICATIVES else 2
+            inside = (t >= start + 0.01) & (t < end - 0.01)
+            counts[k] += np.bincount(cls[inside], minlength=4)
+    share = counts / counts.sum(1, keepdims=True)
+    print("frame classes (rows: vowel, fricative, other phones):\n", share.round(2))
+    assert share[0, 1] > 0.75 and share[0, 2] < 0.05
+    assert share[1, 2] > 0.6 and share[1, 1] < 0.1
+    assert share[2, 3] > 0.4
+
+
+def test_single_utterance_with_a_pretrained_codebook(corpus):
+    """Mode 1(a), the seed's recipe: a codebook trained (LBG) on other utterances' frames,
+    then per utterance EM on the mixture weights only (self loops stay those of the
+    durations start). Held-out synth utterances (other seed) aligned one at a time."""
+    from vqalign.align import aligner as AL
+    from vqalign.lbg import lbg
+    X = np.concatenate([AL.features(u.audio, AL.SINGLE_HOP_S, 1, dither=AL.SELF_DITHER)[0]
+                        for u in corpus])
+    cb = lbg(X, 256, seed=0)
+    model = Aligner(codebook=cb)
+    model._check_params()
+    assert model._hmm(None, corpus=False).update == "w"
+    plain = Aligner()
+    plain._check_params()
+    assert plain._hmm(None, corpus=False).update == "wt"
+    errs, bases = [], []
+    for u in synth.synthesize_corpus(4, seed=21):
+        aln = align(u.audio, u.text, sr=u.sr, codebook=cb)
+        errs.append(_word_errors_ms(aln, u))
+        bases.append(_even_baseline_ms(u))
+    err = np.concatenate(errs)
+    print(f"pretrained codebook, 4 held-out utterances: mean {err.mean():.1f} ms, "
+          f"median {np.median(err):.1f} ms")
+    assert np.median(err) < 30.0
+    assert np.mean(err) < 0.3 * np.mean(np.concatenate(bases))
+
+
 def test_single_utterance_mode_several_seeds():
     """8 utterances x 5 seeds, each self-trained alone: pooled mean word-boundary error
-    (73 ms before the 10 ms hop and the narrower silence seed; 36 ms after), and most
-    utterances without gross errors."""
+    (73 ms before the 10 ms hop and the narrower silence seed; 36 ms after; 23.1 ms, median
+    10.7 ms, with the broad-class flat start), and most utterances without gross errors."""
     per_utt, bases = [], []
     for seed in range(5):
         for u in synth.synthesize_corpus(8, seed=seed):
@@ -234,8 +285,8 @@ def test_single_utterance_mode_several_seeds():
     means = np.array([np.mean(e) for e in per_utt])
     print(f"single-utterance mode: mean {np.mean(err):.1f} ms, median {np.median(err):.1f} ms, "
           f"worst utterance {means.max():.0f} ms")
-    assert np.mean(err) < 45.0, f"mean word-boundary error {np.mean(err):.1f} ms"
-    assert np.median(err) < 25.0
+    assert np.mean(err) < 32.0, f"mean word-boundary error {np.mean(err):.1f} ms"
+    assert np.median(err) < 16.0
     assert np.mean(means > 100.0) < 0.15, f"{np.sum(means > 100)} of {means.size} utterances"
     assert np.mean(err) < 0.3 * np.mean(np.concatenate(bases))
 
