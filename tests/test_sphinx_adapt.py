@@ -72,32 +72,25 @@ def test_posteriors_sum_to_frames_and_map_limits(base, corpus):
     w0 /= w0.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(np.exp(stiff.model_.log_mixw.astype(np.float64)), w0,
                                rtol=1e-4, atol=1e-7)
-    keep = {}
-    base._align(items[0][0], items[0][2], sr=items[0][1], audio_name=None, keep=keep)
-    sen, tm = base._senones(keep["units"])
-    st = base._adapt_estep(base.emissions_, [(keep["X"], keep["units"], sen, tm)],
-                           means=True)
-    T = keep["X"].shape[0]
-    F = len(base.emissions_.streams)
+    from vqalign.hmm import viterbi
+    from vqalign.hmm.ptm import PTMStatistics
+
+    X, senones, topo = base._adapt_graph(*items[0])
+    em = base.emissions_
+    cbs = np.unique(em.sen2cb[senones]).astype(np.int64)
+    top = em.top_densities(X, cbs)
+    path, _ = viterbi(em.senone_log_emit(top, senones), topo, hop_s=0.01)
+    st = PTMStatistics(em, means=True).add_path(X, top, senones[topo.emit_ids[path]])
+    st = {"counts": st.counts, "g": st.g, "gx": st.gx}
+    T = X.shape[0]
+    F = len(em.streams)
     np.testing.assert_allclose(st["counts"].sum(axis=(1, 2)), np.full(F, T), rtol=1e-9)
     for g in st["g"]:
         assert abs(g.sum() - T) < 1e-6 * T
     # only the senones on the path have counts, and only in their phone's codebook
     seen = np.flatnonzero(st["counts"].sum(axis=(0, 1)) > 0)
-    assert set(seen.tolist()) <= set(np.unique(sen).tolist())
+    assert set(seen.tolist()) <= set(senones.tolist())
     # against a frame-by-frame reference from the path and the top-N densities
-    from vqalign.align.sphinx import _top_densities
-    from vqalign.hmm import viterbi
-
-    em = base.emissions_
-    senones = np.unique(sen)
-    cbs = np.unique(em.sen2cb[senones]).astype(np.int64)
-    X = keep["X"]
-    top = _top_densities(em, X, cbs, np.tile([0, T], (cbs.size, 1)))
-    lut = np.full(em.log_mixw.shape[2], -1)
-    lut[senones] = np.arange(senones.size)
-    topo = base._topology(keep["units"], (sen, tm), lut)
-    path, _ = viterbi(em.senone_log_emit(top, senones), topo, hop_s=0.01)
     ref = np.zeros_like(st["counts"])
     ref_gx = [np.zeros_like(g) for g in st["gx"]]
     for t in range(T):

@@ -61,58 +61,63 @@ def test_ptm_matches_brute_force(clamp):
         np.testing.assert_allclose(pe.log_emit(X, sub), got[:, sub], atol=1e-5)
 
 
-def test_topn_kernel_exact_both_paths():
-    rng = np.random.default_rng(1)
-    for D in (128, 20):                       # grouped path and plain scan
-        s = rng.standard_normal((30, 3 * D)).astype(np.float32)
+def test_topn_kernel_is_a_stable_descending_sort_with_windows_and_nan():
+    rng = np.random.default_rng(2)
+    for D in (128, 20):
+        s3 = rng.standard_normal((3, 30, D)).astype(np.float32)
+        s3[1, 4, [7, 9, 15]] = 5.0                       # ties: lower index first
+        lo, hi = np.array([0, 2, 10]), np.array([30, 25, 10])
         idx = np.empty((30, 3, 4), np.int32)
         val = np.empty((30, 3, 4), np.float32)
-        lo, hi = np.zeros(3, np.int64), np.full(3, 30, np.int64)
-        s3 = np.ascontiguousarray(s.reshape(30, 3, D).transpose(1, 0, 2))
         assert K.topn_per_codebook(s3, 4, lo, hi, idx, val) == K.OK
-        r = s.reshape(30, 3, D)
-        np.testing.assert_array_equal(val, -np.sort(-r, axis=2)[:, :, :4])
-        np.testing.assert_array_equal(np.take_along_axis(r, idx.astype(np.int64), 2), val)
+        order = np.argsort(-s3, axis=2, kind="stable")[:, :, :4].transpose(1, 0, 2)
+        for c in range(3):
+            inside = (np.arange(30) >= lo[c]) & (np.arange(30) < hi[c])
+            np.testing.assert_array_equal(idx[inside, c], order[inside, c])
+            np.testing.assert_array_equal(val[inside, c],
+                                          np.take_along_axis(s3[c], order[:, c], 1)[inside])
+            assert np.all(val[~inside, c] == -np.inf)
+        assert list(idx[4, 1, :3]) == [7, 9, 15]
+        s3[2, 17, D - 3] = np.nan                        # not the row's first value
+        assert K.topn_per_codebook(s3, 4, lo, np.array([30, 25, 30]), idx, val) == \
+            K.BAD_VALUE
+        assert idx[0, 0, 0] == 17
 
 
-def test_topn_rows_is_a_stable_descending_sort_with_windows_and_nan():
-    from vqalign.features.sphinx import topn_rows
-
-    rng = np.random.default_rng(2)
-    s3 = rng.standard_normal((3, 30, 128)).astype(np.float32)
-    s3[1, 4, [7, 9, 90]] = 5.0                       # ties: lower index first
-    lo, hi = np.array([0, 2, 10]), np.array([30, 25, 10])
-    idx = np.empty((30, 3, 4), np.int32)
-    val = np.empty((30, 3, 4), np.float32)
-    assert topn_rows(s3, 4, lo, hi, idx, val) == 0
-    order = np.argsort(-s3, axis=2, kind="stable")[:, :, :4].transpose(1, 0, 2)
-    for c in range(3):
-        inside = (np.arange(30) >= lo[c]) & (np.arange(30) < hi[c])
-        np.testing.assert_array_equal(idx[inside, c], order[inside, c])
-        np.testing.assert_array_equal(val[inside, c],
-                                      np.take_along_axis(s3[c], order[:, c], 1)[inside])
-        assert np.all(val[~inside, c] == -np.inf)
-    assert list(idx[4, 1, :3]) == [7, 9, 90]
-    s3[2, 17, 50] = np.nan
-    assert topn_rows(s3, 4, lo, np.array([30, 25, 30]), idx, val) == 1
-    assert idx[0, 0, 0] == 17
-
-
-def test_aligner_top_densities_equal_the_engine(utt, aligner):
-    """The aligner's own Gaussian selection gives PTMEmissions.top_densities' dict."""
-    from vqalign.align.sphinx import _top_densities
-
+def test_top_densities_with_windows_match_brute_force(utt, aligner):
+    """The engine's Gaussian selection (as the aligner calls it, with frame windows)
+    against float64 log densities sorted by numpy."""
     u, _ = utt
     X = aligner.features(u.audio, u.sr)
+    T = X.shape[0]
     em = aligner.emissions_
     cbs = np.array([0, 3, 17, 32])
-    win = np.array([[0, X.shape[0]], [5, 60], [0, 0], [40, X.shape[0]]])
-    ref = em.top_densities(X, cbs, frames=win)
-    got = _top_densities(em, X, cbs, win)
-    for k in ("codebooks", "lo", "hi", "val", "floor"):
-        np.testing.assert_array_equal(got[k], ref[k])
-    fin = np.isfinite(ref["val"])
-    np.testing.assert_array_equal(got["idx"][fin], ref["idx"][fin])
+    win = np.array([[0, T], [5, 60], [0, 0], [40, T]])
+    top = em.top_densities(X, cbs, frames=win)
+    np.testing.assert_array_equal(top["lo"], win[:, 0])
+    np.testing.assert_array_equal(top["hi"], win[:, 1])
+    m = aligner.model_
+    floor = np.full((len(em.streams), T), -np.inf)
+    for f, (a, b) in enumerate(em.streams):
+        x = X[:, None, a:b].astype(np.float64)
+        for k, c in enumerate(cbs):
+            mu = m.means[f][c].astype(np.float64)
+            var = m.variances[f][c].astype(np.float64)
+            ll = -0.5 * (np.log(2 * np.pi * var).sum(axis=1)[None, :] +
+                         (((x - mu) ** 2) / var).sum(axis=2))       # (T, 128)
+            inside = np.zeros(T, bool)
+            inside[win[k, 0]:win[k, 1]] = True
+            ref = -np.sort(-ll, axis=1)[:, :4]
+            got = top["val"][f, :, k]
+            assert np.all(got[~inside] == -np.inf)
+            np.testing.assert_allclose(got[inside], ref[inside], rtol=1e-4, atol=2e-2)
+            # the indices give those densities (to float32 rounding)
+            np.testing.assert_allclose(
+                np.take_along_axis(ll, top["idx"][f, :, k].astype(np.int64), 1)[inside],
+                ref[inside], rtol=1e-4, atol=2e-2)
+            floor[f, inside] = np.maximum(floor[f, inside], ref[inside, 0])
+    clamp = em.clamp
+    np.testing.assert_allclose(top["floor"], floor - clamp, rtol=1e-5, atol=2e-2)
 
 
 def test_ptm_input_errors():

@@ -85,40 +85,6 @@ def _one_blas_thread():
     return one()
 
 
-def _top_densities(em, X, cbs, windows) -> dict:
-    """:meth:`PTMEmissions.top_densities` (same dict, same values: a test checks it) with
-    the top-N selection of :func:`vqalign.features.sphinx.topn_rows`, which reads the
-    densities in memory order (2 to 3 times faster on this path, which it dominates)."""
-    from vqalign.features.sphinx import topn_rows
-    from vqalign.hmm import _ptm_kernels as K
-
-    X = em._check_X(X)
-    T = X.shape[0]
-    cbs = np.asarray(cbs, dtype=np.int64)
-    lo = np.clip(windows[:, 0], 0, T).astype(np.int64)
-    hi = np.clip(windows[:, 1], 0, T).astype(np.int64)
-    F, D, n = len(em.streams), em.n_density, cbs.size
-    out = {"codebooks": cbs, "lo": lo, "hi": hi,
-           "idx": np.empty((F, T, n, em.topn), dtype=np.int32),
-           "val": np.empty((F, T, n, em.topn), dtype=np.float32),
-           "floor": np.empty((F, T), dtype=np.float32)}
-    scores = np.empty((n, T, D), dtype=np.float32)
-    clamp = np.inf if em.clamp is None else em.clamp
-    for f, (a, b) in enumerate(em.streams):
-        x = X[:, a:b].astype(np.float32)
-        feats = np.concatenate([x * x, x], axis=1)
-        for k, c in enumerate(cbs):
-            if hi[k] > lo[k]:
-                blk = scores[k, lo[k]:hi[k]]
-                np.matmul(feats[lo[k]:hi[k]], em._B[f][:, c, :], out=blk)
-                blk += em._c[f][c]
-        if topn_rows(scores, em.topn, lo, hi, out["idx"][f], out["val"][f]) != 0:
-            raise ParameterError(f"Gaussian log densities are NaN at frame "
-                                 f"{int(out['idx'][f][0, 0, 0])}; check the model's variances")
-        K.frame_floor(out["val"][f], clamp, out["floor"][f])
-    return out
-
-
 def _one_thread():
     """One utterance is one chain: the engine's batch Viterbi gains nothing from its
     parallel loop there, and launching it costs more than the decode (measured: 0.6 ms
@@ -484,7 +450,7 @@ class SphinxAligner:
         # (later): widen the windows by the frames the shortest ones would free
         short = sum(len(a[0]) - min(len(p) for p in a) for a in alts) if self.refine else 0
         cbs, windows = self._windows(units, sen_tm, T, full, fewer_phones=short)
-        top = _top_densities(em, X, cbs, windows)
+        top = em.top_densities(X, cbs, frames=windows)
         cols = _Columns(em, top)
         cols.ensure(np.concatenate([sen_tm[0].ravel(), filler_sen]))
         path1, topo1 = self._pass1(units, sen_tm, cols)
@@ -771,7 +737,8 @@ class SphinxAligner:
 
         ``corpus``: ``(audio, text)`` (a path or a 16 kHz waveform) or ``(y, sr, text)``
         items. Each utterance is first aligned with this model (fillers and contexts
-        chosen as by :meth:`align`); that graph is then kept fixed, and each EM step
+        chosen as by :meth:`align`); that graph is then kept fixed, and the engine's
+        :class:`vqalign.hmm.ptm.MAPAdaptation` runs EM on the graphs. Each EM step
 
         * aligns every utterance through its graph (the engine's Viterbi) with the current
           weights: the data log-likelihood is the sum of the best paths' log-probabilities;
@@ -795,35 +762,24 @@ class SphinxAligner:
         the Sphinx model, so the first step cannot lower the data log-likelihood (EM on a
         fixed graph), and each step raises log-likelihood + log-prior; the history
         records both. ``on_error="skip"`` leaves out (and lists in ``failures_``) the
-        utterances the model cannot align; ``"raise"`` stops at the first.
+        utterances the model cannot align; ``"raise"`` stops at the first. The history's
+        ``seconds`` count from the start of EM (after the utterances' first alignment).
         """
-        import time
-
         from vqalign.exceptions import VQAlignError
+        from vqalign.hmm.ptm import MAPAdaptation
 
-        if update not in ("weights", "means"):
-            raise ParameterError(f"update={update!r}: use 'weights' (senone mixture weights) "
-                                 "or 'means' (weights, then the Gaussian means too)")
-        for name, v in (("tau", tau), ("tau_means", tau_means)):
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ParameterError(f"{name} must be a positive number of frames, got {v!r}")
-        if not (isinstance(n_iter, int) and n_iter >= 1):
-            raise ParameterError(f"n_iter must be an int >= 1, got {n_iter!r}")
+        engine = MAPAdaptation(update=update, tau=tau, tau_means=tau_means, n_iter=n_iter)
+        engine._validate_params()                 # before any alignment work
         items = list(corpus)
         if not items:
             raise ParameterError("the adaptation corpus is empty: give at least one "
                                  "(audio, text) pair")
-        t0 = time.perf_counter()
         graphs, failures = [], []
         with _one_blas_thread():
             for n, it in enumerate(items):
                 name = str(it[0]) if isinstance(it[0], (str, Path)) else f"item {n}"
                 try:
-                    y, sr, text = self._corpus_item(it)
-                    keep: dict = {}
-                    self._align(y, text, sr=sr, audio_name=None, keep=keep)
-                    sen, tm = self._senones(keep["units"])
-                    graphs.append((keep["X"], keep["units"], sen, tm))
+                    graphs.append(self._adapt_graph(*self._corpus_item(it)))
                 except VQAlignError as exc:
                     if on_error == "raise":
                         raise
@@ -832,31 +788,8 @@ class SphinxAligner:
                 raise ParameterError(f"none of the {len(items)} utterances of the adaptation "
                                      f"corpus could be aligned (first error: {failures[0][1]})")
             m = self.model_
-            w0 = np.exp(m.log_mixw.astype(np.float64))
-            w0 /= w0.sum(axis=1, keepdims=True)
-            means = [np.asarray(x, dtype=np.float32) for x in m.means]
-            log_w = m.log_mixw
-            history = []
-            for step in range(n_iter + 1):
-                em = self._emissions_for(means, log_w)
-                stats = self._adapt_estep(em, graphs, means=update == "means")
-                w_cur = np.exp(log_w.astype(np.float64))
-                w_cur /= w_cur.sum(axis=1, keepdims=True)
-                seen = stats["counts"].sum(axis=1) > 0          # (F, n_sen)
-                # log Dirichlet prior density of the current weights (up to a constant)
-                log_prior = float(tau * np.sum(w0 * np.log(w_cur), axis=1)[seen].sum())
-                history.append({"step": step, "log_likelihood": stats["loglik"],
-                                "frame_loglik": stats["loglik"] / stats["n_frames"],
-                                "log_prior": log_prior,
-                                "objective": stats["loglik"] + log_prior,
-                                "n_frames": stats["n_frames"],
-                                "n_senones_seen": int(seen.any(axis=0).sum()),
-                                "seconds": time.perf_counter() - t0})
-                if step == n_iter:
-                    break
-                log_w = self._map_weights(w0, stats["counts"], tau)
-                if update == "means":
-                    means = self._map_means(m.means, stats, tau_means)
+            engine.fit(self.emissions_, graphs, hop_s=HOP_S)
+        means, log_w, history = engine.means_, engine.log_mixw_, engine.history_
         from dataclasses import replace
 
         adapted = replace(m, means=means, log_mixw=log_w, adapted=None)
@@ -895,83 +828,17 @@ class SphinxAligner:
             y, sr = load_audio(y, sr=fe_sr)
         return y, sr, text
 
-    def _emissions_for(self, means, log_w):
-        from vqalign.hmm.ptm import PTMEmissions
-
-        em = self.emissions_
-        m = self.model_
-        return PTMEmissions(means, m.variances, log_w, em.sen2cb, em.streams, topn=em.topn,
-                            clamp=em.clamp)
-
-    def _adapt_estep(self, em, graphs, *, means: bool) -> dict:
-        """Viterbi through each fixed graph; Gaussian posteriors of the path's senones."""
-        from vqalign.hmm import viterbi
-
-        F, D, n_sen = em.log_mixw.shape
-        counts = np.zeros((F, D, n_sen))
-        g_sum = [np.zeros((em.n_cb, D)) for _ in range(F)] if means else None
-        gx_sum = [np.zeros((em.n_cb, D, b - a)) for a, b in em.streams] if means else None
-        loglik, n_frames = 0.0, 0
-        for X, units, sen, tm in graphs:
-            T = X.shape[0]
-            senones = np.unique(sen)
-            cbs = np.unique(em.sen2cb[senones]).astype(np.int64)
-            top = _top_densities(em, X, cbs, np.tile([0, T], (cbs.size, 1)))
-            le = em.senone_log_emit(top, senones)
-            lut = np.full(n_sen, -1, dtype=np.int64)
-            lut[senones] = np.arange(senones.size)
-            topo = self._topology(units, (sen, tm), lut)
-            with _one_thread():
-                path, best = viterbi(le, topo, hop_s=HOP_S)
-            loglik += float(best)
-            n_frames += T
-            s_t = senones[topo.emit_ids[path]]                   # senone of every frame
-            c_t = np.searchsorted(cbs, em.sen2cb[s_t])
-            t = np.arange(T)
-            for f, (a, b) in enumerate(em.streams):
-                ix = top["idx"][f, t, c_t].astype(np.int64)          # (T, topn)
-                dens = np.maximum(top["val"][f, t, c_t], top["floor"][f][:, None])
-                lw = em.log_mixw[f][ix, s_t[:, None]].astype(np.float64)
-                z = lw + dens
-                z -= z.max(axis=1, keepdims=True)
-                g = np.exp(z)
-                g /= g.sum(axis=1, keepdims=True)
-                # scatter-adds as bincounts over flat indices (np.add.at is ~10x slower)
-                flat = (ix * n_sen + s_t[:, None]).ravel()
-                counts[f] += np.bincount(flat, weights=g.ravel(),
-                                         minlength=D * n_sen).reshape(D, n_sen)
-                if means:
-                    flat = (em.sen2cb[s_t][:, None].astype(np.int64) * D + ix).ravel()
-                    n_rows = em.n_cb * D
-                    g_sum[f] += np.bincount(flat, weights=g.ravel(),
-                                            minlength=n_rows).reshape(em.n_cb, D)
-                    xs = X[:, a:b].astype(np.float64)
-                    for j in range(b - a):
-                        gx_sum[f][:, :, j] += np.bincount(
-                            flat, weights=(g * xs[:, j:j + 1]).ravel(),
-                            minlength=n_rows).reshape(em.n_cb, D)
-        return {"counts": counts, "g": g_sum, "gx": gx_sum, "loglik": loglik,
-                "n_frames": n_frames}
-
-    @staticmethod
-    def _map_weights(w0, counts, tau):
-        """MAP weights (Dirichlet prior tau * w0; senones without counts keep w0),
-        normalized and floored as :func:`vqalign.io.sphinx.read_mixture_weights` would, so
-        a saved model reads back as it was."""
-        from vqalign.io.sphinx import normalize_mixture_weights
-
-        N = counts.sum(axis=1, keepdims=True)                  # (F, 1, n_sen)
-        w = (tau * w0 + counts) / (tau + N)
-        w = normalize_mixture_weights(w.transpose(0, 2, 1)).transpose(0, 2, 1)
-        return np.ascontiguousarray(np.log(w.astype(np.float64)), dtype=np.float32)
-
-    @staticmethod
-    def _map_means(means0, stats, tau_m):
-        out = []
-        for mu0, g, gx in zip(means0, stats["g"], stats["gx"]):
-            mu = (tau_m * mu0.astype(np.float64) + gx) / (tau_m + g[:, :, None])
-            out.append(mu.astype(np.float32))
-        return out
+    def _adapt_graph(self, y, sr, text):
+        """The fixed graph of one adaptation utterance: ``(X, senones, topology)``, the
+        fillers and contexts chosen as by :meth:`align`, emission column ``j`` reading
+        senone ``senones[j]`` (the engine's :class:`vqalign.hmm.ptm.MAPAdaptation` input)."""
+        keep: dict = {}
+        self._align(y, text, sr=sr, audio_name=None, keep=keep)
+        sen, tm = self._senones(keep["units"])
+        senones = np.unique(sen)
+        lut = np.full(self.model_.mdef.n_sen, -1, dtype=np.int64)
+        lut[senones] = np.arange(senones.size)
+        return keep["X"], senones, self._topology(keep["units"], (sen, tm), lut)
 
     def __repr__(self):
         return f"SphinxAligner({self.model_dir_or_name!r})"

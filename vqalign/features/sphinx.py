@@ -34,7 +34,6 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 import scipy.fft
-from numba import njit
 
 from vqalign._validation import check_audio, check_sample_rate
 from vqalign.exceptions import ParameterError
@@ -365,57 +364,3 @@ def mfcc_sphinx_checked(y, sr, params, kwargs: dict) -> np.ndarray:
             raise ParameterError(f"convention='sphinx' takes its settings from params "
                                  f"(feat.params), not {name}={v!r}; {hint}")
     return mfcc_sphinx(y, sr, params=params, n_threads=kwargs.get("n_threads"))
-
-
-# --------------------------------------------------------------------------- Gaussian selection
-# The one numba kernel of the Sphinx path outside vqalign.hmm: the top-N selection of the
-# PTM densities, row by row in memory order (the aligner's hot loop; measured on the 10
-# pocketsphinx-testdata recordings: 0.1 us per row of 128 densities, against 1.5 us for
-# the frame-major two-level search of vqalign.hmm._ptm_kernels.topn_per_codebook).
-
-@njit(cache=True, nogil=True)
-def topn_rows(scores, topn, lo, hi, idx_out, val_out):
-    """Top-``topn`` of every row of ``scores`` (n_cb, T, n_density) float32 between
-    frames ``lo[c] <= t < hi[c]`` of codebook ``c``, best first, ties in index order
-    (a stable descending sort); ``idx_out`` (T, n_cb, topn) int32 and ``val_out``
-    (T, n_cb, topn) float32, ``-inf`` / 0 outside the frames. Returns 0, or 1 if a score
-    is NaN (``idx_out[0, 0, 0]`` then holds its frame).
-
-    One pass over each row in memory order, a density entering the sorted list only when
-    it beats the current ``topn``-th (measured faster here than a two-level search over
-    16 interleaved group maxima)."""
-    n_cb, T, D = scores.shape
-    tv = np.empty(topn, dtype=np.float32)
-    ti = np.empty(topn, dtype=np.int32)
-    for c in range(n_cb):
-        for t in range(T):
-            if t < lo[c] or t >= hi[c]:
-                for k in range(topn):
-                    val_out[t, c, k] = -np.inf
-                    idx_out[t, c, k] = 0
-                continue
-            for k in range(topn):
-                tv[k] = -np.inf
-                ti[k] = 0
-            worst = np.float32(-np.inf)
-            row = scores[c, t]
-            nan = False
-            for d in range(D):
-                v = row[d]
-                nan |= v != v
-                if v > worst:
-                    k = topn - 1
-                    while k > 0 and tv[k - 1] < v:
-                        tv[k] = tv[k - 1]
-                        ti[k] = ti[k - 1]
-                        k -= 1
-                    tv[k] = v
-                    ti[k] = d
-                    worst = tv[topn - 1]
-            if nan:
-                idx_out[0, 0, 0] = t
-                return 1
-            for k in range(topn):
-                val_out[t, c, k] = tv[k]
-                idx_out[t, c, k] = ti[k]
-    return 0

@@ -13,94 +13,54 @@ OK = 0
 BAD_VALUE = 1
 
 
-NGRP = 16
-
-
-@njit(cache=True, nogil=True)
-def _insert(tv, ti, v, d):
-    k = tv.shape[0] - 1
-    while k > 0 and tv[k - 1] < v:
-        tv[k] = tv[k - 1]
-        ti[k] = ti[k - 1]
-        k -= 1
-    tv[k] = v
-    ti[k] = d
-
-
-@njit(cache=True, nogil=True, fastmath=True)
-def _group_max(row, base, n_per, gm):
-    # interleaved groups: group g holds densities g, g + NGRP, g + 2 NGRP, ...; the inner
-    # loop runs over NGRP contiguous values (SIMD)
-    for g in range(NGRP):
-        gm[g] = row[base + g]
-    for j in range(1, n_per):
-        o = base + j * NGRP
-        for g in range(NGRP):
-            v = row[o + g]
-            gm[g] = v if v > gm[g] else gm[g]
-
-
 @njit(cache=True, nogil=True)
 def topn_per_codebook(scores, topn, lo, hi, idx_out, val_out):
     """Top-``topn`` Gaussians of every codebook, frame by frame.
 
     ``scores`` (n_cb, T, n_density) float32: log densities; codebook ``c`` is read only
-    at frames ``lo[c] <= t < hi[c]`` (elsewhere ``val_out`` is -inf).
+    at frames ``lo[c] <= t < hi[c]`` (elsewhere ``val_out`` is -inf and ``idx_out`` 0).
     ``idx_out`` (T, n_cb, topn) int32 and ``val_out`` (T, n_cb, topn) float32 receive
-    the codeword indices and log densities, best first. Returns OK, or BAD_VALUE if a
-    score is NaN (``idx_out[0, 0, 0]`` then holds the frame).
+    the codeword indices and log densities, best first, ties in index order (a stable
+    descending sort). Returns OK, or BAD_VALUE if a score is NaN (``idx_out[0, 0, 0]``
+    then holds its frame).
 
-    When ``n_density`` is a multiple of 16 the search has two levels: the maximum of each
-    of 16 interleaved groups first; the ``topn``-th largest group maximum is a lower
-    bound of the ``topn``-th largest density, so only groups reaching it are searched.
+    One pass over each row in memory order (codebook-major, as ``scores`` is laid out),
+    a density entering the sorted list only when it beats the current ``topn``-th.
+    Measured paired against the former two-level search over 16 interleaved group
+    maxima (frame-major): 1.6x faster on real densities (``en-us``, 3 streams x 42
+    codebooks x 434 frames), and the NaN check sees every value.
     """
-    n_cb, T, n_density = scores.shape
-    gm = np.empty(NGRP, dtype=np.float32)
+    n_cb, T, D = scores.shape
     tv = np.empty(topn, dtype=np.float32)
     ti = np.empty(topn, dtype=np.int32)
-    grouped = n_density % NGRP == 0 and n_density >= NGRP and topn <= NGRP
-    n_per = n_density // NGRP
-    base = 0
-    for t in range(T):
-        for c in range(n_cb):
-            row = scores[c, t]
-            for k in range(topn):
-                tv[k] = -np.inf
-                ti[k] = 0
+    for c in range(n_cb):
+        for t in range(T):
             if t < lo[c] or t >= hi[c]:
                 for k in range(topn):
                     val_out[t, c, k] = -np.inf
                     idx_out[t, c, k] = 0
                 continue
-            if grouped:
-                _group_max(row, base, n_per, gm)
-                for g in range(NGRP):
-                    v = gm[g]
-                    if v != v:
-                        idx_out[0, 0, 0] = t
-                        return BAD_VALUE
-                    if v > tv[topn - 1]:
-                        _insert(tv, ti, v, g)
-                thr = tv[topn - 1]
-                for k in range(topn):
-                    tv[k] = -np.inf
-                    ti[k] = 0
-                for g in range(NGRP):
-                    if gm[g] < thr:
-                        continue
-                    for j in range(n_per):
-                        d = j * NGRP + g
-                        v = row[base + d]
-                        if v > tv[topn - 1]:
-                            _insert(tv, ti, v, d)
-            else:
-                for d in range(n_density):
-                    v = row[base + d]
-                    if v != v:
-                        idx_out[0, 0, 0] = t
-                        return BAD_VALUE
-                    if v > tv[topn - 1]:
-                        _insert(tv, ti, v, d)
+            for k in range(topn):
+                tv[k] = -np.inf
+                ti[k] = 0
+            worst = np.float32(-np.inf)
+            row = scores[c, t]
+            nan = False
+            for d in range(D):
+                v = row[d]
+                nan |= v != v
+                if v > worst:
+                    k = topn - 1
+                    while k > 0 and tv[k - 1] < v:
+                        tv[k] = tv[k - 1]
+                        ti[k] = ti[k - 1]
+                        k -= 1
+                    tv[k] = v
+                    ti[k] = d
+                    worst = tv[topn - 1]
+            if nan:
+                idx_out[0, 0, 0] = t
+                return BAD_VALUE
             for k in range(topn):
                 val_out[t, c, k] = tv[k]
                 idx_out[t, c, k] = ti[k]

@@ -27,7 +27,8 @@ import numpy as np
 from vqalign.exceptions import ParameterError
 from vqalign.hmm import _ptm_kernels as K
 
-__all__ = ["PTMEmissions"]
+__all__ = ["PTMEmissions", "PTMStatistics", "MAPAdaptation", "map_mixture_weights",
+           "map_means"]
 
 SPHINX_CLAMP = 96 * 1024.0 * math.log(1.0001)
 _BLAS = None
@@ -79,6 +80,7 @@ class PTMEmissions:
                                  "Gaussians of a codebook")
         self.topn = int(topn)
         self.clamp = None if clamp is None else float(clamp)
+        self.means, self.variances = list(means), list(variances)
         self.log_mixw = np.ascontiguousarray(log_mixw, dtype=np.float32)
         self.sen2cb = np.asarray(sen2cb, dtype=np.int32)
         if self.log_mixw.shape[:2] != (len(means), self.n_density):
@@ -121,6 +123,13 @@ class PTMEmissions:
                                  "phone) and semi-continuous (one) models are implemented")
         return cls(model.means, model.variances, model.log_mixw, sen2cb, fe.streams,
                    topn=topn, clamp=clamp)
+
+    def replace(self, *, means=None, log_mixw=None) -> PTMEmissions:
+        """The same emissions (variances, codebook map, streams, topn, clamp) with other
+        means and / or log mixture weights."""
+        return PTMEmissions(self.means if means is None else means, self.variances,
+                            self.log_mixw if log_mixw is None else log_mixw, self.sen2cb,
+                            self.streams, topn=self.topn, clamp=self.clamp)
 
     def _check_X(self, X):
         X = np.asarray(X)
@@ -182,11 +191,12 @@ class PTMEmissions:
 
     def _top_streams(self, X, cbs, lo, hi, out):
         T = X.shape[0]
+        D = self.n_density
+        scores = np.empty((cbs.size, T, D), dtype=np.float32)       # reused by every stream
+        clamp = np.inf if self.clamp is None else self.clamp
         for f, (a, b) in enumerate(self.streams):
             x = np.ascontiguousarray(X[:, a:b], dtype=np.float32)
             feats = np.concatenate([x * x, x], axis=1)                    # (T, 2L)
-            D = self.n_density
-            scores = np.empty((cbs.size, T, D), dtype=np.float32)
             for k, c in enumerate(cbs):          # one GEMM per codebook, on its frames only
                 if hi[k] > lo[k]:
                     blk = scores[k, lo[k]:hi[k]]
@@ -197,7 +207,7 @@ class PTMEmissions:
             if st != K.OK:
                 raise ParameterError(f"Gaussian log densities are NaN at frame "
                                      f"{int(idx[0, 0, 0])}; check the model's variances")
-            K.frame_floor(val, np.inf if self.clamp is None else self.clamp, out["floor"][f])
+            K.frame_floor(val, clamp, out["floor"][f])
 
     def senone_log_emit(self, top, senones) -> np.ndarray:
         """(T, len(senones)) float32 log emissions from :meth:`top_densities` output."""
@@ -220,3 +230,192 @@ class PTMEmissions:
         """(T, len(senones)) float32 log emissions of the given senones."""
         sen = self._check_senones(senones)
         return self.senone_log_emit(self.top_densities(X, self.sen2cb[sen]), sen)
+
+
+# --------------------------------------------------------------------------- adaptation
+
+class PTMStatistics:
+    """Sufficient statistics of the Gaussians along senone paths (an E-step).
+
+    For every frame ``t`` of a path with senone ``s_t`` and every stream ``f``, the
+    posterior of each of the senone's top-N Gaussians ``k`` (the emission's own terms
+    ``w_f[k, s_t] max(N_k, floor)``, normalized over the top N) is added to
+
+    * ``counts`` (n_stream, n_density, n_senone) float64: per senone and codeword;
+    * with ``means=True``, ``g`` (list per stream of (n_cb, n_density)) and ``gx`` (list
+      per stream of (n_cb, n_density, dim_f)): per codebook, the posteriors and the
+      posterior-weighted features.
+
+    ``loglik`` and ``n_frames`` sum what :meth:`add_path` is given.
+    """
+
+    def __init__(self, emissions: PTMEmissions, *, means: bool = False):
+        em = emissions
+        F, D, n_sen = em.log_mixw.shape
+        self.emissions = em
+        self.counts = np.zeros((F, D, n_sen))
+        self.g = [np.zeros((em.n_cb, D)) for _ in range(F)] if means else None
+        self.gx = [np.zeros((em.n_cb, D, b - a)) for a, b in em.streams] if means else None
+        self.loglik, self.n_frames = 0.0, 0
+
+    def add_path(self, X, top, senone_path, *, loglik: float = 0.0):
+        """Add one utterance: features ``X`` (T, dim), ``top`` from
+        :meth:`PTMEmissions.top_densities` on ``X`` (holding every codebook of the path,
+        on all frames), ``senone_path`` (T,) the senone of every frame."""
+        em = self.emissions
+        F, D, n_sen = em.log_mixw.shape
+        s_t = np.asarray(senone_path, dtype=np.int64)
+        T = X.shape[0]
+        if s_t.shape != (T,) or top["idx"].shape[1] != T:
+            raise ParameterError(f"the senone path has shape {s_t.shape} and the top "
+                                 f"densities {top['idx'].shape[1]} frames, but the features "
+                                 f"have {T} frames; they must agree")
+        cbs = top["codebooks"]
+        c_t = np.searchsorted(cbs, em.sen2cb[s_t])
+        if np.any(c_t >= cbs.size) or np.any(cbs[np.minimum(c_t, cbs.size - 1)] !=
+                                              em.sen2cb[s_t]):
+            raise ParameterError("a senone of the path has its codebook missing from the "
+                                 "top densities; pass its codebook to top_densities")
+        t = np.arange(T)
+        for f, (a, b) in enumerate(em.streams):
+            ix = top["idx"][f, t, c_t].astype(np.int64)          # (T, topn)
+            dens = np.maximum(top["val"][f, t, c_t], top["floor"][f][:, None])
+            lw = em.log_mixw[f][ix, s_t[:, None]].astype(np.float64)
+            z = lw + dens
+            z -= z.max(axis=1, keepdims=True)
+            g = np.exp(z)
+            g /= g.sum(axis=1, keepdims=True)
+            # scatter-adds as bincounts over flat indices (np.add.at is ~10x slower)
+            flat = (ix * n_sen + s_t[:, None]).ravel()
+            self.counts[f] += np.bincount(flat, weights=g.ravel(),
+                                          minlength=D * n_sen).reshape(D, n_sen)
+            if self.g is not None:
+                flat = (em.sen2cb[s_t][:, None].astype(np.int64) * D + ix).ravel()
+                n_rows = em.n_cb * D
+                self.g[f] += np.bincount(flat, weights=g.ravel(),
+                                         minlength=n_rows).reshape(em.n_cb, D)
+                xs = X[:, a:b].astype(np.float64)
+                for j in range(b - a):
+                    self.gx[f][:, :, j] += np.bincount(
+                        flat, weights=(g * xs[:, j:j + 1]).ravel(),
+                        minlength=n_rows).reshape(em.n_cb, D)
+        self.loglik += float(loglik)
+        self.n_frames += T
+        return self
+
+
+def map_mixture_weights(w0, counts, tau: float) -> np.ndarray:
+    """MAP mixture weights under a Dirichlet prior ``tau * w0``: ``(tau w0_k + n_k) /
+    (tau + N)`` (senones without counts keep ``w0``), normalized and floored as
+    :func:`vqalign.io.sphinx.read_mixture_weights` would, so a saved model reads back as
+    it was. ``w0``, ``counts``: (n_stream, n_density, n_senone); returns float32 logs."""
+    from vqalign.io.sphinx import normalize_mixture_weights
+
+    N = counts.sum(axis=1, keepdims=True)                  # (F, 1, n_sen)
+    w = (tau * w0 + counts) / (tau + N)
+    w = normalize_mixture_weights(w.transpose(0, 2, 1)).transpose(0, 2, 1)
+    return np.ascontiguousarray(np.log(w.astype(np.float64)), dtype=np.float32)
+
+
+def map_means(means0, g, gx, tau: float) -> list:
+    """MAP Gaussian means ``(tau mu0 + sum g x) / (tau + sum g)`` per stream (float32)."""
+    out = []
+    for mu0, g_f, gx_f in zip(means0, g, gx):
+        mu = (tau * mu0.astype(np.float64) + gx_f) / (tau + g_f[:, :, None])
+        out.append(mu.astype(np.float32))
+    return out
+
+
+class MAPAdaptation:
+    """MAP EM of a :class:`PTMEmissions` model on utterances with fixed graphs.
+
+    Each step aligns every utterance through its graph (the engine's Viterbi) with the
+    current model, the data log-likelihood being the sum of the best paths'
+    log-probabilities; gathers :class:`PTMStatistics` along the paths; re-estimates each
+    senone's weights by :func:`map_mixture_weights` under a Dirichlet prior of weight
+    ``tau`` frames centred on the initial weights (and with ``update="means"`` the
+    codebooks' means by :func:`map_means`, weight ``tau_means``; variances kept).
+
+    With weights only, the emission is linear in the weights and the prior's mode is the
+    initial model, so the first step cannot lower the data log-likelihood, and each step
+    raises log-likelihood + log-prior; ``history_`` records both per step.
+
+    Attributes after :meth:`fit`: ``emissions_`` (the adapted :class:`PTMEmissions`),
+    ``log_mixw_``, ``means_``, ``history_`` (one dict per step: step, log_likelihood,
+    frame_loglik, log_prior, objective, n_frames, n_senones_seen, seconds since fit
+    began).
+    """
+
+    def __init__(self, *, update: str = "weights", tau: float = 10.0,
+                 tau_means: float = 5.0, n_iter: int = 3):
+        self.update = update
+        self.tau = tau
+        self.tau_means = tau_means
+        self.n_iter = n_iter
+
+    def _validate_params(self):
+        if self.update not in ("weights", "means"):
+            raise ParameterError(f"update={self.update!r}: use 'weights' (senone mixture "
+                                 "weights) or 'means' (weights, then the Gaussian means too)")
+        for name in ("tau", "tau_means"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ParameterError(f"{name} must be a positive number of frames, got {v!r}")
+        if not (isinstance(self.n_iter, int) and self.n_iter >= 1):
+            raise ParameterError(f"n_iter must be an int >= 1, got {self.n_iter!r}")
+
+    def fit(self, emissions: PTMEmissions, utterances, *, hop_s: float = 0.01):
+        """``utterances``: ``[(X, senones, topology), ...]``: features (T, dim), the
+        senones of the graph (unique, sorted: emission column ``j`` is ``senones[j]``),
+        and a :class:`vqalign.hmm.Topology` over those columns. Returns self."""
+        import time
+
+        from vqalign.hmm import viterbi
+        from vqalign.hmm.threads import threads
+
+        self._validate_params()
+        utts = list(utterances)
+        if not utts:
+            raise ParameterError("no utterances to adapt on")
+        t0 = time.perf_counter()
+        em0 = emissions
+        w0 = np.exp(em0.log_mixw.astype(np.float64))
+        w0 /= w0.sum(axis=1, keepdims=True)
+        means = [np.asarray(x, dtype=np.float32) for x in em0.means]
+        log_w = em0.log_mixw
+        history = []
+        want_means = self.update == "means"
+        for step in range(self.n_iter + 1):
+            em = em0.replace(means=means, log_mixw=log_w)
+            stats = PTMStatistics(em, means=want_means)
+            for X, senones, topo in utts:
+                senones = np.asarray(senones, dtype=np.int64)
+                cbs = np.unique(em.sen2cb[senones]).astype(np.int64)
+                top = em.top_densities(X, cbs)
+                le = em.senone_log_emit(top, senones)
+                # one chain: the batch Viterbi's parallel loop costs more than it gains
+                with threads(1):
+                    path, best = viterbi(le, topo, hop_s=hop_s)
+                stats.add_path(X, top, senones[topo.emit_ids[path]], loglik=float(best))
+            w_cur = np.exp(log_w.astype(np.float64))
+            w_cur /= w_cur.sum(axis=1, keepdims=True)
+            seen = stats.counts.sum(axis=1) > 0          # (F, n_sen)
+            # log Dirichlet prior density of the current weights (up to a constant)
+            log_prior = float(self.tau * np.sum(w0 * np.log(w_cur), axis=1)[seen].sum())
+            history.append({"step": step, "log_likelihood": stats.loglik,
+                            "frame_loglik": stats.loglik / stats.n_frames,
+                            "log_prior": log_prior,
+                            "objective": stats.loglik + log_prior,
+                            "n_frames": stats.n_frames,
+                            "n_senones_seen": int(seen.any(axis=0).sum()),
+                            "seconds": time.perf_counter() - t0})
+            if step == self.n_iter:
+                break
+            log_w = map_mixture_weights(w0, stats.counts, self.tau)
+            if want_means:
+                means = map_means(em0.means, stats.g, stats.gx, self.tau_means)
+        self.emissions_ = em
+        self.log_mixw_ = log_w
+        self.means_ = means
+        self.history_ = history
+        return self
