@@ -223,3 +223,34 @@ def test_pair_corpus_rules(tmp_path):
     empty.mkdir()
     with pytest.raises(ParameterError, match="holds no audio"):
         pair_corpus(empty)
+
+
+def test_align_model_folder_with_mdef_is_a_sphinx_model(tmp_path, corpus, capsys):
+    """`--model DIR` (no `sphinx:` prefix) reads a folder holding an mdef file as a Sphinx
+    model, giving what `--model sphinx:DIR` gives; other folders get a clear error."""
+    pytest.importorskip("pocketsphinx")
+    from vqalign.io.sphinx import load_sphinx_model
+
+    model_dir = load_sphinx_model("en-us").path
+    wav, txt = corpus / "spk1" / "utt1.wav", corpus / "spk1" / "utt1.txt"
+    plain, prefixed = tmp_path / "plain.json", tmp_path / "prefixed.json"
+    assert main(["align", str(wav), str(txt), "--model", str(model_dir), "-o", str(plain)]) == 0
+    assert main(["align", str(wav), str(txt), "--model", f"sphinx:{model_dir}",
+                 "-o", str(prefixed)]) == 0
+    a, b = read_alignment(plain), read_alignment(prefixed)
+    assert [w for _, _, w in a.tier("words")] == SENTENCES[1].split()
+    assert a.tier("words") == b.tier("words") and a.tier("phones") == b.tier("phones")
+    capsys.readouterr()
+    empty = tmp_path / "not_a_model"
+    empty.mkdir()
+    assert main(["align", str(wav), str(txt), "--model", str(empty),
+                 "-o", str(tmp_path / "x.json")]) == 2
+    err = capsys.readouterr().err
+    assert f"model {empty} is a folder without an mdef file" in err and "sphinx:en-us" in err
+    assert not (tmp_path / "x.json").exists()
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "mdef").write_text("")
+    assert main(["align", str(wav), str(txt), "--model", str(broken),
+                 "-o", str(tmp_path / "y.json")]) == 2
+    assert "broken" in capsys.readouterr().err

@@ -30,7 +30,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--model", default=None,
                         help="trained aligner (.npz from Aligner.save / align-corpus), or "
                              "sphinx:en-us (the CMU Sphinx model in the pocketsphinx wheel) "
-                             "or sphinx:PATH (a Sphinx model folder)")
+                             "or sphinx:PATH / PATH (a Sphinx model folder, one holding an "
+                             "mdef file)")
     parser.add_argument("--oov", choices=("g2p", "error"), default="g2p",
                         help="words missing from the lexicon: guess from spelling (g2p, "
                              "default) or stop with an error")
@@ -82,6 +83,13 @@ def make_aligner(args):
         spec = str(args.model)
         if spec.startswith("sphinx:"):
             return Aligner.from_sphinx(spec[len("sphinx:"):] or "en-us")
+        if Path(spec).is_dir():
+            if (Path(spec) / "mdef").is_file():      # a Sphinx model folder: as sphinx:DIR
+                return Aligner.from_sphinx(spec)
+            raise ParameterError(f"model {spec} is a folder without an mdef file, so it is "
+                                 "not a Sphinx model folder; give an .npz written by "
+                                 "Aligner.save / align-corpus, sphinx:en-us, or a Sphinx "
+                                 "model folder (mdef, means, variances, ...)")
         if not Path(spec).is_file():
             raise ParameterError(f"model file {spec} does not exist; give an .npz written by "
                                  "Aligner.save / align-corpus, or sphinx:en-us")
