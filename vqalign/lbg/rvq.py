@@ -19,7 +19,8 @@ class ResidualVQ:
     """``n_stages`` codebooks; stage s is trained on the residual of stages 0..s-1.
 
     Every stage is a :class:`VectorQuantizer` (``method`` and ``**vq_params``
-    are passed to it). After the greedy stages, ``refine_passes`` joint passes
+    are passed to it; for LBG stages ``growth`` defaults to 2.0 and
+    ``max_points_per_code`` to 100 here). After the greedy stages, ``refine_passes`` joint passes
     fine-tune all codebooks together: the training vectors are re-encoded
     (with ``beam_size``), then each codebook in turn is replaced by the mean of
     its targets, the vectors minus the other stages' chosen codes (block
@@ -63,12 +64,19 @@ class ResidualVQ:
         if K > 1:
             check_not_constant(X, X.shape[0])
         R = X.copy()
+        # stage codebooks: classic doubling LBG on up to 100 vectors per code unless the
+        # caller chose (bench rvq, D = 2048: 78 s and test MSE 0.3960 against 165 s / 0.3965
+        # with VectorQuantizer's growth 1.5 and 64 per code, on a busier machine)
+        params = dict(self.vq_params)
+        if self.method == "lbg":
+            params.setdefault("growth", 2.0)
+            params.setdefault("max_points_per_code", 100)
         self.stages_ = []
         codes = np.empty((X.shape[0], n_stages), np.int32)
         dead = []
         for s in range(n_stages):
             seed = int(rng.integers(0, 2**31 - 1))
-            vq = VectorQuantizer(self.method, K, random_state=seed, **self.vq_params).fit(R)
+            vq = VectorQuantizer(self.method, K, random_state=seed, **params).fit(R)
             lab = vq.encode(R)
             codes[:, s] = lab
             R -= vq.codebook_[lab]
