@@ -73,6 +73,15 @@ def _data(args):
     from vqalign.bench.align import _load, find_utterances
 
     items, _ = find_utterances(Path(args.corpus), args.limit)
+    if getattr(args, "subset", None):
+        try:
+            k, n = (int(x) for x in args.subset.split("/"))
+            if not 0 <= k < n:
+                raise ValueError
+        except ValueError:
+            raise ParameterError(f"--subset {args.subset!r}: give K/N with 0 <= K < N, e.g. "
+                                 "3/20 (every 20th utterance from the 4th)") from None
+        items = [it for i, it in enumerate(items) if i % n == k]
     return _load(items)
 
 
@@ -332,6 +341,9 @@ def main(argv=None) -> int:
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--voices", default=None)
     c.add_argument("--limit", type=int, default=None)
+    c.add_argument("--subset", default=None, metavar="K/N",
+                   help="only utterances i with i %% N == K (a small corpus spread over the "
+                        "voices: a corpus model trained on little data fails differently)")
     c.add_argument("--mode", choices=("single", "corpus"), default="single")
     c.add_argument("--jobs", type=int, default=1)
     c.add_argument("--out", type=Path, required=True)
