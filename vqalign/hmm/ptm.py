@@ -15,6 +15,11 @@ badly one stream can score a senone.
 Gaussian log densities of one stream for all the codebooks an utterance needs are one
 matrix product ``[x^2, x] @ B`` (BLAS); the top-N selection and the weighted sums are
 numba kernels in :mod:`vqalign.hmm._ptm_kernels`.
+
+Adaptation (MAP EM on utterances with fixed graphs): :class:`PTMStatistics` gathers the
+Gaussian posteriors along Viterbi paths, :func:`map_mixture_weights` and
+:func:`map_means` re-estimate, :class:`MAPAdaptation` runs the EM steps and keeps their
+history (``vqalign.align.sphinx.SphinxAligner.adapt`` builds the graphs and calls it).
 """
 
 from __future__ import annotations
