@@ -38,6 +38,8 @@ from vqalign.exceptions import AlignmentError, VQAlignError
 #: frames per E-step task (about 23 MB of 39-D float32 features)
 TASK_FRAMES = 150_000
 EM_DIR = "em"
+#: frames DiagGMM.from_codebook computes the Gaussians' variances on (Aligner.new_model)
+GMM_FRAMES = 32768
 #: the Aligner's flat start: the quietest share of each utterance starts as silence
 QUIET_QUANTILE = 0.15
 
@@ -280,9 +282,14 @@ class StreamingEM:
             return got[:2]
         a = self.aligner
         cb = np.asarray(a.codebook, np.float32)
-        gmm = DiagGMM.from_codebook(cb, self.store.X, var_floor=1e-2, shrinkage=10.0,
-                                    max_frames=32768, top_n=min(a.top_n, cb.shape[0]))
-        self.store.release()
+        # the evenly spaced frames from_codebook(max_frames=32768) would take, read here
+        # so that only they are checked and held (the same Gaussians as passing X)
+        X = self.store.X
+        if X.shape[0] > GMM_FRAMES:
+            X = np.asarray(X[np.linspace(0, X.shape[0] - 1, GMM_FRAMES).astype(np.int64)])
+            self.store.release()
+        gmm = DiagGMM.from_codebook(cb, X, var_floor=1e-2, shrinkage=10.0,
+                                    max_frames=GMM_FRAMES, top_n=min(a.top_n, cb.shape[0]))
         model = a._hmm(gmm, corpus=True)
         model.n_iter = a.n_iter
         syms = sorted({s for _, units in self.items for w in units for s in w})
