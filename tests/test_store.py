@@ -240,3 +240,30 @@ def test_streaming_a_memmap_keeps_its_pages_out_of_rss(tmp_path):
     before = proc.memory_info().rss
     float(np.asarray(Y)[:, 0].sum())
     assert proc.memory_info().rss - before > 200 * 2**20
+
+
+def test_sampled_rows_are_read_not_faulted_in(tmp_path):
+    """take_rows (LBG's subsample, the GMM start) reads scattered memmap rows from
+    the file: through the mapping each row faults in its neighbours' pages too."""
+    psutil = pytest.importorskip("psutil")
+    from vqalign.lbg._data import sample_rows, take_rows
+
+    rng = np.random.default_rng(0)
+    n, d = 2_000_000, 39                  # 312 MB
+    path = tmp_path / "big.f32"
+    w = np.memmap(path, dtype=np.float32, mode="w+", shape=(n, d))
+    w[:] = np.arange(n, dtype=np.float32)[:, None]
+    w.flush()
+    del w
+    X = np.memmap(path, dtype=np.float32, mode="r", shape=(n, d))
+    proc = psutil.Process()
+    before = proc.memory_info().rss
+    idx = np.linspace(0, n - 1, 20_000).astype(np.int64)      # sparse: one read per row
+    got = take_rows(X, idx)
+    assert proc.memory_info().rss - before < 60 * 2**20
+    np.testing.assert_array_equal(got[:, 0], idx.astype(np.float32))
+    dense = np.sort(rng.choice(n, 500_000, replace=False))      # dense: block reads
+    np.testing.assert_array_equal(take_rows(X, dense)[:, 3], dense.astype(np.float32))
+    sub = sample_rows(X, 1000, np.random.default_rng(1))
+    assert sub.shape == (1000, d) and np.all(sub[:, 0] == sub[:, -1])
+    assert take_rows(X, np.zeros(0, np.int64)).shape == (0, d)

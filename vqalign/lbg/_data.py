@@ -79,6 +79,50 @@ def release_pages(X, start: int = 0, stop: int | None = None) -> None:
             pass
 
 
+def take_rows(X, idx) -> np.ndarray:
+    """``X[idx]`` (``idx`` sorted row indices) as a new float32 array.
+
+    For a memmap the rows are read from its file, not through the mapping: touching
+    scattered rows of a mapped file faults in their neighbours too (the kernel maps
+    up to 16 pages around each fault), so 32768 rows spread over a 3.4 GB store
+    made the process 2.2 GB resident. A sparse sample is read row by row with
+    ``pread``; a dense one block by block.
+    """
+    idx = np.asarray(idx, dtype=np.int64)
+    name = getattr(X, "filename", None)
+    if not isinstance(X, np.memmap) or name is None or X.ndim != 2 or not X.flags.c_contiguous:
+        return np.asarray(X[idx], dtype=np.float32)
+    import os
+
+    N, D = X.shape
+    row = D * X.itemsize
+    base = int(getattr(X, "offset", 0))
+    out = np.empty((idx.size, D), dtype=X.dtype)
+    if idx.size == 0:
+        return out.astype(np.float32, copy=False)
+    if idx.size * 64 < N:                         # sparse: one read per row
+        fd = os.open(name, os.O_RDONLY)
+        try:
+            flat = out.reshape(-1).view(np.uint8)
+            for j, i in enumerate(idx.tolist()):
+                flat[j * row:(j + 1) * row] = np.frombuffer(os.pread(fd, row, base + i * row),
+                                                            np.uint8)
+        finally:
+            os.close(fd)
+    else:                                         # dense: stream blocks, keep the rows
+        step = block_rows(D)
+        j = 0
+        for a in range(0, N, step):
+            b = min(N, a + step)
+            k = int(np.searchsorted(idx, b))
+            if k > j:
+                blk = np.fromfile(name, dtype=X.dtype, count=(b - a) * D,
+                                  offset=base + a * row).reshape(b - a, D)
+                out[j:k] = blk[idx[j:k] - a]
+                j = k
+    return out.astype(np.float32, copy=False)
+
+
 def block_rows(n_features: int) -> int:
     return max(1024, BLOCK_BYTES // (4 * max(1, n_features)))
 
@@ -110,10 +154,11 @@ def sample_rows(X, n: int, rng: np.random.Generator, *, name: str = "X") -> np.n
         idx = np.arange(N)
     else:
         idx = np.sort(rng.choice(N, size=n, replace=False))
-    out = np.asarray(X[idx], dtype=np.float32)
+    out = take_rows(X, idx)
     if isinstance(X, np.memmap):
-        release_pages(X)
-        check_finite_block(out, name=name)
+        bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
+        if bad.size:   # name the row of X, not of the sample
+            check_finite_block(out[bad], name=name, offset=int(idx[bad[0]]))
     return out[rng.permutation(out.shape[0])]
 
 

@@ -286,8 +286,8 @@ class StreamingEM:
         # so that only they are checked and held (the same Gaussians as passing X)
         X = self.store.X
         if X.shape[0] > GMM_FRAMES:
-            X = np.asarray(X[np.linspace(0, X.shape[0] - 1, GMM_FRAMES).astype(np.int64)])
-            self.store.release()
+            from vqalign.lbg._data import take_rows
+            X = take_rows(X, np.linspace(0, X.shape[0] - 1, GMM_FRAMES).astype(np.int64))
         gmm = DiagGMM.from_codebook(cb, X, var_floor=1e-2, shrinkage=10.0,
                                     max_frames=GMM_FRAMES, top_n=min(a.top_n, cb.shape[0]))
         model = a._hmm(gmm, corpus=True)
