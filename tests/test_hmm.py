@@ -333,3 +333,30 @@ def test_bad_probabilities():
         dense_viterbi(le, np.log([0.2, 0.2, 0.2]), np.log(np.eye(3)))
     with pytest.raises(ParameterError, match="sequence of symbols"):
         linear_chain("hello")
+
+
+def test_convergence_monitor_resumes_from_a_saved_history():
+    """A monitor resumed from an earlier run's history stops where the uninterrupted
+    one stops (streamed corpus EM restarts from its recorded iterations)."""
+    from vqalign.history import History
+    from vqalign.hmm.monitor import ConvergenceMonitor
+
+    lls = [-40.0, -35.0, -34.0, -33.99999, -33.999989]
+    whole = ConvergenceMonitor(tol=1e-5, n_iter=10, relative=True, min_iter=3, name="a")
+    stops_whole = []
+    for ll in lls:
+        whole.report(ll * 100, 100)
+        stops_whole.append(whole.reached_tol)
+    first = ConvergenceMonitor(tol=1e-5, n_iter=10, relative=True, min_iter=3, name="a")
+    for ll in lls[:2]:
+        first.report(ll * 100, 100)
+    saved = History.from_dict(first.history.to_dict())
+    again = ConvergenceMonitor(tol=1e-5, n_iter=10, relative=True, min_iter=3, name="b")
+    again.resume(saved)
+    assert again.iter == 2 and again.history.name == "b"
+    stops = stops_whole[:2]
+    for ll in lls[2:]:
+        again.report(ll * 100, 100)
+        stops.append(again.reached_tol)
+    assert stops == stops_whole and stops_whole.index(True) == 3
+    np.testing.assert_array_equal(again.history["log_likelihood"], whole.history["log_likelihood"])

@@ -57,6 +57,18 @@ class ConvergenceMonitor:
         self._prev = None
         self._delta = math.nan
 
+    def resume(self, history: History) -> ConvergenceMonitor:
+        """Continue from the steps of an earlier run's ``history`` (its name is kept):
+        the step count and the last gain are those the earlier monitor had."""
+        name = self.history.name
+        self.history = History.from_dict(history.to_dict())
+        self.history.name = name
+        ll = self.history["log_likelihood"]
+        self.iter = len(ll)
+        self._prev = float(ll[-1]) if len(ll) else None
+        self._delta = float(ll[-1] - ll[-2]) if len(ll) > 1 else math.nan
+        return self
+
     @property
     def elapsed(self) -> float:
         return time.perf_counter() - self._t0

@@ -26,7 +26,7 @@ last recorded step and ends with the very model of an uninterrupted run.
 
 from __future__ import annotations
 
-import json
+import operator
 import time
 import warnings
 from pathlib import Path
@@ -181,10 +181,6 @@ def _add_init(a, b):
     return {k: a[k] + b[k] for k in a}
 
 
-def _add_stats(a, b):
-    return a + b
-
-
 # --------------------------------------------------------------------------- driver side
 def plan_tasks(store, items, max_frames=None):
     """``items`` ((uid, units) in store order) cut into tasks of whole utterances of at
@@ -317,7 +313,9 @@ class StreamingEM:
         return c
 
     def run(self):
-        """Train; returns (path, digest) of the chosen model, written to ``final``."""
+        """Train from every flat start; returns ``(path, digest, log-likelihood per
+        frame, start, iterations, failures)`` of the start with the highest final
+        log-likelihood."""
         from vqalign.align.aligner import MULTI_START_S, Aligner
 
         base_path, base_digest = self.base()
@@ -338,7 +336,6 @@ class StreamingEM:
 
     def _train(self, start, model):
         from vqalign.align.aligner import Aligner
-        from vqalign.history import History
         from vqalign.hmm.monitor import ConvergenceMonitor
 
         flags = model._flags()
@@ -355,29 +352,22 @@ class StreamingEM:
         if done == 0:
             prev_path, prev_digest = self._save(f"{start}-0", model, None)
             self._finish(f"{start}-0", prev_path, prev_digest)
-            history = None
         else:
             prev_path, prev_digest, rec = self._recorded(f"{start}-{done}")
             if rec.get("stop"):
                 return self._result(start, prev_path, prev_digest, rec)
-        monitor = ConvergenceMonitor(tol=model.tol, n_iter=n_iter, name="TiedMixtureHMM",
+        monitor = ConvergenceMonitor(tol=model.tol, n_iter=n_iter,
+                                     name=f"tied-mixture EM, {start} flat start (streamed "
+                                          "from the feature store)",
                                      relative=True, min_iter=model.min_iter, drop_tol=1e-2)
         if done:
-            loaded = Aligner.load(prev_path)
-            history = loaded.history_
-            monitor.history = History.from_dict(history.to_dict())
-            ll = monitor.history["log_likelihood"]
-            monitor.iter = len(ll)
-            monitor._prev = float(ll[-1])
-            monitor._delta = float(ll[-1] - ll[-2]) if len(ll) > 1 else float("nan")
-        monitor.history.name = (f"tied-mixture EM, {start} flat start (streamed from the "
-                                "feature store)")
+            monitor.resume(Aligner.load(prev_path).history_)
         for it in range(done, n_iter):
             gst = refresh and (it + 1) % model.gaussians_every == 0 and it + 1 < n_iter
             t_it = time.perf_counter()
             tasks = [(str(self.store.path), str(prev_path), prev_digest, t,
                       str(self.sel_dir), k, gst) for k, t in enumerate(self.tasks)]
-            stats = self._map(estep_task, tasks, _add_stats, f"em {start} {it + 1}/{n_iter}")
+            stats = self._map(estep_task, tasks, operator.add, f"em {start} {it + 1}/{n_iter}")
             if stats.n_utterances == 0:
                 raise AlignmentError(
                     "forward-backward found no path through any utterance; check that the "
@@ -410,11 +400,4 @@ class StreamingEM:
         return path, digest, float(rec["log_likelihood"]), start, n, rec.get("failures", [])
 
 
-def read_history(path):
-    """The EM history saved in a model file (for reports)."""
-    with np.load(path) as z:
-        return json.loads(str(z["header"])).get("history")
-
-
-__all__ = ["StreamingEM", "plan_tasks", "init_task", "estep_task", "TASK_FRAMES",
-           "VQAlignError"]
+__all__ = ["StreamingEM", "plan_tasks", "init_task", "estep_task", "TASK_FRAMES"]
