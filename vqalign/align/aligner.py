@@ -639,14 +639,15 @@ class Aligner:
         E = np.concatenate([p.energy for p in prepared]) if prepared else np.zeros(0)
         return np.ascontiguousarray(X, dtype=np.float32), E, offs
 
-    def _n_states(self, p):
-        return sum(self.states_per_unit for w in p.tokens.units for _ in w)
+    def n_states(self, units) -> int:
+        """HMM states of a transcript's units (a list of words of units), silence aside."""
+        return self.states_per_unit * sum(len(w) for w in units)
 
     def _length_errors(self, prepared):
         """ParameterError per utterance whose transcript needs more frames than it has."""
         out = []
         for p in prepared:
-            n_states = self._n_states(p)
+            n_states = self.n_states(p.tokens.units)
             T = p.X.shape[0]
             out.append(ParameterError(too_short_message(n_states, T, self.hop_))
                        if n_states > T else None)

@@ -445,7 +445,7 @@ def _em_stage(store, train, texts, cb, out, records, report, sched, *, unit, n_c
     items, skipped = [], []
     for it in train:
         a, b = store.span(it.id)
-        n_states = aligner.states_per_unit * sum(len(w) for w in texts[it.id][1])
+        n_states = aligner.n_states(texts[it.id][1])
         if n_states > b - a:
             skipped.append((it.id, str(it.audio), "training",
                             too_short_message(n_states, b - a, aligner.hop_)))
