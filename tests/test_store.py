@@ -267,3 +267,22 @@ def test_sampled_rows_are_read_not_faulted_in(tmp_path):
     sub = sample_rows(X, 1000, np.random.default_rng(1))
     assert sub.shape == (1000, d) and np.all(sub[:, 0] == sub[:, -1])
     assert take_rows(X, np.zeros(0, np.int64)).shape == (0, d)
+
+
+def test_take_rows_of_a_memmap_slice_reads_the_slice(tmp_path):
+    """A row slice of a memmap shares its parent's mapping and ``offset``: rows are
+    read at the slice's own place in the file."""
+    from vqalign.lbg._data import release_pages, take_rows
+
+    A = np.arange(50_000 * 7, dtype=np.float32).reshape(-1, 7)
+    np.save(tmp_path / "a.npy", A)
+    Z = np.load(tmp_path / "a.npy", mmap_mode="r")
+    (tmp_path / "a.f32").write_bytes(A[123:].tobytes())
+    W = np.memmap(tmp_path / "a.f32", dtype=np.float32, mode="r", shape=(50_000 - 123, 7))
+    rng = np.random.default_rng(0)
+    for M, ref in ((Z[1000:], A[1000:]), (Z[5:40], A[5:40]), (W[77:], A[200:]), (Z, A)):
+        for n in (3, 2000):                 # the sparse and the dense path
+            idx = np.sort(rng.choice(ref.shape[0], min(n, ref.shape[0]), replace=False))
+            np.testing.assert_array_equal(take_rows(M, idx), ref[idx])
+        release_pages(M)
+        np.testing.assert_array_equal(np.asarray(M), ref)

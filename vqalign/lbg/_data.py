@@ -57,17 +57,31 @@ def as_training_data(X, *, name: str = "X"):
     return np.ascontiguousarray(X, dtype=np.float32), settings
 
 
+def _mapped_at(X):
+    """``(mmap, offset of X[0] in the mapping, offset of X[0] in the file)`` of a
+    C-contiguous 2-D memmap or a row slice of one (None for anything else)."""
+    mm = getattr(X, "_mmap", None)
+    if (mm is None or not isinstance(X, np.memmap) or X.ndim != 2
+            or not X.flags.c_contiguous or getattr(X, "filename", None) is None):
+        return None
+    import mmap
+
+    in_map = X.ctypes.data - np.frombuffer(mm, np.uint8).ctypes.data
+    off = int(getattr(X, "offset", 0))   # the mapping starts at the granule below it
+    return mm, in_map, off - off % mmap.ALLOCATIONGRANULARITY + in_map
+
+
 def release_pages(X, start: int = 0, stop: int | None = None) -> None:
     """Drop rows ``start:stop`` of a memmap from this process's resident memory (the
     file's pages stay in the OS cache): streaming a corpus-sized memmap then keeps RSS
     bounded instead of growing to the file's size. No-op for arrays in memory."""
-    mm = getattr(X, "_mmap", None)
-    if mm is None or not hasattr(mm, "madvise") or X.ndim != 2:
+    at = _mapped_at(X)
+    if at is None or not hasattr(at[0], "madvise"):
         return
     import mmap
 
+    mm, base, _ = at
     row = X.shape[1] * X.itemsize
-    base = int(getattr(X, "offset", 0))
     stop = X.shape[0] if stop is None else stop
     a = base + start * row
     a -= a % mmap.PAGESIZE
@@ -89,14 +103,14 @@ def take_rows(X, idx) -> np.ndarray:
     ``pread``; a dense one block by block.
     """
     idx = np.asarray(idx, dtype=np.int64)
-    name = getattr(X, "filename", None)
-    if not isinstance(X, np.memmap) or name is None or X.ndim != 2 or not X.flags.c_contiguous:
+    at = _mapped_at(X)
+    if at is None:
         return np.asarray(X[idx], dtype=np.float32)
     import os
 
+    name, base = X.filename, at[2]
     N, D = X.shape
     row = D * X.itemsize
-    base = int(getattr(X, "offset", 0))
     out = np.empty((idx.size, D), dtype=X.dtype)
     if idx.size == 0:
         return out.astype(np.float32, copy=False)
