@@ -76,6 +76,77 @@ def test_refit_stage_is_the_mean_of_the_targets(rng):
     np.testing.assert_allclose(recon, _decode_all(codes, books, 5), rtol=1e-5, atol=1e-5)
 
 
+def test_principal_subspace_matches_numpy_svd(rng):
+    from vqalign.lbg.rvq import principal_subspace
+
+    X = lowrank(rng, 3000, 40, rank=5, noise=0.05)
+    mu, Q = principal_subspace(X, 5, np.random.default_rng(0), n_rows=1000)
+    np.testing.assert_allclose(mu, X.mean(0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(Q.T @ Q, np.eye(5), atol=1e-4)
+    _, _, Vt = np.linalg.svd(X.astype(np.float64) - X.mean(0), full_matrices=False)
+    # cosines of the principal angles between the two subspaces are all ~1
+    cos = np.linalg.svd(Vt[:5] @ Q, compute_uv=False)
+    assert cos.min() > 0.999
+
+
+def test_refit_in_a_subspace_is_the_projected_mean(rng):
+    from vqalign.lbg.rvq import _decode_all, _refit_stage, principal_subspace
+
+    X = lowrank(rng, 800, 12, rank=3)
+    gen = np.random.default_rng(1)
+    mu, Q = principal_subspace(X, 4, gen)
+    books = [rng.standard_normal((5, 12)).astype(np.float32),
+             (mu + rng.standard_normal((6, 4)) @ Q.T).astype(np.float32)]
+    codes = np.stack([rng.integers(0, 5, 800), rng.integers(0, 6, 800)], 1).astype(np.int32)
+    recon = _decode_all(codes, books, 12)
+    before = float(((X - recon).astype(np.float64) ** 2).sum())
+    _refit_stage(X, recon, books, codes, 1, basis=(mu, Q))
+    target = X.astype(np.float64) - books[0][codes[:, 0]]
+    P = Q.astype(np.float64) @ Q.T.astype(np.float64)
+    for k in range(6):
+        m = target[codes[:, 1] == k].mean(0)
+        np.testing.assert_allclose(books[1][k], mu + (m - mu) @ P, rtol=1e-4, atol=1e-4)
+    after = float(((X - _decode_all(codes, books, 12)).astype(np.float64) ** 2).sum())
+    assert after <= before * (1 + 1e-6)
+    np.testing.assert_allclose(recon, _decode_all(codes, books, 12), rtol=1e-5, atol=1e-5)
+
+
+def test_stage_subspace_codes_and_exact_encoding(rng):
+    X = lowrank(rng, 2500, 48, rank=6, noise=0.3)
+    rvq = ResidualVQ(3, 8, method="lloyd", n_iter=8, stage_dim=5, refine_passes=3,
+                     random_state=0).fit(X)
+    assert rvq.stage_dims_ == [5, 5, 5]
+    for C in rvq.codebooks_:
+        # each stage's codes lie in a 5-dimensional affine subspace
+        sv = np.linalg.svd(C.astype(np.float64) - C.mean(0), compute_uv=False)
+        assert sv[5] < 1e-4 * sv[0]
+    assert all(b <= a * (1 + 1e-6) for a, b in zip(rvq.refine_mse_, rvq.refine_mse_[1:]))
+    # greedy encode() is the plain nearest code of each stage's residual, in the full space
+    codes = rvq.encode(X)
+    R = X.astype(np.float64)
+    for s, C in enumerate(rvq.codebooks_):
+        d = ((R[:, None, :] - C[None].astype(np.float64)) ** 2).sum(-1)
+        assert (d.argmin(1) == codes[:, s]).mean() > 0.995
+        R = R - C[codes[:, s]]
+    # the full-space fit (stage_dim=None) keeps the old behaviour; a subspace as wide as X too
+    full = ResidualVQ(2, 8, method="lloyd", n_iter=5, stage_dim=None, random_state=0).fit(X)
+    wide = ResidualVQ(2, 8, method="lloyd", n_iter=5, stage_dim=48, random_state=0).fit(X)
+    assert full.stage_dims_ == [48, 48] and wide.stage_dims_ == [48, 48]
+    np.testing.assert_array_equal(full.encode(X), wide.encode(X))
+
+
+def test_stage_subspace_generalizes_on_low_rank_noise(rng):
+    # wide noisy vectors, few rows per code: the full-space codes fit the sample's noise
+    B = rng.standard_normal((4, 256)) * 2
+    X = (rng.standard_normal((3000, 4)) @ B + rng.standard_normal((3000, 256))).astype(np.float32)
+    tr, te = X[:2000], X[2000:]
+    err = {}
+    for dim in ("auto", None):
+        rvq = ResidualVQ(2, 32, stage_dim=dim, random_state=0).fit(tr)
+        err[dim] = float(((te - rvq.decode(rvq.encode(te))).astype(np.float64) ** 2).mean())
+    assert err["auto"] < 0.995 * err[None]
+
+
 def test_wide_vectors_split_without_dead_codes(rng):
     # D = 256 takes the power-iteration split axis; every split must produce two live codes
     X = lowrank(rng, 4000, 256, rank=8, noise=0.5)
@@ -113,6 +184,10 @@ def test_bad_parameters(rng):
         ResidualVQ(2, 4, beam_size=0).fit(X)
     with pytest.raises(ParameterError, match="refine_passes"):
         ResidualVQ(2, 4, refine_passes=-1).fit(X)
+    with pytest.raises(ParameterError, match="stage_dim"):
+        ResidualVQ(2, 4, stage_dim="half").fit(X)
+    with pytest.raises(ParameterError, match="stage_dim"):
+        ResidualVQ(2, 4, stage_dim=0).fit(X)
     rvq = ResidualVQ(2, 4, method="lloyd", random_state=0).fit(X)
     with pytest.raises(ParameterError, match="features"):
         rvq.encode(X[:, :3])
@@ -125,6 +200,13 @@ def test_save_load_keeps_beam_and_dead_counts(rng, tmp_path):
     back = ResidualVQ.load(tmp_path / "r.npz")
     assert back.beam_size == 3 and back.stage_dead_ == rvq.stage_dead_
     np.testing.assert_array_equal(back.encode(X), rvq.encode(X))
+    # a stage subspace survives the round trip
+    Y = lowrank(rng, 800, 20)
+    sub = ResidualVQ(2, 4, method="lloyd", stage_dim=3, random_state=0).fit(Y)
+    sub.save(tmp_path / "s.npz")
+    back = ResidualVQ.load(tmp_path / "s.npz")
+    assert back.stage_dim == 3 and back.stage_dims_ == [3, 3]
+    np.testing.assert_array_equal(back.encode(Y), sub.encode(Y))
 
 
 def test_bench_rvq_json(capsys):

@@ -101,8 +101,11 @@ def run_bench(*, d=2048, n_stages=4, n_codes=256, n_train=40000, n_test=10000, r
     if ctx is not None:
         ctx.__enter__()
     try:
-        # warm-up: compile the kernels on small data (excluded)
+        # warm-up: compile the kernels on small data (excluded): the stage subspace (16 of 64
+        # features: fused kernels) and the full space (64 features: the BLAS path)
         ResidualVQ(2, 16, random_state=1).fit(Xtr[:2000, :64]).encode(Xte[:100, :64])
+        ResidualVQ(2, 16, stage_dim=None, random_state=1).fit(Xtr[:2000, :64]).encode(
+            Xte[:100, :64])
         kw = {} if refine_passes is None else {"refine_passes": refine_passes}
         t = time.perf_counter()
         rvq = ResidualVQ(n_stages, n_codes, beam_size=beam, random_state=seed, **kw).fit(Xtr)
@@ -117,6 +120,7 @@ def run_bench(*, d=2048, n_stages=4, n_codes=256, n_train=40000, n_test=10000, r
         out["vqalign_cos"] = round(cos, 5)
         out["vqalign_stage_dead"] = [int(x) for x in rvq.stage_dead_]
         out["vqalign_refine_passes"] = int(rvq.refine_passes)
+        out["vqalign_stage_dims"] = [int(x) for x in rvq.stage_dims_]
         out["threads"] = {"vqalign": numba.get_num_threads()}
         if peers:
             try:

@@ -673,3 +673,52 @@ def weighted_pick(cum, u, out):
                 lo = mid + 1
         out[j] = lo
     return 0
+
+
+@njit(cache=True, parallel=True, fastmath=True, nogil=True)
+def subtract_codes(R, C, lab):
+    """R[i] -= C[lab[i]] in place (a residual stage applied; no N x D temporary).
+
+    R (N, D) float32, C (K, D) float32, lab (N,) int32 in 0..K-1.
+    """
+    N = R.shape[0]
+    D = R.shape[1]
+    for i in prange(N):
+        k = lab[i]
+        for d in range(D):
+            R[i, d] -= C[k, d]
+    return 0
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def stage_quality_rows(X, B, codes, sse, dot, rn2, xn2):
+    """Per row and stage: squared error, x . recon and ||recon||^2 of the first s+1 stages.
+
+    X (N, D) float32; B (S, K, D) float32 the stacked codebooks; codes (N, S)
+    int32; sse, dot, rn2 (N, S) float64 and xn2 (N,) float64 are written.
+    """
+    N = X.shape[0]
+    D = X.shape[1]
+    S = B.shape[0]
+    for i in prange(N):
+        rec = np.zeros(D, np.float32)
+        x2 = 0.0
+        for d in range(D):
+            x2 += np.float64(X[i, d]) * X[i, d]
+        xn2[i] = x2
+        for s in range(S):
+            k = codes[i, s]
+            e2 = 0.0
+            xr = 0.0
+            r2 = 0.0
+            for d in range(D):
+                rec[d] += B[s, k, d]
+                v = np.float64(rec[d])
+                e = np.float64(X[i, d]) - v
+                e2 += e * e
+                xr += np.float64(X[i, d]) * v
+                r2 += v * v
+            sse[i, s] = e2
+            dot[i, s] = xr
+            rn2[i, s] = r2
+    return 0
