@@ -200,6 +200,39 @@ def test_aligner_recipe_and_old_settings_files(corpus, tmp_path):
     assert settings_differ(legacy, dict(old, extra=[])) == []
 
 
+def test_aligner_recipe_removes_a_dc_offset_as_the_aligner_does(tmp_path):
+    """The store's aligner recipe conditions the audio as Aligner does (a DC offset above
+    DC_OFFSET of the RMS removed), so a model trained from the store meets the features
+    Aligner computes; the removal is reported per utterance, and a store written before
+    the conditioning existed is refused by its settings."""
+    from vqalign.align import aligner as AL
+    from vqalign.datasets.synth import synthesize
+    from vqalign.io.audio import load_audio
+    from vqalign.io.store import settings_differ
+
+    src = tmp_path / "src"
+    src.mkdir()
+    u = synthesize("the cat sat on the mat", seed=1)
+    rms = float(np.sqrt(np.mean(np.square(u.audio))))
+    sf.write(src / "dc.wav", u.audio + np.float32(0.2 * rms), u.sr, subtype="FLOAT")
+    sf.write(src / "clean.wav", u.audio, u.sr, subtype="FLOAT")
+    st = write_store(src, tmp_path / "st", recipe="aligner", hop_length=0.005, jobs=1)
+    for name in ("dc", "clean"):
+        y, _ = load_audio(src / f"{name}.wav", 16000)
+        y, notes = AL.condition_audio(y, 16000, f"{name}.wav")
+        X, energy = AL.features(y, 0.005, 1)
+        np.testing.assert_array_equal(np.asarray(st[name]), X)
+        np.testing.assert_array_equal(np.asarray(st.side(name)), energy)
+        assert st.warnings(name) == notes
+    assert any("DC offset" in m for m in st.warnings("dc")) and st.warnings("clean") == []
+    y, _ = load_audio(src / "dc.wav", 16000)
+    raw, _ = AL.features(y, 0.005, 1)
+    assert not np.array_equal(raw, np.asarray(st["dc"]))
+    older = dict(st.settings)
+    del older["dc_offset"]
+    assert [d for d in settings_differ(older, st.settings) if "dc_offset" in d]
+
+
 def test_read_rows_equals_the_mapped_rows(corpus, tmp_path):
     st = write_store(corpus, tmp_path / "al", recipe="aligner", hop_length=0.005, jobs=1)
     for uid in st.keys():

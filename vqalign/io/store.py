@@ -3,7 +3,7 @@
 Layout of a store directory ``OUT``::
 
     OUT/settings.json   feature settings (and the vqalign version that wrote them)
-    OUT/shards/*.npz    one file per utterance (frames, n_samples), written atomically
+    OUT/shards/*.npz    one file per utterance (frames, n_samples, input warnings), atomic
     OUT/features.f32    all utterances' frames, row after row: (N, D) float32, C order
     OUT/extra.f32       per-frame side columns of the recipe (N, E) float32, if any
                         (the aligner recipe keeps each frame's raw c0 loudness here)
@@ -40,9 +40,11 @@ from vqalign.io.atomic import atomic_write
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 _FEATURE_KEYS = ("recipe", "sr", "n_mfcc", "n_mels", "convention", "win_length", "hop_length",
-                 "n_fft", "fmin", "fmax", "deltas", "delta_width", "cmvn", "dim", "extra")
+                 "n_fft", "fmin", "fmax", "deltas", "delta_width", "cmvn", "dim", "extra",
+                 "dc_offset")
 RECIPES = ("mfcc", "aligner")
-_DEFAULTS = {"recipe": "mfcc", "extra": []}   # stores written before these keys existed
+# stores written before these keys existed
+_DEFAULTS = {"recipe": "mfcc", "extra": [], "dc_offset": None}
 
 
 class StoreWriteError(VQAlignError):
@@ -68,11 +70,16 @@ def aligner_settings(hop_length: float) -> dict:
             or not 0.002 <= hop_length <= 0.05:
         raise ParameterError(f"hop_length={hop_length!r} s is outside [0.002, 0.05]; use "
                              "0.010 (10 ms) or 0.005 (5 ms)")
+    from vqalign.align.aligner import DC_OFFSET
+
+    # dc_offset: the aligner's input conditioning (a DC offset above this share of the RMS
+    # is removed before the features, as Aligner does)
     return {
         "recipe": "aligner", "sr": 16000, "n_mfcc": 13, "n_mels": 40, "convention": "librosa",
         "win_length": 0.025, "hop_length": float(hop_length), "n_fft": None, "fmin": None,
         "fmax": None, "deltas": 2, "delta_width": 1, "cmvn": "utterance", "dim": 39,
-        "extra": ["energy"], "dtype": "float32", "vqalign_version": __version__,
+        "extra": ["energy"], "dtype": "float32", "dc_offset": DC_OFFSET,
+        "vqalign_version": __version__,
     }
 
 
@@ -256,8 +263,12 @@ def _compute_one(uid, path, shard, settings):
     try:
         from vqalign.io.audio import load_audio
         y, _ = load_audio(path, settings["sr"])
+        notes = []
         if settings.get("recipe") == "aligner":
             y = _check_speech(y, settings, path)
+            if settings.get("dc_offset") is not None:
+                from vqalign.align.aligner import condition_audio
+                y, notes = condition_audio(y, settings["sr"], Path(path).name)
         X = compute_features(y, settings)
     except VQAlignError as exc:
         return uid, None, str(exc)
@@ -265,7 +276,7 @@ def _compute_one(uid, path, shard, settings):
         return uid, None, f"{type(exc).__name__}: {exc}"
     try:
         with atomic_write(shard, "wb") as fh:
-            np.savez(fh, X=X, n_samples=np.int64(y.size))
+            np.savez(fh, X=X, n_samples=np.int64(y.size), warnings=np.array(json.dumps(notes)))
     except OSError as exc:
         return uid, None, ("write", str(exc.filename or shard), exc.strerror or str(exc))
     return uid, int(X.shape[0]), None
@@ -403,6 +414,12 @@ class FeatureStore:
                                  f"{describe_settings(self.settings)}")
         a, b = self.span(key)
         return self.extra[a:b, self.extra_names.index(name)]
+
+    def warnings(self, key) -> list:
+        """What the input conditioning reported about an utterance's audio (a DC offset
+        removed, clipping) when its features were computed."""
+        u = self.utterances[key if isinstance(key, (int, np.integer)) else self._pos[key]]
+        return list(u.get("warnings", []))
 
     def duration(self, key) -> float:
         """Seconds of audio of an utterance (frames x hop when the index predates it)."""
@@ -609,16 +626,18 @@ def _up_to_date(out: Path, ok, computed: bool) -> bool:
 
 
 def _read_shard(shard: Path, path: str, width: int):
+    """(frames, n_samples, warnings about the input) of one shard."""
     try:
         with np.load(shard) as z:
             X, n_samples = z["X"], int(z["n_samples"])
+            notes = json.loads(str(z["warnings"])) if "warnings" in z.files else []
     except (OSError, ValueError, KeyError, EOFError) as exc:
         raise ParameterError(f"shard {str(shard)!r} for {path!r} is unreadable ({exc}); "
                              "delete it and re-run to recompute it") from None
     if X.ndim != 2 or X.shape[1] != width or X.dtype != np.float32:
         raise ParameterError(f"shard {str(shard)!r} has shape {X.shape} {X.dtype}, "
                              f"expected (n, {width}) float32; delete it and re-run")
-    return X, n_samples
+    return X, n_samples, notes
 
 
 def _consolidate(out: Path, ok, settings: dict) -> None:
@@ -640,14 +659,16 @@ def _consolidate(out: Path, ok, settings: dict) -> None:
                 eh = stack.enter_context(atomic_write(target, "wb"))
                 target = out / "features.f32"
             for uid, path in ok:
-                X, n_samples = _read_shard(out / "shards" / _shard_name(uid), path,
-                                           dim + n_extra)
+                X, n_samples, notes = _read_shard(out / "shards" / _shard_name(uid), path,
+                                                  dim + n_extra)
                 fh.write(np.ascontiguousarray(X[:, :dim]).tobytes())
                 if eh is not None:
                     eh.write(np.ascontiguousarray(X[:, dim:]).tobytes())
-                index.append({"id": uid, "path": path, "start": start,
-                              "n_frames": int(X.shape[0]),
-                              "duration": n_samples / settings["sr"]})
+                entry = {"id": uid, "path": path, "start": start, "n_frames": int(X.shape[0]),
+                         "duration": n_samples / settings["sr"]}
+                if notes:
+                    entry["warnings"] = notes
+                index.append(entry)
                 start += int(X.shape[0])
         target = out / "index.json"
         with atomic_write(target) as fh:
