@@ -958,8 +958,10 @@ class Aligner:
             extra = ([f"units never seen in training were given generic models: "
                       f"{', '.join(new)}"] if new else None)
             res = self._decode(sub, X, offs, sel, history=None, warn_extra=extra)
+            from vqalign.align.coverage import check_fitted  # noqa: PLC0415
             for i, r, p in zip(keep, res, sub):
-                out[i] = _restore_span(r, p, extra)
+                r, gaps = check_fitted(self, p, r, extra)  # untranscribed speech
+                out[i] = _restore_span(r, p, (extra or []) + gaps)
         return out
 
     def _self_train(self, p: _Prepared, *, n_codes=None):
@@ -990,7 +992,9 @@ class Aligner:
                 p, res = retry
         if SINGLE_SHIFT_S and _single_policy(self.unit):
             _shift_boundaries(res, SINGLE_SHIFT_S)
-        return _restore_span(res, p)
+        from vqalign.align.coverage import check_self_trained  # noqa: PLC0415
+        res, gaps = check_self_trained(self, p, res, n_codes=n_codes)  # untranscribed speech
+        return _restore_span(res, p, gaps)
 
     def _edge_retry(self, p, res, n_codes=None):
         """Self-train once more on a shorter span when the first or the last word of a
