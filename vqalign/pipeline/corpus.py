@@ -102,7 +102,7 @@ class StoreAligner(Aligner):
             tokens = _Tokens(list(words), [list(u) for u in units], self.unit, list(oov))
         else:
             tokens = _tokenize(text, self.unit, lexicon, self.oov)
-        warn = []
+        warn = st.warnings(y.uid)
         if tokens.oov:
             warn.append(f"{len(tokens.oov)} word(s) not in the lexicon were pronounced by "
                         f"letter-to-sound rules: {', '.join(sorted(set(tokens.oov)))}")
@@ -397,12 +397,14 @@ def _codebook_stage(store, train, out, records, report, *, n_codes, quiet):
         return cb
     t0 = time.perf_counter()
     X = _train_rows(store, train)
-    K = min(n_codes, max(2, X.shape[0] // 4))
+    # the aligner's own codebook size and recipe, and the seed Aligner.fit draws for it
+    # (random_state=0), run on the store's memmap
+    a = Aligner(n_codes=n_codes)
+    n = a.corpus_codes(X.shape[0])
+    K = min(n, max(2, X.shape[0] // 4))
     _say(f"codebook: LBG K={K} over {X.shape[0]} frames x {X.shape[1]} from the store ...",
          quiet)
-    # the aligner's own codebook recipe and the seed Aligner.fit draws for it
-    # (random_state=0), run on the store's memmap
-    cb = Aligner(n_codes=n_codes)._codebook(X, check_random_state(0), n_codes)
+    cb = a._codebook(X, check_random_state(0), n)
     store.release()
     header = {"format": "vqalign.codebook", "K": int(cb.shape[0]), "random_state": 0,
               "method": "lbg (vqalign.align.Aligner's recipe)", "features": store.settings}

@@ -316,23 +316,64 @@ class StreamingEM:
         """Train from every flat start; returns ``(path, digest, log-likelihood per
         frame, start, iterations, failures)`` of the start with the highest final
         log-likelihood."""
-        from vqalign.align.aligner import MULTI_START_S, Aligner
+        from vqalign.align import aligner as AL
 
         base_path, base_digest = self.base()
         counts = self.flat_start_counts(base_path, base_digest)
         seconds = float(sum(self.store.duration(u) for u, _ in self.items))
-        starts = (["durations"] if seconds < MULTI_START_S else []) + ["short"]
+        # the starts of Aligner.train_model in corpus mode, in its order
+        small = seconds < AL.MULTI_START_S
+        if not small:
+            starts = ["short"]
+        elif AL.BROAD_PRIOR is not None and self.aligner.unit == "phones":
+            starts = ["durations", "broad"]
+        else:
+            starts = ["durations", "short"]
         results = []
         for start in starts:
-            model = Aligner.load(base_path).model_
-            model.init_self_loop = None if start == "durations" else 0.6
+            model = AL.Aligner.load(base_path).model_
+            model.init_self_loop = 0.6 if start == "short" else None
             model.init_inventory(model.gmm_, model.symbols_)
             model.init_weights(counts["silence"], counts["speech"])
-            if start == "durations":
+            if start != "short":
                 model.init_durations(counts["n_frames"], counts["n_utterances"],
                                      counts["n_speech"], QUIET_QUANTILE)
+            if start == "broad":
+                self._broad_start(model)
             results.append(self._train(start, model))
-        return max(results, key=lambda r: r[2])
+        if len(results) == 1:
+            return results[0]
+        # as Aligner.train_model: final log-likelihood per frame less the cost of loud
+        # frames put in silence (a small corpus: its frames are read whole)
+        X, energy, offs = _read_task(self.store, [u for u, _ in self.items])
+        words = [units for _, units in self.items]
+        scores = []
+        for r in results:
+            model = AL.Aligner.load(r[0]).model_
+            loud = AL.loud_in_silence(model, X, offs, energy, words)
+            scores.append(r[2] - AL.LOUD_SILENCE_COST * loud)
+            self.say(f"em {r[3]}: log-likelihood/frame {r[2]:.4f}, loud frames in silence "
+                     f"{100 * loud:.2f} %, score {scores[-1]:.4f}", self.quiet)
+        return results[int(np.argmax(scores))]
+
+    def _broad_start(self, model):
+        """The broad-class flat start (Aligner's, on a corpus under MULTI_START_S seconds:
+        a few MB of features, read whole): each frame's best first Gaussian is its
+        first candidate in the selection folder."""
+        from types import SimpleNamespace
+
+        from vqalign.align.aligner import _broad_class_start
+
+        X, energy, offs = _read_task(self.store, [u for u, _ in self.items])
+        quiet = [energy[offs[i]:offs[i + 1]] <= np.quantile(energy[offs[i]:offs[i + 1]],
+                                                            QUIET_QUANTILE)
+                 for i in range(len(self.items))]
+        best = np.concatenate([np.load(_sel_paths(self.sel_dir, k, "")[0])[:, 0]
+                               for k in range(len(self.tasks))]).astype(np.int64)
+        if best.shape[0] != X.shape[0]:
+            raise VQAlignError(f"the selection folder {self.sel_dir} does not match the "
+                               "training frames; re-run with --from-stage em")
+        _broad_class_start(model, X, offs, quiet, SimpleNamespace(idx=best[:, None]))
 
     def _train(self, start, model):
         from vqalign.align.aligner import Aligner
