@@ -275,7 +275,9 @@ def test_single_utterance_with_a_pretrained_codebook(corpus):
 def test_single_utterance_mode_several_seeds():
     """8 utterances x 5 seeds, each self-trained alone: pooled mean word-boundary error
     (73 ms before the 10 ms hop and the narrower silence seed; 36 ms after; 23.1 ms, median
-    10.7 ms, with the broad-class flat start), and most utterances without gross errors."""
+    10.7 ms, with the broad-class flat start; 22.5 ms, median 11.0 ms, with the
+    single-utterance policy, whose equal-share start keeps one utterance of seed 0 from
+    going 480 ms off), and most utterances without gross errors."""
     per_utt, bases = [], []
     for seed in range(5):
         for u in synth.synthesize_corpus(8, seed=seed):
@@ -285,7 +287,7 @@ def test_single_utterance_mode_several_seeds():
     means = np.array([np.mean(e) for e in per_utt])
     print(f"single-utterance mode: mean {np.mean(err):.1f} ms, median {np.median(err):.1f} ms, "
           f"worst utterance {means.max():.0f} ms")
-    assert np.mean(err) < 32.0, f"mean word-boundary error {np.mean(err):.1f} ms"
+    assert np.mean(err) < 27.0, f"mean word-boundary error {np.mean(err):.1f} ms"
     assert np.median(err) < 16.0
     assert np.mean(means > 100.0) < 0.15, f"{np.sum(means > 100)} of {means.size} utterances"
     assert np.mean(err) < 0.3 * np.mean(np.concatenate(bases))
@@ -456,3 +458,85 @@ def test_feature_cache_is_bounded(fitted_phones, corpus, monkeypatch):
     for u in corpus[:5]:
         fitted_phones.align(u.audio[: u.audio.size - 160], u.text, sr=u.sr)  # new audio
     assert len(fitted_phones._cache) <= 3
+
+
+# ------------------------------------------------------------------ single-utterance policy
+def test_duration_start_gives_each_phone_its_typical_share():
+    """The flat start's self loops from typical phone durations: a state of phone p lasts
+    1 / (1 - self loop) = r_p * d frames, the chain's expected frames fill the speech share
+    of the utterance, and strength 0 is the equal-share durations start."""
+    from types import SimpleNamespace
+
+    from vqalign.align import aligner as AL
+    words = [[["DH", "AH0"], ["AY1"], ["S", "IY1", "D"]]]
+    syms = ["sil", "DH", "AH0", "AY1", "S", "IY1", "D"]
+    table = {(s, j): 3 * i + j for i, s in enumerate(syms) for j in range(3)}
+    T, q = 400, 0.15
+    for strength in (1.0, 0.5, 0.0):
+        m = SimpleNamespace(states_per_symbol=3, optional_silence="sil", emit_index_=table,
+                            self_loop_=np.full(len(table), 0.9))
+        AL._duration_start(m, words, T, q, strength)
+        d = {s: 1.0 / (1.0 - m.self_loop_[table[(s, 0)]]) for s in syms[1:]}
+        # every state of a phone alike, silence untouched
+        assert all(m.self_loop_[table[(s, j)]] == m.self_loop_[table[(s, 0)]]
+                   for s in syms[1:] for j in range(3))
+        assert m.self_loop_[table[("sil", 0)]] == 0.9
+        r = {"DH": 0.40, "AH0": 0.66 * 0.8, "AY1": 1.81, "S": 1.33, "IY1": 1.27, "D": 0.60}
+        want = {s: (1 - strength) + strength * v for s, v in r.items()}
+        for s in syms[1:]:
+            assert d[s] / d["AY1"] == pytest.approx(want[s] / want["AY1"], rel=1e-9)
+        assert 3 * sum(d.values()) == pytest.approx((1 - q) * T, rel=1e-9)
+
+
+def test_map_prior_mstep_matches_the_map_formula(rng):
+    """With _map_prior the M-step is the MAP estimate: weights (counts + tau w0) normalised
+    (tau of the silence column its own), self loops (n_self + tau p0) / (n + tau)."""
+    from vqalign.align import aligner as AL
+    from vqalign.hmm import TiedMixtureHMM
+    from vqalign.hmm.train import SufficientStats
+    X = rng.standard_normal((200, 4)).astype(np.float32)
+    gmm = DiagGMM.from_codebook(X[:6], X, var_floor=1e-2)
+    m = TiedMixtureHMM(gmm=gmm, optional_silence="sil", update="wt", weight_floor=1e-12,
+                       min_self_loop=0.0, max_self_loop=1.0)
+    m.init_inventory(gmm, ["A", "B"])
+    w0 = rng.dirichlet(np.ones(6), size=3).astype(np.float32)
+    m.weights_ = w0.copy()
+    p0 = np.array([0.9, 0.7, 0.5])
+    m.self_loop_ = p0.copy()
+    AL._map_prior(m, 5.0, 10.0, 100.0)
+    counts = rng.uniform(0, 20, (3, 6))
+    trans = rng.uniform(1, 30, (3, 3))
+    m.mstep(SufficientStats(counts, trans, np.array([3.0, 5.0])))
+    tau = np.array([100.0, 5.0, 5.0])[:, None]      # column 0 is the silence
+    want_w = counts + tau * w0
+    want_w /= want_w.sum(1, keepdims=True)
+    np.testing.assert_allclose(m.weights_, want_w, rtol=1e-5)
+    want_p = (trans[:, 0] + 10.0 * p0) / (trans.sum(1) + 10.0)
+    np.testing.assert_allclose(m.self_loop_, want_p, rtol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["kal-d173", "kal-d027"])
+def test_edge_retry_keeps_the_first_word_out_of_leading_hum(devdata, name):
+    """Devdata's kal voice starts most files with 0.2 s of hum at -43 dB (noise floor -63
+    dB) before a dip and the speech; a model of the utterance alone made the hum its first
+    word (start 0.00 s, 240-260 ms early). With the edge retry the first word starts near
+    the truth and no word lies over the hum."""
+    soundfile = pytest.importorskip("soundfile")
+    from vqalign.io.textgrid import read_textgrid
+    wav = next(devdata.glob(f"synth/*/{name}.wav"))
+    y, sr = soundfile.read(str(wav), dtype="float32")
+    text = wav.with_suffix(".txt").read_text().strip()
+    ref = [w for w in read_textgrid(str(wav.with_suffix(".TextGrid")))["words"] if w[2].strip()]
+    aln = align(y, text, sr=sr)
+    first = aln.tiers["words"][0]
+    print(f"{name}: first word {first.start:.3f} s, truth {ref[0][0]:.3f} s")
+    assert abs(first.start - ref[0][0]) < 0.05
+    err = _word_errors_ms_ref(aln, ref)
+    assert np.mean(err) < 40.0, f"mean {np.mean(err):.1f} ms"
+
+
+def _word_errors_ms_ref(aln, ref):
+    pred = aln.tiers["words"]
+    assert [p.label for p in pred] == [r[2] for r in ref]
+    return 1000 * np.array([abs(p.start - r[0]) for p, r in zip(pred, ref)]
+                           + [abs(p.end - r[1]) for p, r in zip(pred, ref)])
