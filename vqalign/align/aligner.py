@@ -852,7 +852,9 @@ class Aligner:
 
     # ------------------------------------------------------------------ decoding
     def _decode(self, prepared, X, offs, sel, *, history, em_paths=None, warn_extra=None,
-                model=None):
+                model=None, shift=0.0):
+        """Viterbi, segments, confidences and warnings of prepared utterances; ``shift``
+        (s) moves every inner boundary (before the warnings quote any time)."""
         model = self.model_ if model is None else model
         hop = self.hop_
         batch = model.batch([p.tokens.units for p in prepared])
@@ -878,7 +880,7 @@ class Aligner:
                     f"{(b - a) * hop:.2f} s of audio"))
                 continue
             units, words = path_segments(path[a:b], batch, u, hop, p.duration, fconf[a:b],
-                                         conf=confs[u])
+                                         conf=confs[u], shift=shift)
             seg_units = [Segment(s, e, lab, c) for s, e, lab, c in units]
             seg_words = [Segment(s, e, p.tokens.words[wi], c) for s, e, wi, c in words]
             wlist = list(p.warnings)
@@ -983,18 +985,22 @@ class Aligner:
                         _boundary_times(path, batch, 0, self.hop_, p.duration))
         model, history, sel, X, offs = self._train_one(p, n_codes=n_codes, on_step=on_step)
         em_paths = runs.get(id(model), []) if runs is not None else None
-        res = self._decode([p], X, offs, sel, history=history, em_paths=em_paths, model=model)[0]
+        res = self._decode([p], X, offs, sel, history=history, em_paths=em_paths, model=model,
+                           shift=self.single_shift())[0]
         if isinstance(res, Exception):
             raise res
         if EDGE_RETRY_S is not None and _single_policy(self.unit):
             retry = self._edge_retry(p, res, n_codes)
             if retry is not None:
                 p, res = retry
-        if SINGLE_SHIFT_S and _single_policy(self.unit):
-            _shift_boundaries(res, SINGLE_SHIFT_S)
         from vqalign.align.coverage import check_self_trained  # noqa: PLC0415
         res, gaps = check_self_trained(self, p, res, n_codes=n_codes)  # untranscribed speech
         return _restore_span(res, p, gaps)
+
+    def single_shift(self) -> float:
+        """Seconds a self-trained alignment's inner boundaries are moved (SINGLE_SHIFT_S
+        under the single-utterance policy, else 0)."""
+        return float(SINGLE_SHIFT_S or 0.0) if _single_policy(self.unit) else 0.0
 
     def _edge_retry(self, p, res, n_codes=None):
         """Self-train once more on a shorter span when the first or the last word of a
@@ -1036,7 +1042,8 @@ class Aligner:
         if self._length_errors([p2])[0] is not None:
             return None
         model, history, sel, X2, offs = self._train_one(p2, n_codes=n_codes)
-        res2 = self._decode([p2], X2, offs, sel, history=history, model=model)[0]
+        res2 = self._decode([p2], X2, offs, sel, history=history, model=model,
+                            shift=self.single_shift())[0]
         if isinstance(res2, Exception):
             return None
         # kept when it raises the expected number of words within 50 ms (the sum of the
@@ -1268,7 +1275,7 @@ VITERBI_BEAM = -60.0
 
 
 def path_segments(path_u, batch, u: int, hop_s: float, duration: float, frame_conf=None,
-                  conf=None):
+                  conf=None, shift=0.0):
     """Units and words of one utterance from its local state path (vectorised).
 
     Returns (units [(start_s, end_s, label, conf)], words [(start_s, end_s, word_index,
@@ -1285,7 +1292,7 @@ def path_segments(path_u, batch, u: int, hop_s: float, duration: float, frame_co
         return [], []
 
     def to_s(f):
-        t = np.clip((f - 0.5) * hop_s, 0.0, duration)
+        t = np.clip((f - 0.5) * hop_s + shift, 0.0, duration)
         t[f <= 0] = 0.0
         t[f >= T] = duration
         return t
@@ -1435,18 +1442,6 @@ EDGE_RETRY_S = 0.05
 #: 20.71 ms mean, 64.2 -> 66.8 % within 20 ms; pocketsphinx-testdata single mode 79.9 ->
 #: 85.3 % of word boundaries within 50 ms of pocketsphinx (83.7 % at -10 ms). 0: none
 SINGLE_SHIFT_S = -0.005
-
-
-def _shift_boundaries(aln, shift):
-    """Move the inner boundaries of every tier of ``aln`` by ``shift`` seconds (times at 0
-    and at the end of the audio stay)."""
-    dur = float(aln.duration)
-    for segs in aln.tiers.values():
-        for seg in segs:
-            if seg.start > 0.0:
-                seg.start = min(max(seg.start + shift, 0.0), dur)
-            if seg.end < dur:
-                seg.end = min(max(seg.end + shift, 0.0), dur)
 
 
 #: the loudness (share of the c0 range between its 5th and 95th percentiles) above which

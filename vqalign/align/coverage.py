@@ -385,15 +385,11 @@ def _frames_back(fl, tm, hop, n_frames):
 def check_self_trained(aligner, p, aln, *, n_codes=None):
     """:func:`cover` for a model self-trained on ``p``: each check self-trains again on
     the shortened audio. Returns (alignment, warnings to keep)."""
-    from vqalign.align import aligner as _al  # noqa: PLC0415
-
     def again(q):
         model, history, sel, X, offs = aligner._train_one(q, n_codes=n_codes)
-        res = aligner._decode([q], X, offs, sel, history=history, model=model)[0]
-        if not isinstance(res, Exception) and _al.SINGLE_SHIFT_S and _al._single_policy(
-                aligner.unit):
-            _al._shift_boundaries(res, _al.SINGLE_SHIFT_S)  # as the first alignment
-        return res
+        # boundaries shifted as the first alignment's
+        return aligner._decode([q], X, offs, sel, history=history, model=model,
+                               shift=aligner.single_shift())[0]
     res, spans = cover(aligner, p, aln, again)
     return res, [m for *_, m in spans]
 
