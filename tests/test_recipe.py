@@ -28,6 +28,7 @@ def test_readme_recipe_equals_aligner(monkeypatch):
 
     monkeypatch.setattr(A, "BROAD_PRIOR", None)
     monkeypatch.setattr(A, "EDGE_QUIET", False)
+    monkeypatch.setattr(A, "SINGLE_POLICY", False)
     u = synth.synthesize_corpus(1, seed=5)[0]
     assert u.sr == 16000
     scope = {"y": u.audio.astype(np.float32), "text": u.text}
