@@ -54,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vqalign._threads import one_blas_thread
 from vqalign.exceptions import AlignmentError, ParameterError
 
 __all__ = ["SphinxAligner", "load_sphinx_model"]
@@ -77,12 +78,6 @@ def _dictionary(path: str):
     from vqalign.io.sphinx import LazyDictionary
 
     return LazyDictionary(Path(path))
-
-
-def _one_blas_thread():
-    from vqalign.hmm.ptm import _one_blas_thread as one
-
-    return one()
 
 
 def _one_thread():
@@ -405,7 +400,7 @@ class SphinxAligner:
         idle threads otherwise burnt 0.2 s of CPU beside 0.3 s of work) and the Viterbi
         runs with one numba thread.
         """
-        with _one_blas_thread():
+        with one_blas_thread():
             return self._align(y, text, sr=sr, audio_name=audio_name)
 
     def _align(self, y, text, *, sr, audio_name, keep=None):
@@ -775,7 +770,7 @@ class SphinxAligner:
             raise ParameterError("the adaptation corpus is empty: give at least one "
                                  "(audio, text) pair")
         graphs, failures = [], []
-        with _one_blas_thread():
+        with one_blas_thread():
             for n, it in enumerate(items):
                 name = str(it[0]) if isinstance(it[0], (str, Path)) else f"item {n}"
                 try:

@@ -7,12 +7,11 @@ into the mel bands using only each band's nonzero span of the filterbank (SIMD
 across the frames of the block) with the floor, and numpy's vectorized ``np.log``
 takes the log; the cepstra are then one small matrix product. Blocks are shared
 among threads (all kernels release the GIL); BLAS is held to one thread for the
-whole call (see ``_blas_single_thread``).
+whole call (see :func:`vqalign._threads.one_blas_thread`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import numbers
 import os
@@ -23,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.fft
 
+from vqalign._threads import one_blas_thread
 from vqalign._validation import check_audio, check_positive_int, check_sample_rate
 from vqalign.exceptions import ParameterError
 from vqalign.features import _kernels as K
@@ -207,29 +207,6 @@ def _get_pool(n: int) -> ThreadPoolExecutor:
             _pool_size = n
             _pool_pid = os.getpid()
         return _pool
-
-
-_blas_ctl = None
-
-
-def _blas_single_thread():
-    """Context limiting BLAS to one thread while an MFCC is computed (threadpoolctl, optional).
-
-    The only BLAS call is the small cepstral product after the blocks, but with
-    OpenBLAS's own threads that call leaves them spinning for a while after it
-    returns, and on a 2-core machine they then take a core from the block
-    threads of the next call (measured: 600 s of audio 120 ms -> 72 ms).
-    """
-    global _blas_ctl
-    if _blas_ctl is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-            _blas_ctl = ThreadpoolController()
-        except Exception:  # pragma: no cover - threadpoolctl absent
-            _blas_ctl = False
-    if _blas_ctl is False:  # pragma: no cover
-        return contextlib.nullcontext()
-    return _blas_ctl.limit(limits=1, user_api="blas")
 
 
 def _run_blocks(n_frames: int, n_fft: int, frame_fn, bank: _SparseBank, floor, n_threads):
@@ -434,7 +411,7 @@ def mfcc(y, sr=16000, *, n_mfcc=13, n_mels=None, win_length=0.025, hop_length=0.
             out *= (1.0 + (L / 2.0) * np.sin(np.pi * np.arange(1, n_mfcc + 1) / L)).astype(np.float32)
         return out
 
-    with _blas_single_thread():
+    with one_blas_thread():
         return compute()
 
 

@@ -24,11 +24,11 @@ history (``vqalign.align.sphinx.SphinxAligner.adapt`` builds the graphs and call
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numpy as np
 
+from vqalign._threads import one_blas_thread
 from vqalign.exceptions import ParameterError
 from vqalign.hmm import _ptm_kernels as K
 
@@ -36,23 +36,6 @@ __all__ = ["PTMEmissions", "PTMStatistics", "MAPAdaptation", "map_mixture_weight
            "map_means"]
 
 SPHINX_CLAMP = 96 * 1024.0 * math.log(1.0001)
-_BLAS = None
-
-
-def _one_blas_thread():
-    """BLAS limited to one thread (threadpoolctl): the GEMMs here are small (frames x 26 x
-    128), and waking OpenBLAS's threads costs more than the product (measured on a loaded
-    2-core machine: 15 ms per product with its threads, 0.05 ms with one)."""
-    global _BLAS
-    if _BLAS is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-            _BLAS = ThreadpoolController()
-        except Exception:  # pragma: no cover - threadpoolctl is a dependency
-            _BLAS = False
-    if _BLAS is False:  # pragma: no cover
-        return contextlib.nullcontext()
-    return _BLAS.limit(limits=1, user_api="blas")
 _LOGADD = K.logadd_table()
 
 
@@ -190,7 +173,7 @@ class PTMEmissions:
                "idx": np.empty((F, T, cbs.size, self.topn), dtype=np.int32),
                "val": np.empty((F, T, cbs.size, self.topn), dtype=np.float32),
                "floor": np.empty((F, T), dtype=np.float32)}
-        with _one_blas_thread():
+        with one_blas_thread():
             self._top_streams(X, cbs, lo, hi, out)
         return out
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numpy as np
 
+from vqalign._threads import one_blas_thread
 from vqalign._validation import check_positive_int, check_random_state
 from vqalign.exceptions import ParameterError
 from vqalign.lbg import _kernels
@@ -380,7 +380,7 @@ def principal_subspace(R, r: int, rng, *, n_rows: int = 8192, n_power: int = 2):
         Y = _orthonormal(S @ _orthonormal(S.T @ Y))
     # right singular vectors of B = Y.T S (p x D) from the eigenvectors of B B.T (p x p)
     B = Y.T @ S
-    with _one_blas_thread():
+    with one_blas_thread():
         w, U = np.linalg.eigh(B.astype(np.float64) @ B.T.astype(np.float64))
     top = np.argsort(-w, kind="stable")[:r]
     top = top[w[top] > 1e-12 * max(float(w.max()), 1e-300)]
@@ -395,7 +395,7 @@ def _orthonormal(Y) -> np.ndarray:
     decomposition of the small Gram matrix (cheaper than a QR of a tall matrix); columns
     of negligible weight (rank-deficient data) are dropped, at least one is kept."""
     G = Y.T.astype(np.float64) @ Y.astype(np.float64)
-    with _one_blas_thread():
+    with one_blas_thread():
         w, V = np.linalg.eigh(G)
     keep = w > 1e-12 * max(float(w[-1]), 1e-300)
     keep[-1] = True
@@ -403,28 +403,9 @@ def _orthonormal(Y) -> np.ndarray:
     Y = Y @ (V[:, keep] * scale).astype(np.float32)
     # one re-orthonormalisation pass in float64 removes float32 drift
     G = Y.T.astype(np.float64) @ Y.astype(np.float64)
-    with _one_blas_thread():
+    with one_blas_thread():
         w, V = np.linalg.eigh(G)
     return Y @ (V / np.sqrt(np.maximum(w, 1e-300))).astype(np.float32)
-
-
-_BLAS = None
-
-
-def _one_blas_thread():
-    """BLAS limited to one thread (threadpoolctl) for the small eigen-decompositions: with
-    OpenBLAS's threads a 272 x 272 ``eigh`` took 0.32 s on the loaded 2-core machine, 0.02 s
-    with one (an SVD of 272 x 2048: 1.03 s against 0.15 s)."""
-    global _BLAS
-    if _BLAS is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-            _BLAS = ThreadpoolController()
-        except Exception:  # pragma: no cover - threadpoolctl is a dependency
-            _BLAS = False
-    if _BLAS is False:  # pragma: no cover
-        return contextlib.nullcontext()
-    return _BLAS.limit(limits=1, user_api="blas")
 
 
 def _project(R, mu, Q) -> np.ndarray:
