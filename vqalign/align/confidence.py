@@ -280,6 +280,22 @@ def _class_fit(labels, X, a, b):
     return out, C, cls
 
 
+def _edge_evidence(C, f, lo, hi, c_in, c_out, inside_after):
+    """Per boundary at frame ``f`` (window ``[lo, hi)`` around it, ``C`` the cumulative
+    class log-probabilities): the mean log-probability ratio of the aligned classes
+    (``c_in`` inside the unit, ``c_out`` outside) against the swapped ones on each side;
+    0 when both sides share a class or one is unknown. Inside the unit is ``[f, hi)``
+    for a start (``inside_after``), ``[lo, f)`` for an end."""
+    ok = (c_in >= 0) & (c_out >= 0) & (c_in != c_out)
+    ci, co = np.maximum(c_in, 0), np.maximum(c_out, 0)
+    ia, ib = (f, hi) if inside_after else (lo, f)
+    oa, ob = (lo, f) if inside_after else (f, hi)
+    ni, no = np.maximum(ib - ia, 1), np.maximum(ob - oa, 1)
+    ins = ((C[ib, ci] - C[ia, ci]) - (C[ib, co] - C[ia, co])) / ni
+    out = ((C[ob, co] - C[oa, co]) - (C[ob, ci] - C[oa, ci])) / no
+    return np.where(ok, ins + out, 0.0)
+
+
 def _class_edges(C, cls, frame_cls, a, b, w):
     """Broad-class evidence for the boundaries at frames ``a`` (starts) and ``b`` (ends):
     over ``w`` frames on each side, how much better the classes on the aligned sides fit
@@ -288,18 +304,8 @@ def _class_edges(C, cls, frame_cls, a, b, w):
     T = C.shape[0] - 1
 
     def evidence(f, c_in, c_out, inside_after):
-        lo = np.clip(f - w, 0, T)
-        hi = np.clip(f + w, 0, T)
-        f = np.clip(f, 0, T)
-        ok = (c_in >= 0) & (c_out >= 0) & (c_in != c_out)
-        ci, co = np.maximum(c_in, 0), np.maximum(c_out, 0)
-        # inside the unit: [f, hi) for a start, [lo, f) for an end
-        ia, ib = (f, hi) if inside_after else (lo, f)
-        oa, ob = (lo, f) if inside_after else (f, hi)
-        ni, no = np.maximum(ib - ia, 1), np.maximum(ob - oa, 1)
-        ins = ((C[ib, ci] - C[ia, ci]) - (C[ib, co] - C[ia, co])) / ni
-        out = ((C[ob, co] - C[oa, co]) - (C[ob, ci] - C[oa, ci])) / no
-        return np.where(ok, ins + out, 0.0)
+        return _edge_evidence(C, np.clip(f, 0, T), np.clip(f - w, 0, T), np.clip(f + w, 0, T),
+                              c_in, c_out, inside_after)
 
     before = frame_cls[np.clip(a - 1, 0, T - 1)]
     before[a <= 0] = CLASSES.index("silence")
@@ -518,16 +524,8 @@ def batch_features(stats, vit, unit_off, batch, frame_off, frame_ratio, energies
         w = max(1, int(round(EDGE_S / hop_s)))
 
         def evidence(f, c_in, c_out, inside_after):
-            lo_ = np.clip(f - w, f0u, f1u)
-            hi_ = np.clip(f + w, f0u, f1u)
-            ok = (c_in >= 0) & (c_out >= 0) & (c_in != c_out)
-            ci, co = np.maximum(c_in, 0), np.maximum(c_out, 0)
-            ia, ib = (f, hi_) if inside_after else (lo_, f)
-            oa, ob = (lo_, f) if inside_after else (f, hi_)
-            ni, no = np.maximum(ib - ia, 1), np.maximum(ob - oa, 1)
-            ins = ((C[ib, ci] - C[ia, ci]) - (C[ib, co] - C[ia, co])) / ni
-            out = ((C[ob, co] - C[oa, co]) - (C[ob, ci] - C[oa, ci])) / no
-            return np.where(ok, ins + out, 0.0)
+            return _edge_evidence(C, f, np.clip(f - w, f0u, f1u), np.clip(f + w, f0u, f1u),
+                                  c_in, c_out, inside_after)
 
         before = frame_cls[np.clip(a - 1, 0, max(N - 1, 0))]
         before[a <= f0u] = sil
