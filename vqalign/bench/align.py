@@ -358,6 +358,23 @@ def _json_safe(obj):
     return obj
 
 
+def _conf_keys(prefix: str, conf: dict) -> dict:
+    """JSON keys of a :func:`confidence_report`: ``{prefix}_conf_auc_<tier>_<tol>`` per
+    entry, the 50 ms word figures as ``{prefix}_conf_auc_50ms`` / ``_reliability`` /
+    ``_ece``, and the whole report as ``{prefix}_confidence``."""
+    out = {}
+    for key, c in conf.items():
+        short = key.replace("phones", "phone").replace("words", "word")
+        out[f"{prefix}_conf_auc_{short}"] = c["auc"]
+    if "words_50ms" in conf:
+        w = conf["words_50ms"]
+        out[f"{prefix}_conf_auc_50ms"] = w["auc"]
+        out[f"{prefix}_conf_reliability"] = w["reliability"]
+        out[f"{prefix}_conf_ece"] = w["ece"]
+    out[f"{prefix}_confidence"] = conf
+    return out
+
+
 def _systems_block(s: dict) -> dict:
     keep = ("mean_ms", "median_ms", "p90_ms", "pct_within_ms", "n_boundaries", "n_unmatched",
             "n_missing", "n_inserted", "n_untimed", "bias_onset_ms", "bias_offset_ms",
@@ -480,27 +497,13 @@ def run(args) -> int:
         | _systems_block(scores[name]["overall"]) for name, pr in systems.items()}
     result["skipped_peers"] = skipped_peers
     conf = confidence_report(data, systems["vqalign"].hyps, systems["vqalign"].info["confidence"])
-    for key, c in conf.items():
-        short = key.replace("phones", "phone").replace("words", "word")
-        result[f"vqalign_conf_auc_{short}"] = c["auc"]
-    if "words_50ms" in conf:
-        result["vqalign_conf_auc_50ms"] = conf["words_50ms"]["auc"]
-        result["vqalign_conf_reliability"] = conf["words_50ms"]["reliability"]
-        result["vqalign_conf_ece"] = conf["words_50ms"]["ece"]
-    result["vqalign_confidence"] = conf
+    result.update(_conf_keys("vqalign", conf))
     single = None
     if args.single:
         single = _run_single(data, args.single, unit=args.unit, jobs=args.jobs, say=say)
         result["vqalign_single_n_utts"] = single["n_utts"]
         result.update(_flat("vqalign_single", single["scores"]["overall"]))
-        sconf = single["confidence"]
-        for key, c in sconf.items():
-            short = key.replace("phones", "phone").replace("words", "word")
-            result[f"vqalign_single_conf_auc_{short}"] = c["auc"]
-        if "words_50ms" in sconf:
-            result["vqalign_single_conf_auc_50ms"] = sconf["words_50ms"]["auc"]
-            result["vqalign_single_conf_reliability"] = sconf["words_50ms"]["reliability"]
-        result["vqalign_single_confidence"] = single["confidence"]
+        result.update(_conf_keys("vqalign_single", single["confidence"]))
     if "pocketsphinx" in systems:
         info = systems["pocketsphinx"].info
         result["pocketsphinx_n_retried"] = info["n_retried"]
