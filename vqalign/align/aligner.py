@@ -796,13 +796,11 @@ class Aligner:
         # or a small corpus (a long recording self-trained whole keeps the plain start:
         # devdata voices, 1.7 min, 28.0 ms mean word error plain, 33.1 ms with them)
         single = not corpus and sum(p.duration for p in train) <= LONG_AUDIO_S
-        quiet = []
-        for u in range(len(train)):
-            e = energy[offs[u]:offs[u + 1]]
-            q = e <= np.quantile(e, quantile)
-            if EDGE_QUIET and single and train[u].y16 is not None:
-                q |= _edge_silence(train[u].y16, e.size, self.hop_)
-            quiet.append(q)
+        quiet = quiet_masks(energy, offs, quantile)
+        if EDGE_QUIET and single:
+            for u, q in enumerate(quiet):
+                if train[u].y16 is not None:
+                    q |= _edge_silence(train[u].y16, q.size, self.hop_)
         seconds = float(sum(p.duration for p in train))
         starts = []
         if not corpus or seconds < MULTI_START_S:
@@ -1337,6 +1335,16 @@ BROAD_PRIOR = 0.6
 _VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH",
            "UW", "L", "R", "W", "Y"}
 _FRICATIVES = {"F", "V", "TH", "DH", "S", "Z", "SH", "ZH", "HH", "CH", "JH"}
+
+
+def quiet_masks(energy, offs, quantile):
+    """Per utterance (frames ``offs[u]:offs[u + 1]``), its frames at or below its own
+    ``quantile`` of raw c0: where a flat start seeds silence."""
+    out = []
+    for u in range(len(offs) - 1):
+        e = energy[offs[u]:offs[u + 1]]
+        out.append(e <= np.quantile(e, quantile))
+    return out
 
 
 def loud_in_silence(model, X, offs, energy, words) -> float:

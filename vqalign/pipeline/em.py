@@ -140,11 +140,11 @@ def init_task(task):
     store_path, model_path, digest, items, sel_dir, k = task
     store = _open_store_cached(store_path)
     model = _load_model(model_path, digest)
+    from vqalign.align.aligner import quiet_masks
+
     X, energy, offs = _read_task(store, [u for u, _ in items])
-    quiet = np.zeros(X.shape[0], bool)
-    for i in range(len(items)):
-        e = energy[offs[i]:offs[i + 1]]
-        quiet[offs[i]:offs[i + 1]] = e <= np.quantile(e, QUIET_QUANTILE)
+    quiet = (np.concatenate(quiet_masks(energy, offs, QUIET_QUANTILE)) if items
+             else np.zeros(0, bool))
     gmm = model.gmm_
     Kc = gmm.n_components
     with threads(1):
@@ -314,8 +314,9 @@ class StreamingEM:
 
     def run(self):
         """Train from every flat start; returns ``(path, digest, log-likelihood per
-        frame, start, iterations, failures)`` of the start with the highest final
-        log-likelihood."""
+        frame, start, iterations, failures)`` of the start kept: the only one, or (a
+        small corpus) the one with the highest final log-likelihood per frame less
+        LOUD_SILENCE_COST times its loud frames in silence, as Aligner.train_model."""
         from vqalign.align import aligner as AL
 
         base_path, base_digest = self.base()
@@ -329,6 +330,9 @@ class StreamingEM:
             starts = ["durations", "broad"]
         else:
             starts = ["durations", "short"]
+        # a small corpus's frames, read whole once for the broad start and the scores
+        frames = (_read_task(self.store, [u for u, _ in self.items])
+                  if len(starts) > 1 else None)
         results = []
         for start in starts:
             model = AL.Aligner.load(base_path).model_
@@ -339,13 +343,13 @@ class StreamingEM:
                 model.init_durations(counts["n_frames"], counts["n_utterances"],
                                      counts["n_speech"], QUIET_QUANTILE)
             if start == "broad":
-                self._broad_start(model)
+                self._broad_start(model, *frames)
             results.append(self._train(start, model))
         if len(results) == 1:
             return results[0]
         # as Aligner.train_model: final log-likelihood per frame less the cost of loud
-        # frames put in silence (a small corpus: its frames are read whole)
-        X, energy, offs = _read_task(self.store, [u for u, _ in self.items])
+        # frames put in silence
+        X, energy, offs = frames
         words = [units for _, units in self.items]
         scores = []
         for r in results:
@@ -356,18 +360,15 @@ class StreamingEM:
                      f"{100 * loud:.2f} %, score {scores[-1]:.4f}", self.quiet)
         return results[int(np.argmax(scores))]
 
-    def _broad_start(self, model):
+    def _broad_start(self, model, X, energy, offs):
         """The broad-class flat start (Aligner's, on a corpus under MULTI_START_S seconds:
         a few MB of features, read whole): each frame's best first Gaussian is its
         first candidate in the selection folder."""
         from types import SimpleNamespace
 
-        from vqalign.align.aligner import _broad_class_start
+        from vqalign.align.aligner import _broad_class_start, quiet_masks
 
-        X, energy, offs = _read_task(self.store, [u for u, _ in self.items])
-        quiet = [energy[offs[i]:offs[i + 1]] <= np.quantile(energy[offs[i]:offs[i + 1]],
-                                                            QUIET_QUANTILE)
-                 for i in range(len(self.items))]
+        quiet = quiet_masks(energy, offs, QUIET_QUANTILE)
         best = np.concatenate([np.load(_sel_paths(self.sel_dir, k, "")[0])[:, 0]
                                for k in range(len(self.tasks))]).astype(np.int64)
         if best.shape[0] != X.shape[0]:
