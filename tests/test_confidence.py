@@ -171,8 +171,12 @@ def test_confidences_are_probabilities_and_documented(single_set):
         block = a.diagnostics["confidence"]
         c20 = np.array(block["words_20ms"], float)
         assert np.all((c20 >= 0) & (c20 <= 1))
-        assert block["features"] == list(C.FEATURES) and block["mode"] == "self"
+        assert block["features"] == list(C.FEATURES) and block["mode"] in ("self", "combined")
         assert len(block["word_features"]) == len(a.words)
+        if block["mode"] == "combined":  # the Sphinx model's second opinion (pocketsphinx)
+            from vqalign.align._reference import COMBINED_FEATURES
+            assert block["combined_features"] == list(COMBINED_FEATURES)
+            assert len(block["combined_word_features"]) == len(a.words)
         assert "50 ms" in block["meaning"] and block["calibration"].startswith("python -m")
 
 

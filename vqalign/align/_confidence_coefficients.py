@@ -2,7 +2,7 @@
 
 Written by::
 
-    python -m vqalign.bench.calibrate fit --train dev_single.npz synth11_single.npz synth15_single.npz dev_corpus.npz synth12_corpus.npz devs0of20_corpus.npz devs1of20_corpus.npz synth13_corpus10.npz synth14_corpus15.npz --C 1.0 --classes classes_dev.json --write-module _confidence_coefficients.py
+    python -m vqalign.bench.calibrate fit --train dev_single.npz synth11_single.npz synth15_single.npz dev_corpus.npz synth12_corpus.npz devs0of20_corpus.npz devs1of20_corpus.npz synth13_corpus10.npz synth14_corpus15.npz dev_combined.npz synth11_combined.npz synth15_combined.npz --C 1.0 --classes classes_dev.json --write-module _confidence_coefficients.py
 
 on the sets (made by ``python -m vqalign.bench.calibrate collect``):
     dev_single.npz: python -m vqalign.bench.calibrate collect --corpus /work/shared/devdata --mode single --out dev_single.npz
@@ -14,6 +14,9 @@ on the sets (made by ``python -m vqalign.bench.calibrate collect``):
     devs1of20_corpus.npz: python -m vqalign.bench.calibrate collect --corpus /work/shared/devdata --subset 1/20 --mode corpus --out devs1of20_corpus.npz
     synth13_corpus10.npz: python -m vqalign.bench.calibrate collect --synth 10 --seed 13 --mode corpus --out synth13_corpus10.npz
     synth14_corpus15.npz: python -m vqalign.bench.calibrate collect --synth 15 --seed 14 --mode corpus --out synth14_corpus15.npz
+    dev_combined.npz: python -m vqalign.bench.calibrate collect --corpus /work/shared/devdata --mode combined --out dev_combined.npz
+    synth11_combined.npz: python -m vqalign.bench.calibrate collect --synth 40 --seed 11 --mode combined --out synth11_combined.npz
+    synth15_combined.npz: python -m vqalign.bench.calibrate collect --synth 40 --seed 15 --mode combined --out synth15_combined.npz
 
 CLASS_MODEL (frame broad classes) by ``python -m vqalign.bench.calibrate classes --corpus /work/shared/devdata``.
 CALIBRATION["report"] holds the cross-validated (by voice) AUC of each model.
@@ -669,11 +672,83 @@ COEFFICIENTS = {
    0.2285400226265852
   ],
   "intercept": 3.214262260287283
+ },
+ "combined_words_20": {
+  "mean": [
+   2.526776923076926,
+   2.6684120029728766,
+   3.355504050538847
+  ],
+  "scale": [
+   1.4551911795333963,
+   1.4920232445417214,
+   0.798186901260865
+  ],
+  "coef": [
+   -0.10482744132513003,
+   0.6333810947806436,
+   -0.266459016708771
+  ],
+  "intercept": 0.5148307058332122
+ },
+ "combined_words_50": {
+  "mean": [
+   2.526776923076926,
+   2.6684120029728766,
+   3.355504050538847
+  ],
+  "scale": [
+   1.4551911795333963,
+   1.4920232445417214,
+   0.798186901260865
+  ],
+  "coef": [
+   -0.19982747589640046,
+   0.7328074212018562,
+   -1.1571944619693637
+  ],
+  "intercept": 3.74547319890493
+ },
+ "combined_units_20": {
+  "mean": [
+   2.632809532501779,
+   2.9443133860663218,
+   3.1875968461615978
+  ],
+  "scale": [
+   1.4627326836221053,
+   1.3744843324990175,
+   0.7370101594740748
+  ],
+  "coef": [
+   0.11503301943515899,
+   0.5060686442253518,
+   -0.3112424512477258
+  ],
+  "intercept": 0.8506856901494223
+ },
+ "combined_units_50": {
+  "mean": [
+   2.632809532501779,
+   2.9443133860663218,
+   3.1875968461615978
+  ],
+  "scale": [
+   1.4627326836221053,
+   1.3744843324990175,
+   0.7370101594740748
+  ],
+  "coef": [
+   0.12131710144046251,
+   0.5920515938218213,
+   -0.5074337967450011
+  ],
+  "intercept": 3.078834662888998
  }
 }
 
 CALIBRATION = {
- "command": "python -m vqalign.bench.calibrate fit --train dev_single.npz synth11_single.npz synth15_single.npz dev_corpus.npz synth12_corpus.npz devs0of20_corpus.npz devs1of20_corpus.npz synth13_corpus10.npz synth14_corpus15.npz --C 1.0 --classes classes_dev.json",
+ "command": "python -m vqalign.bench.calibrate fit --train dev_single.npz synth11_single.npz synth15_single.npz dev_corpus.npz synth12_corpus.npz devs0of20_corpus.npz devs1of20_corpus.npz synth13_corpus10.npz synth14_corpus15.npz dev_combined.npz synth11_combined.npz synth15_combined.npz --C 1.0 --classes classes_dev.json",
  "train": {
   "dev_single.npz": "python -m vqalign.bench.calibrate collect --corpus /work/shared/devdata --mode single --out dev_single.npz",
   "synth11_single.npz": "python -m vqalign.bench.calibrate collect --synth 40 --seed 11 --mode single --out synth11_single.npz",
@@ -683,7 +758,10 @@ CALIBRATION = {
   "devs0of20_corpus.npz": "python -m vqalign.bench.calibrate collect --corpus /work/shared/devdata --subset 0/20 --mode corpus --out devs0of20_corpus.npz",
   "devs1of20_corpus.npz": "python -m vqalign.bench.calibrate collect --corpus /work/shared/devdata --subset 1/20 --mode corpus --out devs1of20_corpus.npz",
   "synth13_corpus10.npz": "python -m vqalign.bench.calibrate collect --synth 10 --seed 13 --mode corpus --out synth13_corpus10.npz",
-  "synth14_corpus15.npz": "python -m vqalign.bench.calibrate collect --synth 15 --seed 14 --mode corpus --out synth14_corpus15.npz"
+  "synth14_corpus15.npz": "python -m vqalign.bench.calibrate collect --synth 15 --seed 14 --mode corpus --out synth14_corpus15.npz",
+  "dev_combined.npz": "python -m vqalign.bench.calibrate collect --corpus /work/shared/devdata --mode combined --out dev_combined.npz",
+  "synth11_combined.npz": "python -m vqalign.bench.calibrate collect --synth 40 --seed 11 --mode combined --out synth11_combined.npz",
+  "synth15_combined.npz": "python -m vqalign.bench.calibrate collect --synth 40 --seed 15 --mode combined --out synth15_combined.npz"
  },
  "class_model": "python -m vqalign.bench.calibrate classes --corpus /work/shared/devdata",
  "report": {
@@ -742,6 +820,34 @@ CALIBRATION = {
    "cv_by_voice_auc": 0.8707955465076337,
    "cv_by_voice_ece": 0.009371796654951173,
    "frame_ratio_auc": 0.7477337608023583
+  },
+  "combined_words_20": {
+   "n": 2691,
+   "bad_share": 0.382,
+   "cv_by_voice_auc": 0.6767017789331081,
+   "cv_by_voice_ece": 0.02215420255612474,
+   "spread_auc": 0.6319634713880264
+  },
+  "combined_words_50": {
+   "n": 2691,
+   "bad_share": 0.0617,
+   "cv_by_voice_auc": 0.8964905165215317,
+   "cv_by_voice_ece": 0.012553181116054034,
+   "spread_auc": 0.8771024692830729
+  },
+  "combined_units_20": {
+   "n": 9861,
+   "bad_share": 0.3164,
+   "cv_by_voice_auc": 0.6967740463067565,
+   "cv_by_voice_ece": 0.012995235142310943,
+   "spread_auc": 0.6566575234215422
+  },
+  "combined_units_50": {
+   "n": 9861,
+   "bad_share": 0.0677,
+   "cv_by_voice_auc": 0.7610783002688195,
+   "cv_by_voice_ece": 0.0029557559767764276,
+   "spread_auc": 0.7246176634004915
   }
  }
 }

@@ -87,6 +87,7 @@ def _data(args):
 
 def collect(args, argv_of_run=None) -> int:
     from vqalign.align import Aligner
+    from vqalign.align._reference import COMBINED_FEATURES
     from vqalign.align.confidence import FEATURES
 
     data = _data(args)
@@ -97,11 +98,14 @@ def collect(args, argv_of_run=None) -> int:
             al = Aligner(n_jobs=args.jobs).fit([(d["audio"], d["sr"], d["text"]) for d in data])
             res = al.align_many([(d["audio"], d["sr"], d["text"]) for d in data])
         else:
+            # single: the flat-start self-training alone (the "self" model); combined: with
+            # the Sphinx model's second opinion (the "combined" model, on its own features)
+            ref = "sphinx" if args.mode == "combined" else None
             res = []
             for k, d in enumerate(data):
                 try:
-                    res.append(Aligner(n_jobs=args.jobs).align(d["audio"], d["text"],
-                                                               sr=d["sr"]))
+                    res.append(Aligner(n_jobs=args.jobs, reference=ref).align(
+                        d["audio"], d["text"], sr=d["sr"]))
                 except Exception as exc:  # noqa: BLE001 - a failed utterance is skipped
                     res.append(exc)
                 if (k + 1) % 20 == 0:
@@ -115,24 +119,26 @@ def collect(args, argv_of_run=None) -> int:
             n_fail += 1
             continue
         c = a.diagnostics["confidence"]
-        if "word_features" not in c:
+        pre = "combined_" if args.mode == "combined" else ""
+        if f"{pre}word_features" not in c:
             n_fail += 1
             continue
         unit = a.unit_tier
         werr, perr = _errors(a, d["ref"]["words"], d["ref"].get("phones"), unit)
-        for tier, feats, err in (("words", c["word_features"], werr),
-                                 ("units", c[f"{unit}_features"], perr)):
+        for tier, feats, err in (("words", c[f"{pre}word_features"], werr),
+                                 ("units", c[f"{pre}{unit}_features"], perr)):
             F = np.array([[np.nan if v is None else v for v in r] for r in feats], np.float64)
             if F.shape[0] != err.size:
                 continue
             rows[tier].append(np.column_stack([F, err]))
             meta[tier] += [d["voice"]] * err.size
-    out = {"features": np.array(FEATURES), "mode": np.array(args.mode),
+    names = COMBINED_FEATURES if args.mode == "combined" else FEATURES
+    out = {"features": np.array(names), "mode": np.array(args.mode),
            "command": np.array("python -m vqalign.bench.calibrate " + " ".join(
                sys.argv[1:] if argv_of_run is None else argv_of_run)),
            "source": np.array(args.corpus and str(args.corpus) or f"synth seed {args.seed}")}
     for tier in rows:
-        M = np.concatenate(rows[tier]) if rows[tier] else np.zeros((0, len(FEATURES) + 1))
+        M = np.concatenate(rows[tier]) if rows[tier] else np.zeros((0, len(names) + 1))
         out[f"{tier}_X"] = M[:, :-1]
         out[f"{tier}_err_ms"] = M[:, -1]
         out[f"{tier}_group"] = np.array(meta[tier])
@@ -186,7 +192,7 @@ def _predict(c, X):
     return 1.0 / (1.0 + np.exp(-z))
 
 
-MODES = {"single": "self", "corpus": "corpus"}
+MODES = {"single": "self", "corpus": "corpus", "combined": "combined"}
 
 
 def _cv_by_group(X, y, g, C):
@@ -201,19 +207,27 @@ def _cv_by_group(X, y, g, C):
 
 
 def fit(args) -> int:
+    from vqalign.align._reference import COMBINED_FEATURES
     from vqalign.align.confidence import FEATURES
     from vqalign.bench.metrics import expected_calibration_error, reliability_curve, roc_auc
 
     train = _load_sets(args.train)
     test = _load_sets(args.test) if args.test else []
     for s in train + test:
-        if list(s["features"]) != list(FEATURES):
+        names = COMBINED_FEATURES if str(s["mode"]) == "combined" else FEATURES
+        if list(s["features"]) != list(names):
             raise ParameterError(f"{s['path']} was collected with other features than "
-                                 "vqalign.align.confidence.FEATURES; collect it again")
+                                 f"vqalign's {str(s['mode'])}-mode confidence features; "
+                                 "collect it again")
     coefs = {}
     report = {"train": [s["path"] for s in train], "test": [s["path"] for s in test]}
-    fr = FEATURES.index("log_frame_ratio")
     for mode_name, mode in MODES.items():
+        # the one-feature baseline each model is compared with: the frame ratio (the
+        # confidence of old), or for the combined model the spread of its three estimates
+        comb = mode_name == "combined"
+        fr = (COMBINED_FEATURES.index("log1p_spread_ms") if comb
+              else FEATURES.index("log_frame_ratio"))
+        sgn, base = (1.0, "spread_auc") if comb else (-1.0, "frame_ratio_auc")
         tr = [s for s in train if str(s["mode"]) == mode_name]
         te = [s for s in test if str(s["mode"]) == mode_name]
         if not tr:
@@ -231,7 +245,7 @@ def fit(args) -> int:
                         "cv_by_voice_auc": roc_auc(-cv[have], 1 - y[have]),
                         "cv_by_voice_ece": expected_calibration_error(
                             reliability_curve(cv[have], y[have])),
-                        "frame_ratio_auc": roc_auc(-X[:, fr], 1 - y)}
+                        base: roc_auc(sgn * X[:, fr], 1 - y)}
                 for s in te:
                     Xt, et, _ = _stack([s], tier)
                     yt = (et <= tol).astype(int)
@@ -240,7 +254,7 @@ def fit(args) -> int:
                     line[f"held-out {Path(s['path']).name}"] = {
                         "n": int(yt.size), "bad_share": round(float(1 - yt.mean()), 4),
                         "auc": roc_auc(-pt, 1 - yt),
-                        "frame_ratio_auc": roc_auc(-Xt[:, fr], 1 - yt),
+                        base: roc_auc(sgn * Xt[:, fr], 1 - yt),
                         "ece": expected_calibration_error(curve),
                         "reliability": [(round(b["mean_predicted"], 3), round(b["observed"], 3),
                                          b["n"]) for b in curve]}
@@ -344,7 +358,9 @@ def main(argv=None) -> int:
     c.add_argument("--subset", default=None, metavar="K/N",
                    help="only utterances i with i %% N == K (a small corpus spread over the "
                         "voices: a corpus model trained on little data fails differently)")
-    c.add_argument("--mode", choices=("single", "corpus"), default="single")
+    c.add_argument("--mode", choices=("single", "corpus", "combined"), default="single",
+                   help="single: self-trained, flat starts alone; combined: self-trained with "
+                        "the Sphinx model's second opinion (needs pocketsphinx); corpus")
     c.add_argument("--jobs", type=int, default=1)
     c.add_argument("--out", type=Path, required=True)
     k = sub.add_parser("classes", help="fit the frame broad-class model on reference "

@@ -1,0 +1,160 @@
+"""The Sphinx model's second opinion for one self-trained utterance
+(vqalign.align._reference): the per-boundary median, the segmentation start, the
+Aligner's ``reference`` switch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vqalign.align import Aligner
+from vqalign.align import _reference as R
+from vqalign.align.alignment import Alignment, Segment
+from vqalign.exceptions import ParameterError
+
+
+def _aln(words, phones, labels, wlabels=None, conf=0.9):
+    wl = wlabels or [f"w{i}" for i in range(len(words))]
+    return Alignment(tiers={"words": [Segment(a, b, w, conf) for (a, b), w in zip(words, wl)],
+                            "phones": [Segment(a, b, p, conf) for (a, b), p in
+                                       zip(phones, labels)]},
+                     audio=None, sample_rate=16000, duration=10.0)
+
+
+def test_combine_takes_the_median_of_three_boundaries():
+    labels = ["HH", "AY1", "DH", "EH1", "R"]
+    flat = _aln([(0.10, 0.40), (0.50, 0.90)],
+                [(0.10, 0.20), (0.20, 0.40), (0.50, 0.60), (0.60, 0.80), (0.80, 0.90)], labels)
+    seeded = _aln([(0.14, 0.42), (0.46, 0.95)],
+                  [(0.14, 0.26), (0.26, 0.42), (0.46, 0.58), (0.58, 0.85), (0.85, 0.95)],
+                  labels)
+    ref = _aln([(0.12, 0.38), (0.48, 0.92)],
+               [(0.12, 0.22), (0.22, 0.38), (0.48, 0.62), (0.62, 0.70), (0.70, 0.92)],
+               ["HH", "AY", "DH", "EH", "R"])
+    words, phones, spreads = R.combine(flat, seeded, ref)
+    np.testing.assert_allclose(words, [[0.12, 0.40], [0.48, 0.92]])
+    # inner phone boundaries: medians of (flat, seeded, sphinx)
+    np.testing.assert_allclose(phones, [[0.12, 0.22], [0.22, 0.40], [0.48, 0.60],
+                                        [0.60, 0.80], [0.80, 0.92]])
+    np.testing.assert_allclose(spreads["words"], [[0.04, 0.04], [0.04, 0.05]])
+    # a phone's spreads: its start's and its end's
+    np.testing.assert_allclose(spreads["units"], [[0.04, 0.06], [0.06, 0.04], [0.04, 0.04],
+                                                  [0.04, 0.15], [0.15, 0.05]])
+
+
+def test_combine_uses_the_two_self_trained_models_where_sphinx_pronounces_otherwise():
+    labels = ["T", "AH0", "M"]
+    flat = _aln([(0.0, 0.30)], [(0.0, 0.10), (0.10, 0.20), (0.20, 0.30)], labels)
+    seeded = _aln([(0.0, 0.30)], [(0.0, 0.06), (0.06, 0.24), (0.24, 0.30)], labels)
+    ref = _aln([(0.0, 0.30)], [(0.0, 0.15), (0.15, 0.30)], ["T", "M"])
+    _, phones, _ = R.combine(flat, seeded, ref)
+    np.testing.assert_allclose(phones, [[0.0, 0.08], [0.08, 0.22], [0.22, 0.30]])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 6), st.integers(0, 10_000))
+def test_combined_boundaries_are_ordered_and_inside_their_words(n_words, seed):
+    rng = np.random.default_rng(seed)
+    n_ph = rng.integers(1, 5, n_words)
+    labels = [f"P{k}" for k in range(int(n_ph.sum()))]
+
+    def one():
+        t, words, phones = 0.0, [], []
+        for n in n_ph:
+            t += rng.uniform(0, 0.2)
+            a = t
+            for _ in range(n):
+                phones.append((t, t + rng.uniform(0.01, 0.2)))
+                t = phones[-1][1]
+            words.append((a, t))
+        return _aln(words, phones, labels)
+
+    words, phones, spreads = R.combine(one(), one(), one())
+    assert np.all(words[:, 1] > words[:, 0])
+    assert np.all(words[1:, 0] >= words[:-1, 1] - 1e-12)
+    assert np.all(np.diff(phones.ravel()) >= -1e-12)
+    i = 0
+    for w, n in enumerate(n_ph):
+        assert phones[i, 0] == pytest.approx(words[w, 0])
+        assert phones[i + n - 1, 1] == pytest.approx(words[w, 1])
+        dur = phones[i:i + n, 1] - phones[i:i + n, 0]
+        assert np.all(dur >= min(R.MIN_PHONE_S, (words[w, 1] - words[w, 0]) / n) - 1e-9)
+        i += n
+    assert np.all(spreads["words"] >= 0) and np.all(spreads["units"] >= 0)
+
+
+class _Sel:
+    def __init__(self, best):
+        self.idx = np.asarray(best)[:, None]
+
+
+class _Model:
+    """The attributes segmentation_start reads and writes."""
+
+    def __init__(self, K):
+        class G:
+            n_components = K
+        self.gmm_ = G()
+        self.states_per_symbol = 3
+        self.optional_silence = "sil"
+        self.emit_index_ = {("sil", 0): 0, ("AA", 0): 1, ("AA", 1): 2, ("AA", 2): 3}
+        self.weights_ = np.full((4, K), 1.0 / K, np.float32)
+        self.self_loop_ = np.full(4, 0.6)
+        self.weight_floor = 0.0
+
+
+def test_segmentation_start_weights_come_from_each_third_of_the_phone():
+    K = 4
+    best = np.array([3, 3, 0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3])
+    m = _Model(K)
+    R.segmentation_start(m, [(2, 11, "AA")], _Sel(best))
+    sp = (np.bincount(best[2:11], minlength=K) + 0.5)
+    sp /= sp.sum()
+    for j, g in enumerate((0, 1, 2)):   # the thirds hold Gaussians 0, 1, 2 only
+        want = (1 - R.SEED_MIX) * np.eye(K)[g] + R.SEED_MIX * sp
+        np.testing.assert_allclose(m.weights_[1 + j], want / want.sum(), rtol=1e-6)
+        assert m.self_loop_[1 + j] == pytest.approx(1 - 1 / 3)
+    sil = np.bincount(best[[0, 1, 11, 12]], minlength=K) + 0.5
+    np.testing.assert_allclose(m.weights_[0], sil / sil.sum(), rtol=1e-6)
+
+
+def test_reference_parameter_is_checked():
+    with pytest.raises(ParameterError, match="reference="):
+        Aligner(reference="yes").align(np.zeros(16000, np.float32), "hello", sr=16000)
+
+
+def _utterance():
+    from vqalign.datasets.synth import synthesize_corpus
+    return synthesize_corpus(n=1, seed=3)[0]
+
+
+def test_without_pocketsphinx_auto_keeps_self_training_and_sphinx_says_how(monkeypatch):
+    u = _utterance()
+    monkeypatch.setitem(R._SPHINX, "ok", False)
+    a = Aligner(reference="auto").align(u.audio, u.text, sr=u.sr)
+    assert a.diagnostics["reference"] == "none: pocketsphinx is not installed"
+    b = Aligner(reference=None).align(u.audio, u.text, sr=u.sr)
+    assert [s.as_tuple() for s in a.words] == [s.as_tuple() for s in b.words]
+    with pytest.raises(ParameterError, match=r'pip install "vqalign\[sphinx\]"'):
+        Aligner(reference="sphinx").align(u.audio, u.text, sr=u.sr)
+
+
+def test_combined_alignment_is_the_median_of_its_three_and_calibrated():
+    pytest.importorskip("pocketsphinx")
+    u = _utterance()
+    a = Aligner(reference="sphinx").align(u.audio, u.text, sr=u.sr)
+    ref = a.diagnostics["reference"]
+    assert isinstance(ref, dict) and a.diagnostics["confidence"]["mode"] == "combined"
+    flat = Aligner(reference=None).align(u.audio, u.text, sr=u.sr)
+    np.testing.assert_allclose(ref["words"]["flat"],
+                               [[round(s.start, 4), round(s.end, 4)] for s in flat.words])
+    three = np.stack([np.array(ref["words"][k]) for k in ("flat", "seeded", "sphinx")])
+    got = np.array([[s.start, s.end] for s in a.words])
+    np.testing.assert_allclose(got, np.median(three, axis=0), atol=1e-4)
+    conf = np.array([s.confidence for s in a.words])
+    assert np.all((conf >= 0) & (conf <= 1))
+    # the combination is at least as close to the synthesizer's truth as the flat start
+    truth = np.array([[s, e] for s, e, w in u.words if w.strip()])
+    assert np.abs(got - truth).mean() <= np.abs(three[0] - truth).mean() + 0.005
