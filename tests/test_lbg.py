@@ -501,3 +501,25 @@ def test_near_codes_walk_the_lists_without_full_search(rng, monkeypatch):
     assert np.quantile(ratio, 0.9) < 1.01 and np.median(ratio) == pytest.approx(1.0)
     exact = nearest.assign(X, P)                # the exact search is still exact
     assert (exact.labels == lab).mean() > 0.999
+
+
+def test_cluster_covariances_kernel_matches_brute_force():
+    from vqalign.lbg import _kernels
+    rng = np.random.default_rng(4)
+    V = rng.standard_normal((300, 7))
+    lab = rng.integers(0, 5, 300)
+    lab[lab == 3] = 0                                  # cluster 3 empty
+    order = np.argsort(lab, kind="stable").astype(np.int64)
+    counts = np.bincount(lab, minlength=5).astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    norm = np.maximum(counts, 1).astype(np.float64)
+    norm[1] += 10.0                                    # a normaliser that is not the count
+    cov = np.empty((5, 7, 7))
+    _kernels.cluster_covariances(V, order, starts, counts, norm, cov)
+    for k in range(5):
+        X = V[lab == k]
+        m = X.sum(0) / norm[k]
+        want = X.T @ X / norm[k] - np.outer(m, m)      # E[xy] - E[x]E[y] over norm[k] rows
+        np.testing.assert_allclose(cov[k], want, atol=1e-12)
+    np.testing.assert_allclose(cov[0], np.cov(V[lab == 0].T, bias=True), atol=1e-12)
+    assert not cov[3].any()

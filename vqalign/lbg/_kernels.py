@@ -722,3 +722,41 @@ def stage_quality_rows(X, B, codes, sse, dot, rn2, xn2):
             dot[i, s] = xr
             rn2[i, s] = r2
     return 0
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def cluster_covariances(V, order, starts, counts, norm, cov):
+    """Per-cluster covariance of the rows of ``V`` (n, D) float64: cluster k's rows are
+    order[starts[k]:starts[k] + counts[k]]; its mean and its centred second moment are
+    divided by ``norm[k]`` (> 0). ``cov`` (K, D, D) float64 gets them (zero for an empty
+    cluster). Parallel over the clusters; one D-vector and one D x D accumulator each."""
+    K = counts.shape[0]
+    D = V.shape[1]
+    for k in prange(K):
+        c = counts[k]
+        s0 = starts[k]
+        mean = np.zeros(D)
+        for r in range(s0, s0 + c):
+            i = order[r]
+            for d in range(D):
+                mean[d] += V[i, d]
+        for d in range(D):
+            mean[d] /= norm[k]
+        acc = np.zeros((D, D))
+        x = np.empty(D)
+        for r in range(s0, s0 + c):
+            i = order[r]
+            for d in range(D):
+                x[d] = V[i, d] - mean[d]
+            for d1 in range(D):
+                x1 = x[d1]
+                for d2 in range(d1, D):
+                    acc[d1, d2] += x1 * x[d2]
+        # centred about the mean of norm[k] rows: when norm[k] is the count, the
+        # covariance; the correction term keeps the old E[xy] - E[x]E[y] for others
+        f = 1.0 - c / norm[k]
+        for d1 in range(D):
+            for d2 in range(d1, D):
+                v = acc[d1, d2] / norm[k] + f * mean[d1] * mean[d2]
+                cov[k, d1, d2] = v
+                cov[k, d2, d1] = v

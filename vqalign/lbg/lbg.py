@@ -44,24 +44,19 @@ REFINERS = ("lloyd", "minibatch")
 def _principal_axes(sub, a, codes, shift):
     """Principal axis (unit vector) and its standard deviation for each code's cluster.
 
-    The per-code covariance is accumulated with one weighted bincount per pair
-    of features (no (n, D, D) temporary), then the top eigenvector is found by
-    a batched eigendecomposition of the K small D x D matrices.
+    The per-code covariance is accumulated by a kernel over the rows sorted by code
+    (parallel over the codes, no (n, D, D) temporary), then the top eigenvector is found
+    by a batched eigendecomposition of the K small D x D matrices.
     """
     K, D = codes.shape
-    lab = a.labels[:sub.shape[0]]
+    lab = np.ascontiguousarray(a.labels[:sub.shape[0]], dtype=np.int64)
     cnt = np.maximum(a.counts, 1).astype(np.float64)
     V = sub.astype(np.float64) - shift.astype(np.float64)
-    mean = np.empty((K, D))
-    for d in range(D):
-        mean[:, d] = np.bincount(lab, weights=V[:, d], minlength=K) / cnt
+    order = np.argsort(lab, kind="stable").astype(np.int64)
+    counts = np.bincount(lab, minlength=K).astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
     cov = np.empty((K, D, D))
-    for d1 in range(D):
-        for d2 in range(d1, D):
-            m = np.bincount(lab, weights=V[:, d1] * V[:, d2], minlength=K) / cnt
-            m -= mean[:, d1] * mean[:, d2]
-            cov[:, d1, d2] = m
-            cov[:, d2, d1] = m
+    _kernels.cluster_covariances(np.ascontiguousarray(V), order, starts, counts, cnt, cov)
     if D <= 64:
         w, vec = np.linalg.eigh(cov)
         axis = vec[:, :, -1]
