@@ -85,6 +85,19 @@ def test_align_errors(tmp_path, corpus, capsys):
     assert "has no words" in capsys.readouterr().err
 
 
+def test_align_reference_switch(tmp_path, corpus):
+    wav, txt = corpus / "spk0" / "utt0.wav", corpus / "spk0" / "utt0.txt"
+    out = tmp_path / "none.json"
+    assert main(["align", str(wav), str(txt), "--out", str(out), "--reference", "none"]) == 0
+    assert "reference" not in read_alignment(out).diagnostics
+    pytest.importorskip("pocketsphinx")
+    out = tmp_path / "sphinx.json"
+    assert main(["align", str(wav), str(txt), "--out", str(out), "--reference", "sphinx"]) == 0
+    d = read_alignment(out).diagnostics
+    assert set(d["reference"]["words"]) == {"flat", "seeded", "sphinx"}
+    assert d["confidence"]["mode"] == "combined"
+
+
 def test_align_chars_unit(tmp_path, corpus, utts):
     out = tmp_path / "c.TextGrid"
     assert main(["align", str(corpus / "spk0" / "utt2.wav"), "We will see the sea!",

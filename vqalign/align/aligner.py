@@ -97,6 +97,10 @@ SELF_DITHER = 1e-3
 DIGITAL_SILENCE = 0.01
 
 
+#: frames up to which a trained codebook is kept for the next model of the same frames
+CODEBOOK_CACHE_FRAMES = 60000
+
+
 def features(y16: np.ndarray, hop_s: float, delta_width: int = 1, dither: float = DITHER):
     """The aligner's front end on 16 kHz audio: ((T, 39) float32 features, (T,) raw c0).
 
@@ -487,7 +491,8 @@ class Aligner:
         install "vqalign[sphinx]"``); every boundary is the median of the three
         (:mod:`vqalign.align._reference`; devdata single files 20.5 -> 14.4 ms mean
         word-boundary error). "auto": when pocketsphinx is installed; "sphinx": an error
-        without it; None: the flat-start self-training alone.
+        without it; None: the flat-start self-training alone. Not with ``codebook``
+        (the seed's recipe) nor a fitted model.
     """
 
     def __init__(self, unit="phones", *, n_codes=256, states_per_unit=3, n_iter=30,
@@ -764,8 +769,21 @@ class Aligner:
 
         # the recipe's codebook: LBG doubling from the mean, refined per level, then
         # one Lloyd pass over every frame (the settings the aligner was tuned with)
-        return lbg(X, min(k, max(2, X.shape[0] // 4)), seed=int(rng.integers(2**31 - 1)),
-                   n_iter=6, final_passes=1, growth=2.0, last_iter=None)
+        k = min(k, max(2, X.shape[0] // 4))
+        seed = int(rng.integers(2**31 - 1))
+        # one utterance's models (the flat starts, the Sphinx-seeded one) share their
+        # codebook: the last one is kept, keyed by the frames' digest, k and the seed
+        key = None
+        if X.shape[0] <= CODEBOOK_CACHE_FRAMES:
+            key = (hashlib.blake2b(np.ascontiguousarray(X).tobytes(), digest_size=16).digest(),
+                   X.shape, k, seed)
+            hit = getattr(self, "_codebook_cache", None)
+            if hit is not None and hit[0] == key:
+                return hit[1].copy()
+        cb = lbg(X, k, seed=seed, n_iter=6, final_passes=1, growth=2.0, last_iter=None)
+        if key is not None:
+            self._codebook_cache = (key, cb.copy())
+        return cb
 
     def new_model(self, X, rng, *, k=None, corpus=True):
         """An untrained engine model: Gaussians from an LBG codebook of ``X`` (or the
@@ -1017,7 +1035,8 @@ class Aligner:
                 p, res = retry
         from vqalign.align.coverage import check_self_trained  # noqa: PLC0415
         res, gaps = check_self_trained(self, p, res, n_codes=n_codes)  # untranscribed speech
-        if not gaps and _single_policy(self.unit) and self.reference is not None:
+        if (not gaps and _single_policy(self.unit) and self.reference is not None
+                and self.codebook is None):   # a codebook asks for the seed's recipe
             res = self._with_reference(p, res, n_codes)
         return _restore_span(res, p, gaps)
 

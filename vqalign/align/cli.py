@@ -35,6 +35,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--oov", choices=("g2p", "error"), default="g2p",
                         help="words missing from the lexicon: guess from spelling (g2p, "
                              "default) or stop with an error")
+    parser.add_argument("--reference", choices=("auto", "sphinx", "none"), default="auto",
+                        help="self-training with phones (no --model / --codebook): also "
+                             "align with the CMU Sphinx en-us model and a model self-trained "
+                             "from it, and take each boundary's median (auto: when "
+                             "pocketsphinx is installed; sphinx: required; none: "
+                             "self-training alone)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
 
@@ -95,6 +101,8 @@ def make_aligner(args):
                                  "Aligner.save / align-corpus, or sphinx:en-us")
         return Aligner.load(spec)
     kwargs = {"unit": args.unit, "oov": getattr(args, "oov", "g2p")}
+    ref = getattr(args, "reference", "auto")
+    kwargs["reference"] = None if ref == "none" else ref
     if getattr(args, "lexicon", None) is not None:
         kwargs["lexicon"] = str(args.lexicon)
     if getattr(args, "codebook", None) is not None:
