@@ -158,3 +158,59 @@ def test_combined_alignment_is_the_median_of_its_three_and_calibrated():
     # the combination is at least as close to the synthesizer's truth as the flat start
     truth = np.array([[s, e] for s, e, w in u.words if w.strip()])
     assert np.abs(got - truth).mean() <= np.abs(three[0] - truth).mean() + 0.005
+
+
+# --------------------------------------------------------------------------- small corpora
+@pytest.fixture(scope="module")
+def small_corpus():
+    from vqalign.datasets.synth import synthesize_corpus
+    return synthesize_corpus(n=4, seed=5)
+
+
+def test_small_corpus_alignments_get_the_second_opinion(small_corpus, tmp_path):
+    pytest.importorskip("pocketsphinx")
+    items = [(u.audio, u.sr, u.text) for u in small_corpus]
+    al = Aligner(reference="sphinx").fit(items)
+    assert al.small_corpus() and al.train_seconds_ == pytest.approx(
+        sum(len(u.audio) / u.sr for u in small_corpus), abs=2.0)
+    out = al.align_many(items)
+    for a, b in zip(out, al.alignments_):   # fit's own alignments are the same
+        assert [s.as_tuple() for s in a.words] == [s.as_tuple() for s in b.words]
+        ref = a.diagnostics["reference"]
+        assert a.diagnostics["confidence"]["mode"] == "corpus-combined"
+        three = np.stack([np.array(ref["words"][k]) for k in ("corpus", "seeded", "sphinx")])
+        got = np.array([[s.start, s.end] for s in a.words])
+        np.testing.assert_allclose(got, np.median(three, axis=0), atol=1e-4)
+        c = np.array([s.confidence for s in a.words])
+        assert np.all((c >= 0) & (c <= 1))
+    # the corpus model alone: what reference=None gives, and what the median started from
+    plain = Aligner(reference=None).fit(items).align_many(items)
+    for a, p in zip(out, plain):
+        assert "reference" not in p.diagnostics
+        np.testing.assert_allclose(a.diagnostics["reference"]["words"]["corpus"],
+                                   [[round(s.start, 4), round(s.end, 4)] for s in p.words])
+    # saved and loaded: still a small corpus's model; a large corpus's gets no opinion
+    path = al.save(tmp_path / "m.npz")
+    back = Aligner.load(path)
+    assert back.small_corpus()
+    back.train_seconds_ = 301.0
+    big = back.align_many(items[:1])[0]
+    assert "reference" not in big.diagnostics
+
+
+def test_align_corpus_gives_the_small_corpus_the_second_opinion(small_corpus, tmp_path):
+    pytest.importorskip("pocketsphinx")
+    from vqalign.align.alignment import read_alignment
+    from vqalign.cli import main
+    from vqalign.datasets.synth import write_corpus
+
+    write_corpus(small_corpus, tmp_path / "c")
+    out = tmp_path / "o"
+    assert main(["align-corpus", str(tmp_path / "c"), "--out", str(out), "--format", "json",
+                 "--jobs", "1", "--quiet"]) == 0
+    files = [out / f"{u.id}.json" for u in small_corpus]
+    assert all(f.is_file() for f in files)
+    for f in files:
+        d = read_alignment(f).diagnostics
+        assert set(d["reference"]["words"]) == {"corpus", "seeded", "sphinx"}
+        assert d["confidence"]["mode"] == "corpus-combined"

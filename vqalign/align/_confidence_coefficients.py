@@ -2,7 +2,7 @@
 
 Written by::
 
-    python -m vqalign.bench.calibrate fit --train dev_single.npz synth11_single.npz synth15_single.npz dev_corpus.npz synth12_corpus.npz devs0of20_corpus.npz devs1of20_corpus.npz synth13_corpus10.npz synth14_corpus15.npz dev_combined.npz synth11_combined.npz synth15_combined.npz --C 1.0 --classes classes_dev.json --write-module _confidence_coefficients.py
+    python -m vqalign.bench.calibrate fit --train dev_single.npz synth11_single.npz synth15_single.npz dev_corpus.npz synth12_corpus.npz devs0of20_corpus.npz devs1of20_corpus.npz synth13_corpus10.npz synth14_corpus15.npz dev_combined.npz synth11_combined.npz synth15_combined.npz devs0of5_cc.npz devs1of5_cc.npz devs0of20_cc.npz devs1of20_cc.npz devs2of20_cc.npz devs0of3_cc.npz devs1of3_cc.npz synth13_cc10.npz synth14_cc15.npz --C 1.0 --classes classes_dev.json --write-module _confidence_coefficients.py
 
 on the sets (made by ``python -m vqalign.bench.calibrate collect``):
     dev_single.npz: python -m vqalign.bench.calibrate collect --corpus /work/shared/devdata --mode single --out dev_single.npz
@@ -17,6 +17,15 @@ on the sets (made by ``python -m vqalign.bench.calibrate collect``):
     dev_combined.npz: python -m vqalign.bench.calibrate collect --corpus /work/shared/devdata --mode combined --out dev_combined.npz
     synth11_combined.npz: python -m vqalign.bench.calibrate collect --synth 40 --seed 11 --mode combined --out synth11_combined.npz
     synth15_combined.npz: python -m vqalign.bench.calibrate collect --synth 40 --seed 15 --mode combined --out synth15_combined.npz
+    devs0of5_cc.npz: python -m vqalign.bench.calibrate collect --corpus /work/shared/devdata --subset 0/5 --mode corpus-combined --out devs0of5_cc.npz
+    devs1of5_cc.npz: python -m vqalign.bench.calibrate collect --corpus /work/shared/devdata --subset 1/5 --mode corpus-combined --out devs1of5_cc.npz
+    devs0of20_cc.npz: python -m vqalign.bench.calibrate collect --corpus /work/shared/devdata --subset 0/20 --mode corpus-combined --out devs0of20_cc.npz
+    devs1of20_cc.npz: python -m vqalign.bench.calibrate collect --corpus /work/shared/devdata --subset 1/20 --mode corpus-combined --out devs1of20_cc.npz
+    devs2of20_cc.npz: python -m vqalign.bench.calibrate collect --corpus /work/shared/devdata --subset 2/20 --mode corpus-combined --out devs2of20_cc.npz
+    devs0of3_cc.npz: python -m vqalign.bench.calibrate collect --corpus /work/shared/devdata --subset 0/3 --mode corpus-combined --out devs0of3_cc.npz
+    devs1of3_cc.npz: python -m vqalign.bench.calibrate collect --corpus /work/shared/devdata --subset 1/3 --mode corpus-combined --out devs1of3_cc.npz
+    synth13_cc10.npz: python -m vqalign.bench.calibrate collect --synth 10 --seed 13 --mode corpus-combined --out synth13_cc10.npz
+    synth14_cc15.npz: python -m vqalign.bench.calibrate collect --synth 15 --seed 14 --mode corpus-combined --out synth14_cc15.npz
 
 CLASS_MODEL (frame broad classes) by ``python -m vqalign.bench.calibrate classes --corpus /work/shared/devdata``.
 CALIBRATION["report"] holds the cross-validated (by voice) AUC of each model.
@@ -744,11 +753,83 @@ COEFFICIENTS = {
    -0.5074337967450011
   ],
   "intercept": 3.078834662888998
+ },
+ "corpus_combined_words_20": {
+  "mean": [
+   4.2280237544838535,
+   2.5807637704264628,
+   3.353542726185753
+  ],
+  "scale": [
+   2.051411337300347,
+   1.446197214918738,
+   0.7580505772573818
+  ],
+  "coef": [
+   0.17175225993090432,
+   0.424301886130508,
+   -0.3138214736562475
+  ],
+  "intercept": 0.7829923562929877
+ },
+ "corpus_combined_words_50": {
+  "mean": [
+   4.2280237544838535,
+   2.5807637704264628,
+   3.353542726185753
+  ],
+  "scale": [
+   2.051411337300347,
+   1.446197214918738,
+   0.7580505772573818
+  ],
+  "coef": [
+   -0.037524432207671356,
+   0.6745822197309863,
+   -0.9402316229727021
+  ],
+  "intercept": 3.7681003430031326
+ },
+ "corpus_combined_units_20": {
+  "mean": [
+   3.0574692274678115,
+   2.8527278111588004,
+   3.2336773390556455
+  ],
+  "scale": [
+   1.661667168531591,
+   1.3894637203182474,
+   0.6721212356321958
+  ],
+  "coef": [
+   0.14273742238850787,
+   0.4610349248528515,
+   -0.32290395935947663
+  ],
+  "intercept": 0.8975608540625183
+ },
+ "corpus_combined_units_50": {
+  "mean": [
+   3.0574692274678115,
+   2.8527278111588004,
+   3.2336773390556455
+  ],
+  "scale": [
+   1.661667168531591,
+   1.3894637203182474,
+   0.6721212356321958
+  ],
+  "coef": [
+   0.3251947060156222,
+   0.5493248180229308,
+   -0.23971483407566577
+  ],
+  "intercept": 2.863157585102994
  }
 }
 
 CALIBRATION = {
- "command": "python -m vqalign.bench.calibrate fit --train dev_single.npz synth11_single.npz synth15_single.npz dev_corpus.npz synth12_corpus.npz devs0of20_corpus.npz devs1of20_corpus.npz synth13_corpus10.npz synth14_corpus15.npz dev_combined.npz synth11_combined.npz synth15_combined.npz --C 1.0 --classes classes_dev.json",
+ "command": "python -m vqalign.bench.calibrate fit --train dev_single.npz synth11_single.npz synth15_single.npz dev_corpus.npz synth12_corpus.npz devs0of20_corpus.npz devs1of20_corpus.npz synth13_corpus10.npz synth14_corpus15.npz dev_combined.npz synth11_combined.npz synth15_combined.npz devs0of5_cc.npz devs1of5_cc.npz devs0of20_cc.npz devs1of20_cc.npz devs2of20_cc.npz devs0of3_cc.npz devs1of3_cc.npz synth13_cc10.npz synth14_cc15.npz --C 1.0 --classes classes_dev.json",
  "train": {
   "dev_single.npz": "python -m vqalign.bench.calibrate collect --corpus /work/shared/devdata --mode single --out dev_single.npz",
   "synth11_single.npz": "python -m vqalign.bench.calibrate collect --synth 40 --seed 11 --mode single --out synth11_single.npz",
@@ -761,7 +842,16 @@ CALIBRATION = {
   "synth14_corpus15.npz": "python -m vqalign.bench.calibrate collect --synth 15 --seed 14 --mode corpus --out synth14_corpus15.npz",
   "dev_combined.npz": "python -m vqalign.bench.calibrate collect --corpus /work/shared/devdata --mode combined --out dev_combined.npz",
   "synth11_combined.npz": "python -m vqalign.bench.calibrate collect --synth 40 --seed 11 --mode combined --out synth11_combined.npz",
-  "synth15_combined.npz": "python -m vqalign.bench.calibrate collect --synth 40 --seed 15 --mode combined --out synth15_combined.npz"
+  "synth15_combined.npz": "python -m vqalign.bench.calibrate collect --synth 40 --seed 15 --mode combined --out synth15_combined.npz",
+  "devs0of5_cc.npz": "python -m vqalign.bench.calibrate collect --corpus /work/shared/devdata --subset 0/5 --mode corpus-combined --out devs0of5_cc.npz",
+  "devs1of5_cc.npz": "python -m vqalign.bench.calibrate collect --corpus /work/shared/devdata --subset 1/5 --mode corpus-combined --out devs1of5_cc.npz",
+  "devs0of20_cc.npz": "python -m vqalign.bench.calibrate collect --corpus /work/shared/devdata --subset 0/20 --mode corpus-combined --out devs0of20_cc.npz",
+  "devs1of20_cc.npz": "python -m vqalign.bench.calibrate collect --corpus /work/shared/devdata --subset 1/20 --mode corpus-combined --out devs1of20_cc.npz",
+  "devs2of20_cc.npz": "python -m vqalign.bench.calibrate collect --corpus /work/shared/devdata --subset 2/20 --mode corpus-combined --out devs2of20_cc.npz",
+  "devs0of3_cc.npz": "python -m vqalign.bench.calibrate collect --corpus /work/shared/devdata --subset 0/3 --mode corpus-combined --out devs0of3_cc.npz",
+  "devs1of3_cc.npz": "python -m vqalign.bench.calibrate collect --corpus /work/shared/devdata --subset 1/3 --mode corpus-combined --out devs1of3_cc.npz",
+  "synth13_cc10.npz": "python -m vqalign.bench.calibrate collect --synth 10 --seed 13 --mode corpus-combined --out synth13_cc10.npz",
+  "synth14_cc15.npz": "python -m vqalign.bench.calibrate collect --synth 15 --seed 14 --mode corpus-combined --out synth14_cc15.npz"
  },
  "class_model": "python -m vqalign.bench.calibrate classes --corpus /work/shared/devdata",
  "report": {
@@ -848,6 +938,34 @@ CALIBRATION = {
    "cv_by_voice_auc": 0.7610783002688195,
    "cv_by_voice_ece": 0.0029557559767764276,
    "spread_auc": 0.7246176634004915
+  },
+  "corpus_combined_words_20": {
+   "n": 2509,
+   "bad_share": 0.3288,
+   "cv_by_voice_auc": 0.6375131361117109,
+   "cv_by_voice_ece": 0.03645699451281852,
+   "spread_auc": 0.6546077161160296
+  },
+  "corpus_combined_words_50": {
+   "n": 2509,
+   "bad_share": 0.0526,
+   "cv_by_voice_auc": 0.8397585446386456,
+   "cv_by_voice_ece": 0.007630582637403965,
+   "spread_auc": 0.8285861348019531
+  },
+  "corpus_combined_units_20": {
+   "n": 9320,
+   "bad_share": 0.3059,
+   "cv_by_voice_auc": 0.6839365944556342,
+   "cv_by_voice_ece": 0.01708026196869072,
+   "spread_auc": 0.662549268374834
+  },
+  "corpus_combined_units_50": {
+   "n": 9320,
+   "bad_share": 0.0749,
+   "cv_by_voice_auc": 0.7523169887919157,
+   "cv_by_voice_ece": 0.0069482462572978835,
+   "spread_auc": 0.6827631254490578
   }
  }
 }

@@ -219,11 +219,12 @@ def combined_features(flat, seeded, spreads, unit):
 COMBINED_FEATURES = ("logit_conf_flat", "logit_conf_seeded", "log1p_spread_ms")
 
 
-def predict(F, tier, tol_ms):
-    """Calibrated P(within ``tol_ms``) of combined-alignment rows ``F``."""
+def predict(F, tier, tol_ms, key="combined"):
+    """Calibrated P(within ``tol_ms``) of combined-alignment rows ``F`` (``key``:
+    "combined" for a self-trained file, "corpus_combined" for a small corpus's)."""
     from vqalign.align._confidence_coefficients import COEFFICIENTS  # noqa: PLC0415
 
-    c = COEFFICIENTS.get(f"combined_{tier}_{tol_ms}")
+    c = COEFFICIENTS.get(f"{key}_{tier}_{tol_ms}")
     if c is None:
         return np.full(F.shape[0], math.nan)
     z = c["intercept"] + ((F - np.asarray(c["mean"])) / np.asarray(c["scale"])) @ np.asarray(
@@ -231,12 +232,15 @@ def predict(F, tier, tol_ms):
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def merge(flat, seeded, ref, energy, hop_s, warnings=()):
+def merge(flat, seeded, ref, energy, hop_s, warnings=(), *, mode="self", energy_offset_s=0.0):
     """The alignment of :func:`combine`: the flat one's words and phones at the median
     boundaries, with confidences from :func:`predict` (a word over near-silence capped as
     in :mod:`vqalign.align.confidence`) and ``diagnostics["reference"]`` naming the three
-    and holding their word boundaries. ``energy``: the frames' c0 (the near-floor check);
-    ``warnings``: the utterance's own (the quality warnings are made again)."""
+    and holding their word boundaries. ``energy``: the frames' c0 (the near-floor check),
+    its first frame at ``energy_offset_s``; ``warnings``: the utterance's own (the quality
+    warnings are made again). ``mode`` "self": ``flat`` is the flat-start self-trained
+    alignment (confidence model "combined"); "corpus": a corpus-trained model's
+    ("corpus_combined")."""
     import copy  # noqa: PLC0415
 
     from vqalign.align.alignment import Segment  # noqa: PLC0415
@@ -246,9 +250,10 @@ def merge(flat, seeded, ref, energy, hop_s, warnings=()):
     words, phones, spreads = combine(flat, seeded, ref)
     F = combined_features(flat, seeded, spreads, unit)
     conf = {}
+    key = "combined" if mode == "self" else "corpus_combined"
     for tier in ("words", "units"):
         for tol in (50, 20):
-            conf[(tier, tol)] = predict(F[tier], tier, tol)
+            conf[(tier, tol)] = predict(F[tier], tier, tol, key)
     # words over near-silence (the share of their frames near the noise floor)
     e = np.asarray(energy, np.float64)
     lo, hi = np.quantile(e, (0.05, 0.95)) if e.size else (0.0, 1.0)
@@ -256,6 +261,7 @@ def merge(flat, seeded, ref, energy, hop_s, warnings=()):
     c = np.concatenate([[0], np.cumsum(near)])
 
     def near_share(a, b):
+        a, b = a - energy_offset_s, b - energy_offset_s
         fa = int(np.clip(round(a / hop_s), 0, e.size))
         fb = int(np.clip(round(b / hop_s), fa + 1, max(e.size, fa + 1)))
         fb = min(fb, e.size)
@@ -282,17 +288,21 @@ def merge(flat, seeded, ref, energy, hop_s, warnings=()):
     def rounded(a):
         return [None if not math.isfinite(v) else round(float(v), 4) for v in a]
 
-    block.update({"mode": "combined", "words_20ms": rounded(conf[("words", 20)]),
+    block.update({"mode": "combined" if mode == "self" else "corpus-combined",
+                  "words_20ms": rounded(conf[("words", 20)]),
                   f"{unit}_20ms": rounded(conf[("units", 20)]),
                   "combined_features": list(COMBINED_FEATURES),
                   "combined_word_features": [rounded(r) for r in F["words"]],
                   f"combined_{unit}_features": [rounded(r) for r in F["units"]]})
     d["confidence"] = block
+    base = "flat" if mode == "self" else "corpus"
     d["reference"] = {
-        "method": "per-boundary median of the flat-start and the Sphinx-seeded "
-                  "self-trained models and the Sphinx en-us model",
+        "method": ("per-boundary median of the flat-start and the Sphinx-seeded "
+                   "self-trained models and the Sphinx en-us model" if mode == "self" else
+                   "per-boundary median of the corpus model, a model self-trained on the "
+                   "file from the Sphinx en-us model's segmentation, and the Sphinx model"),
         "words": {name: [[round(s.start, 4), round(s.end, 4)] for s in a.tiers["words"]]
-                  for name, a in (("flat", flat), ("seeded", seeded), ("sphinx", ref))},
+                  for name, a in ((base, flat), ("seeded", seeded), ("sphinx", ref))},
         "seeded_em_history": seeded.diagnostics.get("em_history"),
     }
     warns = list(warnings)

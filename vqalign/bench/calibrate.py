@@ -94,8 +94,12 @@ def collect(args, argv_of_run=None) -> int:
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if args.mode == "corpus":
-            al = Aligner(n_jobs=args.jobs).fit([(d["audio"], d["sr"], d["text"]) for d in data])
+        if args.mode in ("corpus", "corpus-combined"):
+            # corpus: the corpus model alone; corpus-combined: a small corpus's alignments
+            # with the Sphinx model's second opinion (the "corpus_combined" model)
+            ref = "sphinx" if args.mode == "corpus-combined" else None
+            al = Aligner(n_jobs=args.jobs, reference=ref).fit(
+                [(d["audio"], d["sr"], d["text"]) for d in data])
             res = al.align_many([(d["audio"], d["sr"], d["text"]) for d in data])
         else:
             # single: the flat-start self-training alone (the "self" model); combined: with
@@ -119,7 +123,7 @@ def collect(args, argv_of_run=None) -> int:
             n_fail += 1
             continue
         c = a.diagnostics["confidence"]
-        pre = "combined_" if args.mode == "combined" else ""
+        pre = "combined_" if args.mode in ("combined", "corpus-combined") else ""
         if f"{pre}word_features" not in c:
             n_fail += 1
             continue
@@ -132,7 +136,7 @@ def collect(args, argv_of_run=None) -> int:
                 continue
             rows[tier].append(np.column_stack([F, err]))
             meta[tier] += [d["voice"]] * err.size
-    names = COMBINED_FEATURES if args.mode == "combined" else FEATURES
+    names = COMBINED_FEATURES if args.mode in ("combined", "corpus-combined") else FEATURES
     out = {"features": np.array(names), "mode": np.array(args.mode),
            "command": np.array("python -m vqalign.bench.calibrate " + " ".join(
                sys.argv[1:] if argv_of_run is None else argv_of_run)),
@@ -192,7 +196,8 @@ def _predict(c, X):
     return 1.0 / (1.0 + np.exp(-z))
 
 
-MODES = {"single": "self", "corpus": "corpus", "combined": "combined"}
+MODES = {"single": "self", "corpus": "corpus", "combined": "combined",
+         "corpus-combined": "corpus_combined"}
 
 
 def _cv_by_group(X, y, g, C):
@@ -214,7 +219,7 @@ def fit(args) -> int:
     train = _load_sets(args.train)
     test = _load_sets(args.test) if args.test else []
     for s in train + test:
-        names = COMBINED_FEATURES if str(s["mode"]) == "combined" else FEATURES
+        names = COMBINED_FEATURES if "combined" in str(s["mode"]) else FEATURES
         if list(s["features"]) != list(names):
             raise ParameterError(f"{s['path']} was collected with other features than "
                                  f"vqalign's {str(s['mode'])}-mode confidence features; "
@@ -224,7 +229,7 @@ def fit(args) -> int:
     for mode_name, mode in MODES.items():
         # the one-feature baseline each model is compared with: the frame ratio (the
         # confidence of old), or for the combined model the spread of its three estimates
-        comb = mode_name == "combined"
+        comb = "combined" in mode_name
         fr = (COMBINED_FEATURES.index("log1p_spread_ms") if comb
               else FEATURES.index("log_frame_ratio"))
         sgn, base = (1.0, "spread_auc") if comb else (-1.0, "frame_ratio_auc")
@@ -358,9 +363,12 @@ def main(argv=None) -> int:
     c.add_argument("--subset", default=None, metavar="K/N",
                    help="only utterances i with i %% N == K (a small corpus spread over the "
                         "voices: a corpus model trained on little data fails differently)")
-    c.add_argument("--mode", choices=("single", "corpus", "combined"), default="single",
+    c.add_argument("--mode", choices=("single", "corpus", "combined", "corpus-combined"),
+                   default="single",
                    help="single: self-trained, flat starts alone; combined: self-trained with "
-                        "the Sphinx model's second opinion (needs pocketsphinx); corpus")
+                        "the Sphinx model's second opinion (needs pocketsphinx); corpus: the "
+                        "corpus model alone; corpus-combined: a small corpus (under 300 s) "
+                        "with the Sphinx model's second opinion")
     c.add_argument("--jobs", type=int, default=1)
     c.add_argument("--out", type=Path, required=True)
     k = sub.add_parser("classes", help="fit the frame broad-class model on reference "

@@ -68,6 +68,8 @@ class StoreRef:
 
     uid: str
     tokens: tuple | None = None
+    #: the audio file (read only when a small corpus's alignment needs the waveform)
+    audio: str | None = None
 
 
 class StoreAligner(Aligner):
@@ -111,7 +113,7 @@ class StoreAligner(Aligner):
         energy = np.ascontiguousarray(side[:, st.extra_names.index("energy")])
         key = ("store", y.uid, self.hop_) if cache is not None else None
         return _Prepared(X, energy, tokens, st.duration(y.uid), int(st.settings["sr"]),
-                         name or y.uid, warn, None, key)
+                         name or y.uid, warn, None, key, source=y.audio)
 
 
 def aligner_hop(unit: str) -> float:
@@ -160,8 +162,8 @@ def _align_chunk(task):
     aligner = _load_model_cached(model_path, digest, lexicon, store)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        results = aligner.align_many([(StoreRef(uid, tokens), 16000, "")
-                                      for uid, tokens, _, _ in items], n_jobs=1)
+        results = aligner.align_many([(StoreRef(uid, tokens, audio), 16000, "")
+                                      for uid, tokens, audio, _ in items], n_jobs=1)
     out = []
     for (uid, _, audio, outputs), res in zip(items, results):
         if isinstance(res, BaseException):

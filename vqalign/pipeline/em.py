@@ -233,6 +233,7 @@ class StreamingEM:
         a.history_ = history
         a._model_dither = a.dither_
         a.symbols_ = list(model.symbols_)
+        a.train_seconds_ = float(sum(self.store.duration(u) for u, _ in self.items))
         path = self.dir / f"{name}.npz"
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
