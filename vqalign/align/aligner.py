@@ -1105,7 +1105,11 @@ class Aligner:
             if p.source is None:
                 res.diagnostics["reference"] = "none: the audio file is not known"
                 return res
-            y, sr = _load_audio(p.source)
+            try:
+                y, sr = _load_audio(p.source)
+            except VQAlignError as exc:    # moved or unreadable since the features
+                res.diagnostics["reference"] = f"none: {exc}"
+                return res
             y, _ = condition_audio(y, sr)
             y16, off = resample(y, sr), 0.0
         helper = getattr(self, "_helper_", None)
@@ -1125,7 +1129,10 @@ class Aligner:
         if helper._length_errors([q])[0] is not None:
             res.diagnostics["reference"] = "none: the audio is too short to self-train on"
             return res
-        seeded, ref = helper._opinions(q)
+        try:
+            seeded, ref = helper._opinions(q)
+        except VQAlignError as exc:
+            seeded, ref = None, str(exc)
         if seeded is None:
             res.diagnostics["reference"] = f"none: {ref}"
             return res
