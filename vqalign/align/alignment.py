@@ -35,7 +35,17 @@ with its time span. ``diagnostics["confidence"]`` holds the 20 ms variant and th
                    "phones_features": [[...], ...]}
 
 (``chars_20ms`` / ``chars_features`` with characters). The cues let a user re-fit the
-model on their own data (``python -m vqalign.bench.calibrate``).
+model on their own data (``python -m vqalign.bench.calibrate``). ``"mode"`` says which
+model: ``"corpus"`` (a fitted aligner), ``"self"`` (self-trained on the file), or
+``"combined"``: a self-trained English file whose boundaries are the median of three
+alignments (:mod:`vqalign.align._reference`); its confidences come from the two
+self-trained models' and the spread of the three estimates, given as
+``"combined_features"``, ``"combined_word_features"`` and ``"combined_phones_features"``
+(the other cues are the flat-start model's), and ``diagnostics["reference"]`` holds the
+three alignments' word spans::
+
+    "reference": {"method": "...", "words": {"flat": [[s, e], ...], "seeded": [...],
+                                             "sphinx": [...]}, "seeded_em_history": {...}}
 :func:`add_quality_warnings` warns about words whose confidence is below 0.5 (more
 likely off by over 50 ms than not).
 """
