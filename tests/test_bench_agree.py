@@ -176,3 +176,23 @@ def test_bench_agree_bad_arguments(sphinx_corpus, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(base + ["--model", str(tmp_path / "none.npz")]) == 2
     assert "--model file" in capsys.readouterr().err
+
+
+def test_bench_agree_self_modes_leave_out_the_sphinx_opinion(sphinx_corpus, capsys):
+    pytest.importorskip("pocketsphinx")
+    from vqalign.align import Aligner
+
+    argv = ["bench", "agree", "--corpus", str(sphinx_corpus), "--no-plot", "--json",
+            "--limit", "1", "--modes", "single,single-self"]
+    assert main(argv) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert set(rep["modes"]) == {"single", "single-self"}
+    rec = agree.find_recordings(sphinx_corpus)[0][0]
+    y, sr = agree.load_recording(rec)
+    words = rep["alignments"][0]["words"]
+    # the two modes differ on this recording, so each match below checks its setting
+    assert [w[:2] for w in words["single"]] != [w[:2] for w in words["single-self"]]
+    for mode, ref in (("single", "auto"), ("single-self", None)):
+        a = Aligner(n_jobs=1, reference=ref).align(y, rec.text, sr=sr)
+        np.testing.assert_allclose([w[:2] for w in words[mode]],
+                                   [[s.start, s.end] for s in a.words], atol=1e-6)

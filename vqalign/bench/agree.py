@@ -7,6 +7,9 @@ trained on real speech) is the yardstick. In one run, on the same audio and text
   public ``vqalign.align.align(y, text, sr=sr)``;
 * ``corpus``: ``vqalign.align.Aligner().fit(corpus)`` on all the recordings, then
   ``align_many`` (default settings, ``--jobs`` threads: 1 by default, as pocketsphinx);
+* ``single-self`` / ``corpus-self`` (asked for with ``--modes``): the same with
+  ``reference=None``, without the Sphinx en-us model's second opinion, whose third
+  alignment uses pocketsphinx's own acoustic model and so flatters the agreement;
 * ``model`` / ``codebook`` (only with ``--model FILE`` / ``--codebook FILE``, made by
   ``vqalign align-corpus`` / ``vqalign codebook`` on other data; or ``--model
   sphinx:en-us``, pocketsphinx's acoustic model run by vqalign): every recording
@@ -69,7 +72,9 @@ from vqalign.exceptions import ParameterError
 AUDIO_EXTS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".raw")
 RAW_SR = 16000
 THRESHOLDS_MS = (20, 50, 100)
-MODES = ("single", "corpus")
+#: single-self / corpus-self: the same without the Sphinx en-us model's second opinion
+#: (reference=None), whose third alignment shares pocketsphinx's acoustic model
+MODES = ("single", "corpus", "single-self", "corpus-self")
 _SPHINX_LINE = re.compile(r"^(?P<text>.*?)\s*\((?P<id>[^()\s]+?)(?:\s+-?\d+(?:\.\d+)?)?\)\s*$")
 _SPHINX_FILLERS = re.compile(r"</?s>|<sil>|\[[^\]]*\]|\+\+?[A-Z_]+\+?\+")
 
@@ -82,7 +87,10 @@ def add_arguments(parser) -> None:
                         help="the aligner to compare with (default pocketsphinx)")
     parser.add_argument("--modes", default="single,corpus",
                         help="vqalign modes, comma-separated: single (self-trained per file) "
-                             "and/or corpus (one model fitted on all); default both")
+                             "and/or corpus (one model fitted on all); single-self / "
+                             "corpus-self: the same without the Sphinx model's second opinion "
+                             "(which shares pocketsphinx's acoustic model); default "
+                             "single,corpus")
     parser.add_argument("--model", default=None,
                         help="also align each recording alone with this pretrained model "
                              "(.npz from align-corpus, or sphinx:en-us): mode 'model'")
@@ -270,7 +278,7 @@ def _tiers(aln) -> dict:
             "phones": aln.tier(aln.unit_tier) if aln.unit_tier else []}
 
 
-def _run_single(recs, jobs, *, model=None, codebook=None):
+def _run_single(recs, jobs, *, model=None, codebook=None, reference="auto"):
     from vqalign.align import align
     from vqalign.exceptions import VQAlignError
 
@@ -299,7 +307,8 @@ def _run_single(recs, jobs, *, model=None, codebook=None):
                 a = align(r.data["audio"], r.text, sr=r.data["sr"], n_jobs=jobs,
                           codebook=str(codebook))
             else:
-                a = align(r.data["audio"], r.text, sr=r.data["sr"], n_jobs=jobs)
+                a = align(r.data["audio"], r.text, sr=r.data["sr"], n_jobs=jobs,
+                          reference=reference)
             out.append(_tiers(a))
             alns.append(a)
         except VQAlignError as exc:
@@ -308,14 +317,14 @@ def _run_single(recs, jobs, *, model=None, codebook=None):
     return out, alns, time.perf_counter() - t0
 
 
-def _run_corpus(recs, jobs):
+def _run_corpus(recs, jobs, reference="auto"):
     from vqalign.align import Aligner
     from vqalign.exceptions import VQAlignError
 
     corpus = [(r.data["audio"], r.data["sr"], r.text) for r in recs]
     t0 = time.perf_counter()
     try:
-        aligner = Aligner(n_jobs=jobs).fit(corpus)
+        aligner = Aligner(n_jobs=jobs, reference=reference).fit(corpus)
         res = aligner.align_many(corpus, n_jobs=jobs)
     except VQAlignError as exc:
         res = [exc] * len(recs)
@@ -428,9 +437,9 @@ def _warm_up(recs, modes):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            if "single" in modes:
+            if "single" in modes or "single-self" in modes:
                 align(r.data["audio"], r.text, sr=r.data["sr"], n_iter=2)
-            if "corpus" in modes:
+            if "corpus" in modes or "corpus-self" in modes:
                 one = [(r.data["audio"], r.data["sr"], r.text)]
                 Aligner(n_iter=2).fit(one).align_many(one, n_jobs=1)
         except Exception:  # noqa: BLE001 - a warm-up failure shows again in the timed run
@@ -529,7 +538,8 @@ def run(args) -> int:
     modes = [m.strip() for m in str(args.modes).split(",") if m.strip()]
     bad = [m for m in modes if m not in MODES]
     if bad or not modes:
-        raise ParameterError(f"--modes {args.modes!r}: use single, corpus or single,corpus")
+        raise ParameterError(f"--modes {args.modes!r}: use single, corpus, single-self, "
+                             "corpus-self, comma-separated (e.g. single,corpus)")
     for opt, path in (("--model", args.model), ("--codebook", args.codebook)):
         if path is not None:
             if not Path(path).is_file() and not (opt == "--model"
@@ -578,6 +588,12 @@ def run(args) -> int:
             systems["single"], alns["single"], seconds["single"] = _run_single(recs, jobs)
         if "corpus" in modes:
             systems["corpus"], alns["corpus"], seconds["corpus"] = _run_corpus(recs, jobs)
+        if "single-self" in modes:
+            systems["single-self"], alns["single-self"], seconds["single-self"] = \
+                _run_single(recs, jobs, reference=None)
+        if "corpus-self" in modes:
+            systems["corpus-self"], alns["corpus-self"], seconds["corpus-self"] = \
+                _run_corpus(recs, jobs, reference=None)
         for m, kw in (("model", {"model": args.model}), ("codebook", {"codebook": args.codebook})):
             if m in modes:
                 systems[m], alns[m], seconds[m] = _run_single(recs, jobs, **kw)
