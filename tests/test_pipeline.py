@@ -86,6 +86,11 @@ def test_local_scheduler_keeps_task_order_and_reduces_on_driver():
         # a worker killed mid-task (OOM killer): a clear error, not a traceback
         with pytest.raises(VQAlignError, match="a worker process died unexpectedly"):
             sched.map(_die, range(6))
+    # ... also while the tasks are still being submitted (the pool breaks at submit:
+    # 9 runs in 20 gave a bare BrokenProcessPool before the submission was guarded)
+    for _ in range(3):
+        with LocalScheduler(2) as sched, pytest.raises(VQAlignError, match="died"):
+            sched.map(_die, list(range(3, 20000)))
     assert got == tasks and sorted(seen) == tasks
     assert total == sum(x * x for x in tasks)
     with LocalScheduler(1) as sched:      # jobs=1: in this process

@@ -151,11 +151,16 @@ class LocalScheduler(Scheduler):
         from concurrent.futures import FIRST_COMPLETED, wait
 
         ex = self._executor()
-        futs = {ex.submit(fn, t): i for i, t in enumerate(tasks)}
-        out = [None] * len(tasks)
-        pending = set(futs)
         from concurrent.futures.process import BrokenProcessPool
+        futs, pending = {}, set()
+        out = [None] * len(tasks)
         try:
+            # a worker that dies while tasks are still being submitted breaks the pool
+            # at submit (seen in CI: the killed-worker test failed with a bare
+            # BrokenProcessPool), so the submission is inside the same handler
+            for i, t in enumerate(tasks):
+                futs[ex.submit(fn, t)] = i
+            pending = set(futs)
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for f in done:
@@ -170,7 +175,7 @@ class LocalScheduler(Scheduler):
                 "work is kept: re-run the same command to resume, with fewer --jobs if "
                 "memory is short") from None
         except BaseException:
-            for f in pending:
+            for f in futs:      # the finished ones ignore it
                 f.cancel()
             raise
         return out
