@@ -78,11 +78,7 @@ def sphinx_reference(p, hop_s):
     segs = []
     k = 0
     for seg, units in zip(sw, p.tokens.units):
-        theirs = []
-        while k < len(sph) and sph[k].start < seg.end - 1e-6:
-            if sph[k].end > seg.start + 1e-6:
-                theirs.append(sph[k])
-            k += 1
+        theirs, k = _phones_in(sph, k, seg.start, seg.end)
         if [s.label for s in theirs] == [u.rstrip("012") for u in units]:
             edges = [theirs[0].start] + [s.end for s in theirs]
         else:
@@ -92,6 +88,17 @@ def sphinx_reference(p, hop_s):
         f = np.clip(np.round(np.asarray(edges) / hop_s).astype(int), 0, T)
         segs.extend((int(f[j]), int(f[j + 1]), u) for j, u in enumerate(units))
     return aln, segs
+
+
+def _phones_in(phones, k, a, b):
+    """(the segments of ``phones`` from index ``k`` on that overlap [a, b), the index after
+    the last one starting before ``b``): a word's phones, the words taken in order."""
+    out = []
+    while k < len(phones) and phones[k].start < b - 1e-6:
+        if phones[k].end > a + 1e-6:
+            out.append(phones[k])
+        k += 1
+    return out, k
 
 
 def segmentation_start(m, segs, sel):
@@ -155,9 +162,10 @@ def combine(flat, seeded, ref):
     are the median of the three where the Sphinx pronunciation of the word is the same,
     else the mean of the two self-trained ones, kept inside the word; ``spreads`` holds
     per word and per phone (n, 2) the range (s) of its start's and its end's estimates."""
-    wf, ws, wr = (_bounds(a.tiers["words"]) for a in (flat, seeded, ref))
-    words = np.median(np.stack([wf, ws, wr]), axis=0)
-    word_spread = np.max(np.stack([wf, ws, wr]), 0) - np.min(np.stack([wf, ws, wr]), 0)
+    W = np.stack([_bounds(a.tiers["words"]) for a in (flat, seeded, ref)])
+    wf, wr = W[0], W[2]
+    words = np.median(W, axis=0)
+    word_spread = W.max(axis=0) - W.min(axis=0)
     unit = flat.unit_tier
     pf, ps = _bounds(flat.tiers[unit]), _bounds(seeded.tiers[unit])
     labels = [s.label for s in flat.tiers[unit]]
@@ -171,11 +179,7 @@ def combine(flat, seeded, ref):
             j += 1
         j = max(j, i + 1)
         n = j - i
-        theirs = []
-        while k < len(sph) and sph[k].start < wr[w, 1] - 1e-6:
-            if sph[k].end > wr[w, 0] + 1e-6:
-                theirs.append(sph[k])
-            k += 1
+        theirs, k = _phones_in(sph, k, wr[w, 0], wr[w, 1])
         est = [pf[i:j, 1][:-1], ps[i:j, 1][:-1]]
         if [s.label for s in theirs] == [lab.rstrip("012") for lab in labels[i:j]]:
             est.append(np.array([s.end for s in theirs[:-1]]))
@@ -194,11 +198,6 @@ def combine(flat, seeded, ref):
     return words, phones, spreads
 
 
-def _logit(p):
-    p = np.clip(np.asarray(p, np.float64), 1e-4, 1 - 1e-4)
-    return np.log(p / (1 - p))
-
-
 def combined_features(flat, seeded, spreads, unit):
     """Per word and per phone: the logit of the first model's confidence (the flat-start
     or the corpus model), of the seeded model's, log(1 + ms) of the larger spread of its
@@ -208,6 +207,7 @@ def combined_features(flat, seeded, spreads, unit):
     (0.896 without the two products; the two spreads apart 0.863, with log duration 0.890,
     the spread alone 0.874), phones 0.786 (0.761); small corpora: words 0.878 (0.840),
     phones 0.806 (0.752)."""
+    from vqalign.align.confidence import _logit  # noqa: PLC0415
     out = {}
     for tier, name in (("words", "words"), ("units", unit)):
         cf = np.array([s.confidence for s in flat.tiers[name]], np.float64)
@@ -224,22 +224,9 @@ COMBINED_FEATURES = ("logit_conf_flat", "logit_conf_seeded", "log1p_spread_ms",
                      "spread_x_logit_flat", "spread_x_logit_seeded")
 
 
-def predict(F, tier, tol_ms, key="combined"):
-    """Calibrated P(within ``tol_ms``) of combined-alignment rows ``F`` (``key``:
-    "combined" for a self-trained file, "corpus_combined" for a small corpus's)."""
-    from vqalign.align._confidence_coefficients import COEFFICIENTS  # noqa: PLC0415
-
-    c = COEFFICIENTS.get(f"{key}_{tier}_{tol_ms}")
-    if c is None:
-        return np.full(F.shape[0], math.nan)
-    z = c["intercept"] + ((F - np.asarray(c["mean"])) / np.asarray(c["scale"])) @ np.asarray(
-        c["coef"])
-    return 1.0 / (1.0 + np.exp(-z))
-
-
 def merge(flat, seeded, ref, energy, hop_s, warnings=(), *, mode="self", energy_offset_s=0.0):
     """The alignment of :func:`combine`: the flat one's words and phones at the median
-    boundaries, with confidences from :func:`predict` (a word over near-silence capped as
+    boundaries, with confidences from :func:`vqalign.align.confidence.predict` (a word over near-silence capped as
     in :mod:`vqalign.align.confidence`) and ``diagnostics["reference"]`` naming the three
     and holding their word boundaries. ``energy``: the frames' c0 (the near-floor check),
     its first frame at ``energy_offset_s``; ``warnings``: the utterance's own (the quality
@@ -249,7 +236,12 @@ def merge(flat, seeded, ref, energy, hop_s, warnings=(), *, mode="self", energy_
     import copy  # noqa: PLC0415
 
     from vqalign.align.alignment import Segment  # noqa: PLC0415
-    from vqalign.align.confidence import NEAR_FLOOR, SILENT_CAP, SILENT_FRACTION  # noqa: PLC0415
+    from vqalign.align.confidence import (  # noqa: PLC0415
+        NEAR_FLOOR,
+        SILENT_CAP,
+        SILENT_FRACTION,
+        predict,
+    )
 
     unit = flat.unit_tier
     words, phones, spreads = combine(flat, seeded, ref)
@@ -258,7 +250,7 @@ def merge(flat, seeded, ref, energy, hop_s, warnings=(), *, mode="self", energy_
     key = "combined" if mode == "self" else "corpus_combined"
     for tier in ("words", "units"):
         for tol in (50, 20):
-            conf[(tier, tol)] = predict(F[tier], tier, tol, key)
+            conf[(tier, tol)] = predict(F[tier], tier, tol, mode=key)
     # words over near-silence (the share of their frames near the noise floor)
     e = np.asarray(energy, np.float64)
     lo, hi = np.quantile(e, (0.05, 0.95)) if e.size else (0.0, 1.0)
@@ -273,10 +265,10 @@ def merge(flat, seeded, ref, energy, hop_s, warnings=(), *, mode="self", energy_
         return float((c[fb] - c[fa]) / max(fb - fa, 1))
 
     silent = np.array([near_share(a, b) > SILENT_FRACTION for a, b in words], bool)
-    wsil = np.zeros(len(phones), bool)
     labels = [s.label for s in flat.tiers[unit]]
     w_of_p = np.searchsorted(words[:, 1], (phones[:, 0] + phones[:, 1]) / 2)
-    wsil = silent[np.minimum(w_of_p, len(silent) - 1)] if len(silent) else wsil
+    wsil = (silent[np.minimum(w_of_p, len(silent) - 1)] if len(silent)
+            else np.zeros(len(phones), bool))
     for tol in (50, 20):
         conf[("words", tol)][silent] = np.minimum(conf[("words", tol)][silent], SILENT_CAP)
         conf[("units", tol)][wsil] = np.minimum(conf[("units", tol)][wsil], SILENT_CAP)

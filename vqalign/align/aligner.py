@@ -38,7 +38,6 @@ Long leading and trailing silence is left out before the model sees the audio
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import json
 import time
@@ -588,7 +587,10 @@ class Aligner:
         return lex
 
     # ------------------------------------------------------------------ preparation
-    def _prepare(self, y, sr, text, name=None, lexicon=None, cache=None) -> _Prepared:
+    def _prepare(self, y, sr, text, name=None, lexicon=None, cache=None, *,
+                 tokens=None) -> _Prepared:
+        """Checks, conditioning and the front end of one utterance; ``tokens``: its
+        transcript already tokenized (``text`` is then not read)."""
         sr = check_sample_rate(sr)
         y = check_audio(y, sr, allow_silent=True, name=f"audio {name}" if name else "audio")
         warn = []
@@ -602,7 +604,8 @@ class Aligner:
                 f"{'audio ' + repr(name) if name else 'the audio'} is practically silent "
                 f"(peak amplitude {peak:.1e}); there is no speech to align — check the file "
                 "or its gain")
-        tokens = _tokenize(text, self.unit, lexicon, self.oov)
+        if tokens is None:
+            tokens = _tokenize(text, self.unit, lexicon, self.oov)
         if tokens.oov:
             msg = (f"{len(tokens.oov)} word(s) not in the lexicon were pronounced by "
                    f"letter-to-sound rules: {', '.join(sorted(set(tokens.oov)))}")
@@ -1073,10 +1076,7 @@ class Aligner:
         ref, segs = R.sphinx_reference(p, self.hop_)
         if ref is None:
             return None, segs
-        rng = check_random_state(self.random_state)
-        k = n_codes or min(self.n_codes, max(8, p.X.shape[0] // 12))
-        model, history, sel, X, offs = self.train_model(
-            [p], rng, corpus=False, k=k, quantile=SINGLE_SILENCE_QUANTILE, segments=segs)
+        model, history, sel, X, offs = self._train_one(p, n_codes=n_codes, segments=segs)
         seeded = self._decode([p], X, offs, sel, history=history, model=model)[0]
         if isinstance(seeded, Exception):
             return None, f"the seeded model failed ({seeded})"
@@ -1100,18 +1100,17 @@ class Aligner:
                 or not self.small_corpus()):
             return res
         from vqalign.align import _reference as R  # noqa: PLC0415
-        y16, off = p.y16, float(p.offset_s)
-        if y16 is None:                     # a store-backed utterance: read its audio
+        y, sr, off = p.y16, FEATURE_SR, float(p.offset_s)
+        if y is None:                       # a store-backed utterance: read its audio
             if p.source is None:
                 res.diagnostics["reference"] = "none: the audio file is not known"
                 return res
             try:
-                y, sr = _load_audio(p.source)
+                y, sr = _load_audio(p.source)   # conditioned and resampled by _prepare
             except VQAlignError as exc:    # moved or unreadable since the features
                 res.diagnostics["reference"] = f"none: {exc}"
                 return res
-            y, _ = condition_audio(y, sr)
-            y16, off = resample(y, sr), 0.0
+            off = 0.0
         helper = getattr(self, "_helper_", None)
         if helper is None:
             helper = Aligner(unit=self.unit, lexicon=self.lexicon, oov=self.oov,
@@ -1120,12 +1119,10 @@ class Aligner:
             helper._check_params()
             self._helper_ = helper
         try:
-            q = helper._prepare(y16, FEATURE_SR, " ".join(p.tokens.words), p.name,
-                                helper._lexicon())
+            q = helper._prepare(y, sr, None, p.name, tokens=p.tokens)
         except VQAlignError as exc:
             res.diagnostics["reference"] = f"none: {exc}"
             return res
-        q = dataclasses.replace(q, tokens=p.tokens)
         if helper._length_errors([q])[0] is not None:
             res.diagnostics["reference"] = "none: the audio is too short to self-train on"
             return res
@@ -1199,14 +1196,14 @@ class Aligner:
             return None
         return p2, res2
 
-    def _train_one(self, p, *, n_codes=None, diagonal=0.0, on_step=None):
+    def _train_one(self, p, *, n_codes=None, diagonal=0.0, on_step=None, segments=None):
         """Codebook, flat start and EM on one utterance: (model, history, selection, X,
-        frame_off)."""
+        frame_off); ``segments``: the start from a phone segmentation (train_model)."""
         rng = check_random_state(self.random_state)
         T = p.X.shape[0]
         k = n_codes or min(self.n_codes, max(8, T // 12))
         return self.train_model([p], rng, corpus=False, k=k, quantile=SINGLE_SILENCE_QUANTILE,
-                                diagonal=diagonal, on_step=on_step)
+                                diagonal=diagonal, on_step=on_step, segments=segments)
 
     def align_many(self, items, *, n_jobs=None):
         """Align many utterances; per-utterance failures are returned, not raised.
@@ -1751,10 +1748,7 @@ def _restore_span(aln, p: _Prepared, extra=None):
     if isinstance(aln, Exception) or p.full_duration is None:
         return aln
     off = float(p.offset_s)
-    for segs in aln.tiers.values():
-        for seg in segs:
-            seg.start = min(seg.start + off, p.full_duration)
-            seg.end = min(seg.end + off, p.full_duration)
+    _shift_tiers(aln, off, p.full_duration)
     aln.duration = float(p.full_duration)
     d = aln.diagnostics
     d["speech_span_s"] = [round(off, 4), round(off + p.duration, 4)]
