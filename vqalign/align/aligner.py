@@ -38,6 +38,7 @@ Long leading and trailing silence is left out before the model sees the audio
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import time
@@ -1175,12 +1176,10 @@ class Aligner:
              else p.y16.size)
         if b - a < int(0.1 * FEATURE_SR):
             return None
-        y16 = p.y16[a:b]
-        X, energy = features(y16, self.hop_, 1, dither=self.dither_)
-        p2 = _Prepared(X, energy, p.tokens, (b - a) / FEATURE_SR, p.sr, p.name,
-                       list(p.warnings), y16, None, offset_s=p.offset_s + a / FEATURE_SR,
-                       full_duration=p.full_duration if p.full_duration is not None
-                       else p.duration)
+        p2 = with_audio(p, p.y16[a:b], self.hop_, self.dither_,
+                        offset_s=p.offset_s + a / FEATURE_SR,
+                        full_duration=p.full_duration if p.full_duration is not None
+                        else p.duration)
         if self._length_errors([p2])[0] is not None:
             return None
         model, history, sel, X2, offs = self._train_one(p2, n_codes=n_codes)
@@ -1190,9 +1189,8 @@ class Aligner:
             return None
         # kept when it raises the expected number of words within 50 ms (the sum of the
         # calibrated word confidences)
-        def expected(aln):
-            return float(np.nansum([w.confidence for w in aln.tiers["words"]]))
-        if expected(res2) <= expected(res):
+        from vqalign.align.coverage import expected_good_words  # noqa: PLC0415
+        if expected_good_words(res2) <= expected_good_words(res):
             return None
         return p2, res2
 
@@ -1760,6 +1758,15 @@ def _restore_span(aln, p: _Prepared, extra=None):
     d["warnings"] = list(p.warnings) + list(extra or [])
     _add_warnings(aln, None)
     return aln
+
+
+def with_audio(p: _Prepared, y16, hop_s: float, dither: float, **changes) -> _Prepared:
+    """``p`` on other 16 kHz audio ``y16`` (a part of its own): features and loudness made
+    again, its duration, no cache key, its own copy of the warnings; ``changes``: other
+    fields (offset_s, full_duration)."""
+    X, energy = features(y16, hop_s, 1, dither=dither)
+    return dataclasses.replace(p, X=X, energy=energy, duration=y16.size / FEATURE_SR,
+                               y16=y16, key=None, warnings=list(p.warnings), **changes)
 
 
 def _shift_tiers(aln, dt: float, duration: float):

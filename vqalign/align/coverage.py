@@ -36,7 +36,6 @@ one, 4 checks in all, none taken).
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import numpy as np
 
@@ -60,8 +59,9 @@ CUT_PAD_S = (0.02, 0.03)
 MAX_SPANS = 2
 
 
-def _sum_conf(aln) -> float:
-    """Expected number of words within 50 ms: the sum of their confidences."""
+def expected_good_words(aln) -> float:
+    """Expected number of words within 50 ms: the sum of their confidences (what the
+    coverage cuts and the aligner's edge retry are judged by)."""
     c = np.array([w.confidence for w in aln.words], float)
     return float(np.nansum(c))
 
@@ -154,12 +154,10 @@ def _map_back(aln, tm: _TimeMap, duration):
 def _cut_prepared(aligner, p, cuts):
     """``p`` with the sample ranges ``cuts`` of its 16 kHz audio left out (features made
     again from the shortened audio)."""
-    from vqalign.align.aligner import FEATURE_SR, features  # noqa: PLC0415
+    from vqalign.align.aligner import with_audio  # noqa: PLC0415
     keep = _cut_mask(p.y16.size, cuts)
-    y16 = np.ascontiguousarray(p.y16[keep])
-    X, energy = features(y16, aligner.hop_, 1, dither=aligner.dither_)
-    return replace(p, X=X, energy=energy, duration=y16.size / FEATURE_SR, y16=y16, key=None,
-                   offset_s=0.0, full_duration=None, warnings=list(p.warnings))
+    return with_audio(p, np.ascontiguousarray(p.y16[keep]), aligner.hop_, aligner.dither_,
+                      offset_s=0.0, full_duration=None)
 
 
 def message(a, b, words, silent):
@@ -237,7 +235,7 @@ def cover(aligner, p, aln, realign, *, extra=None):
         """The best of the span sets ``options`` whose alignment raises the expected
         number of words within 50 ms by ``gain`` (words; and by ``gain / 40`` of the
         transcript's words): (spans, alignment, map) or None."""
-        base = _sum_conf(state["best"])
+        base = expected_good_words(state["best"])
         gain = max(gain, gain * MIN_GAIN_SHARE / MIN_GAIN_WORDS * n_words)
         pick = None
         for sp in options:
@@ -246,7 +244,7 @@ def cover(aligner, p, aln, realign, *, extra=None):
             got = attempt(sp)
             if got is None:
                 continue
-            c = _sum_conf(got[0])
+            c = expected_good_words(got[0])
             if c >= base + gain and (pick is None or c > pick[0]):
                 pick = (c, sp, *got)
                 if _mean_conf(got[0]) >= GOOD_CONF:
