@@ -222,6 +222,8 @@ class StreamingEM:
         self.say = say or _say
         self.tasks = plan_tasks(store, items)
         self.sel_dir = self.dir / "selection"
+        #: seconds of training audio: the starts run (MULTI_START_S), kept in every model
+        self.seconds = float(sum(store.duration(u) for u, _ in items))
 
     # ---------------------------------------------------------------- files
     def _save(self, name, model, history):
@@ -233,7 +235,7 @@ class StreamingEM:
         a.history_ = history
         a._model_dither = a.dither_
         a.symbols_ = list(model.symbols_)
-        a.train_seconds_ = float(sum(self.store.duration(u) for u, _ in self.items))
+        a.train_seconds_ = self.seconds
         path = self.dir / f"{name}.npz"
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -322,9 +324,8 @@ class StreamingEM:
 
         base_path, base_digest = self.base()
         counts = self.flat_start_counts(base_path, base_digest)
-        seconds = float(sum(self.store.duration(u) for u, _ in self.items))
         # the starts of Aligner.train_model in corpus mode, in its order
-        small = seconds < AL.MULTI_START_S
+        small = self.seconds < AL.MULTI_START_S
         if not small:
             starts = ["short"]
         elif AL.BROAD_PRIOR is not None and self.aligner.unit == "phones":
