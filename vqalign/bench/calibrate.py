@@ -85,10 +85,21 @@ def _data(args):
     return _load(items)
 
 
-def collect(args, argv_of_run=None) -> int:
-    from vqalign.align import Aligner
+#: collect modes whose alignments are the median of three (the Sphinx second opinion):
+#: their sets hold vqalign.align._reference.COMBINED_FEATURES
+COMBINED_MODES = ("combined", "corpus-combined")
+
+
+def _feature_names(mode: str):
+    """The confidence cues a set collected in ``mode`` holds."""
     from vqalign.align._reference import COMBINED_FEATURES
     from vqalign.align.confidence import FEATURES
+
+    return COMBINED_FEATURES if mode in COMBINED_MODES else FEATURES
+
+
+def collect(args, argv_of_run=None) -> int:
+    from vqalign.align import Aligner
 
     data = _data(args)
     t0 = time.perf_counter()
@@ -123,7 +134,7 @@ def collect(args, argv_of_run=None) -> int:
             n_fail += 1
             continue
         c = a.diagnostics["confidence"]
-        pre = "combined_" if args.mode in ("combined", "corpus-combined") else ""
+        pre = "combined_" if args.mode in COMBINED_MODES else ""
         if f"{pre}word_features" not in c:
             n_fail += 1
             continue
@@ -136,7 +147,7 @@ def collect(args, argv_of_run=None) -> int:
                 continue
             rows[tier].append(np.column_stack([F, err]))
             meta[tier] += [d["voice"]] * err.size
-    names = COMBINED_FEATURES if args.mode in ("combined", "corpus-combined") else FEATURES
+    names = _feature_names(args.mode)
     out = {"features": np.array(names), "mode": np.array(args.mode),
            "command": np.array("python -m vqalign.bench.calibrate " + " ".join(
                sys.argv[1:] if argv_of_run is None else argv_of_run)),
@@ -212,15 +223,12 @@ def _cv_by_group(X, y, g, C):
 
 
 def fit(args) -> int:
-    from vqalign.align._reference import COMBINED_FEATURES
-    from vqalign.align.confidence import FEATURES
     from vqalign.bench.metrics import expected_calibration_error, reliability_curve, roc_auc
 
     train = _load_sets(args.train)
     test = _load_sets(args.test) if args.test else []
     for s in train + test:
-        names = COMBINED_FEATURES if "combined" in str(s["mode"]) else FEATURES
-        if list(s["features"]) != list(names):
+        if list(s["features"]) != list(_feature_names(str(s["mode"]))):
             raise ParameterError(f"{s['path']} was collected with other features than "
                                  f"vqalign's {str(s['mode'])}-mode confidence features; "
                                  "collect it again")
@@ -229,9 +237,8 @@ def fit(args) -> int:
     for mode_name, mode in MODES.items():
         # the one-feature baseline each model is compared with: the frame ratio (the
         # confidence of old), or for the combined model the spread of its three estimates
-        comb = "combined" in mode_name
-        fr = (COMBINED_FEATURES.index("log1p_spread_ms") if comb
-              else FEATURES.index("log_frame_ratio"))
+        comb = mode_name in COMBINED_MODES
+        fr = _feature_names(mode_name).index("log1p_spread_ms" if comb else "log_frame_ratio")
         sgn, base = (1.0, "spread_auc") if comb else (-1.0, "frame_ratio_auc")
         tr = [s for s in train if str(s["mode"]) == mode_name]
         te = [s for s in test if str(s["mode"]) == mode_name]
