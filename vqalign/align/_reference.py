@@ -18,7 +18,8 @@ the result is computed from (with the two self-trained models' own confidences).
 
 Measured on devdata, 200 files self-trained one at a time (word-boundary mean / within
 20 ms): flat start 20.5 ms / 66.7 %, the Sphinx-seeded model 17.1 / 73.3 %, the Sphinx
-model 17.2 / 73.6 %, their median 14.4 / 79.1 %. Any two averaged: 15.6-16.1 ms.
+model 17.2 / 73.6 %, their median 14.5 / 79.5 % (`vqalign bench align --single 200`). Any two averaged:
+15.6-16.1 ms.
 """
 
 from __future__ import annotations

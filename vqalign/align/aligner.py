@@ -492,7 +492,7 @@ class Aligner:
         two more: a second model self-trained from the CMU Sphinx en-us model's phone
         segmentation, and that model's own alignment (the wheel of pocketsphinx, ``pip
         install "vqalign[sphinx]"``); every boundary is the median of the three
-        (:mod:`vqalign.align._reference`; devdata single files 20.5 -> 14.4 ms mean
+        (:mod:`vqalign.align._reference`; devdata single files 20.5 -> 14.5 ms mean
         word-boundary error). "auto": when pocketsphinx is installed; "sphinx": an error
         without it; None: the flat-start self-training alone. Not with ``codebook``
         (the seed's recipe) nor a fitted model.
