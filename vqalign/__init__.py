@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from vqalign._lazy import lazy_exports
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {
     "mfcc": "vqalign.features",
