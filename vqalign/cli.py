@@ -21,6 +21,7 @@ VERBS = {
     "codebook": ("vqalign.lbg.cli", "train a VQ codebook (LBG, minibatch Lloyd, Lloyd, random)"),
     "align": ("vqalign.align.cli", "align one audio file with its transcript"),
     "align-corpus": ("vqalign.align.cli_corpus", "train on a corpus and align every utterance"),
+    "view": ("vqalign.bench.view", "one HTML page: audio, spectrogram and any alignments' tiers"),
     "plot": ("vqalign.plots.cli", "draw a diagnostic figure (PNG/PDF/SVG)"),
     "animate": ("vqalign.plots.cli_animate", "animate LBG, EM or MFCC extraction (GIF/MP4)"),
 }

@@ -60,6 +60,10 @@ _JS = r"""
         d.style.left = (100 * s[0] / u.duration) + "%";
         d.style.width = (100 * (s[1] - s[0]) / u.duration) + "%";
         d.textContent = s[2]; d.title = s[2] + "  " + s[0].toFixed(3) + "-" + s[1].toFixed(3) + " s";
+        if (s.length > 3 && s[3]) {   // the viewer's confidence colour and value
+          d.style.background = s[3]; d.classList.add("conf");
+          d.title += "  confidence " + Number(s[4]).toFixed(2);
+        }
         d.dataset.start = s[0]; d.dataset.end = s[1]; d.dataset.utt = u.index;
         d.addEventListener("click", onClick);
         track.appendChild(d); window.vqReport.drawn += 1;
