@@ -1,4 +1,4 @@
-"""The README's recipe from public pieces gives the Aligner's words and times."""
+"""The recipe from public pieces in docs/hmm.md gives the Aligner's words and times."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import numpy as np
 from vqalign.align import align
 from vqalign.datasets import synth
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[1] / "docs" / "hmm.md"
 
 
 def _recipe() -> str:
     text = README.read_text()
     m = re.search(r"<!-- recipe -->\s*```python\n(.*?)```", text, re.S)
-    assert m, "README lost its recipe block"
+    assert m, "docs/hmm.md lost its recipe block"
     return m.group(1)
 
 
