@@ -1,9 +1,14 @@
-"""``vqalign align AUDIO TRANSCRIPT --out FILE``: align one audio file with its transcript.
+"""``vqalign align``: align one audio file with its transcript, or many files each alone.
 
-TRANSCRIPT is a ``.txt``/``.lab`` file when such a file exists, otherwise the literal
-text. Words missing from the lexicon are listed before aligning; a one-line summary
-follows. The output format follows the suffix of ``--out`` (.TextGrid, .json, .ctm),
-is written atomically and never replaces an existing file without ``--overwrite``.
+``vqalign align AUDIO TRANSCRIPT --out FILE``: TRANSCRIPT is a ``.txt``/``.lab`` file when
+such a file exists, otherwise the literal text. Words missing from the lexicon are listed
+before aligning; a one-line summary follows. The output format follows the suffix of
+``--out`` (.TextGrid, .json, .ctm), is written atomically and never replaces an existing
+file without ``--overwrite``.
+
+``vqalign align INPUT... --out-dir DIR``: audio files (transcripts beside them), folders of
+audio + transcript pairs, or list files; every file is aligned by the same single-file
+method in ``--jobs`` worker processes (:mod:`vqalign.pipeline.batch`).
 """
 
 from __future__ import annotations
@@ -16,11 +21,25 @@ from vqalign.exceptions import ParameterError
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("audio", type=Path, help="audio file (WAV, FLAC, OGG, ...)")
-    parser.add_argument("transcript", metavar="TRANSCRIPT_OR_TEXTFILE",
-                        help="a .txt/.lab transcript file, or the text itself (quoted)")
-    parser.add_argument("--out", "-o", type=Path, required=True,
-                        help="output file: .TextGrid, .json or .ctm")
+    parser.epilog = ("examples: vqalign align speech.wav speech.txt --out speech.json | "
+                     "vqalign align corpus/ --out-dir aligned/ --jobs 2")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="with --out: AUDIO and TRANSCRIPT (a .txt/.lab file, or the text "
+                             "itself, quoted); with --out-dir: audio files (x.txt/x.lab "
+                             "beside each), folders of audio + transcript pairs, or list files "
+                             "(.list/.scp/.tsv: 'AUDIO [TRANSCRIPT]' per line)")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", "-o", type=Path,
+                       help="output file for one recording: .TextGrid, .json or .ctm")
+    where.add_argument("--out-dir", type=Path,
+                       help="output folder for many recordings: <id>.<format> per file")
+    parser.add_argument("--format", default="json",
+                        help="with --out-dir: comma-separated TextGrid, json, ctm "
+                             "(default json)")
+    parser.add_argument("--jobs", "-j", type=int, default=2,
+                        help="with --out-dir: worker processes, one thread each (default 2)")
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="with --out-dir: no progress bar")
     parser.add_argument("--unit", choices=("phones", "chars"), default="phones",
                         help="phones (English, CMUdict) or chars (any language); default phones")
     parser.add_argument("--lexicon", type=Path, default=None,
@@ -41,7 +60,9 @@ def add_arguments(parser) -> None:
                              "from it, and take each boundary's median (auto: when "
                              "pocketsphinx is installed; sphinx: required; none: "
                              "self-training alone)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --out file (with --out-dir: align again "
+                             "and replace files aligned before; default: keep them)")
 
 
 def resolve_transcript(arg: str) -> tuple[str, str]:
@@ -117,6 +138,12 @@ def run(args) -> int:
     from vqalign.align.lexicon import Lexicon
     from vqalign.io.audio import load_audio
 
+    if args.out_dir is not None:
+        return _run_many(args)
+    if len(args.inputs) != 2:
+        raise ParameterError(f"with --out, give one AUDIO and its TRANSCRIPT (got "
+                             f"{len(args.inputs)} inputs); for many files use --out-dir DIR")
+    args.audio, args.transcript = Path(args.inputs[0]), args.inputs[1]
     out = Path(args.out)
     _format_of(out, None)  # unknown suffix: fail before any work
     if out.exists() and not args.overwrite:
@@ -140,3 +167,25 @@ def run(args) -> int:
         print(f"warning: {w}", file=sys.stderr)
     print(f"{alignment.summary()} (transcript from {source}) -> {out}")
     return 0
+
+
+def _run_many(args) -> int:
+    from vqalign.align.corpus import parse_formats
+    from vqalign.pipeline.batch import run_batch
+
+    if args.model is not None or args.codebook is not None:
+        raise ParameterError("--out-dir aligns each file by the single-file method; --model "
+                             "and --codebook are for one file (or use align-corpus)")
+    if args.jobs < 1:
+        raise ParameterError(f"--jobs must be >= 1, got {args.jobs}")
+    settings = {"unit": args.unit, "oov": args.oov,
+                "reference": None if args.reference == "none" else args.reference,
+                "n_jobs": 1}
+    if args.lexicon is not None:
+        from vqalign.align.lexicon import Lexicon
+
+        Lexicon.from_file(args.lexicon)  # a bad lexicon file fails before any audio work
+        settings["lexicon"] = str(args.lexicon)
+    return run_batch(args.inputs, args.out_dir, formats=parse_formats(args.format),
+                     jobs=args.jobs, overwrite=args.overwrite, settings=settings,
+                     quiet=args.quiet)

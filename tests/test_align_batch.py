@@ -1,0 +1,88 @@
+"""``vqalign align INPUT... --out-dir DIR``: many files, each aligned by the single-file
+method in worker processes, gives exactly what ``vqalign align FILE TEXT --out X`` gives
+for each file; pairing problems are listed and the rest aligned; nothing is replaced
+without --overwrite; list files work."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from vqalign.cli import main
+from vqalign.datasets.synth import synthesize
+
+TEXTS = ["a small red boat sailed home", "the quick brown fox jumped", "four queen of clubs"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("batch")
+    truth = {}
+    for k, text in enumerate(TEXTS):
+        u = synthesize(text, seed=70 + k, voice="clara")
+        sub = root / ("spk" if k == 2 else "")
+        sub.mkdir(exist_ok=True)
+        sf.write(sub / f"u{k}.wav", u.audio, u.sr)
+        (sub / f"u{k}.txt").write_text(u.text + "\n")
+        truth[("spk/" if k == 2 else "") + f"u{k}"] = [w for w in u.words if w[2]]
+    sf.write(root / "lonely.wav", np.zeros(16000, np.float32), 16000)
+    (root / "orphan.txt").write_text("no audio for me\n")
+    return root, truth
+
+
+def _tiers(path):
+    return json.loads(path.read_text())["tiers"]
+
+
+def test_folder_matches_one_at_a_time(corpus, tmp_path, capsys):
+    root, truth = corpus
+    out = tmp_path / "out"
+    rc = main(["align", str(root), "--out-dir", str(out), "--jobs", "2", "--quiet",
+               "--format", "json,TextGrid"])
+    captured = capsys.readouterr()
+    assert rc == 1                                   # two pairing failures, listed
+    assert "aligned 3, kept 0" in captured.out and "failed 2" in captured.out
+    assert "lonely" in captured.err and "orphan" in captured.err
+    failures = (out / "failures.tsv").read_text()
+    assert "audio without a transcript" in failures and "transcript without audio" in failures
+    for uid, words in truth.items():
+        got = _tiers(out / f"{uid}.json")
+        assert (out / f"{uid}.TextGrid").is_file()
+        assert [w[2] for w in got["words"]] == [w[2] for w in words]
+        err = np.mean([abs(a[0] - b[0]) + abs(a[1] - b[1]) for a, b in zip(got["words"], words)])
+        assert 1000 * err / 2 < 40, (uid, err)
+    # the same as the single-file command on one of them
+    single = tmp_path / "single.json"
+    assert main(["align", str(root / "u0.wav"), str(root / "u0.txt"), "--out", str(single)]) == 0
+    assert _tiers(single) == _tiers(out / "u0.json")
+
+
+def test_resume_overwrite_and_list_file(corpus, tmp_path, capsys):
+    root, truth = corpus
+    out = tmp_path / "out"
+    lst = tmp_path / "files.list"
+    lst.write_text(f"# two files\n{root / 'u0.wav'}\n{root / 'u1.wav'}\t{root / 'u1.txt'}\n")
+    assert main(["align", str(lst), "--out-dir", str(out), "--jobs", "1", "--quiet"]) == 0
+    first = (out / "u0.json").stat().st_mtime_ns
+    os.utime(out / "u0.json", ns=(first - 10**9, first - 10**9))
+    assert main(["align", str(lst), "--out-dir", str(out), "--jobs", "1", "--quiet"]) == 0
+    assert "aligned 0, kept 2" in capsys.readouterr().out
+    assert (out / "u0.json").stat().st_mtime_ns == first - 10**9     # not replaced
+    assert main(["align", str(lst), "--out-dir", str(out), "--jobs", "1", "--quiet",
+                 "--overwrite"]) == 0
+    assert "aligned 2, kept 0" in capsys.readouterr().out
+    assert (out / "u0.json").stat().st_mtime_ns != first - 10**9
+
+
+def test_bad_inputs(corpus, tmp_path, capsys):
+    root, _ = corpus
+    assert main(["align", str(root / "u0.wav"), "--out", str(tmp_path / "x.json")]) == 2
+    assert "give one AUDIO and its TRANSCRIPT" in capsys.readouterr().err
+    assert main(["align", str(tmp_path / "nope"), "--out-dir", str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["align", str(root / "lonely.wav"), "--out-dir", str(tmp_path / "o")]) == 2
+    assert "nothing to align" in capsys.readouterr().err
