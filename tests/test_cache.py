@@ -1,0 +1,67 @@
+"""The parsed-lexicon cache: the same pronunciations as a fresh parse, keyed by the
+dictionary file's digest, and harmless when the cache cannot be used."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vqalign.align import lexicon as L
+from vqalign.io import cache as C
+
+
+@pytest.fixture
+def fresh(monkeypatch, tmp_path):
+    monkeypatch.setenv("VQALIGN_CACHE_DIR", str(tmp_path / "cache"))
+    L._cmudict_cached.cache_clear()
+    yield tmp_path / "cache"
+    L._cmudict_cached.cache_clear()
+
+
+def test_cached_table_equals_a_fresh_parse(fresh):
+    ref = L.Lexicon(L.cmudict_with_stress(), name="ref")       # parsed, no cache
+    first = L.Lexicon.cmudict()
+    assert len(list(fresh.glob("cmudict-*.npz"))) == 1
+    L._cmudict_cached.cache_clear()
+    second = L.Lexicon.cmudict()                                # read from the cache
+    assert isinstance(second._entries, L._Table)
+    assert len(second) == len(first) == len(ref) > 100000
+    for w, prons in ref.items():
+        assert second.pronunciations(w) == prons
+    assert "speech" in second and "xqzvkk" not in second and 3 not in second._entries
+    assert second.oov(["speech", "xqzvkk"]) == ["xqzvkk"]
+    user = L.Lexicon({"speech": [["S", "P", "IY", "CH", "IH"]], "blorf": [["B", "L"]]})
+    both = second.merged(user)
+    assert both.pronounce("speech") == ["S", "P", "IY", "CH", "IH"]
+    assert both.pronounce("blorf") == ["B", "L"] and both.pronounce("cat") == ["K", "AE", "T"]
+    assert len(both) == len(ref) + 1
+
+
+def test_key_follows_the_file_digest(fresh, tmp_path, monkeypatch):
+    src = tmp_path / "dict.txt"
+    src.write_text("a b\n")
+    calls = []
+
+    def build():
+        calls.append(1)
+        return {"x": np.arange(3)}
+
+    key = lambda: f"v1-{C.file_digest(src)}"   # noqa: E731
+    assert C.cached("t", key(), build)["x"].tolist() == [0, 1, 2]
+    assert C.cached("t", key(), build)["x"].tolist() == [0, 1, 2] and len(calls) == 1
+    src.write_text("a c\n")                     # the source changed: parsed again
+    C.cached("t", key(), build)
+    assert len(calls) == 2
+    # a damaged entry is rebuilt, not trusted
+    for f in fresh.glob("t-*.npz"):
+        f.write_bytes(b"not a zip")
+    assert C.cached("t", key(), build)["x"].tolist() == [0, 1, 2] and len(calls) == 3
+
+
+def test_cache_off_or_unwritable(monkeypatch, tmp_path):
+    monkeypatch.setenv("VQALIGN_CACHE_DIR", "off")
+    assert C.cache_dir() is None
+    ro = tmp_path / "ro"
+    ro.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("VQALIGN_CACHE_DIR", str(ro))
+    assert C.cached("t", "k", lambda: {"x": np.ones(2)})["x"].sum() == 2
