@@ -30,7 +30,7 @@ vqalign JSON           ``{"tiers": {"words": [[start, end, label, conf], ...], .
 =====================  ====================================================================
 
 Every reader returns :class:`Hypothesis` objects; a file that cannot be read raises
-:class:`FormatError` (a :class:`~vqalign.exceptions.ParameterError`) naming the file and
+:class:`~vqalign.exceptions.FormatError` (a :class:`~vqalign.exceptions.ParameterError`) naming the file and
 line. :func:`check_tiers` rejects negative, reversed and overlapping intervals the same
 way.
 """
@@ -44,17 +44,13 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vqalign.bench.metrics import is_silence
-from vqalign.exceptions import ParameterError
+from vqalign.exceptions import FormatError
+from vqalign.phones import ipa_to_arpabet, is_silence
 
 EXTENSIONS = {".textgrid": "textgrid", ".json": "json", ".ctm": "ctm", ".smil": "smil",
               ".xml": "smil", ".jsonl": "json"}
 _TIME_TOL = 1e-6
 NAN = float("nan")
-
-
-class FormatError(ParameterError):
-    """A file that cannot be read as any alignment format, or holds bad intervals."""
 
 
 @dataclass
@@ -302,8 +298,6 @@ def read_reference(path) -> Hypothesis:
 
 # ----------------------------------------------------------------------------- CTM
 def _is_phone_label(lab: str) -> bool:
-    from vqalign.bench.phonesets import ipa_to_arpabet
-
     return bool(re.fullmatch(r"[A-Z]{1,2}[0-2]?(_[BIES])?", lab)) or (
         not lab.isascii() and ipa_to_arpabet(lab) is not None)
 
