@@ -77,13 +77,36 @@ def _check_intervals(x, name: str) -> list[tuple[float, float, str]]:
 
 
 def normalize_word(label: str) -> str:
-    """Lower case, ``word(2)`` -> ``word``, curly apostrophes folded."""
+    """A word label as :func:`boundary_errors` compares it.
+
+    Parameters
+    ----------
+    label : str
+        One word label.
+
+    Returns
+    -------
+    str
+        Lower case, ``word(2)`` -> ``word``, curly apostrophes folded.
+    """
     return _ALT.sub("", label.strip().lower().replace("\u2019", "'"))
 
 
 
 def summarize_errors(errors_s) -> dict:
-    """Summary of absolute boundary errors in seconds (pool several utterances first)."""
+    """Summary of absolute boundary errors (pool several utterances first).
+
+    Parameters
+    ----------
+    errors_s : array_like of float, shape (n,)
+        Boundary errors in seconds (signs are dropped).
+
+    Returns
+    -------
+    dict
+        ``n``, ``mean_ms``, ``median_ms``, ``within_10``, ``within_20``, ``within_25``,
+        ``within_50`` (fractions of boundaries; NaN when ``n`` is 0).
+    """
     e = np.abs(np.asarray(errors_s, dtype=np.float64).ravel())
     out = {"n": int(e.size)}
     if e.size == 0:
@@ -128,6 +151,18 @@ def match_phones(hyp_labels, hyp_mid, ref_labels, ref_mid) -> list[tuple[int, in
     than leaving both unmatched), match 0 plus a tie-break proportional to the distance
     between the two phones' mid-points (always less than one edit in total), so that among
     equally good alignments the one closer in time wins.
+
+    Parameters
+    ----------
+    hyp_labels, ref_labels : sequence of str, lengths n and m
+        Labels to pair (already mapped to one set).
+    hyp_mid, ref_mid : array_like of float, shapes (n,) and (m,)
+        Mid-points of the units in seconds (the tie-break).
+
+    Returns
+    -------
+    list of (int, int)
+        ``(i_hyp, j_ref)`` of every pair, in order.
     """
     n, m = len(hyp_labels), len(ref_labels)
     eps = 1.0 / (4.0 * (n + m + 1))
@@ -239,7 +274,18 @@ _PUNCT = re.compile(r"[^\w\s]|_", re.UNICODE)
 def fold_word(label: str) -> list[str]:
     """A word label as the words it compares as: NFC, lower case, pocketsphinx alternates
     (``word(2)``) folded, punctuation and apostrophes removed, digits spelled out
-    ("42" -> ``["forty", "two"]``). Silences, noise markers and fillers give ``[]``."""
+    ("42" -> ``["forty", "two"]``). Silences, noise markers and fillers give ``[]``.
+
+    Parameters
+    ----------
+    label : str
+        One word label.
+
+    Returns
+    -------
+    list of str
+        The words it compares as (empty for silences and fillers).
+    """
     from vqalign.align.text import normalize_words
 
     if is_silence(label):
@@ -391,6 +437,16 @@ def summarize_tier(scores) -> dict:
     ``n_boundaries``, ``n_unmatched`` (missing + inserted units), ``n_missing``,
     ``n_inserted``, ``n_untimed``, ``bias_onset_ms`` / ``bias_offset_ms`` (mean signed
     error), and for phones ``by_class`` (the same figures per class of boundary).
+
+    Parameters
+    ----------
+    scores : iterable of dict
+        :func:`compare_tier` results of one tier.
+
+    Returns
+    -------
+    dict
+        The figures above.
     """
     scores = list(scores)
     on = np.concatenate([s["onset"] for s in scores]) if scores else np.empty(0)

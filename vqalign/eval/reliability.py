@@ -18,7 +18,20 @@ from vqalign.exceptions import ParameterError
 def roc_auc(score, positive) -> float:
     """Area under the ROC curve of ``score`` for flagging ``positive`` (bool) items:
     the probability that a random positive scores above a random negative (ties count
-    half; Mann-Whitney U from average ranks). NaN when one class is empty."""
+    half; Mann-Whitney U from average ranks). NaN when one class is empty.
+
+    Parameters
+    ----------
+    score : array_like of float, shape (n,)
+        Higher means "more likely positive"; no NaN.
+    positive : array_like of bool, shape (n,)
+        The items to flag.
+
+    Returns
+    -------
+    float
+        The AUC in [0, 1].
+    """
     s = np.asarray(score, np.float64).ravel()
     y = np.asarray(positive, bool).ravel()
     if s.shape != y.shape:
@@ -44,7 +57,22 @@ def roc_auc(score, positive) -> float:
 def reliability_curve(pred, outcome, *, n_bins: int = 10) -> list[dict]:
     """Calibration table: predicted probabilities in ``n_bins`` equal-width bins over
     [0, 1], each with its count, mean prediction and observed frequency of ``outcome``.
-    Empty bins are left out. Also see :func:`expected_calibration_error`."""
+    Empty bins are left out. Also see :func:`expected_calibration_error`.
+
+    Parameters
+    ----------
+    pred : array_like of float, shape (n,)
+        Predicted probabilities (non-finite ones are dropped).
+    outcome : array_like of bool or float, shape (n,)
+        What happened.
+    n_bins : int
+        Equal-width bins over [0, 1].
+
+    Returns
+    -------
+    list of dict
+        Per non-empty bin: ``bin`` ([low, high]), ``n``, ``mean_predicted``, ``observed``.
+    """
     p = np.asarray(pred, np.float64).ravel()
     o = np.asarray(outcome, np.float64).ravel()
     if p.shape != o.shape:
@@ -65,7 +93,18 @@ def reliability_curve(pred, outcome, *, n_bins: int = 10) -> list[dict]:
 
 
 def expected_calibration_error(curve) -> float:
-    """Count-weighted mean |mean predicted - observed| over a :func:`reliability_curve`."""
+    """Count-weighted mean |mean predicted - observed| over a :func:`reliability_curve`.
+
+    Parameters
+    ----------
+    curve : list of dict
+        From :func:`reliability_curve`.
+
+    Returns
+    -------
+    float
+        The expected calibration error (NaN for an empty curve).
+    """
     n = sum(b["n"] for b in curve)
     if not n:
         return float("nan")
@@ -76,7 +115,19 @@ def segment_errors(hyp, ref, *, tier: str = "words") -> np.ndarray:
     """Per hypothesis segment, ``max(|start error|, |end error|)`` in seconds against the
     reference segment it is paired with (FA-Bench pairing of :func:`compare_tier`), inf
     for a segment with no pair (or a silence / filler, which is never paired). One value
-    per item of ``hyp``, in order: the errors that a segment's confidence predicts."""
+    per item of ``hyp``, in order: the errors that a segment's confidence predicts.
+
+    Parameters
+    ----------
+    hyp, ref : list of (start_s, end_s, label)
+        One utterance's hypothesis and reference intervals.
+    tier : {"words", "phones"}
+
+    Returns
+    -------
+    ndarray, float64, shape (len(hyp),)
+        Error of each hypothesis segment in seconds (inf: unpaired).
+    """
     hyp = _check_timed(hyp, "hyp")
     ref = _check_timed(ref, "ref")
     if tier == "words":
@@ -106,7 +157,24 @@ def confidence_scores(conf, err_s, *, tol_s: float = 0.05, n_bins: int = 10) -> 
     ``-conf`` for flagging segments whose error exceeds ``tol_s``), ``reliability``
     (:func:`reliability_curve` of conf against "within tol"), ``ece``, ``n``,
     ``bad_share`` (share of segments beyond tol). Segments without a confidence (NaN)
-    are left out and counted in ``n_unknown``."""
+    are left out and counted in ``n_unknown``.
+
+    Parameters
+    ----------
+    conf : array_like of float, shape (n,)
+        Confidence of each segment (NaN: unknown).
+    err_s : array_like of float, shape (n,)
+        Its boundary error in seconds (:func:`segment_errors`).
+    tol_s : float
+        Tolerance that makes a segment "good".
+    n_bins : int
+        Bins of the reliability curve.
+
+    Returns
+    -------
+    dict
+        The figures above.
+    """
     c = np.asarray(conf, np.float64).ravel()
     e = np.asarray(err_s, np.float64).ravel()
     if c.shape != e.shape:
