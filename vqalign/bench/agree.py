@@ -68,6 +68,7 @@ from pathlib import Path
 import numpy as np
 
 from vqalign.exceptions import ParameterError
+from vqalign.features.frontend import FEATURE_SR
 
 AUDIO_EXTS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".raw")
 RAW_SR = 16000
@@ -221,7 +222,7 @@ def find_recordings(root, *, transcripts=None) -> tuple[list[Recording], list[tu
     return recs, skipped
 
 
-def load_recording(rec: Recording, sr: int = 16000) -> tuple[np.ndarray, int]:
+def load_recording(rec: Recording, sr: int = FEATURE_SR) -> tuple[np.ndarray, int]:
     """Float32 mono samples at ``sr``; ``.raw`` is read as 16 kHz 16-bit little-endian."""
     if rec.audio.suffix.lower() == ".raw":
         raw = np.fromfile(rec.audio, dtype="<i2")
@@ -502,11 +503,11 @@ def _against_reference(recs, systems) -> dict:
 
 
 def _plot_worst(rec, aln, peer_tiers, mode, path, overwrite) -> str:
+    import matplotlib.pyplot as plt
+
     from vqalign.io.atomic import atomic_write
     from vqalign.plots import plot_alignment
-    from vqalign.plots.static import _plt
 
-    plt = _plt()
     arts = plot_alignment(rec.data["audio"], rec.data["sr"], aln, reference=peer_tiers,
                           figsize=(12, 7), title=f"{rec.id}: vqalign {mode} mode (top tiers) "
                                                  "vs pocketsphinx (ref tiers)")

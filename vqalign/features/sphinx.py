@@ -38,6 +38,7 @@ import scipy.fft
 from vqalign._validation import check_audio, check_sample_rate
 from vqalign.exceptions import ParameterError
 from vqalign.features import _kernels as K
+from vqalign.features.frontend import FEATURE_SR
 
 __all__ = ["SphinxFrontEnd", "front_end_from_params", "mfcc_sphinx", "sphinx_features",
            "cmn_batch", "deltas_1s_c_d_dd", "sphinx_filterbank", "n_frames_sphinx"]
@@ -272,7 +273,7 @@ def n_frames_sphinx(n_samples: int, fe: SphinxFrontEnd | None = None) -> int:
     return -(-(n_samples - (size - shift)) // shift)
 
 
-def mfcc_sphinx(y, sr=16000, *, params=None, n_threads=None) -> np.ndarray:
+def mfcc_sphinx(y, sr=FEATURE_SR, *, params=None, n_threads=None) -> np.ndarray:
     """Sphinx cepstra (before CMN) of a mono waveform in [-1, 1]: (n_frames, ncep) float32.
 
     ``params``: a ``feat.params`` dict, path or :class:`SphinxFrontEnd` (default:
@@ -335,7 +336,7 @@ def deltas_1s_c_d_dd(cep) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([c, d, dd], axis=1), dtype=np.float32)
 
 
-def sphinx_features(y, sr=16000, *, params=None) -> np.ndarray:
+def sphinx_features(y, sr=FEATURE_SR, *, params=None) -> np.ndarray:
     """The full Sphinx front end: cepstra, CMN, 1s_c_d_dd: (n_frames, 3 * ncep) float32."""
     fe = front_end_from_params(params)
     cep = mfcc_sphinx(y, sr, params=fe)

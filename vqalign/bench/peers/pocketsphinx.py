@@ -169,7 +169,3 @@ class PocketsphinxAligner:
             raise AlignmentError("pocketsphinx found no phone alignment (second pass)")
         return al, float(dec.config["frate"])
 
-
-def pocketsphinx_align(audio, transcript: str, *, sr: int = PS_SAMPLE_RATE) -> dict:
-    """One-shot :meth:`PocketsphinxAligner.align` (creates a decoder each call)."""
-    return PocketsphinxAligner().align(audio, transcript, sr=sr)
