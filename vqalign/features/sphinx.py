@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 import numpy as np
 import scipy.fft
@@ -41,7 +42,50 @@ from vqalign.features import _kernels as K
 from vqalign.features.frontend import FEATURE_SR
 
 __all__ = ["SphinxFrontEnd", "front_end_from_params", "mfcc_sphinx", "sphinx_features",
-           "cmn_batch", "deltas_1s_c_d_dd", "sphinx_filterbank", "n_frames_sphinx"]
+           "cmn_batch", "deltas_1s_c_d_dd", "sphinx_filterbank", "n_frames_sphinx",
+           "read_feat_params"]
+
+#: what a Sphinx model directory holds (named when one of its files is missing)
+MODEL_FILES = ("mdef, means, variances, transition_matrices, sendump (or mixture_weights), "
+               "feat.params and noisedict")
+
+
+def read_feat_params(path) -> dict:
+    """A Sphinx model's ``feat.params`` file (its front-end options).
+
+    Here, below :mod:`vqalign.io.sphinx` (which re-exports it), so that the front end
+    reads its own options without importing ``io``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``feat.params`` file: one ``-option value`` per line, ``#`` comments.
+
+    Returns
+    -------
+    dict of str to str
+        ``{"lowerf": "130", ...}`` (option names without the dash).
+
+    Raises
+    ------
+    ParameterError
+        A missing file, or a line that is not ``-option value``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ParameterError(f"Sphinx model file {path} does not exist; a Sphinx model "
+                             f"directory needs {MODEL_FILES}")
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    out = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        f = line.split()
+        if not f or f[0].startswith("#"):
+            continue
+        if len(f) != 2 or not f[0].startswith("-"):
+            raise ParameterError(f"Sphinx model file {path}: line {lineno} {line.strip()!r} "
+                                 "is not '-option value'")
+        out[f[0][1:]] = f[1]
+    return out
 
 LOG_FLOOR = 1e-4
 
@@ -133,9 +177,6 @@ def front_end_from_params(params=None, *, source: str = "feat.params") -> Sphinx
     if isinstance(params, SphinxFrontEnd):
         return params
     if not isinstance(params, dict):
-        from pathlib import Path
-
-        from vqalign.io.sphinx import read_feat_params
         source = str(params)
         params = read_feat_params(Path(params))
     known = {f.name: f for f in fields(SphinxFrontEnd)}
