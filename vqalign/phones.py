@@ -12,7 +12,8 @@ is mapped to it here:
 * other phone sets -> ARPAbet: Festival's ``radio`` set (:data:`FESTIVAL_TO_ARPABET`),
   eSpeak NG mnemonics (:data:`ESPEAK_TO_ARPABET`), IPA and MFA's ``english_mfa`` set
   (:data:`IPA_TO_ARPABET`, one phone each, for scoring), and eSpeak NG's en-us IPA as a
-  pronunciation (:data:`ESPEAK_IPA_TO_ARPABET`, one or two phones each, for G2P);
+  pronunciation (:data:`ESPEAK_IPA_TO_ARPABET`, one or two phones each, for G2P), and
+  misaki's (Kokoro G2P) phonemes (:data:`MISAKI_TO_ARPABET`, :func:`misaki_to_arpabet`);
 * phone-set detection and mapping for scoring: :func:`detect_phoneset` and
   :func:`to_arpabet` (IPA aware, FA-Bench scoring), and the older pair
   :func:`detect_phoneset_no_ipa` / :func:`map_phone` (``boundary_errors``); see
@@ -186,6 +187,56 @@ ESPEAK_IPA_TO_ARPABET: dict[str, tuple[str, ...]] = {
     "ɪɹ": ("IH", "R"), "ʊɹ": ("UH", "R"), "aɪɚ": ("AY", "ER"), "aɪə": ("AY", "AH"),
     "iə": ("IY", "AH"),
 }
+
+
+#: misaki (Kokoro's G2P) English phonemes -> one ARPAbet phone each. misaki writes one
+#: character per phoneme: IPA letters, ``ʤ``/``ʧ`` for the affricates, capitals for the
+#: diphthongs (``A`` eɪ, ``I`` aɪ, ``W`` aʊ, ``Y`` ɔɪ, American ``O`` oʊ, British ``Q`` əʊ),
+#: ``ᵊ`` (a reduced schwa), ``ᵻ`` (between ə and ɪ), ``ɾ`` (flap), British ``a`` (the vowel of
+#: "ash", so AE, not IPA's AA) and ``ɒ``; stress marks and ``ː`` are not phonemes
+#: (:func:`misaki_to_arpabet` drops them). misaki's "her" is ``hɜɹ``: ``ɜ`` maps to ER and
+#: the ``ɹ`` after it to R, one phone more than CMUdict's HH ER.
+MISAKI_TO_ARPABET = {
+    "b": "B", "d": "D", "f": "F", "h": "HH", "j": "Y", "k": "K", "l": "L", "m": "M",
+    "n": "N", "p": "P", "s": "S", "t": "T", "v": "V", "w": "W", "z": "Z", "ɡ": "G",
+    "ŋ": "NG", "ɹ": "R", "ʃ": "SH", "ʒ": "ZH", "ð": "DH", "θ": "TH", "ʤ": "JH", "ʧ": "CH",
+    "ɾ": "T",
+    "ə": "AH", "ᵊ": "AH", "i": "IY", "u": "UW", "ɑ": "AA", "ɔ": "AO", "ɛ": "EH", "ɜ": "ER",
+    "ɪ": "IH", "ᵻ": "IH", "ʊ": "UH", "ʌ": "AH", "æ": "AE", "a": "AE", "ɒ": "AA",
+    "A": "EY", "I": "AY", "W": "AW", "Y": "OY", "O": "OW", "Q": "OW",
+}
+_MISAKI_MARKS = "ˈˌː"
+
+
+def misaki_to_arpabet(phonemes: str) -> list[str]:
+    """A misaki (Kokoro G2P) English phoneme string as ARPAbet phones.
+
+    Parameters
+    ----------
+    phonemes : str
+        misaki's output for one or more words, e.g. ``"kˈOkəɹO"``; stress marks, length
+        marks and spaces are skipped.
+
+    Returns
+    -------
+    list of str
+        One ARPAbet phone per misaki phoneme (``["K", "OW", "K", "AH", "R", "OW"]``).
+
+    Raises
+    ------
+    ParameterError
+        A character that is not a misaki English phoneme (punctuation included).
+    """
+    out = []
+    for k, ch in enumerate(phonemes):
+        if ch in _MISAKI_MARKS or ch.isspace():
+            continue
+        arpa = MISAKI_TO_ARPABET.get(ch)
+        if arpa is None:
+            raise ParameterError(f"{phonemes!r}: character {k} {ch!r} is not a misaki English "
+                                 "phoneme; pass the phonemes of words only (no punctuation)")
+        out.append(arpa)
+    return out
 
 
 def _strip_ipa(label: str) -> str:
