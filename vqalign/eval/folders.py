@@ -83,7 +83,23 @@ def make_result(summary: dict, refs: dict, problems: list) -> dict:
 
 # ----------------------------------------------------------------------------- references
 def load_references(root: Path, problems: list) -> dict:
-    """``{key: {"path", "hyp": Hypothesis, "voice"}}`` for every readable reference."""
+    """Every readable reference TextGrid under ``root``.
+
+    Parameters
+    ----------
+    root : Path
+        Folder searched recursively (a ``MANIFEST.tsv`` with ``path`` and ``voice``
+        columns names the voices; else the parent folder's name).
+    problems : list
+        Unreadable references are appended here (``{"system", "file", "kind",
+        "message"}``) and skipped.
+
+    Returns
+    -------
+    dict
+        ``{key: {"path", "hyp": Hypothesis, "voice"}}``, key = relative path without
+        extension.
+    """
     from vqalign.io.formats import read_reference
 
     root = Path(root)
@@ -122,7 +138,24 @@ def _manifest_voices(root: Path) -> dict:
 
 # ----------------------------------------------------------------------------- hypotheses
 def load_system(name: str, path: Path, refs: dict, problems: list) -> dict:
-    """``{ref key: Hypothesis}`` for one system; unreadable or unmatched files are noted."""
+    """One system's hypotheses, each matched to its reference.
+
+    Parameters
+    ----------
+    name : str
+        The system's name (for the problems).
+    path : Path
+        Its output folder (searched recursively) or one file.
+    refs : dict
+        From :func:`load_references`.
+    problems : list
+        Unreadable, unmatched, duplicate and ignored files are appended here.
+
+    Returns
+    -------
+    dict
+        ``{ref key: Hypothesis}``.
+    """
     from vqalign.io.formats import read_hypotheses
 
     path = Path(path)
@@ -200,7 +233,23 @@ def _fill_labels_from_reference(h, ref, problems, name) -> bool:
 
 # ----------------------------------------------------------------------------- scoring
 def score_systems(refs: dict, systems: dict, problems: list) -> dict:
-    """``{name: {"words": [...compare_tier...], "phones": [...], "files": {key: {...}}}}``."""
+    """Pair every system's hypotheses with the references (:func:`compare_tier`).
+
+    Parameters
+    ----------
+    refs : dict
+        From :func:`load_references`.
+    systems : dict
+        ``{name: {ref key: Hypothesis}}`` from :func:`load_system`.
+    problems : list
+        Scoring problems (words that differ, missing phone tiers) are appended here.
+
+    Returns
+    -------
+    dict
+        ``{name: {"words": [(key, compare_tier result), ...], "phones": [...],
+        "files": {key: {...}}, "missing_files": [key, ...]}}``.
+    """
     from vqalign.eval.boundaries import compare_tier
 
     out = {}
@@ -261,6 +310,22 @@ def _word_problems(name, h, ref, w, problems) -> None:
 
 
 def summarize(refs: dict, scored: dict) -> dict:
+    """The reported figures of :func:`score_systems`' result, overall, per voice and per
+    file (:func:`vqalign.eval.boundaries.summarize_tier`).
+
+    Parameters
+    ----------
+    refs : dict
+        From :func:`load_references`.
+    scored : dict
+        From :func:`score_systems`.
+
+    Returns
+    -------
+    dict
+        ``{name: {"words", "phones", "n_files", "n_missing_files", "per_voice",
+        "per_file"}}``.
+    """
     from vqalign.eval.boundaries import summarize_tier
 
     out = {}
