@@ -497,6 +497,30 @@ class TiedMixtureHMM:
                                  sxx, gstats, MAX_CELLS, float(self.diagonal))
         return st, float(ll)
 
+    def scaled_emissions(self, sel: Selection, cols=None) -> np.ndarray:
+        """Linear emission likelihoods of the selected frames, each frame scaled by its
+        ``exp(-gmax)``: what the E-step's banded forward-backward consumes.
+
+        Parameters
+        ----------
+        sel : Selection
+            The frames' Gaussian selection (:meth:`select`), N frames.
+        cols : array of int32, shape (C,), optional
+            Emission columns (default: all E).
+
+        Returns
+        -------
+        ndarray, float64, shape (N, C)
+            ``out[t, j] = sum_n w[cols[j], idx[t, n]] * eg[t, n]``.
+        """
+        self._check_fitted()
+        if cols is None:
+            cols = np.arange(self.weights_.shape[0], dtype=np.int32)
+        cols = np.ascontiguousarray(cols, dtype=np.int32)
+        out = np.empty((sel.idx.shape[0], cols.size))
+        K.tied_frame_emissions(sel.idx, sel.eg, self.weights_, cols, out)
+        return out
+
     def _log_emissions(self, sel: Selection, cols):
         """(T, len(cols)) float64 log emissions without the frames' gmax, in blocks."""
         T = sel.idx.shape[0]
