@@ -4,9 +4,9 @@ Two steps, so that the slow one (aligning) runs once and the fit is cheap to re-
 
     # 1. align utterances with known timings; keep every word's and phone's confidence
     #    features and its true boundary error
-    python -m vqalign.eval.calibrate collect --corpus /work/shared/devdata --mode single \\
+    python -m vqalign.eval.calibrate collect --corpus ../shared/devdata --mode single \\
         --out /tmp/dev_single.npz
-    python -m vqalign.eval.calibrate collect --corpus /work/shared/devdata --mode corpus \\
+    python -m vqalign.eval.calibrate collect --corpus ../shared/devdata --mode corpus \\
         --out /tmp/dev_corpus.npz
     python -m vqalign.eval.calibrate collect --synth 40 --seed 11 --mode single \\
         --out /tmp/synth_single.npz

@@ -1,7 +1,7 @@
 """Other aligners run on the same audio and transcripts, returning plain tiers.
 
 :class:`PocketsphinxAligner` runs pocketsphinx 5 forced alignment with the settings
-that align every synthetic utterance here (see /work/shared/PEERS.md)::
+that align every synthetic utterance here (the peers notes, PEERS.md, beside the dev set)::
 
     Decoder(lm=None, bestpath=False, beam=1e-200, pbeam=1e-200, wbeam=1e-150)
     reinit_feat(); set_align_text(text); decode        # pass 1: word segmentation

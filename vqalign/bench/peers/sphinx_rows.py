@@ -11,7 +11,7 @@ utterances it then aligns (no held-out split), and its time includes the adaptat
 
 Run alone (the integrator wires it into ``bench align``)::
 
-    python -m vqalign.bench.peers.sphinx_rows --corpus /work/shared/devdata [--limit N]
+    python -m vqalign.bench.peers.sphinx_rows --corpus ../shared/devdata [--limit N]
 """
 
 from __future__ import annotations
