@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from vqalign.align.alignment import Alignment, read_alignment
-from vqalign.bench.metrics import boundary_errors
 from vqalign.cli import main
+from vqalign.eval.boundaries import boundary_errors
 
 SENTENCES = ["the cat sat on the mat", "a dog ran home", "we will see the sea"]
 

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from vqalign.bench.formats import (
-    FormatError,
+from vqalign.exceptions import FormatError
+from vqalign.io.formats import (
     detect_format,
     read_hypotheses,
     read_hypothesis,
     read_reference,
 )
-from vqalign.bench.phonesets import detect_phoneset, ipa_to_arpabet, to_arpabet
+from vqalign.phones import detect_phoneset, ipa_to_arpabet, to_arpabet
 
 DATA = Path(__file__).parent / "data" / "bench"
 

@@ -51,7 +51,7 @@ def heldout(tmp_path_factory):
 @pytest.fixture(scope="module")
 def pocketsphinx_dir(heldout):
     pytest.importorskip("pocketsphinx")
-    from vqalign.bench.adapters import PocketsphinxAligner
+    from vqalign.bench.peers.pocketsphinx import PocketsphinxAligner
     from vqalign.io.textgrid import write_textgrid
 
     ps = PocketsphinxAligner()

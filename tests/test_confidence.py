@@ -14,7 +14,7 @@ import pytest
 from vqalign.align import Aligner, align
 from vqalign.align import confidence as C
 from vqalign.align.alignment import Alignment, read_alignment
-from vqalign.bench.metrics import (
+from vqalign.eval.reliability import (
     confidence_scores,
     reliability_curve,
     roc_auc,

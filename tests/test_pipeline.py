@@ -207,7 +207,7 @@ def reference(tmp_path_factory, synth_corpus):
 
 
 def test_bad_inputs_disk_full_and_accuracy(reference, synth_corpus):
-    from vqalign.bench.metrics import boundary_errors
+    from vqalign.eval import boundary_errors
     from vqalign.io.textgrid import read_textgrid
 
     ref = reference["out"]

@@ -17,7 +17,7 @@ from vqalign.exceptions import VQAlignError
 # verb -> (module, one-line help)
 VERBS = {
     "demo": ("vqalign.demo", "run the whole pipeline on built-in synthesized speech"),
-    "features": ("vqalign.features.cli", "compute MFCCs for a corpus into a memory-mapped store"),
+    "features": ("vqalign.commands.features", "compute MFCCs for a corpus into a memory-mapped store"),
     "codebook": ("vqalign.lbg.cli", "train a VQ codebook (LBG, minibatch Lloyd, Lloyd, random)"),
     "align": ("vqalign.align.cli", "align one audio file with its transcript"),
     "align-corpus": ("vqalign.align.cli_corpus", "train on a corpus and align every utterance"),

@@ -47,8 +47,8 @@ def _fmt_err(e: dict) -> str:
 
 def run(args) -> int:
     from vqalign.align import Aligner
-    from vqalign.bench.metrics import boundary_errors, summarize_errors
     from vqalign.datasets import synthesize_corpus, write_corpus
+    from vqalign.eval.boundaries import boundary_errors, summarize_errors
     from vqalign.features import mfcc
     from vqalign.lbg import VectorQuantizer
 

@@ -13,6 +13,10 @@ class ParameterError(VQAlignError, ValueError):
     """A value given by the user is invalid (shape, dtype, range, file content)."""
 
 
+class FormatError(ParameterError):
+    """A file that cannot be read as any alignment format, or holds bad intervals."""
+
+
 class AlignmentError(VQAlignError):
     """An alignment could not be computed (e.g. more HMM states than frames)."""
 

@@ -34,6 +34,9 @@ import math
 
 import numpy as np
 
+from vqalign.phones import CLASSES, PHONE_CLASS, VOWELS
+from vqalign.phones import LOW_TILT_FRICATIVES as FRICATIVES
+
 #: corridor half-width in states around the Viterbi path (3 states per phone: +-5 phones).
 #: Posterior masses against a corridor of 24: equal to 1e-7 (30 dev utterances
 #: self-trained; 12 differs by up to 0.11 there), in corpus mode to 1e-15 (whole dev set)
@@ -69,19 +72,7 @@ FEATURES = (
 #: frames on each side of a boundary whose broad classes are compared (s)
 EDGE_S = 0.03
 
-#: vowels (ARPAbet without stress, and letters of the scripts the chars mode sees most)
-VOWELS = frozenset("AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW".split()) | frozenset(
-    "aeiouyаеиіоуяюєїыэё")
-#: broad classes of the frame class model (:data:`CLASS_MODEL`)
-CLASSES = ("vowel", "stop", "fricative", "nasal", "approximant", "silence")
-#: ARPAbet phone -> broad class
-PHONE_CLASS = {p: "vowel" for p in "AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW".split()}
-PHONE_CLASS.update({p: "stop" for p in "B D G K P T".split()})
-PHONE_CLASS.update({p: "fricative" for p in "CH JH DH F HH S SH TH V Z ZH".split()})
-PHONE_CLASS.update({p: "nasal" for p in "M N NG".split()})
-PHONE_CLASS.update({p: "approximant" for p in "L R W Y".split()})
-#: fricatives and affricates: their frames should have a low spectral tilt (c1)
-FRICATIVES = frozenset("S Z SH ZH F TH CH JH".split()) | frozenset("szfшжщчцсзф")
+# the phone tables (vowels, broad classes, low-tilt fricatives) live in vqalign.phones
 #: spectral change is looked for within this many seconds of a boundary
 FLUX_NEAR_S = 0.02
 FLUX_FAR_S = 0.06

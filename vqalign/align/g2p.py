@@ -33,6 +33,7 @@ import threading
 import unicodedata
 
 from vqalign.exceptions import ParameterError
+from vqalign.phones import ESPEAK_IPA_TO_ARPABET
 
 BACKENDS = ("espeak", "rules")
 ENV_VAR = "VQALIGN_G2P"
@@ -40,31 +41,8 @@ ENV_VAR = "VQALIGN_G2P"
 INSTALL_HINT = ("install eSpeak NG (Debian/Ubuntu: apt-get install espeak-ng; macOS: brew "
                 "install espeak-ng; Windows: the espeak-ng installer, with espeak-ng on PATH)")
 
-# eSpeak NG en-us IPA (espeak-ng --ipa, stress removed) -> ARPAbet. Every symbol eSpeak NG 1.51
-# prints for the 126k words of CMUdict is listed; r-coloured vowels and syllabic
-# consonants that eSpeak prints as one phoneme become two ARPAbet phones, as in CMUdict
-# ("əl" -> AH L: CMUdict's "little" is L IH T AH L).
-IPA_TO_ARPABET: dict[str, tuple[str, ...]] = {
-    # consonants
-    "p": ("P",), "b": ("B",), "t": ("T",), "d": ("D",), "k": ("K",), "ɡ": ("G",), "g": ("G",),
-    "f": ("F",), "v": ("V",), "θ": ("TH",), "ð": ("DH",), "s": ("S",), "z": ("Z",),
-    "ʃ": ("SH",), "ʒ": ("ZH",), "h": ("HH",), "tʃ": ("CH",), "dʒ": ("JH",),
-    "m": ("M",), "n": ("N",), "ŋ": ("NG",), "l": ("L",), "ɫ": ("L",), "ɬ": ("L",),
-    "ɹ": ("R",), "r": ("R",), "w": ("W",), "j": ("Y",), "x": ("K",),
-    "ʔ": ("T",),                       # glottal stop: a /t/ in CMUdict ("button")
-    # monophthongs
-    "iː": ("IY",), "i": ("IY",), "ɪ": ("IH",), "ᵻ": ("IH",), "ɛ": ("EH",), "e": ("EY",),
-    "æ": ("AE",), "a": ("AA",), "ɑː": ("AA",), "ɑ": ("AA",), "ɔː": ("AO",), "ɔ": ("AO",),
-    "oː": ("AO",), "o": ("OW",), "ʊ": ("UH",), "uː": ("UW",), "u": ("UW",), "ʌ": ("AH",),
-    "ə": ("AH",), "ɐ": ("AH",), "ɚ": ("ER",), "ɝ": ("ER",), "ɜː": ("ER",), "ɜ": ("ER",),
-    # diphthongs
-    "eɪ": ("EY",), "aɪ": ("AY",), "aʊ": ("AW",), "ɔɪ": ("OY",), "oʊ": ("OW",),
-    # eSpeak's compound phonemes
-    "əl": ("AH", "L"), "n̩": ("AH", "N"), "l̩": ("AH", "L"), "m̩": ("AH", "M"),
-    "ɑːɹ": ("AA", "R"), "oːɹ": ("AO", "R"), "ɔːɹ": ("AO", "R"), "ɛɹ": ("EH", "R"),
-    "ɪɹ": ("IH", "R"), "ʊɹ": ("UH", "R"), "aɪɚ": ("AY", "ER"), "aɪə": ("AY", "AH"),
-    "iə": ("IY", "AH"),
-}
+# eSpeak NG en-us IPA -> ARPAbet pronunciations: the table lives in vqalign.phones
+IPA_TO_ARPABET = ESPEAK_IPA_TO_ARPABET
 _FLAP = "ɾ"  # /t/ or /d/ in CMUdict: chosen from the spelling (see _flap)
 _MODIFIERS = "ːˑʲʷˠ"  # length and secondary articulations: dropped when a symbol is unknown
 _NASAL = "\u0303"      # nasalized vowel (French loans): vowel + N

@@ -24,11 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from vqalign.exceptions import ParameterError
-
-ARPABET = frozenset(
-    "AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH "
-    "UH UW V W Y Z ZH".split()
-)
+from vqalign.phones import ARPABET  # noqa: F401  (also public as lexicon.ARPABET)
 
 _ALT = re.compile(r"\(\d+\)$")            # "word(2)": CMUdict / pocketsphinx alternates
 _PHONE = re.compile(r"^[A-Za-z][A-Za-z_]*[0-9]?$")

@@ -18,7 +18,7 @@ trained on real speech) is the yardstick. In one run, on the same audio and text
 * ``adapted`` (only with ``--model sphinx:NAME --adapt weights|means``): that Sphinx
   model adapted to these recordings by ``SphinxAligner.adapt`` (MAP EM, transductive:
   the recordings it then aligns), its time including the adaptation;
-* ``pocketsphinx``: :class:`vqalign.bench.adapters.PocketsphinxAligner` (PEERS.md
+* ``pocketsphinx``: :class:`vqalign.bench.peers.pocketsphinx.PocketsphinxAligner` (PEERS.md
   settings, one thread), after a one-recording warm-up.
 
 With ``--model``, a paired speed test follows (``--speed-rounds``, default 5): in every
@@ -68,6 +68,7 @@ from pathlib import Path
 import numpy as np
 
 from vqalign.exceptions import ParameterError
+from vqalign.features.frontend import FEATURE_SR
 
 AUDIO_EXTS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".raw")
 RAW_SR = 16000
@@ -221,7 +222,7 @@ def find_recordings(root, *, transcripts=None) -> tuple[list[Recording], list[tu
     return recs, skipped
 
 
-def load_recording(rec: Recording, sr: int = 16000) -> tuple[np.ndarray, int]:
+def load_recording(rec: Recording, sr: int = FEATURE_SR) -> tuple[np.ndarray, int]:
     """Float32 mono samples at ``sr``; ``.raw`` is read as 16 kHz 16-bit little-endian."""
     if rec.audio.suffix.lower() == ".raw":
         raw = np.fromfile(rec.audio, dtype="<i2")
@@ -240,7 +241,7 @@ def load_recording(rec: Recording, sr: int = 16000) -> tuple[np.ndarray, int]:
 # ----------------------------------------------------------------------------- agreement
 def word_differences(hyp, ref) -> np.ndarray:
     """Absolute differences (s) of every word start and end, ``hyp`` against ``ref``."""
-    from vqalign.bench.metrics import boundary_errors
+    from vqalign.eval.boundaries import boundary_errors
 
     return boundary_errors(hyp, ref, tier="words")["errors"]
 
@@ -259,7 +260,7 @@ def summarize(diffs_s) -> dict:
 
 
 def _worst_word(hyp, ref) -> dict:
-    from vqalign.bench.metrics import is_silence
+    from vqalign.phones import is_silence
 
     h = [x for x in hyp if not is_silence(x[2])]
     r = [x for x in ref if not is_silence(x[2])]
@@ -334,7 +335,7 @@ def _run_corpus(recs, jobs, reference="auto"):
 
 
 def _run_pocketsphinx(recs):
-    from vqalign.bench.adapters import PocketsphinxAligner
+    from vqalign.bench.peers.pocketsphinx import PocketsphinxAligner
     from vqalign.exceptions import VQAlignError
 
     ps = PocketsphinxAligner()
@@ -395,7 +396,7 @@ def paired_speed(recs, model, rounds: int) -> dict:
     from argparse import Namespace
 
     from vqalign.align.cli import make_aligner
-    from vqalign.bench.adapters import PocketsphinxAligner
+    from vqalign.bench.peers.pocketsphinx import PocketsphinxAligner
     from vqalign.exceptions import VQAlignError
 
     fitted = make_aligner(Namespace(model=str(model)))
@@ -490,7 +491,7 @@ def _against_reference(recs, systems) -> dict:
                 diffs.append(word_differences(h["words"], tiers["words"]))
                 n += 1
                 if h.get("phones") and "phones" in tiers:
-                    from vqalign.bench.metrics import boundary_errors
+                    from vqalign.eval.boundaries import boundary_errors
                     phone_diffs.append(boundary_errors(h["phones"], tiers["phones"],
                                                        tier="phones")["errors"])
             except ParameterError:
@@ -502,11 +503,11 @@ def _against_reference(recs, systems) -> dict:
 
 
 def _plot_worst(rec, aln, peer_tiers, mode, path, overwrite) -> str:
+    import matplotlib.pyplot as plt
+
     from vqalign.io.atomic import atomic_write
     from vqalign.plots import plot_alignment
-    from vqalign.plots.static import _plt
 
-    plt = _plt()
     arts = plot_alignment(rec.data["audio"], rec.data["sr"], aln, reference=peer_tiers,
                           figsize=(12, 7), title=f"{rec.id}: vqalign {mode} mode (top tiers) "
                                                  "vs pocketsphinx (ref tiers)")

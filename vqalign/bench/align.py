@@ -7,7 +7,7 @@ then, on the same utterances:
 * vqalign in corpus mode: ``Aligner(...).fit(corpus)`` then ``align_many`` over every
   utterance; the time covers training and alignment (features included); numba
   compilation is excluded by a tiny warm-up run first;
-* pocketsphinx forced alignment (:mod:`vqalign.bench.adapters`, PEERS.md settings,
+* pocketsphinx forced alignment (:mod:`vqalign.bench.peers.pocketsphinx`, PEERS.md settings,
   single thread), after a one-utterance warm-up;
 * with ``--peers``, viter (trained on the corpus itself, as MFA's ``train-and-align``),
   aeneas-ng and bfa, through :mod:`vqalign.bench.peers` (their settings and install
@@ -19,7 +19,7 @@ train on the corpus; pocketsphinx loads its model), alignment, and the total.
 Without ``--corpus`` and without the dev set, built-in synthesized speech is used.
 
 Audio is loaded before any clock starts. Word and phone boundaries are scored by
-:func:`vqalign.bench.metrics.compare_tier` (FA-Bench definition, as ``bench score``); figures are printed per voice and overall,
+:func:`vqalign.eval.boundaries.compare_tier` (FA-Bench definition, as ``bench score``); figures are printed per voice and overall,
 with x-real-time (seconds of audio per second of wall time) for both systems.
 """
 
@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vqalign.eval.corpus import find_utterances, load_utterances, voice_of  # noqa: F401
 from vqalign.exceptions import ParameterError, VQAlignError
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[3] / "shared" / "devdata"
@@ -80,71 +81,6 @@ def add_arguments(parser) -> None:
                         help="also align N of the utterances (spread over the voices) one at "
                              "a time, each self-trained alone (vqalign.align.align), and report "
                              "their accuracy and confidence AUC (default 0: skip)")
-
-
-# ----------------------------------------------------------------------------- corpus
-def find_utterances(root: Path, limit: int | None = None) -> tuple[list, int]:
-    """Items with a reference TextGrid, round-robin over voices when limited.
-
-    Returns ``(items, n_skipped)`` where skipped are files that could not be paired or
-    have no reference.
-    """
-    from vqalign.align.corpus import pair_corpus
-
-    items, failures = pair_corpus(root)
-    with_ref = [it for it in items if it.reference is not None]
-    skipped = len(failures) + len(items) - len(with_ref)
-    manifest = Path(root) / "MANIFEST.tsv"
-    if manifest.is_file():
-        # devdata: MANIFEST.tsv lists the evaluation utterances and their voices
-        import csv
-
-        with open(manifest, encoding="utf-8", newline="") as fh:
-            rows = {Path(r["path"]).with_suffix("").as_posix(): r
-                    for r in csv.DictReader(fh, delimiter="\t") if r.get("path")}
-        listed = [it for it in with_ref if it.id in rows]
-        skipped += len(with_ref) - len(listed)
-        with_ref = listed
-        for it in with_ref:
-            voice = rows[it.id].get("voice")
-            if voice:
-                it.group = voice
-    if not with_ref:
-        raise ParameterError(f"no utterance under {root} has audio, a .txt transcript and a "
-                             "reference .TextGrid beside each other")
-    if limit is not None:
-        if limit < 1:
-            raise ParameterError(f"--limit must be >= 1, got {limit}")
-        by_voice: dict[str, list] = defaultdict(list)
-        for it in with_ref:
-            by_voice[voice_of(it)].append(it)
-        chosen = []
-        queues = [list(v) for v in by_voice.values()]
-        while len(chosen) < limit and any(queues):
-            for q in queues:
-                if q and len(chosen) < limit:
-                    chosen.append(q.pop(0))
-        with_ref = sorted(chosen, key=lambda it: it.id)
-    return with_ref, skipped
-
-
-def voice_of(item) -> str:
-    return Path(item.group).name if item.group else "(root)"
-
-
-def _load(items):
-    from vqalign.align.corpus import load_item
-    from vqalign.io.textgrid import read_textgrid
-
-    data = []
-    for it in items:
-        y, sr, text = load_item(it)
-        ref = read_textgrid(it.reference)
-        if "words" not in ref:
-            raise ParameterError(f"reference {it.reference} has no 'words' tier")
-        data.append({"item": it, "id": it.id, "voice": voice_of(it), "audio": y, "sr": sr,
-                     "text": text, "ref": ref, "seconds": y.size / sr})
-    return data
 
 
 # ----------------------------------------------------------------------------- systems
@@ -202,8 +138,8 @@ def _confidences(aln):
 def confidence_report(data, hyps, confs, *, n_bins: int = 10) -> dict:
     """AUC and reliability of the confidences against the references: keys
     ``words_50ms``, ``words_20ms``, ``phones_50ms``, ``phones_20ms`` (see
-    :func:`vqalign.bench.metrics.confidence_scores`)."""
-    from vqalign.bench.metrics import confidence_scores, segment_errors
+    :func:`vqalign.eval.reliability.confidence_scores`)."""
+    from vqalign.eval.reliability import confidence_scores, segment_errors
 
     pools = {k: ([], []) for k in ("words_50ms", "words_20ms", "phones_50ms", "phones_20ms")}
     for d, h, c in zip(data, hyps, confs):
@@ -230,8 +166,8 @@ def confidence_report(data, hyps, confs, *, n_bins: int = 10) -> dict:
 
 
 def _run_pocketsphinx(data):
-    from vqalign.bench.adapters import PocketsphinxAligner
     from vqalign.bench.peers import PeerRun
+    from vqalign.bench.peers.pocketsphinx import PocketsphinxAligner
     from vqalign.exceptions import VQAlignError
 
     t0 = time.perf_counter()
@@ -272,7 +208,7 @@ def _synth_data(n: int, say) -> list:
 # ----------------------------------------------------------------------------- scoring
 def score(data, hyps, *, phones: bool = True) -> dict:
     """Pool per-utterance pairings per voice and overall (FA-Bench definition)."""
-    from vqalign.bench.metrics import compare_tier, summarize_tier
+    from vqalign.eval.boundaries import compare_tier, summarize_tier
     from vqalign.exceptions import VQAlignError
 
     pooled: dict[str, dict] = defaultdict(lambda: {"w": [], "p": [], "failed": [], "n": 0})
@@ -329,7 +265,9 @@ def _pct(v) -> str:
     return f"{v:5.1f}" if v == v else "  nan"
 
 
-def _flat(prefix: str, s: dict) -> dict:
+def flat_figures(prefix: str, s: dict) -> dict:
+    """One system's overall figures (:func:`score`'s ``"overall"``) as flat JSON keys
+    ``<prefix>_word_mean_ms``, ``<prefix>_word_within_20ms``, ... (fractions, not %)."""
     w = s["words"]
     out = {f"{prefix}_word_mean_ms": w["mean_ms"], f"{prefix}_word_median_ms": w["median_ms"],
            f"{prefix}_word_p90_ms": w["p90_ms"]}
@@ -433,7 +371,7 @@ def run(args) -> int:
             raise ParameterError(f"corpus folder {root} not found; pass --corpus DIR (a folder "
                                  "of <id>.wav, <id>.txt and reference <id>.TextGrid files)")
         items, skipped = find_utterances(Path(root), args.limit)
-        data = _load(items)
+        data = load_utterances(items)
         source = str(root)
     total_s = float(sum(d["seconds"] for d in data))
     voices = sorted({d["voice"] for d in data})
@@ -482,7 +420,7 @@ def run(args) -> int:
         result[f"{name}_align_seconds"] = round(pr.align_seconds, 3)
         result[f"{name}_xrt"] = total_s / pr.seconds if pr.seconds > 0 else float("inf")
         result[f"{name}_n_jobs"] = pr.info["n_jobs"]
-        result.update(_flat(name, scores[name]["overall"]))
+        result.update(flat_figures(name, scores[name]["overall"]))
         result[f"{name}_per_voice"] = {
             v: {k: scores[name][v][k] for k in ("n_utts", "n_failed")}
             | _systems_block(scores[name][v]) for v in voices}
@@ -502,7 +440,7 @@ def run(args) -> int:
     if args.single:
         single = _run_single(data, args.single, unit=args.unit, jobs=args.jobs, say=say)
         result["vqalign_single_n_utts"] = single["n_utts"]
-        result.update(_flat("vqalign_single", single["scores"]["overall"]))
+        result.update(flat_figures("vqalign_single", single["scores"]["overall"]))
         result.update(_conf_keys("vqalign_single", single["confidence"]))
     if "pocketsphinx" in systems:
         info = systems["pocketsphinx"].info

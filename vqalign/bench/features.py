@@ -18,6 +18,7 @@ import numpy as np
 
 from vqalign._validation import check_positive_int
 from vqalign.exceptions import ParameterError
+from vqalign.features.frontend import FEATURE_SR
 
 
 def add_arguments(parser):
@@ -25,7 +26,8 @@ def add_arguments(parser):
                         help="length of the test audio in seconds (default 600)")
     parser.add_argument("--repeat", type=int, default=5,
                         help="timed runs per library after one warm-up; the median is kept")
-    parser.add_argument("--sr", type=int, default=16000, help="sample rate (default 16000)")
+    parser.add_argument("--sr", type=int, default=FEATURE_SR,
+                        help=f"sample rate (default {FEATURE_SR})")
     parser.add_argument("--threads", type=int, default=None,
                         help="vqalign threads (default min(2, cores))")
     parser.add_argument("--no-peers", action="store_true",
@@ -79,7 +81,7 @@ def _time(fn, repeat: int) -> tuple[float, object]:
     return statistics.median(times), out
 
 
-def run_bench(seconds=600.0, repeat=5, sr=16000, threads=None, peers=True) -> dict:
+def run_bench(seconds=600.0, repeat=5, sr=FEATURE_SR, threads=None, peers=True) -> dict:
     """Run the benchmark; returns the result dict printed by the CLI."""
     from vqalign.features import mfcc
 
@@ -108,8 +110,8 @@ def run_bench(seconds=600.0, repeat=5, sr=16000, threads=None, peers=True) -> di
     # threads: vqalign's own pool and librosa's BLAS, then both held to one thread
     from threadpoolctl import threadpool_info, threadpool_limits  # noqa: PLC0415
 
-    from vqalign.features.mfcc import _default_threads  # noqa: PLC0415
-    res["vqalign_threads"] = int(_default_threads(threads))
+    from vqalign.features.mfcc import default_threads  # noqa: PLC0415
+    res["vqalign_threads"] = int(default_threads(threads))
     res["librosa_threads"] = max([i.get("num_threads", 1) for i in threadpool_info()] or [1])
     vq1, _ = _time(lambda: mfcc(y, sr, n_mfcc=n_mfcc, n_mels=n_mels, win_length=win,
                                 hop_length=hop, n_fft=n_fft, n_threads=1), repeat)

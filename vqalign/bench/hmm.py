@@ -114,7 +114,6 @@ def run_bench(T=10000, S=500, repeat=3, seed=0, utterances=64) -> dict:
     import numba  # noqa: PLC0415
 
     from vqalign.bench import _kernels as BK  # noqa: PLC0415
-    from vqalign.hmm import _kernels as K  # noqa: PLC0415
     from vqalign.hmm import forward_backward  # noqa: PLC0415
 
     all_cores = numba.config.NUMBA_NUM_THREADS
@@ -154,10 +153,7 @@ def run_bench(T=10000, S=500, repeat=3, seed=0, utterances=64) -> dict:
         m, X, off, batch = _tied_problem(U, Tu, n_sym, seed=seed)
         sel = m.select(X)
         trans_b, start_b, end_b = m.transitions(batch)
-        W = m.weights_.astype(np.float64)
-        blt = np.empty((X.shape[0], W.shape[0]))
-        K.tied_frame_emissions(sel.idx, sel.eg, m.weights_, np.arange(W.shape[0],
-                                                                       dtype=np.int32), blt)
+        blt = m.scaled_emissions(sel)
         ref_ll = np.zeros(U)
         rows = {}
         for threads in (1, all_cores):

@@ -219,10 +219,10 @@ def write_report(path, utterances, *, title: str = "vqalign bench report",
     problems : list of dict, optional
         ``{"system", "kind", "message"}`` rows (files that could not be scored).
     """
-    from vqalign.bench.metrics import compare_tier, summarize_tier
-    from vqalign.bench.phonesets import CLASSES
+    from vqalign.eval.boundaries import compare_tier, summarize_tier
     from vqalign.exceptions import VQAlignError
     from vqalign.io.atomic import atomic_write
+    from vqalign.phones import CLASSES
 
     if max_utterances < 1:
         raise ParameterError(f"max_utterances must be >= 1, got {max_utterances}")

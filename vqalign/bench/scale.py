@@ -182,7 +182,7 @@ def score_outputs(corpus: Path, out: Path) -> dict:
     """Word-boundary errors of the TextGrids in ``out`` against the synthesizer's truth."""
     import numpy as np
 
-    from vqalign.bench.metrics import boundary_errors
+    from vqalign.eval.boundaries import boundary_errors
     from vqalign.io.textgrid import read_textgrid
 
     errs, n_utts, n_missing, seconds = [], 0, 0, 0.0

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vqalign.bench.formats import FormatError, read_hypotheses
+from vqalign.exceptions import FormatError
+from vqalign.io.formats import read_hypotheses
 from vqalign.bench.report import _CSS, _JS, _b64, _spectrogram_png, _wav_bytes
 from vqalign.exceptions import ParameterError
 from vqalign.features.frontend import FEATURE_SR

@@ -26,6 +26,7 @@ from vqalign._threads import one_blas_thread
 from vqalign._validation import check_audio, check_positive_int, check_sample_rate
 from vqalign.exceptions import ParameterError
 from vqalign.features import _kernels as K
+from vqalign.features.frontend import FEATURE_SR
 
 CONVENTIONS = ("librosa", "kaldi", "sphinx")
 _BLOCK = 256          # frames per block (256 x 512 float32 = 512 KiB: one L2)
@@ -247,7 +248,19 @@ def _run_blocks(n_frames: int, n_fft: int, frame_fn, bank: _SparseBank, floor, n
     return out
 
 
-def _default_threads(n_threads):
+def default_threads(n_threads: int | None) -> int:
+    """Threads an MFCC call uses: ``n_threads``, or by default min(2, cores).
+
+    Parameters
+    ----------
+    n_threads : int or None
+        Requested threads (checked to be a positive int); None for the default.
+
+    Returns
+    -------
+    int
+        The number of worker threads.
+    """
     if n_threads is None:
         return min(2, os.cpu_count() or 1)
     return check_positive_int(n_threads, "n_threads")
@@ -255,7 +268,7 @@ def _default_threads(n_threads):
 
 # --------------------------------------------------------------------------- public
 
-def mfcc(y, sr=16000, *, n_mfcc=13, n_mels=None, win_length=0.025, hop_length=0.010,
+def mfcc(y, sr=FEATURE_SR, *, n_mfcc=13, n_mels=None, win_length=0.025, hop_length=0.010,
          n_fft=None, fmin=None, fmax=None, convention="librosa", center=None, top_db=80.0,
          lifter=None, use_energy=True, preemphasis=0.97, remove_dc=True,
          waveform_scale=None, n_threads=None, params=None) -> np.ndarray:
@@ -350,7 +363,7 @@ def mfcc(y, sr=16000, *, n_mfcc=13, n_mels=None, win_length=0.025, hop_length=0.
     scale = (32768.0 if kaldi else 1.0) if waveform_scale is None else float(waveform_scale)
     if not np.isfinite(scale) or scale <= 0:
         raise ParameterError(f"waveform_scale={waveform_scale!r} must be a positive number")
-    n_threads = _default_threads(n_threads)
+    n_threads = default_threads(n_threads)
     if top_db is not None:
         top_db = float(top_db)
         if not top_db >= 0:
@@ -415,7 +428,7 @@ def mfcc(y, sr=16000, *, n_mfcc=13, n_mels=None, win_length=0.025, hop_length=0.
         return compute()
 
 
-def n_frames(n_samples: int, sr=16000, *, win_length=0.025, hop_length=0.010, n_fft=None,
+def n_frames(n_samples: int, sr=FEATURE_SR, *, win_length=0.025, hop_length=0.010, n_fft=None,
              convention="librosa", center=None) -> int:
     """How many frames :func:`mfcc` returns for ``n_samples`` samples with these settings."""
     sr = check_sample_rate(sr)

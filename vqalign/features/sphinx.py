@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 import numpy as np
 import scipy.fft
@@ -38,9 +39,53 @@ import scipy.fft
 from vqalign._validation import check_audio, check_sample_rate
 from vqalign.exceptions import ParameterError
 from vqalign.features import _kernels as K
+from vqalign.features.frontend import FEATURE_SR
 
 __all__ = ["SphinxFrontEnd", "front_end_from_params", "mfcc_sphinx", "sphinx_features",
-           "cmn_batch", "deltas_1s_c_d_dd", "sphinx_filterbank", "n_frames_sphinx"]
+           "cmn_batch", "deltas_1s_c_d_dd", "sphinx_filterbank", "n_frames_sphinx",
+           "read_feat_params"]
+
+#: what a Sphinx model directory holds (named when one of its files is missing)
+MODEL_FILES = ("mdef, means, variances, transition_matrices, sendump (or mixture_weights), "
+               "feat.params and noisedict")
+
+
+def read_feat_params(path) -> dict:
+    """A Sphinx model's ``feat.params`` file (its front-end options).
+
+    Here, below :mod:`vqalign.io.sphinx` (which re-exports it), so that the front end
+    reads its own options without importing ``io``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``feat.params`` file: one ``-option value`` per line, ``#`` comments.
+
+    Returns
+    -------
+    dict of str to str
+        ``{"lowerf": "130", ...}`` (option names without the dash).
+
+    Raises
+    ------
+    ParameterError
+        A missing file, or a line that is not ``-option value``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ParameterError(f"Sphinx model file {path} does not exist; a Sphinx model "
+                             f"directory needs {MODEL_FILES}")
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    out = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        f = line.split()
+        if not f or f[0].startswith("#"):
+            continue
+        if len(f) != 2 or not f[0].startswith("-"):
+            raise ParameterError(f"Sphinx model file {path}: line {lineno} {line.strip()!r} "
+                                 "is not '-option value'")
+        out[f[0][1:]] = f[1]
+    return out
 
 LOG_FLOOR = 1e-4
 
@@ -132,9 +177,6 @@ def front_end_from_params(params=None, *, source: str = "feat.params") -> Sphinx
     if isinstance(params, SphinxFrontEnd):
         return params
     if not isinstance(params, dict):
-        from pathlib import Path
-
-        from vqalign.io.sphinx import read_feat_params
         source = str(params)
         params = read_feat_params(Path(params))
     known = {f.name: f for f in fields(SphinxFrontEnd)}
@@ -272,7 +314,7 @@ def n_frames_sphinx(n_samples: int, fe: SphinxFrontEnd | None = None) -> int:
     return -(-(n_samples - (size - shift)) // shift)
 
 
-def mfcc_sphinx(y, sr=16000, *, params=None, n_threads=None) -> np.ndarray:
+def mfcc_sphinx(y, sr=FEATURE_SR, *, params=None, n_threads=None) -> np.ndarray:
     """Sphinx cepstra (before CMN) of a mono waveform in [-1, 1]: (n_frames, ncep) float32.
 
     ``params``: a ``feat.params`` dict, path or :class:`SphinxFrontEnd` (default:
@@ -335,7 +377,7 @@ def deltas_1s_c_d_dd(cep) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([c, d, dd], axis=1), dtype=np.float32)
 
 
-def sphinx_features(y, sr=16000, *, params=None) -> np.ndarray:
+def sphinx_features(y, sr=FEATURE_SR, *, params=None) -> np.ndarray:
     """The full Sphinx front end: cepstra, CMN, 1s_c_d_dd: (n_frames, 3 * ncep) float32."""
     fe = front_end_from_params(params)
     cep = mfcc_sphinx(y, sr, params=fe)

@@ -39,8 +39,8 @@ _LAZY = {
     "diag_gmm": "vqalign.hmm.gmm",
     "TiedMixture": "vqalign.hmm.tied",
     "TiedMixtureHMM": "vqalign.hmm.train",
-    "SufficientStats": "vqalign.hmm.train",
-    "Selection": "vqalign.hmm.train",
+    "SufficientStats": "vqalign.hmm.stats",
+    "Selection": "vqalign.hmm.stats",
     "ConvergenceMonitor": "vqalign.hmm.monitor",
 }
 

@@ -27,8 +27,6 @@ UNDERFLOW = 1      # scaled recursion hit an all-zero frame (try the log method)
 IMPOSSIBLE = 2     # no path has non-zero probability
 BAD_VALUE = 3      # NaN or +inf in the emissions
 
-NEG_INF = -np.inf
-
 # posterior modes
 POST_NONE = 0
 POST_STATES = 1

@@ -402,16 +402,13 @@ class DiagGMM:
     # -------------------------------------------------------------------- EM
     def _e_step_shortlist(self, X):
         """E-step over each frame's shortlist (see ``shortlist``): (total, nk, fk, sk)."""
-        from vqalign.lbg import _kernels as LK  # noqa: PLC0415
-        from vqalign.lbg.nearest import near_codes, prepare  # noqa: PLC0415
+        from vqalign.lbg.nearest import code_neighbours, near_codes, prepare  # noqa: PLC0415
 
         Kc, D = self.means_.shape
         M = int(self.shortlist)
         n = int(self.top_n)
         P = prepare(self.means_.astype(np.float32))
-        nbr = np.empty((Kc, M), np.int32)
-        rad = np.empty(Kc, np.float32)
-        LK.code_neighbours(P.CT, P.shifted, P.cnorm, nbr, rad)
+        nbr, rad = code_neighbours(P, M)
         means = self.means_.astype(np.float32)
         iv = self._inv_var.astype(np.float32)
         lc = self._log_const.astype(np.float32)

@@ -18,7 +18,6 @@ summed wherever they were computed. Decoding is the banded Viterbi with a beam.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,6 +26,7 @@ from vqalign.exceptions import AlignmentError, ConvergenceWarning, ParameterErro
 from vqalign.hmm import _kernels as K
 from vqalign.hmm.gmm import DiagGMM
 from vqalign.hmm.monitor import ConvergenceMonitor
+from vqalign.hmm.stats import Selection, SufficientStats
 from vqalign.hmm.topology import ChainBatch, Topology
 
 __all__ = ["TiedMixtureHMM", "SufficientStats", "Selection"]
@@ -36,58 +36,6 @@ _BLOCK = 65536
 #: an utterance whose T x S exceeds this keeps forward checkpoints, not every band (the
 #: whole chain of a long recording); below it the band of every frame is kept (faster)
 MAX_CELLS = 1 << 26
-
-
-@dataclass
-class Selection:
-    """Each frame's top-n Gaussians: idx int32 (N, n), eg float64 (N, n) =
-    exp(loglik - gmax), gmax float64 (N,), and optionally wider candidates (N, C)."""
-
-    idx: np.ndarray
-    eg: np.ndarray
-    gmax: np.ndarray
-    cand: np.ndarray | None = None
-
-    @classmethod
-    def from_loglik(cls, idx, val, cand=None):
-        gmax = val[:, 0].astype(np.float64)
-        with np.errstate(under="ignore"):
-            eg = np.exp(val.astype(np.float64) - gmax[:, None])
-        return cls(np.ascontiguousarray(idx, dtype=np.int32), eg, gmax, cand)
-
-    def rows(self, a, b):
-        return Selection(self.idx[a:b], self.eg[a:b], self.gmax[a:b],
-                         None if self.cand is None else self.cand[a:b])
-
-
-@dataclass
-class SufficientStats:
-    """Additive E-step statistics of a set of utterances (sum them with ``+``)."""
-
-    counts: np.ndarray                 # (E, K) expected Gaussian counts per column
-    trans: np.ndarray                  # (E, 3) expected self / next / skip per column
-    silence: np.ndarray                # (2,) entries into / skips over the optional silence
-    occ: np.ndarray | None = None      # (K,) Gaussian occupancy
-    sx: np.ndarray | None = None       # (K, D) first moments
-    sxx: np.ndarray | None = None      # (K, D) second moments
-    loglik: float = 0.0                # total log-likelihood of the utterances that worked
-    n_frames: int = 0
-    n_utterances: int = 0
-    failures: list = field(default_factory=list)   # (utterance id, message)
-    status: np.ndarray | None = None   # per utterance of the last E-step (not summed)
-    cells: np.ndarray | None = None    # band cells stored per utterance (not summed)
-
-    def __add__(self, other: SufficientStats) -> SufficientStats:
-        def add(a, b):
-            return None if a is None or b is None else a + b
-        return SufficientStats(self.counts + other.counts, self.trans + other.trans,
-                               self.silence + other.silence, add(self.occ, other.occ),
-                               add(self.sx, other.sx), add(self.sxx, other.sxx),
-                               self.loglik + other.loglik, self.n_frames + other.n_frames,
-                               self.n_utterances + other.n_utterances,
-                               self.failures + other.failures)
-
-    __radd__ = __add__
 
 
 def _words(symbols):
@@ -548,6 +496,30 @@ class TiedMixtureHMM:
                                  float(self.min_post), int(u), counts, tcounts, X, occ, sx,
                                  sxx, gstats, MAX_CELLS, float(self.diagonal))
         return st, float(ll)
+
+    def scaled_emissions(self, sel: Selection, cols=None) -> np.ndarray:
+        """Linear emission likelihoods of the selected frames, each frame scaled by its
+        ``exp(-gmax)``: what the E-step's banded forward-backward consumes.
+
+        Parameters
+        ----------
+        sel : Selection
+            The frames' Gaussian selection (:meth:`select`), N frames.
+        cols : array of int32, shape (C,), optional
+            Emission columns (default: all E).
+
+        Returns
+        -------
+        ndarray, float64, shape (N, C)
+            ``out[t, j] = sum_n w[cols[j], idx[t, n]] * eg[t, n]``.
+        """
+        self._check_fitted()
+        if cols is None:
+            cols = np.arange(self.weights_.shape[0], dtype=np.int32)
+        cols = np.ascontiguousarray(cols, dtype=np.int32)
+        out = np.empty((sel.idx.shape[0], cols.size))
+        K.tied_frame_emissions(sel.idx, sel.eg, self.weights_, cols, out)
+        return out
 
     def _log_emissions(self, sel: Selection, cols):
         """(T, len(cols)) float64 log emissions without the frames' gmax, in blocks."""

@@ -9,13 +9,14 @@ import numpy as np
 
 from vqalign._validation import check_sample_rate
 from vqalign.exceptions import ParameterError
+from vqalign.features.frontend import FEATURE_SR
 
 #: a channel whose RMS is below this share of the loudest channel's is left out of the
 #: mono downmix (-40 dB)
 SILENT_CHANNEL = 0.01
 
 
-def load_audio(path, sr=16000, *, mono=True):
+def load_audio(path, sr=FEATURE_SR, *, mono=True):
     """Read an audio file as float32 samples in [-1, 1].
 
     Parameters

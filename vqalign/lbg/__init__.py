@@ -12,14 +12,18 @@ and the estimators ``VectorQuantizer`` (fit / encode / decode / score, with
 ``ResidualVQ``. ``encode(X, codebook)`` gives the nearest code of every row
 (int32) without building an N x K distance matrix. X may be an array, a float32
 memmap or a feature store (any object with ``.X`` and ``.settings``).
+``take_rows`` / ``release_pages`` read rows of a corpus-sized memmap without making
+the process resident in all of it (the feature store and the streamed EM use them).
 """
 
+from vqalign.lbg._data import release_pages, take_rows
 from vqalign.lbg.lbg import lbg
 from vqalign.lbg.lloyd import lloyd, random_codebook
+from vqalign.lbg.load import load_codebook
 from vqalign.lbg.metrics import decode, encode, mse, usage
 from vqalign.lbg.minibatch import minibatch_lloyd
-from vqalign.lbg.quantizer import VectorQuantizer, load_codebook
+from vqalign.lbg.quantizer import VectorQuantizer
 from vqalign.lbg.rvq import ResidualVQ
 
 __all__ = ["random_codebook", "lloyd", "minibatch_lloyd", "lbg", "encode", "decode", "mse",
-           "usage", "VectorQuantizer", "ResidualVQ", "load_codebook"]
+           "usage", "VectorQuantizer", "ResidualVQ", "load_codebook", "take_rows", "release_pages"]

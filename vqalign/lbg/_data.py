@@ -74,7 +74,15 @@ def _mapped_at(X):
 def release_pages(X, start: int = 0, stop: int | None = None) -> None:
     """Drop rows ``start:stop`` of a memmap from this process's resident memory (the
     file's pages stay in the OS cache): streaming a corpus-sized memmap then keeps RSS
-    bounded instead of growing to the file's size. No-op for arrays in memory."""
+    bounded instead of growing to the file's size. No-op for arrays in memory.
+
+    Parameters
+    ----------
+    X : ndarray or numpy.memmap, shape (N, D)
+        Rows being streamed.
+    start, stop : int
+        Row range to release (``stop`` None: to the end).
+    """
     at = _mapped_at(X)
     if at is None or not hasattr(at[0], "madvise"):
         return
@@ -101,6 +109,18 @@ def take_rows(X, idx) -> np.ndarray:
     up to 16 pages around each fault), so 32768 rows spread over a 3.4 GB store
     made the process 2.2 GB resident. A sparse sample is read row by row with
     ``pread``; a dense one block by block.
+
+    Parameters
+    ----------
+    X : ndarray or numpy.memmap, shape (N, D)
+        The rows to sample from.
+    idx : array of int, shape (n,)
+        Sorted row indices.
+
+    Returns
+    -------
+    ndarray, float32, shape (n, D)
+        The rows, in a new array.
     """
     idx = np.asarray(idx, dtype=np.int64)
     at = _mapped_at(X)

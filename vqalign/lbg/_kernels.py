@@ -658,23 +658,6 @@ def accumulate_sums(X, shift, labels, mind, sums, counts, sse):
     return 0
 
 
-@njit(cache=True, nogil=True)
-def weighted_pick(cum, u, out):
-    """Indices drawn by inverse CDF: out[j] = first i with cum[i] > u[j]."""
-    n = cum.shape[0]
-    for j in range(u.shape[0]):
-        lo = 0
-        hi = n - 1
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if cum[mid] > u[j]:
-                hi = mid
-            else:
-                lo = mid + 1
-        out[j] = lo
-    return 0
-
-
 @njit(cache=True, parallel=True, fastmath=True, nogil=True)
 def subtract_codes(R, C, lab):
     """R[i] -= C[lab[i]] in place (a residual stage applied; no N x D temporary).

@@ -45,10 +45,8 @@ def load_features(path):
     """A FeatureStore-like object (with .X and .settings) or a float32 array from a .npy."""
     p = Path(path)
     if p.is_dir():
-        try:
-            from vqalign.io.store import open_store
-        except ImportError as exc:  # pragma: no cover - features engineer's module missing
-            raise ParameterError(f"{p} is a folder but vqalign.io.store is unavailable") from exc
+        from vqalign.io.store import open_store
+
         return open_store(p)
     if p.suffix == ".npy" and p.is_file():
         X = np.load(p, mmap_mode="r")

@@ -258,6 +258,30 @@ def _neighbour_table(P: Prepared, b: Bounds | None):
     return nbr, rad, ST
 
 
+def code_neighbours(P: Prepared, n_neighbours: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each code's ``n_neighbours`` nearest codes (itself first) and the radius of that list.
+
+    Parameters
+    ----------
+    P : Prepared
+        The codebook, from :func:`prepare`.
+    n_neighbours : int
+        List length M (at most the number of codes K).
+
+    Returns
+    -------
+    nbr : ndarray, int32, shape (K, M)
+        Indices of each code's nearest codes, nearest first.
+    rad : ndarray, float32, shape (K,)
+        Distance from each code to the last code of its list: every code outside the
+        list is at least this far.
+    """
+    nbr = np.empty((P.K, n_neighbours), np.int32)
+    rad = np.empty(P.K, np.float32)
+    _kernels.code_neighbours(P.CT, P.shifted, P.cnorm, nbr, rad)
+    return nbr, rad
+
+
 def _anchor_rows(block, P: Prepared, labels):
     """Labels of the rows without one (-1): their nearest among the first codes only.
 

@@ -241,11 +241,3 @@ class VectorQuantizer:
         vq.snapshots_ = []
         return vq
 
-
-def load_codebook(path) -> VectorQuantizer:
-    """Load a VectorQuantizer or ResidualVQ saved by ``save``."""
-    _, head = load_npz(path)
-    if head.get("class") == "ResidualVQ":
-        from vqalign.lbg.rvq import ResidualVQ
-        return ResidualVQ.load(path)
-    return VectorQuantizer.load(path)

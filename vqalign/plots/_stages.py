@@ -18,6 +18,7 @@ import numpy as np
 
 from vqalign._validation import check_audio, check_positive_int, check_sample_rate
 from vqalign.exceptions import ParameterError
+from vqalign.features.frontend import FEATURE_SR
 from vqalign.features.mfcc import dct_matrix, slaney_filterbank
 
 AMIN = 1e-10
@@ -65,7 +66,7 @@ def default_n_fft(win: int) -> int:
     return int(2 ** int(np.ceil(np.log2(max(win, 2)))))
 
 
-def mfcc_stages(y, sr: int = 16000, *, n_mfcc: int = 13, n_mels: int = 40,
+def mfcc_stages(y, sr: int = FEATURE_SR, *, n_mfcc: int = 13, n_mels: int = 40,
                 win_length: float = 0.025, hop_length: float = 0.010, n_fft: int | None = None,
                 fmin: float = 0.0, fmax: float | None = None) -> MFCCStages:
     """Compute every stage of the librosa-convention MFCC of ``y`` with numpy.

@@ -26,6 +26,7 @@ import numpy as np
 
 from vqalign._validation import check_audio, check_features, check_positive_int, check_sample_rate
 from vqalign.exceptions import ParameterError
+from vqalign.features.frontend import FEATURE_SR
 from vqalign.plots.static import (
     COLORS,
     DEAD,
@@ -413,7 +414,7 @@ def _edges_of(step_path, duration):
     return b
 
 
-def animate_em(em, *, audio=None, sr: int = 16000, history=None, reference=None,
+def animate_em(em, *, audio=None, sr: int = FEATURE_SR, history=None, reference=None,
                labels: Sequence[str] | None = None, fps: float = 3, max_frames: int = 30,
                figsize=(11, 6), dpi: int = DEFAULT_DPI, title: str = "EM"):
     """Animate an utterance's alignment across EM steps beside the log-likelihood.
@@ -568,7 +569,7 @@ def animate_em(em, *, audio=None, sr: int = 16000, history=None, reference=None,
 
 # ----------------------------------------------------------------------------- MFCC
 
-def animate_mfcc(audio, sr: int = 16000, *, n_mfcc: int = 13, n_mels: int = 40,
+def animate_mfcc(audio, sr: int = FEATURE_SR, *, n_mfcc: int = 13, n_mels: int = 40,
                  win_length: float = 0.025, hop_length: float = 0.010,
                  n_fft: int | None = None, fmin: float = 0.0, fmax: float | None = None,
                  fps: float = 6, max_frames: int = 40, figsize=(11, 8),

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from vqalign.exceptions import ParameterError
+from vqalign.features.frontend import FEATURE_SR
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
@@ -146,10 +147,8 @@ def load_codebook(path) -> np.ndarray:
 
 def _load_model(path):
     """A VectorQuantizer saved by ``vqalign codebook --out`` (None if the file is another .npz)."""
-    try:
-        from vqalign.lbg import load_codebook as load_model
-    except ImportError:
-        return None
+    from vqalign.lbg import load_codebook as load_model
+
     try:
         return load_model(path)
     except Exception:  # not a vqalign model file: fall back to plain arrays
@@ -159,16 +158,13 @@ def _load_model(path):
 def load_audio_arg(path):
     from vqalign.io.audio import load_audio
 
-    return load_audio(path, sr=16000)
+    return load_audio(path, sr=FEATURE_SR)
 
 
 def read_text(path) -> str:
-    try:
-        from vqalign.align.text import read_transcript
+    from vqalign.align.text import read_transcript
 
-        return read_transcript(path)
-    except ImportError:
-        return Path(path).read_text(encoding="utf-8-sig")
+    return read_transcript(path)
 
 
 def _needs_pair(args, a: str, b: str) -> bool:

@@ -24,6 +24,7 @@ import numpy as np
 
 from vqalign._validation import check_audio, check_features, check_sample_rate
 from vqalign.exceptions import ParameterError
+from vqalign.features.frontend import FEATURE_SR
 from vqalign.history import History
 
 # one palette everywhere: runs, tiers, codes
@@ -216,22 +217,26 @@ def pca_basis(X: np.ndarray, *, max_points: int = 20000, seed: int = 0):
     return mean, comps * signs[:, None]
 
 
-def nearest_codes(X: np.ndarray, codebook: np.ndarray, *, block: int = 8192) -> np.ndarray:
-    """Index of the nearest code of each row, int32 ``(N,)`` (blocked; never N x K at once)."""
-    try:
-        from vqalign.lbg import encode
-    except ImportError:  # the codebook stage is optional for pictures
-        encode = None
-    if encode is not None:
-        return np.asarray(encode(np.ascontiguousarray(X, dtype=np.float32),
-                                 np.ascontiguousarray(codebook, dtype=np.float32)), dtype=np.int32)
-    C = np.asarray(codebook, dtype=np.float64)
-    cn = (C * C).sum(axis=1)
-    out = np.empty(X.shape[0], dtype=np.int32)
-    for a in range(0, X.shape[0], block):
-        xb = np.asarray(X[a:a + block], dtype=np.float64)
-        out[a:a + block] = np.argmin(cn[None, :] - 2.0 * xb @ C.T, axis=1)
-    return out
+def nearest_codes(X: np.ndarray, codebook: np.ndarray) -> np.ndarray:
+    """Index of the nearest code of each row (:func:`vqalign.lbg.encode`: blocked, never
+    N x K at once).
+
+    Parameters
+    ----------
+    X : ndarray, shape (N, D)
+        Rows to encode.
+    codebook : ndarray, shape (K, D)
+        The codes.
+
+    Returns
+    -------
+    ndarray, int32, shape (N,)
+        The nearest code of each row.
+    """
+    from vqalign.lbg import encode
+
+    return np.asarray(encode(np.ascontiguousarray(X, dtype=np.float32),
+                             np.ascontiguousarray(codebook, dtype=np.float32)), dtype=np.int32)
 
 
 def _subsample(n: int, max_points: int, seed: int) -> np.ndarray:
@@ -254,7 +259,7 @@ def _pool_frames(M: np.ndarray, max_cols: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- waveform
 
-def plot_waveform(audio, sr: int = 16000, *, ax=None, color="#4c72b0", max_points: int = 4000,
+def plot_waveform(audio, sr: int = FEATURE_SR, *, ax=None, color="#4c72b0", max_points: int = 4000,
                   offset: float = 0.0):
     """Waveform against time (s); long audio is drawn as its min/max envelope.
 
@@ -383,7 +388,7 @@ def plot_alignment(audio, sr: int, alignment, *, features: str | None = "spectro
     axs[0].set_ylabel("wave")
     i = 1
     if features:
-        from vqalign.plots._stages import mfcc_stages, power_db
+        from vqalign.plots._stages import power_db
 
         hop_s = 0.010
         if features == "spectrogram":
@@ -397,12 +402,9 @@ def plot_alignment(audio, sr: int, alignment, *, features: str | None = "spectro
                                          0.0, freqs[keep][-1] / 1000.0))
             axs[i].set_ylabel("kHz")
         else:
-            try:
-                from vqalign.features import mfcc as _mfcc
-            except ImportError:  # the features stage is optional for pictures
-                M = mfcc_stages(y, sr, n_mfcc=n_mfcc, hop_length=hop_s).mfcc
-            else:
-                M = _mfcc(y, sr, n_mfcc=n_mfcc, hop_length=hop_s)
+            from vqalign.features import mfcc as _mfcc
+
+            M = _mfcc(y, sr, n_mfcc=n_mfcc, hop_length=hop_s)
             img = _pool_frames(M, MAX_IMAGE_COLUMNS)
             body = M[:, 1:] if M.shape[1] > 1 else M
             lim = float(np.percentile(np.abs(body), 99)) or 1.0

@@ -1,6 +1,6 @@
 """Runners for the other aligners that install here: viter, aeneas-ng and bfa.
 
-This module (with :mod:`vqalign.bench.adapters` for pocketsphinx) is THE place for the
+This module (with :mod:`vqalign.bench.peers.pocketsphinx` for pocketsphinx) is THE place for the
 peers' settings and install steps; ``vqalign bench align --peers ...`` uses exactly
 these, and the README's comparison figures come only from runs of that verb.
 
@@ -8,7 +8,7 @@ these, and the README's comparison figures come only from runs of that verb.
 peer            install and settings
 ==============  ===========================================================================
 pocketsphinx    ``pip install pocketsphinx`` (5.x, bundled en-US model). Settings in
-                :mod:`vqalign.bench.adapters` (``PS_SETTINGS``, PEERS.md): 1 thread.
+                :mod:`vqalign.bench.peers.pocketsphinx` (``PS_SETTINGS``, PEERS.md): 1 thread.
 viter           ``pip install viter`` (0.5.1, Rust MFA-style GMM-HMM). Trains on the corpus
                 itself, as MFA's ``train-and-align``: ``viter train CORPUS --dict DICT
                 -o model.viter`` (:data:`VITER_RECIPES`: ``mono`` adds ``--no-tri``,
@@ -169,7 +169,7 @@ def write_dictionary(data, path: Path) -> list[str]:
 
 
 def _read_tiers(path: Path) -> dict:
-    from vqalign.bench.formats import read_hypothesis
+    from vqalign.io.formats import read_hypothesis
 
     return read_hypothesis(path).tiers
 

@@ -30,7 +30,7 @@ vqalign JSON           ``{"tiers": {"words": [[start, end, label, conf], ...], .
 =====================  ====================================================================
 
 Every reader returns :class:`Hypothesis` objects; a file that cannot be read raises
-:class:`FormatError` (a :class:`~vqalign.exceptions.ParameterError`) naming the file and
+:class:`~vqalign.exceptions.FormatError` (a :class:`~vqalign.exceptions.ParameterError`) naming the file and
 line. :func:`check_tiers` rejects negative, reversed and overlapping intervals the same
 way.
 """
@@ -44,17 +44,13 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vqalign.bench.metrics import is_silence
-from vqalign.exceptions import ParameterError
+from vqalign.exceptions import FormatError
+from vqalign.phones import ipa_to_arpabet, is_silence
 
 EXTENSIONS = {".textgrid": "textgrid", ".json": "json", ".ctm": "ctm", ".smil": "smil",
               ".xml": "smil", ".jsonl": "json"}
 _TIME_TOL = 1e-6
 NAN = float("nan")
-
-
-class FormatError(ParameterError):
-    """A file that cannot be read as any alignment format, or holds bad intervals."""
 
 
 @dataclass
@@ -87,8 +83,25 @@ def _where(path, line) -> str:
 
 # ----------------------------------------------------------------------------- detection
 def detect_format(path, text: str | None = None) -> str:
-    """``"textgrid"``, ``"json"``, ``"ctm"`` or ``"smil"`` from the content, the
-    extension breaking ties; :class:`FormatError` if neither tells."""
+    """The format of an alignment file, from its content (the extension breaks ties).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    text : str, optional
+        Its text, if already read.
+
+    Returns
+    -------
+    str
+        ``"textgrid"``, ``"json"``, ``"ctm"`` or ``"smil"``.
+
+    Raises
+    ------
+    FormatError
+        Neither the content nor the extension tells.
+    """
     path = Path(path)
     if text is None:
         text = _read_text(path)
@@ -131,7 +144,24 @@ def _read_text(path: Path) -> str:
 
 
 def read_hypotheses(path) -> list[Hypothesis]:
-    """Every utterance in ``path`` (a CTM or JSON-lines file may hold several)."""
+    """Every utterance in an alignment file (a CTM or JSON-lines file may hold several).
+
+    Parameters
+    ----------
+    path : str or Path
+        A file in any format of this module.
+
+    Returns
+    -------
+    list of Hypothesis
+        One per utterance: ``tiers`` ``{"words": [(start_s, end_s, label), ...],
+        "phones": [...]}``, ``lines``, ``format``, ``notes``.
+
+    Raises
+    ------
+    FormatError
+        The content is no known format, or holds bad intervals (file and line named).
+    """
     path = Path(path)
     text = _read_text(path)
     fmt = detect_format(path, text)
@@ -150,7 +180,23 @@ def read_hypotheses(path) -> list[Hypothesis]:
 
 
 def read_hypothesis(path) -> Hypothesis:
-    """The single utterance in ``path`` (:class:`FormatError` if it holds several)."""
+    """The single utterance in an alignment file.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file in any format of this module.
+
+    Returns
+    -------
+    Hypothesis
+        Its tiers (see :func:`read_hypotheses`).
+
+    Raises
+    ------
+    FormatError
+        Unreadable, or the file holds several utterances.
+    """
     hs = read_hypotheses(path)
     if len(hs) != 1:
         raise FormatError(f"{path} holds {len(hs)} utterances "
@@ -160,7 +206,18 @@ def read_hypothesis(path) -> Hypothesis:
 
 
 def check_tiers(h: Hypothesis) -> None:
-    """Negative, reversed or overlapping intervals raise :class:`FormatError` with the line."""
+    """Check every tier of ``h`` in place.
+
+    Parameters
+    ----------
+    h : Hypothesis
+        As read.
+
+    Raises
+    ------
+    FormatError
+        Negative, reversed or overlapping intervals (with the file's line).
+    """
     for name, ivs in h.tiers.items():
         lines = h.lines.get(name) or [None] * len(ivs)
         prev_end, prev_line = -math.inf, None
@@ -283,13 +340,31 @@ def pick_tiers(tiers: dict, lines: dict | None = None, path=None) -> tuple[dict,
 
 
 def read_textgrid_text(text: str, path=None) -> Hypothesis:
+    """A TextGrid's text (long or short format) as a :class:`Hypothesis` (words and
+    phones tiers picked by :func:`pick_tiers`); ``path`` only names it in errors."""
     tiers, lines = parse_textgrid(text, path)
     t, ln = pick_tiers(tiers, lines, path)
     return Hypothesis(tiers=t, lines=ln, format="textgrid", path=path)
 
 
 def read_reference(path) -> Hypothesis:
-    """A reference TextGrid (same reader; the words tier must be there)."""
+    """A reference TextGrid (the TextGrid reader; the words tier must be there).
+
+    Parameters
+    ----------
+    path : str or Path
+        The TextGrid.
+
+    Returns
+    -------
+    Hypothesis
+        Its ``words`` (and ``phones``, if any) tiers.
+
+    Raises
+    ------
+    FormatError
+        Unreadable, bad intervals, or no words tier.
+    """
     path = Path(path)
     h = read_textgrid_text(_read_text(path), path)
     h.path = path
@@ -302,13 +377,13 @@ def read_reference(path) -> Hypothesis:
 
 # ----------------------------------------------------------------------------- CTM
 def _is_phone_label(lab: str) -> bool:
-    from vqalign.bench.phonesets import ipa_to_arpabet
-
     return bool(re.fullmatch(r"[A-Z]{1,2}[0-2]?(_[BIES])?", lab)) or (
         not lab.isascii() and ipa_to_arpabet(lab) is not None)
 
 
 def read_ctm_text(text: str, path=None) -> list[Hypothesis]:
+    """A CTM's text as one :class:`Hypothesis` per utterance id (word or token level;
+    see the module docstring); ``path`` only names it in errors."""
     rows: dict[str, list] = {}
     for lineno, line in enumerate(text.splitlines(), 1):
         f = line.split()
@@ -386,6 +461,8 @@ def _join_tokens(rows) -> tuple[list, list]:
 
 # ----------------------------------------------------------------------------- JSON
 def read_json_text(text: str, path=None) -> list[Hypothesis]:
+    """A JSON (or JSON-lines) document of WhisperX, Gentle, aeneas, ctc-forced-aligner,
+    pocketsphinx or vqalign as :class:`Hypothesis` objects; ``path`` names it in errors."""
     stripped = text.strip()
     try:
         docs = [json.loads(stripped)]
@@ -547,6 +624,8 @@ def _clock(value: str, path) -> float:
 
 
 def read_smil_text(text: str, path=None) -> Hypothesis:
+    """An aeneas SMIL file's text as a :class:`Hypothesis` (labels from the XHTML page
+    beside ``path`` when there, else taken from the reference later)."""
     try:
         root = ET.fromstring(text)
     except ET.ParseError as exc:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from vqalign.features.frontend import FEATURE_SR
+
 
 def add_arguments(parser):
     parser.add_argument("sources", metavar="AUDIO_DIR_OR_LIST",
@@ -22,7 +24,8 @@ def add_arguments(parser):
                              "39-D front end at --hop (what align-corpus trains on)")
     parser.add_argument("--hop", type=float, default=0.010,
                         help="frame hop in seconds (default 0.010)")
-    parser.add_argument("--sr", type=int, default=16000, help="resample to this rate (16000)")
+    parser.add_argument("--sr", type=int, default=FEATURE_SR,
+                        help=f"resample to this rate ({FEATURE_SR})")
     parser.add_argument("--n-mfcc", type=int, default=13, help="cepstral coefficients (13)")
     parser.add_argument("--n-mels", type=int, default=None,
                         help="mel bands (default 40 librosa, 23 kaldi)")

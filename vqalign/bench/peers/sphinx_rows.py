@@ -11,7 +11,7 @@ utterances it then aligns (no held-out split), and its time includes the adaptat
 
 Run alone (the integrator wires it into ``bench align``)::
 
-    python -m vqalign.bench.sphinx_rows --corpus /work/shared/devdata [--limit N]
+    python -m vqalign.bench.peers.sphinx_rows --corpus ../shared/devdata [--limit N]
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def sphinx_rows(data, *, model: str = "en-us", adapt: str | None = "weights",
     loading are kept out of the times by an untimed warm-up on the shortest utterance.
     """
     from vqalign.align.sphinx import SphinxAligner
-    from vqalign.bench.align import _flat, score
+    from vqalign.bench.align import flat_figures, score
 
     if not data:
         raise VQAlignError("sphinx_rows needs at least one utterance")
@@ -70,7 +70,7 @@ def sphinx_rows(data, *, model: str = "en-us", adapt: str | None = "weights",
             pass
         hyps, out["sphinx_align_s"] = _align_all(base, data)
         s = score(data, hyps)
-        out.update(_flat("sphinx", s["overall"]))
+        out.update(flat_figures("sphinx", s["overall"]))
         out["sphinx_by_voice"] = {k: v for k, v in s.items() if k != "overall"}
         if adapt is not None:
             t0 = time.perf_counter()
@@ -79,7 +79,7 @@ def sphinx_rows(data, *, model: str = "en-us", adapt: str | None = "weights",
             out["sphinx_adapt_s"] = time.perf_counter() - t0
             hyps, out["sphinx_adapted_align_s"] = _align_all(fitted, data)
             s = score(data, hyps)
-            out.update(_flat("sphinx_adapted", s["overall"]))
+            out.update(flat_figures("sphinx_adapted", s["overall"]))
             out["sphinx_adapted_by_voice"] = {k: v for k, v in s.items() if k != "overall"}
             out["sphinx_adapt"] = {"update": adapt, "tau": tau, "tau_means": tau_means,
                                    "n_iter": n_iter,
@@ -92,9 +92,10 @@ def sphinx_rows(data, *, model: str = "en-us", adapt: str | None = "weights",
 def main(argv=None) -> int:
     from pathlib import Path
 
-    from vqalign.bench.align import DEFAULT_CORPUS, _load, find_utterances
+    from vqalign.bench.align import DEFAULT_CORPUS
+    from vqalign.eval.corpus import find_utterances, load_utterances
 
-    p = argparse.ArgumentParser(prog="python -m vqalign.bench.sphinx_rows")
+    p = argparse.ArgumentParser(prog="python -m vqalign.bench.peers.sphinx_rows")
     p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--adapt", choices=("weights", "means", "none"), default="weights")
@@ -103,7 +104,7 @@ def main(argv=None) -> int:
     p.add_argument("--n-iter", type=int, default=3)
     args = p.parse_args(argv)
     items, _ = find_utterances(args.corpus, args.limit)
-    res = sphinx_rows(_load(items), adapt=None if args.adapt == "none" else args.adapt,
+    res = sphinx_rows(load_utterances(items), adapt=None if args.adapt == "none" else args.adapt,
                       tau=args.tau, tau_means=args.tau_means, n_iter=args.n_iter)
     print(json.dumps(res, indent=1, default=float))
     return 0

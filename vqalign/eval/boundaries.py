@@ -14,8 +14,8 @@ Intervals are ``(start_s, end_s, label)`` tuples, as in
 The summary is the same for both: ``mean_ms``, ``median_ms``, ``within_10``,
 ``within_20``, ``within_25``, ``within_50`` (fractions of boundaries) and ``n``.
 
-FA-Bench / MFA-evaluation scoring (:func:`compare_tier`, :func:`pool_scores`), used by
-``vqalign bench score`` and ``vqalign bench align``:
+FA-Bench / MFA-evaluation scoring (:func:`compare_tier`, :func:`summarize_tier`), used by
+:func:`vqalign.eval.score`, ``vqalign bench score`` and ``vqalign bench align``:
 
 * silences and fillers (uh, um, ...) are dropped on both sides; words are normalized
   (:func:`fold_word`: NFC, lower case, punctuation and apostrophes removed, digits
@@ -25,54 +25,35 @@ FA-Bench / MFA-evaluation scoring (:func:`compare_tier`, :func:`pool_scores`), u
   instead of stopping the comparison;
 * every pair gives ``|start error|`` and ``|end error|``, pooled: a boundary shared by
   two words counts twice. Phones are paired the same way after mapping both sides to
-  ARPAbet (:mod:`vqalign.bench.phonesets`);
+  ARPAbet (:func:`vqalign.phones.to_arpabet`);
 * signed errors (hypothesis minus reference) give the onset and offset bias; phone
   boundaries are also grouped by the class of the reference phone, or ``silence`` when
   the reference has silence (or nothing) on that side of the boundary.
 """
 
+
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import numpy as np
 
 from vqalign.exceptions import ParameterError
+from vqalign.phones import (
+    PHONESETS,
+    PHONESETS_NO_IPA,
+    detect_phoneset,
+    detect_phoneset_no_ipa,
+    is_silence,
+    map_phone,
+    phone_class,
+    to_arpabet,
+)
 
 THRESHOLDS_MS = (10, 20, 25, 50)
 
-# labels that mean "no speech" in the systems we compare
-_SILENCE = {"", "sil", "sp", "spn", "pau", "h#", "_", "<sil>", "<s>", "</s>", "silence"}
 _ALT = re.compile(r"\(\d+\)$")
-
-# Festival "radio" phone set -> ARPAbet (devdata/phonesets/festival_radio_to_arpabet.tsv):
-# lower-case ARPAbet plus a few extras.
-FESTIVAL_TO_ARPABET = {
-    "ax": "AH", "axr": "ER", "dx": "T", "el": "L", "em": "M", "en": "N", "hv": "HH",
-    "nx": "N", "pau": "sil",
-}
-for _p in ("aa ae ah ao aw ay b ch d dh eh er ey f g hh ih iy jh k l m n ng ow oy p r s sh t "
-           "th uh uw v w y z zh").split():
-    FESTIVAL_TO_ARPABET[_p] = _p.upper()
-
-# eSpeak NG mnemonics (devdata/phonesets/espeak_mnemonic_to_ipa.tsv gives their IPA) ->
-# the nearest ARPAbet phone (r-coloured vowels and diphthongs with a schwa map to their
-# vowel; syllabic l to L, as Festival's el).
-ESPEAK_TO_ARPABET = {
-    "0": "AA", "3": "ER", "3:": "ER", "@": "AH", "@-": "AH", "@2": "AH", "@5": "AH",
-    "@L": "L", "A:": "AA", "A@": "AA", "A#": "AA", "D": "DH", "E": "EH", "E2": "EH",
-    "I": "IH", "I#": "IH", "I2": "IH", "N": "NG", "O": "AO", "O2": "AO", "O:": "AO",
-    "O@": "AO", "OI": "OY", "S": "SH", "T": "TH", "U": "UH", "U@": "UH", "V": "AH",
-    "VR": "ER", "Z": "ZH", "a": "AE", "a#": "AH", "aa": "AA", "aI": "AY", "aI2": "AY",
-    "aI@": "AY", "aU": "AW", "b": "B", "d": "D", "dZ": "JH", "e": "EH", "e@": "EH",
-    "eI": "EY", "f": "F", "g": "G", "h": "HH", "i": "IY", "i:": "IY", "i@": "IH",
-    "i@3": "IH", "j": "Y", "k": "K", "l": "L", "m": "M", "n": "N", "o@": "AO", "oU": "OW",
-    "p": "P", "r": "R", "r-": "R", "s": "S", "t": "T", "t#": "T", "t2": "T", "tS": "CH",
-    "u": "UW", "u:": "UW", "v": "V", "w": "W", "w#": "W", "x": "K", "z": "Z", ";": "sil",
-}
-
-PHONESETS = ("auto", "arpabet", "festival", "espeak")
-
 
 def _check_intervals(x, name: str) -> list[tuple[float, float, str]]:
     if x is None or isinstance(x, (str, bytes)):
@@ -94,47 +75,38 @@ def _check_intervals(x, name: str) -> list[tuple[float, float, str]]:
     return out
 
 
-def is_silence(label: str) -> bool:
-    """True for empty labels, silences (sil, sp, pau, <sil>, ...) and noise markers."""
-    low = label.strip().lower()
-    return (low in _SILENCE or (low.startswith("+") and low.endswith("+"))
-            or (low.startswith("[") and low.endswith("]")))
-
 
 def normalize_word(label: str) -> str:
-    """Lower case, ``word(2)`` -> ``word``, curly apostrophes folded."""
+    """A word label as :func:`boundary_errors` compares it.
+
+    Parameters
+    ----------
+    label : str
+        One word label.
+
+    Returns
+    -------
+    str
+        Lower case, ``word(2)`` -> ``word``, curly apostrophes folded.
+    """
     return _ALT.sub("", label.strip().lower().replace("\u2019", "'"))
 
 
-def detect_phoneset(labels) -> str:
-    """Guess a phone set: ``"arpabet"`` (upper case, optional stress digits),
-    ``"festival"`` (lower-case radio set) or ``"espeak"`` (mnemonics)."""
-    labs = [lab for lab in labels if not is_silence(lab)]
-    if not labs:
-        return "arpabet"
-    if all(re.fullmatch(r"[A-Z]+[0-2]?", lab) for lab in labs):
-        return "arpabet"
-    if all(lab in FESTIVAL_TO_ARPABET for lab in labs):
-        return "festival"
-    return "espeak"
-
-
-def map_phone(label: str, phoneset: str) -> str:
-    """One phone label in ARPAbet (upper case, no stress); ``"sil"`` for silences."""
-    if is_silence(label):
-        return "sil"
-    if phoneset == "arpabet":
-        return label.strip().rstrip("012").upper()
-    if phoneset == "festival":
-        return FESTIVAL_TO_ARPABET.get(label.strip().lower(), label.strip().upper())
-    if phoneset == "espeak":
-        lab = label.strip()
-        return ESPEAK_TO_ARPABET.get(lab, ESPEAK_TO_ARPABET.get(lab.rstrip("012"), lab))
-    raise ParameterError(f"phoneset={phoneset!r} is not one of {', '.join(PHONESETS)}")
-
 
 def summarize_errors(errors_s) -> dict:
-    """Summary of absolute boundary errors in seconds (pool several utterances first)."""
+    """Summary of absolute boundary errors (pool several utterances first).
+
+    Parameters
+    ----------
+    errors_s : array_like of float, shape (n,)
+        Boundary errors in seconds (signs are dropped).
+
+    Returns
+    -------
+    dict
+        ``n``, ``mean_ms``, ``median_ms``, ``within_10``, ``within_20``, ``within_25``,
+        ``within_50`` (fractions of boundaries; NaN when ``n`` is 0).
+    """
     e = np.abs(np.asarray(errors_s, dtype=np.float64).ravel())
     out = {"n": int(e.size)}
     if e.size == 0:
@@ -179,6 +151,18 @@ def match_phones(hyp_labels, hyp_mid, ref_labels, ref_mid) -> list[tuple[int, in
     than leaving both unmatched), match 0 plus a tie-break proportional to the distance
     between the two phones' mid-points (always less than one edit in total), so that among
     equally good alignments the one closer in time wins.
+
+    Parameters
+    ----------
+    hyp_labels, ref_labels : sequence of str, lengths n and m
+        Labels to pair (already mapped to one set).
+    hyp_mid, ref_mid : array_like of float, shapes (n,) and (m,)
+        Mid-points of the units in seconds (the tie-break).
+
+    Returns
+    -------
+    list of (int, int)
+        ``(i_hyp, j_ref)`` of every pair, in order.
     """
     n, m = len(hyp_labels), len(ref_labels)
     eps = 1.0 / (4.0 * (n + m + 1))
@@ -223,12 +207,12 @@ def match_phones(hyp_labels, hyp_mid, ref_labels, ref_mid) -> list[tuple[int, in
 
 def _phone_errors(hyp, ref, hyp_phoneset, ref_phoneset) -> dict:
     for name, ps in (("hyp_phoneset", hyp_phoneset), ("ref_phoneset", ref_phoneset)):
-        if ps not in PHONESETS:
-            raise ParameterError(f"{name}={ps!r} is not one of {', '.join(PHONESETS)}")
+        if ps not in PHONESETS_NO_IPA:
+            raise ParameterError(f"{name}={ps!r} is not one of {', '.join(PHONESETS_NO_IPA)}")
     if hyp_phoneset == "auto":
-        hyp_phoneset = detect_phoneset([lab for _, _, lab in hyp])
+        hyp_phoneset = detect_phoneset_no_ipa([lab for _, _, lab in hyp])
     if ref_phoneset == "auto":
-        ref_phoneset = detect_phoneset([lab for _, _, lab in ref])
+        ref_phoneset = detect_phoneset_no_ipa([lab for _, _, lab in ref])
     h = [(s, e, map_phone(lab, hyp_phoneset)) for s, e, lab in hyp]
     r = [(s, e, map_phone(lab, ref_phoneset)) for s, e, lab in ref]
     h = [x for x in h if x[2] != "sil"]
@@ -290,9 +274,18 @@ _PUNCT = re.compile(r"[^\w\s]|_", re.UNICODE)
 def fold_word(label: str) -> list[str]:
     """A word label as the words it compares as: NFC, lower case, pocketsphinx alternates
     (``word(2)``) folded, punctuation and apostrophes removed, digits spelled out
-    ("42" -> ``["forty", "two"]``). Silences, noise markers and fillers give ``[]``."""
-    import unicodedata
+    ("42" -> ``["forty", "two"]``). Silences, noise markers and fillers give ``[]``.
 
+    Parameters
+    ----------
+    label : str
+        One word label.
+
+    Returns
+    -------
+    list of str
+        The words it compares as (empty for silences and fillers).
+    """
     from vqalign.align.text import normalize_words
 
     if is_silence(label):
@@ -328,11 +321,8 @@ def _word_units(ivs) -> list[tuple[float, float, str]]:
 
 
 def _phone_units(ivs, phoneset: str) -> tuple[list, str]:
-    from vqalign.bench.phonesets import detect_phoneset as detect
-    from vqalign.bench.phonesets import to_arpabet
-
     if phoneset == "auto":
-        phoneset = detect([lab for _, _, lab in ivs])
+        phoneset = detect_phoneset([lab for _, _, lab in ivs])
     out = [(s, e, to_arpabet(lab, phoneset), src) for src, (s, e, lab) in enumerate(ivs)]
     return [x for x in out if x[2] != "sil"], phoneset
 
@@ -340,8 +330,6 @@ def _phone_units(ivs, phoneset: str) -> tuple[list, str]:
 def _context_classes(units, raw) -> tuple[list[str], list[str]]:
     """Class of each reference unit's onset and offset: the unit's phone class, or
     ``silence`` when silence or nothing lies next to it on that side."""
-    from vqalign.bench.phonesets import phone_class
-
     speech = sorted((s, e) for s, e, lab in raw if not is_silence(lab) and s == s)
     on, off = [], []
     for s, e, lab, _ in units:
@@ -374,13 +362,11 @@ def compare_tier(hyp, ref, *, tier: str = "words", hyp_phoneset: str = "auto",
         ``missing_src`` / ``inserted_src`` (their indices in ``ref`` / ``hyp``), ``n_untimed``
         (boundaries of paired units without a time), ``n_hyp``, ``n_ref``, phone sets.
     """
-    from vqalign.bench.phonesets import PHONESETS as PSETS
-
     if tier not in ("words", "phones"):
         raise ParameterError(f"tier={tier!r} is not supported; use 'words' or 'phones'")
     for name, ps in (("hyp_phoneset", hyp_phoneset), ("ref_phoneset", ref_phoneset)):
-        if ps not in PSETS:
-            raise ParameterError(f"{name}={ps!r} is not one of {', '.join(PSETS)}")
+        if ps not in PHONESETS:
+            raise ParameterError(f"{name}={ps!r} is not one of {', '.join(PHONESETS)}")
     hyp = _check_timed(hyp, "hyp")
     ref = _check_timed(ref, "ref")
     out: dict = {"tier": tier}
@@ -451,6 +437,16 @@ def summarize_tier(scores) -> dict:
     ``n_boundaries``, ``n_unmatched`` (missing + inserted units), ``n_missing``,
     ``n_inserted``, ``n_untimed``, ``bias_onset_ms`` / ``bias_offset_ms`` (mean signed
     error), and for phones ``by_class`` (the same figures per class of boundary).
+
+    Parameters
+    ----------
+    scores : iterable of dict
+        :func:`compare_tier` results of one tier.
+
+    Returns
+    -------
+    dict
+        The figures above.
     """
     scores = list(scores)
     on = np.concatenate([s["onset"] for s in scores]) if scores else np.empty(0)
@@ -492,110 +488,3 @@ def _figures(abs_s) -> dict:
             "pct_within_ms": {str(t): float(100.0 * np.mean(e <= t + 1e-6))
                               for t in THRESHOLDS_MS},
             "n_boundaries": int(e.size)}
-
-
-# ----------------------------------------------------------------------------- confidence
-def roc_auc(score, positive) -> float:
-    """Area under the ROC curve of ``score`` for flagging ``positive`` (bool) items:
-    the probability that a random positive scores above a random negative (ties count
-    half; Mann-Whitney U from average ranks). NaN when one class is empty."""
-    s = np.asarray(score, np.float64).ravel()
-    y = np.asarray(positive, bool).ravel()
-    if s.shape != y.shape:
-        raise ParameterError(f"score has {s.size} values but positive has {y.size}")
-    if np.isnan(s).any():
-        raise ParameterError("score holds NaN; drop those items or give them a value")
-    n1 = int(y.sum())
-    n0 = y.size - n1
-    if n1 == 0 or n0 == 0:
-        return float("nan")
-    order = np.argsort(s, kind="mergesort")
-    ss = s[order]
-    ranks = np.empty(s.size)
-    # average ranks of ties
-    edges = np.flatnonzero(np.diff(ss) != 0) + 1
-    a = np.concatenate([[0], edges])
-    b = np.concatenate([edges, [ss.size]])
-    avg = (a + b + 1) / 2.0
-    ranks[order] = np.repeat(avg, b - a)
-    return float((ranks[y].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
-
-
-def reliability_curve(pred, outcome, *, n_bins: int = 10) -> list[dict]:
-    """Calibration table: predicted probabilities in ``n_bins`` equal-width bins over
-    [0, 1], each with its count, mean prediction and observed frequency of ``outcome``.
-    Empty bins are left out. Also see :func:`expected_calibration_error`."""
-    p = np.asarray(pred, np.float64).ravel()
-    o = np.asarray(outcome, np.float64).ravel()
-    if p.shape != o.shape:
-        raise ParameterError(f"pred has {p.size} values but outcome has {o.size}")
-    ok = np.isfinite(p)
-    p, o = p[ok], o[ok]
-    if n_bins < 1:
-        raise ParameterError(f"n_bins must be >= 1, got {n_bins}")
-    k = np.clip((p * n_bins).astype(int), 0, n_bins - 1)
-    out = []
-    for b in range(n_bins):
-        m = k == b
-        if m.any():
-            out.append({"bin": [b / n_bins, (b + 1) / n_bins], "n": int(m.sum()),
-                        "mean_predicted": float(p[m].mean()),
-                        "observed": float(o[m].mean())})
-    return out
-
-
-def expected_calibration_error(curve) -> float:
-    """Count-weighted mean |mean predicted - observed| over a :func:`reliability_curve`."""
-    n = sum(b["n"] for b in curve)
-    if not n:
-        return float("nan")
-    return float(sum(b["n"] * abs(b["mean_predicted"] - b["observed"]) for b in curve) / n)
-
-
-def segment_errors(hyp, ref, *, tier: str = "words") -> np.ndarray:
-    """Per hypothesis segment, ``max(|start error|, |end error|)`` in seconds against the
-    reference segment it is paired with (FA-Bench pairing of :func:`compare_tier`), inf
-    for a segment with no pair (or a silence / filler, which is never paired). One value
-    per item of ``hyp``, in order: the errors that a segment's confidence predicts."""
-    hyp = _check_timed(hyp, "hyp")
-    ref = _check_timed(ref, "ref")
-    if tier == "words":
-        h, r = _word_units(hyp), _word_units(ref)
-    elif tier == "phones":
-        h, _ = _phone_units(hyp, "auto")
-        r, _ = _phone_units(ref, "auto")
-    else:
-        raise ParameterError(f"tier={tier!r} is not supported; use 'words' or 'phones'")
-
-    def mids(units):
-        m = np.array([(s + e) / 2 if s == s and e == e else (s if s == s else e)
-                      for s, e, *_ in units], dtype=np.float64)
-        return np.nan_to_num(m, nan=1e9)
-
-    out = np.full(len(hyp), np.inf)
-    for i, j in match_phones([x[2] for x in h], mids(h), [x[2] for x in r], mids(r)):
-        hs, he, _, src = h[i]
-        rs, re_, _, _ = r[j]
-        if hs == hs and he == he:
-            out[src] = max(abs(hs - rs), abs(he - re_))
-    return out
-
-
-def confidence_scores(conf, err_s, *, tol_s: float = 0.05, n_bins: int = 10) -> dict:
-    """How well confidences predict boundary errors: ``auc`` (area under the ROC curve of
-    ``-conf`` for flagging segments whose error exceeds ``tol_s``), ``reliability``
-    (:func:`reliability_curve` of conf against "within tol"), ``ece``, ``n``,
-    ``bad_share`` (share of segments beyond tol). Segments without a confidence (NaN)
-    are left out and counted in ``n_unknown``."""
-    c = np.asarray(conf, np.float64).ravel()
-    e = np.asarray(err_s, np.float64).ravel()
-    if c.shape != e.shape:
-        raise ParameterError(f"conf has {c.size} values but err_s has {e.size}")
-    known = np.isfinite(c)
-    c, e = c[known], e[known]
-    good = e <= tol_s + 1e-9
-    curve = reliability_curve(c, good, n_bins=n_bins)
-    return {"n": int(c.size), "n_unknown": int((~known).sum()),
-            "bad_share": float(np.mean(~good)) if c.size else float("nan"),
-            "auc": roc_auc(-c, ~good) if c.size else float("nan"),
-            "reliability": curve, "ece": expected_calibration_error(curve)}

@@ -1,7 +1,7 @@
 """Other aligners run on the same audio and transcripts, returning plain tiers.
 
 :class:`PocketsphinxAligner` runs pocketsphinx 5 forced alignment with the settings
-that align every synthetic utterance here (see /work/shared/PEERS.md)::
+that align every synthetic utterance here (the peers notes, PEERS.md, beside the dev set)::
 
     Decoder(lm=None, bestpath=False, beam=1e-200, pbeam=1e-200, wbeam=1e-150)
     reinit_feat(); set_align_text(text); decode        # pass 1: word segmentation
@@ -169,7 +169,3 @@ class PocketsphinxAligner:
             raise AlignmentError("pocketsphinx found no phone alignment (second pass)")
         return al, float(dec.config["frate"])
 
-
-def pocketsphinx_align(audio, transcript: str, *, sr: int = PS_SAMPLE_RATE) -> dict:
-    """One-shot :meth:`PocketsphinxAligner.align` (creates a decoder each call)."""
-    return PocketsphinxAligner().align(audio, transcript, sr=sr)
