@@ -24,11 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vqalign.exceptions import FormatError
-from vqalign.io.formats import read_hypotheses
 from vqalign.bench.report import _CSS, _JS, _b64, _spectrogram_png, _wav_bytes
-from vqalign.exceptions import ParameterError
+from vqalign.exceptions import FormatError, ParameterError
 from vqalign.features.frontend import FEATURE_SR
+from vqalign.io.formats import read_hypotheses
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 ALIGNMENT_EXTENSIONS = (".json", ".textgrid", ".ctm", ".jsonl")
