@@ -25,6 +25,7 @@ import warnings
 
 import numpy as np
 
+from vqalign._threads import one_blas_thread
 from vqalign._validation import (
     check_positive_int,
     check_probability,
@@ -58,7 +59,8 @@ def _principal_axes(sub, a, codes, shift):
     cov = np.empty((K, D, D))
     _kernels.cluster_covariances(np.ascontiguousarray(V), order, starts, counts, cnt, cov)
     if D <= 64:
-        w, vec = np.linalg.eigh(cov)
+        with one_blas_thread():   # K small eigh: BLAS threads cost more than the work
+            w, vec = np.linalg.eigh(cov)
         axis = vec[:, :, -1]
         sd = np.sqrt(np.maximum(w[:, -1], 0.0))
     else:  # pragma: no cover - large D uses power iteration instead of eigh
