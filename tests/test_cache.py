@@ -65,3 +65,20 @@ def test_cache_off_or_unwritable(monkeypatch, tmp_path):
     ro.write_text("a file where the cache folder should be")
     monkeypatch.setenv("VQALIGN_CACHE_DIR", str(ro))
     assert C.cached("t", "k", lambda: {"x": np.ones(2)})["x"].sum() == 2
+
+
+def test_sphinx_dictionary_index_is_cached_and_exact(fresh, tmp_path):
+    from vqalign.io.sphinx import LazyDictionary
+
+    d = tmp_path / "tiny.dict"
+    d.write_bytes(b"hello HH AH L OW\nhello(2) HH EH L OW\n;; comment\nworld W ER L D # note\n"
+                  b"a AH\nbad\n\nzebra Z IY B R AH")
+    x = LazyDictionary(d)
+    assert len(list(fresh.glob("sphinx-dict-*.npz"))) == 1
+    y = LazyDictionary(d)                          # from the cache
+    for lex in (x, y):
+        assert lex["hello"] == [["HH", "AH", "L", "OW"], ["HH", "EH", "L", "OW"]]
+        assert lex["world"] == [["W", "ER", "L", "D"]] and lex["zebra"][0][0] == "Z"
+        assert "nope" not in lex and len(lex) == 5
+        with pytest.raises(Exception, match=r"line 6 'bad' has a word but no phones"):
+            lex["bad"]

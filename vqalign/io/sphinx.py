@@ -357,6 +357,39 @@ def read_dictionary(path, *, name: str = "dictionary") -> dict:
     return out
 
 
+#: bump when :func:`_dictionary_index` changes: cached indexes are keyed by it
+DICTIONARY_INDEX_VERSION = 1
+
+
+def _dictionary_index(data: bytes) -> dict:
+    """The line index of a Sphinx dictionary's bytes: ``words`` (sorted, unique; the first
+    token of each entry line, ``(2)`` alternates folded), ``rows`` (line numbers grouped by
+    word, in file order), ``first`` ((n_words + 1,) into ``rows``) and ``starts`` (each
+    line's byte offset, plus one past the end), so a word's lines are found by binary
+    search without splitting the file."""
+    lines = data.split(b"\n")
+    index: dict = {}
+    for n, ln in enumerate(lines):
+        head = ln.split(None, 1)
+        if not head:
+            continue
+        w = head[0]
+        if w.startswith((b"#", b";;")):
+            continue
+        if w.endswith(b")") and b"(" in w:
+            w = w[:w.rindex(b"(")]
+        index.setdefault(w, []).append(n)
+    words = sorted(index)
+    counts = np.array([len(index[w]) for w in words], dtype=np.int64)
+    first = np.zeros(len(words) + 1, np.int64)
+    np.cumsum(counts, out=first[1:])
+    rows = np.array([n for w in words for n in index[w]], dtype=np.int64)
+    starts = np.zeros(len(lines) + 1, np.int64)
+    np.cumsum([len(ln) + 1 for ln in lines], out=starts[1:])
+    return {"words": np.array(words, dtype=bytes) if words else np.zeros(0, "S1"),
+            "first": first, "rows": rows, "starts": starts}
+
+
 class LazyDictionary:
     """A Sphinx pronunciation dictionary indexed by word, its pronunciations parsed on
     demand with the rules of :func:`read_dictionary` (``word(2)`` lines are alternates,
@@ -365,39 +398,39 @@ class LazyDictionary:
     of parsing every line, once per process."""
 
     def __init__(self, path, *, name: str = "dictionary"):
+        import hashlib
+
+        from vqalign.io.cache import cached
+
         self.path = Path(path)
         self.name = name
-        self._lines = _read_bytes(self.path).split(b"\n")
-        index: dict = {}
-        for n, ln in enumerate(self._lines):
-            head = ln.split(None, 1)
-            if not head:
-                continue
-            w = head[0]
-            if w.startswith((b"#", b";;")):
-                continue
-            if w.endswith(b")") and b"(" in w:
-                w = w[:w.rindex(b"(")]
-            index.setdefault(w, []).append(n)
-        if not index:
+        self._data = _read_bytes(self.path)
+        key = f"sphinx-dict-v{DICTIONARY_INDEX_VERSION}-{hashlib.sha256(self._data).hexdigest()}"
+        ix = cached("sphinx-dict", key, lambda: _dictionary_index(self._data))
+        if ix["words"].size == 0:
             raise _err(self.path, f"{name} holds no entries")
-        self._index = index
+        self._words, self._first, self._rows = ix["words"], ix["first"], ix["rows"]
+        self._starts = ix["starts"]
         self._cache: dict = {}
+
+    def _line(self, n: int) -> bytes:
+        return self._data[self._starts[n]:self._starts[n + 1] - 1]
 
     def _find(self, word: str):
         if word in self._cache:
             return self._cache[word]
-        rows = self._index.get(word.encode("utf-8", errors="replace"))
+        k = word.encode("utf-8", errors="replace")
+        i = int(np.searchsorted(self._words, k))
         prons = None
-        if rows:
+        if i < self._words.size and self._words[i] == k:
             prons = []
-            for n in rows:
-                line = self._lines[n].decode("utf-8", errors="replace")
+            for n in self._rows[self._first[i]:self._first[i + 1]]:
+                line = self._line(int(n)).decode("utf-8", errors="replace")
                 line = line.split("#", 1)[0] if "#" in line else line
                 f = line.split()
                 if len(f) < 2:
-                    raise _err(self.path, f"{self.name} line {n + 1} {line.strip()!r} has a "
-                                          "word but no phones")
+                    raise _err(self.path, f"{self.name} line {int(n) + 1} {line.strip()!r} has "
+                                          "a word but no phones")
                 prons.append(f[1:])
         self._cache[word] = prons
         return prons
@@ -415,7 +448,7 @@ class LazyDictionary:
         return self[word] if word in self else default
 
     def __len__(self) -> int:
-        return len(self._index)
+        return int(self._words.size)
 
 
 # --------------------------------------------------------------------------- writers
