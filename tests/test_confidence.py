@@ -174,7 +174,7 @@ def test_confidences_are_probabilities_and_documented(single_set):
         assert block["features"] == list(C.FEATURES) and block["mode"] in ("self", "combined")
         assert len(block["word_features"]) == len(a.words)
         if block["mode"] == "combined":  # the Sphinx model's second opinion (pocketsphinx)
-            from vqalign.align._reference import COMBINED_FEATURES
+            from vqalign.align.second_opinion import COMBINED_FEATURES
             assert block["combined_features"] == list(COMBINED_FEATURES)
             assert len(block["combined_word_features"]) == len(a.words)
         assert "50 ms" in block["meaning"] and block["calibration"].startswith("python -m")

@@ -38,7 +38,7 @@ with its time span. ``diagnostics["confidence"]`` holds the 20 ms variant and th
 model on their own data (``python -m vqalign.bench.calibrate``). ``"mode"`` says which
 model: ``"corpus"`` (a fitted aligner), ``"self"`` (self-trained on the file), or
 ``"combined"``: a self-trained English file whose boundaries are the median of three
-alignments (:mod:`vqalign.align._reference`); its confidences come from the two
+alignments (:mod:`vqalign.align.second_opinion`); its confidences come from the two
 self-trained models' and the spread of the three estimates, given as
 ``"combined_features"``, ``"combined_word_features"`` and ``"combined_phones_features"``
 (the other cues are the flat-start model's), and ``diagnostics["reference"]`` holds the
@@ -61,6 +61,7 @@ from pathlib import Path
 import numpy as np
 
 from vqalign.exceptions import ParameterError
+from vqalign.features.frontend import FEATURE_SR
 from vqalign.io.atomic import atomic_write
 
 FORMATS = {".textgrid": "textgrid", ".json": "json", ".ctm": "ctm"}
@@ -121,7 +122,7 @@ class Alignment:
 
     tiers: dict[str, list[Segment]]
     audio: str | None = None
-    sample_rate: int = 16000
+    sample_rate: int = FEATURE_SR
     duration: float | None = None
     diagnostics: dict = field(default_factory=dict)
 
@@ -210,7 +211,7 @@ class Alignment:
             raise ParameterError("an alignment dict needs a 'tiers' key "
                                  "({'tiers': {'words': [[start, end, label, conf], ...]}})")
         return cls(tiers=dict(d["tiers"]), audio=d.get("audio"),
-                   sample_rate=d.get("sample_rate") or 16000, duration=d.get("duration"),
+                   sample_rate=d.get("sample_rate") or FEATURE_SR, duration=d.get("duration"),
                    diagnostics=dict(d.get("diagnostics") or {}))
 
     def to_json(self, *, indent: int | None = 1) -> str:

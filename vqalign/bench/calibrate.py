@@ -92,8 +92,8 @@ COMBINED_MODES = ("combined", "corpus-combined")
 
 def _feature_names(mode: str):
     """The confidence cues a set collected in ``mode`` holds."""
-    from vqalign.align._reference import COMBINED_FEATURES
     from vqalign.align.confidence import FEATURES
+    from vqalign.align.second_opinion import COMBINED_FEATURES
 
     return COMBINED_FEATURES if mode in COMBINED_MODES else FEATURES
 
@@ -313,9 +313,9 @@ def classes(args) -> int:
     39-d features, 10 ms and 5 ms hops pooled) on reference phone timings."""
     from sklearn.linear_model import LogisticRegression
 
-    from vqalign.align.aligner import features, resample
     from vqalign.align.confidence import CLASSES
     from vqalign.bench.phonesets import detect_phoneset, phone_class, to_arpabet
+    from vqalign.features.frontend import features, resample
 
     data = _data(args)
     Xs, ys = [], []
