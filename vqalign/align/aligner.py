@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import time
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -30,12 +29,11 @@ from vqalign.align import longform, model_io, recipe, second_opinion, selftrain
 from vqalign.align import utterance as U
 from vqalign.align.decode import decode, observations, restore_span
 from vqalign.align.fitted import align_fitted
+from vqalign.align.text import UNITS
 from vqalign.exceptions import AlignmentError, ParameterError, VQAlignError
 from vqalign.features.frontend import DITHER, FEATURE_SR, recipe_settings
 from vqalign.history import History
 from vqalign.hmm.threads import threads
-
-UNITS = ("phones", "chars")
 
 
 class Aligner:
@@ -224,15 +222,21 @@ class Aligner:
     def fit(self, corpus: Iterable, y=None):
         """Train the codebook and the tied-mixture HMM on a corpus.
 
-        ``corpus`` yields ``(audio, sr, transcript)`` or ``(path, transcript)``.
-        Utterances that cannot be used (silent, empty transcript, transcript longer
-        than the audio allows) are skipped and listed in ``fit_failures_``; if none
-        is usable a ParameterError says why.
+        Parameters
+        ----------
+        corpus : iterable
+            ``(audio, sr, transcript)`` or ``(path, transcript)`` items. Unusable ones
+            (silent, empty transcript, transcript longer than the audio allows) are
+            skipped and listed in ``fit_failures_``; with none usable a ParameterError.
+        y : None
+            Ignored (scikit-learn convention).
 
-        Sets ``model_`` (a :class:`vqalign.hmm.TiedMixtureHMM`), ``history_``,
-        ``symbols_``, ``n_utterances_``, ``fit_failures_`` (list of (index, name,
-        message)), ``oov_`` and ``alignments_`` (the training utterances' final
-        alignments, in order; None for a skipped one).
+        Returns
+        -------
+        self
+            With ``model_`` (:class:`vqalign.hmm.TiedMixtureHMM`), ``history_``,
+            ``symbols_``, ``n_utterances_``, ``fit_failures_`` ((index, name, message)),
+            ``oov_`` and ``alignments_`` (per item; None for a skipped one).
         """
         self.check_params(training=True)
         t_start = time.perf_counter()
@@ -244,7 +248,7 @@ class Aligner:
         self._cache = U.FeatureCache()
         prepared = U.prepare_all(items, self.prepare, lexicon, self._cache)
         errors = [p if isinstance(p, Exception) else None for p in prepared]
-        prepared = [None if isinstance(p, Exception) else p for p in prepared]
+        prepared = [None if e is not None else p for p, e in zip(prepared, errors)]
         rng = check_random_state(self.random_state)
         ok = [i for i, p in enumerate(prepared) if p is not None]
         if not ok:
@@ -271,16 +275,15 @@ class Aligner:
                                                        list(p.warnings))
         self.fit_failures_ = [(i, items[i][3], str(errors[i])) for i in range(len(items))
                               if errors[i] is not None]
-        self.oov_ = _warn_oov(prepared)
+        self.oov_ = U.warn_oov(prepared)
         self.n_utterances_ = len(ok)
         self.fit_seconds_ = time.perf_counter() - t_start
         return self
 
     def set_model(self, model, *, history=None, train_seconds=None):
-        """Make this Aligner a fitted one with the engine's ``model`` (trained with this
-        Aligner's settings, e.g. by the streamed corpus EM): sets ``model_``,
-        ``history_``, ``symbols_`` and ``train_seconds_``; the front end's dither is the
-        current one (kept in the saved model). Returns self."""
+        """Make this Aligner a fitted one with the engine's ``model`` trained with its
+        settings (e.g. by the streamed corpus EM), kept with the current dither; returns
+        self with ``model_``, ``history_``, ``symbols_`` and ``train_seconds_`` set."""
         self.model_ = model
         self._model_dither = self.dither_
         self.history_ = history
@@ -456,7 +459,7 @@ class Aligner:
         lexicon = self._lexicon()
         fitted = self.model_ is not None
         prepared = U.prepare_all(norm, self.prepare, lexicon, self._cache)
-        _warn_oov(prepared)
+        U.warn_oov(prepared)
         out = [p if isinstance(p, Exception) else None for p in prepared]
         with threads(n_jobs):
             batch = [i for i, p in enumerate(prepared)
@@ -566,18 +569,6 @@ class Aligner:
         return (f"Aligner(unit={self.unit!r}, n_codes={self.n_codes}, "
                 f"states_per_unit={self.states_per_unit}, hop_length={self.hop_length}; "
                 f"{fitted})")
-
-
-
-def _warn_oov(prepared):
-    """The OOV words of prepared utterances (exceptions and None skipped), sorted, and one
-    warning naming them (at the caller of the Aligner's public method)."""
-    oov = sorted({w for p in prepared if isinstance(p, U.Utterance) for w in p.tokens.oov})
-    if oov:
-        warnings.warn(f"{len(oov)} word(s) not in the lexicon were pronounced by "
-                      f"the G2P: {', '.join(oov[:20])}"
-                      f"{' ...' if len(oov) > 20 else ''}", stacklevel=3)
-    return oov
 
 
 def align(audio, transcript, *, sr=None, unit="phones", **aligner_kwargs):

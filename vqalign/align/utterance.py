@@ -284,6 +284,23 @@ def oov_warning(tokens: Tokens):
             f"letter-to-sound rules: {', '.join(sorted(set(tokens.oov)))}")
 
 
+def warn_oov(prepared, stacklevel=3):
+    """One warning naming the OOV words of prepared utterances (others skipped), at the
+    caller of the public method that called this one (``stacklevel``).
+
+    Returns
+    -------
+    list of str
+        The OOV words, sorted.
+    """
+    oov = sorted({w for p in prepared if isinstance(p, Utterance) for w in p.tokens.oov})
+    if oov:
+        warnings.warn(f"{len(oov)} word(s) not in the lexicon were pronounced by "
+                      f"the G2P: {', '.join(oov[:20])}"
+                      f"{' ...' if len(oov) > 20 else ''}", stacklevel=stacklevel)
+    return oov
+
+
 def prepare(y, sr, text, *, unit, hop_s, dither, trim_silence=True, oov="g2p", name=None,
             lexicon=None, cache=None, tokens=None) -> Utterance:
     """Checks, conditioning and the front end of one utterance.
