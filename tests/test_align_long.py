@@ -101,8 +101,8 @@ def test_multi_voice_recording_from_devdata_self_trained():
     0.2-1.5 s pauses, aligned as one file by an unfitted Aligner, exact truth."""
     from vqalign.bench.long import summarize
     from vqalign.datasets.longform import build_long_recording
-    rec = build_long_recording(3.0, DEVDATA, seed=7)
-    assert rec.duration > 180 and len({s.split("/")[1] for s in rec.sources}) == 5
+    rec = build_long_recording(3.0, DEVDATA / "synth", seed=7)   # not the TIMIT files beside
+    assert rec.duration > 180 and len({s.split("/")[0] for s in rec.sources}) == 5
     aln = Aligner(unit="phones").align(rec.audio, rec.text, sr=rec.sr)
     pred = [(w.start, w.end, w.label) for w in aln.tiers["words"]]
     r = summarize(pred, rec.words)
@@ -119,7 +119,7 @@ def test_bench_long_verb_runs_vqalign_align_in_a_child(tmp_path, capsys):
 
     from vqalign.cli import main
     assert main(["bench", "long", "--minutes", "1.7", "--seed", "4", "--json",
-                 "--keep", str(tmp_path)]) == 0
+                 "--corpus", str(DEVDATA / "synth"), "--keep", str(tmp_path)]) == 0
     r = json.loads(capsys.readouterr().out)
     assert (tmp_path / "long.wav").is_file() and (tmp_path / "long.json").is_file()
     assert r["minutes"] > 1.6 and r["n_matched"] == r["n_words"] > 100

@@ -226,16 +226,17 @@ def test_broad_frame_classes_against_synth_truth():
     synthesizer's phone times: vowel and glide frames are mostly vowel-like (89 % on
     these 8 utterances), fricative frames mostly fricative (77 %), and the two are
     rarely confused."""
-    from vqalign.align import aligner as AL
+    from vqalign.align import recipe as R
+    from vqalign.features import frontend as F
     counts = np.zeros((3, 4))
     for u in synth.synthesize_corpus(8, seed=4):
-        X, energy = AL.features(u.audio, 0.010, 1, dither=AL.SELF_DITHER)
-        cls = AL.broad_frame_classes(X, energy <= np.quantile(energy, 0.05))
+        X, energy = F.features(u.audio, 0.010, 1, dither=F.SELF_DITHER)
+        cls = R.broad_frame_classes(X, energy <= np.quantile(energy, 0.05))
         t = np.arange(X.shape[0]) * 0.010
         for start, end, lab in u.phones:
             if lab == "sil":
                 continue
-            k = 0 if lab in AL._VOWELS else 1 if lab in AL._FRICATIVES else 2
+            k = 0 if lab in R.VOWEL_LIKE else 1 if lab in R.FRICATIVES else 2
             inside = (t >= start + 0.01) & (t < end - 0.01)
             counts[k] += np.bincount(cls[inside], minlength=4)
     share = counts / counts.sum(1, keepdims=True)
@@ -249,16 +250,17 @@ def test_single_utterance_with_a_pretrained_codebook(corpus):
     """Mode 1(a), the seed's recipe: a codebook trained (LBG) on other utterances' frames,
     then per utterance EM on the mixture weights only (self loops stay those of the
     durations start). Held-out synth utterances (other seed) aligned one at a time."""
-    from vqalign.align import aligner as AL
+    from vqalign.align import recipe as R
+    from vqalign.features import frontend as F
     from vqalign.lbg import lbg
-    X = np.concatenate([AL.features(u.audio, AL.SINGLE_HOP_S, 1, dither=AL.SELF_DITHER)[0]
+    X = np.concatenate([F.features(u.audio, R.SINGLE_HOP_S, 1, dither=F.SELF_DITHER)[0]
                         for u in corpus])
     cb = lbg(X, 256, seed=0)
     model = Aligner(codebook=cb)
-    model._check_params()
+    model.check_params()
     assert model._hmm(None, corpus=False).update == "w"
     plain = Aligner()
-    plain._check_params()
+    plain.check_params()
     assert plain._hmm(None, corpus=False).update == "wt"
     errs, bases = [], []
     for u in synth.synthesize_corpus(4, seed=21):
@@ -453,8 +455,8 @@ def test_codebook_made_with_other_feature_settings_is_refused(corpus, tmp_path):
 
 
 def test_feature_cache_is_bounded(fitted_phones, corpus, monkeypatch):
-    import vqalign.align.aligner as A
-    monkeypatch.setattr(A, "CACHE_SIZE", 3)
+    import vqalign.align.utterance as U
+    monkeypatch.setattr(U, "CACHE_SIZE", 3)
     for u in corpus[:5]:
         fitted_phones.align(u.audio[: u.audio.size - 160], u.text, sr=u.sr)  # new audio
     assert len(fitted_phones._cache) <= 3
@@ -467,7 +469,7 @@ def test_duration_start_gives_each_phone_its_typical_share():
     of the utterance, and strength 0 is the equal-share durations start."""
     from types import SimpleNamespace
 
-    from vqalign.align import aligner as AL
+    from vqalign.align import recipe as R
     words = [[["DH", "AH0"], ["AY1"], ["S", "IY1", "D"]]]
     syms = ["sil", "DH", "AH0", "AY1", "S", "IY1", "D"]
     table = {(s, j): 3 * i + j for i, s in enumerate(syms) for j in range(3)}
@@ -475,7 +477,7 @@ def test_duration_start_gives_each_phone_its_typical_share():
     for strength in (1.0, 0.5, 0.0):
         m = SimpleNamespace(states_per_symbol=3, optional_silence="sil", emit_index_=table,
                             self_loop_=np.full(len(table), 0.9))
-        AL._duration_start(m, words, T, q, strength)
+        R.duration_start(m, words, T, q, strength)
         d = {s: 1.0 / (1.0 - m.self_loop_[table[(s, 0)]]) for s in syms[1:]}
         # every state of a phone alike, silence untouched
         assert all(m.self_loop_[table[(s, j)]] == m.self_loop_[table[(s, 0)]]
@@ -489,9 +491,9 @@ def test_duration_start_gives_each_phone_its_typical_share():
 
 
 def test_map_prior_mstep_matches_the_map_formula(rng):
-    """With _map_prior the M-step is the MAP estimate: weights (counts + tau w0) normalised
+    """With map_prior the M-step is the MAP estimate: weights (counts + tau w0) normalised
     (tau of the silence column its own), self loops (n_self + tau p0) / (n + tau)."""
-    from vqalign.align import aligner as AL
+    from vqalign.align import recipe as R
     from vqalign.hmm import TiedMixtureHMM
     from vqalign.hmm.train import SufficientStats
     X = rng.standard_normal((200, 4)).astype(np.float32)
@@ -503,7 +505,7 @@ def test_map_prior_mstep_matches_the_map_formula(rng):
     m.weights_ = w0.copy()
     p0 = np.array([0.9, 0.7, 0.5])
     m.self_loop_ = p0.copy()
-    AL._map_prior(m, 5.0, 10.0, 100.0)
+    R.map_prior(m, 5.0, 10.0, 100.0)
     counts = rng.uniform(0, 20, (3, 6))
     trans = rng.uniform(1, 30, (3, 3))
     m.mstep(SufficientStats(counts, trans, np.array([3.0, 5.0])))

@@ -174,7 +174,7 @@ def test_confidences_are_probabilities_and_documented(single_set):
         assert block["features"] == list(C.FEATURES) and block["mode"] in ("self", "combined")
         assert len(block["word_features"]) == len(a.words)
         if block["mode"] == "combined":  # the Sphinx model's second opinion (pocketsphinx)
-            from vqalign.align._reference import COMBINED_FEATURES
+            from vqalign.align.second_opinion import COMBINED_FEATURES
             assert block["combined_features"] == list(COMBINED_FEATURES)
             assert len(block["combined_word_features"]) == len(a.words)
         assert "50 ms" in block["meaning"] and block["calibration"].startswith("python -m")
@@ -290,7 +290,8 @@ def test_corpus_mode_has_its_own_model_and_batched_features_match(monkeypatch):
         calls.append(args)
         return real(*args, **kw)
 
-    monkeypatch.setattr(C, "alignment_confidence", spy)
+    from vqalign.align import decode as D  # decoding calls it from there
+    monkeypatch.setattr(D, "alignment_confidence", spy)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # the corpus model's own confidences (a small corpus otherwise gets the Sphinx

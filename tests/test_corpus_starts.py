@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from vqalign.align import Aligner
-from vqalign.align import aligner as AL
+from vqalign.align import recipe as AL
+from vqalign.align import utterance as U
 from vqalign.datasets import synth
 
 
@@ -50,9 +51,9 @@ def test_loud_in_silence_matches_the_alignment(fitted, small_corpus):
     word spans of the decoded alignments (a frame belongs to a word when its centre lies
     inside the word's span)."""
     a = fitted
-    prepared, _ = a._prepare_many(AL._as_items([(u.audio, u.sr, u.text) for u in small_corpus]),
-                                  a._lexicon(), AL._LRU(), raise_errors=False)
-    X, energy, offs = a._frames(prepared)
+    prepared = [a.prepare(y, sr, text, name) for y, sr, text, name in
+                U.as_items([(u.audio, u.sr, u.text) for u in small_corpus])]
+    X, energy, offs = U.frames(prepared)
     words = [p.tokens.units for p in prepared]
     model = a.model_
     share = AL.loud_in_silence(model, X, offs, energy, words)

@@ -109,3 +109,14 @@ def test_check_audio_silence_is_exact_zero_only():
     y = np.zeros(100, np.float32)
     y[50] = 1e-30  # not silent: a tiny but real sample
     assert V.check_audio(y, 16000)[50] == np.float32(1e-30)
+
+
+def test_check_hop_names_the_value_and_the_fix():
+    assert V.check_hop(0.005, sr=16000) == 0.005
+    with pytest.raises(ParameterError, match=r"hop_length=0.1 s is outside \[0.002, 0.05\]"):
+        V.check_hop(0.1)
+    with pytest.raises(ParameterError, match=r"hop_length=True s is outside"):
+        V.check_hop(True)
+    with pytest.raises(ParameterError, match=r"not a whole number of samples at 16000 Hz"):
+        V.check_hop(0.00503, sr=16000)
+    assert V.check_hop(0.00503) == 0.00503          # without a rate only the range

@@ -24,7 +24,7 @@ def test_readme_recipe_equals_aligner(monkeypatch):
     """The recipe is the plain flat start; the Aligner's single-utterance extras (the
     broad-class start, the edge-silence seed, trimming long edge silence) are policy
     on top of it, switched off here."""
-    import vqalign.align.aligner as A
+    import vqalign.align.recipe as A
 
     monkeypatch.setattr(A, "BROAD_PRIOR", None)
     monkeypatch.setattr(A, "EDGE_QUIET", False)

@@ -1,5 +1,5 @@
 """The Sphinx model's second opinion for one self-trained utterance
-(vqalign.align._reference): the per-boundary median, the segmentation start, the
+(vqalign.align.second_opinion): the per-boundary median, the segmentation start, the
 Aligner's ``reference`` switch."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vqalign.align import Aligner
-from vqalign.align import _reference as R
+from vqalign.align import second_opinion as R
 from vqalign.align.alignment import Alignment, Segment
 from vqalign.exceptions import ParameterError
 

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from vqalign.align import align
-from vqalign.align.aligner import missing_speech_warning, speech_frames, speech_span
+from vqalign.align.utterance import missing_speech_warning
 from vqalign.datasets import synth
 from vqalign.exceptions import ParameterError
+from vqalign.features.frontend import speech_frames, speech_span
 
 SR = 16000
 

@@ -205,8 +205,8 @@ def test_aligner_recipe_removes_a_dc_offset_as_the_aligner_does(tmp_path):
     DC_OFFSET of the RMS removed), so a model trained from the store meets the features
     Aligner computes; the removal is reported per utterance, and a store written before
     the conditioning existed is refused by its settings."""
-    from vqalign.align import aligner as AL
     from vqalign.datasets.synth import synthesize
+    from vqalign.features import frontend as AL
     from vqalign.io.audio import load_audio
     from vqalign.io.store import settings_differ
 
@@ -319,3 +319,10 @@ def test_take_rows_of_a_memmap_slice_reads_the_slice(tmp_path):
             np.testing.assert_array_equal(take_rows(M, idx), ref[idx])
         release_pages(M)
         np.testing.assert_array_equal(np.asarray(M), ref)
+
+
+def test_jobs_without_a_scheduler_is_refused(corpus, tmp_path):
+    """The store runs no worker processes of its own: jobs > 1 needs a scheduler."""
+    with pytest.raises(ParameterError, match=r"jobs=2 needs a scheduler: pass scheduler="):
+        write_store(corpus, tmp_path / "o", jobs=2)
+    assert not (tmp_path / "o").exists()

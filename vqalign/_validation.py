@@ -200,3 +200,15 @@ def check_lengths(n_frames: int, n_states: int, *, hop_s: float | None = None,
             f"shorten the {what}, use fewer states per unit, or check that the audio and "
             f"{what} belong together"
         )
+
+
+def check_hop(hop, *, sr=None) -> float:
+    """A frame hop in seconds within [0.002, 0.05] (and a whole number of samples at
+    ``sr`` when given), as a float."""
+    if not isinstance(hop, (int, float)) or isinstance(hop, bool) or not 0.002 <= hop <= 0.05:
+        raise ParameterError(f"hop_length={hop!r} s is outside [0.002, 0.05]; use 0.010 "
+                             "(10 ms) or 0.005 (5 ms)")
+    if sr is not None and round(hop * sr) != hop * sr:
+        raise ParameterError(f"hop_length={hop} s is not a whole number of samples at "
+                             f"{sr} Hz; use e.g. 0.010 or 0.005")
+    return float(hop)

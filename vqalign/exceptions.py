@@ -23,3 +23,17 @@ class AlignmentError(VQAlignError):
 
 class ConvergenceWarning(UserWarning):
     """A learning loop stopped before converging, or its objective went the wrong way."""
+
+
+class StoreWriteError(VQAlignError):
+    """Writing the feature store failed (disk full, permissions): the message names the
+    path."""
+
+
+class RunWriteError(VQAlignError):
+    """An output of a corpus run could not be written (disk full, permissions); names the
+    path."""
+
+
+class OOVWarning(UserWarning):
+    """Words missing from the lexicon were pronounced by letter-to-sound rules."""

@@ -5,6 +5,13 @@
     aligner = Aligner(unit="phones").fit(corpus)               # shared model for a corpus
     results = aligner.align_many(corpus)
 
+The road of one utterance: :func:`~vqalign.align.utterance.prepare` (checks, front end,
+tokens) -> :mod:`~vqalign.align.recipe` (starts and EM on :mod:`vqalign.hmm`) ->
+:mod:`~vqalign.align.decode` (Viterbi path -> segments -> Alignment), with the passes
+:mod:`~vqalign.align.selftrain`, :mod:`~vqalign.align.coverage`,
+:mod:`~vqalign.align.second_opinion`, :mod:`~vqalign.align.longform` and
+:mod:`~vqalign.align.fitted`; :class:`Aligner` is the estimator that drives them.
+
 Names are loaded on first use.
 """
 
@@ -15,6 +22,8 @@ from vqalign._lazy import lazy_exports
 _LAZY = {
     "Aligner": "vqalign.align.aligner",
     "align": "vqalign.align.aligner",
+    "Utterance": "vqalign.align.utterance",
+    "prepare": "vqalign.align.utterance",
     "Alignment": "vqalign.align.alignment",
     "Segment": "vqalign.align.alignment",
     "read_alignment": "vqalign.align.alignment",

@@ -21,7 +21,7 @@ held-out synthesized speech (60 utterances, self-trained one at a time): words g
 0.6-0.8 were within 50 ms 77 % of the time, 0.8-1.0: 93 %, 0.0-0.2: 17 %; the
 reliability table of ``vqalign bench align`` shows it on any corpus with reference
 timings. It combines, in a logistic model fitted by
-``python -m vqalign.bench.calibrate`` (:mod:`vqalign.align.confidence`): the posterior
+``python -m vqalign.eval.calibrate`` (:mod:`vqalign.align.confidence`): the posterior
 mass of each boundary within +-50 ms of where the aligner put it (forward-backward around
 the Viterbi path), the posterior spread of the boundary, the frame likelihood ratio,
 duration against the model's expectation and the utterance's pace, loudness against the
@@ -35,10 +35,10 @@ with its time span. ``diagnostics["confidence"]`` holds the 20 ms variant and th
                    "phones_features": [[...], ...]}
 
 (``chars_20ms`` / ``chars_features`` with characters). The cues let a user re-fit the
-model on their own data (``python -m vqalign.bench.calibrate``). ``"mode"`` says which
+model on their own data (``python -m vqalign.eval.calibrate``). ``"mode"`` says which
 model: ``"corpus"`` (a fitted aligner), ``"self"`` (self-trained on the file), or
 ``"combined"``: a self-trained English file whose boundaries are the median of three
-alignments (:mod:`vqalign.align._reference`); its confidences come from the two
+alignments (:mod:`vqalign.align.second_opinion`); its confidences come from the two
 self-trained models' and the spread of the three estimates, given as
 ``"combined_features"``, ``"combined_word_features"`` and ``"combined_phones_features"``
 (the other cues are the flat-start model's), and ``diagnostics["reference"]`` holds the
@@ -61,6 +61,7 @@ from pathlib import Path
 import numpy as np
 
 from vqalign.exceptions import ParameterError
+from vqalign.features.frontend import FEATURE_SR
 from vqalign.io.atomic import atomic_write
 
 FORMATS = {".textgrid": "textgrid", ".json": "json", ".ctm": "ctm"}
@@ -81,7 +82,7 @@ class Segment:
         return self.end - self.start
 
     def as_tuple(self) -> tuple[float, float, str]:
-        """``(start, end, label)``, the form :mod:`vqalign.bench.metrics` compares."""
+        """``(start, end, label)``, the form :mod:`vqalign.eval.boundaries` compares."""
         return (self.start, self.end, self.label)
 
     def to_list(self) -> list:
@@ -121,7 +122,7 @@ class Alignment:
 
     tiers: dict[str, list[Segment]]
     audio: str | None = None
-    sample_rate: int = 16000
+    sample_rate: int = FEATURE_SR
     duration: float | None = None
     diagnostics: dict = field(default_factory=dict)
 
@@ -210,7 +211,7 @@ class Alignment:
             raise ParameterError("an alignment dict needs a 'tiers' key "
                                  "({'tiers': {'words': [[start, end, label, conf], ...]}})")
         return cls(tiers=dict(d["tiers"]), audio=d.get("audio"),
-                   sample_rate=d.get("sample_rate") or 16000, duration=d.get("duration"),
+                   sample_rate=d.get("sample_rate") or FEATURE_SR, duration=d.get("duration"),
                    diagnostics=dict(d.get("diagnostics") or {}))
 
     def to_json(self, *, indent: int | None = 1) -> str:

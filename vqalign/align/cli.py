@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 
 from vqalign.exceptions import ParameterError
+from vqalign.features.frontend import FEATURE_SR
 
 
 def add_arguments(parser) -> None:
@@ -153,11 +154,11 @@ def run(args) -> int:
     text, source = resolve_transcript(args.transcript)
     unit = args.unit
     report_oov(text, unit=unit, lexicon=args.lexicon, oov=args.oov)
-    y, sr = load_audio(args.audio, 16000)
+    y, sr = load_audio(args.audio, FEATURE_SR)
     aligner = make_aligner(args)
     with warnings.catch_warnings():
         # OOV words were reported above; the aligner's own tokenization would repeat them
-        from vqalign.align.lexicon import OOVWarning
+        from vqalign.exceptions import OOVWarning
         warnings.simplefilter("ignore", OOVWarning)
         warnings.filterwarnings("ignore", message=".*letter-to-sound")
         alignment = aligner.align(y, text, sr=sr, audio_name=str(args.audio))

@@ -15,7 +15,7 @@ after its Viterbi pass:
   near-silence is almost always misplaced).
 
 The coefficients (:data:`COEFFICIENTS`) were fitted by
-``python -m vqalign.bench.calibrate`` (the command and the data are recorded in
+``python -m vqalign.eval.calibrate`` (the command and the data are recorded in
 :mod:`vqalign.align._confidence_coefficients`) on alignments of the dev set and of
 built-in synthesized speech, in single-utterance mode (from two versions of the
 self-training: before and after this round's edge-silence and robustness changes, whose
@@ -77,10 +77,10 @@ EDGE_S = 0.03
 FLUX_NEAR_S = 0.02
 FLUX_FAR_S = 0.06
 
-# Written by ``python -m vqalign.bench.calibrate fit ... --write-module`` (the command and
+# Written by ``python -m vqalign.eval.calibrate fit ... --write-module`` (the command and
 # the data are recorded in the module): "<mode>_<tier>_<tol ms>" -> dict(mean, scale,
 # coef, intercept) of a standardized logistic model over FEATURES; CLASS_MODEL (the frame
-# broad-class model of ``python -m vqalign.bench.calibrate classes``).
+# broad-class model of ``python -m vqalign.eval.calibrate classes``).
 from vqalign.align._confidence_coefficients import (  # noqa: E402
     CALIBRATION,
     CLASS_MODEL,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vqalign.exceptions import ParameterError
+from vqalign.features.frontend import FEATURE_SR
 from vqalign.io.atomic import atomic_write
 
 AUDIO_EXTS = (".wav", ".flac", ".ogg", ".aiff", ".aif")
@@ -162,17 +163,7 @@ def output_paths(item: CorpusItem, out_dir, formats) -> list[Path]:
     return [out_dir / (item.id + OUTPUT_FORMATS[f]) for f in formats]
 
 
-def split_done(items, out_dir, formats, *, overwrite: bool = False):
-    """``(todo, done)``: items whose outputs all exist are done (unless ``overwrite``)."""
-    if overwrite:
-        return list(items), []
-    todo, done = [], []
-    for it in items:
-        (done if all(p.exists() for p in output_paths(it, out_dir, formats)) else todo).append(it)
-    return todo, done
-
-
-def load_item(item: CorpusItem, *, sr: int = 16000):
+def load_item(item: CorpusItem, *, sr: int = FEATURE_SR):
     """``(audio float32, sr, text)`` of an item (ParameterError if unreadable)."""
     from vqalign.align.text import read_transcript
     from vqalign.io.audio import load_audio

@@ -7,7 +7,7 @@ found, aligns again with the span cut out of the audio, so that the words on eit
 land on their own speech; the span is a gap in the tiers, listed in
 ``diagnostics["untranscribed_s"]`` and named by a warning with its time span.
 
-The test works on stretches of speech (energy VAD, :func:`vqalign.align.aligner.speech_frames`,
+The test works on stretches of speech (energy VAD, :func:`vqalign.features.frontend.speech_frames`,
 runs separated by pauses over ``ISLAND_PAUSE_S``) and on the calibrated word confidences
 (P(both boundaries within 50 ms)):
 
@@ -39,6 +39,10 @@ import math
 
 import numpy as np
 
+from vqalign.align.decode import add_warnings
+from vqalign.align.utterance import frames, with_audio
+from vqalign.features.frontend import FEATURE_SR, speech_frames, speech_stretches
+
 #: shortest stretch of speech (s) reported as missing from the transcript
 MIN_SPAN_S = 0.8
 #: a stretch is a candidate when the words aligned over it average below this confidence
@@ -61,7 +65,16 @@ MAX_SPANS = 2
 
 def expected_good_words(aln) -> float:
     """Expected number of words within 50 ms: the sum of their confidences (what the
-    coverage cuts and the aligner's edge retry are judged by)."""
+    coverage cuts and the aligner's edge retry are judged by).
+
+    Parameters
+    ----------
+    aln : Alignment
+
+    Returns
+    -------
+    float
+    """
     c = np.array([w.confidence for w in aln.words], float)
     return float(np.nansum(c))
 
@@ -78,8 +91,22 @@ def candidates(aln, on, n_phones, *, hop_vad=0.010, min_span_s=MIN_SPAN_S, low_c
 
     ``on``: (n,) bool VAD frames (10 ms) of the audio the alignment's times refer to;
     ``n_phones``: phones of the transcript. ``silent`` is True for a stretch that no word
-    covers (the aligner gave it to silence)."""
-    from vqalign.align.aligner import speech_stretches  # noqa: PLC0415
+    covers (the aligner gave it to silence).
+
+    Parameters
+    ----------
+    aln : Alignment
+    on : ndarray, shape (n,), bool
+    n_phones : int
+    hop_vad : float
+        Hop of ``on`` (s).
+    min_span_s, low_conf : float
+        The shortest stretch and the confidence below which it is a candidate.
+
+    Returns
+    -------
+    list of (float, float, list of str, bool)
+    """
     speech = float(np.count_nonzero(on)) * hop_vad
     words = aln.words
     ws = np.array([w.start for w in words], float)
@@ -151,17 +178,17 @@ def _map_back(aln, tm: _TimeMap, duration):
     aln.duration = float(duration)
 
 
-def _cut_prepared(aligner, p, cuts):
+def _cut_prepared(p, cuts, hop_s, dither):
     """``p`` with the sample ranges ``cuts`` of its 16 kHz audio left out (features made
     again from the shortened audio)."""
-    from vqalign.align.aligner import with_audio  # noqa: PLC0415
     keep = _cut_mask(p.y16.size, cuts)
-    return with_audio(p, np.ascontiguousarray(p.y16[keep]), aligner.hop_, aligner.dither_,
+    return with_audio(p, np.ascontiguousarray(p.y16[keep]), hop_s, dither,
                       offset_s=0.0, full_duration=None)
 
 
 def message(a, b, words, silent):
-    """The warning for untranscribed speech at ``a``-``b`` s."""
+    """The warning (str) for untranscribed speech at ``a``-``b`` s: ``words`` the first
+    alignment put over it, ``silent`` when it gave it to silence."""
     if silent:
         how = "the aligner gave it to silence"
     elif words:
@@ -175,20 +202,35 @@ def message(a, b, words, silent):
             "that audio")
 
 
-def cover(aligner, p, aln, realign, *, extra=None):
+def cover(p, aln, realign, *, hop_s, dither, extra=None):
     """Check the alignment ``aln`` of the prepared utterance ``p`` (times local to
-    ``p.y16``) for speech the transcript lacks; returns ``(alignment, spans)``.
+    ``p.y16``) for speech the transcript lacks.
 
-    ``realign(q)`` aligns a prepared utterance ``q`` the way ``aln`` was made (an
-    Alignment or an exception). ``spans`` lists (start_s, end_s, warning) in the
-    recording's times; with none found ``aln`` comes back unchanged and nothing was
-    re-aligned unless a candidate was checked. ``extra``: warnings the caller adds to
-    every alignment of ``p``.
+    Parameters
+    ----------
+    p : vqalign.align.utterance.Utterance
+    aln : Alignment or Exception
+        Its first alignment.
+    realign : callable
+        ``realign(q)`` aligns a prepared utterance ``q`` the way ``aln`` was made (an
+        Alignment or an exception).
+    hop_s : float
+        Frame hop (s) of the features.
+    dither : float
+        Dither of the features made again from shortened audio.
+    extra : list of str, optional
+        Warnings the caller adds to every alignment of ``p``.
+
+    Returns
+    -------
+    (alignment, spans)
+        ``spans`` lists (start_s, end_s, warning) in the recording's times; with none
+        found ``aln`` comes back unchanged and nothing was re-aligned unless a candidate
+        was checked.
     """
     if (isinstance(aln, Exception) or p.y16 is None or p.tokens.unit != "phones"
             or not aln.words):
         return aln, []
-    from vqalign.align.aligner import FEATURE_SR, speech_frames, speech_stretches  # noqa: PLC0415
     on = speech_frames(p.y16)
     stretches = [(float(a), float(b)) for a, b in speech_stretches(on)]
     n_ph = sum(len(u) for u in p.tokens.units)
@@ -220,7 +262,7 @@ def cover(aligner, p, aln, realign, *, extra=None):
                        min(n, int((b + CUT_PAD_S[1]) * FEATURE_SR))) for a, b in sp)
         state["trials"] += 1
         try:
-            res = realign(_cut_prepared(aligner, p, cuts))
+            res = realign(_cut_prepared(p, cuts, hop_s, dither))
         except Exception:  # noqa: BLE001 - a failed check is a rejected candidate
             return None
         if isinstance(res, Exception) or not res.words:
@@ -288,14 +330,13 @@ def cover(aligner, p, aln, realign, *, extra=None):
     if best is not aln:
         d["first_pass_mean_confidence"] = round(_mean_conf(aln), 4)
         if d.get("frame_loglik"):
-            d["frame_loglik"] = _frames_back(d["frame_loglik"], tm, aligner.hop_,
+            d["frame_loglik"] = _frames_back(d["frame_loglik"], tm, hop_s,
                                              p.X.shape[0])
         if d.get("em_paths"):
             d["em_paths"] = [[round(float(tm(t, "start")), 4) for t in step]
                              for step in d["em_paths"]]
     d["warnings"] = list(p.warnings) + list(extra or []) + [m for _, _, m in out]
-    from vqalign.align.aligner import _add_warnings  # noqa: PLC0415
-    _add_warnings(best, None)
+    add_warnings(best)
     return best, out
 
 
@@ -380,24 +421,56 @@ def _frames_back(fl, tm, hop, n_frames):
     return [None if not math.isfinite(v) else float(v) for v in out]
 
 
-def check_self_trained(aligner, p, aln, *, n_codes=None):
+def check_self_trained(p, aln, *, train_one, decode, shift, hop_s, dither):
     """:func:`cover` for a model self-trained on ``p``: each check self-trains again on
-    the shortened audio. Returns (alignment, warnings to keep)."""
+    the shortened audio.
+
+    Parameters
+    ----------
+    p, aln
+        As :func:`cover`.
+    train_one : callable
+        ``train_one(q) -> (model, history, selection, X, frame_off)``.
+    decode : callable
+        ``decode([q], X, frame_off, selection, history=..., model=..., shift=...)``.
+    shift : float
+        The boundary shift of the first alignment (s).
+    hop_s, dither : float
+        As :func:`cover`.
+
+    Returns
+    -------
+    (alignment, warnings to keep)
+    """
     def again(q):
-        model, history, sel, X, offs = aligner._train_one(q, n_codes=n_codes)
+        model, history, sel, X, offs = train_one(q)
         # boundaries shifted as the first alignment's
-        return aligner._decode([q], X, offs, sel, history=history, model=model,
-                               shift=aligner.single_shift())[0]
-    res, spans = cover(aligner, p, aln, again)
+        return decode([q], X, offs, sel, history=history, model=model, shift=shift)[0]
+    res, spans = cover(p, aln, again, hop_s=hop_s, dither=dither)
     return res, [m for *_, m in spans]
 
 
-def check_fitted(aligner, p, aln, extra=None):
-    """:func:`cover` for the fitted model of ``aligner``: each check is one decode of the
-    shortened audio. Returns (alignment, warnings to keep)."""
+def check_fitted(p, aln, extra=None, *, decode, select, hop_s, dither):
+    """:func:`cover` for a fitted model: each check is one decode of the shortened audio.
+
+    Parameters
+    ----------
+    p, aln, extra
+        As :func:`cover`.
+    decode : callable
+        ``decode([q], X, frame_off, selection, history=None, warn_extra=extra)`` with the
+        fitted model.
+    select : callable
+        ``select(X)``: the fitted model's Gaussian selection of frames ``X``.
+    hop_s, dither : float
+        As :func:`cover`.
+
+    Returns
+    -------
+    (alignment, warnings to keep)
+    """
     def again(q):
-        X, _, offs = aligner._frames([q])
-        return aligner._decode([q], X, offs, aligner.model_.select(X), history=None,
-                               warn_extra=extra)[0]
-    res, spans = cover(aligner, p, aln, again, extra=extra)
+        X, _, offs = frames([q])
+        return decode([q], X, offs, select(X), history=None, warn_extra=extra)[0]
+    res, spans = cover(p, aln, again, hop_s=hop_s, dither=dither, extra=extra)
     return res, [m for *_, m in spans]

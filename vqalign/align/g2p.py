@@ -11,7 +11,7 @@ the synthesizer (:mod:`vqalign.datasets.synth`) use:
     on CMUdict, so its phone error rate against CMUdict (``vqalign bench g2p``) is a
     held-out figure.
 ``"rules"``
-    vqalign's own small rule set (:func:`vqalign.align.lexicon.rules_letter_to_sound`),
+    vqalign's own small rule set (:func:`vqalign.align.letter_rules.rules_letter_to_sound`),
     used when eSpeak NG is not installed. It is about twice as far from
     CMUdict as eSpeak NG (``vqalign bench g2p`` prints both).
 
@@ -188,7 +188,7 @@ class EspeakG2P:
 
     def many(self, words) -> dict[str, list[str]]:
         """``{word: ARPAbet phones}`` for many words, one eSpeak NG run per batch (cached)."""
-        from vqalign.align.lexicon import rules_letter_to_sound
+        from vqalign.align.letter_rules import rules_letter_to_sound
 
         words = list(dict.fromkeys(words))
         bad = [w for w in words if not isinstance(w, str) or "\n" in w or "\r" in w]

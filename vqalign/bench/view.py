@@ -10,7 +10,7 @@ Examples::
 Each page holds the audio, its spectrogram and the stacked word and phone (or character)
 tiers of every alignment file given, drawn over the same time axis; a segment's colour
 shows its confidence where the file has one (vqalign JSON, WhisperX ``score``), and
-clicking a segment plays that stretch. Files are read by :mod:`vqalign.bench.formats`
+clicking a segment plays that stretch. Files are read by :mod:`vqalign.io.formats`
 (vqalign JSON, any TextGrid, CTM, WhisperX / Gentle / aeneas / pocketsphinx JSON). The
 page needs no network and no files beside it.
 """

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from vqalign.exceptions import ParameterError
+from vqalign.features.frontend import FEATURE_SR
 
-SR = 16000
+SR = FEATURE_SR
 
 
 @dataclass

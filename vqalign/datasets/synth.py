@@ -45,6 +45,7 @@ from vqalign._validation import check_positive_int, check_sample_rate
 from vqalign.align.lexicon import cmudict_with_stress, letter_to_sound
 from vqalign.datasets.sentences import SENTENCES
 from vqalign.exceptions import ParameterError
+from vqalign.features.frontend import FEATURE_SR
 
 __all__ = [
     "PHONES",
@@ -385,7 +386,8 @@ def _check_seed(seed) -> int:
     return int(seed)
 
 
-def synthesize(text, *, voice=None, rate=1.0, seed=0, sr=16000, pause_prob=0.25) -> Utterance:
+def synthesize(text, *, voice=None, rate=1.0, seed=0, sr=FEATURE_SR,
+               pause_prob=0.25) -> Utterance:
     """Synthesize English ``text``; return audio and exact word/phone tiers.
 
     Parameters
@@ -523,7 +525,8 @@ def synthesize(text, *, voice=None, rate=1.0, seed=0, sr=16000, pause_prob=0.25)
 
 
 # --------------------------------------------------------------------------- corpora
-def synthesize_corpus(n=None, *, seconds=None, seed=0, voices=None, sr=16000) -> list[Utterance]:
+def synthesize_corpus(n=None, *, seconds=None, seed=0, voices=None,
+                      sr=FEATURE_SR) -> list[Utterance]:
     """Synthesize utterances cycling through :data:`SENTENCES` and ``voices``.
 
     Each utterance gets a random speaking rate in [0.85, 1.2] and its own seed,

@@ -86,14 +86,14 @@ def _data(args):
 
 
 #: collect modes whose alignments are the median of three (the Sphinx second opinion):
-#: their sets hold vqalign.align._reference.COMBINED_FEATURES
+#: their sets hold vqalign.align.second_opinion.COMBINED_FEATURES
 COMBINED_MODES = ("combined", "corpus-combined")
 
 
 def _feature_names(mode: str):
     """The confidence cues a set collected in ``mode`` holds."""
-    from vqalign.align._reference import COMBINED_FEATURES
     from vqalign.align.confidence import FEATURES
+    from vqalign.align.second_opinion import COMBINED_FEATURES
 
     return COMBINED_FEATURES if mode in COMBINED_MODES else FEATURES
 
@@ -313,7 +313,7 @@ def classes(args) -> int:
     39-d features, 10 ms and 5 ms hops pooled) on reference phone timings."""
     from sklearn.linear_model import LogisticRegression
 
-    from vqalign.align.aligner import features, resample
+    from vqalign.features.frontend import features, resample
     from vqalign.phones import CLASSES, detect_phoneset, phone_class, to_arpabet
 
     data = _data(args)

@@ -1,4 +1,4 @@
-"""Audio loading, TextGrid/JSON/CTM files and the memory-mapped feature store.
+"""Audio and transcript reading, TextGrid/JSON/CTM files and the memory-mapped feature store.
 
 Names are loaded on first use so that importing one reader does not import all.
 """
@@ -12,6 +12,7 @@ _LAZY = {
     "FeatureStore": "vqalign.io.store",
     "open_store": "vqalign.io.store",
     "write_store": "vqalign.io.store",
+    "read_transcript": "vqalign.io.transcripts",
     "read_textgrid": "vqalign.io.textgrid",
     "write_textgrid": "vqalign.io.textgrid",
     "atomic_write": "vqalign.io.atomic",

@@ -10,9 +10,9 @@ Layout of a store directory ``OUT``::
     OUT/index.json      [{"id", "path", "start", "n_frames", "duration"}, ...] in row order
     OUT/failed.json     files that could not be processed, with the reason
 
-:func:`write_store` computes the shards on a scheduler (local worker processes by
-default, or Dask: :mod:`vqalign.pipeline.schedulers`; workers read the audio and
-write the shards through shared paths), skips shards that already exist (so an
+:func:`write_store` computes the shards in this process or on a scheduler it is given
+(local worker processes or Dask, :mod:`vqalign.pipeline.schedulers`; workers read the
+audio and write the shards through shared paths), skips shards that already exist (so an
 interrupted run resumes where it stopped), then streams the shards into
 ``features.f32`` without holding the corpus in memory.
 :func:`open_store` maps it back as a read-only ``np.memmap``.
@@ -34,8 +34,18 @@ from pathlib import Path
 
 import numpy as np
 
-from vqalign._validation import check_positive_int, check_sample_rate
-from vqalign.exceptions import ParameterError, VQAlignError
+from vqalign._validation import check_hop, check_positive_int, check_sample_rate
+from vqalign.exceptions import ParameterError, StoreWriteError, VQAlignError
+from vqalign.features.frontend import (
+    DC_OFFSET,
+    DELTA_WIDTH,
+    FEATURE_SR,
+    N_MELS,
+    N_MFCC,
+    WIN_S,
+    condition_audio,
+    features,
+)
 from vqalign.io.atomic import atomic_write
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
@@ -45,10 +55,6 @@ _FEATURE_KEYS = ("recipe", "sr", "n_mfcc", "n_mels", "convention", "win_length",
 RECIPES = ("mfcc", "aligner")
 # stores written before these keys existed
 _DEFAULTS = {"recipe": "mfcc", "extra": [], "dc_offset": None}
-
-
-class StoreWriteError(VQAlignError):
-    """Writing the store failed (disk full, permissions): the message names the path."""
 
 
 def write_error(path, exc: OSError) -> StoreWriteError:
@@ -66,18 +72,14 @@ def aligner_settings(hop_length: float) -> dict:
     """Settings of the ``"aligner"`` recipe at ``hop_length`` seconds (see module doc)."""
     from vqalign import __version__
 
-    if not isinstance(hop_length, (int, float)) or isinstance(hop_length, bool) \
-            or not 0.002 <= hop_length <= 0.05:
-        raise ParameterError(f"hop_length={hop_length!r} s is outside [0.002, 0.05]; use "
-                             "0.010 (10 ms) or 0.005 (5 ms)")
-    from vqalign.align.aligner import DC_OFFSET
-
+    check_hop(hop_length)
     # dc_offset: the aligner's input conditioning (a DC offset above this share of the RMS
     # is removed before the features, as Aligner does)
     return {
-        "recipe": "aligner", "sr": 16000, "n_mfcc": 13, "n_mels": 40, "convention": "librosa",
-        "win_length": 0.025, "hop_length": float(hop_length), "n_fft": None, "fmin": None,
-        "fmax": None, "deltas": 2, "delta_width": 1, "cmvn": "utterance", "dim": 39,
+        "recipe": "aligner", "sr": FEATURE_SR, "n_mfcc": N_MFCC, "n_mels": N_MELS,
+        "convention": "librosa", "win_length": WIN_S, "hop_length": float(hop_length),
+        "n_fft": None, "fmin": None, "fmax": None, "deltas": 2, "delta_width": DELTA_WIDTH,
+        "cmvn": "utterance", "dim": 3 * N_MFCC,
         "extra": ["energy"], "dtype": "float32", "dc_offset": DC_OFFSET,
         "vqalign_version": __version__,
     }
@@ -91,7 +93,7 @@ def describe_settings(settings: dict) -> str:
             f"{st.get('sr')} Hz")
 
 
-def store_settings(*, sr=16000, n_mfcc=13, n_mels=None, convention="librosa",
+def store_settings(*, sr=FEATURE_SR, n_mfcc=13, n_mels=None, convention="librosa",
                    win_length=0.025, hop_length=0.010, n_fft=None, fmin=None, fmax=None,
                    deltas=0, delta_width=2, cmvn=None, recipe="mfcc") -> dict:
     """The normalized settings dict a store records (and compares on resume).
@@ -128,12 +130,8 @@ def store_settings(*, sr=16000, n_mfcc=13, n_mels=None, convention="librosa",
 
 
 def aligner_front_end():
-    """The aligner's own feature function ``f(y16, hop_s, delta_width) -> (X, energy)``."""
-    try:
-        from vqalign.align.aligner import features
-    except ImportError:  # the aligner before its front end moved into aligner.py
-        import importlib
-        features = importlib.import_module("vqalign.align._model").features
+    """The aligner's own feature function ``f(y16, hop_s, delta_width) -> (X, energy)``
+    (:func:`vqalign.features.frontend.features`)."""
     return features
 
 
@@ -267,7 +265,6 @@ def _compute_one(uid, path, shard, settings):
         if settings.get("recipe") == "aligner":
             y = _check_speech(y, settings, path)
             if settings.get("dc_offset") is not None:
-                from vqalign.align.aligner import condition_audio
                 y, notes = condition_audio(y, settings["sr"], Path(path).name)
         X = compute_features(y, settings)
     except VQAlignError as exc:
@@ -445,12 +442,24 @@ def settings_differ(old: dict, new: dict) -> list[str]:
             for k in _FEATURE_KEYS if old.get(k) != new.get(k)]
 
 
-_settings_differ = settings_differ
+class _InProcess:
+    """The tasks of :func:`write_store` run one after another in this process."""
+
+    n_workers = 1
+
+    @staticmethod
+    def map(fn, tasks, *, on_result=None):
+        out = []
+        for i, t in enumerate(tasks):
+            out.append(fn(t))
+            if on_result is not None:
+                on_result(i, out[-1])
+        return out
 
 
-def write_store(sources, out_dir, *, sr=16000, n_mfcc=13, n_mels=None, convention="librosa",
+def write_store(sources, out_dir, *, sr=FEATURE_SR, n_mfcc=13, n_mels=None, convention="librosa",
                 win_length=0.025, hop_length=0.010, n_fft=None, fmin=None, fmax=None,
-                deltas=0, delta_width=2, cmvn=None, jobs=2, resume=True,
+                deltas=0, delta_width=2, cmvn=None, jobs=1, resume=True,
                 progress=None, recipe="mfcc", scheduler=None, chunk_size=None,
                 ids=None) -> FeatureStore:
     """Compute features for a corpus into ``out_dir`` and return the opened store.
@@ -469,7 +478,9 @@ def write_store(sources, out_dir, *, sr=16000, n_mfcc=13, n_mels=None, conventio
     cmvn : None, "utterance" or int
         Per-utterance mean/variance normalization, or a sliding window in frames.
     jobs : int
-        Worker processes of the default local scheduler (1 computes in this process).
+        Without ``scheduler`` only 1 (the shards are computed in this process); worker
+        processes come with a scheduler, e.g. ``get_scheduler("local", jobs)`` of
+        :mod:`vqalign.pipeline.schedulers` (the store knows no scheduler of its own).
     resume : bool
         Reuse shards already in ``out_dir/shards`` (default); False recomputes all.
     progress : bool or None
@@ -477,9 +488,10 @@ def write_store(sources, out_dir, *, sr=16000, n_mfcc=13, n_mels=None, conventio
     recipe : {"mfcc", "aligner"}
         ``"aligner"``: the aligner's front end at ``hop_length`` (other feature
         arguments are ignored), see the module docstring.
-    scheduler : vqalign.pipeline.schedulers.Scheduler, optional
-        Where the shards are computed (default: local processes, ``jobs`` of them).
-        Dask workers must see ``out_dir`` and the audio at the same paths.
+    scheduler : object with ``map(fn, tasks, on_result=...)`` and ``n_workers``, optional
+        Where the shards are computed, e.g. a :mod:`vqalign.pipeline.schedulers` local or
+        Dask scheduler (default: this process). Dask workers must see ``out_dir`` and the
+        audio at the same paths.
     chunk_size : int, optional
         Files per task (default: about 8 tasks per worker, at most 64 files each).
     ids : list of str, optional
@@ -504,6 +516,10 @@ def write_store(sources, out_dir, *, sr=16000, n_mfcc=13, n_mels=None, conventio
                               fmin=fmin, fmax=fmax, deltas=deltas, delta_width=delta_width,
                               cmvn=cmvn, recipe=recipe)
     jobs = check_positive_int(jobs, "jobs")
+    if scheduler is None and jobs > 1:
+        raise ParameterError(f"jobs={jobs} needs a scheduler: pass scheduler="
+                             "vqalign.pipeline.schedulers.get_scheduler('local', jobs) (or "
+                             "'dask'), or jobs=1 to compute in this process")
     # fail fast on settings mfcc() would refuse, before any worker starts
     compute_features(np.sin(np.arange(settings["sr"], dtype=np.float32)), settings)
 
@@ -554,10 +570,8 @@ def write_store(sources, out_dir, *, sr=16000, n_mfcc=13, n_mels=None, conventio
     failed: dict[str, str] = {}
     if progress is None:
         progress = sys.stderr.isatty()
-    own = scheduler is None
-    if own:
-        from vqalign.pipeline.schedulers import LocalScheduler
-        scheduler = LocalScheduler(min(jobs, max(1, len(todo))))
+    if scheduler is None:
+        scheduler = _InProcess()
     n_workers = max(1, scheduler.n_workers)
     if chunk_size is None:
         chunk_size = max(1, min(64, -(-len(todo) // (8 * n_workers))))
@@ -580,8 +594,6 @@ def write_store(sources, out_dir, *, sr=16000, n_mfcc=13, n_mels=None, conventio
         scheduler.map(_compute_shards, tasks, on_result=on_result)
     finally:
         bar.close()
-        if own:
-            scheduler.close()
     if write_errors:
         _, path, msg = write_errors[0]
         raise write_error(path, OSError(0, msg, path))

@@ -34,27 +34,20 @@ from pathlib import Path
 
 import numpy as np
 
-from vqalign.align.aligner import Aligner, _Prepared, _tokenize, _Tokens, too_short_message
-from vqalign.exceptions import ParameterError, VQAlignError
+from vqalign.align import recipe
+from vqalign.align.aligner import Aligner
+from vqalign.align.utterance import Tokens, Utterance, oov_warning, tokenize, too_short_message
+from vqalign.exceptions import ParameterError, RunWriteError, VQAlignError
+from vqalign.features.frontend import FEATURE_SR
 from vqalign.io.atomic import atomic_write
 from vqalign.pipeline.records import StageRecords, file_digest, inputs_identity, stable_hash
+from vqalign.pipeline.runtime import WORKER_CACHE, open_store_cached, say, write_error
 
 STAGES = ("features", "codebook", "em", "align")
 STORE_DIR = "store"
 CODEBOOK_FILE = "codebook.npz"
 MODEL_FILE = "aligner.npz"
 CHUNK_SIZE = 32
-
-
-class RunWriteError(VQAlignError):
-    """An output could not be written (disk full, permissions); names the path."""
-
-
-def _write_error(path, exc: OSError) -> RunWriteError:
-    return RunWriteError(
-        f"cannot write {str(getattr(exc, 'filename', None) or path)!r}: "
-        f"{exc.strerror or exc}; free disk space or fix the folder's permissions, then re-run "
-        "the same command: finished stages and alignments are kept and the run resumes")
 
 
 # --------------------------------------------------------------------------- store-backed aligner
@@ -75,21 +68,26 @@ class StoreRef:
 class StoreAligner(Aligner):
     """Today's :class:`Aligner`, fed with features read from a feature store.
 
-    Only the preparation step differs: instead of computing the front end from
-    audio, the utterance's frames, loudness and duration come from the store
-    (written with the same front end, ``recipe="aligner"``). Training, decoding and
-    the saved model are the Aligner's own.
+    Only the preparation step differs (its :meth:`prepare` hook): instead of
+    computing the front end from audio, the utterance's frames, loudness and duration
+    come from the store (written with the same front end, ``recipe="aligner"``).
+    Training, decoding and the saved model are the Aligner's own.
     """
 
+    #: the feature store the utterances' frames are read from (:meth:`attach`)
     store = None
 
     def attach(self, store):
+        """Read the frames of :class:`StoreRef` utterances from ``store``; returns self."""
         self.store = store
         return self
 
-    def _prepare(self, y, sr, text, name=None, lexicon=None, cache=None) -> _Prepared:
+    def prepare(self, y, sr, text, name=None, lexicon=None, cache=None, *,
+                tokens=None) -> Utterance:
+        """:meth:`Aligner.prepare`, or for a :class:`StoreRef` ``y`` the utterance read
+        from the store."""
         if not isinstance(y, StoreRef):
-            return super()._prepare(y, sr, text, name, lexicon, cache)
+            return super().prepare(y, sr, text, name, lexicon, cache, tokens=tokens)
         st = self.store
         hop = float(st.settings["hop_length"])
         if abs(hop - self.hop_) > 1e-12:
@@ -101,51 +99,36 @@ class StoreAligner(Aligner):
                 f"--hop {self.hop_:g}) or use another store")
         if y.tokens is not None:
             words, units, oov = y.tokens
-            tokens = _Tokens(list(words), [list(u) for u in units], self.unit, list(oov))
+            tokens = Tokens(list(words), [list(u) for u in units], self.unit, list(oov))
         else:
-            tokens = _tokenize(text, self.unit, lexicon, self.oov)
+            tokens = tokenize(text, self.unit, lexicon, self.oov)
         warn = st.warnings(y.uid)
-        if tokens.oov:
-            warn.append(f"{len(tokens.oov)} word(s) not in the lexicon were pronounced by "
-                        f"letter-to-sound rules: {', '.join(sorted(set(tokens.oov)))}")
+        msg = oov_warning(tokens)
+        if msg is not None:
+            warn.append(msg)
         # read, not mapped: a worker aligning its share of the corpus keeps no pages
         X, side = st.read_rows(*st.span(y.uid))
         energy = np.ascontiguousarray(side[:, st.extra_names.index("energy")])
         key = ("store", y.uid, self.hop_) if cache is not None else None
-        return _Prepared(X, energy, tokens, st.duration(y.uid), int(st.settings["sr"]),
+        return Utterance(X, energy, tokens, st.duration(y.uid), int(st.settings["sr"]),
                          name or y.uid, warn, None, key, source=y.audio)
 
 
 def aligner_hop(unit: str) -> float:
     """The hop a corpus-trained Aligner of ``unit`` works at (5 ms phones, 10 ms chars)."""
-    a = Aligner(unit=unit)
-    a._check_params(training=True)
-    return a.hop_
+    return recipe.default_hop(unit, trained=True)
 
 
 # --------------------------------------------------------------------------- worker caches
-_CACHE: dict = {}
-
-
-def _open_store_cached(path):
-    from vqalign.io.store import open_store
-    key = ("store", str(path))
-    st = _CACHE.get(key)
-    if st is None:
-        _CACHE.clear()
-        st = _CACHE[key] = open_store(path)
-    return st
-
-
 def _load_model_cached(model_path, digest, lexicon, store):
     key = ("model", str(model_path), digest, lexicon)
-    a = _CACHE.get(key)
+    a = WORKER_CACHE.get(key)
     if a is None:
         a = StoreAligner.load(model_path)
         if lexicon is not None:
             a.lexicon = lexicon
         a.n_jobs = 1
-        _CACHE[key] = a
+        WORKER_CACHE[key] = a
     return a.attach(store)
 
 
@@ -158,11 +141,11 @@ def _align_chunk(task):
     from vqalign.align.alignment import add_quality_warnings
 
     store_path, model_path, digest, lexicon, items = task
-    store = _open_store_cached(store_path)
+    store = open_store_cached(store_path)
     aligner = _load_model_cached(model_path, digest, lexicon, store)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        results = aligner.align_many([(StoreRef(uid, tokens, audio), 16000, "")
+        results = aligner.align_many([(StoreRef(uid, tokens, audio), FEATURE_SR, "")
                                       for uid, tokens, audio, _ in items], n_jobs=1)
     out = []
     for (uid, _, audio, outputs), res in zip(items, results):
@@ -195,11 +178,6 @@ class CorpusReport:
     summaries: list = field(default_factory=list)
     failures_path: Path | None = None
     seconds: float = 0.0
-
-
-def _say(msg, quiet=False):
-    if not quiet:
-        print(msg, file=sys.stderr, flush=True)
 
 
 def run_corpus(corpus, out_dir, *, unit="phones", jobs=2, scheduler="local", overwrite=False,
@@ -254,7 +232,7 @@ def run_corpus(corpus, out_dir, *, unit="phones", jobs=2, scheduler="local", ove
     if oov_words:
         shown = ", ".join(f"{w} /{' '.join(p)}/" for w, p in list(oov_words.items())[:30])
         more = f" and {len(oov_words) - 30} more" if len(oov_words) > 30 else ""
-        _say(f"{len(oov_words)} word(s) not in the lexicon, pronounced by letter-to-sound "
+        say(f"{len(oov_words)} word(s) not in the lexicon, pronounced by letter-to-sound "
              f"rules: {shown}{more} (give exact pronunciations with --lexicon FILE)", quiet)
 
     hop = aligner_hop(unit)
@@ -282,7 +260,7 @@ def run_corpus(corpus, out_dir, *, unit="phones", jobs=2, scheduler="local", ove
             records.check_identity(settings, inputs)
         records.set_identity(settings, inputs)
     except OSError as exc:
-        raise _write_error(getattr(exc, "filename", None) or out, exc) from None
+        raise write_error(getattr(exc, "filename", None) or out, exc) from None
 
     redo_features = overwrite or from_stage == "features"
     t_run = time.perf_counter()
@@ -306,14 +284,14 @@ def run_corpus(corpus, out_dir, *, unit="phones", jobs=2, scheduler="local", ove
                              overwrite=overwrite or from_stage is not None,
                              chunk_size=chunk_size, progress=progress, quiet=quiet)
     except OSError as exc:  # e.g. stages.json on a full disk: name the path, keep the rest
-        raise _write_error(getattr(exc, "filename", None) or out, exc) from None
+        raise write_error(getattr(exc, "filename", None) or out, exc) from None
     failures.extend(report.failures)
     report.failures = failures
     from vqalign.align.corpus import write_failures
     try:
         report.failures_path = write_failures(out, failures)
     except OSError as exc:
-        raise _write_error(out / "failures.tsv", exc) from None
+        raise write_error(out / "failures.tsv", exc) from None
     report.seconds = time.perf_counter() - t_run
     return report
 
@@ -335,7 +313,7 @@ def _features_stage(ok, store_path, hop, sched, records, report, *, redo, progre
                 line = (f"features: reused {len(store)} utterances, {store.n_frames} frames "
                         f"(finished earlier), failed {len(rec['failed'])}")
                 report.summaries.append(line)
-                _say(line, quiet)
+                say(line, quiet)
                 return store, [tuple(f) for f in rec["failed"]]
         except VQAlignError:
             pass
@@ -365,7 +343,7 @@ def _features_stage(ok, store_path, hop, sched, records, report, *, redo, progre
             f"{store.n_reused} reused), {store.n_frames} frames, {dt:.1f} s, "
             f"failed {len(fails)}")
     report.summaries.append(line)
-    _say(line, quiet)
+    say(line, quiet)
     return store, fails
 
 
@@ -395,18 +373,17 @@ def _codebook_stage(store, train, out, records, report, *, n_codes, quiet):
             cb = np.asarray(z["codebook"], np.float32)
         line = f"codebook: reused K={cb.shape[0]} from {path} (finished earlier)"
         report.summaries.append(line)
-        _say(line, quiet)
+        say(line, quiet)
         return cb
     t0 = time.perf_counter()
     X = _train_rows(store, train)
     # the aligner's own codebook size and recipe, and the seed Aligner.fit draws for it
     # (random_state=0), run on the store's memmap
-    a = Aligner(n_codes=n_codes)
-    n = a.corpus_codes(X.shape[0])
-    K = min(n, max(2, X.shape[0] // 4))
-    _say(f"codebook: LBG K={K} over {X.shape[0]} frames x {X.shape[1]} from the store ...",
-         quiet)
-    cb = a._codebook(X, check_random_state(0), n)
+    n = recipe.corpus_codes(n_codes, X.shape[0])
+    K = recipe.codebook_size(n, X.shape[0])
+    say(f"codebook: LBG K={K} over {X.shape[0]} frames x {X.shape[1]} from the store ...",
+        quiet)
+    cb = recipe.lbg_codebook(X, K, recipe.draw_seed(check_random_state(0)))
     store.release()
     header = {"format": "vqalign.codebook", "K": int(cb.shape[0]), "random_state": 0,
               "method": "lbg (vqalign.align.Aligner's recipe)", "features": store.settings}
@@ -414,12 +391,12 @@ def _codebook_stage(store, train, out, records, report, *, n_codes, quiet):
         with atomic_write(path, "wb", overwrite=True) as fh:
             np.savez(fh, codebook=cb, header=np.array(json.dumps(header)))
     except OSError as exc:
-        raise _write_error(path, exc) from None
+        raise write_error(path, exc) from None
     dt = time.perf_counter() - t0
     records.finish("codebook", digest=file_digest(path), K=int(K), seconds=round(dt, 3))
     line = f"codebook: K={K} from {X.shape[0]} frames, {dt:.1f} s"
     report.summaries.append(line)
-    _say(line, quiet)
+    say(line, quiet)
     return cb
 
 
@@ -436,7 +413,7 @@ def _em_stage(store, train, texts, cb, out, records, report, sched, *, unit, n_c
     if records.is_finished("em") and path.is_file() and file_digest(path) == rec.get("digest"):
         line = f"em: reused the model in {path} (finished earlier)"
         report.summaries.append(line)
-        _say(line, quiet)
+        say(line, quiet)
         return path, rec["digest"], [tuple(x) for x in rec.get("skipped", [])]
     t0 = time.perf_counter()
     kwargs = {"unit": unit, "n_codes": n_codes, "n_iter": n_iter, "oov": oov, "n_jobs": jobs,
@@ -444,7 +421,7 @@ def _em_stage(store, train, texts, cb, out, records, report, sched, *, unit, n_c
     if lexicon is not None:
         kwargs["lexicon"] = lexicon
     aligner = StoreAligner(**kwargs)
-    aligner._check_params(training=True)
+    aligner.check_params(training=True)
     # utterances whose transcript needs more states than they have frames
     items, skipped = [], []
     for it in train:
@@ -459,7 +436,7 @@ def _em_stage(store, train, texts, cb, out, records, report, sched, *, unit, n_c
         raise ParameterError("no utterance can be trained on: every transcript is longer "
                              f"than its audio allows (e.g. {skipped[0][3]})")
     n_frames = int(sum(store.span(u)[1] - store.span(u)[0] for u, _ in items))
-    _say(f"em: training on {len(items)} utterances ({n_frames} frames) streamed from the "
+    say(f"em: training on {len(items)} utterances ({n_frames} frames) streamed from the "
          "store ...", quiet)
     em = StreamingEM(aligner, store, items, out, records, sched, progress=progress,
                      quiet=quiet)
@@ -468,7 +445,7 @@ def _em_stage(store, train, texts, cb, out, records, report, sched, *, unit, n_c
         with atomic_write(path, "wb", overwrite=True) as fh, open(best_path, "rb") as src:
             shutil.copyfileobj(src, fh)
     except OSError as exc:
-        raise _write_error(path, exc) from None
+        raise write_error(path, exc) from None
     dt = time.perf_counter() - t0
     digest = file_digest(path)
     where = {it.id: str(it.audio) for it in train}
@@ -479,7 +456,7 @@ def _em_stage(store, train, texts, cb, out, records, report, sched, *, unit, n_c
             f"{start} flat start, {n_done} iterations, log-likelihood/frame {ll:.3f}, "
             f"{dt:.1f} s, skipped {len(skipped)}")
     report.summaries.append(line)
-    _say(line, quiet)
+    say(line, quiet)
     return path, digest, skipped
 
 
@@ -546,7 +523,7 @@ def _align_stage(store, train, texts, out, formats, model_path, digest, lexicon,
         bar.close()
     if write_err:
         path, msg = write_err[0].split("\t", 1)
-        raise _write_error(path, OSError(0, msg, path))
+        raise write_error(path, OSError(0, msg, path))
     records.finish("align", aligned=report.aligned)
     dt = time.perf_counter() - t0
     ll = f", Viterbi path score/frame {score / frames:.3f}" if frames else ""
@@ -554,7 +531,7 @@ def _align_stage(store, train, texts, out, formats, model_path, digest, lexicon,
             f"earlier), {frames} frames{ll}, {dt:.1f} s, failed "
             f"{sum(1 for f in report.failures if f.stage in ('alignment', 'writing'))}")
     report.summaries.append(line)
-    _say(line, quiet)
+    say(line, quiet)
 
 
-__all__ = ["run_corpus", "CorpusReport", "StoreAligner", "StoreRef", "STAGES", "aligner_hop"]
+__all__ = ["run_corpus", "CorpusReport", "RunWriteError", "StoreAligner", "StoreRef", "STAGES", "aligner_hop"]

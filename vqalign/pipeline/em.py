@@ -12,7 +12,7 @@ and updates the model.
                 store frames) and the emission columns of the corpus's symbols;
     init pass   histograms of each frame's best Gaussian over the quiet frames (the
                 quietest 15 % of each utterance) and over the others, frame and
-                state counts: the flat start (Aligner.train_model's schedule);
+                state counts: the flat start (vqalign.align.recipe's schedule);
     em-S-i      iteration i of flat start S: E-step statistics (weights, transitions,
                 every ``update_gaussians`` steps the Gaussians' moments) summed,
                 M-step on the driver, the model written atomically.
@@ -33,15 +33,15 @@ from pathlib import Path
 
 import numpy as np
 
+from vqalign.align import recipe
+from vqalign.align.aligner import Aligner
 from vqalign.exceptions import AlignmentError, VQAlignError
+from vqalign.pipeline import runtime
+from vqalign.pipeline.runtime import open_store_cached, write_error
 
 #: frames per E-step task (about 23 MB of 39-D float32 features)
 TASK_FRAMES = 150_000
 EM_DIR = "em"
-#: frames DiagGMM.from_codebook computes the Gaussians' variances on (Aligner.new_model)
-GMM_FRAMES = 32768
-#: the Aligner's flat start: the quietest share of each utterance starts as silence
-QUIET_QUANTILE = 0.15
 
 _MODELS: dict = {}
 
@@ -52,7 +52,6 @@ def _load_model(path, digest):
     key = (str(path), digest)
     m = _MODELS.get(key)
     if m is None:
-        from vqalign.align.aligner import Aligner
         _MODELS.clear()
         m = _MODELS[key] = Aligner.load(path).model_
     return m
@@ -135,15 +134,12 @@ def init_task(task):
     to the selection folder) and its flat-start counts (quiet / speech best-Gaussian
     histograms, frames, utterances, non-silence states)."""
     from vqalign.hmm.threads import threads
-    from vqalign.pipeline.corpus import _open_store_cached
 
     store_path, model_path, digest, items, sel_dir, k = task
-    store = _open_store_cached(store_path)
+    store = open_store_cached(store_path)
     model = _load_model(model_path, digest)
-    from vqalign.align.aligner import quiet_masks
-
     X, energy, offs = _read_task(store, [u for u, _ in items])
-    quiet = (np.concatenate(quiet_masks(energy, offs, QUIET_QUANTILE)) if items
+    quiet = (np.concatenate(recipe.quiet_masks(energy, offs, recipe.QUIET_QUANTILE)) if items
              else np.zeros(0, bool))
     gmm = model.gmm_
     Kc = gmm.n_components
@@ -162,10 +158,9 @@ def init_task(task):
 def estep_task(task):
     """Worker: the E-step statistics of one task under the model file given."""
     from vqalign.hmm.threads import threads
-    from vqalign.pipeline.corpus import _open_store_cached
 
     store_path, model_path, digest, items, sel_dir, k, gaussian_stats = task
-    store = _open_store_cached(store_path)
+    store = open_store_cached(store_path)
     model = _load_model(model_path, digest)
     X, _, offs = _read_task(store, [u for u, _ in items])
     with threads(1):
@@ -210,7 +205,6 @@ class StreamingEM:
 
     def __init__(self, aligner, store, items, out, records, sched, *, progress=False,
                  quiet=False, say=None):
-        from vqalign.pipeline.corpus import _say
         self.aligner = aligner
         self.store = store
         self.items = items
@@ -219,7 +213,7 @@ class StreamingEM:
         self.sched = sched
         self.progress = progress
         self.quiet = quiet
-        self.say = say or _say
+        self.say = say or runtime.say
         self.tasks = plan_tasks(store, items)
         self.sel_dir = self.dir / "selection"
         #: seconds of training audio: the starts run (MULTI_START_S), kept in every model
@@ -227,21 +221,15 @@ class StreamingEM:
 
     # ---------------------------------------------------------------- files
     def _save(self, name, model, history):
-        from vqalign.pipeline.corpus import _write_error
         from vqalign.pipeline.records import file_digest
 
-        a = self.aligner
-        a.model_ = model
-        a.history_ = history
-        a._model_dither = a.dither_
-        a.symbols_ = list(model.symbols_)
-        a.train_seconds_ = self.seconds
+        a = self.aligner.set_model(model, history=history, train_seconds=self.seconds)
         path = self.dir / f"{name}.npz"
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             a.save(path, overwrite=True)
         except OSError as exc:
-            raise _write_error(path, exc) from None
+            raise write_error(path, exc) from None
         return path, file_digest(path)
 
     def _recorded(self, name):
@@ -273,26 +261,22 @@ class StreamingEM:
 
     # ---------------------------------------------------------------- the stage
     def base(self):
-        """The model before any data pass: Gaussians and emission columns."""
-        from vqalign.hmm import DiagGMM
-
+        """The model before any data pass: Gaussians and emission columns (the
+        Aligner's :meth:`~vqalign.align.Aligner.new_model` on its codebook)."""
         got = self._recorded("base")
         if got is not None:
             return got[:2]
         a = self.aligner
-        cb = np.asarray(a.codebook, np.float32)
-        # the evenly spaced frames from_codebook(max_frames=32768) would take, read here
-        # so that only they are checked and held (the same Gaussians as passing X)
+        # the evenly spaced frames recipe.gaussians would take, read here so that only
+        # they are checked and held (the same Gaussians as passing every frame)
         X = self.store.X
-        if X.shape[0] > GMM_FRAMES:
+        if X.shape[0] > recipe.GMM_FRAMES:
             from vqalign.lbg._data import take_rows
-            X = take_rows(X, np.linspace(0, X.shape[0] - 1, GMM_FRAMES).astype(np.int64))
-        gmm = DiagGMM.from_codebook(cb, X, var_floor=1e-2, shrinkage=10.0,
-                                    max_frames=GMM_FRAMES, top_n=min(a.top_n, cb.shape[0]))
-        model = a._hmm(gmm, corpus=True)
-        model.n_iter = a.n_iter
+            X = take_rows(X, np.linspace(0, X.shape[0] - 1,
+                                         recipe.GMM_FRAMES).astype(np.int64))
+        model = a.new_model(X, None, corpus=True)   # the codebook given: no rng drawn
         syms = sorted({s for _, units in self.items for w in units for s in w})
-        model.init_inventory(gmm, syms)
+        model.init_inventory(model.gmm, syms)
         path, digest = self._save("base", model, None)
         self._finish("base", path, digest)
         return path, digest
@@ -319,67 +303,57 @@ class StreamingEM:
         """Train from every flat start; returns ``(path, digest, log-likelihood per
         frame, start, iterations, failures)`` of the start kept: the only one, or (a
         small corpus) the one with the highest final log-likelihood per frame less
-        LOUD_SILENCE_COST times its loud frames in silence, as Aligner.train_model."""
-        from vqalign.align import aligner as AL
-
+        LOUD_SILENCE_COST times its loud frames in silence (:func:`vqalign.align.recipe.
+        start_score`), as :func:`vqalign.align.recipe.train`."""
         base_path, base_digest = self.base()
         counts = self.flat_start_counts(base_path, base_digest)
-        # the starts of Aligner.train_model in corpus mode, in its order
-        small = self.seconds < AL.MULTI_START_S
-        if not small:
-            starts = ["short"]
-        elif AL.BROAD_PRIOR is not None and self.aligner.unit == "phones":
-            starts = ["durations", "broad"]
-        else:
-            starts = ["durations", "short"]
+        # the recipe's starts in corpus mode, in its order
+        starts = recipe.corpus_starts(self.seconds, self.aligner.unit)
         # a small corpus's frames, read whole once for the broad start and the scores
         frames = (_read_task(self.store, [u for u, _ in self.items])
                   if len(starts) > 1 else None)
         results = []
         for start in starts:
-            model = AL.Aligner.load(base_path).model_
-            model.init_self_loop = 0.6 if start == "short" else None
+            model = Aligner.load(base_path).model_
+            model.init_self_loop = recipe.SHORT_SELF_LOOP if start == "short" else None
             model.init_inventory(model.gmm_, model.symbols_)
             model.init_weights(counts["silence"], counts["speech"])
             if start != "short":
                 model.init_durations(counts["n_frames"], counts["n_utterances"],
-                                     counts["n_speech"], QUIET_QUANTILE)
+                                     counts["n_speech"], recipe.QUIET_QUANTILE)
             if start == "broad":
                 self._broad_start(model, *frames)
             results.append(self._train(start, model))
         if len(results) == 1:
             return results[0]
-        # as Aligner.train_model: final log-likelihood per frame less the cost of loud
-        # frames put in silence
+        # as recipe.train: final log-likelihood per frame less the cost of loud frames put
+        # in silence
         X, energy, offs = frames
         words = [units for _, units in self.items]
         scores = []
         for r in results:
-            model = AL.Aligner.load(r[0]).model_
-            loud = AL.loud_in_silence(model, X, offs, energy, words)
-            scores.append(r[2] - AL.LOUD_SILENCE_COST * loud)
+            model = Aligner.load(r[0]).model_
+            score, loud = recipe.start_score(r[2], model, X, offs, energy, words)
+            scores.append(score)
             self.say(f"em {r[3]}: log-likelihood/frame {r[2]:.4f}, loud frames in silence "
                      f"{100 * loud:.2f} %, score {scores[-1]:.4f}", self.quiet)
         return results[int(np.argmax(scores))]
 
     def _broad_start(self, model, X, energy, offs):
-        """The broad-class flat start (Aligner's, on a corpus under MULTI_START_S seconds:
-        a few MB of features, read whole): each frame's best first Gaussian is its
-        first candidate in the selection folder."""
+        """The broad-class flat start (:func:`vqalign.align.recipe.broad_class_start`, on a
+        corpus under MULTI_START_S seconds: a few MB of features, read whole): each
+        frame's best first Gaussian is its first candidate in the selection folder."""
         from types import SimpleNamespace
 
-        from vqalign.align.aligner import _broad_class_start, quiet_masks
-
-        quiet = quiet_masks(energy, offs, QUIET_QUANTILE)
+        quiet = recipe.quiet_masks(energy, offs, recipe.QUIET_QUANTILE)
         best = np.concatenate([np.load(_sel_paths(self.sel_dir, k, "")[0])[:, 0]
                                for k in range(len(self.tasks))]).astype(np.int64)
         if best.shape[0] != X.shape[0]:
             raise VQAlignError(f"the selection folder {self.sel_dir} does not match the "
                                "training frames; re-run with --from-stage em")
-        _broad_class_start(model, X, offs, quiet, SimpleNamespace(idx=best[:, None]))
+        recipe.broad_class_start(model, X, offs, quiet, SimpleNamespace(idx=best[:, None]))
 
     def _train(self, start, model):
-        from vqalign.align.aligner import Aligner
         from vqalign.hmm.monitor import ConvergenceMonitor
 
         flags = model._flags()

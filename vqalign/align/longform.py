@@ -23,6 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from vqalign.align.alignment import Alignment, Segment
+from vqalign.align.confidence import alignment_confidence, attach
+from vqalign.align.decode import add_warnings, path_segments
+from vqalign.align.utterance import too_short_message
 from vqalign.exceptions import AlignmentError
 
 CHUNK_S = 20.0             # target chunk length for the corpus-style re-training
@@ -35,29 +39,28 @@ CORRIDOR_S = 60.0          # flat-start corridor around the diagonal, at least t
 CORRIDOR_FRACTION = 0.05   # and at least this share of the recording
 
 
-def _corridor(p, aligner):
+def _corridor(p):
     """Half-width of the flat start's diagonal corridor, as a fraction of the chain: the
     larger of CORRIDOR_S seconds and CORRIDOR_FRACTION of the recording. (Built from
     devdata's voices, 5-35 minutes, the words stray at most 6-16 s from the diagonal.)"""
     return max(CORRIDOR_FRACTION, CORRIDOR_S / max(p.duration, 1e-9))
 
 
-def _global_path(aligner, model, p, sel):
+def _global_path(model, p, sel, hop_s):
     """(path, batch, beam used) of the whole recording."""
     T = p.X.shape[0]
     batch = model.batch([p.tokens.units])
     offs = np.array([0, T], np.int64)
     need = int(batch.min_frames()[0])
     if need > T:
-        from vqalign.align.aligner import too_short_message  # noqa: PLC0415
-        raise AlignmentError(too_short_message(need, T, aligner.hop_))
+        raise AlignmentError(too_short_message(need, T, hop_s))
     for beam in BEAMS:
         path, score, status, cells = model.viterbi_batch(p.X, offs, batch, sel, beam=beam,
                                                          retry_exact=False)
         if status[0] == 0:
             return path, batch, beam, int(cells[0])
     raise AlignmentError(
-        f"no alignment path through the {T * aligner.hop_:.1f} s recording within the beam "
+        f"no alignment path through the {T * hop_s:.1f} s recording within the beam "
         f"(tried {', '.join(str(b) for b in BEAMS)}); the transcript probably does not match "
         "the audio (missing or extra text): check it, or align the recording in parts")
 
@@ -93,8 +96,8 @@ def _chunk_cuts(path, batch, hop):
     return np.asarray(cuts, np.int64), first_word
 
 
-def _retrain(aligner, model, p, path, batch, sel):
-    cuts, first = _chunk_cuts(path, batch, aligner.hop_)
+def _retrain(model, p, path, batch, sel, hop_s, n_iter):
+    cuts, first = _chunk_cuts(path, batch, hop_s)
     bounds = [*first, len(p.tokens.units)]
     # a cut is kept only where words lie on both sides of it: a stretch without a word
     # of its own joins its neighbour, so the chunks cover every frame in order and the
@@ -106,53 +109,66 @@ def _retrain(aligner, model, p, path, batch, sel):
     keep.append(len(cuts) - 1)
     data = [(p.X[cuts[a]:cuts[b]], p.tokens.units[bounds[a]:bounds[b]])
             for a, b in zip(keep[:-1], keep[1:])]
-    model.n_iter = min(aligner.n_iter, RETRAIN_ITER)
+    model.n_iter = min(n_iter, RETRAIN_ITER)
     model.init_params = ""
     model.fit(data, selection=sel)
     return model._last_selection, len(data)
 
 
-def align_long(aligner, p):
-    """Align one long prepared utterance; returns an Alignment."""
-    from vqalign.align.aligner import (  # noqa: PLC0415
-        _add_warnings,
-        _alignment_classes,
-        path_segments,
-    )
+def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_one=None):
+    """Align one long prepared utterance.
 
-    hop = aligner.hop_
-    fitted = getattr(aligner, "model_", None) is not None
+    Parameters
+    ----------
+    p : vqalign.align.utterance.Utterance
+        The whole recording, prepared.
+    unit : {"phones", "chars"}
+    hop_s : float
+        Frame hop (s).
+    n_iter : int
+        EM steps of the self-training (the re-training rounds take at most RETRAIN_ITER).
+    update_gaussians : int
+        The re-training rounds re-estimate the Gaussians every this many steps (0: never).
+    model : vqalign.hmm.TiedMixtureHMM, optional
+        A fitted model to decode with; None: self-train on the recording.
+    train_one : callable, optional
+        ``train_one(p, diagonal=...) -> (model, history, selection, X, frame_off)``: the
+        single-utterance recipe (required without ``model``).
+
+    Returns
+    -------
+    vqalign.align.alignment.Alignment
+    """
+    hop = hop_s
+    fitted = model is not None
     history = None
     rounds = 0
     if fitted:
-        model = aligner.model_
         model.add_symbols(sorted({u for w in p.tokens.units for u in w}))
         sel = model.select(p.X)
-        path, batch, beam, cells = _global_path(aligner, model, p, sel)
+        path, batch, beam, cells = _global_path(model, p, sel, hop)
     else:
         # the single-utterance recipe on the whole recording: one chain, flat start, EM
         # (the forward-backward keeps checkpoints, not every frame's band)
-        model, history, sel, _, _ = aligner._train_one(p, diagonal=_corridor(p, aligner))
-        path, batch, beam, cells = _global_path(aligner, model, p, sel)
+        model, history, sel, _, _ = train_one(p, diagonal=_corridor(p))
+        path, batch, beam, cells = _global_path(model, p, sel, hop)
         if RETRAIN_ROUNDS:
             # corpus-style rounds on chunks of the path: Gaussians re-estimated too
-            model.update = "wtmv" if aligner.update_gaussians else "wt"
-            model.gaussians_every = max(1, aligner.update_gaussians)
+            model.update = "wtmv" if update_gaussians else "wt"
+            model.gaussians_every = max(1, update_gaussians)
             sel = model.select(p.X, candidates="m" in model.update)
         for _ in range(RETRAIN_ROUNDS):
-            sel, n_chunks = _retrain(aligner, model, p, path, batch, sel)
+            sel, n_chunks = _retrain(model, p, path, batch, sel, hop, n_iter)
             history = model.history_
-            path, batch, beam, cells = _global_path(aligner, model, p, sel)
+            path, batch, beam, cells = _global_path(model, p, sel, hop)
             rounds += 1
     cols = batch.emit_ids[path]
     fconf, own = model.frame_ratio(sel, cols)
     fll = np.log(np.maximum(own, 1e-300)) + sel.gmax
-    from vqalign.align.confidence import alignment_confidence, attach  # noqa: PLC0415
     conf = alignment_confidence(model, batch, path, np.array([0, p.X.shape[0]], np.int64), sel,
                                 fconf, [p.energy], p.X, hop,
                                 "corpus" if fitted else "self")[0]
     us, ws = path_segments(path, batch, 0, hop, p.duration, fconf, conf=conf)
-    Alignment, Segment = _alignment_classes()
     dur = float(p.duration)
     seg_units = [Segment(s, e, lab, c) for s, e, lab, c in us]
     seg_words = [Segment(s, e, p.tokens.words[wi], c) for s, e, wi, c in ws]
@@ -162,7 +178,7 @@ def align_long(aligner, p):
         "frame_loglik": np.round(fll, 3).tolist(),
         "warnings": warns,
         "oov": sorted(set(p.tokens.oov)),
-        "unit": aligner.unit,
+        "unit": unit,
         "long_audio": {"method": "global beam Viterbi", "beam": beam,
                        "mean_active_states": round(cells / max(1, p.X.shape[0]), 1),
                        "retrain_rounds": rounds},
@@ -170,11 +186,11 @@ def align_long(aligner, p):
     }
     if history is not None:
         diag["em_history"] = history.to_dict()
-    tier = "phones" if aligner.unit == "phones" else "chars"
+    tier = "phones" if unit == "phones" else "chars"
     aln = Alignment(tiers={"words": seg_words, tier: seg_units}, audio=p.name,
                     sample_rate=int(p.sr), duration=dur, diagnostics=diag)
     attach(aln, conf)
-    _add_warnings(aln, warns)
+    add_warnings(aln)
     return aln
 
 

@@ -24,9 +24,18 @@ model 17.2 / 73.6 %, their median 14.5 / 79.5 % (`vqalign bench align --single 2
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
+
+from vqalign.align.alignment import Segment
+from vqalign.align.confidence import NEAR_FLOOR, SILENT_CAP, SILENT_FRACTION, _logit, predict
+from vqalign.align.decode import add_warnings, shift_tiers
+from vqalign.align.recipe import rel_duration
+from vqalign.align.utterance import load_audio
+from vqalign.exceptions import ParameterError, VQAlignError
+from vqalign.features.frontend import FEATURE_SR
 
 #: frames of the speech frames' best-Gaussian histogram mixed into each state's weights of
 #: a segmentation start (its own frames are few: 3-10 per state of one utterance)
@@ -61,10 +70,19 @@ def sphinx_reference(p, hop_s):
     audio ``p`` holds (its frames' time origin); ``segments`` per phone of ``p``'s
     transcript: (first frame, end frame, symbol). Phones are the Sphinx alignment's where
     its pronunciation of a word is ``p``'s (stress left aside), else the word's span split
-    by typical phone durations. Returns (None, reason) when it cannot be made."""
-    from vqalign.align.aligner import FEATURE_SR, _rel_duration  # noqa: PLC0415
-    from vqalign.exceptions import VQAlignError  # noqa: PLC0415
+    by typical phone durations.
 
+    Parameters
+    ----------
+    p : vqalign.align.utterance.Utterance
+    hop_s : float
+        Frame hop of ``p``'s features (s).
+
+    Returns
+    -------
+    (Alignment, list of (int, int, str))
+        Or (None, reason) when it cannot be made.
+    """
     if p.y16 is None:
         return None, "no audio"
     try:
@@ -83,7 +101,7 @@ def sphinx_reference(p, hop_s):
         if [s.label for s in theirs] == [u.rstrip("012") for u in units]:
             edges = [theirs[0].start] + [s.end for s in theirs]
         else:
-            r = np.array([_rel_duration(u) for u in units])
+            r = np.array([rel_duration(u) for u in units])
             edges = (seg.start + (seg.end - seg.start)
                      * np.concatenate([[0.0], np.cumsum(r) / r.sum()])).tolist()
         f = np.clip(np.round(np.asarray(edges) / hop_s).astype(int), 0, T)
@@ -106,7 +124,16 @@ def segmentation_start(m, segs, sel):
     """Weights and self loops of a start from a phone segmentation ``segs`` [(first
     frame, end frame, symbol)]: each state's weights from the best Gaussians of its third
     of its phones' frames (SEED_MIX of the speech frames' mixed in), its self loop from the
-    mean length of that third; silence from the frames outside every phone."""
+    mean length of that third; silence from the frames outside every phone.
+
+    Parameters
+    ----------
+    m : vqalign.hmm.TiedMixtureHMM
+        Initialized; its ``weights_`` and ``self_loop_`` are set.
+    segs : list of (int, int, str)
+    sel : vqalign.hmm.train.Selection
+        ``sel.idx[:, 0]``: each frame's best Gaussian.
+    """
     best = np.asarray(sel.idx[:, 0])
     K = m.gmm_.n_components
     spu = m.states_per_symbol if isinstance(m.states_per_symbol, int) else 1
@@ -162,7 +189,18 @@ def combine(flat, seeded, ref):
     model's ``ref``). Returns (words (n, 2), phones (m, 2), spreads): phone boundaries
     are the median of the three where the Sphinx pronunciation of the word is the same,
     else the mean of the two self-trained ones, kept inside the word; ``spreads`` holds
-    per word and per phone (n, 2) the range (s) of its start's and its end's estimates."""
+    per word and per phone (n, 2) the range (s) of its start's and its end's estimates.
+
+    Parameters
+    ----------
+    flat, seeded, ref : Alignment
+
+    Returns
+    -------
+    words : ndarray, shape (n_words, 2)
+    phones : ndarray, shape (n_phones, 2)
+    spreads : dict of str to ndarray
+    """
     W = np.stack([_bounds(a.tiers["words"]) for a in (flat, seeded, ref)])
     wf, wr = W[0], W[2]
     words = np.median(W, axis=0)
@@ -207,8 +245,21 @@ def combined_features(flat, seeded, spreads, unit):
     cross-validated by voice (AUC for an error over 50 ms), single files: words 0.899
     (0.896 without the two products; the two spreads apart 0.863, with log duration 0.890,
     the spread alone 0.874), phones 0.786 (0.761); small corpora: words 0.878 (0.840),
-    phones 0.806 (0.752)."""
-    from vqalign.align.confidence import _logit  # noqa: PLC0415
+    phones 0.806 (0.752).
+
+    Parameters
+    ----------
+    flat, seeded : Alignment
+    spreads : dict
+        From :func:`combine`.
+    unit : str
+        The unit tier's name.
+
+    Returns
+    -------
+    dict of str to ndarray, shape (n, 5)
+        ``"words"`` and ``"units"``.
+    """
     out = {}
     for tier, name in (("words", "words"), ("units", unit)):
         cf = np.array([s.confidence for s in flat.tiers[name]], np.float64)
@@ -233,17 +284,22 @@ def merge(flat, seeded, ref, energy, hop_s, warnings=(), *, mode="self", energy_
     its first frame at ``energy_offset_s``; ``warnings``: the utterance's own (the quality
     warnings are made again). ``mode`` "self": ``flat`` is the flat-start self-trained
     alignment (confidence model "combined"); "corpus": a corpus-trained model's
-    ("corpus_combined")."""
-    import copy  # noqa: PLC0415
+    ("corpus_combined").
 
-    from vqalign.align.alignment import Segment  # noqa: PLC0415
-    from vqalign.align.confidence import (  # noqa: PLC0415
-        NEAR_FLOOR,
-        SILENT_CAP,
-        SILENT_FRACTION,
-        predict,
-    )
+    Parameters
+    ----------
+    flat, seeded, ref : Alignment
+    energy : ndarray, shape (n_frames,)
+    hop_s : float
+    warnings : sequence of str
+    mode : {"self", "corpus"}
+    energy_offset_s : float
 
+    Returns
+    -------
+    Alignment
+        A copy of ``flat`` with the combined tiers.
+    """
     unit = flat.unit_tier
     words, phones, spreads = combine(flat, seeded, ref)
     F = combined_features(flat, seeded, spreads, unit)
@@ -312,6 +368,121 @@ def merge(flat, seeded, ref, energy, hop_s, warnings=(), *, mode="self", energy_
                      "the transcript against the audio there")
     d["warnings"] = warns
     out.diagnostics = d
-    from vqalign.align.aligner import _add_warnings  # noqa: PLC0415
-    _add_warnings(out, None)
+    add_warnings(out)
     return out
+
+
+# --------------------------------------------------------------------------- the pass
+def opinions(p, *, hop_s, train_one, decode, required=False):
+    """The two other opinions of the prepared utterance ``p`` (in its frames' time): a
+    model self-trained on ``p`` from the Sphinx en-us model's phone segmentation, and that
+    model's own alignment.
+
+    Parameters
+    ----------
+    p : vqalign.align.utterance.Utterance
+    hop_s : float
+        Frame hop (s).
+    train_one : callable
+        ``train_one(p, seed=(name, fn)) -> (model, history, selection, X, frame_off)``:
+        the single-utterance recipe from a start given (:func:`vqalign.align.recipe.train`).
+    decode : callable
+        ``decode([p], X, frame_off, selection, model=..., history=...) -> [Alignment]``.
+    required : bool
+        Without pocketsphinx: a ParameterError (reference="sphinx") instead of None.
+
+    Returns
+    -------
+    (seeded, sphinx) : Alignment, Alignment
+        Or (None, reason) when they cannot be made.
+    """
+    if not available():
+        if required:
+            raise ParameterError('reference="sphinx" needs pocketsphinx: pip install '
+                                 '"vqalign[sphinx]" (or pass reference="auto" / None)')
+        return None, "pocketsphinx is not installed"
+    ref, segs = sphinx_reference(p, hop_s)
+    if ref is None:
+        return None, segs
+    model, history, sel, X, offs = train_one(
+        p, seed=("Sphinx segmentation", lambda m, s: segmentation_start(m, segs, s)))
+    seeded = decode([p], X, offs, sel, history=history, model=model)[0]
+    if isinstance(seeded, Exception):
+        return None, f"the seeded model failed ({seeded})"
+    return seeded, ref
+
+
+def with_reference(p, flat, *, hop_s, opinions):
+    """The flat-start alignment ``flat`` of ``p`` combined with the two other opinions
+    (``opinions(p) -> (seeded, sphinx)``, see :func:`opinions`): the median of the three
+    (:func:`merge`); ``flat`` itself, with the reason in ``diagnostics["reference"]``,
+    when the Sphinx model cannot be used."""
+    seeded, ref = opinions(p)
+    if seeded is None:
+        flat.diagnostics["reference"] = f"none: {ref}"
+        return flat
+    return merge(flat, seeded, ref, p.energy, hop_s, list(p.warnings))
+
+
+def corpus_opinion(p, res, warns, *, hop_s, prepare, length_error, opinions):
+    """A fitted model's alignment ``res`` of ``p`` (on the whole recording) combined with
+    two more of the same audio, made by a self-trained helper: a model self-trained on it
+    from the Sphinx en-us model's segmentation and that model's own (the per-boundary
+    median of the three). The corpus model of a few minutes of speech is weak (devdata, 40
+    utterances: 14.7 and 29.8 ms mean word-boundary error on two subsets; the median 11.6
+    and 13.6 ms).
+
+    Parameters
+    ----------
+    p : vqalign.align.utterance.Utterance
+        The utterance (its audio, or the audio file it came from for a store-backed one).
+    res : Alignment
+        The fitted model's alignment of ``p``.
+    warns : list of str
+        The utterance's own warnings.
+    hop_s : float
+        The fitted model's frame hop (s).
+    prepare : callable
+        ``prepare(y, sr, None, name, tokens=tokens) -> Utterance``: the helper's
+        preparation (:meth:`vqalign.align.Aligner.prepare`).
+    length_error : callable
+        ``length_error(q) -> Exception or None`` of the helper.
+    opinions : callable
+        ``opinions(q) -> (seeded, sphinx)`` of the helper (:func:`opinions`).
+
+    Returns
+    -------
+    Alignment
+        The combined one, or ``res`` with the reason in ``diagnostics["reference"]``.
+    """
+    y, sr, off = p.y16, FEATURE_SR, float(p.offset_s)
+    if y is None:                       # a store-backed utterance: read its audio
+        if p.source is None:
+            res.diagnostics["reference"] = "none: the audio file is not known"
+            return res
+        try:
+            y, sr = load_audio(p.source)   # conditioned and resampled by prepare
+        except VQAlignError as exc:    # moved or unreadable since the features
+            res.diagnostics["reference"] = f"none: {exc}"
+            return res
+        off = 0.0
+    try:
+        q = prepare(y, sr, None, p.name, tokens=p.tokens)
+    except VQAlignError as exc:
+        res.diagnostics["reference"] = f"none: {exc}"
+        return res
+    if length_error(q) is not None:
+        res.diagnostics["reference"] = "none: the audio is too short to self-train on"
+        return res
+    try:
+        seeded, ref = opinions(q)
+    except VQAlignError as exc:
+        seeded, ref = None, str(exc)
+    if seeded is None:
+        res.diagnostics["reference"] = f"none: {ref}"
+        return res
+    dur = p.full_duration if p.full_duration is not None else p.duration
+    for a in (seeded, ref):
+        shift_tiers(a, off + float(q.offset_s), dur)
+    return merge(res, seeded, ref, p.energy, hop_s, warns, mode="corpus",
+                 energy_offset_s=off)
