@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from vqalign.exceptions import ParameterError
-from vqalign.features.frontend import FEATURE_SR
+from vqalign.features.constants import FEATURE_SR
 
 SR = FEATURE_SR
 

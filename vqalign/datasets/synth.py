@@ -45,7 +45,7 @@ from vqalign._validation import check_positive_int, check_sample_rate
 from vqalign.align.lexicon import cmudict_with_stress, letter_to_sound
 from vqalign.datasets.sentences import SENTENCES
 from vqalign.exceptions import ParameterError
-from vqalign.features.frontend import FEATURE_SR
+from vqalign.features.constants import FEATURE_SR
 
 __all__ = [
     "PHONES",

@@ -18,12 +18,10 @@ from __future__ import annotations
 import numpy as np
 
 from vqalign.features.cmvn import cmvn
+from vqalign.features.constants import FEATURE_SR
 from vqalign.features.deltas import delta
 from vqalign.features.mfcc import mfcc
 
-#: every feature (MFCC, the aligner's recipe, the store, the synthesizer) is computed on
-#: audio resampled to this rate
-FEATURE_SR = 16000
 #: the 39-D recipe: N_MFCC cepstra of a WIN_S window over N_MELS mel bands, with deltas and
 #: delta-deltas by regression over +-DELTA_WIDTH frames (recorded with every model and store)
 N_MFCC = 13

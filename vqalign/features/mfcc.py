@@ -26,7 +26,7 @@ from vqalign._threads import one_blas_thread
 from vqalign._validation import check_audio, check_positive_int, check_sample_rate
 from vqalign.exceptions import ParameterError
 from vqalign.features import _kernels as K
-from vqalign.features.frontend import FEATURE_SR
+from vqalign.features.constants import FEATURE_SR
 
 CONVENTIONS = ("librosa", "kaldi", "sphinx")
 _BLOCK = 256          # frames per block (256 x 512 float32 = 512 KiB: one L2)

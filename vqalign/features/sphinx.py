@@ -39,7 +39,7 @@ import scipy.fft
 from vqalign._validation import check_audio, check_sample_rate
 from vqalign.exceptions import ParameterError
 from vqalign.features import _kernels as K
-from vqalign.features.frontend import FEATURE_SR
+from vqalign.features.constants import FEATURE_SR
 
 __all__ = ["SphinxFrontEnd", "front_end_from_params", "mfcc_sphinx", "sphinx_features",
            "cmn_batch", "deltas_1s_c_d_dd", "sphinx_filterbank", "n_frames_sphinx",

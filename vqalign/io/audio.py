@@ -9,7 +9,7 @@ import numpy as np
 
 from vqalign._validation import check_sample_rate
 from vqalign.exceptions import ParameterError
-from vqalign.features.frontend import FEATURE_SR
+from vqalign.features.constants import FEATURE_SR
 
 #: a channel whose RMS is below this share of the loudest channel's is left out of the
 #: mono downmix (-40 dB)
