@@ -4,7 +4,7 @@ The confidence of a segment is a small logistic model over cues that an aligner 
 after its Viterbi pass:
 
 * boundary posteriors: a forward-backward restricted to a corridor of states around the
-  Viterbi path (:mod:`vqalign.hmm._confidence_kernels`; band storage only) gives, for the
+  Viterbi path (:mod:`vqalign.hmm.boundaries`; band storage only) gives, for the
   segment's start and end, the posterior mass of the boundary within +-20 ms and +-50 ms
   of where Viterbi put it, and the posterior spread of the boundary (ms);
 * the frame likelihood ratio (path column's emission over the frame's best column),
@@ -29,8 +29,6 @@ most :data:`SILENT_CAP` and a warning with its time span.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -99,92 +97,19 @@ def _sigmoid(z):
 
 def boundary_stats(model, batch, path, frame_off, sel, hop_s, *, corridor=CORRIDOR,
                    max_job=MAX_JOB_FRAMES, overlap=JOB_OVERLAP, kappa=None):
-    """Boundary posteriors of every unit of ``batch`` around its Viterbi ``path``.
+    """Boundary posteriors of every unit of ``batch`` around its Viterbi ``path``, with the
+    aligner's settings (:func:`vqalign.hmm.boundaries.boundary_posteriors`).
 
     Returns (stats (n_units, 2, 5) float64, unit_off (U + 1,) int64, vit (n_units, 2)
     int64 Viterbi start / end frames (utterance-local), ok (U,) bool). ``stats[k, side]``
     = [total mass, mean offset (frames, posterior minus Viterbi), spread (frames),
     mass within +-20 ms, mass within +-50 ms], side 0 the start, 1 the end.
     """
-    from vqalign.hmm import _confidence_kernels as CK  # noqa: PLC0415
+    from vqalign.hmm.boundaries import boundary_posteriors  # noqa: PLC0415
 
-    frame_off = np.asarray(frame_off, np.int64)
-    U = batch.n_utterances
-    n_units = np.array([len(batch.units[u]) for u in range(U)], np.int64)
-    unit_off = np.zeros(U + 1, np.int64)
-    unit_off[1:] = np.cumsum(n_units)
-    NU = int(unit_off[-1])
-    ui = batch.unit_index.astype(np.int64)
-    S = ui.size
-    first_of = np.full(S, -1, np.int32)
-    last_of = np.full(S, -1, np.int32)
-    sp = ui >= 0
-    prev = np.full(S, -2, np.int64)
-    prev[1:] = ui[:-1]
-    nxt = np.full(S, -2, np.int64)
-    nxt[:-1] = ui[1:]
-    starts_u = np.zeros(S, bool)
-    starts_u[batch.state_off[:-1]] = True
-    ends_u = np.zeros(S, bool)
-    ends_u[batch.state_off[1:] - 1] = True
-    first = sp & ((prev != ui) | starts_u)
-    last = sp & ((nxt != ui) | ends_u)
-    first_of[first] = ui[first]
-    last_of[last] = ui[last]
-    vit = np.full((NU, 2), -1, np.int64)
-    for u in range(U):
-        a, b = frame_off[u], frame_off[u + 1]
-        ids, st, en = batch.segments(path[a:b], u)
-        vit[unit_off[u] + ids, 0] = st + a
-        vit[unit_off[u] + ids, 1] = en + a
-    jobs = []
-    for u in range(U):
-        a, b = int(frame_off[u]), int(frame_off[u + 1])
-        T = b - a
-        s0 = int(batch.state_off[u])
-        Su = int(batch.state_off[u + 1]) - s0
-        if T == 0 or Su == 0:
-            continue
-        if T <= max_job:
-            jobs.append((a, T, s0, Su, int(unit_off[u]), 0, a, b + 1))
-            continue
-        n = int(math.ceil(T / max_job))
-        cuts = np.linspace(a, b, n + 1).round().astype(np.int64)
-        for k in range(n):
-            ka, kb = int(cuts[k]), int(cuts[k + 1])
-            fa, fb = max(a, ka - overlap), min(b, kb + overlap)
-            pin = (1 if fa > a else 0) | (2 if fb < b else 0)
-            jobs.append((fa, fb - fa, s0, Su, int(unit_off[u]), pin, ka,
-                         kb + 1 if k == n - 1 else kb))
-    J = np.array(jobs, np.int64).reshape(-1, 8)
-    trans, start, end = model.transitions(batch)
-    win = np.array([int(math.floor(t / hop_s + 1e-9)) for t in TOLERANCES], np.int64)
-    raw = np.zeros((NU, 2, 3 + win.size))
-    status = np.zeros(J.shape[0], np.int32)
-    if J.shape[0]:
-        CK.boundary_posteriors(sel.idx, sel.eg, model.weights_, J[:, 0].copy(), J[:, 1].copy(),
-                               J[:, 2].copy(), J[:, 3].copy(), J[:, 4].copy(),
-                               J[:, 5].copy(), J[:, 6].copy(), J[:, 7].copy(), batch.emit_ids,
-                               np.ascontiguousarray(trans), start, end,
-                               np.ascontiguousarray(path, np.int32), int(corridor), first_of,
-                               last_of, vit[:, 0].copy(), vit[:, 1].copy(), win,
-                               float(KAPPA if kappa is None else kappa), raw, status)
-    ok = np.ones(U, bool)
-    for j in np.flatnonzero(status != 0):
-        u = int(np.searchsorted(frame_off, J[j, 0], side="right") - 1)
-        ok[u] = False
-    tot = np.maximum(raw[:, :, 0], 1e-300)
-    mean = raw[:, :, 1] / tot
-    var = np.maximum(raw[:, :, 2] / tot - mean ** 2, 0.0)
-    stats = np.zeros((NU, 2, 5))
-    stats[:, :, 0] = raw[:, :, 0]
-    stats[:, :, 1] = mean
-    stats[:, :, 2] = np.sqrt(var)
-    stats[:, :, 3] = np.clip(raw[:, :, 3] / tot, 0.0, 1.0)
-    stats[:, :, 4] = np.clip(raw[:, :, 4] / tot, 0.0, 1.0)
-    bad = raw[:, :, 0] < 0.5
-    stats[bad] = np.nan
-    return stats, unit_off, vit, ok
+    return boundary_posteriors(model, batch, path, frame_off, sel, hop_s, corridor=corridor,
+                               max_job=max_job, overlap=overlap,
+                               kappa=KAPPA if kappa is None else kappa, tolerances=TOLERANCES)
 
 
 def _flux(X):

@@ -398,7 +398,7 @@ class FeatureStore:
 
     def release(self) -> None:
         """Drop the memory-mapped pages read so far from this process's resident set."""
-        from vqalign.lbg._data import release_pages
+        from vqalign.lbg import release_pages
         release_pages(self.X)
         if self.extra is not None:
             release_pages(self.extra)

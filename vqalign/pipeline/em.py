@@ -271,7 +271,7 @@ class StreamingEM:
         # they are checked and held (the same Gaussians as passing every frame)
         X = self.store.X
         if X.shape[0] > recipe.GMM_FRAMES:
-            from vqalign.lbg._data import take_rows
+            from vqalign.lbg import take_rows
             X = take_rows(X, np.linspace(0, X.shape[0] - 1,
                                          recipe.GMM_FRAMES).astype(np.int64))
         model = a.new_model(X, None, corpus=True)   # the codebook given: no rng drawn
