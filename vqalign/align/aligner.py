@@ -35,6 +35,12 @@ from vqalign.features.frontend import DITHER, FEATURE_SR, recipe_settings
 from vqalign.history import History
 from vqalign.hmm.threads import threads
 
+#: one utterance shorter than this is aligned on one thread: its kernel calls are too small
+#: (a 3.4 s file: 111 E-step calls) to pay for a second thread, which on a busy machine
+#: waits for a core at every call (vqalign align on a 3.4 s TIMIT file, load 9 on 2 cores:
+#: 6.3 s wall with 2 threads, 3.0 s with 1; the same alignment)
+PARALLEL_MIN_S = 20.0
+
 
 class Aligner:
     """Tied-mixture HMM forced aligner.
@@ -370,7 +376,7 @@ class Aligner:
                                  f"e.g. align(y, text, sr={FEATURE_SR}), or pass a file path")
         lexicon = self._lexicon()
         p = self.prepare(audio, sr, transcript, audio_name, lexicon, self._cache)
-        with threads(self.n_jobs):
+        with threads(self.n_jobs if p.duration >= PARALLEL_MIN_S else 1):
             if p.duration > U.LONG_AUDIO_S:
                 return self._align_long(p)
             if self.model_ is None:
