@@ -57,3 +57,17 @@ def test_demo_small_accuracy_against_truth(tmp_path):
     summary = json.loads((out / "demo_summary.json").read_text())
     assert summary["aligned"] == 4 and summary["failed"] == 0
     assert len(list((out / "alignments").glob("*.TextGrid"))) == 4
+
+
+def test_every_verb_help_has_an_example():
+    from vqalign.cli import BENCH, VERBS, build_parser
+
+    missing = []
+    for argv in [[v, "--help"] for v in VERBS] + [["bench", b, "--help"] for b in BENCH]:
+        parser = build_parser(argv)
+        sub = parser._subparsers._group_actions[0].choices[argv[0]]
+        if argv[0] == "bench":
+            sub = sub._subparsers._group_actions[0].choices[argv[1]]
+        if "example" not in (sub.epilog or ""):
+            missing.append(" ".join(argv[:-1]))
+    assert missing == []

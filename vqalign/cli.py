@@ -41,10 +41,35 @@ BENCH = {
 }
 
 
-def _add_verb(sub, name, module, help_text):
+# verb (or "bench VERB") -> an example for its --help (a verb module may set a longer epilog)
+EXAMPLES = {
+    "demo": "vqalign demo --out demo_out --n-utts 12",
+    "features": "vqalign features corpus/ feats/ --jobs 2",
+    "codebook": "vqalign codebook feats/ -K 1024 --method lbg --out cb.npz",
+    "align": "vqalign align speech.wav speech.txt --out speech.json",
+    "align-corpus": "vqalign align-corpus corpus/ --out aligned/ --jobs 2",
+    "view": "vqalign view speech.wav speech.json --out speech.html",
+    "plot": "vqalign plot alignment speech.wav speech.json --out alignment.png",
+    "animate": "vqalign animate lbg --out lbg.gif",
+    "bench features": "vqalign bench features --seconds 600 --json",
+    "bench codebook": "vqalign bench codebook --n 1000000 --k 1024 --json",
+    "bench hmm": "vqalign bench hmm --T 10000 --S 500 --json",
+    "bench align": "vqalign bench align --corpus ../shared/devdata --json",
+    "bench score": "vqalign bench score --ref refs/ --hyp mfa=mfa_out/ --hyp mine=aligned/ --json",
+    "bench long": "vqalign bench long --minutes 35 --json",
+    "bench scale": "vqalign bench scale --hours 1 --json",
+    "bench agree": "vqalign bench agree --corpus /usr/share/pocketsphinx/test/data --peer pocketsphinx",
+    "bench rvq": "vqalign bench rvq --d 2048 --json",
+    "bench g2p": "vqalign bench g2p --n 2000 --json",
+}
+
+
+def _add_verb(sub, name, module, help_text, key=None):
     p = sub.add_parser(name, help=help_text, description=help_text)
     mod = importlib.import_module(module)
     mod.add_arguments(p)
+    if not p.epilog and (key or name) in EXAMPLES:
+        p.epilog = f"example: {EXAMPLES[key or name]}"
     p.set_defaults(_run=mod.run)
     return p
 
@@ -73,7 +98,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         bchosen = next((a for a in rest if not a.startswith("-")), None)
     for name, (module, help_text) in BENCH.items():
         if name == bchosen:
-            _add_verb(bsub, name, module, help_text)
+            _add_verb(bsub, name, module, help_text, key=f"bench {name}")
         else:
             bsub.add_parser(name, help=help_text, add_help=False)
     return parser
