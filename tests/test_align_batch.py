@@ -86,3 +86,27 @@ def test_bad_inputs(corpus, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["align", str(root / "lonely.wav"), "--out-dir", str(tmp_path / "o")]) == 2
     assert "nothing to align" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bench_batch_json(corpus, tmp_path, capsys):
+    """bench batch on the synthesized folder (references are the synthesizer's exact
+    TextGrids written beside the audio): every file aligned by both sides, the audio
+    length the files' own, and vqalign's words as close to the truth as align gives."""
+    root, truth = corpus
+    for uid, words in truth.items():
+        from vqalign.io.textgrid import write_textgrid
+
+        dur = sf.info(str(root / f"{uid}.wav")).duration
+        write_textgrid(root / f"{uid}.TextGrid", {"words": words}, dur)
+    try:
+        assert main(["bench", "batch", "--corpus", str(root), "--jobs", "1", "--json"]) == 0
+        res = json.loads(capsys.readouterr().out)
+    finally:
+        for uid in truth:
+            (root / f"{uid}.TextGrid").unlink()
+    assert res["files"] == 3 and res["vqalign"]["aligned"] == 3
+    assert res["pocketsphinx"]["aligned"] == 3
+    assert abs(res["audio_s"] - sum(sf.info(str(root / f"{u}.wav")).duration
+                                    for u in truth)) < 1e-6
+    assert res["vqalign"]["words"]["mean_ms"] < 40

@@ -38,6 +38,7 @@ BENCH = {
     "agree": ("vqalign.bench.agree", "agreement with pocketsphinx on real recordings"),
     "rvq": ("vqalign.bench.rvq", "residual VQ vs faiss ResidualQuantizer"),
     "g2p": ("vqalign.bench.g2p", "OOV pronunciation: phone error rate against CMUdict"),
+    "batch": ("vqalign.bench.batch", "many files, one command (vqalign align --out-dir) vs pocketsphinx"),
 }
 
 
@@ -61,6 +62,7 @@ EXAMPLES = {
     "bench agree": "vqalign bench agree --corpus /usr/share/pocketsphinx/test/data --peer pocketsphinx",
     "bench rvq": "vqalign bench rvq --d 2048 --json",
     "bench g2p": "vqalign bench g2p --n 2000 --json",
+    "bench batch": "vqalign bench batch --corpus ../shared/devdata/timit --jobs 2 --json",
 }
 
 
