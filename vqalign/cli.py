@@ -23,6 +23,7 @@ VERBS = {
     "align-corpus": ("vqalign.align.cli_corpus", "train on a corpus and align every utterance"),
     "plot": ("vqalign.plots.cli", "draw a diagnostic figure (PNG/PDF/SVG)"),
     "animate": ("vqalign.plots.cli_animate", "animate LBG, EM or MFCC extraction (GIF/MP4)"),
+    "codec": ("vqalign.codec.cli", "speech codec: train at a bit rate, encode to tokens, decode"),
 }
 
 # bench sub-verb -> (module, one-line help)
@@ -37,6 +38,8 @@ BENCH = {
     "agree": ("vqalign.bench.agree", "agreement with pocketsphinx on real recordings"),
     "rvq": ("vqalign.bench.rvq", "residual VQ vs faiss ResidualQuantizer"),
     "g2p": ("vqalign.bench.g2p", "OOV pronunciation: phone error rate against CMUdict"),
+    "codec": ("vqalign.bench.codec", "codec at 0.7-3.2 kbit/s vs Codec2 and Opus (PESQ, STOI, ...)"),
+    "units": ("vqalign.bench.units", "discrete units vs phone labels: PNMI, purity, bits"),
 }
 
 

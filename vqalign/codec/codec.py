@@ -11,7 +11,7 @@ import numpy as np
 
 from vqalign import __version__
 from vqalign._validation import check_audio, check_random_state, check_sample_rate
-from vqalign.codec import analysis
+from vqalign.codec import _kernels, analysis
 from vqalign.codec.design import Design, design
 from vqalign.exceptions import ParameterError
 from vqalign.io.atomic import atomic_write
@@ -115,13 +115,24 @@ def _f0_contours(f0, n: int, shift: int = 0):
     return pattern, lf
 
 
+def _open_loop_deltas(lf):
+    """Training targets of the differential F0 codebook: each voiced contour (rows of lf
+    (k, n) without NaN) minus the last value of the previous voiced contour."""
+    v = ~np.isnan(lf[:, 0])
+    rows = lf[v]
+    if rows.shape[0] < 2:
+        return np.zeros((0, lf.shape[1]), np.float32)
+    return (rows[1:] - rows[:-1, -1:]).astype(np.float32)
+
+
 class Codec:
     """A classical VQ speech codec at a stated bit rate.
 
     WORLD analysis (DIO + StoneMask F0, CheapTrick envelope as a mel-cepstrum;
     see :mod:`vqalign.codec.analysis`) every ``frame_ms``; ``frames_per_token``
-    frames form one token, coded as a voicing pattern, an LBG-trained F0 contour
-    codebook and a :class:`vqalign.lbg.ResidualVQ` of the stacked mel-cepstra
+    frames form one token, coded as a voicing pattern, an LBG-trained codebook of
+    F0 contour changes (closed-loop DPCM: each voiced token's log-F0 contour minus the
+    last decoded value) and a :class:`vqalign.lbg.ResidualVQ` of the stacked mel-cepstra
     (stages of at most ``max_stage_bits`` bits; see :mod:`vqalign.codec.design`).
 
     Parameters
@@ -140,6 +151,13 @@ class Codec:
         Rate the codec runs at (audio at other rates is resampled).
     beam_size : int
         Beam of the residual-VQ encoder.
+    dio_speed : int
+        DIO's decimation factor (2: half its cost; on 20 TIMIT test files at 1200 bit/s
+        PESQ-WB 1.92 vs 1.87 with 1).
+    synthesis : "world" | "fast"
+        pyworld's synthesizer on a 5 ms grid, or :func:`vqalign.codec.analysis.synthesize`
+        (batched FFT overlap-add on the codec's frames, about twice as fast; unquantized
+        PESQ-WB 2.78 vs 2.94 on 10 TIMIT files).
     max_train_tokens : int
         Training vectors kept for the codebooks (a random subsample beyond it).
     random_state : int
@@ -150,14 +168,14 @@ class Codec:
     ----------------------
     design_ : Design; env_ : ResidualVQ; env_rest_ : ResidualVQ or None (a last
     stage of fewer bits); f0_codebook_ : (2 ** f0_bits, frames_per_token)
-    float32 log-F0 contours; voiced_ap_ : (n_bins,) float32; nominal_bps_;
+    float32 log-F0 contour changes; f0_start_ (log F0 before the first voiced token); voiced_ap_ : (n_bins,) float32; nominal_bps_;
     entropy_bps_ (on the training tokens); n_train_seconds_; model_id_.
     """
 
     def __init__(self, bitrate=2400, *, frame_ms: float = 10.0, frames_per_token: int = 4,
                  order: int = 24, max_stage_bits: int = 8, sample_rate: int = 16000,
-                 beam_size: int = 4, max_train_tokens: int = 200_000, random_state=0,
-                 progress: bool = False):
+                 beam_size: int = 4, max_train_tokens: int = 200_000, dio_speed: int = 2,
+                 synthesis: str = "world", random_state=0, progress: bool = False):
         self.bitrate = bitrate
         self.frame_ms = frame_ms
         self.frames_per_token = frames_per_token
@@ -165,6 +183,8 @@ class Codec:
         self.max_stage_bits = max_stage_bits
         self.sample_rate = sample_rate
         self.beam_size = beam_size
+        self.dio_speed = dio_speed
+        self.synthesis = synthesis
         self.max_train_tokens = max_train_tokens
         self.random_state = random_state
         self.progress = progress
@@ -202,7 +222,7 @@ class Codec:
         sr = check_sample_rate(self.sample_rate, name="sample_rate")
         n = d.frames_per_token
         rng = check_random_state(self.random_state)
-        env_rows, f0_rows, ap_sum, ap_n, seconds, n_files = [], [], None, 0, 0.0, 0
+        env_rows, f0_rows, f0_levels, ap_sum, ap_n, seconds, n_files = [], [], [], None, 0, 0.0, 0
         items = _iter_corpus(corpus, sr)
         if self.progress:
             from tqdm import tqdm
@@ -212,7 +232,7 @@ class Codec:
             if not np.any(yy) or yy.size < sr * self.frame_ms * n / 1000.0:
                 continue
             f0, mc, ap = analysis.analyze(yy, sr, frame_ms=d.frame_ms, order=self.order,
-                                          with_aperiodicity=True)
+                                          with_aperiodicity=True, dio_speed=self.dio_speed)
             v = f0 > 0
             if v.any():
                 s = ap[v].sum(axis=0, dtype=np.float64)
@@ -224,7 +244,9 @@ class Codec:
                     continue
                 env_rows.append(stack_frames(mc, n, shift))
                 _, lf = _f0_contours(f0, n, shift)
-                f0_rows.append(lf[~np.isnan(lf[:, 0])].astype(np.float32))
+                f0_rows.append(_open_loop_deltas(lf))
+                if shift == 0:
+                    f0_levels.append(lf[~np.isnan(lf[:, 0]), 0])
             seconds += yy.size / sr
             n_files += 1
         if not env_rows:
@@ -258,6 +280,7 @@ class Codec:
                                  f"{Kf}-code F0 codebook; train on more (voiced) speech")
         self.f0_codebook_ = VectorQuantizer("lbg", Kf, random_state=seed + 2).fit(F).codebook_
         self.f0_codebook_ = np.ascontiguousarray(self.f0_codebook_, dtype=np.float32)
+        self.f0_start_ = float(np.median(np.concatenate(f0_levels)))
         nb = analysis.fft_size(sr) // 2 + 1
         self.voiced_ap_ = (np.asarray(ap_sum / ap_n, np.float32) if ap_n
                            else np.full(nb, 0.5, np.float32))
@@ -333,7 +356,7 @@ class Codec:
         y = self._prepare_audio(y, sr)
         d = self.design_
         f0, mc = analysis.analyze(y, int(self.sample_rate), frame_ms=d.frame_ms,
-                                  order=self.order)
+                                  order=self.order, dio_speed=self.dio_speed)
         return self._encode_params(f0, mc)
 
     def _encode_params(self, f0, mc):
@@ -344,9 +367,9 @@ class Codec:
         out = np.zeros((E.shape[0], len(d.stream_bits)), np.int32)
         out[:, 0] = pattern
         voiced = ~np.isnan(lf[:, 0])
-        if voiced.any():
-            from vqalign.lbg import encode as nearest
-            out[voiced, 1] = nearest(lf[voiced].astype(np.float32), self.f0_codebook_)
+        dec = np.empty(lf.shape, np.float32)
+        _kernels.dpcm_encode(np.ascontiguousarray(lf, np.float32), voiced, self.f0_codebook_,
+                             np.float32(self.f0_start_), out[:, 1], dec)
         out[:, 2:] = self._encode_env(E)
         return out
 
@@ -389,12 +412,18 @@ class Codec:
         n = d.frames_per_token
         mc = self._decode_env(t[:, 2:]).reshape(-1, self.order)
         bits = (t[:, :1] >> np.arange(n)) & 1
-        f0 = np.exp(self.f0_codebook_[t[:, 1]]) * bits
+        lf = np.empty((t.shape[0], n), np.float32)
+        _kernels.dpcm_decode(np.ascontiguousarray(t[:, 1]), t[:, 0] > 0, self.f0_codebook_,
+                             np.float32(self.f0_start_), lf)
+        f0 = np.exp(lf) * bits
         f0 = f0.reshape(-1)
         if n_samples is None:
             n_samples = int(round(f0.size * d.frame_ms * self.sample_rate / 1000.0))
+        if self.synthesis == "fast" and getattr(self, "_basis", None) is None:
+            self._basis = analysis.envelope_basis(int(self.sample_rate), int(self.order))
         return analysis.resynthesize(f0, mc, int(self.sample_rate), frame_ms=d.frame_ms,
-                                     voiced_ap=self.voiced_ap_, n_samples=int(n_samples))
+                                     voiced_ap=self.voiced_ap_, n_samples=int(n_samples),
+                                     method=self.synthesis, basis=getattr(self, "_basis", None))
 
     def entropy_bps(self, tokens) -> float:
         """Entropy-coded bit rate (bits per second) of tokens: each stream's empirical
@@ -416,6 +445,7 @@ class Codec:
             a.update({f"rest_{s}": C for s, C in enumerate(self.env_rest_.codebooks_)})
         a["f0_codebook"] = self.f0_codebook_
         a["voiced_ap"] = self.voiced_ap_
+        a["f0_start"] = np.array([self.f0_start_], np.float32)
         return a
 
     def header(self) -> dict:
@@ -480,6 +510,7 @@ class Codec:
         c.env_rest_ = rvq("rest_", 1)
         c.f0_codebook_ = np.ascontiguousarray(arrays["f0_codebook"], np.float32)
         c.voiced_ap_ = np.ascontiguousarray(arrays["voiced_ap"], np.float32)
+        c.f0_start_ = float(arrays["f0_start"][0])
         c.design_ = d
         c.n_train_seconds_ = head.get("train_seconds", float("nan"))
         c.n_train_files_ = head.get("train_files", 0)
