@@ -240,3 +240,28 @@ def test_f0_metrics_on_tones():
     assert r["f0_rmse_hz"] == pytest.approx(np.sqrt(np.mean((fa[both] - fb[both]) ** 2)))
     assert r["voicing_error"] == pytest.approx(np.mean((fa > 0) != (fb > 0)))
     assert r["f0_rmse_cents"] > 0
+
+
+def test_cli_encode_decode(codec, corpus, tmp_path, capsys):
+    import soundfile as sf
+
+    from vqalign.cli import main
+
+    model = codec.save(tmp_path / "m.npz")
+    wav = tmp_path / "in.wav"
+    sf.write(wav, corpus[1][0].audio, SR)
+    assert main(["codec", "encode", str(model), str(wav), "--out", str(tmp_path / "t.npz"),
+                 "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["nominal_bps"] == 800 and 0 < info["entropy_bps"] <= 800
+    assert info["seconds"] == pytest.approx(corpus[1][0].duration)
+    assert main(["codec", "decode", str(model), str(tmp_path / "t.npz"), "--out",
+                 str(tmp_path / "o.wav")]) == 0
+    y, sr = sf.read(tmp_path / "o.wav")
+    assert sr == SR and y.size == corpus[1][0].audio.size
+    assert main(["codec", "decode", str(model), str(tmp_path / "t.npz"), "--out",
+                 str(tmp_path / "o.wav")]) == 2  # exists, no --overwrite
+    assert "exists" in capsys.readouterr().err
+    assert main(["codec", "train", str(tmp_path), "--bitrate", "1210", "--out",
+                 str(tmp_path / "x.npz")]) == 2
+    assert "nearest reachable rates are 1200 and 1225" in capsys.readouterr().err

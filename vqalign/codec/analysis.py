@@ -131,7 +131,7 @@ def resynthesize(f0, mcep, sr: int, *, frame_ms: float, voiced_ap, n_samples=Non
 
     ``voiced_ap`` (n_bins,) is the aperiodicity used in voiced frames. ``method``:
     "world" (pyworld.synthesize on the 5 ms grid) or "fast" (:func:`synthesize` on the
-    frames themselves; ``basis`` = :func:`envelope_basis`, computed when None).
+    frames themselves). ``basis`` = :func:`envelope_basis` (computed when None).
     """
     pw = _pyworld()
     if method == "fast":
@@ -144,8 +144,9 @@ def resynthesize(f0, mcep, sr: int, *, frame_ms: float, voiced_ap, n_samples=Non
     if method != "world":
         raise ParameterError(f"method={method!r} must be 'world' or 'fast'")
     ff0, fmc = upsample(f0, mcep, frame_ms)
-    nfft = fft_size(sr)
-    sp = pw.decode_spectral_envelope(fmc, sr, nfft)
+    W, b = envelope_basis(sr, mcep.shape[1]) if basis is None else basis
+    # decode_spectral_envelope is linear in the log domain: one matrix product
+    sp = np.exp(fmc @ W + b)
     ap = np.where((ff0 > 0)[:, None], np.asarray(voiced_ap, np.float64)[None, :], 1.0)
     y = pw.synthesize(ff0, sp, np.ascontiguousarray(ap), sr, FINE_MS)
     if n_samples is not None:

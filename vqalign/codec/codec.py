@@ -419,7 +419,7 @@ class Codec:
         f0 = f0.reshape(-1)
         if n_samples is None:
             n_samples = int(round(f0.size * d.frame_ms * self.sample_rate / 1000.0))
-        if self.synthesis == "fast" and getattr(self, "_basis", None) is None:
+        if getattr(self, "_basis", None) is None:
             self._basis = analysis.envelope_basis(int(self.sample_rate), int(self.order))
         return analysis.resynthesize(f0, mc, int(self.sample_rate), frame_ms=d.frame_ms,
                                      voiced_ap=self.voiced_ap_, n_samples=int(n_samples),
