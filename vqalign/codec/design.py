@@ -100,7 +100,7 @@ def reachable(frame_ms: float = 10.0, frames_per_token: int = 4) -> tuple[int, i
 
 
 def design(bitrate, *, frame_ms: float = 10.0, frames_per_token: int = 4,
-           max_stage_bits: int = 8) -> Design:
+           max_stage_bits: int = 8, f0_bits: int | None = None) -> Design:
     """The streams that spend exactly ``bitrate`` bits per second.
 
     Raises
@@ -124,8 +124,11 @@ def design(bitrate, *, frame_ms: float = 10.0, frames_per_token: int = 4,
             f"{frame_ms:g} ms per token (rates are multiples of {step:g} bit/s from {lo} to "
             f"{hi}); the nearest reachable rates are {' and '.join(near)} bit/s")
     per_token = int(round(per_token))
-    fb = f0_bits_for(per_token)
+    fb = f0_bits_for(per_token) if f0_bits is None else int(f0_bits)
     env = per_token - frames_per_token - fb
+    if fb < 1 or env < MIN_ENV_BITS:
+        raise ParameterError(f"f0_bits={fb} leaves {env} bits per token for the envelope at "
+                             f"{bitrate} bit/s; at least {MIN_ENV_BITS} are needed")
     return Design(bitrate=int(round(b)), frame_ms=float(frame_ms),
                   frames_per_token=int(frames_per_token), voicing_bits=int(frames_per_token),
                   f0_bits=fb, env_bits=_split_env(env, int(max_stage_bits)))
