@@ -265,3 +265,15 @@ def test_cli_encode_decode(codec, corpus, tmp_path, capsys):
     assert main(["codec", "train", str(tmp_path), "--bitrate", "1210", "--out",
                  str(tmp_path / "x.npz")]) == 2
     assert "nearest reachable rates are 1200 and 1225" in capsys.readouterr().err
+
+
+def test_envelope_lag_and_shift(corpus):
+    from vqalign.eval import codec_metrics as M
+
+    y = corpus[1][0].audio
+    for lag in (0, 45, -30):
+        d = M.shift(y, -lag, y.size)  # delayed by lag samples
+        assert M.envelope_lag(y, d, max_lag=200) == pytest.approx(lag, abs=2)
+        back = M.shift(d, lag, y.size)
+        n = y.size - abs(lag)
+        np.testing.assert_allclose(back[max(0, -lag):n], y[max(0, -lag):n], atol=1e-6)
