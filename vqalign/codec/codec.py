@@ -20,6 +20,9 @@ FORMAT = "vqalign-codec"
 TOKENS_FORMAT = "vqalign-codec-tokens"
 FORMAT_VERSION = 1
 AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+#: voiced frames whose D4C aperiodicity is averaged into the voiced profile (D4C is the
+#: slowest part of the analysis; later files are analysed without it)
+AP_FRAMES = 20000
 #: share of samples at full scale above which encode warns of clipping
 CLIP_SHARE = 1e-3
 
@@ -241,10 +244,13 @@ class Codec:
             yy = check_audio(yy, sr, name=name, allow_silent=True)
             if not np.any(yy) or yy.size < sr * self.frame_ms * n / 1000.0:
                 continue
-            f0, mc, ap = analysis.analyze(yy, sr, frame_ms=d.frame_ms, order=self.order,
-                                          with_aperiodicity=True, dio_speed=self.dio_speed)
+            need_ap = ap_n < AP_FRAMES
+            res = analysis.analyze(yy, sr, frame_ms=d.frame_ms, order=self.order,
+                                   with_aperiodicity=need_ap, dio_speed=self.dio_speed)
+            f0, mc = res[0], res[1]
             v = f0 > 0
-            if v.any():
+            if need_ap and v.any():
+                ap = res[2]
                 s = ap[v].sum(axis=0, dtype=np.float64)
                 ap_sum = s if ap_sum is None else ap_sum + s
                 ap_n += int(v.sum())
