@@ -162,7 +162,8 @@ def run_units(args) -> dict:
         L = np.concatenate(clabs)
         rate = codec.design_.token_rate
         sec = time.perf_counter() - t
-        add("codec 1200 env stage 1 (K=256)", "codec", T[:, 2], rate, lab=L, K=256, seconds=sec)
+        k1 = codec.design_.stream_sizes[2]
+        add(f"codec 1200 env stage 1 (K={k1})", "codec", T[:, 2], rate, lab=L, K=k1, seconds=sec)
         add("codec 1200 whole tokens", "codec", T, rate, lab=L, seconds=sec)
     if not args.no_hmm:
         from vqalign.align.aligner import Aligner
