@@ -24,6 +24,7 @@ VERBS = {
     "view": ("vqalign.bench.view", "one HTML page: audio, spectrogram and any alignments' tiers"),
     "plot": ("vqalign.plots.cli", "draw a diagnostic figure (PNG/PDF/SVG)"),
     "animate": ("vqalign.plots.cli_animate", "animate LBG, EM or MFCC extraction (GIF/MP4)"),
+    "codec": ("vqalign.codec.cli", "speech codec: train at a bit rate, encode to tokens, decode"),
 }
 
 # bench sub-verb -> (module, one-line help)
@@ -39,6 +40,8 @@ BENCH = {
     "rvq": ("vqalign.bench.rvq", "residual VQ vs faiss ResidualQuantizer"),
     "g2p": ("vqalign.bench.g2p", "OOV pronunciation: phone error rate against CMUdict"),
     "batch": ("vqalign.bench.batch", "many files, one command (vqalign align --out-dir) vs pocketsphinx"),
+    "codec": ("vqalign.bench.codec", "codec at 0.7-3.2 kbit/s vs Codec2 and Opus (PESQ, STOI, ...)"),
+    "units": ("vqalign.bench.units", "discrete units vs phone labels: PNMI, purity, bits"),
 }
 
 
@@ -52,6 +55,9 @@ EXAMPLES = {
     "view": "vqalign view speech.wav speech.json --out speech.html",
     "plot": "vqalign plot alignment speech.wav speech.json --out alignment.png",
     "animate": "vqalign animate lbg --out lbg.gif",
+    "codec": "vqalign codec train corpus/ --bitrate 1200 --out codec.npz; vqalign codec encode "
+             "codec.npz speech.wav --out speech.tokens.npz --json; vqalign codec decode codec.npz "
+             "speech.tokens.npz --out speech.1200.wav",
     "bench features": "vqalign bench features --seconds 600 --json",
     "bench codebook": "vqalign bench codebook --n 1000000 --k 1024 --json",
     "bench hmm": "vqalign bench hmm --T 10000 --S 500 --json",
@@ -63,6 +69,8 @@ EXAMPLES = {
     "bench rvq": "vqalign bench rvq --d 2048 --json",
     "bench g2p": "vqalign bench g2p --n 2000 --json",
     "bench batch": "vqalign bench batch --corpus ../shared/devdata/timit --jobs 2 --json",
+    "bench codec": "vqalign bench codec --train train_speakers/ --test other_speakers/ --out codec_bench/",
+    "bench units": "vqalign bench units --corpus ../shared/devdata/timit --json",
 }
 
 

@@ -15,7 +15,11 @@ Usable without the benchmark verbs::
 * :mod:`vqalign.eval.corpus`: utterances with reference TextGrids (:func:`find_utterances`,
   :func:`load_utterances`);
 * :mod:`vqalign.eval.calibrate`: fits the confidence model of
-  :mod:`vqalign.align.confidence` (``python -m vqalign.eval.calibrate``).
+  :mod:`vqalign.align.confidence` (``python -m vqalign.eval.calibrate``);
+* :mod:`vqalign.eval.units`: discrete units against frame-level phone labels (phone
+  purity, cluster purity, PNMI, bits);
+* :mod:`vqalign.eval.codec_metrics`: decoded speech against the original (PESQ-WB, STOI,
+  mel-cepstral distortion, F0 RMSE, voicing error, DNSMOS).
 
 Phone sets are mapped to ARPAbet by :mod:`vqalign.phones`. Names load on first use.
 """
