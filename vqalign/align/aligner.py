@@ -101,7 +101,7 @@ class Aligner:
     reference : {"auto", "sphinx", None}
         A self-trained English alignment is combined with the CMU Sphinx en-us model's
         two opinions (the median of three, :mod:`vqalign.align.second_opinion`; needs
-        ``pip install "vqalign[sphinx]"``); so is a small corpus's. "auto": when
+        ``pip install pocketsphinx``); so is a small corpus's. "auto": when
         pocketsphinx is installed; "sphinx": an error without it; None: never. Not with
         ``codebook`` (the seed's recipe).
     """
@@ -565,7 +565,7 @@ class Aligner:
     @staticmethod
     def from_sphinx(model="en-us"):
         """An aligner on a CMU Sphinx acoustic model: ``"en-us"`` (the model inside the
-        pocketsphinx wheel, ``pip install "vqalign[sphinx]"``) or a model folder. Returns a
+        pocketsphinx wheel, ``pip install pocketsphinx``) or a model folder. Returns a
         :class:`vqalign.align.sphinx.SphinxAligner` (same ``align(y, text, sr=...)``)."""
         from vqalign.align.sphinx import SphinxAligner  # noqa: PLC0415
         return SphinxAligner(model)

@@ -57,6 +57,21 @@ def available() -> bool:
     return _SPHINX["ok"]
 
 
+#: what a result without the Sphinx opinions says, in its diagnostics and once as a warning
+MISSING_SPHINX = ("pocketsphinx is not installed, so the CMU Sphinx en-us model's two "
+                  "opinions are missing: self-trained alone, the documented default's accuracy "
+                  "is not reached; pip install pocketsphinx (a dependency of vqalign)")
+
+
+def warn_missing_sphinx() -> None:
+    """One warning per process that the documented single-file method cannot run."""
+    if not _SPHINX.get("warned"):
+        import warnings  # noqa: PLC0415
+
+        _SPHINX["warned"] = True
+        warnings.warn(MISSING_SPHINX, UserWarning, stacklevel=3)
+
+
 def sphinx_aligner():
     """The cached :class:`vqalign.align.sphinx.SphinxAligner` on en-us."""
     if "aligner" not in _SPHINX:
@@ -399,8 +414,9 @@ def opinions(p, *, hop_s, train_one, decode, required=False):
     if not available():
         if required:
             raise ParameterError('reference="sphinx" needs pocketsphinx: pip install '
-                                 '"vqalign[sphinx]" (or pass reference="auto" / None)')
-        return None, "pocketsphinx is not installed"
+                                 'pocketsphinx (or pass reference="auto" / None)')
+        warn_missing_sphinx()
+        return None, MISSING_SPHINX
     ref, segs = sphinx_reference(p, hop_s)
     if ref is None:
         return None, segs

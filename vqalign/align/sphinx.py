@@ -127,7 +127,7 @@ class SphinxAligner(SphinxAdaptation):
     Parameters
     ----------
     model_dir_or_name : str or path
-        ``"en-us"`` (the model in the pocketsphinx wheel: ``pip install "vqalign[sphinx]"``)
+        ``"en-us"`` (the model in the pocketsphinx wheel: ``pip install pocketsphinx``)
         or a Sphinx model directory (mdef, means, variances, sendump or mixture_weights,
         transition_matrices, feat.params, noisedict).
     dictionary : path, optional

@@ -567,7 +567,7 @@ def _pocketsphinx_model_dir(name: str) -> Path:
     except ImportError:
         raise ParameterError(
             f"the Sphinx model {name!r} ships in the pocketsphinx package, which is not "
-            'installed; pip install "vqalign[sphinx]" (or pass the path of a Sphinx model '
+            'installed; pip install pocketsphinx (or pass the path of a Sphinx model '
             "directory)") from None
     d = Path(pocketsphinx.get_model_path()) / name / name
     if not d.is_dir():
