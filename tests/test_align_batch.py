@@ -72,10 +72,15 @@ def test_resume_overwrite_and_list_file(corpus, tmp_path, capsys):
     assert main(["align", str(lst), "--out-dir", str(out), "--jobs", "1", "--quiet"]) == 0
     assert "aligned 0, kept 2" in capsys.readouterr().out
     assert (out / "u0.json").stat().st_mtime_ns == first - 10**9     # not replaced
+    arpabet = [p[2] for p in _tiers(out / "u0.json")["phones"]]
     assert main(["align", str(lst), "--out-dir", str(out), "--jobs", "1", "--quiet",
-                 "--overwrite"]) == 0
+                 "--overwrite", "--phoneset", "misaki"]) == 0
     assert "aligned 2, kept 0" in capsys.readouterr().out
     assert (out / "u0.json").stat().st_mtime_ns != first - 10**9
+    from vqalign.phones import ARPABET_TO_MISAKI
+
+    assert [p[2] for p in _tiers(out / "u0.json")["phones"]] == \
+        [ARPABET_TO_MISAKI[a] for a in arpabet]
 
 
 def test_bad_inputs(corpus, tmp_path, capsys):

@@ -129,3 +129,42 @@ def test_format_error_is_a_parameter_error():
     assert issubclass(FormatError, ParameterError)
     with pytest.raises(FormatError, match=r"unknown\.align line 1: unknown alignment format"):
         read_hypothesis(DATA / "unknown.align")
+
+
+def test_output_phonesets_cover_arpabet_and_map_back():
+    from vqalign.phones import (
+        ARPABET,
+        ARPABET_TO_IPA,
+        ARPABET_TO_MISAKI,
+        arpabet_to,
+        ipa_to_arpabet,
+        misaki_to_arpabet,
+    )
+
+    assert set(ARPABET_TO_IPA) == set(ARPABET) == set(ARPABET_TO_MISAKI)
+    for a in sorted(ARPABET):
+        assert ipa_to_arpabet(arpabet_to(a + "1", "ipa")) == a          # the scorer's map
+        want = ["AH", "R"] if a == "ER" else [a]                        # misaki: ER is əɹ
+        assert misaki_to_arpabet(arpabet_to(a, "misaki")) == want
+    assert arpabet_to("sil", "ipa") == "sil"
+    with pytest.raises(ParameterError, match=r"phone set 'xsampa' is not one of arpabet, "
+                                             r"ipa, misaki"):
+        arpabet_to("AA", "xsampa")
+
+
+def test_alignment_with_phoneset_relabels_phones_only(tmp_path):
+    from vqalign.align.alignment import Alignment, read_alignment
+
+    a = Alignment(tiers={"words": [(0.0, 0.3, "church", 0.9)],
+                         "phones": [(0.0, 0.1, "CH", 0.8), (0.1, 0.2, "ER", 0.7),
+                                    (0.2, 0.3, "CH", 0.6)]}, duration=0.3)
+    m = a.with_phoneset("misaki")
+    assert [s.label for s in m.tiers["phones"]] == ["ʧ", "əɹ", "ʧ"]
+    assert [s.as_tuple()[:2] for s in m.tiers["phones"]] == [s.as_tuple()[:2]
+                                                              for s in a.tiers["phones"]]
+    assert m.tiers["words"] == a.tiers["words"] and m.diagnostics["phoneset"] == "misaki"
+    i = a.with_phoneset("ipa")
+    i.write(tmp_path / "x.json")
+    assert [s.label for s in read_alignment(tmp_path / "x.json").tiers["phones"]] == \
+        ["tʃ", "ɚ", "tʃ"]
+    assert a.with_phoneset("arpabet") is a

@@ -239,6 +239,50 @@ def misaki_to_arpabet(phonemes: str) -> list[str]:
     return out
 
 
+# ----------------------------------------------------------------------------- output sets
+#: ARPAbet -> IPA (General American) for phone tiers written in IPA. Stress is not kept by
+#: the aligner's lexicon, so AH and ER take their unstressed forms (ə, ɚ), the more frequent
+#: in CMUdict (AH0 and ER0 outnumber AH1 and ER1).
+ARPABET_TO_IPA = {
+    "AA": "ɑ", "AE": "æ", "AH": "ə", "AO": "ɔ", "AW": "aʊ", "AY": "aɪ", "EH": "ɛ", "ER": "ɚ",
+    "EY": "eɪ", "IH": "ɪ", "IY": "i", "OW": "oʊ", "OY": "ɔɪ", "UH": "ʊ", "UW": "u",
+    "B": "b", "CH": "tʃ", "D": "d", "DH": "ð", "F": "f", "G": "ɡ", "HH": "h", "JH": "dʒ",
+    "K": "k", "L": "l", "M": "m", "N": "n", "NG": "ŋ", "P": "p", "R": "ɹ", "S": "s",
+    "SH": "ʃ", "T": "t", "TH": "θ", "V": "v", "W": "w", "Y": "j", "Z": "z", "ZH": "ʒ",
+}
+#: ARPAbet -> misaki (Kokoro's G2P, American English): its one-letter diphthongs (A I W Y O)
+#: and tie-less affricates (ʤ ʧ); AH and ER unstressed as above (ə, əɹ). The inverse of
+#: :data:`MISAKI_TO_ARPABET` on the phones both have.
+ARPABET_TO_MISAKI = {
+    **{k: v for k, v in ARPABET_TO_IPA.items() if len(v) == 1},
+    "AH": "ə", "ER": "əɹ", "AW": "W", "AY": "I", "EY": "A", "OW": "O", "OY": "Y",
+    "CH": "ʧ", "JH": "ʤ",
+}
+#: the phone sets a phone tier can be written in
+OUTPUT_PHONESETS = ("arpabet", "ipa", "misaki")
+
+
+def arpabet_to(label: str, phoneset: str) -> str:
+    """One ARPAbet phone (stress digits allowed) in an output phone set.
+
+    Parameters
+    ----------
+    label : str
+        ARPAbet phone; silence labels and labels that are not ARPAbet are returned as given.
+    phoneset : {"arpabet", "ipa", "misaki"}
+
+    Returns
+    -------
+    str
+    """
+    if phoneset not in OUTPUT_PHONESETS:
+        raise ParameterError(f"phone set {phoneset!r} is not one of {', '.join(OUTPUT_PHONESETS)}")
+    if phoneset == "arpabet":
+        return label
+    table = ARPABET_TO_IPA if phoneset == "ipa" else ARPABET_TO_MISAKI
+    return table.get(label.rstrip("012").upper(), label)
+
+
 def _strip_ipa(label: str) -> str:
     return "".join(ch for ch in unicodedata.normalize("NFD", label)
                    if ch not in _DIACRITICS and unicodedata.category(ch) != "Mn"

@@ -195,6 +195,32 @@ class Alignment:
                 f"{n_warn} warning{'s' if n_warn != 1 else ''}")
 
     # --- dict / JSON ---------------------------------------------------------------
+    def with_phoneset(self, phoneset: str) -> Alignment:
+        """A copy whose ``phones`` tier is written in another phone set.
+
+        Parameters
+        ----------
+        phoneset : {"arpabet", "ipa", "misaki"}
+            ARPAbet as aligned, IPA (General American), or the phonemes of Kokoro's G2P
+            (misaki), so a phone tier can feed TTS fine-tuning directly.
+
+        Returns
+        -------
+        Alignment
+            Times and confidences unchanged; ``diagnostics["phoneset"]`` records the set.
+        """
+        from vqalign.phones import arpabet_to
+
+        arpabet_to("AA", phoneset)   # an unknown set fails here, with the choices
+        if phoneset == "arpabet" or "phones" not in self.tiers:
+            return self
+        tiers = dict(self.tiers)
+        tiers["phones"] = [Segment(s.start, s.end, arpabet_to(s.label, phoneset), s.confidence)
+                           for s in self.tiers["phones"]]
+        return Alignment(tiers=tiers, audio=self.audio, sample_rate=self.sample_rate,
+                         duration=self.duration,
+                         diagnostics={**self.diagnostics, "phoneset": phoneset})
+
     def to_dict(self) -> dict:
         """The JSON-ready dict of DESIGN.md (NaN -> None, numpy -> lists)."""
         return {

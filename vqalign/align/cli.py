@@ -37,6 +37,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--format", default="json",
                         help="with --out-dir: comma-separated TextGrid, json, ctm "
                              "(default json)")
+    parser.add_argument("--phoneset", choices=("arpabet", "ipa", "misaki"), default="arpabet",
+                        help="phone tier labels: ARPAbet (default), IPA (General American), or "
+                             "misaki, the phonemes of Kokoro's G2P (for TTS fine-tuning)")
     parser.add_argument("--jobs", "-j", type=int, default=2,
                         help="with --out-dir: worker processes, one thread each (default 2)")
     parser.add_argument("--quiet", "-q", action="store_true",
@@ -163,7 +166,7 @@ def run(args) -> int:
         warnings.filterwarnings("ignore", message=".*letter-to-sound")
         alignment = aligner.align(y, text, sr=sr, audio_name=str(args.audio))
     add_quality_warnings(alignment)
-    alignment.write(out, overwrite=args.overwrite)
+    alignment.with_phoneset(args.phoneset).write(out, overwrite=args.overwrite)
     for w in alignment.warnings[:10]:
         print(f"warning: {w}", file=sys.stderr)
     print(f"{alignment.summary()} (transcript from {source}) -> {out}")
@@ -189,4 +192,4 @@ def _run_many(args) -> int:
         settings["lexicon"] = str(args.lexicon)
     return run_batch(args.inputs, args.out_dir, formats=parse_formats(args.format),
                      jobs=args.jobs, overwrite=args.overwrite, settings=settings,
-                     quiet=args.quiet)
+                     quiet=args.quiet, phoneset=args.phoneset)

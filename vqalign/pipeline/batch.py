@@ -160,7 +160,7 @@ def _worker_aligner(settings: dict):
 
 def _align_task(task):
     """Align one file and write its outputs; returns (id, seconds of audio, error or None)."""
-    uid, audio, transcript, outs, settings, overwrite = task
+    uid, audio, transcript, outs, settings, overwrite, phoneset = task
     try:
         from vqalign.align.text import read_transcript
         from vqalign.io.audio import load_audio
@@ -174,6 +174,7 @@ def _align_task(task):
         from vqalign.align.alignment import add_quality_warnings
 
         add_quality_warnings(aln)
+        aln = aln.with_phoneset(phoneset)
         for out in outs:
             aln.write(out, overwrite=overwrite)
         return uid, y.size / sr, None
@@ -184,7 +185,8 @@ def _align_task(task):
 
 
 def align_files(items, out_dir, *, formats=("json",), jobs: int = 2, overwrite: bool = False,
-                settings: dict | None = None, progress: bool = True) -> BatchReport:
+                settings: dict | None = None, progress: bool = True,
+                phoneset: str = "arpabet") -> BatchReport:
     """Align every item by the single-file method and write its outputs.
 
     Parameters
@@ -203,6 +205,8 @@ def align_files(items, out_dir, *, formats=("json",), jobs: int = 2, overwrite: 
         Keyword arguments of :class:`~vqalign.align.Aligner` (unit, reference, lexicon...).
     progress : bool
         Show a progress bar on stderr.
+    phoneset : {"arpabet", "ipa", "misaki"}
+        The phone tier's labels (:meth:`~vqalign.align.alignment.Alignment.with_phoneset`).
 
     Returns
     -------
@@ -223,7 +227,7 @@ def align_files(items, out_dir, *, formats=("json",), jobs: int = 2, overwrite: 
         for o in outs:
             o.parent.mkdir(parents=True, exist_ok=True)
         tasks.append((it.id, str(it.audio), str(it.transcript), [str(o) for o in outs],
-                      settings, overwrite))
+                      settings, overwrite, phoneset))
     t0 = time.perf_counter()
     bar = None
     if progress and tasks:
@@ -253,7 +257,8 @@ def align_files(items, out_dir, *, formats=("json",), jobs: int = 2, overwrite: 
 
 
 def run_batch(inputs, out_dir, *, formats=("json",), jobs: int = 2, overwrite: bool = False,
-              settings: dict | None = None, quiet: bool = False) -> int:
+              settings: dict | None = None, quiet: bool = False,
+              phoneset: str = "arpabet") -> int:
     """The ``vqalign align ... --out-dir`` verb: pair, align, report; returns the exit code
     (0 when every file was aligned or kept, 1 when some failed)."""
     items, failures = collect_inputs(inputs)
@@ -262,7 +267,7 @@ def run_batch(inputs, out_dir, *, formats=("json",), jobs: int = 2, overwrite: b
         raise ParameterError(f"nothing to align: no audio file with a transcript among the "
                              f"inputs{' (' + lines + ')' if lines else ''}")
     report = align_files(items, out_dir, formats=formats, jobs=jobs, overwrite=overwrite,
-                         settings=settings, progress=not quiet)
+                         settings=settings, progress=not quiet, phoneset=phoneset)
     report.failures = failures + report.failures
     write_failures(out_dir, report.failures)
     xrt = report.audio_seconds / report.seconds if report.seconds > 0 else float("nan")
