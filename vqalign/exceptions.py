@@ -37,3 +37,7 @@ class RunWriteError(VQAlignError):
 
 class OOVWarning(UserWarning):
     """Words missing from the lexicon were pronounced by letter-to-sound rules."""
+
+
+class CodecWarning(UserWarning):
+    """The audio given to the codec is doubtful (clipped, very short)."""

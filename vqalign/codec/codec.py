@@ -13,7 +13,7 @@ from vqalign import __version__
 from vqalign._validation import check_audio, check_random_state, check_sample_rate
 from vqalign.codec import _kernels, analysis
 from vqalign.codec.design import Design, design
-from vqalign.exceptions import ParameterError
+from vqalign.exceptions import CodecWarning, ParameterError
 from vqalign.io.atomic import atomic_write
 
 FORMAT = "vqalign-codec"
@@ -26,9 +26,6 @@ AP_FRAMES = 20000
 #: share of samples at full scale above which encode warns of clipping
 CLIP_SHARE = 1e-3
 
-
-class CodecWarning(UserWarning):
-    """The audio given to the codec is doubtful (clipped, very short)."""
 
 
 def entropy_bits(tokens, sizes) -> float:
