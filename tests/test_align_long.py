@@ -118,7 +118,7 @@ def test_bench_long_verb_runs_vqalign_align_in_a_child(tmp_path, capsys):
     import json
 
     from vqalign.cli import main
-    assert main(["bench", "long", "--minutes", "1.7", "--seed", "4", "--json",
+    assert main(["bench", "long", "--minutes", "1.7", "--seed", "4", "--json", "--single", "3",
                  "--corpus", str(DEVDATA / "synth"), "--keep", str(tmp_path)]) == 0
     r = json.loads(capsys.readouterr().out)
     assert (tmp_path / "long.wav").is_file() and (tmp_path / "long.json").is_file()
@@ -126,3 +126,7 @@ def test_bench_long_verb_runs_vqalign_align_in_a_child(tmp_path, capsys):
     for key in ("word_mean_ms", "word_p90_ms", "drift_ms", "x_real_time", "peak_rss_mb"):
         assert np.isfinite(r[key])
     assert r["word_mean_ms"] < 30.0 and r["peak_rss_mb"] > 50
+    # the peer: utterances aligned one at a time
+    assert r["single_utterances"] == 3 and r["long_same_words_n"] >= r["single_words"] > 0
+    assert np.isclose(r["mean_ratio_long_vs_single"],
+                      r["long_same_words_mean_ms"] / r["single_word_mean_ms"])

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from vqalign._validation import check_hop, check_positive_int, check_random_state
-from vqalign.align import longform, model_io, recipe, second_opinion, selftrain
+from vqalign.align import longform, model_io, recipe, second_opinion, selftrain, windows
 from vqalign.align import utterance as U
 from vqalign.align.decode import decode, observations, restore_span
 from vqalign.align.fitted import align_fitted
@@ -186,23 +186,24 @@ class Aligner:
 
     # ------------------------------------------------------------------ preparation
     def prepare(self, y, sr, text, name=None, lexicon=None, cache=None, *,
-                tokens=None) -> U.Utterance:
+                tokens=None, own_audio=False) -> U.Utterance:
         """One utterance ready for the model (:func:`vqalign.align.utterance.prepare` with
         this Aligner's settings); the hook a subclass overrides to bring its own features
         (e.g. :class:`vqalign.pipeline.corpus.StoreAligner`).
 
         Parameters
         ----------
-        y, sr, text, name, lexicon, cache, tokens
+        y, sr, text, name, lexicon, cache, tokens, own_audio
             As :func:`vqalign.align.utterance.prepare` (``y``: (n_samples,) audio).
 
         Returns
         -------
         vqalign.align.utterance.Utterance
         """
+        work = None if self.model_ is not None else windows.hooks(self)[1]
         return U.prepare(y, sr, text, unit=self.unit, hop_s=self.hop_, dither=self.dither_,
-                         trim_silence=self.trim_silence, oov=self.oov, name=name,
-                         lexicon=lexicon, cache=cache, tokens=tokens)
+                         trim_silence=self.trim_silence, oov=self.oov, name=name, lexicon=lexicon,
+                         cache=cache, tokens=tokens, own_audio=own_audio, work_folder=work)
 
     def n_states(self, units) -> int:
         """HMM states of a transcript's units (a list of words of units), silence aside."""
@@ -368,16 +369,17 @@ class Aligner:
             audio over 90 s is one long recording (:mod:`vqalign.align.longform`).
         """
         self.check_params()
-        if isinstance(audio, (str, Path)):
+        if own := isinstance(audio, (str, Path)):  # samples read here may change in place
             audio_name = audio_name or str(audio)
             audio, sr = U.load_audio(audio)
         elif sr is None:
             raise ParameterError("sr is required with an audio array: pass its sample rate, "
                                  f"e.g. align(y, text, sr={FEATURE_SR}), or pass a file path")
         lexicon = self._lexicon()
-        p = self.prepare(audio, sr, transcript, audio_name, lexicon, self._cache)
+        p = self.prepare(audio, sr, transcript, audio_name, lexicon, self._cache, own_audio=own)
         with threads(self.n_jobs if p.duration >= PARALLEL_MIN_S else 1):
             if p.duration > U.LONG_AUDIO_S:
+                del audio  # the long recording keeps its features, not its samples
                 return self._align_long(p)
             if self.model_ is None:
                 return self._self_train(p)
@@ -387,9 +389,10 @@ class Aligner:
         return res
 
     def _align_long(self, p):
+        train, work = windows.hooks(self, recipe.SINGLE_SILENCE_QUANTILE)
         return longform.align_long(p, unit=self.unit, hop_s=self.hop_, n_iter=self.n_iter,
                                    update_gaussians=self.update_gaussians, model=self.model_,
-                                   train_one=self._train_one)
+                                   train_one=self._train_one, train_windows=train, work_folder=work)
 
     def _align_prepared(self, prepared):
         return align_fitted(prepared, model=self.model_, hop_s=self.hop_, dither=self.dither_,

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from vqalign._validation import check_audio, check_sample_rate
+from vqalign.align.windows import memory_check
 from vqalign.exceptions import ParameterError, VQAlignError
 from vqalign.features.frontend import (
     FEATURE_SR,
@@ -259,6 +260,13 @@ class Utterance:
         Length (s) of the whole recording (None: ``duration``, nothing left out).
     source : str or None
         The audio file the utterance was read from, when known (a store-backed one).
+    long_key : str or None
+        A long recording's work-folder key (:mod:`vqalign.align.windows`), when its
+        features were kept there.
+    speech : ndarray of bool, shape (n_vad,), or None
+        A long recording's energy-VAD speech flags (10 ms frames,
+        :func:`vqalign.features.frontend.speech_frames`), taken before its samples were
+        dithered in place.
     """
 
     X: np.ndarray
@@ -273,6 +281,8 @@ class Utterance:
     offset_s: float = 0.0
     full_duration: float | None = None
     source: str | None = None
+    long_key: str | None = None
+    speech: np.ndarray | None = None
 
 
 def oov_warning(tokens: Tokens):
@@ -302,7 +312,8 @@ def warn_oov(prepared, stacklevel=3):
 
 
 def prepare(y, sr, text, *, unit, hop_s, dither, trim_silence=True, oov="g2p", name=None,
-            lexicon=None, cache=None, tokens=None) -> Utterance:
+            lexicon=None, cache=None, tokens=None, own_audio=False,
+            work_folder=None) -> Utterance:
     """Checks, conditioning and the front end of one utterance.
 
     Parameters
@@ -328,6 +339,13 @@ def prepare(y, sr, text, *, unit, hop_s, dither, trim_silence=True, oov="g2p", n
         Features by audio digest and settings.
     tokens : Tokens, optional
         The transcript already tokenized.
+    own_audio : bool
+        ``y`` is not the caller's (read from a file for this call), so a long one may be
+        dithered in place.
+    work_folder : callable, optional
+        ``work_folder(y16, units) -> vqalign.align.windows.WorkFolder``: a recording longer
+        than ``LONG_AUDIO_S`` keeps its features there (for a resumed run), its VAD taken
+        first; None: computed as any other.
 
     Returns
     -------
@@ -340,12 +358,14 @@ def prepare(y, sr, text, *, unit, hop_s, dither, trim_silence=True, oov="g2p", n
         raise ParameterError(
             f"{'audio ' + repr(name) if name else 'the audio'} is silent (all "
             f"{y.size} samples are zero; {y.size / sr:.2f} s); there is no speech to align")
-    peak = float(np.max(np.abs(y)))
+    peak = max(float(np.max(y)), -float(np.min(y)))  # (no abs copy of a long signal)
     if peak < 1e-4:
         raise ParameterError(
             f"{'audio ' + repr(name) if name else 'the audio'} is practically silent "
             f"(peak amplitude {peak:.1e}); there is no speech to align — check the file "
             "or its gain")
+    if y.size / sr > LONG_AUDIO_S:  # refuse before the memory runs out
+        memory_check(y.size / sr)
     if tokens is None:
         tokens = tokenize(text, unit, lexicon, oov)
     msg = oov_warning(tokens)
@@ -354,6 +374,7 @@ def prepare(y, sr, text, *, unit, hop_s, dither, trim_silence=True, oov="g2p", n
     trim = bool(trim_silence) and y.size / sr <= LONG_AUDIO_S
     key = ((audio_key(y, sr), hop_s, dither, trim)
            if cache is not None else None)
+    y_in, long_key, speech = y, None, None
     y, cond = condition_audio(y, sr, name)
     warn.extend(cond)
     y16 = resample(y, sr)
@@ -367,17 +388,26 @@ def prepare(y, sr, text, *, unit, hop_s, dither, trim_silence=True, oov="g2p", n
     y16 = y16[a:b]
     if key is not None and key in cache:
         X, energy = cache[key]
+    elif work_folder is not None and y16.size > LONG_AUDIO_S * FEATURE_SR:
+        # a long recording's features are kept for a resumed run; its VAD is taken first
+        # and, when the samples are ours, they are dithered in place (no second copy)
+        work = work_folder(y16, tokens.units)
+        long_key, speech = work.key, speech_frames(y16)
+        mine = own_audio or not np.may_share_memory(y16, y_in)
+        X, energy = work.cached("features", lambda: features(
+            y16, hop_s, 1, dither=dither, in_place=mine))
     else:
         X, energy = features(y16, hop_s, 1, dither=dither)
         if key is not None:
             cache[key] = (X, energy)
     if unit == "phones":
-        miss = missing_speech_warning(speech_frames(y16), sum(map(len, tokens.units)),
-                                      a / FEATURE_SR)
+        miss = missing_speech_warning(speech if speech is not None else speech_frames(y16),
+                                      sum(map(len, tokens.units)), a / FEATURE_SR)
         if miss is not None:
             warn.append(miss)
     if span is None:
-        return Utterance(X, energy, tokens, full, sr, name, warn, y16, key)
+        return Utterance(X, energy, tokens, full, sr, name, warn, y16, key,
+                         long_key=long_key, speech=speech)
     return Utterance(X, energy, tokens, (b - a) / FEATURE_SR, sr, name, warn, y16, key,
                      offset_s=a / FEATURE_SR, full_duration=full)
 

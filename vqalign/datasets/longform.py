@@ -22,13 +22,17 @@ SR = FEATURE_SR
 @dataclass
 class LongRecording:
     """audio float32 (n,) at ``sr``; ``text``; ``words`` [(start_s, end_s, label)] exact;
-    ``sources`` the utterance ids in order."""
+    ``sources`` the utterance ids in order; ``word_source`` (n_words,) int the index into
+    ``sources`` of every word; ``utterances`` {id: (audio (m,) float32, words)} the corpus
+    utterances the recording was built from (their own times)."""
 
     audio: np.ndarray
     sr: int
     text: str
     words: list
     sources: list
+    word_source: np.ndarray | None = None
+    utterances: dict | None = None
 
     @property
     def duration(self) -> float:
@@ -94,7 +98,7 @@ def build_long_recording(minutes: float, corpus_dir=None, *, seed: int = 0,
     rng = np.random.default_rng(seed)
     target = int(minutes * 60 * SR)
     amp = 0.0 if noise_db is None else 10 ** (noise_db / 20)
-    pieces, words, sources = [], [], []
+    pieces, words, sources, word_source = [], [], [], []
     n = 0
     while n < target:
         for i in rng.permutation(len(items)):
@@ -105,6 +109,7 @@ def build_long_recording(minutes: float, corpus_dir=None, *, seed: int = 0,
             t0 = n / SR
             pieces.append(y)
             words.extend((t0 + s, t0 + e, lab) for s, e, lab in ws)
+            word_source.extend([len(sources)] * len(ws))
             sources.append(uid)
             n += y.size
             if n >= target:
@@ -113,4 +118,5 @@ def build_long_recording(minutes: float, corpus_dir=None, *, seed: int = 0,
     pieces.append((amp * rng.standard_normal(tail)).astype(np.float32))
     audio = np.concatenate(pieces).astype(np.float32)
     text = " ".join(lab for _, _, lab in words)
-    return LongRecording(audio, SR, text, words, sources)
+    return LongRecording(audio, SR, text, words, sources, np.asarray(word_source, np.int64),
+                         {uid: (y, ws) for uid, y, ws in items})

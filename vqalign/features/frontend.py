@@ -44,9 +44,13 @@ SELF_DITHER = 1e-3
 #: share of (near-)zero samples above which the audio counts as having digital silence
 DIGITAL_SILENCE = 0.01
 
+#: samples per block of the front end's whole-signal passes (a 3-hour file holds 173 M
+#: samples; a float64 copy of them is 1.4 GB)
+MEM_BLOCK = 1 << 20
+
 
 def features(y16: np.ndarray, hop_s: float, delta_width: int = DELTA_WIDTH,
-             dither: float = DITHER):
+             dither: float = DITHER, *, in_place: bool = False):
     """The aligner's front end on 16 kHz audio: ((T, 39) float32 features, (T,) raw c0).
 
     13 MFCCs (:func:`vqalign.features.mfcc`, librosa convention, 25 ms window, 40 mel
@@ -65,6 +69,9 @@ def features(y16: np.ndarray, hop_s: float, delta_width: int = DELTA_WIDTH,
     dither : float
         RMS of the white noise added first to audio with digital silence (more than 1 %
         of its samples exactly zero); 0: never.
+    in_place : bool
+        The dither is added to ``y16`` itself (the caller's samples change; no copy of a
+        long signal).
 
     Returns
     -------
@@ -79,8 +86,13 @@ def features(y16: np.ndarray, hop_s: float, delta_width: int = DELTA_WIDTH,
         # Kaldi dithers always for the same reason; here only audio that has digital
         # silence is dithered (on the built-in synthesizer's noisy pauses dither cost
         # 37 -> 47 ms). Fixed seed: same audio, same result.
-        noise = np.random.default_rng(0).standard_normal(y16.size).astype(np.float32)
-        y16 = y16 + np.float32(dither) * noise
+        # Drawn in blocks (the same stream): no float64 copy of a long signal.
+        rng = np.random.default_rng(0)
+        if not in_place:
+            y16 = y16.copy()
+        for a in range(0, y16.size, MEM_BLOCK):
+            b = min(y16.size, a + MEM_BLOCK)
+            y16[a:b] += np.float32(dither) * rng.standard_normal(b - a).astype(np.float32)
     c = mfcc(y16, FEATURE_SR, n_mfcc=N_MFCC, n_mels=N_MELS, win_length=WIN_S,
              hop_length=int(round(hop_s * FEATURE_SR)), center=True)
     X = cmvn(delta(c, order=2, width=delta_width))
@@ -108,7 +120,8 @@ def frame_db(y16: np.ndarray, hop: int = 160, win: int = 400) -> np.ndarray:
     """Loudness (dB re full scale) of 25 ms frames every 10 ms: (n_frames,) float64.
 
     Frame ``i`` covers samples ``[i * hop, i * hop + win)`` (the last frames shorter);
-    computed from one cumulative sum of squares (no per-frame loop).
+    computed from cumulative sums of squares over blocks of frames (no per-frame loop, no
+    float64 copy of a long signal).
 
     Parameters
     ----------
@@ -120,12 +133,17 @@ def frame_db(y16: np.ndarray, hop: int = 160, win: int = 400) -> np.ndarray:
     -------
     ndarray, shape (n_frames,), float64
     """
-    c = np.concatenate([[0.0], np.cumsum(np.square(y16, dtype=np.float64))])
     n = max(1, int(np.ceil(y16.size / hop)))
-    a = np.arange(n) * hop
-    b = np.minimum(a + win, y16.size)
-    e = (c[b] - c[a]) / np.maximum(b - a, 1)
-    return 10.0 * np.log10(e + 1e-12)
+    out = np.empty(n)
+    step = max(1, MEM_BLOCK // hop)
+    for f0 in range(0, n, step):
+        f1 = min(n, f0 + step)
+        seg = y16[f0 * hop:min(y16.size, (f1 - 1) * hop + win)]
+        c = np.concatenate([[0.0], np.cumsum(np.square(seg, dtype=np.float64))])
+        a = np.arange(f1 - f0) * hop
+        b = np.minimum(a + win, seg.size)
+        out[f0:f1] = (c[b] - c[a]) / np.maximum(b - a, 1)
+    return 10.0 * np.log10(out + 1e-12)
 
 
 def speech_span(y16: np.ndarray, *, min_edge_s: float = EDGE_SILENCE_S,
@@ -270,16 +288,19 @@ def condition_audio(y: np.ndarray, sr: int, name=None):
     warn = []
     what = f"audio {name!r}" if name else "the audio"
     mean = float(np.mean(y, dtype=np.float64))
-    rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
+    # sums and counts in blocks: no float64 / abs copy of a long signal
+    blocks = [y[a:a + MEM_BLOCK] for a in range(0, y.size, MEM_BLOCK)]
+    rms = float(np.sqrt(sum(float(np.dot(b.astype(np.float64), b)) for b in blocks)
+                        / max(1, y.size)))
     if abs(mean) > DC_OFFSET * rms and abs(mean) > 1e-4:
         y = (y - np.float32(mean)).astype(np.float32)
         warn.append(f"{what} has a DC offset of {mean:+.4f} (full scale 1.0, "
                     f"{100 * abs(mean) / rms:.0f} % of its RMS); it was removed before "
                     "alignment (a high-pass filter at recording avoids it)")
-    a = np.abs(y)
-    peak = float(a.max())
+        blocks = [y[a:a + MEM_BLOCK] for a in range(0, y.size, MEM_BLOCK)]
+    peak = max((float(np.abs(b).max()) for b in blocks), default=0.0)
     if peak > 0.3:
-        at_peak = int(np.count_nonzero(a >= peak * 0.999))
+        at_peak = sum(int(np.count_nonzero(np.abs(b) >= peak * 0.999)) for b in blocks)
         if at_peak > max(3, CLIPPED_SHARE * y.size):
             warn.append(f"{what} is clipped: {at_peak} samples ({100 * at_peak / y.size:.2f} %) "
                         f"sit at the peak amplitude {peak:.3f}; boundaries near loud sounds "

@@ -75,3 +75,35 @@ class SufficientStats:
                                self.failures + other.failures)
 
     __radd__ = __add__
+
+
+def join_frames(Xs):
+    """The utterances' frames as one C-contiguous float32 array: a view when they are
+    consecutive rows of one buffer (a long recording cut into windows), else a copy.
+
+    Parameters
+    ----------
+    Xs : list of ndarray, shape (T_u, D)
+
+    Returns
+    -------
+    ndarray, shape (sum T_u, D), float32
+    """
+    first = Xs[0]
+    owner = first.base
+    D = first.shape[1] if first.ndim == 2 else -1
+    same = owner is not None and all(
+        X.base is owner and X.ndim == 2 and X.shape[1] == D and X.dtype == np.float32
+        and X.flags.c_contiguous for X in Xs)
+    if same:
+        ptr = first.__array_interface__["data"][0]
+        for X in Xs:
+            if X.__array_interface__["data"][0] != ptr:
+                same = False
+                break
+            ptr += X.nbytes
+    if same:   # rows of one allocation (their common base), back to back
+        n = sum(X.shape[0] for X in Xs)
+        # (writeable like its rows: a read-only view would be a new type for the kernels)
+        return np.lib.stride_tricks.as_strided(first, shape=(n, D), strides=first.strides)
+    return np.ascontiguousarray(np.concatenate(Xs), dtype=np.float32)

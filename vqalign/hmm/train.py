@@ -26,7 +26,7 @@ from vqalign.exceptions import AlignmentError, ConvergenceWarning, ParameterErro
 from vqalign.hmm import _kernels as K
 from vqalign.hmm.gmm import DiagGMM
 from vqalign.hmm.monitor import ConvergenceMonitor
-from vqalign.hmm.stats import Selection, SufficientStats
+from vqalign.hmm.stats import Selection, SufficientStats, join_frames
 from vqalign.hmm.topology import ChainBatch, Topology
 
 __all__ = ["TiedMixtureHMM", "SufficientStats", "Selection"]
@@ -561,14 +561,18 @@ class TiedMixtureHMM:
 
     # ---------------------------------------------------------------- fit
     def fit(self, data, *, quiet=None, symbols=None, names=None, selection=None,
-            on_step=None) -> TiedMixtureHMM:
+            on_step=None, resume=None) -> TiedMixtureHMM:
         """Baum-Welch over ``data``: a list of ``(X (T, D) float32, symbols)`` pairs
         (symbols: a flat list, one word each, or a list of words of symbols).
 
         ``quiet``, ``symbols``: see :meth:`initialize` (used when ``init_params`` is set
         or the model is new). Utterances with more states than frames raise a
         ParameterError naming them; utterances no path fits are skipped and listed in
-        ``failures_``. ``on_step(step, model, selection)`` is called after every M-step.
+        ``failures_``. ``on_step(step, model, selection)`` is called after every M-step
+        (``history_`` then holds that step). ``resume``: the History of an interrupted fit
+        of the same data whose parameters this model holds (a saved step); its steps count
+        against ``n_iter`` and the stop rule sees its last gain, so the continued run takes
+        the steps the uninterrupted one would have.
         """
         flags = self._flags()
         Xs, words = self._check_data(data)
@@ -593,21 +597,29 @@ class TiedMixtureHMM:
                 nm = names[u] if names is not None else u
                 check_lengths(X.shape[0], int(need[u]), hop_s=self.hop_s,
                               what=f"transcript of utterance {nm}")
-        Xcat = np.ascontiguousarray(np.concatenate(Xs), dtype=np.float32)
+        Xcat = join_frames(Xs)
         refresh = flags["m"] or flags["v"]
         sel = selection if selection is not None else self.select(Xcat, candidates=refresh)
-        self._fit_loop(Xcat, frame_off, batch, sel, flags, names=names, on_step=on_step)
+        self._fit_loop(Xcat, frame_off, batch, sel, flags, names=names, on_step=on_step,
+                       resume=resume)
         self.selection_ = sel
         return self
 
-    def _fit_loop(self, X, frame_off, batch, sel, flags, names=None, on_step=None):
+    def _fit_loop(self, X, frame_off, batch, sel, flags, names=None, on_step=None,
+                  resume=None):
         refresh = flags["m"] or flags["v"]
         monitor = ConvergenceMonitor(tol=self.tol, n_iter=self.n_iter, verbose=self.verbose,
                                      name="TiedMixtureHMM", relative=True,
                                      min_iter=self.min_iter, drop_tol=1e-2)
+        if resume is not None:
+            monitor.resume(resume)
+        self.history_ = monitor.history
         n_total = int(frame_off[-1])
         self.failures_ = []
-        for it in range(int(self.n_iter)):
+        first = monitor.iter
+        if resume is not None and first > 0 and monitor.reached_tol:
+            first = int(self.n_iter)              # the interrupted fit had converged
+        for it in range(first, int(self.n_iter)):
             gst = refresh and (it + 1) % self.gaussians_every == 0 and it + 1 < self.n_iter
             stats = self.estep(X, frame_off, batch, sel, gaussian_stats=gst, names=names)
             if stats.n_utterances == 0:
@@ -618,12 +630,12 @@ class TiedMixtureHMM:
             self.mstep(stats, gaussians=gst)
             if gst:
                 sel = self.rescore(X, sel)
-            if on_step is not None:
-                on_step(it, self, sel)
             monitor.report(stats.loglik, stats.n_frames, counts=stats.counts.sum(0),
                            level=1, n_codes=self.gmm_.n_components,
                            samples_seen=n_total * (it + 1),
                            failed_utterances=len(stats.failures))
+            if on_step is not None:
+                on_step(it, self, sel)
             if monitor.reached_tol:
                 break
         self.history_ = monitor.history

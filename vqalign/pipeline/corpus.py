@@ -83,11 +83,12 @@ class StoreAligner(Aligner):
         return self
 
     def prepare(self, y, sr, text, name=None, lexicon=None, cache=None, *,
-                tokens=None) -> Utterance:
+                tokens=None, own_audio=False) -> Utterance:
         """:meth:`Aligner.prepare`, or for a :class:`StoreRef` ``y`` the utterance read
         from the store."""
         if not isinstance(y, StoreRef):
-            return super().prepare(y, sr, text, name, lexicon, cache, tokens=tokens)
+            return super().prepare(y, sr, text, name, lexicon, cache, tokens=tokens,
+                                   own_audio=own_audio)
         st = self.store
         hop = float(st.settings["hop_length"])
         if abs(hop - self.hop_) > 1e-12:

@@ -1,0 +1,591 @@
+"""Long recordings in time linear in their length: the self-training schedule, its
+progress by stage and its resume state.
+
+An unfitted Aligner trains its model on the recording it aligns. From a flat start the
+model does not yet know where the words are, so the first forward-backward step must keep
+every state that the words could occupy: a corridor around the chain's diagonal. A
+corridor that is a share of the recording makes each frame's work grow with the length
+(the first E-step of a 70-minute file took most of its 20 minutes). Here:
+
+1. **anchor** -- the flat start and EM on the recording's frames with its long pauses
+   shortened to ``PAUSE_KEEP_S`` (energy VAD): the chain's diagonal then follows the
+   speech, not the clock, and the corridor stays ``ANCHOR_CORRIDOR_S`` seconds of speech
+   wide whatever the length. Once the model knows the phones, the beam keeps a few states
+   per frame.
+2. **anchor path** -- the beam Viterbi of that model over every frame.
+3. **windows** -- the path cut at pauses into windows of about ``CHUNK_S`` seconds; EM
+   rounds on all windows at once (one model, statistics pooled over the windows, the
+   windows shared among the cores), Gaussians re-estimated too.
+4. **decode** -- the beam Viterbi of the final model over every frame.
+
+Every stage reports its wall time (``progress``) and every EM step can be saved: with a
+work folder, an interrupted run started again on the same audio, transcript and settings
+continues from the last saved step and gives the same alignment. The folder of a
+recording is named by the digest of its audio, its units and the settings; it is removed
+when the alignment is done.
+
+This module is policy on the engine (:mod:`vqalign.hmm`): it receives the functions that
+train, decode and re-train (``train``, ``decode``, ``retrain``), never the Aligner.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from vqalign.exceptions import ParameterError
+from vqalign.io.atomic import atomic_write
+
+#: half-width of the anchor pass's flat-start corridor, in seconds of shortened audio
+#: (speech and pauses of at most PAUSE_KEEP_S). The diagonal of the shortened frames
+#: follows the speech rate; see ``bench long`` for how far the words stray from it.
+ANCHOR_CORRIDOR_S = 60.0
+#: the corridor is doubled when the anchor's path strays further than this share of it
+CORRIDOR_EDGE = 0.75
+#: pauses (energy VAD) longer than this are shortened to it for the anchor pass
+PAUSE_KEEP_S = 0.3
+#: the VAD's frame step (vqalign.align.aligner.speech_frames)
+VAD_HOP_S = 0.010
+#: bumped whenever a change makes saved steps of an older version unusable
+RESUME_VERSION = 1
+#: peak resident memory of ``vqalign align`` on a long self-trained recording: about
+#: MEMORY_BASE_MB plus MEMORY_MB_PER_MIN per minute of audio. Measured with ``vqalign bench
+#: long`` (devdata synth, the child's own ru_maxrss): 730 MB at 35 min, 1764 MB at 180 min
+#: (the front end's whole-signal arrays: the samples, log-mel, deltas); rounded up
+MEMORY_MB_PER_MIN = 7.5
+MEMORY_BASE_MB = 450.0
+#: share of the memory the system reports available that a recording may plan to use
+MEMORY_SHARE = 0.9
+
+
+# --------------------------------------------------------------------------- frames
+def shortened_frames(speech: np.ndarray, n_frames: int, hop_s: float,
+                     keep_s: float = PAUSE_KEEP_S) -> np.ndarray:
+    """Indices of the feature frames kept when every pause is shortened to ``keep_s``.
+
+    Parameters
+    ----------
+    speech : ndarray of bool, shape (n_vad,)
+        Energy-VAD speech flags of 10 ms frames (all False: no clear silence).
+    n_frames : int
+        Feature frames of the recording.
+    hop_s : float
+        Feature frame step (s).
+    keep_s : float
+        A run of non-speech frames longer than this keeps ``keep_s / 2`` at each end.
+
+    Returns
+    -------
+    kept : ndarray of int64, shape (n_kept,)
+        Ascending frame indices (all frames when the VAD found no speech).
+    """
+    if n_frames <= 0:
+        return np.zeros(0, np.int64)
+    speech = np.asarray(speech, bool)
+    if speech.size == 0 or not speech.any():
+        return np.arange(n_frames, dtype=np.int64)
+    j = np.minimum(np.floor(np.arange(n_frames) * (hop_s / VAD_HOP_S) + 1e-6).astype(np.int64),
+                   speech.size - 1)
+    on = speech[j]
+    half = max(1, int(round(keep_s / 2 / hop_s)))
+    keep = on.copy()
+    # distance (frames) to the nearest speech frame on either side, without a Python loop
+    idx = np.arange(n_frames)
+    last_on = np.where(on, idx, -1)
+    np.maximum.accumulate(last_on, out=last_on)
+    next_on = np.where(on, idx, n_frames * 4)
+    next_on = np.minimum.accumulate(next_on[::-1])[::-1]
+    d_prev = np.where(last_on >= 0, idx - last_on, n_frames * 4)
+    d_next = next_on - idx
+    keep |= (d_prev <= half) | (d_next <= half)
+    return np.flatnonzero(keep).astype(np.int64)
+
+
+def corridor_fraction(n_kept: int, n_states: int, hop_s: float,
+                      corridor_s: float = ANCHOR_CORRIDOR_S) -> float:
+    """The anchor corridor's half-width as the engine's ``diagonal`` (a share of the
+    chain's states): ``corridor_s`` seconds of the ``n_kept`` shortened frames."""
+    seconds = max(n_kept * hop_s, 1e-9)
+    return float(min(1.0, corridor_s / seconds))
+
+
+def stray_seconds(path: np.ndarray, hop_s: float) -> float:
+    """How far (s) a state path strays from its chain's diagonal ``t * S / T`` at most
+    (S: one more than the path's last state, the chain's end).
+
+    Parameters
+    ----------
+    path : ndarray of int, shape (T,)
+        Local state index of every frame (non-decreasing).
+    hop_s : float
+        Frame step of the path (s).
+    """
+    T = path.size
+    if T == 0:
+        return 0.0
+    S = int(path[-1]) + 1
+    diag = np.arange(T) * (S / T)
+    return float(np.max(np.abs(path - diag)) / (S / T) * hop_s)
+
+
+def available_mb() -> float | None:
+    """MB of memory the system reports available (Linux ``MemAvailable``), or None."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def memory_check(duration_s: float, budget_mb: float | None = None) -> None:
+    """Raise a ParameterError when a recording of ``duration_s`` seconds would need more
+    memory (``MEMORY_BASE_MB + MEMORY_MB_PER_MIN`` per minute) than ``budget_mb``: by
+    default env VQALIGN_MEMORY_MB, else ``MEMORY_SHARE`` of the memory available now (no
+    check when neither is known). The message names the longest recording that fits."""
+    if budget_mb is None:
+        env = os.environ.get("VQALIGN_MEMORY_MB")
+        if env:
+            budget_mb = float(env)
+        else:
+            avail = available_mb()
+            if avail is None:
+                return
+            budget_mb = MEMORY_SHARE * avail
+    need = MEMORY_BASE_MB + MEMORY_MB_PER_MIN * duration_s / 60.0
+    if need > budget_mb:
+        longest = max(0.0, (budget_mb - MEMORY_BASE_MB) / MEMORY_MB_PER_MIN)
+        raise ParameterError(
+            f"the recording lasts {duration_s / 60:.1f} min and would need about "
+            f"{need:.0f} MB, more than the memory budget of {budget_mb:.0f} MB; recordings "
+            f"of up to {longest:.0f} min fit it: split the audio and its transcript, or "
+            "set the budget (MB) with the environment variable VQALIGN_MEMORY_MB")
+
+
+# --------------------------------------------------------------------------- resume
+def resume_root() -> Path | None:
+    """Folder under which recordings keep their resume state: env VQALIGN_RESUME_DIR
+    ("" or "0": none), else ``$XDG_CACHE_HOME/vqalign/long`` (``~/.cache/vqalign/long``)."""
+    env = os.environ.get("VQALIGN_RESUME_DIR")
+    if env is not None:
+        return None if env.strip() in ("", "0") else Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "vqalign" / "long"
+
+
+def recording_key(y16: np.ndarray | None, X: np.ndarray, units, settings: dict) -> str:
+    """Digest of a recording's audio (or features), units and settings."""
+    h = hashlib.blake2b(digest_size=16)
+    data = y16 if y16 is not None else X
+    h.update(np.ascontiguousarray(data).tobytes())
+    h.update(json.dumps([[list(w) for w in units], settings, RESUME_VERSION],
+                        sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+class WorkFolder:
+    """Atomically written steps of one recording's training (``None`` root: nothing kept).
+
+    ``save(name, obj)`` pickles ``obj`` to ``root/key/name.pkl`` (the file appears whole or
+    not at all); ``load(name)`` returns it or None; ``clear()`` removes the folder."""
+
+    def __init__(self, root: Path | None, key: str):
+        self.path = None if root is None else Path(root) / key
+        self.key = key
+
+    @property
+    def enabled(self) -> bool:
+        return self.path is not None
+
+    def save(self, name: str, obj) -> None:
+        if self.path is None:
+            return
+        with atomic_write(self.path / f"{name}.pkl", "wb") as fh:
+            pickle.dump({"key": self.key, "obj": obj}, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def load(self, name: str):
+        if self.path is None:
+            return None
+        f = self.path / f"{name}.pkl"
+        if not f.is_file():
+            return None
+        try:
+            with open(f, "rb") as fh:
+                rec = pickle.load(fh)  # noqa: S301 - our own file, keyed by digest
+        except Exception:  # noqa: BLE001 - a damaged step is recomputed
+            return None
+        return rec["obj"] if isinstance(rec, dict) and rec.get("key") == self.key else None
+
+    def cached(self, name: str, compute):
+        """``compute()``, or its result saved as ``name`` by an earlier run."""
+        got = self.load(name)
+        if got is None:
+            got = compute()
+            self.save(name, got)
+        return got
+
+    def clear(self) -> None:
+        if self.path is not None and self.path.is_dir():
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def work_folder(estimator, y16, units, X=None) -> WorkFolder:
+    """The WorkFolder of a recording (``resume_root()`` / its key): ``estimator``'s public
+    parameters and settings (``vars``, without private names and ``n_jobs``) are part of
+    the key."""
+    settings = {k: repr(v) for k, v in vars(estimator).items()
+                if not k.startswith("_") and k not in ("n_jobs", "model_", "history_")}
+    return WorkFolder(resume_root(), recording_key(y16, X, units, settings))
+
+
+def window_trainer(estimator, quantile: float):
+    """The ``train`` function of :func:`self_train_long` for an unfitted Aligner-like
+    ``estimator``: its ``train_model`` (the single-utterance recipe, one codebook of
+    ``min(n_codes, max(8, frames // 12))`` codes) on a list of windows; a coarse model has
+    one state per unit at a hop ``COARSE`` times longer (on a shallow copy).
+
+    Parameters
+    ----------
+    estimator : object
+        With ``train_model``, ``n_codes``, ``hop_``, ``states_per_unit`` and
+        ``random_state``.
+    quantile : float
+        Share of the quietest frames the silence is seeded from.
+
+    Returns
+    -------
+    callable
+        ``train(items, diagonal, on_step, coarse) -> model``.
+    """
+    from vqalign._validation import check_random_state  # noqa: PLC0415
+    coarse_est = copy.copy(estimator)
+    coarse_est.states_per_unit, coarse_est.hop_ = 1, estimator.hop_ * COARSE
+
+    def train(items, diagonal, on_step, coarse):
+        a = coarse_est if coarse else estimator
+        n = sum(it.X.shape[0] for it in items)
+        return a.train_model(items, check_random_state(estimator.random_state), corpus=False,
+                             k=min(a.n_codes, max(8, n // 12)),
+                             quantile=quantile, diagonal=diagonal,
+                             on_step=on_step)[0]
+    return train
+
+
+def hooks(estimator, quantile: float | None = None):
+    """What an unfitted Aligner-like ``estimator`` hands the long-recording passes:
+    ``(train, work_folder)``, :func:`window_trainer` (None without ``quantile``) and
+    ``work_folder(y16, units, X=None)`` (:func:`work_folder` of ``estimator``)."""
+    train = None if quantile is None else window_trainer(estimator, quantile)
+    return train, functools.partial(work_folder, estimator)
+
+
+def _bare(model):
+    """A copy of ``model`` without its frame selections (the big per-frame arrays)."""
+    keep = {k: v for k, v in model.__dict__.items()
+            if k not in ("selection_", "_last_selection")}
+    m = object.__new__(type(model))
+    m.__dict__.update(keep)
+    return m
+
+
+# --------------------------------------------------------------------------- progress
+def stderr_progress(stage: str, seconds: float | None, detail: str = "") -> None:
+    """Print one progress line to stderr (env VQALIGN_PROGRESS=0 silences it)."""
+    if os.environ.get("VQALIGN_PROGRESS", "1") == "0":
+        return
+    what = "started" if seconds is None else f"done in {seconds:.1f} s"
+    print(f"vqalign long recording: {stage} {what}{'; ' + detail if detail else ''}",
+          file=sys.stderr, flush=True)
+
+
+@dataclass
+class LongResult:
+    """What :func:`self_train_long` hands back."""
+
+    model: object
+    history: object
+    sel: object
+    path: np.ndarray
+    batch: object
+    beam: float
+    cells: int
+    rounds: int
+    n_windows: int
+    stages: dict = field(default_factory=dict)
+    resumed: list = field(default_factory=list)
+    kept_share: float = 1.0
+    corridor_s: float = ANCHOR_CORRIDOR_S
+    stray_s: float = 0.0
+
+
+# --------------------------------------------------------------------------- windows
+def cut_windows(word_of_frame: np.ndarray, n_words: int, target: int) -> list:
+    """Windows of about ``target`` frames cut in the middle of pauses of a path.
+
+    Parameters
+    ----------
+    word_of_frame : ndarray of int, shape (T,)
+        Word index of every frame on a path (-1: silence), non-decreasing where >= 0.
+    n_words : int
+        Words of the transcript.
+    target : int
+        Wanted window length (frames); a cut is made at the first pause at least this far
+        from the previous cut and at least ``target // 2`` from the end.
+
+    Returns
+    -------
+    windows : list of (first frame, end frame, first word, end word)
+        Contiguous frame ranges covering 0..T and word ranges covering 0..n_words, every
+        window with at least one word.
+    """
+    w = np.asarray(word_of_frame, np.int64)
+    T = w.size
+    sil = w < 0
+    edges = np.flatnonzero(np.diff(sil.astype(np.int8)) != 0) + 1
+    starts = np.concatenate([[0], edges])
+    ends = np.concatenate([edges, [T]])
+    mids = [(a + b) // 2 for a, b in zip(starts, ends) if sil[a] and a > 0 and b < T]
+    # words seen before each frame (the path is monotonic in its words)
+    seen = np.maximum.accumulate(np.where(sil, -1, w)) + 1 if T else np.zeros(0, np.int64)
+    cuts, bounds = [0], [0]
+    for c in mids:
+        if c - cuts[-1] >= target and T - c >= target // 2:
+            wb = int(seen[c])
+            if bounds[-1] < wb < n_words:
+                cuts.append(int(c))
+                bounds.append(wb)
+    cuts.append(T)
+    bounds.append(int(n_words))
+    return [(cuts[i], cuts[i + 1], bounds[i], bounds[i + 1]) for i in range(len(cuts) - 1)]
+
+
+# --------------------------------------------------------------------------- schedule
+#: the anchor pass keeps one frame in COARSE (a 30 ms hop at 10 ms) and one state per unit
+COARSE = 3
+#: window length (s) of the flat-start EM
+WINDOW_S = 20.0
+
+
+def _resumable_fit(work, name, first_fit, refit, progress_detail):
+    """Run ``first_fit(on_step)`` (flat start and EM) with every step saved as
+    ``name``-step, or continue a saved step by ``refit(model, history, on_step)``; the
+    result is saved as ``name``. Returns (model, resumed note or None)."""
+    done = work.load(name)
+    if done is not None:
+        return done["model"], name
+
+    def save(step, m, sel):
+        work.save(name + "-step", {"model": _bare(m), "history": m.history_})
+
+    step = work.load(name + "-step")
+    if step is not None:
+        model = step["model"]
+        refit(model, step["history"], save)
+        note = f"{name} from EM step {len(step['history']['log_likelihood'])}"
+    else:
+        model = first_fit(save)
+        note = None
+    work.save(name, {"model": _bare(model)})
+    return model, note
+
+
+def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decode,
+                    retrain, rounds: int, work: WorkFolder | None = None,
+                    progress=stderr_progress) -> LongResult:
+    """Self-train one model on a long prepared recording and decode it.
+
+    Stages: **anchor** (flat start and EM of a one-state-per-unit model on every
+    ``COARSE``-th frame, pauses shortened, inside a corridor of ``ANCHOR_CORRIDOR_S``
+    seconds: a fixed number of states per frame), **anchor path** (its Viterbi, cut in
+    pauses into windows of about ``WINDOW_S`` s), **windows** (flat start and EM of the
+    full model on all windows at once: one model, pooled statistics, the windows shared
+    among the cores, no corridor), **path** (beam Viterbi over every frame), **windows EM**
+    (``rounds`` re-training rounds with Gaussians on the path's windows) and **decode**.
+
+    Parameters
+    ----------
+    p : prepared recording
+        ``X`` (T, 39) float32 features, ``energy`` (T,), ``tokens`` (``units``: words of
+        units), ``duration``, ``name``; copies of it (frames subsets) go to ``train``.
+    hop_s : float
+        Feature frame step (s).
+    speech : ndarray of bool, shape (n_vad,)
+        Energy-VAD speech flags of 10 ms frames (:func:`shortened_frames`).
+    train : callable
+        ``train(items, diagonal, on_step, coarse) -> model``: flat start and EM on a list
+        of prepared items (``coarse``: one state per unit, a hop ``COARSE`` times longer),
+        inside a diagonal corridor (0: none).
+    select : callable
+        ``select(model, X, candidates) -> Selection`` of frames ``X``.
+    decode : callable
+        ``decode(model, selection, X, coarse) -> (path (T,), batch, beam, cells)``: the
+        beam Viterbi of the whole recording (its frames ``X``).
+    retrain : callable
+        ``retrain(model, path, batch, selection, on_step, resume) -> (selection,
+        n_windows)``: EM rounds on the path's windows.
+    rounds : int
+        Re-training rounds.
+    work : WorkFolder, optional
+        Where the steps are saved and found again.
+    progress : callable
+        ``progress(stage, seconds or None, detail)``.
+
+    Returns
+    -------
+    LongResult
+    """
+    work = work or WorkFolder(None, "")
+    stages, resumed = {}, []
+    T = p.X.shape[0]
+    units = p.tokens.units
+    n_words = len(units)
+
+    def stage(name, t0, detail=""):
+        stages[name] = round(time.perf_counter() - t0, 3)
+        progress(name, stages[name], detail)
+
+    def note(n):
+        if n:
+            resumed.append(n)
+
+    # 1. anchor: a coarse model on every COARSE-th frame of the shortened recording
+    t0 = time.perf_counter()
+    kept = shortened_frames(speech, T, hop_s)
+    n_units = sum(len(w) for w in units)
+    factor = COARSE if kept.size // COARSE >= 2 * n_units + 2 else 1
+    idx = kept[::factor]
+    diag = corridor_fraction(idx.size * factor, n_units, hop_s)
+    pc = replace(p, X=np.ascontiguousarray(p.X[idx]), energy=p.energy[idx], y16=None)
+    progress("anchor", None, f"{T * hop_s / 60:.1f} min, pauses shortened to "
+             f"{kept.size * hop_s / 60:.1f} min, {factor * hop_s * 1000:.0f} ms hop, corridor "
+             f"+-{ANCHOR_CORRIDOR_S:.0f} s")
+
+    def refit_anchor(model, history, on_step):
+        model.fit([(pc.X, units)], names=[p.name or "0"],
+                  selection=select(model, pc.X, False), on_step=on_step, resume=history)
+
+    # the corridor is doubled while the anchor's path comes near its edge (a recording
+    # whose speech rate wanders further from its mean than ANCHOR_CORRIDOR_S)
+    corridor = ANCHOR_CORRIDOR_S
+    while True:
+        diag = corridor_fraction(idx.size * factor, n_units, hop_s, corridor)
+        name = "anchor" if corridor == ANCHOR_CORRIDOR_S else f"anchor-{corridor:g}s"
+        anchor, n = _resumable_fit(
+            work, name, lambda on, d=diag: train([pc], d, on, factor > 1), refit_anchor, "")
+        note(n)
+        stage(name, t0, f"{len(anchor.history_['log_likelihood'])} EM steps")
+        t0 = time.perf_counter()
+        path_c, batch_c, _, cells_c = decode(anchor, select(anchor, pc.X, False), pc.X,
+                                             factor > 1)
+        stray = stray_seconds(path_c, factor * hop_s)
+        if stray <= CORRIDOR_EDGE * corridor or diag >= 1.0:
+            break
+        progress(name, None, f"its path strays {stray:.0f} s from the diagonal: the "
+                 f"corridor is widened to +-{2 * corridor:.0f} s")
+        corridor *= 2
+        t0 = time.perf_counter()
+    wc = batch_c.unit_index[path_c]
+    word_of_unit = np.array([w for w, _ in batch_c.units[0]], np.int64)
+    wc = np.where(wc >= 0, word_of_unit[np.maximum(wc, 0)], -1)
+    wo = np.full(T, -1, np.int64)
+    for o in range(factor):
+        wo[np.minimum(idx + o, T - 1)] = wc
+    wins = cut_windows(wo, n_words, int(round(WINDOW_S / hop_s)))
+    anchor = pc = None
+    stage("anchor path", t0, f"{len(wins)} windows of about {WINDOW_S:.0f} s; the path "
+          f"strays up to {stray:.0f} s from the diagonal")
+
+    # 3. flat start and EM of the full model on all windows at once
+    t0 = time.perf_counter()
+    tok = p.tokens
+    items = [replace(p, X=p.X[a:b], energy=p.energy[a:b], y16=None,
+                     tokens=replace(tok, units=units[wa:wb], words=tok.words[wa:wb]),
+                     duration=(b - a) * hop_s, name=f"{a * hop_s:.1f}-{b * hop_s:.1f} s")
+             for a, b, wa, wb in wins]
+    data = [(it.X, it.tokens.units) for it in items]
+    names = [it.name for it in items]
+
+    def refit_windows(model, history, on_step):
+        X = np.concatenate([d[0] for d in data])
+        model.fit(data, names=names, selection=select(model, X, False), on_step=on_step,
+                  resume=history)
+
+    model, n = _resumable_fit(work, "windows", lambda on: train(items, 0.0, on, False),
+                              refit_windows, "")
+    note(n)
+    history = model.history_
+    stage("windows", t0, f"{len(wins)} windows, {len(history['log_likelihood'])} EM steps, "
+          f"{len(getattr(model, 'failures_', []) or [])} without a path")
+
+
+    # 4. its path over every frame
+    t0 = time.perf_counter()
+    sel = select(model, p.X, False)
+    path, batch, beam, cells = decode(model, sel, p.X, False)
+    stage("path", t0, f"{cells / max(T, 1):.0f} states per frame")
+
+    # 5. re-training rounds (Gaussians too) on windows of that path, and decoding
+    n_windows = len(wins)
+    sel = items = data = None  # each round makes its own selection
+    done_rounds = 0
+    for r in range(rounds):
+        t0 = time.perf_counter()
+        name = f"windows-em-{r}"
+        got = work.load(name)
+        if got is not None:
+            model, n_windows, start = got["model"], got["n_windows"], got["start_model"]
+            resumed.append(name)
+            history = model.history_
+            sel = _selection_after(model, p.X, select(start, p.X, True), history)
+        else:
+            start = copy.deepcopy(_bare(model))   # the EM moves its Gaussians in place
+            step = work.load(name + "-step")
+            resume = None
+            if step is not None:
+                model, resume, start = step["model"], step["history"], step["start_model"]
+                resumed.append(f"{name} from EM step {len(resume['log_likelihood'])}")
+            sel0 = select(start, p.X, True)
+            sel_in = sel0 if resume is None else _selection_after(model, p.X, sel0, resume)
+
+            def save_step(it, m, s, _name=name, _start=start):
+                work.save(_name + "-step", {"model": _bare(m), "history": m.history_,
+                                            "start_model": _start})
+
+            _, n_windows = retrain(model, path, batch, sel_in, save_step, resume)
+            history = model.history_
+            sel = model._last_selection
+            work.save(name, {"model": _bare(model), "n_windows": n_windows,
+                             "start_model": start})
+        stage(f"windows EM {r + 1}", t0, f"{n_windows} windows, "
+              f"{len(history['log_likelihood'])} EM steps")
+        t0 = time.perf_counter()
+        path, batch, beam, cells = decode(model, sel, p.X, False)
+        stage("decode", t0, f"{cells / max(T, 1):.0f} states per frame")
+        done_rounds += 1
+    return LongResult(model, history, sel, path, batch, beam, cells, done_rounds, n_windows,
+                      stages, resumed, kept.size / max(T, 1), corridor, stray)
+
+
+def _selection_after(model, X, sel0, history):
+    """The Gaussian selection an uninterrupted window EM held after the steps of
+    ``history``: ``sel0`` (the candidates of its start) re-scored with the current
+    Gaussians once they have moved."""
+    n = len(history["log_likelihood"])
+    every = max(1, int(getattr(model, "gaussians_every", 1)))
+    moved = "m" in model.update or "v" in model.update
+    if not moved or all((it + 1) % every != 0 or it + 1 >= model.n_iter for it in range(n)):
+        return sel0
+    return model.rescore(X, sel0)
