@@ -82,3 +82,26 @@ def test_sphinx_dictionary_index_is_cached_and_exact(fresh, tmp_path):
         assert "nope" not in lex and len(lex) == 5
         with pytest.raises(Exception, match=r"line 6 'bad' has a word but no phones"):
             lex["bad"]
+
+
+def test_s3_checksum_checked_once_per_content(fresh, tmp_path, monkeypatch):
+    """A Sphinx s3 file's checksum is computed the first time its bytes are read and not
+    again; the same file with one bit flipped is checked, and refused."""
+    from tests.test_sphinx_io import write_s3
+    from vqalign.exceptions import ParameterError
+    from vqalign.io import sphinx_s3 as S
+
+    p = write_s3(tmp_path / "means", [1, 1, 2, 4, 8], np.arange(8, dtype=np.float32))
+    calls = []
+    real = S.s3_checksum
+    monkeypatch.setattr(S, "s3_checksum", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = S.read_gauden(p)
+    assert calls and len(list((fresh / "s3-verified").iterdir())) == 1
+    calls.clear()
+    again = S.read_gauden(p)
+    assert calls == [] and all(np.array_equal(a, b) for a, b in zip(first, again))
+    raw = bytearray(p.read_bytes())
+    raw[-8] ^= 0x01
+    (tmp_path / "bad_means").write_bytes(bytes(raw))
+    with pytest.raises(ParameterError, match="bad_means.*checksum mismatch"):
+        S.read_gauden(tmp_path / "bad_means")

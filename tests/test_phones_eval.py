@@ -168,3 +168,14 @@ def test_alignment_with_phoneset_relabels_phones_only(tmp_path):
     assert [s.label for s in read_alignment(tmp_path / "x.json").tiers["phones"]] == \
         ["tʃ", "ɚ", "tʃ"]
     assert a.with_phoneset("arpabet") is a
+
+
+def test_timit_tier_with_glottal_stop_is_lower_case_arpabet():
+    """A TIMIT phones tier (lower-case ARPAbet, 'pau', and the glottal stop 'q') is
+    detected as such, so its vowels pair; 'q' itself never pairs with a real phone."""
+    from vqalign.phones import detect_phoneset, to_arpabet
+
+    labs = ["pau", "sh", "iy", "hh", "ae", "d", "q", "y", "er", "pau"]
+    ps = detect_phoneset(labs)
+    assert [to_arpabet(x, ps) for x in labs] == ["sil", "SH", "IY", "HH", "AE", "D", "?q", "Y",
+                                                 "ER", "sil"]

@@ -42,6 +42,7 @@ BENCH = {
     "batch": ("vqalign.bench.batch", "many files, one command (vqalign align --out-dir) vs pocketsphinx"),
     "codec": ("vqalign.bench.codec", "codec at 0.7-3.2 kbit/s vs Codec2 and Opus (PESQ, STOI, ...)"),
     "units": ("vqalign.bench.units", "discrete units vs phone labels: PNMI, purity, bits"),
+    "timit": ("vqalign.bench.timit", "every alignment mode against hand-labelled real speech"),
 }
 
 
@@ -71,6 +72,7 @@ EXAMPLES = {
     "bench batch": "vqalign bench batch --corpus ../shared/devdata/timit --jobs 2 --json",
     "bench codec": "vqalign bench codec --train train_speakers/ --test other_speakers/ --out codec_bench/",
     "bench units": "vqalign bench units --corpus ../shared/devdata/timit --json",
+    "bench timit": "vqalign bench timit --corpus ../shared/devdata/timit --report timit.html",
 }
 
 

@@ -328,6 +328,10 @@ PHONESETS_NO_IPA = ("auto", "arpabet", "festival", "espeak")
 _ARPABET_LABEL = re.compile(r"[A-Z]+[0-2]?")
 
 
+#: TIMIT's glottal stop label
+GLOTTAL_STOP = "q"
+
+
 def detect_phoneset(labels) -> str:
     """Guess the phone set of a list of labels (IPA aware).
 
@@ -349,7 +353,10 @@ def detect_phoneset(labels) -> str:
         return "arpabet"
     if all(_ARPABET_LABEL.fullmatch(lab) for lab in labs):
         return "arpabet"
-    if all(lab in FESTIVAL_TO_ARPABET for lab in labs):
+    # TIMIT's glottal stop "q" (kept by the TIMIT-to-ARPAbet tiers, CMUdict has none) is a
+    # lower-case ASCII label of no other set: it must not send a lower-case ARPAbet tier to
+    # eSpeak (it then pairs as "?q", unmatched)
+    if all(lab in FESTIVAL_TO_ARPABET or lab == GLOTTAL_STOP for lab in labs):
         return "festival"
     if any(not lab.isascii() for lab in labs) or all(ipa_to_arpabet(lab) for lab in labs):
         return "ipa"

@@ -29,6 +29,7 @@ from vqalign.align import longform, model_io, recipe, second_opinion, selftrain,
 from vqalign.align import utterance as U
 from vqalign.align.decode import decode, observations, restore_span
 from vqalign.align.fitted import align_fitted
+from vqalign.align.refine import refine_prepared
 from vqalign.align.text import UNITS
 from vqalign.exceptions import AlignmentError, ParameterError, VQAlignError
 from vqalign.features.frontend import DITHER, FEATURE_SR, recipe_settings
@@ -278,8 +279,8 @@ class Aligner:
         self.train_seconds_ = float(sum(p.duration for p in train))
         self.alignments_ = [None] * len(items)
         for i, r, p in zip(ok, results, train):
-            self.alignments_[i] = self._corpus_opinion(p, restore_span(r, p),
-                                                       list(p.warnings))
+            self.alignments_[i] = refine_prepared(
+                self._corpus_opinion(p, restore_span(r, p), list(p.warnings)), p)
         self.fit_failures_ = [(i, items[i][3], str(errors[i])) for i in range(len(items))
                               if errors[i] is not None]
         self.oov_ = U.warn_oov(prepared)

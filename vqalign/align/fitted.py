@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from vqalign.align.coverage import check_fitted
 from vqalign.align.decode import restore_span
+from vqalign.align.refine import refine_prepared
 from vqalign.align.utterance import frames
 
 
@@ -56,5 +57,6 @@ def align_fitted(prepared, *, model, hop_s, dither, decode, length_error, opinio
             r, gaps = check_fitted(p, r, extra, decode=decode, select=model.select,
                                    hop_s=hop_s, dither=dither)  # untranscribed speech
             r = restore_span(r, p, (extra or []) + gaps)
-            out[i] = r if gaps else opinion(p, r, list(p.warnings) + (extra or []))
+            out[i] = r if gaps else refine_prepared(
+                opinion(p, r, list(p.warnings) + (extra or [])), p)
     return out

@@ -119,7 +119,9 @@ def sphinx_reference(p, hop_s):
             r = np.array([rel_duration(u) for u in units])
             edges = (seg.start + (seg.end - seg.start)
                      * np.concatenate([[0.0], np.cumsum(r) / r.sum()])).tolist()
-        f = np.clip(np.round(np.asarray(edges) / hop_s).astype(int), 0, T)
+        # a boundary at t s lies between frames whose centres (k * hop_s) are before and
+        # after it: the first frame after it is round(t / hop_s + 0.5)
+        f = np.clip(np.round(np.asarray(edges) / hop_s + 0.5).astype(int), 0, T)
         segs.extend((int(f[j]), int(f[j + 1]), u) for j, u in enumerate(units))
     return aln, segs
 

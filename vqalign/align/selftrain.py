@@ -15,6 +15,7 @@ import numpy as np
 from vqalign.align.coverage import check_self_trained, expected_good_words
 from vqalign.align.decode import boundary_times, restore_span
 from vqalign.align.recipe import single_policy, single_shift
+from vqalign.align.refine import refine_prepared
 from vqalign.align.utterance import with_audio
 from vqalign.features.frontend import FEATURE_SR
 
@@ -93,7 +94,8 @@ def self_train(p, *, unit, hop_s, dither, train_one, decode, length_error, keep_
                                    hop_s=hop_s, dither=dither)  # untranscribed speech
     if not gaps and second_opinion is not None:
         res = second_opinion(p, res)
-    return restore_span(res, p, gaps)
+    res = restore_span(res, p, gaps)
+    return res if gaps else refine_prepared(res, p)
 
 
 def edge_retry(p, res, *, hop_s, dither, train_one, decode, length_error, shift):

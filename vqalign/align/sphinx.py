@@ -480,21 +480,27 @@ class SphinxAligner(SphinxAdaptation):
         change = np.flatnonzero(np.diff(ui)) + 1
         starts = np.concatenate(([0], change))
         ends = np.concatenate((change, [T]))
+        n = len(y) if hasattr(y, "__len__") else T * 160
+        duration = max(n / float(sr), T * HOP_S if T else 0.0)
+        # a change of state between frames f - 1 and f lies between their centres
+        off = self.front_end_.boundary_offset_s
+
+        def at(f):
+            return 0.0 if f <= 0 else duration if f >= T else min(f * HOP_S + off, duration)
+
         phones, wspan = [], {}
         for s, e in zip(starts, ends):
             u = units2[int(ui[s])]
             if u.filler:
                 continue
-            phones.append(Segment(float(s * HOP_S), float(e * HOP_S), m.mdef.ciphones[u.ci],
+            phones.append(Segment(at(s), at(e), m.mdef.ciphones[u.ci],
                                   float(good[s:e].mean())))
             a, b = wspan.get(u.word, (s, e))
             wspan[u.word] = (min(a, s), max(b, e))
         wsegs = []
         for k, w in enumerate(words):
             a, b = wspan[k]
-            wsegs.append(Segment(float(a * HOP_S), float(b * HOP_S), w, float(good[a:b].mean())))
-        n = len(y) if hasattr(y, "__len__") else T * 160
-        duration = max(n / float(sr), T * HOP_S if T else 0.0)
+            wsegs.append(Segment(at(a), at(b), w, float(good[a:b].mean())))
         inserted = [fillers[[c for _, c, _ in fillers].index(g)][0] if g is not None else None
                     for g in gaps]
         diag = {"model": str(m.path), "hop_s": HOP_S, "frame_loglik": best / T,
@@ -502,7 +508,10 @@ class SphinxAligner(SphinxAdaptation):
         aln = Alignment(tiers={"words": wsegs, "phones": phones}, audio=audio_name,
                         sample_rate=int(sr), duration=duration, diagnostics=diag)
         from vqalign.align.alignment import add_quality_warnings
+        from vqalign.align.refine import ENABLED, refine_pause_edges
 
+        if ENABLED and keep is None:   # pause-adjacent boundaries where the sound is
+            refine_pause_edges(aln, np.asarray(y, np.float32), int(sr))
         add_quality_warnings(aln)
         if keep is not None:           # what adaptation re-decodes: features and graph
             keep.update(X=X, units=units2, sr=sr)

@@ -133,6 +133,18 @@ class SphinxFrontEnd:
         return int(self.wlen * self.samprate + 0.5)
 
     @property
+    def boundary_offset_s(self) -> float:
+        """Seconds from ``t / frate`` to the time between frames ``t - 1`` and ``t``.
+
+        Frame ``t`` covers samples ``[t * shift, t * shift + size)``, so its centre lies
+        ``size / 2`` samples after its start, and the midpoint of the centres of frames
+        ``t - 1`` and ``t`` (where a change of state between them is best placed) lies
+        ``(size - shift) / 2`` samples after ``t * shift``: 7.8 ms with the default 410-sample
+        window and 160-sample shift. pocketsphinx reports a segment starting at frame ``t``
+        at ``t / frate`` (the start of the frame's window), that much early."""
+        return 0.5 * (self.frame_size - self.frame_shift) / self.samprate
+
+    @property
     def fft_size(self) -> int:
         if self.nfft:
             return int(self.nfft)
