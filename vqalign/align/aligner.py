@@ -356,8 +356,7 @@ class Aligner:
         Parameters
         ----------
         audio : ndarray, shape (n_samples,), or str or Path
-            A float waveform with its sample rate ``sr`` (required), or a path (then
-            ``sr`` is ignored).
+            A float waveform with its sample rate ``sr`` (required), or a path (``sr`` ignored).
         transcript : str
         sr : int, optional
         audio_name : str, optional
