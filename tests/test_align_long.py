@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from vqalign.align import Aligner
+from vqalign.datasets import synth
 from vqalign.exceptions import AlignmentError
-
-synth = pytest.importorskip("vqalign.datasets.synth")
 
 
 @pytest.fixture(scope="module")

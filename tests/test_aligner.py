@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 
 from vqalign.align import Aligner, align
+from vqalign.datasets import synth
 from vqalign.exceptions import ParameterError
 from vqalign.hmm import DiagGMM
 from vqalign.hmm import _kernels as K
-
-synth = pytest.importorskip("vqalign.datasets.synth")
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -14,6 +14,7 @@ import pytest
 from vqalign.align import Aligner, align
 from vqalign.align import confidence as C
 from vqalign.align.alignment import Alignment, read_alignment
+from vqalign.datasets import synth
 from vqalign.eval.reliability import (
     confidence_scores,
     reliability_curve,
@@ -22,8 +23,6 @@ from vqalign.eval.reliability import (
 )
 from vqalign.exceptions import ParameterError
 from vqalign.hmm import TiedMixtureHMM
-
-synth = pytest.importorskip("vqalign.datasets.synth")
 
 SEED = 7
 

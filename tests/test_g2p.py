@@ -238,6 +238,7 @@ def test_bench_g2p_json(capsys):
         assert rep["results"]["espeak"]["per_nearest"] < rules["per_nearest"]
     else:
         assert rep["results"]["espeak"] is None
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match="^2$"):          # argparse's usage error
         main(["bench", "g2p", "--n", "x"])
+    assert "invalid int value: 'x'" in capsys.readouterr().err
     assert main(["bench", "g2p", "--n", "0"]) == 2

@@ -60,7 +60,7 @@ def test_cmudict_lookup_strips_stress_against_raw_dictionary(raw_cmu, rng):
 
 def test_pronounce_oov_raises_keyerror_and_oov_lists_in_order():
     lex = Lexicon.cmudict()
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="zorplixation"):
         lex.pronounce("zorplixation")
     assert lex.oov(["the", "zorp", "cat", "blorf", "zorp"]) == ["zorp", "blorf"]
 
