@@ -482,11 +482,41 @@ def test_duration_start_gives_each_phone_its_typical_share():
         assert all(m.self_loop_[table[(s, j)]] == m.self_loop_[table[(s, 0)]]
                    for s in syms[1:] for j in range(3))
         assert m.self_loop_[table[("sil", 0)]] == 0.9
-        r = {"DH": 0.40, "AH0": 0.66 * 0.8, "AY1": 1.81, "S": 1.33, "IY1": 1.27, "D": 0.60}
-        want = {s: (1 - strength) + strength * v for s, v in r.items()}
+        # the table itself is checked against devdata's measured durations below
+        want = {s: (1 - strength) + strength * R.rel_duration(s) for s in syms[1:]}
         for s in syms[1:]:
             assert d[s] / d["AY1"] == pytest.approx(want[s] / want["AY1"], rel=1e-9)
         assert 3 * sum(d.values()) == pytest.approx((1 - q) * T, rel=1e-9)
+
+
+def test_typical_phone_durations_match_devdata_festival_voices(devdata):
+    """REL_DUR (the duration start's table) against durations measured here from devdata's
+    Festival voices' phone tiers (read by praatio, not vqalign). Measured: correlation 0.98
+    over the 37 phones with >= 20 tokens, 36 of 37 within 2 % (AH, the table's schwa, is
+    0.66 vs 1.11 measured over all AH); required: correlation > 0.95, >= 90 % within 10 %,
+    unstressed vowels shorter than the stressed mean."""
+    import collections
+
+    from praatio import textgrid
+
+    from vqalign.align import recipe as R
+    durs = collections.defaultdict(list)
+    for voice in ("cmu_us_slt_arctic_hts", "kal_diphone", "ked_diphone"):
+        for f in sorted((devdata / "synth" / voice).glob("*.TextGrid")):
+            tg = textgrid.openTextgrid(str(f), includeEmptyIntervals=False)
+            for e in tg.getTier("phones").entries:
+                lab = e.label.upper().rstrip("012")
+                if lab not in ("PAU", "SIL", "SP"):
+                    durs[lab].append(e.end - e.start)
+    mean = np.mean([x for v in durs.values() for x in v])
+    ks = [k for k in R.REL_DUR if len(durs[k]) >= 20]
+    table = np.array([R.REL_DUR[k] for k in ks])
+    meas = np.array([np.mean(durs[k]) / mean for k in ks])
+    assert len(ks) >= 30
+    assert np.corrcoef(table, meas)[0, 1] > 0.95
+    assert np.mean(np.abs(np.log(table / meas)) < np.log(1.1)) >= 0.9
+    assert R.rel_duration("IY0") < R.rel_duration("IY1") == R.REL_DUR["IY"]
+    assert R.rel_duration("XX") == 1.0
 
 
 def test_map_prior_mstep_matches_the_map_formula(rng):

@@ -266,4 +266,8 @@ def test_estep_names_an_utterance_no_path_fits(rng):
     assert stats.n_utterances == 1
     assert stats.failures and "utterance b" in stats.failures[0][1]
     assert "frames" in stats.failures[0][1]
-    assert b.n_utterances == 2
+    # the failed utterance is dropped whole: what is left equals an E-step on "a" alone
+    alone = m.estep(X[: off[1]], off[:2], m.batch([data[0][1]]), m.select(X[: off[1]]))
+    assert not alone.failures and alone.n_utterances == 1
+    assert stats.loglik == pytest.approx(alone.loglik, rel=1e-9)
+    assert stats.n_frames == alone.n_frames
