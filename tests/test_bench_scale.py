@@ -15,6 +15,7 @@ from vqalign.exceptions import ParameterError
 
 def test_bench_scale_tiny_json(tmp_path, capsys):
     cache = tmp_path / "cache"
+    scale.build_corpus(0.004, cache, jobs=1)    # built (and cached) before the timing
     t0 = time.perf_counter()
     assert main(["bench", "scale", "--hours", "0.004", "--cache", str(cache), "--json",
                  "--jobs", "1"]) == 0
@@ -28,11 +29,11 @@ def test_bench_scale_tiny_json(tmp_path, capsys):
     assert row["audio_s"] == pytest.approx(sum(u["duration"] for u in truth))
     assert row["audio_s"] >= 0.004 * 3600
     assert row["summary"] == f"aligned {len(truth)}, failed 0" and row["n_unaligned"] == 0
-    # the timed align-corpus child runs inside our call, and a fresh Python importing numba
-    # and the aligner takes well over 0.3 s: its wall time lies between the two, and the
-    # speed it reports is at least what our own clock gives for the same audio
-    assert 0.3 < row["wall_s"] < elapsed
-    assert row["audio_s"] / elapsed <= row["x_real_time"] < row["audio_s"] / 0.3
+    # the corpus is cached, so the timed align-corpus child is most of our call (the rest:
+    # scoring a few files): its wall time lies between 60 % and all of our own clock's
+    print("wall_s", row["wall_s"], "our clock", elapsed)
+    assert 0.6 * elapsed < row["wall_s"] < elapsed
+    assert row["audio_s"] / elapsed <= row["x_real_time"] < row["audio_s"] / (0.6 * elapsed)
     assert row["x_real_time"] == pytest.approx(row["audio_s"] / row["wall_s"], rel=1e-6)
     # a fresh Python with numba and the aligner: well above 50 MB, far below 3 GB (the
     # tree figure is sampled every 0.2 s, so it may miss the largest process's peak)

@@ -256,7 +256,6 @@ def test_estep_names_an_utterance_no_path_fits(rng):
     data = _toy(rng, n_utt=2)
     m = _model(rng, data, update="w")
     X, off = _stack(data)
-    b = m.batch([w for _, w in data])
     sel = m.select(X)
     # a transcript of the first utterance that needs more frames than the second has
     m.self_loop_[:] = 0.5
