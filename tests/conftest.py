@@ -11,6 +11,14 @@ import pytest
 
 matplotlib.use("Agg")
 
+try:  # hypothesis (a test dependency) keeps its example database and caches in pytest's
+    # ignored cache folder, not in a .hypothesis/ at the repository root
+    from hypothesis.configuration import set_hypothesis_home_dir
+except ImportError:  # pragma: no cover - tests that use hypothesis import it themselves
+    pass
+else:
+    set_hypothesis_home_dir(Path(__file__).resolve().parents[1] / ".pytest_cache" / "hypothesis")
+
 ROOT = Path(__file__).resolve().parents[1]
 #: the shared dev data: env VQALIGN_DEVDATA, else <repo>/../shared/devdata. The one place
 #: tests locate it; use devdata_path / require_devdata / the fixtures below.
