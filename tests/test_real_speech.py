@@ -50,9 +50,10 @@ def test_timit_single_file_mode_word_boundaries(timit_items):
     utterances (a few seconds once numba's cache is warm), mean word-boundary error against
     the hand words tier.
 
-    Measured at this commit: mean 22.0 ms, median 12.8 ms, the worst file 39 ms; required
-    < 28 ms (a margin of 6 ms for changes elsewhere in the aligner and BLAS/thread
-    differences) and every file below 80 ms."""
+    Measured at this commit: mean 22.0 ms, median 12.8 ms, 63 % within 20 ms, the worst
+    file 39 ms; required < 28 ms (a margin of 6 ms for changes elsewhere in the aligner and
+    BLAS/thread differences), >= 50 % within 20 ms (every word boundary moved 25 ms late
+    gives 45 % in corpus mode) and every file below 80 ms."""
     errs = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -62,8 +63,10 @@ def test_timit_single_file_mode_word_boundaries(timit_items):
             assert e.mean() < 80.0, (uid, e.mean())
             errs.append(e)
     err = np.concatenate(errs)
-    print("TIMIT single-file, 40 files: mean", err.mean(), "median", np.median(err))
+    print("TIMIT single-file, 40 files: mean", err.mean(), "median", np.median(err),
+          "within 20 ms", np.mean(err <= 20))
     assert err.mean() < 28.0
+    assert np.mean(err <= 20.0) >= 0.5
 
 
 @pytest.mark.slow
