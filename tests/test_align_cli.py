@@ -45,9 +45,11 @@ def test_align_single_file_json(tmp_path, corpus, utts, capsys):
     a = read_alignment(out)
     assert [w for _, _, w in a.tier("words")] == SENTENCES[0].split()
     assert a.duration == pytest.approx(utts[0].duration, abs=0.011)
-    # self-trained on this one utterance; evenly spaced words would be ~130 ms off here
+    # self-trained on this one utterance; evenly spaced words would be ~130 ms off here.
+    # Measured 14.9 ms mean; 35 leaves room for changes elsewhere (was 80)
     err = boundary_errors(a.tier("words"), utts[0].words)
-    assert err["n_words"] == 6 and err["mean_ms"] < 80 and err["within_50"] >= 0.5
+    print("single-file mean", err["mean_ms"])
+    assert err["n_words"] == 6 and err["mean_ms"] < 35 and err["within_50"] >= 0.5
     assert a.diagnostics.get("em_history")  # the EM record travels with the JSON
 
 
@@ -105,7 +107,9 @@ def test_align_chars_unit(tmp_path, corpus, utts):
     a = read_alignment(out)
     assert set(a.tiers) == {"words", "chars"}
     assert "".join(lab for _, _, lab in a.tier("chars")) == "wewillseethesea"
-    assert boundary_errors(a.tier("words"), utts[2].words)["n_words"] == 5
+    # measured: word mean 32.5 ms, 70 % within 50 ms (evenly spaced words: ~130 ms)
+    err = boundary_errors(a.tier("words"), utts[2].words)
+    assert err["n_words"] == 5 and err["mean_ms"] < 50 and err["within_50"] >= 0.5
 
 
 def test_align_with_user_lexicon(tmp_path, corpus):
@@ -144,7 +148,8 @@ def test_align_corpus_failures_and_resume(tmp_path, corpus, utts, capsys):
     # corpus mode (one model for the 3 utterances) against the synthesizer's exact times
     pooled = np.concatenate(errors)
     assert pooled.size == 2 * sum(len(s.split()) for s in SENTENCES)
-    assert 1000 * pooled.mean() < 80 and np.mean(pooled <= 0.050) >= 0.6
+    # measured 19.0 ms mean, 97 % within 50 ms (was < 80 and >= 60 %)
+    assert 1000 * pooled.mean() < 35 and np.mean(pooled <= 0.050) >= 0.8
     assert (out / "aligner.npz").is_file()
     with open(out / "failures.tsv", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
@@ -173,7 +178,8 @@ def test_align_corpus_failures_and_resume(tmp_path, corpus, utts, capsys):
     assert main(["align", str(corpus / "spk1" / "utt1.wav"), str(corpus / "spk1" / "utt1.txt"),
                  "--model", str(out / "aligner.npz"), "--out", str(single)]) == 0
     assert [ln.split()[4] for ln in single.read_text().splitlines()] == SENTENCES[1].split()
-    assert boundary_errors(read_alignment(single).tier("words"), utts[1].words)["mean_ms"] < 80
+    # measured 11.7 ms (was < 80)
+    assert boundary_errors(read_alignment(single).tier("words"), utts[1].words)["mean_ms"] < 30
 
 
 def test_align_corpus_all_failed_exits_nonzero(tmp_path, corpus, capsys):
@@ -209,6 +215,10 @@ def test_bench_align_json(corpus, capsys):
     assert d["vqalign_n_failed"] == 0 and d["vqalign_xrt"] > 0
     assert set(d["vqalign_per_voice"]) == {"spk0", "spk1"}
     assert d["vqalign_per_voice"]["spk0"]["n_utts"] == 2
+    # its accuracy against the synthesizer's truth (measured: words 19.0 ms mean, 67 %
+    # within 20 ms; phones 12.0 ms)
+    assert d["vqalign_word_mean_ms"] < 35 and d["vqalign_word_within_20ms"] >= 0.5
+    assert d["vqalign_phone_mean_ms"] < 25
 
 
 def test_pair_corpus_rules(tmp_path):

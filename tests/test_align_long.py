@@ -3,15 +3,13 @@ failures when the transcript and the audio do not match."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from tests.naive import word_errors_ms
 from vqalign.align import Aligner
+from vqalign.datasets import synth
 from vqalign.exceptions import AlignmentError
-
-synth = pytest.importorskip("vqalign.datasets.synth")
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +37,9 @@ def _tile(base, seconds, seed=0):
 
 
 def _errors_ms(aln, words):
-    pred = aln.tiers["words"]
-    assert [p.label for p in pred] == [w[2] for w in words]
-    starts = np.array([abs(p.start - w[0]) for p, w in zip(pred, words)])
-    ends = np.array([abs(p.end - w[1]) for p, w in zip(pred, words)])
-    return 1000 * starts, 1000 * ends
+    """(start errors, end errors) in ms."""
+    err = word_errors_ms(aln.tiers["words"], words)
+    return err[: err.size // 2], err[err.size // 2:]
 
 
 @pytest.mark.slow
@@ -92,16 +88,12 @@ def test_long_recording_self_trained(base):
     assert aln.diagnostics["em_history"]["columns"]["log_likelihood"]
 
 
-DEVDATA = Path(__file__).resolve().parents[1].parent / "shared" / "devdata"
-
-
-@pytest.mark.skipif(not DEVDATA.is_dir(), reason="../shared/devdata is not here")
-def test_multi_voice_recording_from_devdata_self_trained():
+def test_multi_voice_recording_from_devdata_self_trained(devdata):
     """The hard case (vqalign bench long at full size): devdata's five voices shuffled,
     0.2-1.5 s pauses, aligned as one file by an unfitted Aligner, exact truth."""
     from vqalign.bench.long import summarize
     from vqalign.datasets.longform import build_long_recording
-    rec = build_long_recording(3.0, DEVDATA / "synth", seed=7)   # not the TIMIT files beside
+    rec = build_long_recording(3.0, devdata / "synth", seed=7)   # not the TIMIT files beside
     assert rec.duration > 180 and len({s.split("/")[0] for s in rec.sources}) == 5
     aln = Aligner(unit="phones").align(rec.audio, rec.text, sr=rec.sr)
     pred = [(w.start, w.end, w.label) for w in aln.tiers["words"]]
@@ -113,13 +105,12 @@ def test_multi_voice_recording_from_devdata_self_trained():
     assert aln.diagnostics["long_audio"]["method"] == "global beam Viterbi"
 
 
-@pytest.mark.skipif(not DEVDATA.is_dir(), reason="../shared/devdata is not here")
-def test_bench_long_verb_runs_vqalign_align_in_a_child(tmp_path, capsys):
+def test_bench_long_verb_runs_vqalign_align_in_a_child(devdata, tmp_path, capsys):
     import json
 
     from vqalign.cli import main
     assert main(["bench", "long", "--minutes", "1.7", "--seed", "4", "--json", "--single", "3",
-                 "--corpus", str(DEVDATA / "synth"), "--keep", str(tmp_path)]) == 0
+                 "--corpus", str(devdata / "synth"), "--keep", str(tmp_path)]) == 0
     r = json.loads(capsys.readouterr().out)
     assert (tmp_path / "long.wav").is_file() and (tmp_path / "long.json").is_file()
     assert r["minutes"] > 1.6 and r["n_matched"] == r["n_words"] > 100

@@ -10,12 +10,12 @@ import math
 import numpy as np
 import pytest
 
+from tests.naive import word_errors_ms
 from vqalign.align import Aligner, align
+from vqalign.datasets import synth
 from vqalign.exceptions import ParameterError
 from vqalign.hmm import DiagGMM
 from vqalign.hmm import _kernels as K
-
-synth = pytest.importorskip("vqalign.datasets.synth")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -24,12 +24,7 @@ def _truth_words(utt):
 
 
 def _word_errors_ms(aln, utt):
-    truth = _truth_words(utt)
-    pred = aln.tiers["words"]
-    assert [p.label for p in pred] == [t[2] for t in truth]
-    err = [abs(p.start - t[0]) for p, t in zip(pred, truth)]
-    err += [abs(p.end - t[1]) for p, t in zip(pred, truth)]
-    return 1000 * np.asarray(err)
+    return word_errors_ms(aln.tiers["words"], utt.words)
 
 
 def _even_baseline_ms(utt):
@@ -173,8 +168,10 @@ def test_gaussian_top_n_matches_dense(rng):
 
 # ----------------------------------------------------------------------------- accuracy
 @pytest.mark.parametrize("unit", ["phones", "chars"])
-def test_corpus_mode_against_synth_truth(corpus, unit):
-    aligner = Aligner(unit=unit).fit([(u.audio, u.sr, u.text) for u in corpus])
+def test_corpus_mode_against_synth_truth(corpus, fitted_phones, unit):
+    # the phones model is the module's fixture (fitted once, ~17 s), not a second fit
+    aligner = fitted_phones if unit == "phones" else \
+        Aligner(unit=unit).fit([(u.audio, u.sr, u.text) for u in corpus])
     err = np.concatenate([_word_errors_ms(a, u) for a, u in zip(aligner.alignments_, corpus)])
     base = np.concatenate([_even_baseline_ms(u) for u in corpus])
     assert np.mean(err) < 25.0, f"mean word-boundary error {np.mean(err):.1f} ms"
@@ -483,11 +480,41 @@ def test_duration_start_gives_each_phone_its_typical_share():
         assert all(m.self_loop_[table[(s, j)]] == m.self_loop_[table[(s, 0)]]
                    for s in syms[1:] for j in range(3))
         assert m.self_loop_[table[("sil", 0)]] == 0.9
-        r = {"DH": 0.40, "AH0": 0.66 * 0.8, "AY1": 1.81, "S": 1.33, "IY1": 1.27, "D": 0.60}
-        want = {s: (1 - strength) + strength * v for s, v in r.items()}
+        # the table itself is checked against devdata's measured durations below
+        want = {s: (1 - strength) + strength * R.rel_duration(s) for s in syms[1:]}
         for s in syms[1:]:
             assert d[s] / d["AY1"] == pytest.approx(want[s] / want["AY1"], rel=1e-9)
         assert 3 * sum(d.values()) == pytest.approx((1 - q) * T, rel=1e-9)
+
+
+def test_typical_phone_durations_match_devdata_festival_voices(devdata):
+    """REL_DUR (the duration start's table) against durations measured here from devdata's
+    Festival voices' phone tiers (read by praatio, not vqalign). Measured: correlation 0.98
+    over the 37 phones with >= 20 tokens, 36 of 37 within 2 % (AH, the table's schwa, is
+    0.66 vs 1.11 measured over all AH); required: correlation > 0.95, >= 90 % within 10 %,
+    unstressed vowels shorter than the stressed mean."""
+    import collections
+
+    from praatio import textgrid
+
+    from vqalign.align import recipe as R
+    durs = collections.defaultdict(list)
+    for voice in ("cmu_us_slt_arctic_hts", "kal_diphone", "ked_diphone"):
+        for f in sorted((devdata / "synth" / voice).glob("*.TextGrid")):
+            tg = textgrid.openTextgrid(str(f), includeEmptyIntervals=False)
+            for e in tg.getTier("phones").entries:
+                lab = e.label.upper().rstrip("012")
+                if lab not in ("PAU", "SIL", "SP"):
+                    durs[lab].append(e.end - e.start)
+    mean = np.mean([x for v in durs.values() for x in v])
+    ks = [k for k in R.REL_DUR if len(durs[k]) >= 20]
+    table = np.array([R.REL_DUR[k] for k in ks])
+    meas = np.array([np.mean(durs[k]) / mean for k in ks])
+    assert len(ks) >= 30
+    assert np.corrcoef(table, meas)[0, 1] > 0.95
+    assert np.mean(np.abs(np.log(table / meas)) < np.log(1.1)) >= 0.9
+    assert R.rel_duration("IY0") < R.rel_duration("IY1") == R.REL_DUR["IY"]
+    assert R.rel_duration("XX") == 1.0
 
 
 def test_map_prior_mstep_matches_the_map_formula(rng):
@@ -533,12 +560,5 @@ def test_edge_retry_keeps_the_first_word_out_of_leading_hum(devdata, name):
     first = aln.tiers["words"][0]
     print(f"{name}: first word {first.start:.3f} s, truth {ref[0][0]:.3f} s")
     assert abs(first.start - ref[0][0]) < 0.05
-    err = _word_errors_ms_ref(aln, ref)
+    err = word_errors_ms(aln.tiers["words"], ref)
     assert np.mean(err) < 40.0, f"mean {np.mean(err):.1f} ms"
-
-
-def _word_errors_ms_ref(aln, ref):
-    pred = aln.tiers["words"]
-    assert [p.label for p in pred] == [r[2] for r in ref]
-    return 1000 * np.array([abs(p.start - r[0]) for p, r in zip(pred, ref)]
-                           + [abs(p.end - r[1]) for p, r in zip(pred, ref)])

@@ -12,7 +12,7 @@ from vqalign.io.atomic import atomic_write
 def test_atomic_write_keeps_old_file_when_writer_fails(tmp_path):
     p = tmp_path / "out.txt"
     p.write_text("old")
-    with pytest.raises(RuntimeError), atomic_write(p) as fh:
+    with pytest.raises(RuntimeError, match="boom"), atomic_write(p) as fh:
         fh.write("new, half-written")
         raise RuntimeError("boom")
     assert p.read_text() == "old"

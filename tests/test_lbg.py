@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.naive import blobs, naive_nearest
 from vqalign.exceptions import ParameterError
 from vqalign.lbg import (
     ResidualVQ,
@@ -16,17 +17,6 @@ from vqalign.lbg import (
     minibatch_lloyd,
     random_codebook,
 )
-
-
-def blobs(rng, n=3000, d=5, centres=12, spread=0.3):
-    C = rng.standard_normal((centres, d)) * 3
-    lab = rng.integers(0, centres, n)
-    return (C[lab] + spread * rng.standard_normal((n, d))).astype(np.float32)
-
-
-def naive_nearest(X, C):
-    d = ((X[:, None, :].astype(np.float64) - C[None].astype(np.float64)) ** 2).sum(-1)
-    return d.argmin(1), d.min(1)
 
 
 def naive_kmeans(X, C0, n_iter):

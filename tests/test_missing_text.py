@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.naive import word_errors_ms
 from vqalign.align import Aligner, align
 from vqalign.align.alignment import read_alignment
 from vqalign.align.coverage import _map_back, _TimeMap
 from vqalign.datasets import synth
 
 SR = 16000
-DEVDATA = Path("/work/shared/devdata")
 TEXTS = ("she found a shiny silver coin buried in the sand",
          "the baker pulled six golden loaves from the hot oven",
          "a family of ducks crossed the road near the pond")
@@ -49,12 +48,6 @@ def three():
     return _three()
 
 
-def _word_errors_ms(aln, truth_words):
-    got = aln.words
-    assert [w.label for w in got] == [t[2] for t in truth_words]
-    err = [abs(g.start - t[0]) for g, t in zip(got, truth_words)]
-    err += [abs(g.end - t[1]) for g, t in zip(got, truth_words)]
-    return 1000 * np.asarray(err)
 
 
 def _check_found(aln, truth, drop):
@@ -71,7 +64,7 @@ def _check_found(aln, truth, drop):
     for w in aln.words:
         assert w.end <= a + 0.05 or w.start >= b - 0.05, (w, (a, b))
     kept = [w for i, s in enumerate(truth) if i != drop for w in s]
-    err = _word_errors_ms(aln, kept)
+    err = word_errors_ms(aln.words, kept)
     print(f"drop {drop}: span {a:.2f}-{b:.2f} (true {t0:.2f}-{t1:.2f}); word boundary "
           f"error mean {err.mean():.1f} ms, max {err.max():.0f} ms")
     # measured (seed 4, three drops): mean 9-13 ms, max 30-48 ms; today's code: the words
@@ -147,14 +140,13 @@ def test_middle_sentence_missing_corpus_mode(three):
 
 
 # ----------------------------------------------------------------------------- devdata
-@pytest.mark.skipif(not (DEVDATA / "MANIFEST.tsv").is_file(),
-                    reason="devdata (/work/shared/devdata) is not available")
-def test_devdata_no_false_alarm():
+def test_devdata_no_false_alarm(devdata):
     """Two devdata files (one of the three that get a check, kal-d173, and one without),
     self-trained alone with their transcript: no alarm (all 200 files: README)."""
-    rows = {r["id"]: r for r in csv.DictReader(open(DEVDATA / "MANIFEST.tsv"), delimiter="\t")}
+    with open(devdata / "MANIFEST.tsv") as fh:
+        rows = {r["id"]: r for r in csv.DictReader(fh, delimiter="\t")}
     for r in (rows["kal-d173"], rows["slt-d015"]):
-        wav = DEVDATA / r["path"]
+        wav = devdata / r["path"]
         aln = Aligner().align(str(wav), wav.with_suffix(".txt").read_text().strip())
         assert "untranscribed_s" not in aln.diagnostics, (r["id"], aln.warnings)
 

@@ -117,10 +117,13 @@ def test_killed_features_run_leaves_no_worker_behind(tmp_path):
     try:
         deadline = time.time() + 60
         while time.time() < deadline:          # both workers have written a shard
+            ended = proc.poll() is not None    # asked before the state is read: no race
             if len(list((out / "shards").glob("*.npz"))) >= 2:
                 break
-            assert proc.poll() is None, "vqalign features ended before it could be killed"
+            assert not ended, "vqalign features ended before writing two shards"
             time.sleep(0.05)
+        else:
+            raise AssertionError("no two shards written within 60 s")
         members = _session_members(proc.pid)
         assert len(members) >= 4, members      # driver, 2 workers, resource tracker
         os.kill(proc.pid, signal.SIGKILL)
@@ -151,17 +154,22 @@ def _run_until(cmd, out: Path, done, timeout=120):
     try:
         deadline = time.time() + timeout
         while time.time() < deadline:
+            # whether it had ended is asked before the record is read: a run that reaches
+            # the kill point and ends between two polls is seen at the kill point, not as
+            # "ended too early"
+            ended = proc.poll() is not None
             try:
                 rec = json.loads((out / "stages.json").read_text())
             except (OSError, ValueError):
                 rec = None
             if rec is not None and done(rec["stages"]):
                 break
-            assert proc.poll() is None, "the run finished before the kill point"
+            assert not ended, "the run ended without reaching the kill point"
             time.sleep(0.02)
         else:
             raise AssertionError("kill point not reached")
-        os.kill(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
         deadline = time.time() + 10      # its workers die with it (no orphans)
         while _session_members(proc.pid) and time.time() < deadline:
@@ -233,7 +241,10 @@ def test_bad_inputs_disk_full_and_accuracy(reference, synth_corpus):
     for u in truth:
         hyp = read_textgrid(ref / f"{u['id']}.TextGrid")["words"]
         errs.append(boundary_errors(hyp, [tuple(w) for w in u["words"]])["errors"])
-    assert 1000 * np.mean(np.concatenate(errs)) < 60
+    # measured 14.6 ms on these 4 utterances; 25 leaves room (was 60: words spread evenly
+    # over the audio are about 130 ms off)
+    print("corpus-mode mean word-boundary error", 1000 * np.mean(np.concatenate(errs)), "ms")
+    assert 1000 * np.mean(np.concatenate(errs)) < 25
     assert f"cannot write '{ref / 'codebook.npz'}': No space left on device" in \
         reference["err_full"]
     assert "re-run the same command" in reference["err_full"]

@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from PIL import Image, ImageSequence  # noqa: E402
 
+from tests.naive import naive_nearest
 from vqalign.exceptions import ParameterError  # noqa: E402
 from vqalign.history import History, code_usage_stats  # noqa: E402
 from vqalign.plots import animate as A  # noqa: E402
@@ -53,11 +54,6 @@ def utt():
     return synthesize("the blue folder", seed=3)
 
 
-def naive_nearest(X, C):
-    d = ((X[:, None, :].astype(np.float64) - C[None, :, :]) ** 2).sum(-1)
-    return d.argmin(1)
-
-
 def lloyd_snapshots(X, levels=4, iters=3):
     """Plain-numpy LBG (split + Lloyd) producing the snapshot/history format."""
     h = History("naive lbg")
@@ -68,7 +64,7 @@ def lloyd_snapshots(X, levels=4, iters=3):
         if lvl:
             cb = np.concatenate([cb * 1.01, cb * 0.99])
         for _ in range(iters):
-            lab = naive_nearest(X, cb)
+            lab, _ = naive_nearest(X, cb)
             cnt = np.bincount(lab, minlength=len(cb))
             cb = np.stack([X[lab == k].mean(0) if cnt[k] else cb[k] for k in range(len(cb))])
             st = code_usage_stats(cnt)
@@ -106,7 +102,7 @@ def test_mfcc_stages_match_librosa(rng):
 
 
 def test_mfcc_stages_match_vqalign_features(rng):
-    features = pytest.importorskip("vqalign.features")
+    from vqalign import features
     y = (0.1 * rng.standard_normal(8000)).astype(np.float32)
     st = mfcc_stages(y, 16000)
     ref = features.mfcc(y, 16000)
@@ -145,7 +141,7 @@ def test_plot_alignment_from_synth_tiers(utt, tmp_path):
 
 def test_plot_alignment_inputs_agree(utt, tmp_path):
     """An Alignment, its to_dict(), a TextGrid and a JSON file draw the same boxes."""
-    alignment = pytest.importorskip("vqalign.align.alignment")
+    from vqalign.align import alignment
     tiers = {"words": utt.words, "phones": utt.phones}
     al = alignment.Alignment(tiers={k: [s for s in v if s[2] not in ("", "sil")]
                                     for k, v in tiers.items()},
@@ -211,7 +207,7 @@ def test_plot_codebook_counts_and_dead_codes(blobs, tmp_path):
     C = np.concatenate([blobs[rng.choice(len(blobs), 10, replace=False)],
                         np.full((3, 4), 60.0, np.float32)])
     out = S.plot_codebook(blobs, C)
-    counts = np.bincount(naive_nearest(blobs, C), minlength=len(C))
+    counts = np.bincount(naive_nearest(blobs, C)[0], minlength=len(C))
     assert len(out["dead"].get_offsets()) == int((counts == 0).sum()) >= 3
     assert len(out["codes"].get_offsets()) == int((counts > 0).sum())
     heights = np.array([b.get_height() for b in out["usage"]])
@@ -389,7 +385,6 @@ def test_demo_figures(utt, blobs, tmp_path):
 
 def test_cli_builtin_em_and_alignment(tmp_path, monkeypatch, capsys):
     """The MUST-SHOW verbs on built-in data: the EM path moves; the PNG has both tiers."""
-    pytest.importorskip("vqalign.align.aligner")
     monkeypatch.chdir(tmp_path)
     assert _cli(["animate", "em", "--out", "em.gif", "--max-frames", "4"]) == 0
     frames = frames_of(tmp_path / "em.gif")
@@ -404,7 +399,6 @@ def test_cli_builtin_em_and_alignment(tmp_path, monkeypatch, capsys):
 
 def test_cli_builtin_lbg(tmp_path, monkeypatch, capsys):
     """`vqalign animate lbg` on built-in data: >= 10 frames through several doublings."""
-    pytest.importorskip("vqalign.lbg.quantizer")
     monkeypatch.chdir(tmp_path)
     assert _cli(["animate", "lbg", "--out", "lbg.gif", "--max-frames", "12",
                  "--n-codes", "16"]) == 0
@@ -429,7 +423,7 @@ def test_plot_history_em_layout():
 
 
 def test_cli_plot_history_and_codebook_from_files(blobs, tmp_path, capsys):
-    lbg = pytest.importorskip("vqalign.lbg")
+    from vqalign import lbg
     vq = lbg.VectorQuantizer(method="lbg", n_codes=8, random_state=0).fit(blobs)
     vq.save(tmp_path / "cb.npz")
     np.save(tmp_path / "X.npy", blobs)

@@ -10,6 +10,7 @@ import re
 import numpy as np
 import pytest
 
+from tests.naive import word_errors_ms
 from vqalign.align import align
 from vqalign.align.utterance import missing_speech_warning
 from vqalign.datasets import synth
@@ -25,12 +26,7 @@ def utts():
 
 
 def _errors_ms(aln, utt, offset=0.0):
-    truth = [w for w in utt.words if w[2]]
-    pred = aln.tiers["words"]
-    assert [p.label for p in pred] == [t[2] for t in truth]
-    err = [abs(p.start - t[0] - offset) for p, t in zip(pred, truth)]
-    err += [abs(p.end - t[1] - offset) for p, t in zip(pred, truth)]
-    return 1000 * np.asarray(err)
+    return word_errors_ms(aln.tiers["words"], utt.words, offset)
 
 
 def _padded(utt, lead=0.8, trail=1.5, noise=3e-3, seed=0):

@@ -10,6 +10,8 @@ vqalign.datasets.synth (seeds fixed). Needs pocketsphinx (the en-us model).
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -213,7 +215,25 @@ def test_bench_agree_adapted_mode_and_paired_speed(corpus, tmp_path, capsys):
     h = rep["adapt"]["history"]
     assert h[-1]["log_likelihood"] >= h[0]["log_likelihood"]
     sp = rep["paired_speed"]
-    assert len(sp["speedups"]) == 1 and sp["median_speedup"] > 0
+    assert len(sp["speedups"]) == 1
+    (ps_s,), (vq_s,) = sp["pocketsphinx_s"], sp["vqalign_s"]
+    assert sp["median_speedup"] == pytest.approx(ps_s / vq_s, rel=1e-9)
+    # our own clock on the same recording, both sides warm, one call each: the reported
+    # times and ratio agree within a generous factor 4 (a loaded machine)
+    from argparse import Namespace
+
+    from vqalign.align.cli import make_aligner
+    from vqalign.bench.peers.pocketsphinx import PocketsphinxAligner
+    y, sr, text, _ = corpus[1]
+    own = []
+    for a in (PocketsphinxAligner(), make_aligner(Namespace(model="sphinx:en-us"))):
+        a.align(y, text, sr=sr)
+        t0 = time.perf_counter()
+        a.align(y, text, sr=sr)
+        own.append(time.perf_counter() - t0)
+    print("reported", ps_s, vq_s, "own", own)
+    assert own[0] / 4 < ps_s < own[0] * 4 and own[1] / 4 < vq_s < own[1] * 4
+    assert (own[0] / own[1]) / 4 < sp["median_speedup"] < (own[0] / own[1]) * 4
     assert sp["threads"] == {"vqalign": 1, "pocketsphinx": 1}
     assert main(["bench", "agree", "--corpus", str(src), "--adapt", "weights",
                  "--no-plot"]) != 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import numpy as np
@@ -340,17 +341,61 @@ def test_module_exports():
     assert synth.__all__ and all(hasattr(synth, name) for name in synth.__all__)
 
 
-def test_compiled_kernel_matches_python_reference(monkeypatch):
-    # the numba kernels against their own source run as plain Python (the JIT-off path)
+def test_kernel_noise_and_filters_match_independent_references():
+    """The synthesizer's kernel against references written from its documented definition
+    (tests/naive.py, scipy): the xorshift64 noise stream sample for sample; aspiration noise
+    through a cascade of fixed formant resonators = scipy.signal.lfilter of the same noise
+    through Klatt's two-pole filters; frication = differenced noise through one resonator
+    (Klatt's peak-gain numerator) plus the flat-noise share."""
+    from scipy.signal import lfilter
+
+    from tests.naive import resonator_coefficients, xorshift_uniform
     from vqalign.datasets import _kernels
 
-    fast = synthesize("hi there", seed=3, voice="bruno")
-    monkeypatch.setattr(_kernels, "_next_uniform", _kernels._next_uniform.py_func)
-    monkeypatch.setattr(_kernels, "render", _kernels.render.py_func)
-    monkeypatch.setattr(_kernels, "white_noise", _kernels.white_noise.py_func)
-    slow = synthesize("hi there", seed=3, voice="bruno")
-    np.testing.assert_allclose(slow.audio, fast.audio, rtol=0, atol=1e-6)
+    x = np.empty(5000)
+    assert _kernels.white_noise(9, x) == 0
+    np.testing.assert_array_equal(x, math.sqrt(12.0) * xorshift_uniform(9, 5000))
+
+    sr, n, hop = 16000, 4000, 80
+    m = n // hop
+    zeros, ones = np.zeros(n), np.ones(n)
+    formants = [(500.0, 60.0), (1500.0, 90.0), (2500.0, 120.0)]
+    freqs = np.array([[f] * m for f, _ in formants])
+    bws = np.array([[b] * m for _, b in formants])
+
+    def run(av, ah, af, bp, fric_freq, fric_bw, freqs=freqs, bws=bws):
+        out = np.empty(n)
+        st = _kernels.render(np.full(m, 120.0), hop, 0.0, 0.4, 0.16, 0.0, av, ah, af, bp,
+                             11, 23, freqs, bws, fric_freq, fric_bw, float(sr), out)
+        assert st == 0
+        return out
+
+    # aspiration only (voicing, frication off): 0.06 * ah * noise(seed_a) through the cascade
+    ah = np.linspace(0.2, 1.0, n)
+    got = run(zeros, ah, zeros, zeros, zeros, zeros)
+    ref = 0.06 * ah * math.sqrt(12.0) * xorshift_uniform(11, n)
+    for f, b in formants:
+        a1, b1, c1 = resonator_coefficients(f, b, sr)
+        ref = lfilter([a1], [1.0, -b1, -c1], ref)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9 * np.abs(ref).max())
+
+    # frication only, cascade off: differenced noise(seed_f) through one resonator + bp * it
+    noise = math.sqrt(12.0) * xorshift_uniform(23, n)
+    hp = np.diff(noise, prepend=0.0)
+    f, b = 3000.0, 400.0
+    r = math.exp(-math.pi * b / sr)
+    w = 2 * math.pi * f / sr
+    fa = (1 - r) * math.sqrt(1 - 2 * r * math.cos(2 * w) + r * r)    # unit peak gain
+    got = run(zeros, zeros, 0.7 * ones, 0.1 * ones, np.full(n, f), np.full(n, b),
+              freqs=np.zeros_like(freqs))
+    ref = lfilter([fa], [1.0, -2 * r * math.cos(w), r * r], 0.7 * hp) + 0.1 * hp
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9 * np.abs(ref).max())
+    # the filter's peak gain is about one: a sine at 3 kHz keeps its amplitude
+    t = np.arange(8000) / sr
+    y = lfilter([fa], [1.0, -2 * r * math.cos(w), r * r], np.sin(2 * np.pi * f * t))
+    assert np.abs(y[4000:]).max() == pytest.approx(1.0, abs=0.05)
+
     x = np.empty(100_000)
-    _kernels.white_noise(9, x)  # the plain-Python version (patched above)
+    _kernels.white_noise(9, x)
     assert abs(x.mean()) < 0.02 and x.std() == pytest.approx(1.0, rel=0.02)
     assert abs(np.corrcoef(x[1:], x[:-1])[0, 1]) < 0.02
