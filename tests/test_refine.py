@@ -44,6 +44,27 @@ def test_leading_and_trailing_silence_given_back():
     assert a.diagnostics["pause_edges_moved"] == 2
 
 
+def test_warnings_name_the_moved_times():
+    """A low-confidence word whose edge is moved is warned about at its new times, not
+    its old ones (the aligners warn before they refine); other warnings stay."""
+    from vqalign.align.alignment import add_quality_warnings
+
+    y = _audio([0.40], [1.30])
+    a = _aln([(0.34, 0.80, "one"), (0.80, 1.38, "two")],
+             [(0.34, 0.55, "W"), (0.55, 0.80, "AH"), (0.80, 1.00, "T"), (1.00, 1.38, "UW")])
+    a.words[0].confidence = 0.3
+    a.diagnostics["warnings"] = ["transcript: a warning of another kind"]
+    add_quality_warnings(a)
+    assert any("'one' at 0.340-0.800 s has low confidence" in m for m in a.warnings)
+    refine.refine_pause_edges(a, y, SR)
+    start = a.words[0].start
+    assert abs(start - 0.40) <= 0.006
+    assert not any("0.340-0.800" in m for m in a.warnings)
+    assert sum(f"'one' at {start:.3f}-0.800 s has low confidence" in m
+               for m in a.warnings) == 1
+    assert a.warnings[0] == "transcript: a warning of another kind"
+
+
 def test_inner_pause_and_boundaries_in_loud_audio():
     y = _audio([0.30, 1.00], [0.70, 1.60])
     # word one ends late into the pause; word two starts inside the loud part (late, not

@@ -406,6 +406,19 @@ def add_quality_warnings(alignment: Alignment, *, min_segment_s: float = 0.02,
     if not isinstance(alignment, Alignment):
         raise ParameterError(f"add_quality_warnings takes an Alignment, got "
                              f"{type(alignment).__name__}")
+    new = _quality_warnings(alignment, min_segment_s=min_segment_s,
+                            low_confidence=low_confidence, max_gap_s=max_gap_s,
+                            max_unit_s=max_unit_s, max_median_unit_s=max_median_unit_s)
+    have = alignment.diagnostics.setdefault("warnings", [])
+    added = [w for w in new if w not in have]
+    have.extend(added)
+    return added
+
+
+def _quality_warnings(alignment, *, min_segment_s=0.02, low_confidence=0.5, max_gap_s=1.0,
+                      max_unit_s=0.4, max_median_unit_s=0.18) -> list[str]:
+    """The warnings :func:`add_quality_warnings` gives ``alignment`` as it is now (nothing
+    added to it)."""
     for name, v in (("min_segment_s", min_segment_s), ("max_gap_s", max_gap_s),
                     ("max_unit_s", max_unit_s), ("max_median_unit_s", max_median_unit_s)):
         if not isinstance(v, numbers.Real) or not v >= 0:
@@ -453,10 +466,7 @@ def add_quality_warnings(alignment: Alignment, *, min_segment_s: float = 0.02,
             if end - start > max_gap_s:
                 new.append(f"words: {end - start:.2f} s of silence {where} ({start:.2f}-{end:.2f} s)"
                            "; speech missing from the transcript ends up there")
-    have = alignment.diagnostics.setdefault("warnings", [])
-    added = [w for w in new if w not in have]
-    have.extend(added)
-    return added
+    return new
 
 
 def _jsonable(obj):

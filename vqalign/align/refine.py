@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from vqalign.align.alignment import _quality_warnings, add_quality_warnings
 from vqalign.features.constants import FEATURE_SR
 
 #: share of the way from the noise floor (5th percentile of the envelope, dB) to the loud
@@ -96,7 +97,9 @@ def refine_pause_edges(aln, y16: np.ndarray, sr: int = 16000, *, offset_s: float
     Returns
     -------
     Alignment
-        ``aln``, with ``diagnostics["pause_edges_moved"]`` counting the moved boundaries.
+        ``aln``, with ``diagnostics["pause_edges_moved"]`` counting the moved boundaries;
+        the quality warnings that named the old times (see
+        :func:`vqalign.align.alignment.add_quality_warnings`) are given again for the new.
     """
     if isinstance(aln, Exception) or y16 is None:
         return aln
@@ -111,6 +114,7 @@ def refine_pause_edges(aln, y16: np.ndarray, sr: int = 16000, *, offset_s: float
     if loud - floor < 6.0:           # no contrast: nothing to go by
         return aln
     on = db >= floor + LOUD_SHARE * (loud - floor)
+    stale = set(_quality_warnings(aln))
     moved = 0
     for i, w in enumerate(words):
         first = [u for u in units if abs(u.start - w.start) < 1e-6 and u.end <= w.end + 1e-6]
@@ -132,6 +136,11 @@ def refine_pause_edges(aln, y16: np.ndarray, sr: int = 16000, *, offset_s: float
                 w.end = new
                 moved += 1
     aln.diagnostics["pause_edges_moved"] = moved
+    if moved and "warnings" in aln.diagnostics:
+        # the warnings about segments name their times: those of the old edges are replaced
+        aln.diagnostics["warnings"] = [w for w in aln.diagnostics["warnings"]
+                                       if w not in stale]
+        add_quality_warnings(aln)
     return aln
 
 
