@@ -22,13 +22,15 @@ def _recipe() -> str:
 
 def test_readme_recipe_equals_aligner(monkeypatch):
     """The recipe is the plain flat start; the Aligner's single-utterance extras (the
-    broad-class start, the edge-silence seed, trimming long edge silence) are policy
-    on top of it, switched off here."""
+    broad-class start, the edge-silence seed, trimming long edge silence, the pause-edge
+    refinement) are policy on top of it, switched off here."""
     import vqalign.align.recipe as A
+    from vqalign.align import refine
 
     monkeypatch.setattr(A, "BROAD_PRIOR", None)
     monkeypatch.setattr(A, "EDGE_QUIET", False)
     monkeypatch.setattr(A, "SINGLE_POLICY", False)
+    monkeypatch.setattr(refine, "ENABLED", False)
     u = synth.synthesize_corpus(1, seed=5)[0]
     assert u.sr == 16000
     scope = {"y": u.audio.astype(np.float32), "text": u.text}
