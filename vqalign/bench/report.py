@@ -221,7 +221,6 @@ def write_report(path, utterances, *, title: str = "vqalign bench report",
     """
     from vqalign.eval.boundaries import compare_tier, summarize_tier
     from vqalign.exceptions import VQAlignError
-    from vqalign.io.atomic import atomic_write
     from vqalign.phones import CLASSES
 
     if max_utterances < 1:
@@ -351,17 +350,31 @@ def write_report(path, utterances, *, title: str = "vqalign bench report",
                      f"error: {score_txt})</span></h3>")
         if u.get("audio") is not None:
             y = np.asarray(u["audio"], dtype=np.float32)
-            parts.append(f"<audio id='audio-{k}' controls preload='auto' "
-                         f"src='data:audio/wav;base64,{_b64(_wav_bytes(y, u['sr']))}'></audio>"
-                         "<div class='specwrap'><div class='specpad'></div><div class='specbox'>"
-                         f"<img class='spec' alt='spectrogram' src='data:image/png;base64,"
-                         f"{_b64(_spectrogram_png(y, int(u['sr'])))}'></div></div>")
+            parts.append(audio_block(k, y, int(u["sr"])))
         else:
             parts.append("<p class='note'>no audio found for this utterance</p>")
         parts.append(f"<div class='tiers' id='tiers-{k}'></div></div>")
+    write_page(path, parts, payload, overwrite=overwrite)
+    return path
+
+
+def audio_block(k: int, y: np.ndarray, sr: int) -> str:
+    """The page's player and spectrogram of utterance ``k`` (``y`` float32, ``(n,)``), the
+    player's id ``audio-k`` being what the page's script plays segments on."""
+    return (f"<audio id='audio-{k}' controls preload='auto' "
+            f"src='data:audio/wav;base64,{_b64(_wav_bytes(y, sr))}'></audio>"
+            "<div class='specwrap'><div class='specpad'></div><div class='specbox'>"
+            f"<img class='spec' alt='spectrogram' src='data:image/png;base64,"
+            f"{_b64(_spectrogram_png(y, sr))}'></div></div>")
+
+
+def write_page(path, parts: list, payload: list, *, overwrite: bool) -> None:
+    """Close a page: the utterances' tier data (JSON) and the script that draws them,
+    written atomically with the ``parts`` before them."""
+    from vqalign.io.atomic import atomic_write
+
     blob = json.dumps({"utterances": payload}, allow_nan=False).replace("</", "<\\/")
     parts.append(f"<script type='application/json' id='vq-data'>{blob}</script>")
     parts.append(f"<script>{_JS}</script></body></html>")
     with atomic_write(path, "w", overwrite=overwrite) as fh:
         fh.write("".join(parts))
-    return path

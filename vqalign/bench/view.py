@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vqalign.bench.report import _CSS, _JS, _b64, _spectrogram_png, _wav_bytes
+from vqalign.bench.report import _CSS, audio_block, write_page
 from vqalign.exceptions import FormatError, ParameterError
 from vqalign.features.frontend import FEATURE_SR
 from vqalign.io.formats import read_hypotheses
@@ -137,7 +137,6 @@ def write_view(path, pages: list, *, title: str = "vqalign view", overwrite: boo
     Path
         ``path``.
     """
-    from vqalign.io.atomic import atomic_write
 
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
              f"<title>{html.escape(title)}</title><style>{_CSS}{_VIEW_CSS}</style></head><body>",
@@ -164,19 +163,9 @@ def write_view(path, pages: list, *, title: str = "vqalign view", overwrite: boo
         parts.append(f"<div class='utt' id='utt-{k}'><h3>{html.escape(str(page['id']))} "
                      f"<span class='note'>({duration:.2f} s)</span></h3>")
         if y is not None:
-            y = np.asarray(y, dtype=np.float32)
-            parts.append(f"<audio id='audio-{k}' controls preload='auto' "
-                         f"src='data:audio/wav;base64,{_b64(_wav_bytes(y, page['sr']))}'>"
-                         "</audio><div class='specwrap'><div class='specpad'></div>"
-                         "<div class='specbox'><img class='spec' alt='spectrogram' "
-                         f"src='data:image/png;base64,{_b64(_spectrogram_png(y, page['sr']))}'>"
-                         "</div></div>")
+            parts.append(audio_block(k, np.asarray(y, dtype=np.float32), int(page["sr"])))
         parts.append(f"<div class='tiers' id='tiers-{k}'></div></div>")
-    blob = json.dumps({"utterances": payload}, allow_nan=False).replace("</", "<\\/")
-    parts.append(f"<script type='application/json' id='vq-data'>{blob}</script>")
-    parts.append(f"<script>{_JS}</script></body></html>")
-    with atomic_write(path, "w", overwrite=overwrite) as fh:
-        fh.write("".join(parts))
+    write_page(path, parts, payload, overwrite=overwrite)
     return Path(path)
 
 
