@@ -258,11 +258,13 @@ def combined_features(flat, seeded, spreads, unit):
     """Per word and per phone: the logit of the first model's confidence (the flat-start
     or the corpus model), of the seeded model's, log(1 + ms) of the larger spread of its
     start's and its end's estimates, and that spread times each logit
-    (:data:`COMBINED_FEATURES`). Measured on devdata and built-in synthetic sets,
-    cross-validated by voice (AUC for an error over 50 ms), single files: words 0.899
+    (:data:`COMBINED_FEATURES`). Chosen on devdata's synthetic set and built-in synthetic
+    sets, cross-validated by voice (AUC for an error over 50 ms), single files: words 0.899
     (0.896 without the two products; the two spreads apart 0.863, with log duration 0.890,
     the spread alone 0.874), phones 0.786 (0.761); small corpora: words 0.878 (0.840),
-    phones 0.806 (0.752).
+    phones 0.806 (0.752). Those figures predate the frame-centre fix and the pause-edge
+    refinement; the refitted models' cross-validated AUCs (0.846 single-file words, 0.843
+    small-corpus words) are in ``CALIBRATION["report"]`` of the coefficient module.
 
     Parameters
     ----------
