@@ -80,3 +80,38 @@ def test_bad_input():
         unit_scores(["a", "b", "c"], [1, 2])
     with pytest.raises(ParameterError, match="no frames"):
         unit_scores([], [])
+
+
+def test_bench_units_end_to_end(tmp_path, capsys):
+    """bench units runs end to end on 3 synthesized files with their exact phone tiers
+    (every unit type scored, PNMI in [0, 1]), and its context features are the frames
+    stacked and z-scored, computed here by hand."""
+    import json
+
+    import soundfile as sf
+
+    from vqalign.bench.units import context_frames
+    from vqalign.cli import main
+    from vqalign.datasets.synth import synthesize
+    from vqalign.io.textgrid import write_textgrid
+
+    for k, text in enumerate(["the quick brown fox", "a small red boat", "she had your suit"]):
+        u = synthesize(text, seed=80 + k, voice="clara")
+        sf.write(tmp_path / f"u{k}.wav", u.audio, u.sr)
+        (tmp_path / f"u{k}.txt").write_text(text + "\n")
+        write_textgrid(tmp_path / f"u{k}.TextGrid",
+                       {"words": [w for w in u.words if w[2]], "phones": u.phones},
+                       u.audio.size / u.sr)
+    assert main(["bench", "units", "--corpus", str(tmp_path), "--ks", "8", "--no-codec",
+                 "--no-hmm", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    names = [r["name"] for r in res["units"]]
+    assert any(n.startswith("k-means MFCC 13") for n in names)
+    assert any(n.startswith("vqalign LBG MFCC +-2 frames") for n in names)
+    assert all(0.0 <= r["pnmi"] <= 1.0 for r in res["units"])
+    # the context features: frames stacked, then z-scored per dimension
+    a = np.arange(12, dtype=np.float32).reshape(4, 3)
+    X = context_frames([a], 1)
+    assert X.shape == (4, 9)
+    raw = np.concatenate([a[[0, 0, 1, 2]], a, a[[1, 2, 3, 3]]], axis=1).astype(np.float64)
+    assert np.allclose(X, (raw - raw.mean(0)) / (raw.std(0) + 1e-9), atol=1e-6)

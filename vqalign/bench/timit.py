@@ -10,7 +10,7 @@
 transcript and a hand-made ``.TextGrid`` beside it holding tiers ``words`` and
 ``phones`` (ARPAbet, either case, stress digits allowed; silences ``pau`` / ``sil`` /
 ``""``; TIMIT's glottal stop ``q`` is accepted and never paired, having no dictionary
-phone; a tier in another phone set that :mod:`vqalign.bench.phonesets` maps, Festival,
+phone; a tier in another phone set that :mod:`vqalign.phones` maps, Festival,
 eSpeak or IPA, is mapped to ARPAbet). The TIMIT layout of ``../shared/devdata/timit`` is one such folder; its
 ``info.tsv`` (column ``speaker``) names the voices, else the sub-folder does.
 
@@ -30,7 +30,7 @@ pocketsphinx    pocketsphinx 5 itself (PEERS.md settings,
 ==============  =====================================================================
 
 Per mode it prints words and phones (FA-Bench pairing of
-:func:`vqalign.bench.metrics.compare_tier`): mean / median / p90 absolute boundary
+:func:`vqalign.eval.compare_tier`): mean / median / p90 absolute boundary
 error and the share within 20 ms; the bias (mean and median signed error, hypothesis
 minus reference, of word starts and of word ends); word boundaries next to a pause
 (the reference has no other word within ``PAUSE_GAP_S`` on that side, utterance edges
