@@ -277,3 +277,27 @@ def test_envelope_lag_and_shift(corpus):
         back = M.shift(d, lag, y.size)
         n = y.size - abs(lag)
         np.testing.assert_allclose(back[max(0, -lag):n], y[max(0, -lag):n], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_bench_codec_end_to_end(tmp_path, capsys):
+    """bench codec on built-in synthesized speech at one rate: vqalign, the WORLD ceiling
+    and Codec2 scored in one run (PESQ-WB and STOI in their ranges, the unquantized ceiling
+    above the 1200 bit/s codec), the figure and the report written."""
+    import json
+
+    from vqalign.cli import main
+
+    assert main(["bench", "codec", "--rates", "1200", "--max-test", "2", "--no-dnsmos",
+                 "--out", str(tmp_path / "b"), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    sys_ = res["systems"]
+    assert {"world", "vqalign_1200"} <= set(sys_)
+    assert {"codec2_1200", "codec2_3200"} <= set(sys_)      # the peer, same run
+    for s in sys_.values():
+        if s.get("pesq_wb") is not None:
+            assert 1.0 <= s["pesq_wb"] <= 4.7 and 0.0 <= s["stoi"] <= 1.0
+    assert sys_["world"]["pesq_wb"] > sys_["vqalign_1200"]["pesq_wb"]
+    assert sys_["vqalign_1200"]["bitrate"] == 1200
+    assert (tmp_path / "b" / "codec_rd.png").is_file()
+    assert "<audio" in (tmp_path / "b" / "codec_report.html").read_text()
