@@ -66,6 +66,7 @@ import numpy as np
 
 # the scorer: every import of the scoring library is here, in one place
 from vqalign.eval.boundaries import compare_tier, fold_word, summarize_tier
+from vqalign.eval.folders import json_safe
 from vqalign.exceptions import ParameterError, VQAlignError
 from vqalign.phones import PHONE_CLASS, detect_phoneset, is_silence, to_arpabet
 
@@ -554,22 +555,6 @@ def print_tables(result: dict) -> None:
             print(f"    ... and {len(probs) - 50} more (see --json)")
 
 
-def _json_safe(obj):
-    import math
-
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _json_safe(obj.tolist())
-    if isinstance(obj, np.generic):
-        return _json_safe(obj.item())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 def run(args) -> int:
     modes = parse_modes(args.modes)
     if (args.noise is None) != (args.snr is None):
@@ -616,7 +601,7 @@ def run(args) -> int:
                      problems=[dict(p, system="(reference)") for p in problems])
         say(f"  report written to {args.report}")
     if args.json:
-        print(json.dumps(_json_safe(result), indent=1))
+        print(json.dumps(json_safe(result), indent=1))
     else:
         print_tables(result)
     return 0
