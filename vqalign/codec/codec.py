@@ -15,6 +15,7 @@ from vqalign.codec import _kernels, analysis
 from vqalign.codec.design import Design, design
 from vqalign.exceptions import CodecWarning, ParameterError
 from vqalign.io.atomic import atomic_write
+from vqalign.lbg.persistence import load_npz
 
 FORMAT = "vqalign-codec"
 TOKENS_FORMAT = "vqalign-codec-tokens"
@@ -506,7 +507,7 @@ class Codec:
         """A codec saved by :meth:`save`."""
         from vqalign.lbg import ResidualVQ
 
-        arrays, head = _read_npz(path, FORMAT, "codec model")
+        arrays, head = load_npz(path, fmt=FORMAT, what="codec model")
         if head.get("format_version", 0) > FORMAT_VERSION:
             raise ParameterError(f"{path} was written by a newer vqalign (format "
                                  f"{head.get('format_version')}); upgrade vqalign")
@@ -567,7 +568,7 @@ class Codec:
         """(tokens, n_samples or None) from :meth:`save_tokens`; refused when another model
         (other id, sample rate or frame rate) made them."""
         self._fitted()
-        arrays, head = _read_npz(path, TOKENS_FORMAT, "token file")
+        arrays, head = load_npz(path, fmt=TOKENS_FORMAT, what="token")
         d = self.design_
         if head.get("sample_rate") != int(self.sample_rate) or head.get("frame_ms") != d.frame_ms:
             raise ParameterError(
@@ -579,23 +580,6 @@ class Codec:
                 f"{path} was encoded by model {head.get('model_id')}, not this one "
                 f"({self.model_id_}); decode with the model that encoded it")
         return self.check_tokens(arrays["tokens"]), head.get("n_samples")
-
-
-def _read_npz(path, fmt: str, what: str):
-    path = Path(path)
-    if not path.is_file():
-        raise ParameterError(f"{what} {path} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise ParameterError(f"{path} is not a readable .npz {what} ({exc})") from exc
-    if "header" not in arrays:
-        raise ParameterError(f"{path} has no vqalign header; it is not a vqalign {what}")
-    head = json.loads(str(arrays.pop("header")))
-    if head.get("format") != fmt:
-        raise ParameterError(f"{path} is a {head.get('format')!r} file, not a {what} ({fmt})")
-    return arrays, head
 
 
 def bits_per_second(bits_per_token: float, token_rate: float) -> float:

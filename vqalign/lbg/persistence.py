@@ -47,20 +47,35 @@ def save_npz(path, arrays: dict, header: dict, *, overwrite: bool = False) -> Pa
     return path
 
 
-def load_npz(path) -> tuple[dict, dict]:
+def load_npz(path, *, fmt: str = FORMAT, what: str = "codebook") -> tuple[dict, dict]:
+    """The arrays and the JSON header of a vqalign ``.npz`` file of format ``fmt``.
+
+    Parameters
+    ----------
+    path : str or Path
+    fmt : str
+        The header's ``format`` the file must have (a codebook by default).
+    what : str
+        What the file is, for messages ("codebook", "codec model", ...).
+
+    Returns
+    -------
+    arrays : dict of str to ndarray
+    head : dict
+    """
     path = Path(path)
     if not path.is_file():
-        raise ParameterError(f"codebook file {path} does not exist")
+        raise ParameterError(f"{what} file {path} does not exist")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except (OSError, ValueError) as exc:
-        raise ParameterError(f"{path} is not a readable .npz codebook ({exc})") from exc
+        raise ParameterError(f"{path} is not a readable .npz {what} ({exc})") from exc
     if "header" not in arrays:
         raise ParameterError(f"{path} has no vqalign header; it was not written by vqalign")
     head = json.loads(str(arrays.pop("header")))
-    if head.get("format") != FORMAT:
-        raise ParameterError(f"{path} is a {head.get('format')!r} file, not a {FORMAT}")
+    if head.get("format") != fmt:
+        raise ParameterError(f"{path} is a {head.get('format')!r} file, not a {fmt}")
     return arrays, head
 
 
