@@ -89,9 +89,13 @@ def test_align_errors(tmp_path, corpus, capsys):
 
 def test_align_reference_switch(tmp_path, corpus):
     wav, txt = corpus / "spk0" / "utt0.wav", corpus / "spk0" / "utt0.txt"
-    out = tmp_path / "none.json"
-    assert main(["align", str(wav), str(txt), "--out", str(out), "--reference", "none"]) == 0
+    out = tmp_path / "flat.json"
+    assert main(["align", str(wav), str(txt), "--out", str(out), "--reference", "flat"]) == 0
     assert "reference" not in read_alignment(out).diagnostics
+    out = tmp_path / "none.json"   # no outside model: vqalign's own English prior
+    assert main(["align", str(wav), str(txt), "--out", str(out), "--reference", "none"]) == 0
+    assert set(read_alignment(out).diagnostics["reference"]["words"]) == {"flat", "seeded",
+                                                                          "prior"}
     pytest.importorskip("pocketsphinx")
     out = tmp_path / "sphinx.json"
     assert main(["align", str(wav), str(txt), "--out", str(out), "--reference", "sphinx"]) == 0

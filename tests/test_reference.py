@@ -130,17 +130,21 @@ def _utterance():
     return synthesize_corpus(n=1, seed=3)[0]
 
 
-def test_without_pocketsphinx_auto_keeps_self_training_and_sphinx_says_how(monkeypatch):
+def test_without_pocketsphinx_auto_takes_the_prior_and_sphinx_says_how(monkeypatch):
     u = _utterance()
     monkeypatch.setitem(R._SPHINX, "ok", False)
     monkeypatch.setitem(R._SPHINX, "warned", False)
     with pytest.warns(UserWarning, match=r"pocketsphinx is not installed.*pip install "
                                          r"pocketsphinx"):
         a = Aligner(reference="auto").align(u.audio, u.text, sr=u.sr)
-    assert a.diagnostics["reference"].startswith("none: pocketsphinx is not installed, so "
-                                                 "the CMU Sphinx en-us model's two opinions")
-    b = Aligner(reference=None).align(u.audio, u.text, sr=u.sr)
+    # the median of three with vqalign's own English prior in the Sphinx model's place
+    ref = a.diagnostics["reference"]
+    assert "vqalign English prior" in ref["method"] and set(ref["words"]) == {
+        "flat", "seeded", "prior"}
+    b = Aligner(reference="none").align(u.audio, u.text, sr=u.sr)
     assert [s.as_tuple() for s in a.words] == [s.as_tuple() for s in b.words]
+    flat = Aligner(reference="flat").align(u.audio, u.text, sr=u.sr)
+    assert "reference" not in flat.diagnostics
     with pytest.raises(ParameterError, match=r'needs pocketsphinx: pip install pocketsphinx'):
         Aligner(reference="sphinx").align(u.audio, u.text, sr=u.sr)
 
@@ -155,7 +159,7 @@ def test_combined_alignment_is_the_median_of_its_three_and_calibrated(monkeypatc
     a = Aligner(reference="sphinx").align(u.audio, u.text, sr=u.sr)
     ref = a.diagnostics["reference"]
     assert isinstance(ref, dict) and a.diagnostics["confidence"]["mode"] == "combined"
-    flat = Aligner(reference=None).align(u.audio, u.text, sr=u.sr)
+    flat = Aligner(reference="flat").align(u.audio, u.text, sr=u.sr)
     np.testing.assert_allclose(ref["words"]["flat"],
                                [[round(s.start, 4), round(s.end, 4)] for s in flat.words])
     three = np.stack([np.array(ref["words"][k]) for k in ("flat", "seeded", "sphinx")])
@@ -194,8 +198,8 @@ def test_small_corpus_alignments_get_the_second_opinion(small_corpus, tmp_path, 
         np.testing.assert_allclose(got, np.median(three, axis=0), atol=1e-4)
         c = np.array([s.confidence for s in a.words])
         assert np.all((c >= 0) & (c <= 1))
-    # the corpus model alone: what reference=None gives, and what the median started from
-    plain = Aligner(reference=None).fit(items).align_many(items)
+    # the corpus model alone: what reference="flat" gives, and what the median started from
+    plain = Aligner(reference="flat").fit(items).align_many(items)
     for a, p in zip(out, plain):
         assert "reference" not in p.diagnostics
         np.testing.assert_allclose(a.diagnostics["reference"]["words"]["corpus"],

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from vqalign._validation import check_hop, check_positive_int, check_random_state
-from vqalign.align import longform, model_io, recipe, second_opinion, selftrain, windows
+from vqalign.align import longform, model_io, prior, recipe, second_opinion, selftrain, windows
 from vqalign.align import utterance as U
 from vqalign.align.decode import decode, observations, restore_span
 from vqalign.align.fitted import align_fitted
@@ -99,12 +99,13 @@ class Aligner:
         longer than 0.75 s is cut to 0.25 s before it reaches the model, and the times
         are shifted back (without it a self-trained model stretches the first and last
         words over the silence). ``diagnostics["speech_span_s"]`` gives the part aligned.
-    reference : {"auto", "sphinx", None}
-        A self-trained English alignment is combined with the CMU Sphinx en-us model's
-        two opinions (the median of three, :mod:`vqalign.align.second_opinion`; needs
-        ``pip install pocketsphinx``); so is a small corpus's. "auto": when
-        pocketsphinx is installed; "sphinx": an error without it; None: never. Not with
-        ``codebook`` (the seed's recipe).
+    reference : {"auto", "sphinx", "none", "flat"}
+        A self-trained English alignment is combined with a pretrained model's two
+        opinions (the median of three, :mod:`vqalign.align.second_opinion`); so is a
+        small corpus's: "sphinx" the CMU Sphinx en-us model (pocketsphinx); "none" (None)
+        vqalign's own English prior (:mod:`vqalign.align.prior`); "auto" Sphinx when
+        pocketsphinx is installed, else the prior; "flat" the flat-start model alone.
+        Not with ``codebook`` (the seed's recipe).
     """
 
     #: fitted attributes (None until fit or load): the engine's model, its EM history,
@@ -169,10 +170,7 @@ class Aligner:
         if self.oov not in ("g2p", "error"):
             raise ParameterError(f"oov={self.oov!r}; use 'g2p' (guess from spelling, reported) "
                                  "or 'error'")
-        if self.reference not in ("auto", "sphinx", None):
-            raise ParameterError(f"reference={self.reference!r}; use 'auto' (the Sphinx en-us "
-                                 "model's second opinion when pocketsphinx is installed), "
-                                 "'sphinx' (required) or None (self-training alone)")
+        prior.check_reference(self.reference)
         if self.lexicon is not None and self.unit == "chars":
             raise ParameterError("a lexicon is only used with unit='phones'; drop lexicon= or "
                                  "use unit='phones'")
@@ -403,11 +401,11 @@ class Aligner:
         """Mode (a): codebook and weights learned from this utterance alone
         (:func:`vqalign.align.selftrain.self_train`)."""
         opinion = None
-        if (recipe.single_policy(self.unit) and self.reference is not None
+        if (recipe.single_policy(self.unit) and self.reference != "flat"
                 and self.codebook is None):   # a codebook asks for the seed's recipe
             def opinion(q, flat):
                 return second_opinion.with_reference(
-                    q, flat, hop_s=self.hop_,
+                    q, flat, hop_s=self.hop_, ref_name=prior.ref_name(self.reference),
                     opinions=functools.partial(self._opinions, n_codes=n_codes))
         return selftrain.self_train(
             p, unit=self.unit, hop_s=self.hop_, dither=self.dither_,
@@ -416,10 +414,11 @@ class Aligner:
             keep_paths=self.keep_paths, second_opinion=opinion)
 
     def _opinions(self, p, n_codes=None):
-        """(seeded, sphinx) alignments of ``p`` (:func:`second_opinion.opinions`)."""
+        """(seeded, reference) alignments of ``p`` (:func:`second_opinion.opinions`)."""
         return second_opinion.opinions(
             p, hop_s=self.hop_, train_one=functools.partial(self._train_one, n_codes=n_codes),
-            decode=self._decode, required=self.reference == "sphinx")
+            decode=self._decode, required=self.reference == "sphinx",
+            own=prior.for_setting(self.reference, Aligner.load))
 
     def small_corpus(self) -> bool:
         """Whether trained on under MULTI_START_S seconds (English: the second opinion)."""
@@ -429,7 +428,7 @@ class Aligner:
         """A fitted model's alignment ``res`` of ``p`` combined, for a small corpus of
         English, with a self-trained helper's two opinions
         (:func:`second_opinion.corpus_opinion`); ``res`` unchanged otherwise."""
-        if (isinstance(res, Exception) or self.reference is None or self.unit != "phones"
+        if (isinstance(res, Exception) or self.reference == "flat" or self.unit != "phones"
                 or not self.small_corpus()):
             return res
         if self._helper is None:
@@ -439,7 +438,8 @@ class Aligner:
             self._helper.check_params()
         h = self._helper
         return second_opinion.corpus_opinion(p, res, warns, hop_s=self.hop_, prepare=h.prepare,
-                                             length_error=h._length_error, opinions=h._opinions)
+                                             length_error=h._length_error, opinions=h._opinions,
+                                             ref_name=prior.ref_name(h.reference))
 
     def align_many(self, items, *, n_jobs=None):
         """Align many utterances; per-utterance failures are returned, not raised.

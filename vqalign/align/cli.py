@@ -58,12 +58,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--oov", choices=("g2p", "error"), default="g2p",
                         help="words missing from the lexicon: guess from spelling (g2p, "
                              "default) or stop with an error")
-    parser.add_argument("--reference", choices=("auto", "sphinx", "none"), default="auto",
+    parser.add_argument("--reference", choices=("auto", "sphinx", "none", "flat"),
+                        default="auto",
                         help="self-training with phones (no --model / --codebook): also "
-                             "align with the CMU Sphinx en-us model and a model self-trained "
-                             "from it, and take each boundary's median (auto: when "
-                             "pocketsphinx is installed; sphinx: required; none: "
-                             "self-training alone)")
+                             "align with a pretrained model and a model self-trained from "
+                             "it, and take each boundary's median. sphinx: the CMU Sphinx "
+                             "en-us model (pocketsphinx); none: no outside model, vqalign's "
+                             "own English prior (trained on synthetic speech); auto "
+                             "(default): sphinx when pocketsphinx is installed, else none; "
+                             "flat: the flat-start self-trained model alone")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing --out file (with --out-dir: align again "
                              "and replace files aligned before; default: keep them)")
@@ -127,7 +130,7 @@ def make_aligner(args):
         return Aligner.load(spec)
     kwargs = {"unit": args.unit, "oov": getattr(args, "oov", "g2p")}
     ref = getattr(args, "reference", "auto")
-    kwargs["reference"] = None if ref == "none" else ref
+    kwargs["reference"] = ref
     if getattr(args, "lexicon", None) is not None:
         kwargs["lexicon"] = str(args.lexicon)
     if getattr(args, "codebook", None) is not None:
@@ -186,7 +189,7 @@ def _run_many(args) -> int:
     if args.jobs < 1:
         raise ParameterError(f"--jobs must be >= 1, got {args.jobs}")
     settings = {"unit": args.unit, "oov": args.oov,
-                "reference": None if args.reference == "none" else args.reference,
+                "reference": args.reference,
                 "n_jobs": 1}
     if args.lexicon is not None:
         from vqalign.align.lexicon import Lexicon

@@ -59,8 +59,9 @@ def available() -> bool:
 
 #: what a result without the Sphinx opinions says, in its diagnostics and once as a warning
 MISSING_SPHINX = ("pocketsphinx is not installed, so the CMU Sphinx en-us model's two "
-                  "opinions are missing: self-trained alone, the documented default's accuracy "
-                  "is not reached; pip install pocketsphinx (a dependency of vqalign)")
+                  "opinions are replaced by vqalign's own English prior's: the documented "
+                  "default's accuracy is not reached; pip install pocketsphinx (a dependency "
+                  "of vqalign)")
 
 
 def warn_missing_sphinx() -> None:
@@ -81,10 +82,16 @@ def sphinx_aligner():
 
 
 def sphinx_reference(p, hop_s):
-    """(alignment, segments) of the prepared utterance ``p`` by the Sphinx model, on the
+    """(alignment, segments) of the prepared utterance ``p`` by the Sphinx model
+    (:func:`model_reference` with :func:`sphinx_aligner`)."""
+    return model_reference(p, hop_s, sphinx_aligner().align, "the Sphinx model")
+
+
+def model_reference(p, hop_s, align, name):
+    """(alignment, segments) of the prepared utterance ``p`` by a pretrained model, on the
     audio ``p`` holds (its frames' time origin); ``segments`` per phone of ``p``'s
-    transcript: (first frame, end frame, symbol). Phones are the Sphinx alignment's where
-    its pronunciation of a word is ``p``'s (stress left aside), else the word's span split
+    transcript: (first frame, end frame, symbol). Phones are the model's where its
+    pronunciation of a word is ``p``'s (stress left aside), else the word's span split
     by typical phone durations.
 
     Parameters
@@ -92,6 +99,11 @@ def sphinx_reference(p, hop_s):
     p : vqalign.align.utterance.Utterance
     hop_s : float
         Frame hop of ``p``'s features (s).
+    align : callable
+        ``align(y, text, sr=...) -> Alignment`` of the pretrained model (the Sphinx
+        model's, or vqalign's own English prior's, :mod:`vqalign.align.prior`).
+    name : str
+        The model, in reasons.
 
     Returns
     -------
@@ -101,19 +113,19 @@ def sphinx_reference(p, hop_s):
     if p.y16 is None:
         return None, "no audio"
     try:
-        aln = sphinx_aligner().align(p.y16, " ".join(p.tokens.words), sr=FEATURE_SR)
+        aln = align(p.y16, " ".join(p.tokens.words), sr=FEATURE_SR)
     except (VQAlignError, ValueError) as e:
-        return None, f"the Sphinx model could not align it ({str(e)[:120]})"
+        return None, f"{name} could not align it ({str(e)[:120]})"
     sw = aln.tiers["words"]
     if len(sw) != len(p.tokens.units):
-        return None, "the Sphinx model split the transcript into other words"
+        return None, f"{name} split the transcript into other words"
     sph = aln.tiers["phones"]
     T = p.X.shape[0]
     segs = []
     k = 0
     for seg, units in zip(sw, p.tokens.units):
         theirs, k = _phones_in(sph, k, seg.start, seg.end)
-        if [s.label for s in theirs] == [u.rstrip("012") for u in units]:
+        if [s.label.rstrip("012") for s in theirs] == [u.rstrip("012") for u in units]:
             edges = [theirs[0].start] + [s.end for s in theirs]
         else:
             r = np.array([rel_duration(u) for u in units])
@@ -237,7 +249,8 @@ def combine(flat, seeded, ref):
         n = j - i
         theirs, k = _phones_in(sph, k, wr[w, 0], wr[w, 1])
         est = [pf[i:j, 1][:-1], ps[i:j, 1][:-1]]
-        if [s.label for s in theirs] == [lab.rstrip("012") for lab in labels[i:j]]:
+        if ([s.label.rstrip("012") for s in theirs]
+                == [lab.rstrip("012") for lab in labels[i:j]]):
             est.append(np.array([s.end for s in theirs[:-1]]))
         E = np.stack(est)
         inner = np.median(E, axis=0) if len(est) == 3 else E.mean(axis=0)
@@ -295,7 +308,8 @@ COMBINED_FEATURES = ("logit_conf_flat", "logit_conf_seeded", "log1p_spread_ms",
                      "spread_x_logit_flat", "spread_x_logit_seeded")
 
 
-def merge(flat, seeded, ref, energy, hop_s, warnings=(), *, mode="self", energy_offset_s=0.0):
+def merge(flat, seeded, ref, energy, hop_s, warnings=(), *, mode="self", energy_offset_s=0.0,
+          ref_name="sphinx"):
     """The alignment of :func:`combine`: the flat one's words and phones at the median
     boundaries, with confidences from :func:`vqalign.align.confidence.predict` (a word over near-silence capped as
     in :mod:`vqalign.align.confidence`) and ``diagnostics["reference"]`` naming the three
@@ -313,6 +327,9 @@ def merge(flat, seeded, ref, energy, hop_s, warnings=(), *, mode="self", energy_
     warnings : sequence of str
     mode : {"self", "corpus"}
     energy_offset_s : float
+    ref_name : {"sphinx", "prior"}
+        The pretrained model: the CMU Sphinx en-us model, or vqalign's own English prior
+        (:mod:`vqalign.align.prior`).
 
     Returns
     -------
@@ -369,13 +386,15 @@ def merge(flat, seeded, ref, energy, hop_s, warnings=(), *, mode="self", energy_
                   f"combined_{unit}_features": [rounded(r) for r in F["units"]]})
     d["confidence"] = block
     base = "flat" if mode == "self" else "corpus"
+    model = "Sphinx en-us model" if ref_name == "sphinx" else "vqalign English prior"
+    seed = "Sphinx" if ref_name == "sphinx" else "prior"
     d["reference"] = {
-        "method": ("per-boundary median of the flat-start and the Sphinx-seeded "
-                   "self-trained models and the Sphinx en-us model" if mode == "self" else
+        "method": (f"per-boundary median of the flat-start and the {seed}-seeded "
+                   f"self-trained models and the {model}" if mode == "self" else
                    "per-boundary median of the corpus model, a model self-trained on the "
-                   "file from the Sphinx en-us model's segmentation, and the Sphinx model"),
+                   f"file from the {model}'s segmentation, and the {seed} model"),
         "words": {name: [[round(s.start, 4), round(s.end, 4)] for s in a.tiers["words"]]
-                  for name, a in ((base, flat), ("seeded", seeded), ("sphinx", ref))},
+                  for name, a in ((base, flat), ("seeded", seeded), (ref_name, ref))},
         "seeded_em_history": seeded.diagnostics.get("em_history"),
     }
     warns = list(warnings)
@@ -392,10 +411,11 @@ def merge(flat, seeded, ref, energy, hop_s, warnings=(), *, mode="self", energy_
 
 
 # --------------------------------------------------------------------------- the pass
-def opinions(p, *, hop_s, train_one, decode, required=False):
+def opinions(p, *, hop_s, train_one, decode, required=False, own=None):
     """The two other opinions of the prepared utterance ``p`` (in its frames' time): a
-    model self-trained on ``p`` from the Sphinx en-us model's phone segmentation, and that
-    model's own alignment.
+    model self-trained on ``p`` from a pretrained model's phone segmentation, and the
+    pretrained model's own alignment. The pretrained model is the Sphinx en-us model, or
+    ``own``.
 
     Parameters
     ----------
@@ -409,42 +429,52 @@ def opinions(p, *, hop_s, train_one, decode, required=False):
         ``decode([p], X, frame_off, selection, model=..., history=...) -> [Alignment]``.
     required : bool
         Without pocketsphinx: a ParameterError (reference="sphinx") instead of None.
+    own : callable, optional
+        ``own(p, hop_s) -> (Alignment, segments)`` (:func:`model_reference` of vqalign's
+        English prior, :func:`vqalign.align.prior.source`): used instead of the
+        Sphinx model.
 
     Returns
     -------
-    (seeded, sphinx) : Alignment, Alignment
+    (seeded, reference) : Alignment, Alignment
         Or (None, reason) when they cannot be made.
     """
-    if not available():
-        if required:
-            raise ParameterError('reference="sphinx" needs pocketsphinx: pip install '
-                                 'pocketsphinx (or pass reference="auto" / None)')
-        warn_missing_sphinx()
-        return None, MISSING_SPHINX
-    ref, segs = sphinx_reference(p, hop_s)
+    if own is not None:
+        ref, segs = own(p, hop_s)
+        seed_name = "prior segmentation"
+    else:
+        if not available():
+            if required:
+                raise ParameterError('reference="sphinx" needs pocketsphinx: pip install '
+                                     'pocketsphinx (or pass reference="auto" / "none")')
+            warn_missing_sphinx()
+            return None, MISSING_SPHINX
+        ref, segs = sphinx_reference(p, hop_s)
+        seed_name = "Sphinx segmentation"
     if ref is None:
         return None, segs
     model, history, sel, X, offs = train_one(
-        p, seed=("Sphinx segmentation", lambda m, s: segmentation_start(m, segs, s)))
+        p, seed=(seed_name, lambda m, s: segmentation_start(m, segs, s)))
     seeded = decode([p], X, offs, sel, history=history, model=model)[0]
     if isinstance(seeded, Exception):
         return None, f"the seeded model failed ({seeded})"
     return seeded, ref
 
 
-def with_reference(p, flat, *, hop_s, opinions):
+def with_reference(p, flat, *, hop_s, opinions, ref_name="sphinx"):
     """The flat-start alignment ``flat`` of ``p`` combined with the two other opinions
-    (``opinions(p) -> (seeded, sphinx)``, see :func:`opinions`): the median of the three
-    (:func:`merge`); ``flat`` itself, with the reason in ``diagnostics["reference"]``,
-    when the Sphinx model cannot be used."""
+    (``opinions(p) -> (seeded, reference)``, see :func:`opinions`): the median of the
+    three (:func:`merge`); ``flat`` itself, with the reason in
+    ``diagnostics["reference"]``, when the pretrained model (``ref_name``) cannot be
+    used."""
     seeded, ref = opinions(p)
     if seeded is None:
         flat.diagnostics["reference"] = f"none: {ref}"
         return flat
-    return merge(flat, seeded, ref, p.energy, hop_s, list(p.warnings))
+    return merge(flat, seeded, ref, p.energy, hop_s, list(p.warnings), ref_name=ref_name)
 
 
-def corpus_opinion(p, res, warns, *, hop_s, prepare, length_error, opinions):
+def corpus_opinion(p, res, warns, *, hop_s, prepare, length_error, opinions, ref_name="sphinx"):
     """A fitted model's alignment ``res`` of ``p`` (on the whole recording) combined with
     two more of the same audio, made by a self-trained helper: a model self-trained on it
     from the Sphinx en-us model's segmentation and that model's own (the per-boundary
@@ -468,7 +498,9 @@ def corpus_opinion(p, res, warns, *, hop_s, prepare, length_error, opinions):
     length_error : callable
         ``length_error(q) -> Exception or None`` of the helper.
     opinions : callable
-        ``opinions(q) -> (seeded, sphinx)`` of the helper (:func:`opinions`).
+        ``opinions(q) -> (seeded, reference)`` of the helper (:func:`opinions`).
+    ref_name : {"sphinx", "prior"}
+        The pretrained model the helper's opinions come from.
 
     Returns
     -------
@@ -505,4 +537,4 @@ def corpus_opinion(p, res, warns, *, hop_s, prepare, length_error, opinions):
     for a in (seeded, ref):
         shift_tiers(a, off + float(q.offset_s), dur)
     return merge(res, seeded, ref, p.energy, hop_s, warns, mode="corpus",
-                 energy_offset_s=off)
+                 energy_offset_s=off, ref_name=ref_name)

@@ -8,7 +8,7 @@ trained on real speech) is the yardstick. In one run, on the same audio and text
 * ``corpus``: ``vqalign.align.Aligner().fit(corpus)`` on all the recordings, then
   ``align_many`` (default settings, ``--jobs`` threads: 1 by default, as pocketsphinx);
 * ``single-self`` / ``corpus-self`` (asked for with ``--modes``): the same with
-  ``reference=None``, without the Sphinx en-us model's second opinion, whose third
+  ``reference="flat"``, without the Sphinx en-us model's second opinion, whose third
   alignment uses pocketsphinx's own acoustic model and so flatters the agreement;
 * ``model`` / ``codebook`` (only with ``--model FILE`` / ``--codebook FILE``, made by
   ``vqalign align-corpus`` / ``vqalign codebook`` on other data; or ``--model
@@ -74,7 +74,7 @@ AUDIO_EXTS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".raw")
 RAW_SR = 16000
 THRESHOLDS_MS = (20, 50, 100)
 #: single-self / corpus-self: the same without the Sphinx en-us model's second opinion
-#: (reference=None), whose third alignment shares pocketsphinx's acoustic model
+#: (reference="flat"), whose third alignment shares pocketsphinx's acoustic model
 MODES = ("single", "corpus", "single-self", "corpus-self")
 _SPHINX_LINE = re.compile(r"^(?P<text>.*?)\s*\((?P<id>[^()\s]+?)(?:\s+-?\d+(?:\.\d+)?)?\)\s*$")
 _SPHINX_FILLERS = re.compile(r"</?s>|<sil>|\[[^\]]*\]|\+\+?[A-Z_]+\+?\+")
@@ -591,10 +591,10 @@ def run(args) -> int:
             systems["corpus"], alns["corpus"], seconds["corpus"] = _run_corpus(recs, jobs)
         if "single-self" in modes:
             systems["single-self"], alns["single-self"], seconds["single-self"] = \
-                _run_single(recs, jobs, reference=None)
+                _run_single(recs, jobs, reference="flat")
         if "corpus-self" in modes:
             systems["corpus-self"], alns["corpus-self"], seconds["corpus-self"] = \
-                _run_corpus(recs, jobs, reference=None)
+                _run_corpus(recs, jobs, reference="flat")
         for m, kw in (("model", {"model": args.model}), ("codebook", {"codebook": args.codebook})):
             if m in modes:
                 systems[m], alns[m], seconds[m] = _run_single(recs, jobs, **kw)

@@ -21,7 +21,11 @@ mode            what runs
 ==============  =====================================================================
 default         :func:`vqalign.align.align` (one file at a time, the default median
                 of three opinions when pocketsphinx is installed)
-selftrain       ``align(..., reference=None)``: vqalign's own self-training alone
+selftrain       ``align(..., reference="none")``: vqalign's own models alone (no
+                Sphinx model: the median of three with vqalign's English prior,
+                :mod:`vqalign.align.prior`)
+flat            ``align(..., reference="flat")``: the flat-start self-trained model
+                alone (no pretrained model at all)
 sphinx          ``Aligner.from_sphinx("en-us")``: vqalign's decoder on the CMU Sphinx
                 en-us model
 corpus          ``Aligner().fit(corpus)`` on all the utterances, its ``alignments_``
@@ -70,7 +74,7 @@ from vqalign.eval.folders import json_safe
 from vqalign.exceptions import ParameterError, VQAlignError
 from vqalign.phones import PHONE_CLASS, detect_phoneset, is_silence, to_arpabet
 
-MODES = ("default", "selftrain", "sphinx", "corpus", "pocketsphinx")
+MODES = ("default", "selftrain", "flat", "sphinx", "corpus", "pocketsphinx")
 NOISES = ("babble", "white")
 #: a word boundary is "next to a pause" when no other reference word starts (ends)
 #: within this many seconds of its end (start)
@@ -370,9 +374,9 @@ def run_mode(mode: str, data: list, *, jobs: int = 2) -> dict:
                 try:
                     if mode == "default":
                         r = align(d["audio"], d["text"], sr=d["sr"], n_jobs=jobs)
-                    elif mode == "selftrain":
+                    elif mode in ("selftrain", "flat"):
                         r = align(d["audio"], d["text"], sr=d["sr"], n_jobs=jobs,
-                                  reference=None)
+                                  reference="none" if mode == "selftrain" else "flat")
                     else:
                         r = sphinx.align(d["audio"], d["text"], sr=d["sr"])
                 except VQAlignError as exc:

@@ -108,14 +108,14 @@ def collect(args, argv_of_run=None) -> int:
         if args.mode in ("corpus", "corpus-combined"):
             # corpus: the corpus model alone; corpus-combined: a small corpus's alignments
             # with the Sphinx model's second opinion (the "corpus_combined" model)
-            ref = "sphinx" if args.mode == "corpus-combined" else None
+            ref = "sphinx" if args.mode == "corpus-combined" else "flat"
             al = Aligner(n_jobs=args.jobs, reference=ref).fit(
                 [(d["audio"], d["sr"], d["text"]) for d in data])
             res = al.align_many([(d["audio"], d["sr"], d["text"]) for d in data])
         else:
             # single: the flat-start self-training alone (the "self" model); combined: with
             # the Sphinx model's second opinion (the "combined" model, on its own features)
-            ref = "sphinx" if args.mode == "combined" else None
+            ref = "sphinx" if args.mode == "combined" else "flat"
             res = []
             for k, d in enumerate(data):
                 try:
