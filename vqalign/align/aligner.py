@@ -398,8 +398,7 @@ class Aligner:
                             opinion=self._corpus_opinion)
 
     def _self_train(self, p, *, n_codes=None):
-        """Mode (a): codebook and weights learned from this utterance alone
-        (:func:`vqalign.align.selftrain.self_train`)."""
+        """Mode (a): self-trained on this utterance alone (:func:`selftrain.self_train`)."""
         opinion = None
         if (recipe.single_policy(self.unit) and self.reference != "flat"
                 and self.codebook is None):   # a codebook asks for the seed's recipe
