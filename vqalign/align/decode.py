@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from vqalign.align.alignment import Alignment, Segment, add_quality_warnings
-from vqalign.align.confidence import alignment_confidence, attach
+from vqalign.align.confidence import SILENT_CAP, alignment_confidence, attach
 from vqalign.align.recipe import SIL
 from vqalign.align.utterance import frames
 from vqalign.exceptions import AlignmentError
@@ -91,6 +91,8 @@ def decode(utts, X, offs, sel, model, *, unit, hop_s, mode, history=None, em_pat
             diag["em_history"] = history.to_dict()
         if em_paths is not None:
             diag["em_paths"] = em_paths
+        if p.noise_db is not None:
+            diag["noise_only_db"] = round(p.noise_db, 2)
         aln = Alignment(tiers={"words": seg_words, sil_tier: seg_units}, audio=p.name,
                         sample_rate=int(p.sr), duration=float(p.duration), diagnostics=diag)
         attach(aln, confs[u])
@@ -239,7 +241,15 @@ def shift_tiers(aln, dt: float, duration: float):
 
 def add_warnings(aln):
     """The quality warnings (:func:`vqalign.align.alignment.add_quality_warnings`) of
-    ``aln``, which never break an alignment: a failed check is itself reported."""
+    ``aln``, which never break an alignment: a failed check is itself reported. Audio in
+    which no speech stands out from the noise (``diagnostics["noise_only_db"]``,
+    :func:`vqalign.align.utterance.noise_only_db`) has every confidence capped at
+    :data:`vqalign.align.confidence.SILENT_CAP` first."""
+    if aln.diagnostics.get("noise_only_db") is not None:
+        for segs in aln.tiers.values():
+            for seg in segs:
+                if seg.confidence is not None:
+                    seg.confidence = min(float(seg.confidence), SILENT_CAP)
     try:
         add_quality_warnings(aln)
     except Exception as exc:  # noqa: BLE001 - warnings must never break an alignment
