@@ -25,6 +25,13 @@ from vqalign.exceptions import ParameterError
 FINE_MS = 5.0
 #: F0 search range of DIO (Hz)
 F0_FLOOR, F0_CEIL = 60.0, 600.0
+#: span (ms) of the minimum-phase responses used in synthesis: the synthesis FFT is the
+#: smallest power of two covering it (512 at 16 kHz). The analysis FFT (1024 at 16 kHz)
+#: must hold 3 periods of F0_FLOOR for CheapTrick; synthesis only needs the envelope's
+#: impulse response, which a 24-D mel-cepstrum keeps far shorter than 32 ms. Measured on
+#: 20 held-out TIMIT files at 1200 bit/s (PESQ-WB / STOI): 1024 points 1.947 / 0.858,
+#: 512 points 1.947 / 0.858 at 1.8x less synthesis time, 256 points 1.935 / 0.857.
+SYNTH_SPAN_MS = 32.0
 
 
 def _pyworld():
@@ -40,6 +47,20 @@ def _pyworld():
 def fft_size(sr: int) -> int:
     """WORLD's CheapTrick FFT size for a sample rate (1024 at 16 kHz)."""
     return int(_pyworld().get_cheaptrick_fft_size(int(sr), F0_FLOOR))
+
+
+def synthesis_fft_size(sr: int) -> int:
+    """FFT size of synthesis: the smallest power of two >= ``SYNTH_SPAN_MS`` (512 at 16 kHz)."""
+    return 1 << int(np.ceil(np.log2(SYNTH_SPAN_MS * int(sr) / 1000.0)))
+
+
+def resample_bins(v, n_bins: int) -> np.ndarray:
+    """A spectrum (n,) sampled on 0..Nyquist, linearly interpolated onto ``n_bins`` bins
+    (n_bins,) float64 (exact bin picking when the grids nest, e.g. 513 -> 257)."""
+    v = np.asarray(v, np.float64)
+    if v.size == n_bins:
+        return v
+    return np.interp(np.linspace(0.0, 1.0, n_bins), np.linspace(0.0, 1.0, v.size), v)
 
 
 def track_f0(y, sr: int, frame_ms: float = FINE_MS, *, dio_speed: int = 1) -> np.ndarray:
@@ -129,13 +150,16 @@ def resynthesize(f0, mcep, sr: int, *, frame_ms: float, voiced_ap, n_samples=Non
                  method: str = "world", basis=None):
     """Waveform (n_samples,) float32 from codec frames (f0 (n,), mcep (n, order)).
 
-    ``voiced_ap`` (n_bins,) is the aperiodicity used in voiced frames. ``method``:
-    "world" (pyworld.synthesize on the 5 ms grid) or "fast" (:func:`synthesize` on the
-    frames themselves). ``basis`` = :func:`envelope_basis` (computed when None).
+    ``voiced_ap`` (any number of bins from 0 Hz to Nyquist) is the aperiodicity used in
+    voiced frames. ``method``: "world" (pyworld.synthesize on the 5 ms grid) or "fast"
+    (:func:`synthesize` on the frames themselves). ``basis`` = :func:`envelope_basis`
+    (computed when None; its number of bins sets the synthesis FFT size, by default
+    :func:`synthesis_fft_size`).
     """
     pw = _pyworld()
+    W, b = envelope_basis(sr, mcep.shape[1], synthesis_fft_size(sr)) if basis is None else basis
+    voiced_ap = resample_bins(voiced_ap, W.shape[1])
     if method == "fast":
-        W, b = envelope_basis(sr, mcep.shape[1]) if basis is None else basis
         y = synthesize(np.asarray(f0, np.float64), np.asarray(mcep, np.float64) @ W + b,
                        voiced_ap, sr, frame_ms=frame_ms)
         if n_samples is not None:
@@ -144,7 +168,6 @@ def resynthesize(f0, mcep, sr: int, *, frame_ms: float, voiced_ap, n_samples=Non
     if method != "world":
         raise ParameterError(f"method={method!r} must be 'world' or 'fast'")
     ff0, fmc = upsample(f0, mcep, frame_ms)
-    W, b = envelope_basis(sr, mcep.shape[1]) if basis is None else basis
     # decode_spectral_envelope is linear in the log domain: one matrix product
     sp = np.exp(fmc @ W + b)
     ap = np.where((ff0 > 0)[:, None], np.asarray(voiced_ap, np.float64)[None, :], 1.0)
@@ -154,12 +177,12 @@ def resynthesize(f0, mcep, sr: int, *, frame_ms: float, voiced_ap, n_samples=Non
     return y.astype(np.float32)
 
 
-def envelope_basis(sr: int, order: int):
-    """(W (order, n_bins), b (n_bins,)) float64 with ``log(decode_spectral_envelope(mc)) ==
-    mc @ W + b``: WORLD's envelope decoding is linear in the log domain, so a matrix
-    product replaces it."""
+def envelope_basis(sr: int, order: int, n_fft=None):
+    """(W (order, n_bins), b (n_bins,)) float64 with ``log(decode_spectral_envelope(mc, sr,
+    n_fft)) == mc @ W + b``: WORLD's envelope decoding is linear in the log domain, so a
+    matrix product replaces it. ``n_fft`` defaults to the analysis size :func:`fft_size`."""
     pw = _pyworld()
-    n = fft_size(sr)
+    n = fft_size(sr) if n_fft is None else int(n_fft)
     z = np.zeros((1, order))
     b = np.log(pw.decode_spectral_envelope(z, sr, n))[0]
     eye = np.eye(order)

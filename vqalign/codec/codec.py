@@ -444,7 +444,9 @@ class Codec:
         if n_samples is None:
             n_samples = int(round(f0.size * d.frame_ms * self.sample_rate / 1000.0))
         if getattr(self, "_basis", None) is None:
-            self._basis = analysis.envelope_basis(int(self.sample_rate), int(self.order))
+            sr = int(self.sample_rate)
+            self._basis = analysis.envelope_basis(sr, int(self.order),
+                                                  analysis.synthesis_fft_size(sr))
         return analysis.resynthesize(f0, mc, int(self.sample_rate), frame_ms=d.frame_ms,
                                      voiced_ap=self.voiced_ap_, n_samples=int(n_samples),
                                      method=self.synthesis, basis=getattr(self, "_basis", None))
