@@ -55,3 +55,29 @@ def test_short_synthesis_fft_matches_the_full_size(frames):
         assert out.shape == ref.shape == (n,)
         assert _snr_db(ref, out) > 24.0
         assert M.mcd_db(ref, out) < 0.5
+
+
+# ------------------------------------------------------------------ analysis
+def test_split_cheaptrick_matches_the_full_size():
+    """Frames whose CheapTrick window fits half the FFT (F0 above 94.3 Hz at 16 kHz, and
+    unvoiced frames) are analysed at 512 points, the others at 1024: the low-F0 frames are
+    WORLD's own full-size result and the others within a small cepstral distance of it
+    (measured on synthesized and TIMIT speech: 0.19-0.27 dB mean, 0.52 dB at most)."""
+    import pyworld as pw
+
+    y = synthesize_corpus(n=1, seed=2, voices=["bruno"])[0].audio.astype(np.float64)
+    t = A.frame_times(y.size, SR, 10.0)
+    f0 = np.zeros(t.size)
+    f0[:] = A.track_f0(y, SR, 10.0)[: t.size]
+    floor = pw.get_cheaptrick_f0_floor(SR, A.fft_size(SR) // 2)
+    assert 94.0 < floor < 95.0
+    f0[::7] = np.where(f0[::7] > 0, 80.0, 0.0)   # some frames below the half size's floor
+    low = (f0 > 0) & (f0 <= floor)
+    assert low.sum() >= 10 and (f0 > floor).sum() >= 10 and (f0 == 0).sum() >= 10
+    ref = A.envelope_mcep(y, f0, t, SR, 24, split=False)
+    got = A.envelope_mcep(y, f0, t, SR, 24)
+    assert got.shape == ref.shape == (t.size, 24) and got.dtype == np.float32
+    np.testing.assert_allclose(got[low], ref[low], atol=1e-4)
+    dist = 10 / np.log(10) * np.sqrt(2 * ((got[:, 1:] - ref[:, 1:]) ** 2).sum(axis=1))
+    assert dist[~low].mean() < 0.35 and dist.max() < 0.8
+    assert np.abs(got[:, 0] - ref[:, 0]).max() < 0.1

@@ -9,6 +9,11 @@ files (PESQ-WB / STOI, nothing quantized, 10 ms frames): D4C aperiodicity
 2.81 / 0.941, one coded D4C band 2.79 / 0.940, a fixed voiced profile
 2.88 / 0.943, so the aperiodicity costs no bits.
 
+CheapTrick runs at half its FFT size on the frames whose window fits it (see
+:func:`envelope_mcep`) and synthesis uses a 512-point FFT at 16 kHz (``SYNTH_SPAN_MS``):
+the codec's encode + decode cost is WORLD's, so both were measured against WORLD's
+full-size reference (tests/test_codec_synthesis.py).
+
 Frames are analysed every ``frame_ms`` (F0 and envelope at the same instants). Resynthesis
 interpolates the frames back onto the 5 ms grid (linearly in the cepstrum and
 in log F0 between voiced frames) before WORLD's synthesizer.
@@ -110,12 +115,53 @@ def analyze(y, sr: int, *, frame_ms: float, order: int, with_aperiodicity: bool 
     f0 = np.zeros(t.size)
     m = min(t.size, f0_track.size)
     f0[:m] = f0_track[:m]
-    sp = pw.cheaptrick(x, f0, t, sr, f0_floor=F0_FLOOR)
-    mcep = pw.code_spectral_envelope(sp, sr, order).astype(np.float32)
+    mcep = envelope_mcep(x, f0, t, sr, order)
     if not with_aperiodicity:
         return f0.astype(np.float32), mcep
     ap = pw.d4c(x, f0, t, sr).astype(np.float32)
     return f0.astype(np.float32), mcep, ap
+
+
+def envelope_mcep(x, f0, t, sr: int, order: int, *, split: bool = True) -> np.ndarray:
+    """Mel-cepstra (n, order) float32 of CheapTrick's envelope at times ``t`` (n,) seconds.
+
+    CheapTrick's window spans 3 periods of F0 (of 500 Hz where unvoiced), and its FFT must
+    hold it: :func:`fft_size` (1024 at 16 kHz) does for every F0 down to ``F0_FLOOR``, but
+    half that size holds it for F0 above ``get_cheaptrick_f0_floor(sr, fft_size // 2)``
+    (94.3 Hz at 16 kHz) and for unvoiced frames. With ``split``, those frames are analysed
+    at the half size (the same window and smoothing; the envelope sampled on half as many
+    bins) and only the low-F0 frames at the full size: about half the cost.
+
+    Parameters
+    ----------
+    x : (n_samples,) float64
+    f0 : (n,) float64, Hz, 0 where unvoiced
+    t : (n,) float64, frame centres in seconds
+    sr : int
+    order : int
+    split : bool
+        False: every frame at the full size (WORLD's default; the reference).
+
+    Returns
+    -------
+    mcep : (n, order) float32
+    """
+    pw = _pyworld()
+    full = fft_size(sr)
+    f0 = np.asarray(f0, np.float64)
+    t = np.asarray(t, np.float64)
+    if not split:
+        sp = pw.cheaptrick(x, f0, t, sr, fft_size=full)
+        return pw.code_spectral_envelope(sp, sr, order).astype(np.float32)
+    half = full // 2
+    low = (f0 > 0) & (f0 <= pw.get_cheaptrick_f0_floor(sr, half))
+    mcep = np.empty((f0.size, order), np.float32)
+    for mask, n in ((~low, half), (low, full)):
+        if mask.any():
+            sp = pw.cheaptrick(x, np.ascontiguousarray(f0[mask]), np.ascontiguousarray(t[mask]),
+                               sr, fft_size=n)
+            mcep[mask] = pw.code_spectral_envelope(sp, sr, order)
+    return mcep
 
 
 def upsample(f0, mcep, frame_ms: float):

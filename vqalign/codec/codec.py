@@ -490,7 +490,10 @@ class Codec:
                 "train_seconds": self.n_train_seconds_, "train_files": self.n_train_files_,
                 "train_env_entropy": self.train_env_entropy_,
                 "analysis": {"f0": "dio+stonemask", "f0_floor": analysis.F0_FLOOR,
-                             "f0_ceil": analysis.F0_CEIL, "envelope": "cheaptrick mel-cepstrum"}}
+                             "f0_ceil": analysis.F0_CEIL,
+                             "envelope": "cheaptrick mel-cepstrum (half-size FFT above "
+                                         "the half size's F0 floor)",
+                             "synthesis_fft": analysis.synthesis_fft_size(int(self.sample_rate))}}
 
     def save(self, path, *, overwrite: bool = False) -> Path:
         """Write the model as .npz (codebooks) with a JSON header; never replaces a file
