@@ -81,3 +81,26 @@ def test_split_cheaptrick_matches_the_full_size():
     dist = 10 / np.log(10) * np.sqrt(2 * ((got[:, 1:] - ref[:, 1:]) ** 2).sum(axis=1))
     assert dist[~low].mean() < 0.35 and dist.max() < 0.8
     assert np.abs(got[:, 0] - ref[:, 0]).max() < 0.1
+
+
+# ------------------------------------------------------------------ postfilter
+def test_postfilter_scales_and_keeps_each_frames_power():
+    """c1.. are multiplied by the factor; with keep_energy the envelope's power per frame
+    (sum over bins of exp(log power)) is unchanged, without it it changes."""
+    import pyworld as pw
+
+    rng = np.random.default_rng(0)
+    mc = (rng.standard_normal((50, 24)) * np.r_[2.0, 1.0 / np.arange(1, 24)]).astype(np.float32)
+    basis = A.envelope_basis(SR, 24, A.synthesis_fft_size(SR))
+    n_fft = A.synthesis_fft_size(SR)
+
+    def power(m):  # WORLD's own decoding as the reference
+        return pw.decode_spectral_envelope(np.ascontiguousarray(m, np.float64), SR, n_fft).sum(1)
+
+    out = A.postfilter(mc, 1.1, basis)
+    np.testing.assert_allclose(out[:, 1:], mc[:, 1:] * 1.1, rtol=1e-6)
+    np.testing.assert_allclose(power(out), power(mc), rtol=1e-4)
+    plain = A.postfilter(mc, 1.1, basis, keep_energy=False)
+    np.testing.assert_array_equal(plain[:, 0], mc[:, 0])
+    assert np.abs(np.log(power(plain) / power(mc))).mean() > 0.01
+    np.testing.assert_allclose(A.postfilter(mc, 1.0, basis), mc, rtol=1e-6, atol=1e-6)

@@ -164,6 +164,31 @@ def envelope_mcep(x, f0, t, sr: int, order: int, *, split: bool = True) -> np.nd
     return mcep
 
 
+def postfilter(mcep, factor: float, basis, *, keep_energy: bool = True) -> np.ndarray:
+    """Formant sharpening: mel-cepstra (n, order) with c1.. multiplied by ``factor``.
+
+    With ``keep_energy``, c0 is corrected so that each frame's envelope keeps its power
+    (the sum over the bins of ``exp(mc @ W + b)``, with ``basis`` = (W, b) from
+    :func:`envelope_basis`): the sharpening then moves power between bins, not in time.
+
+    Returns
+    -------
+    mcep : (n, order) float32 (a new array)
+    """
+    mc = np.array(mcep, np.float64)
+    W, b = basis
+    before = mc @ W + b
+    mc[:, 1:] *= float(factor)
+    if keep_energy:
+        after = mc @ W + b
+        top = before.max(axis=1, keepdims=True)
+        gain = (np.log(np.exp(before - top).sum(axis=1))
+                - np.log(np.exp(after - top).sum(axis=1)))
+        # c0 enters every bin's log power with the weight W[0] (1 for WORLD's coding)
+        mc[:, 0] += gain / W[0].mean()
+    return mc.astype(np.float32)
+
+
 def upsample(f0, mcep, frame_ms: float):
     """Frames on the 5 ms synthesis grid: cepstrum linear, log F0 linear between voiced
     neighbours, voicing from the nearer frame.
