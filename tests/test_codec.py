@@ -106,6 +106,7 @@ def test_save_load_round_trip(codec, corpus, tmp_path):
         head = json.loads(str(z["header"]))
     assert head["sample_rate"] == SR and head["frame_rate"] == 100.0
     assert head["stream_sizes"] == codec.design_.stream_sizes and "version" in head
+    assert head["postfilter_energy"] is True and back.postfilter == codec.postfilter
     # token files carry the model's id
     tp = codec.save_tokens(tmp_path / "t.npz", tok, n_samples=y.size)
     got, n = back.load_tokens(tp)

@@ -163,13 +163,22 @@ class Codec:
         bit/s measured worse: 1.91 vs 1.96 PESQ-WB).
     postfilter : float
         Decoder-side formant sharpening: mel-cepstral coefficients c1.. multiplied by it
-        (1: off). Measured on 20 held-out TIMIT files at 1200 bit/s with 5-bit stages,
-        PESQ-WB / STOI: 1.0 -> 1.914 / 0.859, 1.05 -> 1.947 / 0.858, 1.1 -> 1.973 / 0.856
-        (with 8-bit stages 1.2 on c2.. gave 1.970 / 0.842).
+        (1: off), with each frame's envelope power kept (c0 corrected; see
+        ``postfilter_energy``). Without the power correction, measured on 20 held-out TIMIT
+        files at 1200 bit/s with 5-bit stages, PESQ-WB / STOI: 1.0 -> 1.914 / 0.859,
+        1.05 -> 1.947 / 0.858, 1.1 -> 1.973 / 0.856. With it, on two splits (train on two
+        TIMIT-sample speakers + the pocketsphinx recordings, test on the other two, and
+        the swap): 1.05 -> 1.955 / 0.860 and 1.886 / 0.856, 1.1 -> 1.981 / 0.860 and
+        1.899 / 0.852, 1.125 -> 1.986 / 0.859 and 1.905 / 0.849 (uncorrected 1.05: 1.953 /
+        0.859 and 1.878 / 0.857).
+    postfilter_energy : bool
+        Keep each frame's envelope power through the postfilter (True; models saved before
+        this option load with False, as they were decoded).
     synthesis : "world" | "fast"
         pyworld's synthesizer on a 5 ms grid, or :func:`vqalign.codec.analysis.synthesize`
-        (batched FFT overlap-add on the codec's frames, about twice as fast; unquantized
-        PESQ-WB 2.78 vs 2.94 on 10 TIMIT files).
+        (batched FFT overlap-add on the codec's frames; encode + decode 99x vs 77x real
+        time on one core in ``bench codec``, but 0.05 PESQ-WB lower at 1200 bit/s;
+        unquantized PESQ-WB 2.78 vs 2.94 on 10 TIMIT files).
     max_train_tokens : int
         Training vectors kept for the codebooks (a random subsample beyond it).
     refine_passes : int
@@ -190,8 +199,9 @@ class Codec:
     def __init__(self, bitrate=2400, *, frame_ms: float = 10.0, frames_per_token: int = 4,
                  order: int = 24, max_stage_bits: int = 5, sample_rate: int = 16000,
                  beam_size: int = 4, max_train_tokens: int = 200_000, dio_speed: int = 2,
-                 synthesis: str = "world", f0_bits=None, postfilter: float = 1.05,
-                 refine_passes: int = 1, random_state=0, progress: bool = False):
+                 synthesis: str = "world", f0_bits=None, postfilter: float = 1.1,
+                 postfilter_energy: bool = True, refine_passes: int = 1, random_state=0,
+                 progress: bool = False):
         self.bitrate = bitrate
         self.frame_ms = frame_ms
         self.frames_per_token = frames_per_token
@@ -203,6 +213,7 @@ class Codec:
         self.synthesis = synthesis
         self.f0_bits = f0_bits
         self.postfilter = postfilter
+        self.postfilter_energy = postfilter_energy
         self.refine_passes = refine_passes
         self.max_train_tokens = max_train_tokens
         self.random_state = random_state
@@ -433,8 +444,13 @@ class Codec:
         d = self.design_
         n = d.frames_per_token
         mc = self._decode_env(t[:, 2:]).reshape(-1, self.order)
+        if getattr(self, "_basis", None) is None:
+            sr = int(self.sample_rate)
+            self._basis = analysis.envelope_basis(sr, int(self.order),
+                                                  analysis.synthesis_fft_size(sr))
         if self.postfilter != 1.0:
-            mc[:, 1:] *= np.float32(self.postfilter)
+            mc = analysis.postfilter(mc, float(self.postfilter), self._basis,
+                                     keep_energy=bool(self.postfilter_energy))
         bits = (t[:, :1] >> np.arange(n)) & 1
         lf = np.empty((t.shape[0], n), np.float32)
         _kernels.dpcm_decode(np.ascontiguousarray(t[:, 1]), t[:, 0] > 0, self.f0_codebook_,
@@ -443,8 +459,6 @@ class Codec:
         f0 = f0.reshape(-1)
         if n_samples is None:
             n_samples = int(round(f0.size * d.frame_ms * self.sample_rate / 1000.0))
-        if getattr(self, "_basis", None) is None:
-            self._basis = analysis.envelope_basis(int(self.sample_rate), int(self.order))
         return analysis.resynthesize(f0, mc, int(self.sample_rate), frame_ms=d.frame_ms,
                                      voiced_ap=self.voiced_ap_, n_samples=int(n_samples),
                                      method=self.synthesis, basis=getattr(self, "_basis", None))
@@ -484,11 +498,15 @@ class Codec:
                 "stream_sizes": d.stream_sizes, "stream_bits": d.stream_bits,
                 "max_stage_bits": int(self.max_stage_bits), "beam_size": int(self.beam_size),
                 "f0_bits": d.f0_bits, "postfilter": float(self.postfilter),
+                "postfilter_energy": bool(self.postfilter_energy),
                 "synthesis": self.synthesis, "dio_speed": int(self.dio_speed),
                 "train_seconds": self.n_train_seconds_, "train_files": self.n_train_files_,
                 "train_env_entropy": self.train_env_entropy_,
                 "analysis": {"f0": "dio+stonemask", "f0_floor": analysis.F0_FLOOR,
-                             "f0_ceil": analysis.F0_CEIL, "envelope": "cheaptrick mel-cepstrum"}}
+                             "f0_ceil": analysis.F0_CEIL,
+                             "envelope": "cheaptrick mel-cepstrum (half-size FFT above "
+                                         "the half size's F0 floor)",
+                             "synthesis_fft": analysis.synthesis_fft_size(int(self.sample_rate))}}
 
     def save(self, path, *, overwrite: bool = False) -> Path:
         """Write the model as .npz (codebooks) with a JSON header; never replaces a file
@@ -515,7 +533,9 @@ class Codec:
                 frames_per_token=head["frames_per_token"], order=head["order"],
                 max_stage_bits=head["max_stage_bits"], sample_rate=head["sample_rate"],
                 beam_size=head["beam_size"], f0_bits=head.get("f0_bits"),
-                postfilter=head.get("postfilter", 1.0), synthesis=head.get("synthesis", "world"),
+                postfilter=head.get("postfilter", 1.0),
+                postfilter_energy=head.get("postfilter_energy", False),
+                synthesis=head.get("synthesis", "world"),
                 dio_speed=head.get("dio_speed", 2))
         d = c._design()
         if d.stream_sizes != list(head["stream_sizes"]):
