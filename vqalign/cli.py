@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import gc
 import importlib
 import os
 import sys
@@ -139,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+#: the console command's first-generation GC threshold (CPython's default is 700)
+GC_YOUNG_THRESHOLD = 10_000
+
+
 def console() -> None:
     """The ``vqalign`` command (and ``python -m vqalign``): :func:`main`, then exit at once.
 
@@ -149,7 +154,13 @@ def console() -> None:
     streams are flushed, then the process ends without the teardown. While another
     Python thread is still alive, or an exception escapes ``main``, the exit is the
     normal one.
+
+    The garbage collector's first generation is collected every 10,000 net allocations
+    instead of every 700: importing the ~750 modules of an alignment allocates objects
+    that all survive, and the frequent young collections (about 200 per short file)
+    cost 5-8 % of the run's CPU.
     """
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     code = main()
     if threading.active_count() == 1:
         try:
