@@ -105,3 +105,40 @@ def test_s3_checksum_checked_once_per_content(fresh, tmp_path, monkeypatch):
     (tmp_path / "bad_means").write_bytes(bytes(raw))
     with pytest.raises(ParameterError, match="bad_means.*checksum mismatch"):
         S.read_gauden(tmp_path / "bad_means")
+
+
+def test_digest_remembered_only_for_an_unchanged_file(fresh, tmp_path, monkeypatch):
+    """A file's digest is read back from the cache while its stat is unchanged (shown by a
+    planted wrong digest coming back), and hashed again once the file changes."""
+    import hashlib
+    import os
+
+    src = tmp_path / "dict.txt"
+    src.write_bytes(b"a b\n")
+    real = hashlib.sha256(b"a b\n").hexdigest()
+    assert C.file_digest(src) == real
+    assert not (fresh / "digests").exists()        # just written: too fresh to remember
+    monkeypatch.setattr(C, "RACY_NS", -1)
+    assert C.file_digest(src) == real
+    (memo,) = (fresh / "digests").iterdir()
+    memo.write_text("f" * 64)
+    assert C.file_digest(src) == "f" * 64          # the remembered digest is what is used
+    src.write_bytes(b"a c d\n")
+    st = src.stat()
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert C.file_digest(src) == hashlib.sha256(b"a c d\n").hexdigest()
+
+
+def test_entries_are_memory_mapped_read_only_and_exact(fresh):
+    value = {"words": np.array([b"ab", b"abc", b"b"]), "offsets": np.arange(4, dtype=np.int64),
+             "f": np.asfortranarray(np.arange(6.0).reshape(2, 3)), "empty": np.zeros((0, 2))}
+    C.cached("m", "k", lambda: value)
+    back = C.cached("m", "k", lambda: pytest.fail("rebuilt a readable entry"))
+    assert sorted(back) == sorted(value)
+    for k, v in value.items():
+        assert back[k].dtype == v.dtype and back[k].shape == v.shape
+        assert np.array_equal(back[k], v)
+    assert not back["offsets"].flags.writeable and back["f"].flags.f_contiguous
+    (entry,) = fresh.glob("m-*.npz")
+    entry.write_bytes(entry.read_bytes()[:-20])    # truncated: rebuilt, not trusted
+    assert C.cached("m", "k", lambda: value)["offsets"].tolist() == [0, 1, 2, 3]

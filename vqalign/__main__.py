@@ -1,7 +1,5 @@
 """``python -m vqalign``: same as the ``vqalign`` command."""
 
-import sys
+from vqalign.cli import console
 
-from vqalign.cli import main
-
-sys.exit(main())
+console()

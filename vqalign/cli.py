@@ -8,8 +8,12 @@ A verb module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import importlib
+import os
 import sys
+import threading
 
 from vqalign import __version__
 from vqalign.exceptions import VQAlignError
@@ -136,5 +140,38 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+#: the console command's first-generation GC threshold (CPython's default is 700)
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def console() -> None:
+    """The ``vqalign`` command (and ``python -m vqalign``): :func:`main`, then exit at once.
+
+    A process that has aligned a file holds some 750 modules and numba's loaded kernels;
+    the interpreter's teardown (module clean-up and its garbage collections) cost
+    0.15-0.4 s, up to a third of a short file's whole run, and does nothing a finished
+    command needs. So once ``main`` has returned, exit handlers run and the output
+    streams are flushed, then the process ends without the teardown. While another
+    Python thread is still alive, or an exception escapes ``main``, the exit is the
+    normal one.
+
+    The garbage collector's first generation is collected every 10,000 net allocations
+    instead of every 700: importing the ~750 modules of an alignment allocates objects
+    that all survive, and the frequent young collections (about 200 per short file)
+    cost 5-8 % of the run's CPU.
+    """
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    code = main()
+    if threading.active_count() == 1:
+        try:
+            atexit._run_exitfuncs()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):   # e.g. a closed pipe: report it the usual way
+            sys.exit(code)
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -10,6 +10,8 @@ import math
 import numpy as np
 from numba import njit
 
+from vqalign._jit import fast_cache_loads
+
 STATUS_OK = 0
 STATUS_BAD_SHAPE = 1
 
@@ -165,3 +167,6 @@ def render(f0c, hop, phase0, open_frac, close_frac, breath, av, ah, af, bp,
         fy1 = fy
         out[i] = x + fy + bp[i] * hp
     return STATUS_OK
+
+
+fast_cache_loads(globals())

@@ -14,6 +14,8 @@ import math
 import numpy as np
 from numba import njit
 
+from vqalign._jit import fast_cache_loads
+
 FLT_EPSILON = np.float32(np.finfo(np.float32).eps)
 
 
@@ -183,3 +185,6 @@ def sphinx_remove_noise(mfspec, power, noise, floor, peak, signal, gain):
                 c += gain[j]
             mfspec[t, i] = mfspec[t, i] * (c / (hi - lo + 1))
     return 0
+
+
+fast_cache_loads(globals())

@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from vqalign._jit import fast_cache_loads
+
 OK = 0
 LOST = 1
 
@@ -214,3 +216,6 @@ def boundary_posteriors(idx, eg, W, job_f0, job_T, job_s0, job_S, job_u0, job_pi
                          start, end, path, M, (job_pin[j] & 1) != 0, (job_pin[j] & 2) != 0,
                          first_of, last_of, job_u0[j], vit_start, vit_end, job_ka[j],
                          job_kb[j], win, kappa, stats)
+
+
+fast_cache_loads(globals())

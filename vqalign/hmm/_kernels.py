@@ -22,6 +22,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from vqalign._jit import fast_cache_loads
+
 OK = 0
 UNDERFLOW = 1      # scaled recursion hit an all-zero frame (try the log method)
 IMPOSSIBLE = 2     # no path has non-zero probability
@@ -1286,3 +1288,6 @@ def rescore_candidates(X, cand, means, inv_var, const, n, idx_out, val_out):
                 diff = X[t, d] - means[k, d]
                 acc += diff * diff * inv_var[k, d]
             _push_top(val_out[t], idx_out[t], const[k] - 0.5 * acc, k)
+
+
+fast_cache_loads(globals())

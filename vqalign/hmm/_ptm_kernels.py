@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from vqalign._jit import fast_cache_loads
+
 OK = 0
 BAD_VALUE = 1
 
@@ -139,3 +141,5 @@ def senone_scores(idx, val, floor, log_w, sen_cb, lo, hi, table, out):
                 out[t, s] += r
     return OK
 
+
+fast_cache_loads(globals())

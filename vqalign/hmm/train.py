@@ -666,7 +666,7 @@ class TiedMixtureHMM:
         status = np.zeros(U, np.int32)
         cells = np.zeros(U, np.int64)
         vbeam = float(self.viterbi_beam if beam is None else beam)
-        K.viterbi_batch(True, _DUMMY_BL, sel.idx, sel.eg, self.weights_, frame_off,
+        K.viterbi_batch(True, _DUMMY_BL32, sel.idx, sel.eg, self.weights_, frame_off,
                         batch.state_off, batch.emit_ids, lt, ls, le, vbeam,
                         path, score, status, cells)
         if np.isfinite(vbeam) and retry_exact:
@@ -684,7 +684,7 @@ class TiedMixtureHMM:
         T = int(frame_off[u + 1]) - f0
         s0 = int(batch.state_off[u])
         S = int(batch.state_off[u + 1]) - s0
-        sc, st = K.chain_viterbi(True, _DUMMY_BL, sel.idx, sel.eg, self.weights_, f0, T, s0, S,
+        sc, st = K.chain_viterbi(True, _DUMMY_BL32, sel.idx, sel.eg, self.weights_, f0, T, s0, S,
                                  batch.emit_ids, lt, ls, le, -np.inf, path, band)
         score[u], status[u], cells[u] = sc, st, band[0]
 
@@ -783,6 +783,10 @@ class TiedMixtureHMM:
 
 
 _DUMMY_BL = np.zeros((1, 1))
+#: the Viterbi kernels' unused emission table in tied mode: float32, the dtype of the
+#: Sphinx model's emissions, so one compiled signature serves both (a second one is one
+#: more cached kernel that every process loads; tied mode never reads it)
+_DUMMY_BL32 = np.zeros((1, 1), np.float32)
 
 
 def _chunks(frame_off, n_chunks):

@@ -29,6 +29,7 @@ is missing, truncated, has a bad checksum or an unexpected layout.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -398,14 +399,17 @@ class LazyDictionary:
     of parsing every line, once per process."""
 
     def __init__(self, path, *, name: str = "dictionary"):
-        import hashlib
-
-        from vqalign.io.cache import cached
+        from vqalign.io.cache import cached, file_digest
 
         self.path = Path(path)
         self.name = name
         self._data = _read_bytes(self.path)
-        key = f"sphinx-dict-v{DICTIONARY_INDEX_VERSION}-{hashlib.sha256(self._data).hexdigest()}"
+        # the file's digest (remembered per unchanged file), the SHA-256 of these bytes
+        try:
+            digest = file_digest(self.path)
+        except OSError:
+            digest = hashlib.sha256(self._data).hexdigest()
+        key = f"sphinx-dict-v{DICTIONARY_INDEX_VERSION}-{digest}"
         ix = cached("sphinx-dict", key, lambda: _dictionary_index(self._data))
         if ix["words"].size == 0:
             raise _err(self.path, f"{name} holds no entries")

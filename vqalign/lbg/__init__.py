@@ -16,14 +16,27 @@ memmap or a feature store (any object with ``.X`` and ``.settings``).
 the process resident in all of it (the feature store and the streamed EM use them).
 """
 
+from __future__ import annotations
+
+from vqalign._lazy import lazy_exports
 from vqalign.lbg._data import release_pages, take_rows
 from vqalign.lbg.lbg import lbg
 from vqalign.lbg.lloyd import lloyd, random_codebook
-from vqalign.lbg.load import load_codebook
-from vqalign.lbg.metrics import decode, encode, mse, usage
 from vqalign.lbg.minibatch import minibatch_lloyd
-from vqalign.lbg.quantizer import VectorQuantizer
-from vqalign.lbg.rvq import ResidualVQ
+
+# loaded on first use: the aligner's codebooks need lbg() alone
+_LAZY = {
+    "load_codebook": "vqalign.lbg.load",
+    "decode": "vqalign.lbg.metrics",
+    "encode": "vqalign.lbg.metrics",
+    "mse": "vqalign.lbg.metrics",
+    "usage": "vqalign.lbg.metrics",
+    "VectorQuantizer": "vqalign.lbg.quantizer",
+    "ResidualVQ": "vqalign.lbg.rvq",
+}
 
 __all__ = ["random_codebook", "lloyd", "minibatch_lloyd", "lbg", "encode", "decode", "mse",
            "usage", "VectorQuantizer", "ResidualVQ", "load_codebook", "take_rows", "release_pages"]
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

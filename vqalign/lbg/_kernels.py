@@ -16,6 +16,8 @@ import os
 import numpy as np
 from numba import njit, prange
 
+from vqalign._jit import fast_cache_loads
+
 # Numba's OpenMP workers spin after each parallel kernel by default; between the
 # many short kernels of a training loop they then compete with the Python thread
 # for the cores (on a loaded 2-core machine a 0.2 ms pass took 40 ms). Sleep
@@ -454,7 +456,12 @@ def _assign_bounded(X, shift, CT, S, cnorm, labels, mind, upper, lower, drift, j
             if i >= stop:
                 break
         searched[t] = nfull
-    return searched.sum()
+    # summed here, not with searched.sum(): numba's array reductions live in a module
+    # whose import (with scipy.linalg's) a cached kernel that uses them pays at load
+    total = 0
+    for u in range(T):
+        total += searched[u]
+    return total
 
 
 def _code_neighbours(CT, S, cnorm, nbr, rad):
@@ -743,3 +750,6 @@ def cluster_covariances(V, order, starts, counts, norm, cov):
                 v = acc[d1, d2] / norm[k] + f * mean[d1] * mean[d2]
                 cov[k, d1, d2] = v
                 cov[k, d2, d1] = v
+
+
+fast_cache_loads(globals())
