@@ -1,8 +1,9 @@
 """Mel-frequency cepstral coefficients in two conventions (librosa and Kaldi).
 
 The pipeline runs over blocks of a few hundred frames so that every block stays
-in a core's cache: a numba kernel cuts and windows the frames, scipy's pocketfft
-takes their real FFTs, one fused kernel squares them and sums the power straight
+in a core's cache: a numba kernel cuts and windows the frames, numpy's pocketfft
+(``numpy.fft``, float32 since numpy 2; scipy.fft's import alone cost 0.16 s of a
+one-file alignment's 0.97 s start-up) takes their real FFTs, one fused kernel squares them and sums the power straight
 into the mel bands using only each band's nonzero span of the filterbank (SIMD
 across the frames of the block) with the floor, and numpy's vectorized ``np.log``
 takes the log; the cepstra are then one small matrix product. Blocks are shared
@@ -20,7 +21,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
-import scipy.fft
 
 from vqalign._threads import one_blas_thread
 from vqalign._validation import check_audio, check_positive_int, check_sample_rate
@@ -226,7 +226,7 @@ def _run_blocks(n_frames: int, n_fft: int, frame_fn, bank: _SparseBank, floor, n
             view = buf[:nb]
             frame_fn(t0, view)
             # bins x frames: the fused kernel then runs over frames (contiguous, SIMD)
-            spec = np.ascontiguousarray(scipy.fft.rfft(view.T, axis=0, workers=1))
+            spec = np.ascontiguousarray(np.fft.rfft(view.T, axis=0))
             rows = out[t0:t0 + nb]
             K.mel_power(spec.view(np.float32), bank.bin_lo, bank.bin_hi, bank.band_lo,
                         bank.band_off, bank.weights, floor, power_t, acc, rows)

@@ -34,7 +34,6 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
-import scipy.fft
 
 from vqalign._validation import check_audio, check_sample_rate
 from vqalign.exceptions import ParameterError
@@ -352,7 +351,7 @@ def mfcc_sphinx(y, sr=FEATURE_SR, *, params=None, n_threads=None) -> np.ndarray:
     if fe.remove_dc:
         frames -= frames.mean(axis=1, keepdims=True)
     frames *= _hamming(size)
-    spec = scipy.fft.rfft(frames, n=nfft, axis=1)
+    spec = np.fft.rfft(frames, n=nfft, axis=1)
     power = spec.real ** 2 + spec.imag ** 2
     W = sphinx_filterbank(fe.samprate, nfft, fe.nfilt, fe.lowerf, fe.upperf,
                           fe.round_filters, fe.unit_area)
