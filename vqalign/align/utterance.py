@@ -318,8 +318,9 @@ def prepare(y, sr, text, *, unit, hop_s, dither, trim_silence=True, oov="g2p", n
 
     Parameters
     ----------
-    y : ndarray, shape (n_samples,)
-        Mono audio.
+    y : ndarray, shape (n_samples,), or vqalign.align.longfile.LongFile
+        Mono audio, or a long audio file to read block by block (its
+        ``prepare_utterance``: :func:`vqalign.align.longfile.prepare_file`).
     sr : int
         Its sample rate.
     text : str or None
@@ -351,6 +352,10 @@ def prepare(y, sr, text, *, unit, hop_s, dither, trim_silence=True, oov="g2p", n
     -------
     Utterance
     """
+    if hasattr(y, "prepare_utterance"):  # a long file, read block by block
+        return y.prepare_utterance(text, unit=unit, hop_s=hop_s, dither=dither, oov=oov,
+                                   name=name, lexicon=lexicon, tokens=tokens,
+                                   work_folder=work_folder)
     sr = check_sample_rate(sr)
     y = check_audio(y, sr, allow_silent=True, name=f"audio {name}" if name else "audio")
     warn = []

@@ -186,11 +186,16 @@ def resume_root() -> Path | None:
     return Path(base) / "vqalign" / "long"
 
 
-def recording_key(y16: np.ndarray | None, X: np.ndarray, units, settings: dict) -> str:
-    """Digest of a recording's audio (or features), units and settings."""
+def recording_key(y16: np.ndarray | None, X: np.ndarray | None, units, settings: dict,
+                  source: str | None = None) -> str:
+    """Digest of a recording's audio (or features, or ``source``: a digest of the file it
+    is read from), units and settings."""
     h = hashlib.blake2b(digest_size=16)
-    data = y16 if y16 is not None else X
-    h.update(np.ascontiguousarray(data).tobytes())
+    if source is not None:
+        h.update(f"file:{source}".encode())
+    else:
+        data = y16 if y16 is not None else X
+        h.update(np.ascontiguousarray(data).reshape(-1).view(np.uint8))  # no copy
     h.update(json.dumps([[list(w) for w in units], settings, RESUME_VERSION],
                         sort_keys=True, default=str).encode())
     return h.hexdigest()
@@ -242,13 +247,23 @@ class WorkFolder:
             shutil.rmtree(self.path, ignore_errors=True)
 
 
-def work_folder(estimator, y16, units, X=None) -> WorkFolder:
+def work_folder(estimator, y16, units, X=None, source=None) -> WorkFolder:
     """The WorkFolder of a recording (``resume_root()`` / its key): ``estimator``'s public
     parameters and settings (``vars``, without private names and ``n_jobs``) are part of
-    the key."""
+    the key; ``source``: the digest of the file the recording is read from
+    (:func:`file_digest`), in place of its samples."""
     settings = {k: repr(v) for k, v in vars(estimator).items()
                 if not k.startswith("_") and k not in ("n_jobs", "model_", "history_")}
-    return WorkFolder(resume_root(), recording_key(y16, X, units, settings))
+    return WorkFolder(resume_root(), recording_key(y16, X, units, settings, source))
+
+
+def file_digest(path, chunk: int = 1 << 23) -> str:
+    """blake2b digest (hex) of a file's bytes, read in chunks of ``chunk`` bytes."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 def window_trainer(estimator, quantile: float):
