@@ -480,48 +480,25 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
     t0 = time.perf_counter()
     kept = shortened_frames(speech, T, hop_s)
     n_units = sum(len(w) for w in units)
-    factor = COARSE if kept.size // COARSE >= 2 * n_units + 2 else 1
-    idx = kept[::factor]
-    diag = corridor_fraction(idx.size * factor, n_units, hop_s)
-    pc = replace(p, X=np.ascontiguousarray(p.X[idx]), energy=p.energy[idx], y16=None)
-    progress("anchor", None, f"{T * hop_s / 60:.1f} min, pauses shortened to "
-             f"{kept.size * hop_s / 60:.1f} min, {factor * hop_s * 1000:.0f} ms hop, corridor "
-             f"+-{ANCHOR_CORRIDOR_S:.0f} s")
-
-    def refit_anchor(model, history, on_step):
-        model.fit([(pc.X, units)], names=[p.name or "0"],
-                  selection=select(model, pc.X, False), on_step=on_step, resume=history)
-
-    # the corridor is doubled while the anchor's path comes near its edge (a recording
-    # whose speech rate wanders further from its mean than ANCHOR_CORRIDOR_S)
-    corridor = ANCHOR_CORRIDOR_S
-    while True:
-        diag = corridor_fraction(idx.size * factor, n_units, hop_s, corridor)
-        name = "anchor" if corridor == ANCHOR_CORRIDOR_S else f"anchor-{corridor:g}s"
-        anchor, n = _resumable_fit(
-            work, name, lambda on, d=diag: train([pc], d, on, factor > 1), refit_anchor, "")
-        note(n)
-        stage(name, t0, f"{len(anchor.history_['log_likelihood'])} EM steps")
-        t0 = time.perf_counter()
-        path_c, batch_c, _, cells_c = decode(anchor, select(anchor, pc.X, False), pc.X,
-                                             factor > 1)
-        stray = stray_seconds(path_c, factor * hop_s)
-        if stray <= CORRIDOR_EDGE * corridor or diag >= 1.0:
-            break
-        progress(name, None, f"its path strays {stray:.0f} s from the diagonal: the "
-                 f"corridor is widened to +-{2 * corridor:.0f} s")
-        corridor *= 2
-        t0 = time.perf_counter()
-    wc = batch_c.unit_index[path_c]
-    word_of_unit = np.array([w for w, _ in batch_c.units[0]], np.int64)
-    wc = np.where(wc >= 0, word_of_unit[np.maximum(wc, 0)], -1)
-    wo = np.full(T, -1, np.int64)
-    for o in range(factor):
-        wo[np.minimum(idx + o, T - 1)] = wc
-    wins = cut_windows(wo, n_words, int(round(WINDOW_S / hop_s)))
-    anchor = pc = None
-    stage("anchor path", t0, f"{len(wins)} windows of about {WINDOW_S:.0f} s; the path "
-          f"strays up to {stray:.0f} s from the diagonal")
+    got = work.load("anchor-path")  # a resumed run needs only the anchor's windows
+    if got is not None:
+        wins, stray, corridor = got["windows"], got["stray"], got["corridor"]
+        resumed.append("anchor path")
+        stage("anchor path", t0, f"{len(wins)} windows, kept from the run before")
+    else:
+        factor = COARSE if kept.size // COARSE >= 2 * n_units + 2 else 1
+        idx = kept[::factor]
+        pc = replace(p, X=np.ascontiguousarray(p.X[idx]), energy=p.energy[idx], y16=None)
+        progress("anchor", None, f"{T * hop_s / 60:.1f} min, pauses shortened to "
+                 f"{kept.size * hop_s / 60:.1f} min, {factor * hop_s * 1000:.0f} ms hop, "
+                 f"corridor +-{ANCHOR_CORRIDOR_S:.0f} s")
+        # the corridor is doubled while the anchor's path comes near its edge (a recording
+        # whose speech rate wanders further from its mean than ANCHOR_CORRIDOR_S)
+        wins, stray, corridor = _anchor_windows(
+            work, pc, idx, factor, n_units, n_words, T, hop_s, units, p.name, train, select,
+            decode, progress, stage, note, t0)
+        work.save("anchor-path", {"windows": wins, "stray": stray, "corridor": corridor})
+        pc = None
 
     # 3. flat start and EM of the full model on all windows at once
     t0 = time.perf_counter()
@@ -534,8 +511,8 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
     names = [it.name for it in items]
 
     def refit_windows(model, history, on_step):
-        X = np.concatenate([d[0] for d in data])
-        model.fit(data, names=names, selection=select(model, X, False), on_step=on_step,
+        # the windows cover every frame in order: their frames end to end are p.X (no copy)
+        model.fit(data, names=names, selection=select(model, p.X, False), on_step=on_step,
                   resume=history)
 
     model, n = _resumable_fit(work, "windows", lambda on: train(items, 0.0, on, False),
@@ -546,11 +523,21 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
           f"{len(getattr(model, 'failures_', []) or [])} without a path")
 
 
-    # 4. its path over every frame
+    # 4. its path over every frame (kept for a run resumed inside the re-training; not
+    # needed once the first round is done)
     t0 = time.perf_counter()
-    sel = select(model, p.X, False)
-    path, batch, beam, cells = decode(model, sel, p.X, False)
-    stage("path", t0, f"{cells / max(T, 1):.0f} states per frame")
+    got = work.load("path") if rounds else None
+    if got is not None:
+        path, batch, beam, cells = got["path"], got["batch"], got["beam"], got["cells"]
+        resumed.append("path")
+    elif rounds and work.load("windows-em-0") is not None:
+        path = batch = None
+    else:
+        sel = select(model, p.X, False)
+        path, batch, beam, cells = decode(model, sel, p.X, False)
+        stage("path", t0, f"{cells / max(T, 1):.0f} states per frame")
+        if rounds:
+            work.save("path", {"path": path, "batch": batch, "beam": beam, "cells": cells})
 
     # 5. re-training rounds (Gaussians too) on windows of that path, and decoding
     n_windows = len(wins)
@@ -593,6 +580,46 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
     return LongResult(model, history, sel, path, batch, beam, cells, done_rounds, n_windows,
                       stages, resumed, kept.size / max(T, 1), corridor, stray)
 
+
+
+def _anchor_windows(work, pc, idx, factor, n_units, n_words, T, hop_s, units, name0, train,
+                    select, decode, progress, stage, note, t0):
+    """The anchor stage: its resumable fit (the corridor doubled while its path strays
+    near the edge), its path and the windows cut in that path's pauses; (windows, stray
+    seconds, corridor seconds)."""
+
+    def refit_anchor(model, history, on_step):
+        model.fit([(pc.X, units)], names=[name0 or "0"],
+                  selection=select(model, pc.X, False), on_step=on_step, resume=history)
+
+    corridor = ANCHOR_CORRIDOR_S
+    while True:
+        diag = corridor_fraction(idx.size * factor, n_units, hop_s, corridor)
+        name = "anchor" if corridor == ANCHOR_CORRIDOR_S else f"anchor-{corridor:g}s"
+        anchor, n = _resumable_fit(
+            work, name, lambda on, d=diag: train([pc], d, on, factor > 1), refit_anchor, "")
+        note(n)
+        stage(name, t0, f"{len(anchor.history_['log_likelihood'])} EM steps")
+        t0 = time.perf_counter()
+        path_c, batch_c, _, cells_c = decode(anchor, select(anchor, pc.X, False), pc.X,
+                                             factor > 1)
+        stray = stray_seconds(path_c, factor * hop_s)
+        if stray <= CORRIDOR_EDGE * corridor or diag >= 1.0:
+            break
+        progress(name, None, f"its path strays {stray:.0f} s from the diagonal: the "
+                 f"corridor is widened to +-{2 * corridor:.0f} s")
+        corridor *= 2
+        t0 = time.perf_counter()
+    wc = batch_c.unit_index[path_c]
+    word_of_unit = np.array([w for w, _ in batch_c.units[0]], np.int64)
+    wc = np.where(wc >= 0, word_of_unit[np.maximum(wc, 0)], -1)
+    wo = np.full(T, -1, np.int64)
+    for o in range(factor):
+        wo[np.minimum(idx + o, T - 1)] = wc
+    wins = cut_windows(wo, n_words, int(round(WINDOW_S / hop_s)))
+    stage("anchor path", t0, f"{len(wins)} windows of about {WINDOW_S:.0f} s; the path "
+          f"strays up to {stray:.0f} s from the diagonal")
+    return wins, stray, corridor
 
 def _selection_after(model, X, sel0, history):
     """The Gaussian selection an uninterrupted window EM held after the steps of
