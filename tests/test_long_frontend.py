@@ -192,3 +192,12 @@ def test_a_recording_over_the_memory_budget_is_refused_with_its_longest_length(t
     assert "recordings of up to 5 min fit it" in run.stderr
     assert "VQALIGN_MEMORY_MB" in run.stderr
     assert not (tmp_path / "o.json").exists()
+
+
+def test_samples_given_as_an_array_are_budgeted_at_their_own_rate():
+    budget = W.MEMORY_BASE_MB + 100 * W.MEMORY_MB_PER_MIN          # 100 min from a file
+    W.memory_check(100 * 60.0, budget_mb=budget)
+    longest = 100 * W.MEMORY_MB_PER_MIN / W.MEMORY_MB_PER_MIN_ARRAY
+    assert longest < 100
+    with pytest.raises(ParameterError, match=rf"up to {longest:.0f} min fit"):
+        W.memory_check(100 * 60.0, budget_mb=budget, per_min=W.MEMORY_MB_PER_MIN_ARRAY)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from vqalign._validation import check_audio, check_sample_rate
-from vqalign.align.windows import memory_check
+from vqalign.align.windows import MEMORY_MB_PER_MIN_ARRAY, memory_check
 from vqalign.exceptions import ParameterError, VQAlignError
 from vqalign.features.frontend import (
     FEATURE_SR,
@@ -370,7 +370,7 @@ def prepare(y, sr, text, *, unit, hop_s, dither, trim_silence=True, oov="g2p", n
             f"(peak amplitude {peak:.1e}); there is no speech to align — check the file "
             "or its gain")
     if y.size / sr > LONG_AUDIO_S:  # refuse before the memory runs out
-        memory_check(y.size / sr)
+        memory_check(y.size / sr, per_min=MEMORY_MB_PER_MIN_ARRAY)
     if tokens is None:
         tokens = tokenize(text, unit, lexicon, oov)
     msg = oov_warning(tokens)

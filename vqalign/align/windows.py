@@ -61,10 +61,17 @@ VAD_HOP_S = 0.010
 RESUME_VERSION = 1
 #: peak resident memory of ``vqalign align`` on a long self-trained recording: about
 #: MEMORY_BASE_MB plus MEMORY_MB_PER_MIN per minute of audio. Measured with ``vqalign bench
-#: long`` (devdata synth, the child's own ru_maxrss): 730 MB at 35 min, 1764 MB at 180 min
-#: (the front end's whole-signal arrays: the samples, log-mel, deltas); rounded up
-MEMORY_MB_PER_MIN = 7.5
+#: long`` (devdata synth, the child's own ru_maxrss; the file read block by block,
+#: vqalign.features.blockwise): 456 MB at 35 min, 1248 MB at 180 min, i.e. about 270 MB
+#: plus 5.5 MB per minute (the features, the Gaussian selections, the alignment's
+#: output); the base is rounded up to cover a first run that compiles the numba kernels
+#: (a 7-minute file peaked at 645 MB then)
+MEMORY_MB_PER_MIN = 5.5
 MEMORY_BASE_MB = 450.0
+#: the same for samples given as an array (the whole-signal front end, its dithered copy
+#: and log-mel; measured before the file was read block by block: 1764 MB at 180 min
+#: with the samples themselves)
+MEMORY_MB_PER_MIN_ARRAY = 7.5
 #: share of the memory the system reports available that a recording may plan to use
 MEMORY_SHARE = 0.9
 
@@ -151,11 +158,14 @@ def available_mb() -> float | None:
     return None
 
 
-def memory_check(duration_s: float, budget_mb: float | None = None) -> None:
+def memory_check(duration_s: float, budget_mb: float | None = None, *,
+                 per_min: float | None = None) -> None:
     """Raise a ParameterError when a recording of ``duration_s`` seconds would need more
-    memory (``MEMORY_BASE_MB + MEMORY_MB_PER_MIN`` per minute) than ``budget_mb``: by
-    default env VQALIGN_MEMORY_MB, else ``MEMORY_SHARE`` of the memory available now (no
-    check when neither is known). The message names the longest recording that fits."""
+    memory (``MEMORY_BASE_MB + per_min`` MB per minute, by default
+    ``MEMORY_MB_PER_MIN``) than ``budget_mb``: by default env VQALIGN_MEMORY_MB, else
+    ``MEMORY_SHARE`` of the memory available now (no check when neither is known). The
+    message names the longest recording that fits."""
+    per_min = MEMORY_MB_PER_MIN if per_min is None else float(per_min)
     if budget_mb is None:
         env = os.environ.get("VQALIGN_MEMORY_MB")
         if env:
@@ -165,9 +175,9 @@ def memory_check(duration_s: float, budget_mb: float | None = None) -> None:
             if avail is None:
                 return
             budget_mb = MEMORY_SHARE * avail
-    need = MEMORY_BASE_MB + MEMORY_MB_PER_MIN * duration_s / 60.0
+    need = MEMORY_BASE_MB + per_min * duration_s / 60.0
     if need > budget_mb:
-        longest = max(0.0, (budget_mb - MEMORY_BASE_MB) / MEMORY_MB_PER_MIN)
+        longest = max(0.0, (budget_mb - MEMORY_BASE_MB) / per_min)
         raise ParameterError(
             f"the recording lasts {duration_s / 60:.1f} min and would need about "
             f"{need:.0f} MB, more than the memory budget of {budget_mb:.0f} MB; recordings "

@@ -115,12 +115,20 @@ def _peak_mb(stderr_text):
     return float("nan")
 
 
-#: the child aligns, then prints its own peak RSS (ru_maxrss of the process itself)
+#: the child aligns, then prints its own peak RSS: VmHWM of its memory map (Linux), else
+#: ru_maxrss. Not ru_maxrss first: Linux carries the parent's high-water mark into a child
+#: across exec, so a bench process holding a 3-hour recording (over 1.5 GB) would be
+#: reported as the child's peak
 _CHILD = ("import resource, sys\n"
           "from vqalign.cli import main\n"
           "rc = main(sys.argv[1:])\n"
-          "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
-          " file=sys.stderr)\n"
+          "kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+          "try:\n"
+          "    with open('/proc/self/status') as fh:\n"
+          "        kb = next(int(x.split()[1]) for x in fh if x.startswith('VmHWM:'))\n"
+          "except (OSError, StopIteration):\n"
+          "    pass\n"
+          "print('PEAK_RSS_KB', kb, file=sys.stderr)\n"
           "sys.exit(rc)\n")
 
 
