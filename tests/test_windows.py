@@ -242,7 +242,8 @@ def test_interrupted_long_alignment_resumes_to_the_same_words(tmp_path, monkeypa
     assert [(w.start, w.end) for w in ref.tiers["words"]] == \
         [(w.start, w.end) for w in first.tiers["words"]]
     assert {f.name for f in next(tmp_path.iterdir()).iterdir()} >= {
-        "features.pkl", "anchor.pkl", "windows.pkl", "windows-em-0.pkl"}
+        "features.pkl", "anchor.pkl", "anchor-path.pkl", "windows.pkl", "path.pkl",
+        "windows-em-0.pkl"}
     long = ref.diagnostics["long_audio"]
     assert long["resumed"] == [] and long["windows"] >= 3
     assert set(long["stages_s"]) >= {"anchor", "windows", "decode"}
@@ -255,7 +256,8 @@ def test_interrupted_long_alignment_resumes_to_the_same_words(tmp_path, monkeypa
         (folder / f"{name}.pkl").unlink()
     again = Aligner(unit="phones").align(y, text, sr=sr)
     resumed = again.diagnostics["long_audio"]["resumed"]
-    assert resumed[0] == "anchor" and any("windows from EM step" in r for r in resumed)
+    # the anchor's windows are kept whole: the resumed run does not refit or decode it
+    assert resumed[0] == "anchor path" and any("windows from EM step" in r for r in resumed)
     assert any("windows-em-0 from EM step" in r for r in resumed)
     assert [(w.start, w.end, w.label) for w in again.tiers["words"]] == \
         [(w.start, w.end, w.label) for w in ref.tiers["words"]]

@@ -18,7 +18,6 @@ import warnings
 from pathlib import Path
 
 from vqalign.exceptions import ParameterError
-from vqalign.features.frontend import FEATURE_SR
 
 
 def add_arguments(parser) -> None:
@@ -143,7 +142,6 @@ def make_aligner(args):
 def run(args) -> int:
     from vqalign.align.alignment import _format_of, add_quality_warnings
     from vqalign.align.lexicon import Lexicon
-    from vqalign.io.audio import load_audio
 
     if args.out_dir is not None:
         return _run_many(args)
@@ -160,7 +158,8 @@ def run(args) -> int:
     text, source = resolve_transcript(args.transcript)
     unit = args.unit
     report_oov(text, unit=unit, lexicon=args.lexicon, oov=args.oov)
-    y, sr = load_audio(args.audio, FEATURE_SR)
+    from vqalign.align.longfile import open_audio  # a long file is read block by block
+    y, sr = open_audio(args.audio)
     aligner = make_aligner(args)
     with warnings.catch_warnings():
         # OOV words were reported above; the aligner's own tokenization would repeat them

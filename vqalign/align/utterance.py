@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from vqalign._validation import check_audio, check_sample_rate
-from vqalign.align.windows import memory_check
+from vqalign.align.windows import MEMORY_MB_PER_MIN_ARRAY, memory_check
 from vqalign.exceptions import ParameterError, VQAlignError
 from vqalign.features.frontend import (
     FEATURE_SR,
@@ -360,8 +360,9 @@ def prepare(y, sr, text, *, unit, hop_s, dither, trim_silence=True, oov="g2p", n
 
     Parameters
     ----------
-    y : ndarray, shape (n_samples,)
-        Mono audio.
+    y : ndarray, shape (n_samples,), or vqalign.align.longfile.LongFile
+        Mono audio, or a long audio file to read block by block (its
+        ``prepare_utterance``: :func:`vqalign.align.longfile.prepare_file`).
     sr : int
         Its sample rate.
     text : str or None
@@ -393,6 +394,10 @@ def prepare(y, sr, text, *, unit, hop_s, dither, trim_silence=True, oov="g2p", n
     -------
     Utterance
     """
+    if hasattr(y, "prepare_utterance"):  # a long file, read block by block
+        return y.prepare_utterance(text, unit=unit, hop_s=hop_s, dither=dither, oov=oov,
+                                   name=name, lexicon=lexicon, tokens=tokens,
+                                   work_folder=work_folder)
     sr = check_sample_rate(sr)
     y = check_audio(y, sr, allow_silent=True, name=f"audio {name}" if name else "audio")
     warn = []
@@ -407,7 +412,7 @@ def prepare(y, sr, text, *, unit, hop_s, dither, trim_silence=True, oov="g2p", n
             f"(peak amplitude {peak:.1e}); there is no speech to align — check the file "
             "or its gain")
     if y.size / sr > LONG_AUDIO_S:  # refuse before the memory runs out
-        memory_check(y.size / sr)
+        memory_check(y.size / sr, per_min=MEMORY_MB_PER_MIN_ARRAY)
     if tokens is None:
         tokens = tokenize(text, unit, lexicon, oov)
     msg = oov_warning(tokens)

@@ -61,10 +61,17 @@ VAD_HOP_S = 0.010
 RESUME_VERSION = 1
 #: peak resident memory of ``vqalign align`` on a long self-trained recording: about
 #: MEMORY_BASE_MB plus MEMORY_MB_PER_MIN per minute of audio. Measured with ``vqalign bench
-#: long`` (devdata synth, the child's own ru_maxrss): 730 MB at 35 min, 1764 MB at 180 min
-#: (the front end's whole-signal arrays: the samples, log-mel, deltas); rounded up
-MEMORY_MB_PER_MIN = 7.5
+#: long`` (devdata synth, the child's own ru_maxrss; the file read block by block,
+#: vqalign.features.blockwise): 456 MB at 35 min, 1248 MB at 180 min, i.e. about 270 MB
+#: plus 5.5 MB per minute (the features, the Gaussian selections, the alignment's
+#: output); the base is rounded up to cover a first run that compiles the numba kernels
+#: (a 7-minute file peaked at 645 MB then)
+MEMORY_MB_PER_MIN = 5.5
 MEMORY_BASE_MB = 450.0
+#: the same for samples given as an array (the whole-signal front end, its dithered copy
+#: and log-mel; measured before the file was read block by block: 1764 MB at 180 min
+#: with the samples themselves)
+MEMORY_MB_PER_MIN_ARRAY = 7.5
 #: share of the memory the system reports available that a recording may plan to use
 MEMORY_SHARE = 0.9
 
@@ -151,11 +158,14 @@ def available_mb() -> float | None:
     return None
 
 
-def memory_check(duration_s: float, budget_mb: float | None = None) -> None:
+def memory_check(duration_s: float, budget_mb: float | None = None, *,
+                 per_min: float | None = None) -> None:
     """Raise a ParameterError when a recording of ``duration_s`` seconds would need more
-    memory (``MEMORY_BASE_MB + MEMORY_MB_PER_MIN`` per minute) than ``budget_mb``: by
-    default env VQALIGN_MEMORY_MB, else ``MEMORY_SHARE`` of the memory available now (no
-    check when neither is known). The message names the longest recording that fits."""
+    memory (``MEMORY_BASE_MB + per_min`` MB per minute, by default
+    ``MEMORY_MB_PER_MIN``) than ``budget_mb``: by default env VQALIGN_MEMORY_MB, else
+    ``MEMORY_SHARE`` of the memory available now (no check when neither is known). The
+    message names the longest recording that fits."""
+    per_min = MEMORY_MB_PER_MIN if per_min is None else float(per_min)
     if budget_mb is None:
         env = os.environ.get("VQALIGN_MEMORY_MB")
         if env:
@@ -165,9 +175,9 @@ def memory_check(duration_s: float, budget_mb: float | None = None) -> None:
             if avail is None:
                 return
             budget_mb = MEMORY_SHARE * avail
-    need = MEMORY_BASE_MB + MEMORY_MB_PER_MIN * duration_s / 60.0
+    need = MEMORY_BASE_MB + per_min * duration_s / 60.0
     if need > budget_mb:
-        longest = max(0.0, (budget_mb - MEMORY_BASE_MB) / MEMORY_MB_PER_MIN)
+        longest = max(0.0, (budget_mb - MEMORY_BASE_MB) / per_min)
         raise ParameterError(
             f"the recording lasts {duration_s / 60:.1f} min and would need about "
             f"{need:.0f} MB, more than the memory budget of {budget_mb:.0f} MB; recordings "
@@ -186,11 +196,16 @@ def resume_root() -> Path | None:
     return Path(base) / "vqalign" / "long"
 
 
-def recording_key(y16: np.ndarray | None, X: np.ndarray, units, settings: dict) -> str:
-    """Digest of a recording's audio (or features), units and settings."""
+def recording_key(y16: np.ndarray | None, X: np.ndarray | None, units, settings: dict,
+                  source: str | None = None) -> str:
+    """Digest of a recording's audio (or features, or ``source``: a digest of the file it
+    is read from), units and settings."""
     h = hashlib.blake2b(digest_size=16)
-    data = y16 if y16 is not None else X
-    h.update(np.ascontiguousarray(data).tobytes())
+    if source is not None:
+        h.update(f"file:{source}".encode())
+    else:
+        data = y16 if y16 is not None else X
+        h.update(np.ascontiguousarray(data).reshape(-1).view(np.uint8))  # no copy
     h.update(json.dumps([[list(w) for w in units], settings, RESUME_VERSION],
                         sort_keys=True, default=str).encode())
     return h.hexdigest()
@@ -242,13 +257,23 @@ class WorkFolder:
             shutil.rmtree(self.path, ignore_errors=True)
 
 
-def work_folder(estimator, y16, units, X=None) -> WorkFolder:
+def work_folder(estimator, y16, units, X=None, source=None) -> WorkFolder:
     """The WorkFolder of a recording (``resume_root()`` / its key): ``estimator``'s public
     parameters and settings (``vars``, without private names and ``n_jobs``) are part of
-    the key."""
+    the key; ``source``: the digest of the file the recording is read from
+    (:func:`file_digest`), in place of its samples."""
     settings = {k: repr(v) for k, v in vars(estimator).items()
                 if not k.startswith("_") and k not in ("n_jobs", "model_", "history_")}
-    return WorkFolder(resume_root(), recording_key(y16, X, units, settings))
+    return WorkFolder(resume_root(), recording_key(y16, X, units, settings, source))
+
+
+def file_digest(path, chunk: int = 1 << 23) -> str:
+    """blake2b digest (hex) of a file's bytes, read in chunks of ``chunk`` bytes."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 def window_trainer(estimator, quantile: float):
@@ -465,48 +490,25 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
     t0 = time.perf_counter()
     kept = shortened_frames(speech, T, hop_s)
     n_units = sum(len(w) for w in units)
-    factor = COARSE if kept.size // COARSE >= 2 * n_units + 2 else 1
-    idx = kept[::factor]
-    diag = corridor_fraction(idx.size * factor, n_units, hop_s)
-    pc = replace(p, X=np.ascontiguousarray(p.X[idx]), energy=p.energy[idx], y16=None)
-    progress("anchor", None, f"{T * hop_s / 60:.1f} min, pauses shortened to "
-             f"{kept.size * hop_s / 60:.1f} min, {factor * hop_s * 1000:.0f} ms hop, corridor "
-             f"+-{ANCHOR_CORRIDOR_S:.0f} s")
-
-    def refit_anchor(model, history, on_step):
-        model.fit([(pc.X, units)], names=[p.name or "0"],
-                  selection=select(model, pc.X, False), on_step=on_step, resume=history)
-
-    # the corridor is doubled while the anchor's path comes near its edge (a recording
-    # whose speech rate wanders further from its mean than ANCHOR_CORRIDOR_S)
-    corridor = ANCHOR_CORRIDOR_S
-    while True:
-        diag = corridor_fraction(idx.size * factor, n_units, hop_s, corridor)
-        name = "anchor" if corridor == ANCHOR_CORRIDOR_S else f"anchor-{corridor:g}s"
-        anchor, n = _resumable_fit(
-            work, name, lambda on, d=diag: train([pc], d, on, factor > 1), refit_anchor, "")
-        note(n)
-        stage(name, t0, f"{len(anchor.history_['log_likelihood'])} EM steps")
-        t0 = time.perf_counter()
-        path_c, batch_c, _, cells_c = decode(anchor, select(anchor, pc.X, False), pc.X,
-                                             factor > 1)
-        stray = stray_seconds(path_c, factor * hop_s)
-        if stray <= CORRIDOR_EDGE * corridor or diag >= 1.0:
-            break
-        progress(name, None, f"its path strays {stray:.0f} s from the diagonal: the "
-                 f"corridor is widened to +-{2 * corridor:.0f} s")
-        corridor *= 2
-        t0 = time.perf_counter()
-    wc = batch_c.unit_index[path_c]
-    word_of_unit = np.array([w for w, _ in batch_c.units[0]], np.int64)
-    wc = np.where(wc >= 0, word_of_unit[np.maximum(wc, 0)], -1)
-    wo = np.full(T, -1, np.int64)
-    for o in range(factor):
-        wo[np.minimum(idx + o, T - 1)] = wc
-    wins = cut_windows(wo, n_words, int(round(WINDOW_S / hop_s)))
-    anchor = pc = None
-    stage("anchor path", t0, f"{len(wins)} windows of about {WINDOW_S:.0f} s; the path "
-          f"strays up to {stray:.0f} s from the diagonal")
+    got = work.load("anchor-path")  # a resumed run needs only the anchor's windows
+    if got is not None:
+        wins, stray, corridor = got["windows"], got["stray"], got["corridor"]
+        resumed.append("anchor path")
+        stage("anchor path", t0, f"{len(wins)} windows, kept from the run before")
+    else:
+        factor = COARSE if kept.size // COARSE >= 2 * n_units + 2 else 1
+        idx = kept[::factor]
+        pc = replace(p, X=np.ascontiguousarray(p.X[idx]), energy=p.energy[idx], y16=None)
+        progress("anchor", None, f"{T * hop_s / 60:.1f} min, pauses shortened to "
+                 f"{kept.size * hop_s / 60:.1f} min, {factor * hop_s * 1000:.0f} ms hop, "
+                 f"corridor +-{ANCHOR_CORRIDOR_S:.0f} s")
+        # the corridor is doubled while the anchor's path comes near its edge (a recording
+        # whose speech rate wanders further from its mean than ANCHOR_CORRIDOR_S)
+        wins, stray, corridor = _anchor_windows(
+            work, pc, idx, factor, n_units, n_words, T, hop_s, units, p.name, train, select,
+            decode, progress, stage, note, t0)
+        work.save("anchor-path", {"windows": wins, "stray": stray, "corridor": corridor})
+        pc = None
 
     # 3. flat start and EM of the full model on all windows at once
     t0 = time.perf_counter()
@@ -519,8 +521,8 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
     names = [it.name for it in items]
 
     def refit_windows(model, history, on_step):
-        X = np.concatenate([d[0] for d in data])
-        model.fit(data, names=names, selection=select(model, X, False), on_step=on_step,
+        # the windows cover every frame in order: their frames end to end are p.X (no copy)
+        model.fit(data, names=names, selection=select(model, p.X, False), on_step=on_step,
                   resume=history)
 
     model, n = _resumable_fit(work, "windows", lambda on: train(items, 0.0, on, False),
@@ -531,11 +533,21 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
           f"{len(getattr(model, 'failures_', []) or [])} without a path")
 
 
-    # 4. its path over every frame
+    # 4. its path over every frame (kept for a run resumed inside the re-training; not
+    # needed once the first round is done)
     t0 = time.perf_counter()
-    sel = select(model, p.X, False)
-    path, batch, beam, cells = decode(model, sel, p.X, False)
-    stage("path", t0, f"{cells / max(T, 1):.0f} states per frame")
+    got = work.load("path") if rounds else None
+    if got is not None:
+        path, batch, beam, cells = got["path"], got["batch"], got["beam"], got["cells"]
+        resumed.append("path")
+    elif rounds and work.load("windows-em-0") is not None:
+        path = batch = None
+    else:
+        sel = select(model, p.X, False)
+        path, batch, beam, cells = decode(model, sel, p.X, False)
+        stage("path", t0, f"{cells / max(T, 1):.0f} states per frame")
+        if rounds:
+            work.save("path", {"path": path, "batch": batch, "beam": beam, "cells": cells})
 
     # 5. re-training rounds (Gaussians too) on windows of that path, and decoding
     n_windows = len(wins)
@@ -578,6 +590,46 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
     return LongResult(model, history, sel, path, batch, beam, cells, done_rounds, n_windows,
                       stages, resumed, kept.size / max(T, 1), corridor, stray)
 
+
+
+def _anchor_windows(work, pc, idx, factor, n_units, n_words, T, hop_s, units, name0, train,
+                    select, decode, progress, stage, note, t0):
+    """The anchor stage: its resumable fit (the corridor doubled while its path strays
+    near the edge), its path and the windows cut in that path's pauses; (windows, stray
+    seconds, corridor seconds)."""
+
+    def refit_anchor(model, history, on_step):
+        model.fit([(pc.X, units)], names=[name0 or "0"],
+                  selection=select(model, pc.X, False), on_step=on_step, resume=history)
+
+    corridor = ANCHOR_CORRIDOR_S
+    while True:
+        diag = corridor_fraction(idx.size * factor, n_units, hop_s, corridor)
+        name = "anchor" if corridor == ANCHOR_CORRIDOR_S else f"anchor-{corridor:g}s"
+        anchor, n = _resumable_fit(
+            work, name, lambda on, d=diag: train([pc], d, on, factor > 1), refit_anchor, "")
+        note(n)
+        stage(name, t0, f"{len(anchor.history_['log_likelihood'])} EM steps")
+        t0 = time.perf_counter()
+        path_c, batch_c, _, cells_c = decode(anchor, select(anchor, pc.X, False), pc.X,
+                                             factor > 1)
+        stray = stray_seconds(path_c, factor * hop_s)
+        if stray <= CORRIDOR_EDGE * corridor or diag >= 1.0:
+            break
+        progress(name, None, f"its path strays {stray:.0f} s from the diagonal: the "
+                 f"corridor is widened to +-{2 * corridor:.0f} s")
+        corridor *= 2
+        t0 = time.perf_counter()
+    wc = batch_c.unit_index[path_c]
+    word_of_unit = np.array([w for w, _ in batch_c.units[0]], np.int64)
+    wc = np.where(wc >= 0, word_of_unit[np.maximum(wc, 0)], -1)
+    wo = np.full(T, -1, np.int64)
+    for o in range(factor):
+        wo[np.minimum(idx + o, T - 1)] = wc
+    wins = cut_windows(wo, n_words, int(round(WINDOW_S / hop_s)))
+    stage("anchor path", t0, f"{len(wins)} windows of about {WINDOW_S:.0f} s; the path "
+          f"strays up to {stray:.0f} s from the diagonal")
+    return wins, stray, corridor
 
 def _selection_after(model, X, sel0, history):
     """The Gaussian selection an uninterrupted window EM held after the steps of

@@ -16,7 +16,8 @@ the words of those utterances (every occurrence) is divided by theirs.
 ``--kill-at-half``: the alignment is run again with a fresh resume folder, killed at half
 the first run's wall time, and started once more; then once more uninterrupted (the
 machine's load changes between runs). The re-run's wall time is printed as a share of the
-mean of the two uninterrupted runs, and whether the words came out the same.
+mean of the two uninterrupted runs, its CPU time (user + system, less sensitive to a shared
+machine's load) likewise, and whether the words came out the same.
 """
 
 from __future__ import annotations
@@ -80,8 +81,16 @@ def summarize(pred, truth):
         "last_tenth_ms": float(per_word[-n:].mean())}
 
 
+def _children_cpu():
+    """User + system CPU seconds of this process's finished children so far."""
+    import resource  # noqa: PLC0415
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def _run_child(cmd, env, kill_after=None):
-    """(exit status, wall s, peak RSS MB, killed) of a child process."""
+    """(exit status, wall s, peak RSS MB, killed, stderr, CPU s) of a child process."""
+    cpu0 = _children_cpu()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -96,7 +105,7 @@ def _run_child(cmd, env, kill_after=None):
     wall = time.perf_counter() - t0
     # the child's own peak (os.wait4 is not available once communicate() reaped it)
     peak = _peak_mb(err)
-    return proc.returncode, wall, peak, killed, err
+    return proc.returncode, wall, peak, killed, err, _children_cpu() - cpu0
 
 
 def _peak_mb(stderr_text):
@@ -106,12 +115,20 @@ def _peak_mb(stderr_text):
     return float("nan")
 
 
-#: the child aligns, then prints its own peak RSS (ru_maxrss of the process itself)
+#: the child aligns, then prints its own peak RSS: VmHWM of its memory map (Linux), else
+#: ru_maxrss. Not ru_maxrss first: Linux carries the parent's high-water mark into a child
+#: across exec, so a bench process holding a 3-hour recording (over 1.5 GB) would be
+#: reported as the child's peak
 _CHILD = ("import resource, sys\n"
           "from vqalign.cli import main\n"
           "rc = main(sys.argv[1:])\n"
-          "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
-          " file=sys.stderr)\n"
+          "kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+          "try:\n"
+          "    with open('/proc/self/status') as fh:\n"
+          "        kb = next(int(x.split()[1]) for x in fh if x.startswith('VmHWM:'))\n"
+          "except (OSError, StopIteration):\n"
+          "    pass\n"
+          "print('PEAK_RSS_KB', kb, file=sys.stderr)\n"
           "sys.exit(rc)\n")
 
 
@@ -162,7 +179,7 @@ def run(args) -> int:
     env["VQALIGN_RESUME_DIR"] = str(work / "resume")
     cmd = [sys.executable, "-c", _CHILD, "align", str(wav), str(txt), "--out", str(out),
            "--unit", args.unit, "--overwrite"]
-    rc, wall, peak_mb, _, err = _run_child(cmd, env)
+    rc, wall, peak_mb, _, err, cpu = _run_child(cmd, env)
     if rc != 0:
         print(err.strip()[-2000:], file=sys.stderr)
         print(f"bench long: vqalign align failed (exit {rc})", file=sys.stderr)
@@ -172,7 +189,8 @@ def run(args) -> int:
     res = summarize(pred, rec.words)
     long_diag = aln.get("diagnostics", {}).get("long_audio", {})
     res.update({"minutes": rec.duration / 60, "corpus": str(corpus) if corpus else "synth",
-                "seed": args.seed, "wall_s": wall, "x_real_time": rec.duration / wall,
+                "seed": args.seed, "wall_s": wall, "cpu_s": cpu,
+                "x_real_time": rec.duration / wall, "load_1min": os.getloadavg()[0],
                 "peak_rss_mb": peak_mb, "threads": args.jobs,
                 "stages_s": long_diag.get("stages_s", {}),
                 "anchor_stray_s": long_diag.get("anchor_stray_s"),
@@ -198,14 +216,14 @@ def run(args) -> int:
         env2["VQALIGN_RESUME_DIR"] = str(work / "resume-kill")
         out2 = work / "long-resumed.json"
         cmd2 = [*cmd[:6], "--out", str(out2), *cmd[8:]]
-        _, w1, _, killed, _ = _run_child(cmd2, env2, kill_after=wall / 2)
-        rc2, w2, p2, _, err2 = _run_child(cmd2, env2)
+        _, w1, _, killed, _, c1 = _run_child(cmd2, env2, kill_after=wall / 2)
+        rc2, w2, p2, _, err2, c2 = _run_child(cmd2, env2)
         # an uninterrupted run right after, on its own work folder: the machine's load
         # changes, so the re-run is compared with the mean of the two uninterrupted runs
         env3 = dict(env)
         env3["VQALIGN_RESUME_DIR"] = str(work / "resume-again")
         out3 = work / "long-again.json"
-        _, w3, _, _, _ = _run_child([*cmd[:6], "--out", str(out3), *cmd[8:]], env3)
+        _, w3, _, _, _, c3 = _run_child([*cmd[:6], "--out", str(out3), *cmd[8:]], env3)
         same = False
         if rc2 == 0:
             a2 = json.loads(out2.read_text())
@@ -213,6 +231,8 @@ def run(args) -> int:
         res.update({"kill_at_s": round(wall / 2, 1), "killed": killed, "resume_wall_s": w2,
                     "uninterrupted_again_s": w3,
                     "resume_share": w2 / ((wall + w3) / 2), "resume_same_output": same,
+                    "killed_cpu_s": c1, "resume_cpu_s": c2, "uninterrupted_again_cpu_s": c3,
+                    "resume_cpu_share": c2 / max((cpu + c3) / 2, 1e-9),
                     "resume_peak_rss_mb": p2,
                     "resumed_stages": (json.loads(out2.read_text())["diagnostics"]
                                        ["long_audio"].get("resumed", []) if rc2 == 0 else
@@ -224,8 +244,8 @@ def run(args) -> int:
           f"({res['n_matched']} matched): mean {res['word_mean_ms']:.1f} ms, median "
           f"{res['word_median_ms']:.1f} ms, p90 {res['word_p90_ms']:.1f} ms, "
           f"{100 * res['word_within_20ms']:.1f} % within 20 ms; drift {res['drift_ms']:+.1f} ms")
-    print(f"  one file: {wall:.1f} s wall, {res['x_real_time']:.1f}x real time "
-          f"({args.jobs} threads), peak RSS {peak_mb:.0f} MB")
+    print(f"  one file: {wall:.1f} s wall ({cpu:.1f} s CPU), {res['x_real_time']:.1f}x real "
+          f"time ({args.jobs} threads, load {res['load_1min']:.1f}), peak RSS {peak_mb:.0f} MB")
     print("  stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in res["stages_s"].items())
           + (f"; the anchor path strays up to {res['anchor_stray_s']:.0f} s from the "
              f"diagonal (corridor +-{res['anchor_corridor_s']:.0f} s)"
@@ -241,6 +261,8 @@ def run(args) -> int:
         print(f"  killed at {res['kill_at_s']:.1f} s ({'killed' if res['killed'] else 'had finished'}"
               f"), re-run {res['resume_wall_s']:.1f} s = {100 * res['resume_share']:.0f} % of "
               f"the uninterrupted runs ({wall:.1f} s before, "
-              f"{res['uninterrupted_again_s']:.1f} s after it); same words: "
+              f"{res['uninterrupted_again_s']:.1f} s after it); in CPU time "
+              f"{res['resume_cpu_s']:.1f} s = {100 * res['resume_cpu_share']:.0f} % "
+              f"({cpu:.1f} s and {res['uninterrupted_again_cpu_s']:.1f} s); same words: "
               f"{res['resume_same_output']}; resumed {res['resumed_stages']}")
     return 0

@@ -43,6 +43,8 @@ SELF_DITHER = 1e-3
 
 #: share of (near-)zero samples above which the audio counts as having digital silence
 DIGITAL_SILENCE = 0.01
+#: |sample| below which a sample counts as (near-)zero
+ZERO_LEVEL = 1e-7
 
 #: samples per block of the front end's whole-signal passes (a 3-hour file holds 173 M
 #: samples; a float64 copy of them is 1.4 GB)
@@ -79,7 +81,7 @@ def features(y16: np.ndarray, hop_s: float, delta_width: int = DELTA_WIDTH,
     c0 : ndarray, shape (n_frames,), float32
         Raw c0 (before CMVN) of every frame.
     """
-    if dither and np.mean(np.abs(y16) < 1e-7) > DIGITAL_SILENCE:
+    if dither and np.mean(np.abs(y16) < ZERO_LEVEL) > DIGITAL_SILENCE:
         # Digital silence makes every silent frame the same point: zero variance after
         # CMVN and a silence Gaussian that swallows its neighbours (measured on devdata
         # utterances joined by zero pauses: 232 ms mean word error; with dither 19 ms).
@@ -142,15 +144,40 @@ def frame_db(y16: np.ndarray, hop: int = 160, win: int = 400) -> np.ndarray:
     """
     n = max(1, int(np.ceil(y16.size / hop)))
     out = np.empty(n)
-    step = max(1, MEM_BLOCK // hop)
+    step = frame_db_step(hop)
     for f0 in range(0, n, step):
         f1 = min(n, f0 + step)
         seg = y16[f0 * hop:min(y16.size, (f1 - 1) * hop + win)]
-        c = np.concatenate([[0.0], np.cumsum(np.square(seg, dtype=np.float64))])
-        a = np.arange(f1 - f0) * hop
-        b = np.minimum(a + win, seg.size)
-        out[f0:f1] = (c[b] - c[a]) / np.maximum(b - a, 1)
+        out[f0:f1] = frame_power(seg, f1 - f0, hop, win)
     return 10.0 * np.log10(out + 1e-12)
+
+
+def frame_db_step(hop: int = 160) -> int:
+    """Frames per group of :func:`frame_db` (each group sums its own squares: a blockwise
+    reader that cuts the same groups gets the same numbers)."""
+    return max(1, MEM_BLOCK // hop)
+
+
+def frame_power(seg: np.ndarray, n_frames: int, hop: int = 160, win: int = 400) -> np.ndarray:
+    """Mean power of ``n_frames`` frames (``[i * hop, i * hop + win)``, cut at the end of
+    ``seg``) of one group of :func:`frame_db`: (n_frames,) float64.
+
+    Parameters
+    ----------
+    seg : ndarray, shape (n_samples,)
+        The group's samples, from its first frame's first sample.
+    n_frames : int
+    hop, win : int
+        Hop and window (samples).
+
+    Returns
+    -------
+    ndarray, shape (n_frames,), float64
+    """
+    c = np.concatenate([[0.0], np.cumsum(np.square(seg, dtype=np.float64))])
+    a = np.arange(n_frames) * hop
+    b = np.minimum(a + win, seg.size)
+    return (c[b] - c[a]) / np.maximum(b - a, 1)
 
 
 def speech_span(y16: np.ndarray, *, min_edge_s: float = EDGE_SILENCE_S,
@@ -219,7 +246,20 @@ def speech_frames(y16: np.ndarray) -> np.ndarray:
     ndarray, shape (n_frames,), bool
         All False when the audio has under 10 dB between noise floor and speech.
     """
-    db = frame_db(y16)
+    return speech_flags(frame_db(y16))
+
+
+def speech_flags(db: np.ndarray) -> np.ndarray:
+    """:func:`speech_frames` from the frame loudness ``db`` (:func:`frame_db`).
+
+    Parameters
+    ----------
+    db : ndarray, shape (n_frames,)
+
+    Returns
+    -------
+    ndarray, shape (n_frames,), bool
+    """
     floor, loud = np.percentile(db, [10, 95])
     if loud - floor < 10.0:
         return np.zeros(db.size, bool)
@@ -293,32 +333,72 @@ def condition_audio(y: np.ndarray, sr: int, name=None):
     y : ndarray, shape (n_samples,), float32
     warnings : list of str
     """
-    warn = []
     what = f"audio {name!r}" if name else "the audio"
     mean = float(np.mean(y, dtype=np.float64))
     # sums and counts in blocks: no float64 / abs copy of a long signal
     blocks = [y[a:a + MEM_BLOCK] for a in range(0, y.size, MEM_BLOCK)]
     rms = float(np.sqrt(sum(float(np.dot(b.astype(np.float64), b)) for b in blocks)
                         / max(1, y.size)))
+    shift = dc_shift(mean, rms)
+    if shift is not None:
+        y = (y - shift).astype(np.float32)
+        blocks = [y[a:a + MEM_BLOCK] for a in range(0, y.size, MEM_BLOCK)]
+    peak = max((float(np.abs(b).max()) for b in blocks), default=0.0)
+    at_peak = (sum(int(np.count_nonzero(np.abs(b) >= peak * 0.999)) for b in blocks)
+               if peak > 0.3 else 0)
+    return y, conditioning_warnings(what, sr, y.size, mean, rms, shift is not None, peak,
+                                    at_peak)
+
+
+def dc_shift(mean: float, rms: float):
+    """The float32 value :func:`condition_audio` subtracts from audio of this mean and RMS
+    (a DC offset above ``DC_OFFSET`` of the RMS), or None."""
     if abs(mean) > DC_OFFSET * rms and abs(mean) > 1e-4:
-        y = (y - np.float32(mean)).astype(np.float32)
+        return np.float32(mean)
+    return None
+
+
+def conditioning_warnings(what: str, sr: int, n: int, mean: float, rms: float,
+                          removed: bool, peak: float, at_peak: int) -> list:
+    """The warnings of :func:`condition_audio` from its statistics (also gathered block by
+    block, :mod:`vqalign.features.blockwise`).
+
+    Parameters
+    ----------
+    what : str
+        How the audio is named ("the audio", "audio 'x.wav'").
+    sr : int
+        Its sample rate.
+    n : int
+        Its samples.
+    mean, rms : float
+        Mean and RMS of the input.
+    removed : bool
+        The DC offset was removed.
+    peak : float
+        Peak amplitude after that.
+    at_peak : int
+        Samples at >= 0.999 of the peak (counted when the peak is above 0.3).
+
+    Returns
+    -------
+    list of str
+    """
+    warn = []
+    if removed:
         warn.append(f"{what} has a DC offset of {mean:+.4f} (full scale 1.0, "
                     f"{100 * abs(mean) / rms:.0f} % of its RMS); it was removed before "
                     "alignment (a high-pass filter at recording avoids it)")
-        blocks = [y[a:a + MEM_BLOCK] for a in range(0, y.size, MEM_BLOCK)]
-    peak = max((float(np.abs(b).max()) for b in blocks), default=0.0)
-    if peak > 0.3:
-        at_peak = sum(int(np.count_nonzero(np.abs(b) >= peak * 0.999)) for b in blocks)
-        if at_peak > max(3, CLIPPED_SHARE * y.size):
-            warn.append(f"{what} is clipped: {at_peak} samples ({100 * at_peak / y.size:.2f} %) "
-                        f"sit at the peak amplitude {peak:.3f}; boundaries near loud sounds "
-                        "may be less accurate (record at a lower gain)")
+    if peak > 0.3 and at_peak > max(3, CLIPPED_SHARE * n):
+        warn.append(f"{what} is clipped: {at_peak} samples ({100 * at_peak / n:.2f} %) "
+                    f"sit at the peak amplitude {peak:.3f}; boundaries near loud sounds "
+                    "may be less accurate (record at a lower gain)")
     if sr < FEATURE_SR:
         warn.append(f"{what} is sampled at {sr} Hz (band up to {sr / 2000:g} kHz, e.g. "
                     f"telephone audio); it is upsampled to {FEATURE_SR} Hz and has no energy "
                     f"above {sr / 2000:g} kHz, so fricatives are weaker cues: check the "
                     "boundaries")
-    return y, warn
+    return warn
 
 
 def resample(y: np.ndarray, sr: int) -> np.ndarray:
