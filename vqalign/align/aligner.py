@@ -25,11 +25,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from vqalign._validation import check_hop, check_positive_int, check_random_state
-from vqalign.align import (longfile, longform, model_io, prior, recipe, second_opinion, selftrain,
-                           windows)
+from vqalign.align import longform, model_io, prior, recipe, second_opinion, selftrain, windows
 from vqalign.align import utterance as U
 from vqalign.align.decode import decode, observations, restore_span
 from vqalign.align.fitted import align_fitted
+from vqalign.align.longfile import open_audio
 from vqalign.align.refine import refine_prepared
 from vqalign.align.text import UNITS
 from vqalign.exceptions import AlignmentError, ParameterError, VQAlignError
@@ -370,7 +370,7 @@ class Aligner:
         self.check_params()
         if own := isinstance(audio, (str, Path)):  # samples read here may change in place
             audio_name = audio_name or str(audio)  # a long file is read block by block:
-            audio, sr = longfile.open_audio(audio, blocks=type(self).prepare is Aligner.prepare)
+            audio, sr = open_audio(audio, blocks=type(self).prepare is Aligner.prepare)
         elif sr is None:
             raise ParameterError("sr is required with an audio array: pass its sample rate, "
                                  f"e.g. align(y, text, sr={FEATURE_SR}), or pass a file path")
