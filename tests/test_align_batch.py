@@ -94,7 +94,7 @@ def test_bad_inputs(corpus, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_bench_batch_json(corpus, tmp_path, capsys):
+def test_bench_batch_json(corpus, tmp_path, capsys, monkeypatch):
     """bench batch on the synthesized folder (references are the synthesizer's exact
     TextGrids written beside the audio): every file aligned by both sides, the audio
     length the files' own, and vqalign's words as close to the truth as align gives."""
@@ -105,7 +105,9 @@ def test_bench_batch_json(corpus, tmp_path, capsys):
         dur = sf.info(str(root / f"{uid}.wav")).duration
         write_textgrid(root / f"{uid}.TextGrid", {"words": words}, dur)
     try:
-        assert main(["bench", "batch", "--corpus", str(root), "--jobs", "1", "--json"]) == 0
+        # the folder given relative to the working directory, as in the README
+        monkeypatch.chdir(root.parent)
+        assert main(["bench", "batch", "--corpus", root.name, "--jobs", "1", "--json"]) == 0
         res = json.loads(capsys.readouterr().out)
     finally:
         for uid in truth:

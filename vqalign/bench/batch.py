@@ -73,7 +73,9 @@ def run(args) -> int:
     work = Path(tempfile.mkdtemp(prefix="vqalign-bench-batch-"))
     try:
         listing = work / "files.list"
-        listing.write_text("".join(f"{it.audio}\t{it.transcript}\n" for it in items))
+        # absolute paths: a list file's relative paths are read relative to the list file
+        listing.write_text("".join(f"{Path(it.audio).resolve()}\t{Path(it.transcript).resolve()}\n"
+                                   for it in items))
         out = work / "out"
         env = dict(os.environ)
         t0 = time.perf_counter()
