@@ -142,6 +142,18 @@ def test_cmvn_utterance_matches_numpy(rng):
     np.testing.assert_allclose(out, X - X.mean(0), atol=1e-4)
 
 
+def test_cmvn_in_place_is_the_copying_result_without_a_copy(rng):
+    X = (rng.standard_normal((300, 13)) * 4 + 7).astype(np.float32)
+    want = cmvn(X)
+    got = cmvn(X, in_place=True)
+    assert got is X
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(ParameterError, match=r"in_place=True\) needs window=None"):
+        cmvn(X, window=50, in_place=True)
+    with pytest.raises(ParameterError, match="float32 C-contiguous"):
+        cmvn(X.astype(np.float64), in_place=True)
+
+
 @pytest.mark.parametrize("window", [1, 5, 50, 51, 299, 300, 1000])
 def test_cmvn_sliding_matches_naive(rng, window):
     X = (rng.standard_normal((300, 4)) * 3 + 5).astype(np.float64)

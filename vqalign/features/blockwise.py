@@ -33,7 +33,7 @@ from vqalign._threads import one_blas_thread
 from vqalign.exceptions import ParameterError
 from vqalign.features import _kernels as K
 from vqalign.features import frontend as F
-from vqalign.features.cmvn import _STD_FLOOR
+from vqalign.features.cmvn import cmvn
 from vqalign.features.constants import FEATURE_SR
 from vqalign.features.mfcc import (
     _AMIN,
@@ -333,16 +333,7 @@ def deltas_cmvn(c: np.ndarray, width: int = F.DELTA_WIDTH) -> np.ndarray:
                                         - prev[np.maximum(t - k, 0)])
             cur /= denom
             X[a:b, order * D:(order + 1) * D] = cur
-    # CMVN over the whole recording (vqalign.features.cmvn), in place
-    mean = X.mean(axis=0, dtype=np.float64)
-    X -= mean.astype(np.float32)
-    ss = np.zeros(X.shape[1])
-    for a in range(0, T, _ROWS):
-        blk = X[a:a + _ROWS].astype(np.float64)
-        ss += np.einsum("ij,ij->j", blk, blk)
-    std = np.sqrt(np.maximum(ss / max(T, 1), 0.0))
-    X /= np.maximum(std, _STD_FLOOR).astype(np.float32)
-    return X
+    return cmvn(X, in_place=True)   # over the whole recording, in place
 
 
 __all__ = ["LongFrontEnd", "SignalStats", "check_stats", "deltas_cmvn", "long_front_end",

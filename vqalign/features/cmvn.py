@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from vqalign._validation import check_features, check_positive_int
+from vqalign.exceptions import ParameterError
 
 _STD_FLOOR = 1e-8
 _ROWS = 1 << 16
 
 
-def cmvn(features, window=None, variance=True) -> np.ndarray:
+def cmvn(features, window=None, variance=True, *, in_place=False) -> np.ndarray:
     """Subtract the mean (and divide by the standard deviation) of each feature.
 
     Parameters
@@ -25,6 +26,9 @@ def cmvn(features, window=None, variance=True) -> np.ndarray:
         their frames). Computed from cumulative sums, without a loop over frames.
     variance : bool
         Also scale to unit variance (standard deviations below 1e-8 are floored).
+    in_place : bool
+        With ``window=None``: normalize ``features`` itself (float32, C-contiguous),
+        without a copy (a long recording's features, :mod:`vqalign.features.blockwise`).
 
     Returns
     -------
@@ -32,9 +36,17 @@ def cmvn(features, window=None, variance=True) -> np.ndarray:
     """
     X = check_features(features, name="features")
     T = X.shape[0]
+    if in_place and (window is not None or X is not features
+                     or not X.flags.c_contiguous):
+        raise ParameterError("cmvn(in_place=True) needs window=None and float32 C-contiguous "
+                             "features; pass a copy without in_place otherwise")
     if window is None or check_positive_int(window, "window") >= T:
         mean = X.mean(axis=0, dtype=np.float64)
-        out = (X - mean.astype(np.float32)).astype(np.float32, copy=False)
+        if in_place:
+            out = X
+            out -= mean.astype(np.float32)
+        else:
+            out = (X - mean.astype(np.float32)).astype(np.float32, copy=False)
         if variance:
             # squares summed in float64 over row blocks: no (T, D) float64 copies (a
             # 3-hour recording's 1.1 M frames x 39 would be two of 337 MB)
