@@ -16,6 +16,32 @@ from vqalign.features.constants import FEATURE_SR
 SILENT_CHANNEL = 0.01
 
 
+def check_audio_path(p: Path) -> None:
+    """A ParameterError for a path that is missing or a folder (the audio readers' first
+    check)."""
+    if not p.exists():
+        raise ParameterError(f"audio file {str(p)!r} does not exist; check the path "
+                             "(relative paths are taken from the current directory)")
+    if p.is_dir():
+        raise ParameterError(f"{str(p)!r} is a directory, not an audio file; pass one file "
+                             "(for a corpus use `vqalign features DIR OUT`)")
+
+
+def unreadable_audio(p: Path, exc: Exception) -> ParameterError:
+    """The error for a file libsndfile could not read (its own message's last line)."""
+    reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    return ParameterError(
+        f"cannot read audio file {str(p)!r}: {reason}; it may be truncated, corrupt or in "
+        "a format libsndfile does not support (convert it to WAV or FLAC, e.g. with "
+        "`ffmpeg -i IN -ar 16000 -ac 1 OUT.wav`)")
+
+
+def no_samples(p: Path) -> ParameterError:
+    """The error for an audio file of 0 frames."""
+    return ParameterError(f"audio file {str(p)!r} holds no samples (0 frames); "
+                          "re-export or remove it")
+
+
 def load_audio(path, sr=FEATURE_SR, *, mono=True):
     """Read an audio file as float32 samples in [-1, 1].
 
@@ -48,24 +74,13 @@ def load_audio(path, sr=FEATURE_SR, *, mono=True):
     p = Path(path)
     if sr is not None:
         sr = check_sample_rate(sr)
-    if not p.exists():
-        raise ParameterError(f"audio file {str(p)!r} does not exist; check the path "
-                             "(relative paths are taken from the current directory)")
-    if p.is_dir():
-        raise ParameterError(f"{str(p)!r} is a directory, not an audio file; pass one file "
-                             "(for a corpus use `vqalign features DIR OUT`)")
+    check_audio_path(p)
     try:
         data, native_sr = sf.read(str(p), dtype="float32", always_2d=True)
     except Exception as exc:  # libsndfile's errors differ by version (LibsndfileError, RuntimeError)
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise ParameterError(
-            f"cannot read audio file {str(p)!r}: {reason}; it may be truncated, corrupt or in "
-            "a format libsndfile does not support (convert it to WAV or FLAC, e.g. with "
-            "`ffmpeg -i IN -ar 16000 -ac 1 OUT.wav`)"
-        ) from None
+        raise unreadable_audio(p, exc) from None
     if data.shape[0] == 0:
-        raise ParameterError(f"audio file {str(p)!r} holds no samples (0 frames); "
-                             "re-export or remove it")
+        raise no_samples(p)
     if mono and data.shape[1] > 1:
         # a channel far quieter than the loudest (a dead microphone, a mono signal on
         # one side of a stereo file) would only add its noise and halve the level

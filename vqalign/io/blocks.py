@@ -22,9 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vqalign.exceptions import ParameterError
 from vqalign.features.constants import FEATURE_SR
-from vqalign.io.audio import SILENT_CHANNEL
+from vqalign.io.audio import SILENT_CHANNEL, check_audio_path, no_samples, unreadable_audio
 
 
 @dataclass(frozen=True)
@@ -57,23 +56,13 @@ def audio_info(path) -> AudioInfo:
     import soundfile as sf  # noqa: PLC0415
 
     p = Path(path)
-    if not p.exists():
-        raise ParameterError(f"audio file {str(p)!r} does not exist; check the path "
-                             "(relative paths are taken from the current directory)")
-    if p.is_dir():
-        raise ParameterError(f"{str(p)!r} is a directory, not an audio file; pass one file "
-                             "(for a corpus use `vqalign features DIR OUT`)")
+    check_audio_path(p)
     try:
         info = sf.info(str(p))
     except Exception as exc:  # libsndfile's errors differ by version
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise ParameterError(
-            f"cannot read audio file {str(p)!r}: {reason}; it may be truncated, corrupt or in "
-            "a format libsndfile does not support (convert it to WAV or FLAC, e.g. with "
-            "`ffmpeg -i IN -ar 16000 -ac 1 OUT.wav`)") from None
+        raise unreadable_audio(p, exc) from None
     if info.frames <= 0:
-        raise ParameterError(f"audio file {str(p)!r} holds no samples (0 frames); "
-                             "re-export or remove it")
+        raise no_samples(p)
     return AudioInfo(str(p), int(info.frames), int(info.samplerate), int(info.channels))
 
 
