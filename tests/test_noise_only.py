@@ -10,7 +10,7 @@ from vqalign.align import Aligner
 from vqalign.align.utterance import NOISE_ONLY_DB, noise_only_db
 from vqalign.bench.timit import mix_at_snr
 from vqalign.datasets.synth import synthesize_corpus
-from vqalign.features.frontend import FEATURE_SR
+from vqalign.features.frontend import FEATURE_SR, frame_db
 
 
 def _speech():
@@ -20,16 +20,16 @@ def _speech():
 def test_noise_only_db_tells_noise_from_speech_in_noise():
     rng = np.random.default_rng(0)
     white = 0.1 * rng.standard_normal(3 * FEATURE_SR)
-    got = noise_only_db(white)
+    got = noise_only_db(frame_db(white))
     assert got is not None and 0 < got < 2.0          # stationary noise: ~1 dB
     u = _speech()
     y = u.audio.astype(np.float64)
-    assert noise_only_db(y) is None                    # clean speech: 20 dB and more
+    assert noise_only_db(frame_db(y)) is None                    # clean speech: 20 dB and more
     noisy = mix_at_snr(y, rng.standard_normal(y.size), 0.0)
-    assert noise_only_db(noisy) is None                # speech at 0 dB SNR still stands out
+    assert noise_only_db(frame_db(noisy)) is None                # speech at 0 dB SNR still stands out
     buried = mix_at_snr(y, rng.standard_normal(y.size), -10.0)
-    assert noise_only_db(buried) is not None           # at -10 dB it does not
-    assert noise_only_db(buried) < NOISE_ONLY_DB
+    assert noise_only_db(frame_db(buried)) is not None           # at -10 dB it does not
+    assert noise_only_db(frame_db(buried)) < NOISE_ONLY_DB
 
 
 @pytest.mark.parametrize("reference", ["flat", "none"])

@@ -35,6 +35,7 @@ from vqalign.features.frontend import (
     features,
     frame_db,
     resample,
+    speech_flags,
     speech_frames,
     speech_span,
     speech_stretches,
@@ -298,21 +299,20 @@ class Utterance:
 NOISE_ONLY_DB = 4.5
 
 
-def noise_only_db(y16) -> float | None:
-    """The loudness range (dB, 10th to 95th percentile of 10 ms frames,
-    :func:`vqalign.features.frontend.frame_db`) of ``y16`` when it is below NOISE_ONLY_DB
-    (no speech stands out from the noise), else None.
+def noise_only_db(db) -> float | None:
+    """The loudness range (dB, 10th to 95th percentile of the 10 ms frames' loudness
+    ``db``, :func:`vqalign.features.frontend.frame_db`) when it is below NOISE_ONLY_DB (no
+    speech stands out from the noise), else None.
 
     Parameters
     ----------
-    y16 : ndarray, shape (n_samples,)
-        Audio at :data:`FEATURE_SR`.
+    db : ndarray, shape (n_frames,)
+        ``frame_db`` of the audio.
 
     Returns
     -------
     float or None
     """
-    db = frame_db(np.asarray(y16, np.float64))
     if db.size < 10:
         return None
     lo, hi = np.percentile(db, [10, 95])
@@ -447,12 +447,15 @@ def prepare(y, sr, text, *, unit, hop_s, dither, trim_silence=True, oov="g2p", n
         X, energy = features(y16, hop_s, 1, dither=dither)
         if key is not None:
             cache[key] = (X, energy)
+    # the loudness of what is aligned, once for both checks below (a long recording in
+    # a work folder has its VAD flags already)
+    db = frame_db(y16) if speech is None and (unit == "phones" or span is None) else None
     if unit == "phones":
-        miss = missing_speech_warning(speech if speech is not None else speech_frames(y16),
+        miss = missing_speech_warning(speech if speech is not None else speech_flags(db),
                                       sum(map(len, tokens.units)), a / FEATURE_SR)
         if miss is not None:
             warn.append(miss)
-    noise = noise_only_db(y16) if span is None and long_key is None else None
+    noise = noise_only_db(db) if span is None and db is not None else None
     if noise is not None:
         warn.append(noise_only_warning(noise, full))
     if span is None:
