@@ -77,10 +77,7 @@ def for_setting(reference, load):
 
 def source(load):
     """``own(p, hop_s) -> (Alignment, segments)`` for :func:`second_opinion.opinions`:
-    the prior's alignment of a prepared utterance and its phone segmentation."""
-    a = prior_aligner(load)
-    return functools.partial(_reference, align=a.align)
-
-
-def _reference(p, hop_s, *, align):
-    return second_opinion.model_reference(p, hop_s, align, NAME)
+    the prior's alignment of a prepared utterance and its phone segmentation
+    (:func:`second_opinion.model_reference`)."""
+    return functools.partial(second_opinion.model_reference,
+                             align=prior_aligner(load).align, name=NAME)
