@@ -125,7 +125,7 @@ def model_reference(p, hop_s, align, name):
     k = 0
     for seg, units in zip(sw, p.tokens.units):
         theirs, k = _phones_in(sph, k, seg.start, seg.end)
-        if [s.label.rstrip("012") for s in theirs] == [u.rstrip("012") for u in units]:
+        if same_phones(theirs, units):
             edges = [theirs[0].start] + [s.end for s in theirs]
         else:
             r = np.array([rel_duration(u) for u in units])
@@ -136,6 +136,12 @@ def model_reference(p, hop_s, align, name):
         f = np.clip(np.round(np.asarray(edges) / hop_s + 0.5).astype(int), 0, T)
         segs.extend((int(f[j]), int(f[j + 1]), u) for j, u in enumerate(units))
     return aln, segs
+
+
+def same_phones(segments, units) -> bool:
+    """Whether the phone ``segments`` of a pretrained model's word spell ``units``, stress
+    digits left aside."""
+    return [s.label.rstrip("012") for s in segments] == [u.rstrip("012") for u in units]
 
 
 def _phones_in(phones, k, a, b):
@@ -249,8 +255,7 @@ def combine(flat, seeded, ref):
         n = j - i
         theirs, k = _phones_in(sph, k, wr[w, 0], wr[w, 1])
         est = [pf[i:j, 1][:-1], ps[i:j, 1][:-1]]
-        if ([s.label.rstrip("012") for s in theirs]
-                == [lab.rstrip("012") for lab in labels[i:j]]):
+        if same_phones(theirs, labels[i:j]):
             est.append(np.array([s.end for s in theirs[:-1]]))
         E = np.stack(est)
         inner = np.median(E, axis=0) if len(est) == 3 else E.mean(axis=0)
