@@ -13,6 +13,7 @@ import runpy
 import statistics
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -164,3 +165,16 @@ def test_calibrate_collect_and_fit_reproduce_sklearn(tmp_path, capsys):
             np.asarray(c["coef"])
         np.testing.assert_allclose(1 / (1 + np.exp(-zc)), want.predict_proba(Z)[:, 1],
                                    atol=1e-3)
+    # --update: the models --train refits are replaced, every other model is kept as it was
+    shipped = Path(__file__).resolve().parents[1] / "vqalign/align/_confidence_coefficients.py"
+    mod2 = tmp_path / "coef2.py"
+    assert calibrate(["fit", "--train", str(npz), "--update", str(shipped),
+                      "--write-module", str(mod2)]) == 0
+    capsys.readouterr()
+    new, old = runpy.run_path(str(mod2)), runpy.run_path(str(shipped))
+    assert set(new["COEFFICIENTS"]) == set(old["COEFFICIENTS"])
+    for key, c in new["COEFFICIENTS"].items():
+        assert c == (coefs[key] if key.startswith("self_") else old["COEFFICIENTS"][key])
+    kept = new["CALIBRATION"]["kept"]
+    assert kept["command"] == old["CALIBRATION"]["command"] and "combined_words_50" in \
+        kept["models"] and "self_words_50" not in kept["models"]

@@ -102,6 +102,10 @@ def collect(args, argv_of_run=None) -> int:
     from vqalign.align import Aligner
 
     data = _data(args)
+    if args.noise:
+        from vqalign.bench.timit import add_noise
+
+        add_noise(data, args.noise, args.snr, args.noise_seed)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -274,7 +278,8 @@ def fit(args) -> int:
     print(json.dumps(report, indent=1, default=float))
     cmd = ("python -m vqalign.eval.calibrate fit --train "
            + " ".join(Path(p).name for p in args.train) + f" --C {args.C}"
-           + (f" --classes {Path(args.classes).name}" if args.classes else ""))
+           + (f" --classes {Path(args.classes).name}" if args.classes else "")
+           + (f" --update {Path(args.update).name}" if args.update else ""))
     if args.write_module:
         from vqalign.align.confidence import CLASS_MODEL
 
@@ -283,6 +288,9 @@ def fit(args) -> int:
         block = {"command": cmd, "train": sources, "class_model": cm.get("command"),
                  "report": {k: {kk: vv for kk, vv in v.items() if not kk.startswith("held")}
                             for k, v in report.items() if isinstance(v, dict)}}
+        kept_note = ""
+        if args.update:
+            coefs, block, kept_note = _keep_others(args.update, coefs, block)
         text = (f'''"""Coefficients of the confidence model (generated; do not edit by hand).
 
 Written by::
@@ -291,7 +299,7 @@ Written by::
 
 on the sets (made by ``python -m vqalign.eval.calibrate collect``):
 {chr(10).join(f"    {k}: {v}" for k, v in sources.items())}
-
+{kept_note}
 CLASS_MODEL (frame broad classes) by ``{cm.get("command")}``.
 CALIBRATION["report"] holds the cross-validated (by voice) AUC of each model.
 """
@@ -306,6 +314,31 @@ CALIBRATION = {json.dumps(block, indent=1, default=float)}
         Path(args.write_module).write_text(text)
         print(f"coefficients written to {args.write_module}")
     return 0
+
+
+def _keep_others(path, coefs, block):
+    """The coefficients of the module at ``path`` whose models ``coefs`` does not refit,
+    kept beside ``coefs``: (all coefficients, the calibration block with the kept models'
+    report and training command, a note for the module's docstring)."""
+    import runpy
+
+    old = runpy.run_path(str(path))
+    kept = [k for k in old["COEFFICIENTS"] if k not in coefs]
+    if not kept:
+        return coefs, block, ""
+    merged = {k: coefs.get(k, old["COEFFICIENTS"].get(k))
+              for k in list(old["COEFFICIENTS"]) + [k for k in coefs
+                                                    if k not in old["COEFFICIENTS"]]}
+    prev = old["CALIBRATION"]
+    block = dict(block)
+    block["report"] = {**{k: v for k, v in prev.get("report", {}).items() if k in kept},
+                       **block["report"]}
+    block["kept"] = {"models": kept, "command": prev.get("command"),
+                     "train": prev.get("train"), "kept": prev.get("kept")}
+    note = ("\nThe other models (" + ", ".join(kept) + ") were kept from the module before, "
+            "written by::\n\n    " + str(prev.get("command")) + "\n\non the sets:\n"
+            + "\n".join(f"    {k}: {v}" for k, v in (prev.get("train") or {}).items()) + "\n")
+    return merged, block, note
 
 
 def classes(args) -> int:
@@ -375,6 +408,10 @@ def main(argv=None) -> int:
                         "the Sphinx model's second opinion (needs pocketsphinx); corpus: the "
                         "corpus model alone; corpus-combined: a small corpus (under 300 s) "
                         "with the Sphinx model's second opinion")
+    c.add_argument("--noise", choices=("white", "babble"), default=None,
+                   help="mix noise into every utterance first (as vqalign bench timit does)")
+    c.add_argument("--snr", type=float, default=None, help="dB, with --noise")
+    c.add_argument("--noise-seed", type=int, default=0)
     c.add_argument("--jobs", type=int, default=1)
     c.add_argument("--out", type=Path, required=True)
     k = sub.add_parser("classes", help="fit the frame broad-class model on reference "
@@ -391,6 +428,9 @@ def main(argv=None) -> int:
     f.add_argument("--C", type=float, default=1.0)
     f.add_argument("--classes", default=None, help="the frame class model (JSON of "
                                                    "'classes') to write beside them")
+    f.add_argument("--update", default=None, metavar="MODULE",
+                   help="keep the models of this coefficient module that --train does not "
+                        "refit (e.g. refit the combined models alone)")
     f.add_argument("--write-module", default=None,
                    help="write the coefficients as a Python module here (e.g. "
                         "vqalign/align/_confidence_coefficients.py)")
@@ -404,6 +444,8 @@ def main(argv=None) -> int:
             raise ParameterError("give --corpus DIR or --synth N (one of them)")
         if args.out.exists():
             raise ParameterError(f"{args.out} exists; choose another --out")
+        if (args.noise is None) != (args.snr is None):
+            raise ParameterError("--noise and --snr go together: give both or neither")
         return collect(args, argv)
     return fit(args)
 
