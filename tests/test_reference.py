@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vqalign.align import Aligner
+from vqalign.align import Aligner, prior
 from vqalign.align import second_opinion as R
 from vqalign.align.alignment import Alignment, Segment
 from vqalign.exceptions import ParameterError
@@ -42,6 +42,33 @@ def test_combine_takes_the_median_of_three_boundaries():
     # a phone's spreads: its start's and its end's
     np.testing.assert_allclose(spreads["units"], [[0.04, 0.06], [0.06, 0.04], [0.04, 0.04],
                                                   [0.04, 0.15], [0.15, 0.05]])
+
+
+def test_combine_with_the_prior_leaves_the_flat_start_out():
+    labels = ["HH", "AY1", "DH", "EH1", "R"]
+    flat = _aln([(0.0, 0.20), (0.70, 0.99)],      # far off: must not count
+                [(0.0, 0.10), (0.10, 0.20), (0.70, 0.80), (0.80, 0.90), (0.90, 0.99)], labels)
+    seeded = _aln([(0.14, 0.42), (0.46, 0.95)],
+                  [(0.14, 0.26), (0.26, 0.42), (0.46, 0.58), (0.58, 0.85), (0.85, 0.95)],
+                  labels)
+    ref = _aln([(0.12, 0.38), (0.48, 0.92)],
+               [(0.12, 0.22), (0.22, 0.38), (0.48, 0.62), (0.62, 0.70), (0.70, 0.92)],
+               ["HH", "AY", "DH", "EH", "R"])
+    own = _aln([(0.10, 0.40), (0.50, 0.90)],
+               [(0.10, 0.20), (0.20, 0.40), (0.50, 0.60), (0.60, 0.80), (0.80, 0.90)],
+               ["HH", "AY1", "DH", "EH0", "R"])
+    words, phones, spreads = R.combine(flat, seeded, ref, own)
+    # the same medians as the flat start at the prior's times gives (the test above)
+    np.testing.assert_allclose(words, [[0.12, 0.40], [0.48, 0.92]])
+    np.testing.assert_allclose(phones, [[0.12, 0.22], [0.22, 0.40], [0.48, 0.60],
+                                        [0.60, 0.80], [0.80, 0.92]])
+    np.testing.assert_allclose(spreads["words"], [[0.04, 0.04], [0.04, 0.05]])
+    # the prior pronounces the second word otherwise: its inner phones are not used there
+    other = _aln([(0.10, 0.40), (0.50, 0.90)],
+                 [(0.10, 0.20), (0.20, 0.40), (0.50, 0.70), (0.70, 0.90)],
+                 ["HH", "AY", "DH", "AA"])
+    _, phones, _ = R.combine(flat, seeded, ref, other)
+    np.testing.assert_allclose(phones[2:, 0], [0.48, 0.60, 0.775])  # mean of seeded, ref
 
 
 def test_combine_uses_the_two_self_trained_models_where_sphinx_pronounces_otherwise():
@@ -162,14 +189,38 @@ def test_combined_alignment_is_the_median_of_its_three_and_calibrated(monkeypatc
     flat = Aligner(reference="flat").align(u.audio, u.text, sr=u.sr)
     np.testing.assert_allclose(ref["words"]["flat"],
                                [[round(s.start, 4), round(s.end, 4)] for s in flat.words])
-    three = np.stack([np.array(ref["words"][k]) for k in ("flat", "seeded", "sphinx")])
+    # vqalign's English prior takes the flat start's place in the median
+    own = prior.prior_aligner(Aligner.load).align(u.audio, u.text, sr=u.sr)
+    np.testing.assert_allclose(ref["words"]["prior"],
+                               [[round(s.start, 4), round(s.end, 4)] for s in own.words])
+    three = np.stack([np.array(ref["words"][k]) for k in ("prior", "seeded", "sphinx")])
     got = np.array([[s.start, s.end] for s in a.words])
     np.testing.assert_allclose(got, np.median(three, axis=0), atol=1e-4)
     conf = np.array([s.confidence for s in a.words])
     assert np.all((conf >= 0) & (conf <= 1))
     # the combination is at least as close to the synthesizer's truth as the flat start
     truth = np.array([[s, e] for s, e, w in u.words if w.strip()])
-    assert np.abs(got - truth).mean() <= np.abs(three[0] - truth).mean() + 0.005
+    flat_w = np.array(ref["words"]["flat"])
+    assert np.abs(got - truth).mean() <= np.abs(flat_w - truth).mean() + 0.005
+
+
+def test_the_prior_does_not_vote_in_heavy_noise():
+    pytest.importorskip("pocketsphinx")
+    from vqalign.align.utterance import loudness_range_db
+    from vqalign.features.frontend import frame_db
+
+    u = _utterance()
+    y = u.audio.astype(np.float64)
+    noisy = y + np.sqrt(np.mean(y ** 2) / 10 ** 0.5) * np.random.default_rng(0).standard_normal(
+        y.size)                                                   # white noise, 5 dB SNR
+    db = frame_db(noisy)
+    lo, hi = np.percentile(db, [10, 95])
+    assert loudness_range_db(db) == pytest.approx(hi - lo)
+    assert hi - lo < R.PRIOR_MIN_RANGE_DB
+    assert loudness_range_db(frame_db(y)) > R.PRIOR_MIN_RANGE_DB
+    a = Aligner(reference="sphinx").align(noisy.astype(np.float32), u.text, sr=u.sr)
+    ref = a.diagnostics["reference"]
+    assert set(ref["words"]) == {"flat", "seeded", "sphinx"} and "flat-start" in ref["method"]
 
 
 # --------------------------------------------------------------------------- small corpora

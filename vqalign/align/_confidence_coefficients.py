@@ -2,9 +2,18 @@
 
 Written by::
 
-    python -m vqalign.eval.calibrate fit --train dev_single.npz synth11_single.npz synth15_single.npz dev_corpus.npz synth12_corpus.npz devs0of20_corpus.npz devs1of20_corpus.npz synth13_corpus10.npz synth14_corpus15.npz dev_combined.npz synth11_combined.npz synth15_combined.npz devs0of5_cc.npz devs1of5_cc.npz devs0of20_cc.npz devs1of20_cc.npz devs2of20_cc.npz devs0of3_cc.npz devs1of3_cc.npz synth13_cc10.npz synth14_cc15.npz --C 1.0 --classes classes_dev.json --write-module _confidence_coefficients.py
+    python -m vqalign.eval.calibrate fit --train dev_combined.npz synth11_combined.npz synth15_combined.npz --C 1.0 --update _confidence_coefficients.py --write-module coef_try.py
 
 on the sets (made by ``python -m vqalign.eval.calibrate collect``):
+    dev_combined.npz: python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode combined --out dev_combined.npz
+    synth11_combined.npz: python -m vqalign.eval.calibrate collect --synth 40 --seed 11 --mode combined --out synth11_combined.npz
+    synth15_combined.npz: python -m vqalign.eval.calibrate collect --synth 40 --seed 15 --mode combined --out synth15_combined.npz
+
+The other models (self_words_20, self_words_50, self_units_20, self_units_50, corpus_words_20, corpus_words_50, corpus_units_20, corpus_units_50, corpus_combined_words_20, corpus_combined_words_50, corpus_combined_units_20, corpus_combined_units_50) were kept from the module before, written by::
+
+    python -m vqalign.eval.calibrate fit --train dev_single.npz synth11_single.npz synth15_single.npz dev_corpus.npz synth12_corpus.npz devs0of20_corpus.npz devs1of20_corpus.npz synth13_corpus10.npz synth14_corpus15.npz dev_combined.npz synth11_combined.npz synth15_combined.npz devs0of5_cc.npz devs1of5_cc.npz devs0of20_cc.npz devs1of20_cc.npz devs2of20_cc.npz devs0of3_cc.npz devs1of3_cc.npz synth13_cc10.npz synth14_cc15.npz --C 1.0 --classes classes_dev.json
+
+on the sets:
     dev_single.npz: python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode single --out dev_single.npz
     synth11_single.npz: python -m vqalign.eval.calibrate collect --synth 40 --seed 11 --mode single --out synth11_single.npz
     synth15_single.npz: python -m vqalign.eval.calibrate collect --synth 40 --seed 15 --mode single --out synth15_single.npz
@@ -684,99 +693,99 @@ COEFFICIENTS = {
  },
  "combined_words_20": {
   "mean": [
-   2.4059681159420263,
-   2.751929877369001,
-   3.3542046079524535,
-   7.607559420289839,
-   8.778488517279825
+   2.4062679301374934,
+   2.7517547008546934,
+   3.1124604979561874,
+   7.233673355629875,
+   8.079718729096983
   ],
   "scale": [
-   1.3532979070886384,
-   1.3112276351683667,
-   0.7739562487725454,
-   4.441301651555241,
-   4.440721618295665
+   1.353448935241222,
+   1.3110154371915135,
+   0.7286383600399066,
+   4.265349580761431,
+   4.0123542915157815
   ],
   "coef": [
-   1.1078030184806298,
-   0.5342119388790022,
-   -0.0203448638438146,
-   -0.9111911374785638,
-   -0.03659815733529309
+   0.5503419795082463,
+   0.779567331161972,
+   -0.1622847272064625,
+   -0.3715896183933526,
+   -0.347579660576479
   ],
-  "intercept": 0.7284608522964885
+  "intercept": 0.8550140947014002
  },
  "combined_words_50": {
   "mean": [
-   2.4059681159420263,
-   2.751929877369001,
-   3.3542046079524535,
-   7.607559420289839,
-   8.778488517279825
+   2.4062679301374934,
+   2.7517547008546934,
+   3.1124604979561874,
+   7.233673355629875,
+   8.079718729096983
   ],
   "scale": [
-   1.3532979070886384,
-   1.3112276351683667,
-   0.7739562487725454,
-   4.441301651555241,
-   4.440721618295665
+   1.353448935241222,
+   1.3110154371915135,
+   0.7286383600399066,
+   4.265349580761431,
+   4.0123542915157815
   ],
   "coef": [
-   1.1228391050520081,
-   0.6641806837950568,
-   -0.5859657711868803,
-   -1.0127563790571288,
-   -0.00486269374979411
+   0.9418595881351194,
+   0.6369621523834669,
+   -0.7163726136884846,
+   -0.6915994123794761,
+   -0.15902265367067406
   ],
-  "intercept": 3.5756507830852575
+  "intercept": 3.8289087406392737
  },
  "combined_units_20": {
   "mean": [
-   2.6002147956596873,
-   2.9858028698914993,
-   3.171632816144336,
-   7.765032136700197,
-   9.116888449447329
+   2.6003943514856678,
+   2.985621600243392,
+   2.9461692323292317,
+   7.428425453807924,
+   8.406757347125026
   ],
   "scale": [
-   1.431017996949257,
-   1.3027224457508562,
-   0.7266881335859456,
-   4.623269581525241,
-   4.278791209886127
+   1.4309855435499135,
+   1.302627382117092,
+   0.6446956327894128,
+   4.271923307460963,
+   3.8011862486968737
   ],
   "coef": [
-   1.4507433434018413,
-   -0.10265930703676748,
-   -0.20554607719331094,
-   -1.1735851176162142,
-   0.5355491548108985
+   0.28485748178064957,
+   0.39992169389895854,
+   -0.36080048492989825,
+   -0.13537387714705798,
+   0.0010513342493213627
   ],
-  "intercept": 0.9562300682044957
+  "intercept": 1.04923916496529
  },
  "combined_units_50": {
   "mean": [
-   2.6002147956596873,
-   2.9858028698914993,
-   3.171632816144336,
-   7.765032136700197,
-   9.116888449447329
+   2.6003943514856678,
+   2.985621600243392,
+   2.9461692323292317,
+   7.428425453807924,
+   8.406757347125026
   ],
   "scale": [
-   1.431017996949257,
-   1.3027224457508562,
-   0.7266881335859456,
-   4.623269581525241,
-   4.278791209886127
+   1.4309855435499135,
+   1.302627382117092,
+   0.6446956327894128,
+   4.271923307460963,
+   3.8011862486968737
   ],
   "coef": [
-   2.4853292931367235,
-   -0.5185466156451621,
-   -0.22387859971469154,
-   -1.877484559309951,
-   0.8692791709927083
+   1.117744564814331,
+   -0.07951139925658424,
+   -0.42000555053613176,
+   -0.7203717042260901,
+   0.40973451574156444
   ],
-  "intercept": 3.1631671528269267
+  "intercept": 3.1133576760782233
  },
  "corpus_combined_words_20": {
   "mean": [
@@ -877,29 +886,11 @@ COEFFICIENTS = {
 }
 
 CALIBRATION = {
- "command": "python -m vqalign.eval.calibrate fit --train dev_single.npz synth11_single.npz synth15_single.npz dev_corpus.npz synth12_corpus.npz devs0of20_corpus.npz devs1of20_corpus.npz synth13_corpus10.npz synth14_corpus15.npz dev_combined.npz synth11_combined.npz synth15_combined.npz devs0of5_cc.npz devs1of5_cc.npz devs0of20_cc.npz devs1of20_cc.npz devs2of20_cc.npz devs0of3_cc.npz devs1of3_cc.npz synth13_cc10.npz synth14_cc15.npz --C 1.0 --classes classes_dev.json",
+ "command": "python -m vqalign.eval.calibrate fit --train dev_combined.npz synth11_combined.npz synth15_combined.npz --C 1.0 --update _confidence_coefficients.py",
  "train": {
-  "dev_single.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode single --out dev_single.npz",
-  "synth11_single.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 11 --mode single --out synth11_single.npz",
-  "synth15_single.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 15 --mode single --out synth15_single.npz",
-  "dev_corpus.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode corpus --out dev_corpus.npz",
-  "synth12_corpus.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 12 --mode corpus --out synth12_corpus.npz",
-  "devs0of20_corpus.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/20 --mode corpus --out devs0of20_corpus.npz",
-  "devs1of20_corpus.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/20 --mode corpus --out devs1of20_corpus.npz",
-  "synth13_corpus10.npz": "python -m vqalign.eval.calibrate collect --synth 10 --seed 13 --mode corpus --out synth13_corpus10.npz",
-  "synth14_corpus15.npz": "python -m vqalign.eval.calibrate collect --synth 15 --seed 14 --mode corpus --out synth14_corpus15.npz",
   "dev_combined.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode combined --out dev_combined.npz",
   "synth11_combined.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 11 --mode combined --out synth11_combined.npz",
-  "synth15_combined.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 15 --mode combined --out synth15_combined.npz",
-  "devs0of5_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/5 --mode corpus-combined --out devs0of5_cc.npz",
-  "devs1of5_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/5 --mode corpus-combined --out devs1of5_cc.npz",
-  "devs0of20_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/20 --mode corpus-combined --out devs0of20_cc.npz",
-  "devs1of20_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/20 --mode corpus-combined --out devs1of20_cc.npz",
-  "devs2of20_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 2/20 --mode corpus-combined --out devs2of20_cc.npz",
-  "devs0of3_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/3 --mode corpus-combined --out devs0of3_cc.npz",
-  "devs1of3_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/3 --mode corpus-combined --out devs1of3_cc.npz",
-  "synth13_cc10.npz": "python -m vqalign.eval.calibrate collect --synth 10 --seed 13 --mode corpus-combined --out synth13_cc10.npz",
-  "synth14_cc15.npz": "python -m vqalign.eval.calibrate collect --synth 15 --seed 14 --mode corpus-combined --out synth14_cc15.npz"
+  "synth15_combined.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 15 --mode combined --out synth15_combined.npz"
  },
  "class_model": "python -m vqalign.eval.calibrate classes --corpus devdata/synth",
  "report": {
@@ -959,34 +950,6 @@ CALIBRATION = {
    "cv_by_voice_ece": 0.007385669339949603,
    "frame_ratio_auc": 0.7640320659857924
   },
-  "combined_words_20": {
-   "n": 2691,
-   "bad_share": 0.3486,
-   "cv_by_voice_auc": 0.6954249614124796,
-   "cv_by_voice_ece": 0.022673945320836546,
-   "spread_auc": 0.6659841125235204
-  },
-  "combined_words_50": {
-   "n": 2691,
-   "bad_share": 0.0617,
-   "cv_by_voice_auc": 0.8463032327329119,
-   "cv_by_voice_ece": 0.005053391150636995,
-   "spread_auc": 0.8221627102469283
-  },
-  "combined_units_20": {
-   "n": 9861,
-   "bad_share": 0.3019,
-   "cv_by_voice_auc": 0.6989725802135567,
-   "cv_by_voice_ece": 0.015829461512953547,
-   "spread_auc": 0.6590498831151164
-  },
-  "combined_units_50": {
-   "n": 9861,
-   "bad_share": 0.0685,
-   "cv_by_voice_auc": 0.7842662344469442,
-   "cv_by_voice_ece": 0.0027117777623251243,
-   "spread_auc": 0.7015884074799816
-  },
   "corpus_combined_words_20": {
    "n": 2509,
    "bad_share": 0.3838,
@@ -1014,6 +977,75 @@ CALIBRATION = {
    "cv_by_voice_auc": 0.8198005306631665,
    "cv_by_voice_ece": 0.007455306742902495,
    "spread_auc": 0.6630049188038211
+  },
+  "combined_words_20": {
+   "n": 2691,
+   "bad_share": 0.3233,
+   "cv_by_voice_auc": 0.6767653240924842,
+   "cv_by_voice_ece": 0.02509190941785117,
+   "spread_auc": 0.6807731636652843
+  },
+  "combined_words_50": {
+   "n": 2691,
+   "bad_share": 0.0528,
+   "cv_by_voice_auc": 0.8389702672685782,
+   "cv_by_voice_ece": 0.008634355062307088,
+   "spread_auc": 0.8225650489835837
+  },
+  "combined_units_20": {
+   "n": 9861,
+   "bad_share": 0.28,
+   "cv_by_voice_auc": 0.6658315266462957,
+   "cv_by_voice_ece": 0.028786118986423716,
+   "spread_auc": 0.6674547903137769
+  },
+  "combined_units_50": {
+   "n": 9861,
+   "bad_share": 0.0645,
+   "cv_by_voice_auc": 0.757415418179339,
+   "cv_by_voice_ece": 0.00384628825134945,
+   "spread_auc": 0.6893168686403846
   }
+ },
+ "kept": {
+  "models": [
+   "self_words_20",
+   "self_words_50",
+   "self_units_20",
+   "self_units_50",
+   "corpus_words_20",
+   "corpus_words_50",
+   "corpus_units_20",
+   "corpus_units_50",
+   "corpus_combined_words_20",
+   "corpus_combined_words_50",
+   "corpus_combined_units_20",
+   "corpus_combined_units_50"
+  ],
+  "command": "python -m vqalign.eval.calibrate fit --train dev_single.npz synth11_single.npz synth15_single.npz dev_corpus.npz synth12_corpus.npz devs0of20_corpus.npz devs1of20_corpus.npz synth13_corpus10.npz synth14_corpus15.npz dev_combined.npz synth11_combined.npz synth15_combined.npz devs0of5_cc.npz devs1of5_cc.npz devs0of20_cc.npz devs1of20_cc.npz devs2of20_cc.npz devs0of3_cc.npz devs1of3_cc.npz synth13_cc10.npz synth14_cc15.npz --C 1.0 --classes classes_dev.json",
+  "train": {
+   "dev_single.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode single --out dev_single.npz",
+   "synth11_single.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 11 --mode single --out synth11_single.npz",
+   "synth15_single.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 15 --mode single --out synth15_single.npz",
+   "dev_corpus.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode corpus --out dev_corpus.npz",
+   "synth12_corpus.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 12 --mode corpus --out synth12_corpus.npz",
+   "devs0of20_corpus.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/20 --mode corpus --out devs0of20_corpus.npz",
+   "devs1of20_corpus.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/20 --mode corpus --out devs1of20_corpus.npz",
+   "synth13_corpus10.npz": "python -m vqalign.eval.calibrate collect --synth 10 --seed 13 --mode corpus --out synth13_corpus10.npz",
+   "synth14_corpus15.npz": "python -m vqalign.eval.calibrate collect --synth 15 --seed 14 --mode corpus --out synth14_corpus15.npz",
+   "dev_combined.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode combined --out dev_combined.npz",
+   "synth11_combined.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 11 --mode combined --out synth11_combined.npz",
+   "synth15_combined.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 15 --mode combined --out synth15_combined.npz",
+   "devs0of5_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/5 --mode corpus-combined --out devs0of5_cc.npz",
+   "devs1of5_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/5 --mode corpus-combined --out devs1of5_cc.npz",
+   "devs0of20_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/20 --mode corpus-combined --out devs0of20_cc.npz",
+   "devs1of20_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/20 --mode corpus-combined --out devs1of20_cc.npz",
+   "devs2of20_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 2/20 --mode corpus-combined --out devs2of20_cc.npz",
+   "devs0of3_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/3 --mode corpus-combined --out devs0of3_cc.npz",
+   "devs1of3_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/3 --mode corpus-combined --out devs1of3_cc.npz",
+   "synth13_cc10.npz": "python -m vqalign.eval.calibrate collect --synth 10 --seed 13 --mode corpus-combined --out synth13_cc10.npz",
+   "synth14_cc15.npz": "python -m vqalign.eval.calibrate collect --synth 15 --seed 14 --mode corpus-combined --out synth14_cc15.npz"
+  },
+  "kept": None
  }
 }

@@ -101,12 +101,11 @@ class Aligner:
         are shifted back (without it a self-trained model stretches the first and last
         words over the silence). ``diagnostics["speech_span_s"]`` gives the part aligned.
     reference : {"auto", "sphinx", "none", "flat"}
-        A self-trained English alignment is combined with a pretrained model's two
-        opinions (the median of three, :mod:`vqalign.align.second_opinion`); so is a
-        small corpus's: "sphinx" the CMU Sphinx en-us model (pocketsphinx); "none" (None)
-        vqalign's own English prior (:mod:`vqalign.align.prior`); "auto" Sphinx when
-        pocketsphinx is installed, else the prior; "flat" the flat-start model alone.
-        Not with ``codebook`` (the seed's recipe).
+        A self-trained English alignment is the median of three opinions: "sphinx" the
+        CMU Sphinx en-us model's two and vqalign's English prior's; "none" (None) the
+        prior's two and the flat start's; "auto" "sphinx" when pocketsphinx is installed,
+        else "none"; "flat" the flat-start model alone (:mod:`~vqalign.align.prior`,
+        :mod:`~vqalign.align.second_opinion`; a small corpus's likewise; not with codebook).
     """
 
     #: fitted attributes (None until fit or load): the engine's model, its EM history,
@@ -406,7 +405,8 @@ class Aligner:
             def opinion(q, flat):
                 return second_opinion.with_reference(
                     q, flat, hop_s=self.hop_, ref_name=prior.ref_name(self.reference),
-                    opinions=functools.partial(self._opinions, n_codes=n_codes))
+                    opinions=functools.partial(self._opinions, n_codes=n_codes),
+                    prior=prior.in_median(self.reference, Aligner.load))
         return selftrain.self_train(
             p, unit=self.unit, hop_s=self.hop_, dither=self.dither_,
             train_one=functools.partial(self._train_one, n_codes=n_codes),

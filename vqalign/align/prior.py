@@ -75,6 +75,23 @@ def for_setting(reference, load):
     return source(load)
 
 
+def in_median(reference, load):
+    """``prior`` of :func:`second_opinion.with_reference` under an Aligner's ``reference``
+    setting: when the Sphinx model gives the two other opinions, the prior's
+    :func:`source` takes the flat start's place in their median; None otherwise (the
+    prior already gives them, or "flat").
+
+    Measured on the 40 TIMIT dev files (word / phone boundary mean): flat start,
+    Sphinx-seeded, Sphinx 18.7 / 15.0 ms; prior, Sphinx-seeded, Sphinx 18.1 / 14.3 ms;
+    devdata synth (40 files) 13.8 -> 13.2 ms; TIMIT in white noise at 10 dB 30.7 -> 29.8
+    ms. The range of the prior's, the seeded and the Sphinx estimates of a word's edges
+    ranks its errors over 50 ms better than the range with the flat start's: AUC 0.75
+    against 0.65 (TIMIT), 0.81 against 0.73 (devdata synth)."""
+    if reference == "flat" or uses_prior(reference):
+        return None
+    return source(load)
+
+
 def source(load):
     """``own(p, hop_s) -> (Alignment, segments)`` for :func:`second_opinion.opinions`:
     the prior's alignment of a prepared utterance and its phone segmentation

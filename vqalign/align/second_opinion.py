@@ -33,15 +33,23 @@ from vqalign.align.alignment import Segment
 from vqalign.align.confidence import NEAR_FLOOR, SILENT_CAP, SILENT_FRACTION, _logit, predict
 from vqalign.align.decode import add_warnings, shift_tiers
 from vqalign.align.recipe import rel_duration
-from vqalign.align.utterance import load_audio
+from vqalign.align.utterance import load_audio, loudness_range_db
 from vqalign.exceptions import ParameterError, VQAlignError
-from vqalign.features.frontend import FEATURE_SR
+from vqalign.features.frontend import FEATURE_SR, frame_db
 
 #: frames of the speech frames' best-Gaussian histogram mixed into each state's weights of
 #: a segmentation start (its own frames are few: 3-10 per state of one utterance)
 SEED_MIX = 0.3
 #: the smallest phone (s) the median leaves when it squeezes a word's phones
 MIN_PHONE_S = 0.01
+#: vqalign's English prior (trained on clean synthetic speech) takes the flat start's place
+#: in the median only where the recording's loudness range (dB,
+#: :func:`vqalign.align.utterance.loudness_range_db`) is at least this: between what
+#: built-in synthesized speech gives in white noise at 5 dB SNR (10.4 dB; there the prior
+#: made the median worse, 39.5 -> 42.2 ms, word-confidence AUC 0.86 -> 0.74) and at 10 dB
+#: (15.1 dB; better, 24.9 -> 24.5 ms). On the TIMIT dev files in white noise, 0 dB: errors
+#: alike (116 ms), AUC 0.73 without the prior against 0.64 with it; 10 dB: 31.2 -> 30.9 ms.
+PRIOR_MIN_RANGE_DB = 12.5
 
 _SPHINX: dict = {}
 
@@ -218,17 +226,21 @@ def _squeeze(inner, a, b, n):
     return np.minimum(x, hi)
 
 
-def combine(flat, seeded, ref):
-    """The per-boundary median of three alignments of one utterance (the flat-start and
-    the Sphinx-seeded self-trained ones, with the same words and phones, and the Sphinx
-    model's ``ref``). Returns (words (n, 2), phones (m, 2), spreads): phone boundaries
-    are the median of the three where the Sphinx pronunciation of the word is the same,
-    else the mean of the two self-trained ones, kept inside the word; ``spreads`` holds
-    per word and per phone (n, 2) the range (s) of its start's and its end's estimates.
+def combine(flat, seeded, ref, prior=None):
+    """The per-boundary median of three alignments of one utterance with the same words:
+    the flat-start (or, given, the ``prior`` model's) one, the Sphinx-seeded self-trained
+    one and the Sphinx model's ``ref``. Returns (words (n, 2), phones (m, 2), spreads):
+    phone boundaries are the median of the three where the pretrained models' phones of
+    the word are ``flat``'s (stress aside), else the mean of those that are, kept inside
+    the word; ``spreads`` holds per word and per phone (n, 2) the range (s) of its
+    start's and its end's estimates.
 
     Parameters
     ----------
     flat, seeded, ref : Alignment
+    prior : Alignment, optional
+        vqalign's English prior's alignment (:mod:`vqalign.align.prior`), taken in the
+        flat start's place; ``flat`` then gives only the words' and phones' labels.
 
     Returns
     -------
@@ -236,17 +248,19 @@ def combine(flat, seeded, ref):
     phones : ndarray, shape (n_phones, 2)
     spreads : dict of str to ndarray
     """
-    W = np.stack([_bounds(a.tiers["words"]) for a in (flat, seeded, ref)])
-    wf, wr = W[0], W[2]
+    first = flat if prior is None else prior
+    W = np.stack([_bounds(a.tiers["words"]) for a in (first, seeded, ref)])
+    wf, wr, wp = _bounds(flat.tiers["words"]), W[2], W[0]
     words = np.median(W, axis=0)
     word_spread = W.max(axis=0) - W.min(axis=0)
     unit = flat.unit_tier
     pf, ps = _bounds(flat.tiers[unit]), _bounds(seeded.tiers[unit])
     labels = [s.label for s in flat.tiers[unit]]
     sph = ref.tiers.get("phones", [])
+    pri = prior.tiers.get("phones", []) if prior is not None else []
     phones = np.empty_like(pf)
     phone_spread = np.empty((len(labels), 2))
-    k = i = 0
+    k = kp = i = 0
     for w in range(words.shape[0]):
         j = i
         while j < len(labels) and pf[j, 0] < wf[w, 1] - 1e-9:
@@ -254,7 +268,12 @@ def combine(flat, seeded, ref):
         j = max(j, i + 1)
         n = j - i
         theirs, k = _phones_in(sph, k, wr[w, 0], wr[w, 1])
-        est = [pf[i:j, 1][:-1], ps[i:j, 1][:-1]]
+        if prior is None:
+            est = [pf[i:j, 1][:-1]]
+        else:
+            ours, kp = _phones_in(pri, kp, wp[w, 0], wp[w, 1])
+            est = [np.array([s.end for s in ours[:-1]])] if same_phones(ours, labels[i:j]) else []
+        est.append(ps[i:j, 1][:-1])
         if same_phones(theirs, labels[i:j]):
             est.append(np.array([s.end for s in theirs[:-1]]))
         E = np.stack(est)
@@ -277,12 +296,14 @@ def combined_features(flat, seeded, spreads, unit):
     or the corpus model), of the seeded model's, log(1 + ms) of the larger spread of its
     start's and its end's estimates, and that spread times each logit
     (:data:`COMBINED_FEATURES`). Chosen on devdata's synthetic set and built-in synthetic
-    sets, cross-validated by voice (AUC for an error over 50 ms), single files: words 0.899
-    (0.896 without the two products; the two spreads apart 0.863, with log duration 0.890,
-    the spread alone 0.874), phones 0.786 (0.761); small corpora: words 0.878 (0.840),
-    phones 0.806 (0.752). Those figures predate the frame-centre fix and the pause-edge
-    refinement; the refitted models' cross-validated AUCs (0.846 single-file words, 0.843
-    small-corpus words) are in ``CALIBRATION["report"]`` of the coefficient module.
+    sets, cross-validated by voice (AUC for an error over 50 ms); the refitted models'
+    cross-validated AUCs are in ``CALIBRATION["report"]`` of the coefficient module.
+
+    With the prior in the median (:func:`combine`), the spread is that of the prior's,
+    the seeded and the Sphinx estimates. Scored on the 40 TIMIT dev files (word error over
+    50 ms, fitted on synthetic speech only): these five cues 0.71, the spread alone 0.71
+    (0.73 raw); on the synthetic sets cross-validated by voice 0.84 against 0.82, and for
+    phones 0.76 against 0.67 (TIMIT 0.62 against 0.55), so the five are kept.
 
     Parameters
     ----------
@@ -314,7 +335,7 @@ COMBINED_FEATURES = ("logit_conf_flat", "logit_conf_seeded", "log1p_spread_ms",
 
 
 def merge(flat, seeded, ref, energy, hop_s, warnings=(), *, mode="self", energy_offset_s=0.0,
-          ref_name="sphinx"):
+          ref_name="sphinx", prior=None):
     """The alignment of :func:`combine`: the flat one's words and phones at the median
     boundaries, with confidences from :func:`vqalign.align.confidence.predict` (a word over near-silence capped as
     in :mod:`vqalign.align.confidence`) and ``diagnostics["reference"]`` naming the three
@@ -335,6 +356,9 @@ def merge(flat, seeded, ref, energy, hop_s, warnings=(), *, mode="self", energy_
     ref_name : {"sphinx", "prior"}
         The pretrained model: the CMU Sphinx en-us model, or vqalign's own English prior
         (:mod:`vqalign.align.prior`).
+    prior : Alignment, optional
+        The prior's alignment, taken in the flat start's place in the median
+        (:func:`combine`; ``mode`` "self" with the Sphinx model).
 
     Returns
     -------
@@ -342,7 +366,7 @@ def merge(flat, seeded, ref, energy, hop_s, warnings=(), *, mode="self", energy_
         A copy of ``flat`` with the combined tiers.
     """
     unit = flat.unit_tier
-    words, phones, spreads = combine(flat, seeded, ref)
+    words, phones, spreads = combine(flat, seeded, ref, prior)
     F = combined_features(flat, seeded, spreads, unit)
     conf = {}
     key = "combined" if mode == "self" else "corpus_combined"
@@ -393,13 +417,17 @@ def merge(flat, seeded, ref, energy, hop_s, warnings=(), *, mode="self", energy_
     base = "flat" if mode == "self" else "corpus"
     model = "Sphinx en-us model" if ref_name == "sphinx" else "vqalign English prior"
     seed = "Sphinx" if ref_name == "sphinx" else "prior"
+    first = "flat-start" if prior is None else "prior's"
+    pairs = [(base, flat), ("seeded", seeded), (ref_name, ref)]
+    if prior is not None:
+        pairs.insert(1, ("prior", prior))
     d["reference"] = {
-        "method": (f"per-boundary median of the flat-start and the {seed}-seeded "
+        "method": (f"per-boundary median of the {first} and the {seed}-seeded "
                    f"self-trained models and the {model}" if mode == "self" else
                    "per-boundary median of the corpus model, a model self-trained on the "
                    f"file from the {model}'s segmentation, and the {seed} model"),
         "words": {name: [[round(s.start, 4), round(s.end, 4)] for s in a.tiers["words"]]
-                  for name, a in ((base, flat), ("seeded", seeded), (ref_name, ref))},
+                  for name, a in pairs},
         "seeded_em_history": seeded.diagnostics.get("em_history"),
     }
     warns = list(warnings)
@@ -466,17 +494,26 @@ def opinions(p, *, hop_s, train_one, decode, required=False, own=None):
     return seeded, ref
 
 
-def with_reference(p, flat, *, hop_s, opinions, ref_name="sphinx"):
+def with_reference(p, flat, *, hop_s, opinions, ref_name="sphinx", prior=None):
     """The flat-start alignment ``flat`` of ``p`` combined with the two other opinions
     (``opinions(p) -> (seeded, reference)``, see :func:`opinions`): the median of the
     three (:func:`merge`); ``flat`` itself, with the reason in
     ``diagnostics["reference"]``, when the pretrained model (``ref_name``) cannot be
-    used."""
+    used. ``prior(p, hop_s) -> (Alignment, segments)`` (vqalign's English prior,
+    :func:`vqalign.align.prior.source`), when given, takes the flat start's place in the
+    median; the flat start keeps it when the prior cannot align ``p`` or the audio is
+    noisier than :data:`PRIOR_MIN_RANGE_DB` allows."""
     seeded, ref = opinions(p)
     if seeded is None:
         flat.diagnostics["reference"] = f"none: {ref}"
         return flat
-    return merge(flat, seeded, ref, p.energy, hop_s, list(p.warnings), ref_name=ref_name)
+    own = None
+    if prior is not None:
+        r = loudness_range_db(frame_db(p.y16)) if p.y16 is not None else None
+        if r is not None and r >= PRIOR_MIN_RANGE_DB:
+            own = prior(p, hop_s)[0]
+    return merge(flat, seeded, ref, p.energy, hop_s, list(p.warnings), ref_name=ref_name,
+                 prior=own)
 
 
 def corpus_opinion(p, res, warns, *, hop_s, prepare, length_error, opinions, ref_name="sphinx"):

@@ -313,10 +313,19 @@ def noise_only_db(db) -> float | None:
     -------
     float or None
     """
+    r = loudness_range_db(db)
+    return r if r is not None and r < NOISE_ONLY_DB else None
+
+
+def loudness_range_db(db) -> float | None:
+    """How far the loud frames stand out from the quiet ones: dB from the 10th to the 95th
+    percentile of the 10 ms frames' loudness ``db`` (:func:`vqalign.features.frontend.
+    frame_db`); None under 10 frames. Clean speech gives 35-50 dB, white noise at 10 dB SNR
+    15-17 dB, at 5 dB 10-12 dB."""
     if db.size < 10:
         return None
     lo, hi = np.percentile(db, [10, 95])
-    return float(hi - lo) if hi - lo < NOISE_ONLY_DB else None
+    return float(hi - lo)
 
 
 def noise_only_warning(noise_db: float, duration: float) -> str:
