@@ -81,12 +81,12 @@ def in_median(reference, load):
     :func:`source` takes the flat start's place in their median; None otherwise (the
     prior already gives them, or "flat").
 
-    Measured on the 40 TIMIT dev files (word / phone boundary mean): flat start,
-    Sphinx-seeded, Sphinx 18.7 / 15.0 ms; prior, Sphinx-seeded, Sphinx 18.1 / 14.3 ms;
-    devdata synth (40 files) 13.8 -> 13.2 ms; TIMIT in white noise at 10 dB 30.7 -> 29.8
-    ms. The range of the prior's, the seeded and the Sphinx estimates of a word's edges
-    ranks its errors over 50 ms better than the range with the flat start's: AUC 0.75
-    against 0.65 (TIMIT), 0.81 against 0.73 (devdata synth)."""
+    Measured on the 40 TIMIT dev files (``vqalign bench timit``, word / phone boundary
+    mean): flat start, Sphinx-seeded, Sphinx 18.8 / 15.0 ms; prior, Sphinx-seeded, Sphinx
+    17.5 / 13.9 ms (pocketsphinx 23.6 / 17.7 ms); in white noise at 10 dB 31.2 -> 30.9 ms,
+    babble at 10 dB 30.5 -> 29.8 ms. The range of the prior's, the seeded and the Sphinx
+    estimates of a word's edges ranks its errors over 50 ms better than the range with the
+    flat start's: AUC 0.75 against 0.65 (TIMIT), 0.81 against 0.73 (devdata synth)."""
     if reference == "flat" or uses_prior(reference):
         return None
     return source(load)
