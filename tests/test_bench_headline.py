@@ -20,6 +20,7 @@ import pytest
 
 from tests.naive import word_errors_ms
 from vqalign.cli import main
+from vqalign.exceptions import ParameterError
 
 #: how far a reported time or ratio may be from our own measurement of the same call
 FACTOR = 5.0
@@ -178,3 +179,23 @@ def test_calibrate_collect_and_fit_reproduce_sklearn(tmp_path, capsys):
     kept = new["CALIBRATION"]["kept"]
     assert kept["command"] == old["CALIBRATION"]["command"] and "combined_words_50" in \
         kept["models"] and "self_words_50" not in kept["models"]
+
+
+def test_calibrate_collect_needs_noise_and_snr_together(tmp_path):
+    from vqalign.eval.calibrate import main as calibrate
+
+    with pytest.raises(ParameterError, match=r"--noise and --snr go together"):
+        calibrate(["collect", "--synth", "1", "--noise", "white", "--mode", "single",
+                   "--out", str(tmp_path / "x.npz")])
+    with pytest.raises(ParameterError, match=r"--noise and --snr go together"):
+        calibrate(["collect", "--synth", "1", "--snr", "10", "--mode", "single",
+                   "--out", str(tmp_path / "x.npz")])
+    # with both, the utterances are aligned in that noise (the features differ from clean)
+    clean, noisy = tmp_path / "c.npz", tmp_path / "n.npz"
+    assert calibrate(["collect", "--synth", "1", "--mode", "single", "--out", str(clean)]) == 0
+    assert calibrate(["collect", "--synth", "1", "--mode", "single", "--noise", "white",
+                      "--snr", "5", "--out", str(noisy)]) == 0
+    zc, zn = np.load(clean), np.load(noisy)
+    assert "--noise white --snr 5" in str(zn["command"])
+    assert zc["words_X"].shape == zn["words_X"].shape
+    assert not np.allclose(zc["words_X"], zn["words_X"], equal_nan=True)
