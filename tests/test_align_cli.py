@@ -100,8 +100,9 @@ def test_align_reference_switch(tmp_path, corpus):
     out = tmp_path / "sphinx.json"
     assert main(["align", str(wav), str(txt), "--out", str(out), "--reference", "sphinx"]) == 0
     d = read_alignment(out).diagnostics
-    assert set(d["reference"]["words"]) == {"flat", "seeded", "sphinx"}
-    assert d["confidence"]["mode"] == "combined"
+    # the median of the prior, the Sphinx-seeded model and the Sphinx model (flat kept)
+    assert set(d["reference"]["words"]) == {"flat", "prior", "seeded", "sphinx"}
+    assert d["confidence"]["mode"] == "combined" and "prior's" in d["reference"]["method"]
 
 
 def test_align_chars_unit(tmp_path, corpus, utts):
