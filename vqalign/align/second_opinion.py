@@ -515,7 +515,9 @@ def with_reference(p, flat, *, hop_s, opinions, ref_name="sphinx", prior=None):
         return flat
     own = None
     if prior is not None:
-        r = loudness_range_db(frame_db(p.y16)) if p.y16 is not None else None
+        r = p.range_db                  # the audio as given, before any denoising
+        if r is None and p.y16 is not None:
+            r = loudness_range_db(frame_db(p.y16))
         if r is not None and r >= PRIOR_MIN_RANGE_DB:
             own = prior(p, hop_s)[0]
     return merge(flat, seeded, ref, p.energy, hop_s, list(p.warnings), ref_name=ref_name,

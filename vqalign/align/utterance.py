@@ -29,6 +29,7 @@ import numpy as np
 from vqalign._validation import check_audio, check_sample_rate
 from vqalign.align.windows import MEMORY_MB_PER_MIN_ARRAY, memory_check
 from vqalign.exceptions import ParameterError, VQAlignError
+from vqalign.features import denoise
 from vqalign.features.frontend import (
     FEATURE_SR,
     condition_audio,
@@ -272,6 +273,9 @@ class Utterance:
     noise_db : float or None
         The loudness range (dB) of audio in which no speech stands out from the noise
         (:func:`noise_only_db`); None for audio with speech above its noise.
+    range_db : float or None
+        The loudness range (dB, :func:`loudness_range_db`) of the audio as given, before
+        any noise was subtracted (:mod:`vqalign.features.denoise`); None for long ones.
     """
 
     X: np.ndarray
@@ -289,6 +293,7 @@ class Utterance:
     long_key: str | None = None
     speech: np.ndarray | None = None
     noise_db: float | None = None
+    range_db: float | None = None
 
 
 #: audio whose 10 ms frames' loudness varies by less than this many dB (10th to 95th
@@ -334,6 +339,14 @@ def noise_only_warning(noise_db: float, duration: float) -> str:
             f"varies by only {noise_db:.1f} dB; speech varies by 20 dB or more): the "
             "alignment there is a guess and every confidence is capped; check that the file "
             "holds the speech of the transcript, or denoise it first")
+
+
+def denoised_warning(range_db: float) -> str:
+    """The warning for audio whose stationary noise was subtracted before aligning."""
+    return (f"the audio is noisy (its loudness varies by only {range_db:.1f} dB; clean speech "
+            "by 30 dB or more): its stationary noise was subtracted before aligning "
+            "(vqalign.features.denoise); boundaries and confidences are less sure than on "
+            "clean audio")
 
 
 def oov_warning(tokens: Tokens):
@@ -442,6 +455,13 @@ def prepare(y, sr, text, *, unit, hop_s, dither, trim_silence=True, oov="g2p", n
     span = speech_span(y16) if trim else None
     a, b = span if span is not None else (0, y16.size)
     y16 = y16[a:b]
+    db = r = None
+    if y16.size <= LONG_AUDIO_S * FEATURE_SR:   # one loudness for the checks and the denoiser
+        db = frame_db(y16)
+        r = loudness_range_db(db)
+        if denoise.wanted(r) and (r is None or r >= NOISE_ONLY_DB):
+            y16 = denoise.spectral_subtract(y16)
+            warn.append(denoised_warning(r))
     if key is not None and key in cache:
         X, energy = cache[key]
     elif work_folder is not None and y16.size > LONG_AUDIO_S * FEATURE_SR:
@@ -458,7 +478,8 @@ def prepare(y, sr, text, *, unit, hop_s, dither, trim_silence=True, oov="g2p", n
             cache[key] = (X, energy)
     # the loudness of what is aligned, once for both checks below (a long recording in
     # a work folder has its VAD flags already)
-    db = frame_db(y16) if speech is None and (unit == "phones" or span is None) else None
+    if db is None and speech is None and (unit == "phones" or span is None):
+        db = frame_db(y16)
     if unit == "phones":
         miss = missing_speech_warning(speech if speech is not None else speech_flags(db),
                                       sum(map(len, tokens.units)), a / FEATURE_SR)
@@ -469,9 +490,9 @@ def prepare(y, sr, text, *, unit, hop_s, dither, trim_silence=True, oov="g2p", n
         warn.append(noise_only_warning(noise, full))
     if span is None:
         return Utterance(X, energy, tokens, full, sr, name, warn, y16, key,
-                         long_key=long_key, speech=speech, noise_db=noise)
+                         long_key=long_key, speech=speech, noise_db=noise, range_db=r)
     return Utterance(X, energy, tokens, (b - a) / FEATURE_SR, sr, name, warn, y16, key,
-                     offset_s=a / FEATURE_SR, full_duration=full)
+                     offset_s=a / FEATURE_SR, full_duration=full, range_db=r)
 
 
 def prepare_all(items, prepare, lexicon, cache):
