@@ -33,6 +33,33 @@ def test_three_voice_two_minute_recording_keeps_its_place(devdata):
     assert long["starts"][long["start"]] == max(long["starts"].values())
 
 
+def test_words_that_stray_lie_in_a_span_reported_unsure(devdata):
+    """devdata at 2 minutes, seed 5: the likeliest start puts 'fixing the roof' and the
+    next sentence up to 1 s late (7.6-10.9 s), where the runner-up start places them
+    otherwise. Never a silent wrong answer: the stretch is named in a warning with its
+    time span; exact truth."""
+    from tests.naive import word_errors_ms
+    from vqalign.datasets.longform import build_long_recording
+    rec = build_long_recording(2.0, devdata / "synth", seed=5)
+    aln = Aligner(unit="phones").align(rec.audio, rec.text, sr=rec.sr)
+    spans = aln.diagnostics["long_audio"].get("unsure_spans_s", [])
+    print(spans)
+    err = word_errors_ms(aln.tiers["words"], rec.words)
+    n = len(rec.words)
+    off = (err[:n] + err[n:]) / 2 > 100.0
+    # the longest run of words off by over 100 ms
+    best, run, end = 0, 0, 0
+    for i, o in enumerate(off):
+        run = run + 1 if o else 0
+        if run > best:
+            best, end = run, i
+    assert best >= 5
+    a, b = aln.tiers["words"][end - best + 1].start, aln.tiers["words"][end].end
+    assert any(s <= a + 0.05 and b - 0.05 <= e for s, e in spans)
+    warned = [w for w in aln.diagnostics["warnings"] if "unsure" in w]
+    assert any(f"{s:.1f}-{e:.1f} s" in w for s, e in spans for w in warned)
+
+
 def _chain(n_words):
     """A batch of one utterance of ``n_words`` one-state words with optional silences,
     and each word's state index."""

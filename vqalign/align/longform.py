@@ -153,9 +153,7 @@ def _self_train_whole(p, *, unit, hop_s, train_one):
     """(model, history, selection, path, batch, beam, cells, diagnostics) of a recording
     self-trained whole: EM from every flat start of WHOLE_STARTS (WHOLE_STARTS_CHARS),
     the likeliest kept.
-    Its path is compared with the runner-up's: ``diagnostics["unsure"]`` lists the runs
-    of DISAGREE_WORDS or more words whose boundaries the two place over DISAGREE_S apart,
-    as (first word, last word, start s, end s, largest move s)."""
+    ``diagnostics["other_path"]``: the runner-up start's path (:func:`disagreements`)."""
     runs = []
     for name in WHOLE_STARTS if unit == "phones" else WHOLE_STARTS_CHARS:
         model, history, sel, _, _ = train_one(p, diagonal=_corridor(p),
@@ -173,7 +171,7 @@ def _self_train_whole(p, *, unit, hop_s, train_one):
         except AlignmentError:
             path2 = None
         if path2 is not None:
-            diag["unsure"] = disagreements(path, path2, batch, hop_s, p.duration)
+            diag["other_path"] = path2
     return model, history, sel, path, batch, beam, cells, diag
 
 
@@ -400,11 +398,12 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
                                 fconf, [p.energy], p.X, hop,
                                 "corpus" if fitted else "self")[0]
     us, ws = path_segments(path, batch, 0, hop, p.duration, fconf, conf=conf)
+    other = extra.pop("other_path", None)
+    unsure = [] if other is None else disagreements(path, other, batch, hop, p.duration)
     dur = float(p.duration)
     seg_units = [Segment(s, e, lab, c) for s, e, lab, c in us]
     seg_words = [Segment(s, e, p.tokens.words[wi], c) for s, e, wi, c in ws]
     warns = list(p.warnings) + _mismatch_warnings(p, seg_words, path, batch, hop)
-    unsure = extra.pop("unsure", [])
     warns += _unsure_warnings(p, unsure)
     if unsure:
         extra["unsure_spans_s"] = [[round(s, 2), round(e, 2)] for _, _, s, e, _ in unsure]
