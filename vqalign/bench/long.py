@@ -41,9 +41,8 @@ def add_arguments(parser):
                         help="length of the recording (default 60)")
     parser.add_argument("--corpus", default=None,
                         help="folder of x.wav + x.TextGrid (words tier) to build it from, "
-                             "repeated as needed (default "
-                             f"{DEFAULT_CORPUS} if it exists, else built-in synthesized "
-                             "speech)")
+                             "repeated as needed, or 'builtin' for the built-in synthesizer "
+                             f"(default {DEFAULT_CORPUS} if it exists, else builtin)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--unit", default="phones", choices=("phones", "chars"))
     parser.add_argument("--jobs", type=int, default=2, help="threads for vqalign align")
@@ -170,7 +169,9 @@ def run(args) -> int:
     corpus = args.corpus
     if corpus is None and DEFAULT_CORPUS.is_dir():
         corpus = DEFAULT_CORPUS
-    if corpus is None:
+    if corpus == "builtin":
+        corpus = None
+    elif corpus is None:
         print("bench long: no corpus given and ../shared/devdata is absent; building the "
               "recording from built-in synthesized speech", file=sys.stderr)
     rec = build_long_recording(args.minutes, corpus, seed=args.seed)
