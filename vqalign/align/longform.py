@@ -60,8 +60,11 @@ CORRIDOR_S = 60.0          # flat-start corridor around the diagonal, at least t
 CORRIDOR_FRACTION = 0.05   # and at least this share of the recording
 WINDOWS = True             # self-train by vqalign.align.windows (linear time)
 #: ... from this length on (devdata synth, seed 4: 1.7 min 40.6 ms mean word error with the
-#: windows, 28.0 ms whole; 5 min 17.1 vs 20.7 ms; 10 min 14.8 vs 15.4 ms)
-WINDOWS_MIN_S = 300.0
+#: windows, 28.0 ms whole; 5 min 17.1 vs 20.7 ms; 10 min 14.8 vs 15.4 ms). At 5 min, seed 1,
+#: the windows lost their place (11932 ms mean word error; the whole chain from
+#: WHOLE_STARTS 14.9 ms, seed 2 18.9 vs 13.9 ms, about 20x real time); at 5.5, 7 and 9 min,
+#: seeds 1-6, the windows gave 14.6-19.7 ms
+WINDOWS_MIN_S = 360.0
 
 #: flat starts of a recording self-trained whole (below WINDOWS_MIN_S); EM runs from each
 #: and the highest final log-likelihood is kept: "broad" the broad-class phone weights
