@@ -11,7 +11,7 @@ from vqalign.align import Aligner, longform
 from vqalign.hmm.topology import ChainBatch
 
 
-def test_three_voice_two_minute_recording_keeps_its_place(devdata):
+def test_multi_voice_two_minute_recording_keeps_its_place(devdata):
     """devdata's voices shuffled to 2 minutes (seed 3), aligned as one file by an unfitted
     Aligner. One plain flat start put whole words across pauses here: 'again and again'
     squeezed into the next sentence, over 2 s of mean word error; exact truth."""
