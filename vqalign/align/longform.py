@@ -7,11 +7,15 @@ sqrt(T)-th frame's band (checkpoints; the backward pass recomputes the rest), an
 Viterbi keeps int8 back-pointers for the band only. No windows, no anchors that can be
 lost, no drift: every boundary comes from one global path.
 
-An unfitted Aligner self-trains exactly as on a single utterance (flat start from the
-recording's quietest frames and from durations, EM on the whole chain; the first step's
-band is wide, the next ones a few states), decodes, then runs ``RETRAIN_ROUNDS``
-corpus-style EM rounds (weights, transitions and Gaussians) on the path cut at pauses
-into chunks of about ``CHUNK_S`` seconds, and decodes again.
+An unfitted Aligner self-trains on the whole chain (EM from a flat start; the first
+step's band is wide, the next ones a few states) from each of ``WHOLE_STARTS`` and keeps
+the likeliest, decodes, then runs ``RETRAIN_ROUNDS`` corpus-style EM rounds (weights,
+transitions and Gaussians) on the path cut at pauses into chunks of about ``CHUNK_S``
+seconds, and decodes again (a round that moves a run of words wholesale is undone: it
+refines boundaries, it does not move words). One flat start is not enough on a chain of hundreds of words
+and dozens of pauses: EM from it settles where whole words have slid across a pause
+(:func:`_self_train_whole`). The runner-up start's path is decoded too: where the two
+place a run of words far apart, the alignment is reported as unsure there.
 
 From ``WINDOWS_MIN_S`` on, an unfitted Aligner self-trains in linear time instead
 (:func:`vqalign.align.windows.self_train_long`): a coarse anchor pass in a fixed corridor,
@@ -20,17 +24,20 @@ every frame, re-training rounds on that path's windows; every step is kept in a 
 folder, so an interrupted run resumes where it stopped.
 
 Stretches that do not match the transcript are reported as warnings with their time
-span: words stretched over far more audio than they can take, long loud stretches
+span: words stretched over far more audio than they can take (over ``LONG_WORD_S``, or
+over ``STRETCH_S`` and ``STRETCH`` times their units' typical length), long loud stretches
 labelled silence, and speech-like audio left after the last word. A path that the beam
 loses is retried with a wider beam, then reported as an AlignmentError.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import numpy as np
 
+from vqalign.align import recipe
 from vqalign.align.alignment import Alignment, Segment
 from vqalign.align.confidence import alignment_confidence, attach
 from vqalign.align.decode import add_warnings, path_segments
@@ -43,13 +50,47 @@ RETRAIN_ROUNDS = 1
 RETRAIN_ITER = 10
 BEAMS = (-60.0, -200.0)    # Viterbi beams tried in turn (log units)
 LONG_WORD_S = 2.5          # a word longer than this is reported (transcript mismatch?)
+#: ... and so is a word over STRETCH_S seconds that lasts over STRETCH times its units'
+#: median length on the path (the recording's own rate). Devdata voices, 3 minutes: the
+#: true words reach 3.3 times; a path that slid by a few words stretched 'bowed' 6.5 times
+STRETCH = 5.0
+STRETCH_S = 1.0
 LONG_PAUSE_S = 3.0         # a loud stretch labelled silence longer than this is reported
 CORRIDOR_S = 60.0          # flat-start corridor around the diagonal, at least this wide
 CORRIDOR_FRACTION = 0.05   # and at least this share of the recording
 WINDOWS = True             # self-train by vqalign.align.windows (linear time)
 #: ... from this length on (devdata synth, seed 4: 1.7 min 40.6 ms mean word error with the
-#: windows, 28.0 ms whole; 5 min 17.1 vs 20.7 ms; 10 min 14.8 vs 15.4 ms)
-WINDOWS_MIN_S = 300.0
+#: windows, 28.0 ms whole; 5 min 17.1 vs 20.7 ms; 10 min 14.8 vs 15.4 ms). At 5 min, seed 1,
+#: the windows lost their place (11932 ms mean word error; the whole chain from
+#: WHOLE_STARTS 14.9 ms, seed 2 18.9 vs 13.9 ms, about 20x real time); at 5.5, 7 and 9 min,
+#: seeds 1-6, the windows gave 14.6-19.7 ms
+WINDOWS_MIN_S = 360.0
+
+#: flat starts of a recording self-trained whole (below WINDOWS_MIN_S); EM runs from each
+#: and the highest final log-likelihood is kept: "broad" the broad-class phone weights
+#: (:func:`vqalign.align.recipe.broad_class_start`), "pauses" silence seeded from the VAD's
+#: pauses as well as from the quietest frames (phones alike), "pauses+broad" both. One
+#: plain start (phones alike, silence from the quietest 5 % of frames only) settled on
+#: devdata recordings of 2-3 minutes (seeds 1-6) where words had slid across pauses:
+#: 18-80 ms mean word error on some seeds, 227-2098 ms on others. Measured per start,
+#: before the re-training round (ms, 2 min seeds 1-6 / 3 min seeds 1-6): plain 244 28
+#: 2098 40 38 1063 / 80 18 1290 37 227 653; broad 24 16 13 30 24 62 / 71 15 15 17 18
+#: 17; pauses 236 22 2399 34 43 1054 / 29 18 70 22 287 655; pauses+broad 518 18 14 18 23
+#: 24 / 244 16 16 17 18 16; the likeliest of the last three 24 16 13 18 23-43 24 / 29 15
+#: 15 17 18 16 (TIMIT joined to 3 min, seeds 1-3: 29 36 27, plain 81 350 44)
+WHOLE_STARTS = ("broad", "pauses", "pauses+broad")
+#: ... with unit="chars" (no broad classes of letters): the plain start and "pauses"
+WHOLE_STARTS_CHARS = ("plain", "pauses")
+#: VAD pauses at least this long seed the silence of the "pauses" starts: in a recording
+#: whose gaps are digital silence the quietest frames are all of that one kind, and the
+#: utterances' own quieter-than-speech pauses start as speech
+PAUSE_SEED_S = 0.3
+#: the best and the runner-up start's paths disagree on a word when one of its boundaries
+#: moves more than this (s); DISAGREE_WORDS such words in a row are reported as unsure
+DISAGREE_S = 0.15
+DISAGREE_WORDS = 3
+#: the VAD's frame step (s) (vqalign.features.frontend.speech_frames)
+VAD_HOP_S = 0.010
 
 
 def _corridor(p):
@@ -57,6 +98,129 @@ def _corridor(p):
     larger of CORRIDOR_S seconds and CORRIDOR_FRACTION of the recording. (Built from
     devdata's voices, 5-35 minutes, the words stray at most 6-16 s from the diagonal.)"""
     return max(CORRIDOR_FRACTION, CORRIDOR_S / max(p.duration, 1e-9))
+
+
+def pause_frames(speech, n_frames, hop_s, min_s=PAUSE_SEED_S):
+    """Frames (every ``hop_s``) inside the VAD's pauses of at least ``min_s`` seconds.
+
+    Parameters
+    ----------
+    speech : ndarray, shape (n_vad,), bool
+        The VAD's 10 ms speech flags (:func:`vqalign.features.frontend.speech_frames`).
+    n_frames : int
+    hop_s : float
+    min_s : float
+
+    Returns
+    -------
+    ndarray, shape (n_frames,), bool
+    """
+    speech = np.asarray(speech, bool)
+    out = np.zeros(n_frames, bool)
+    if speech.size == 0 or n_frames == 0:
+        return out
+    j = np.minimum(np.floor(np.arange(n_frames) * (hop_s / VAD_HOP_S) + 1e-6).astype(np.int64),
+                   speech.size - 1)
+    off = ~speech[j]
+    edges = np.flatnonzero(np.diff(off.astype(np.int8)) != 0) + 1
+    starts = np.concatenate([[0], edges])
+    stops = np.concatenate([edges, [n_frames]])
+    need = max(1, int(round(min_s / hop_s)))
+    for a, b in zip(starts[off[starts]], stops[off[starts]]):
+        if b - a >= need:
+            out[a:b] = True
+    return out
+
+
+def _start(p, name, hop_s):
+    """``(name, fn(model, selection))``: flat start ``name`` ("plain", "broad", "pauses"
+    or "pauses+broad") as a seed of :func:`vqalign.align.recipe.train`: silence weights
+    from the quietest frames (and the VAD's pauses), phone weights from the other frames
+    (and by broad class)."""
+    T = p.X.shape[0]
+    offs = np.array([0, T], np.int64)
+    quiet = recipe.quiet_masks(p.energy, offs, recipe.SINGLE_SILENCE_QUANTILE)[0]
+    if "pauses" in name:
+        speech = (p.speech if p.speech is not None else speech_frames(p.y16)
+                  if p.y16 is not None else np.zeros(0, bool))
+        quiet = quiet | pause_frames(speech, T, hop_s)
+
+    def seed(m, sel):
+        m.init_weights(*m.quiet_counts(sel.idx[:, 0], quiet))
+        if "broad" in name:
+            recipe.broad_class_start(m, p.X, offs, [quiet], sel)
+    return name, seed
+
+
+def _self_train_whole(p, *, unit, hop_s, train_one):
+    """(model, history, selection, path, batch, beam, cells, diagnostics) of a recording
+    self-trained whole: EM from every flat start of WHOLE_STARTS (WHOLE_STARTS_CHARS),
+    the likeliest kept.
+    ``diagnostics["other_path"]``: the runner-up start's path (:func:`disagreements`)."""
+    runs = []
+    for name in WHOLE_STARTS if unit == "phones" else WHOLE_STARTS_CHARS:
+        model, history, sel, _, _ = train_one(p, diagonal=_corridor(p),
+                                              seed=_start(p, name, hop_s))
+        ll = history["log_likelihood"]
+        runs.append((float(ll[-1]) if len(ll) else -np.inf, name, model, history, sel))
+    order = sorted(range(len(runs)), key=lambda i: -runs[i][0])
+    _, name, model, history, sel = runs[order[0]]
+    path, batch, beam, cells = _global_path(model, p, sel, hop_s)
+    diag = {"starts": {r[1]: round(r[0], 4) for r in runs}, "start": name}
+    if len(order) > 1:
+        other = runs[order[1]]
+        try:
+            path2, _, _, _ = _global_path(other[2], p, other[4], hop_s)
+        except AlignmentError:
+            path2 = None
+        if path2 is not None:
+            diag["other_path"] = path2
+    return model, history, sel, path, batch, beam, cells, diag
+
+
+def disagreements(path, other, batch, hop_s, duration):
+    """Runs of at least DISAGREE_WORDS words whose boundaries two paths of the same chain
+    place more than DISAGREE_S apart.
+
+    Parameters
+    ----------
+    path, other : ndarray, shape (T,)
+        State paths of one utterance of ``batch``.
+    batch : vqalign.hmm.topology.Batch
+    hop_s, duration : float
+
+    Returns
+    -------
+    list of (int, int, float, float, float)
+        (first word, last word, start s, end s on ``path``, largest boundary move s).
+    """
+    _, w1 = path_segments(path, batch, 0, hop_s, duration)
+    _, w2 = path_segments(other, batch, 0, hop_s, duration)
+    if len(w1) != len(w2) or not w1:
+        return []
+    a = np.array([(s, e) for s, e, _, _ in w1])
+    b = np.array([(s, e) for s, e, _, _ in w2])
+    move = np.abs(a - b).max(axis=1)
+    bad = move > DISAGREE_S
+    edges = np.flatnonzero(np.diff(bad.astype(np.int8)) != 0) + 1
+    out = []
+    for lo, hi in zip(np.concatenate([[0], edges]), np.concatenate([edges, [bad.size]])):
+        if bad[lo] and hi - lo >= DISAGREE_WORDS:
+            out.append((int(lo), int(hi - 1), float(a[lo, 0]), float(a[hi - 1, 1]),
+                        float(move[lo:hi].max())))
+    return out
+
+
+def _unsure_warnings(p, spans):
+    """Warnings of :func:`disagreements`' spans (words named from ``p``'s transcript)."""
+    out = []
+    for lo, hi, s, e, mv in spans:
+        out.append(f"{s:.1f}-{e:.1f} s ({p.tokens.words[lo]!r} ... {p.tokens.words[hi]!r}, "
+                   f"{hi - lo + 1} words): two flat starts of the self-training place these "
+                   f"words up to {mv:.1f} s apart; their alignment is unsure there (the "
+                   "transcript may not match the audio, or the model was not sure which "
+                   "words go with which stretch of speech): check them")
+    return out
 
 
 def _global_path(model, p, sel, hop_s):
@@ -208,10 +372,11 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
                                       update_gaussians=update_gaussians,
                                       train_windows=train_windows, work_folder=work_folder)
     else:
-        # the single-utterance recipe on the whole recording: one chain, flat start, EM
+        # the single-utterance recipe on the whole recording: one chain, flat starts, EM
         # (the forward-backward keeps checkpoints, not every frame's band)
-        model, history, sel, _, _ = train_one(p, diagonal=_corridor(p))
-        path, batch, beam, cells = _global_path(model, p, sel, hop)
+        model, history, sel, path, batch, beam, cells, extra = _self_train_whole(
+            p, unit=unit, hop_s=hop, train_one=train_one)
+        kept = (copy.deepcopy(model), history, sel, path, beam, cells)
         if RETRAIN_ROUNDS:
             # corpus-style rounds on chunks of the path: Gaussians re-estimated too
             model.update = "wtmv" if update_gaussians else "wt"
@@ -222,6 +387,13 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
             history = model.history_
             path, batch, beam, cells = _global_path(model, p, sel, hop)
             rounds += 1
+        slid = disagreements(path, kept[3], batch, hop, p.duration) if rounds else []
+        if slid:
+            # the rounds refine boundaries; a run of words moved wholesale means their
+            # Gaussians drifted (devdata, 2 min, seed 1: 24 -> 192 ms mean word error):
+            # the path from before them is kept
+            model, history, sel, path, beam, cells = kept
+            extra["retrain_discarded"] = [[round(a, 2), round(b, 2)] for _, _, a, b, _ in slid]
     cols = batch.emit_ids[path]
     fconf, own = model.frame_ratio(sel, cols)
     fll = np.log(np.maximum(own, 1e-300)) + sel.gmax
@@ -229,10 +401,15 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
                                 fconf, [p.energy], p.X, hop,
                                 "corpus" if fitted else "self")[0]
     us, ws = path_segments(path, batch, 0, hop, p.duration, fconf, conf=conf)
+    other = extra.pop("other_path", None)
+    unsure = [] if other is None else disagreements(path, other, batch, hop, p.duration)
     dur = float(p.duration)
     seg_units = [Segment(s, e, lab, c) for s, e, lab, c in us]
     seg_words = [Segment(s, e, p.tokens.words[wi], c) for s, e, wi, c in ws]
     warns = list(p.warnings) + _mismatch_warnings(p, seg_words, path, batch, hop)
+    warns += _unsure_warnings(p, unsure)
+    if unsure:
+        extra["unsure_spans_s"] = [[round(s, 2), round(e, 2)] for _, _, s, e, _ in unsure]
     diag = {
         "hop_s": hop,
         "frame_loglik": np.round(fll, 3).tolist(),
@@ -254,6 +431,16 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
     return aln
 
 
+def _unit_length(path, batch, hop):
+    """Median length (s) of the units (not silences) on ``path``."""
+    uos = batch.unit_index[path]
+    change = np.flatnonzero(np.diff(uos) != 0) + 1
+    starts = np.concatenate([[0], change])
+    lengths = np.diff(np.concatenate([starts, [uos.size]]))
+    keep = uos[starts] >= 0
+    return float(np.median(lengths[keep])) * hop if keep.any() else float("inf")
+
+
 def _mismatch_warnings(p, words, path, batch, hop):
     """Time spans where the audio and the transcript do not seem to match."""
     out = []
@@ -261,7 +448,15 @@ def _mismatch_warnings(p, words, path, batch, hop):
     lo, med = np.quantile(e, 0.15), np.median(e)
     thr = lo + 0.5 * (med - lo)
     loud = e > thr
-    for w in words:
+    typical = _unit_length(path, batch, hop)
+    n_units = [len(u) for u in p.tokens.units]
+    for wi, w in enumerate(words):
+        dur = w.end - w.start
+        if dur > STRETCH_S and dur > STRETCH * n_units[wi] * typical and dur <= LONG_WORD_S:
+            out.append(f"the word {w.label!r} spans {w.start:.1f}-{w.end:.1f} s ({dur:.1f} s, "
+                       f"{dur / (n_units[wi] * typical):.0f} times the typical length of its "
+                       f"{n_units[wi]} units here): the path has probably slid by a few "
+                       "words around it (or the audio holds speech the transcript lacks)")
         if w.end - w.start > LONG_WORD_S:
             out.append(f"the word {w.label!r} spans {w.start:.1f}-{w.end:.1f} s "
                        f"({w.end - w.start:.1f} s): the audio there probably holds speech "

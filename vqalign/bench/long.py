@@ -41,15 +41,18 @@ def add_arguments(parser):
                         help="length of the recording (default 60)")
     parser.add_argument("--corpus", default=None,
                         help="folder of x.wav + x.TextGrid (words tier) to build it from, "
-                             "repeated as needed (default "
-                             f"{DEFAULT_CORPUS} if it exists, else built-in synthesized "
-                             "speech)")
+                             "repeated as needed, or 'builtin' for the built-in synthesizer "
+                             f"(default {DEFAULT_CORPUS} if it exists, else builtin)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--unit", default="phones", choices=("phones", "chars"))
     parser.add_argument("--jobs", type=int, default=2, help="threads for vqalign align")
     parser.add_argument("--single", type=int, default=40,
                         help="utterances of the recording also aligned one at a time, the "
                              "peer (default 40; 0: none)")
+    parser.add_argument("--reference", default="auto",
+                        choices=("auto", "sphinx", "none", "flat"),
+                        help="the Aligner's reference, on both sides (vqalign align "
+                             "--reference; default auto, as vqalign align)")
     parser.add_argument("--kill-at-half", action="store_true",
                         help="also run it killed at half time and resumed")
     parser.add_argument("--keep", default=None, help="keep the WAV, transcript and JSON here")
@@ -132,7 +135,7 @@ _CHILD = ("import resource, sys\n"
           "sys.exit(rc)\n")
 
 
-def _one_at_a_time(rec, n, unit, jobs, seed):
+def _one_at_a_time(rec, n, unit, jobs, seed, reference="auto"):
     """Errors (ms, per word: mean of start and end error) of ``n`` of the recording's
     utterances aligned one at a time, {utterance index in rec.sources: errors}; and the
     wall time and audio seconds."""
@@ -149,7 +152,8 @@ def _one_at_a_time(rec, n, unit, jobs, seed):
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            aln = Aligner(unit=unit, n_jobs=jobs).align(y, text, sr=rec.sr)
+            aln = Aligner(unit=unit, n_jobs=jobs, reference=reference).align(
+                y, text, sr=rec.sr)
         wall += time.perf_counter() - t0
         audio_s += y.size / rec.sr
         pred = [(w.start, w.end, w.label) for w in aln.tiers["words"]]
@@ -165,7 +169,9 @@ def run(args) -> int:
     corpus = args.corpus
     if corpus is None and DEFAULT_CORPUS.is_dir():
         corpus = DEFAULT_CORPUS
-    if corpus is None:
+    if corpus == "builtin":
+        corpus = None
+    elif corpus is None:
         print("bench long: no corpus given and ../shared/devdata is absent; building the "
               "recording from built-in synthesized speech", file=sys.stderr)
     rec = build_long_recording(args.minutes, corpus, seed=args.seed)
@@ -178,7 +184,7 @@ def run(args) -> int:
     env["NUMBA_NUM_THREADS"] = str(args.jobs)
     env["VQALIGN_RESUME_DIR"] = str(work / "resume")
     cmd = [sys.executable, "-c", _CHILD, "align", str(wav), str(txt), "--out", str(out),
-           "--unit", args.unit, "--overwrite"]
+           "--unit", args.unit, "--reference", args.reference, "--overwrite"]
     rc, wall, peak_mb, _, err, cpu = _run_child(cmd, env)
     if rc != 0:
         print(err.strip()[-2000:], file=sys.stderr)
@@ -189,16 +195,18 @@ def run(args) -> int:
     res = summarize(pred, rec.words)
     long_diag = aln.get("diagnostics", {}).get("long_audio", {})
     res.update({"minutes": rec.duration / 60, "corpus": str(corpus) if corpus else "synth",
-                "seed": args.seed, "wall_s": wall, "cpu_s": cpu,
+                "seed": args.seed, "reference": args.reference, "wall_s": wall, "cpu_s": cpu,
                 "x_real_time": rec.duration / wall, "load_1min": os.getloadavg()[0],
                 "peak_rss_mb": peak_mb, "threads": args.jobs,
                 "stages_s": long_diag.get("stages_s", {}),
                 "anchor_stray_s": long_diag.get("anchor_stray_s"),
+                "start": long_diag.get("start"),
+                "unsure_spans_s": long_diag.get("unsure_spans_s", []),
                 "anchor_corridor_s": long_diag.get("anchor_corridor_s"),
                 "warnings": aln.get("diagnostics", {}).get("warnings", [])[:5]})
     if args.single:
         single, s_wall, s_audio = _one_at_a_time(rec, args.single, args.unit, args.jobs,
-                                                 args.seed)
+                                                 args.seed, args.reference)
         s_err = np.concatenate(list(single.values()))
         # the long file's error on every occurrence of the same utterances
         sp, ep = score_words(pred, rec.words)
@@ -240,7 +248,8 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
-    print(f"{res['minutes']:.1f} min from {res['corpus']}, {res['n_words']} words "
+    print(f"{res['minutes']:.1f} min from {res['corpus']} (seed {args.seed}, reference "
+          f"{args.reference}), {res['n_words']} words "
           f"({res['n_matched']} matched): mean {res['word_mean_ms']:.1f} ms, median "
           f"{res['word_median_ms']:.1f} ms, p90 {res['word_p90_ms']:.1f} ms, "
           f"{100 * res['word_within_20ms']:.1f} % within 20 ms; drift {res['drift_ms']:+.1f} ms")
@@ -250,6 +259,9 @@ def run(args) -> int:
           + (f"; the anchor path strays up to {res['anchor_stray_s']:.0f} s from the "
              f"diagonal (corridor +-{res['anchor_corridor_s']:.0f} s)"
              if res.get("anchor_stray_s") is not None else ""))
+    if res["start"] is not None:
+        print(f"  flat start kept: {res['start']}; spans reported unsure: "
+              f"{len(res['unsure_spans_s'])} {res['unsure_spans_s'][:4]}")
     if args.single:
         print(f"  one at a time ({res['single_utterances']} of its utterances, "
               f"{res['single_words']} words, {args.jobs} threads): mean "
