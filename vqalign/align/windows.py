@@ -18,9 +18,12 @@ corridor that is a share of the recording makes each frame's work grow with the 
    windows shared among the cores), Gaussians re-estimated too.
 4. **decode** -- the beam Viterbi of the final model over every frame.
 
-Every stage reports its wall time (``progress``) and every EM step can be saved: with a
-work folder, an interrupted run started again on the same audio, transcript and settings
-continues from the last saved step and gives the same alignment. The folder of a
+Every stage reports its wall time (``progress``) and its work can be saved: the started
+model and its Gaussian selection before the first EM step, every EM step, and the sums of
+the windows stage's first E-step (every window's whole band: most of that stage's time)
+per group of about ``GROUP_S`` seconds of windows. With a work folder, an interrupted run
+started again on the same audio, transcript and settings continues from the last saved
+piece and gives the same alignment. The folder of a
 recording is named by the digest of its audio, its units and the settings; it is removed
 when the alignment is done.
 
