@@ -52,8 +52,12 @@ from vqalign.io.atomic import atomic_write
 
 #: half-width of the anchor pass's flat-start corridor, in seconds of shortened audio
 #: (speech and pauses of at most PAUSE_KEEP_S). The diagonal of the shortened frames
-#: follows the speech rate; see ``bench long`` for how far the words stray from it.
-ANCHOR_CORRIDOR_S = 60.0
+#: follows the speech rate; see ``bench long`` for how far the words stray from it
+#: (devdata synth 35 and 180 min: 12 s; TIMIT joined, 35 min: 3 s). Its first E-step,
+#: the one piece of work a killed run cannot keep, costs in proportion: +-30 s instead
+#: of +-60 s gave the same words tier on those three files and halved the anchor stage
+#: (180 min: 20.6 s, 82 s in all)
+ANCHOR_CORRIDOR_S = 30.0
 #: the corridor is doubled when the anchor's path strays further than this share of it
 CORRIDOR_EDGE = 0.75
 #: pauses (energy VAD) longer than this are shortened to it for the anchor pass
