@@ -274,6 +274,96 @@ def test_stray_seconds_of_a_path_against_its_diagonal():
     assert abs(W.stray_seconds(late, 0.01) - 4.99) < 0.02
 
 
+def test_group_bounds_match_a_brute_force_reference():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        lengths = rng.integers(100, 3000, size=int(rng.integers(1, 40)))
+        hop, group_s = 0.01, float(rng.uniform(5, 60))
+        # brute force: a group ends with the window whose end first reaches k * group_s
+        ends = np.cumsum(lengths) * hop
+        want, k = [0], 1
+        for i, e in enumerate(ends):
+            if e >= k * group_s and i + 1 < len(lengths):
+                want.append(i + 1)
+                while k * group_s <= e:
+                    k += 1
+        assert W.group_bounds(lengths, hop, group_s) == sorted(set(want + [len(lengths)]))
+
+
+def test_grouped_first_e_step_gives_the_fit_of_the_whole_e_step(tmp_path):
+    from vqalign.hmm import TiedMixtureHMM
+    data = _toy_data() + _toy_data(1)
+    kw = dict(n_components=6, n_iter=6, tol=0.0, random_state=0, update="wt",
+              optional_silence="sil")
+    full = TiedMixtureHMM(**kw).fit(data)
+    work = W.WorkFolder(tmp_path, "k")
+    m = TiedMixtureHMM(**kw)
+    m.fit(data, estep=W.grouped_estep(m, [0, 2, 3, 6], work, "x"))
+    np.testing.assert_allclose(m.history_["log_likelihood"], full.history_["log_likelihood"],
+                               rtol=1e-10)
+    np.testing.assert_allclose(m.weights_, full.weights_, rtol=1e-6, atol=1e-9)
+    # the first step's three groups were saved, and a fit that finds them uses them
+    assert {f.name for f in (tmp_path / "k").iterdir()} == {f"x-e0-g{g}.pkl" for g in range(3)}
+    kept = []
+    again = TiedMixtureHMM(**kw)
+    again.fit(data, estep=W.grouped_estep(again, [0, 2, 3, 6], work, "x", kept))
+    assert kept == [0, 1, 2]
+    np.testing.assert_array_equal(again.weights_, m.weights_)
+
+
+@pytest.mark.slow
+def test_a_run_killed_inside_the_first_window_e_step_resumes_from_its_groups(tmp_path,
+                                                                              monkeypatch):
+    """Killed (an exception) in the third group of the windows stage's first E-step: the
+    re-run redoes neither the anchor nor the two groups done, and gives the same words."""
+    from vqalign.align import Aligner
+    from vqalign.hmm import TiedMixtureHMM
+    monkeypatch.setenv("VQALIGN_RESUME_DIR", str(tmp_path))
+    monkeypatch.setenv("VQALIGN_PROGRESS", "0")
+    monkeypatch.setattr(L, "WINDOWS_MIN_S", 90.0)   # the windows schedule at 100 s too
+    monkeypatch.setattr(W, "GROUP_S", 20.0)         # a few groups of windows
+    y, sr, text, _ = _tile(100.0, 1)
+    real, calls, kill = TiedMixtureHMM.estep, [], []
+
+    class Killed(Exception):
+        pass
+
+    def estep(self, X, frame_off, batch, sel, **kw):
+        names = kw.get("names")
+        kind = ("retrain" if names is None else
+                "window" if names[0].endswith(" s") else "anchor")
+        calls.append((kind, len(frame_off) - 1, int(X.shape[0])))
+        if kill and len(calls) == kill[0]:
+            raise Killed
+        return real(self, X, frame_off, batch, sel, **kw)
+
+    monkeypatch.setattr(TiedMixtureHMM, "estep", estep)
+    ref = Aligner(unit="phones").align(y, text, sr=sr)
+    full = list(calls)
+    win = [c for c in full if c[0] == "window"]
+    n_windows = max(c[1] for c in win)
+    n_groups = [c[1] for c in win].index(n_windows)   # the first step's calls come first
+    assert n_groups >= 3 and sum(c[1] for c in win[:n_groups]) == n_windows
+    assert any(c[0] == "anchor" for c in full)
+    first_window = full.index(win[0])
+    calls.clear()
+    kill.append(first_window + 3)                     # inside the third group
+    with pytest.raises(Killed):
+        Aligner(unit="phones").align(y, text, sr=sr)
+    assert calls[-1] == win[2]
+    calls.clear()
+    kill.clear()
+    again = Aligner(unit="phones").align(y, text, sr=sr)
+    # no anchor step, and the first E-step only from its third group on
+    assert calls == [c for c in full if c[0] != "anchor" and c not in win[:2]]
+    resumed = again.diagnostics["long_audio"]["resumed"]
+    assert resumed[0] == "anchor path"
+    assert f"windows from its start, 2 of {n_groups} groups of its first E-step" in resumed
+    assert [(w.start, w.end, w.label) for w in again.tiers["words"]] == \
+        [(w.start, w.end, w.label) for w in ref.tiers["words"]]
+    assert not any(tmp_path.iterdir())               # a finished run leaves nothing
+
+
 def test_windows_of_one_array_are_joined_without_a_copy():
     from vqalign.hmm.stats import join_frames as _joined
     X = np.arange(40, dtype=np.float32).reshape(10, 4)

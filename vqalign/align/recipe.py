@@ -562,7 +562,7 @@ def start_score(log_likelihood: float, model, X, offs, energy, words):
 
 
 def train(utts, X, energy, offs, base, *, unit, hop_s, corpus, quantile=QUIET_QUANTILE,
-          n_iter=None, open_end=False, diagonal=0.0, on_step=None, seed=None):
+          n_iter=None, open_end=False, diagonal=0.0, on_step=None, seed=None, fit=None):
     """Flat start(s) and EM on prepared utterances: the model kept.
 
     The schedule (the policy the aligner was tuned with):
@@ -608,6 +608,10 @@ def train(utts, X, energy, offs, base, *, unit, hop_s, corpus, quantile=QUIET_QU
     seed : (str, callable), optional
         A start from elsewhere: its name (in the history) and ``fn(model, selection)``
         that sets the model's weights and self loops.
+    fit : callable, optional
+        ``fit(model, data, names, selection, on_step)``: runs the EM of the started model
+        in place of ``model.fit`` (a long recording's resumable EM,
+        :mod:`vqalign.align.windows`).
 
     Returns
     -------
@@ -659,7 +663,10 @@ def train(utts, X, energy, offs, base, *, unit, hop_s, corpus, quantile=QUIET_QU
             seed[1](m, sel)
         if one and (WEIGHT_PRIOR or TRANS_PRIOR or SILENCE_PRIOR):
             map_prior(m, WEIGHT_PRIOR, TRANS_PRIOR, SILENCE_PRIOR)
-        m.fit(data, names=names, selection=sel, on_step=on_step)
+        if fit is None:
+            m.fit(data, names=names, selection=sel, on_step=on_step)
+        else:
+            fit(m, data, names, sel, on_step)
         h = m.history_
         h.name = (f"tied-mixture EM{'' if corpus else ' (one utterance)'}, "
                   f"{'durations' if start is None else 'short'}"

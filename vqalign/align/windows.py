@@ -18,9 +18,12 @@ corridor that is a share of the recording makes each frame's work grow with the 
    windows shared among the cores), Gaussians re-estimated too.
 4. **decode** -- the beam Viterbi of the final model over every frame.
 
-Every stage reports its wall time (``progress``) and every EM step can be saved: with a
-work folder, an interrupted run started again on the same audio, transcript and settings
-continues from the last saved step and gives the same alignment. The folder of a
+Every stage reports its wall time (``progress``) and its work can be saved: the started
+model and its Gaussian selection before the first EM step, every EM step, and the sums of
+the windows stage's first E-step (every window's whole band: most of that stage's time)
+per group of about ``GROUP_S`` seconds of windows. With a work folder, an interrupted run
+started again on the same audio, transcript and settings continues from the last saved
+piece and gives the same alignment. The folder of a
 recording is named by the digest of its audio, its units and the settings; it is removed
 when the alignment is done.
 
@@ -49,8 +52,12 @@ from vqalign.io.atomic import atomic_write
 
 #: half-width of the anchor pass's flat-start corridor, in seconds of shortened audio
 #: (speech and pauses of at most PAUSE_KEEP_S). The diagonal of the shortened frames
-#: follows the speech rate; see ``bench long`` for how far the words stray from it.
-ANCHOR_CORRIDOR_S = 60.0
+#: follows the speech rate; see ``bench long`` for how far the words stray from it
+#: (devdata synth 35 and 180 min: 12 s; TIMIT joined, 35 min: 3 s). Its first E-step,
+#: the one piece of work a killed run cannot keep, costs in proportion: +-30 s instead
+#: of +-60 s gave the same words tier on those three files and halved the anchor stage
+#: (180 min: 20.6 s, 82 s in all)
+ANCHOR_CORRIDOR_S = 30.0
 #: the corridor is doubled when the anchor's path strays further than this share of it
 CORRIDOR_EDGE = 0.75
 #: pauses (energy VAD) longer than this are shortened to it for the anchor pass
@@ -278,14 +285,15 @@ def file_digest(path, chunk: int = 1 << 23) -> str:
 
 def window_trainer(estimator, quantile: float):
     """The ``train`` function of :func:`self_train_long` for an unfitted Aligner-like
-    ``estimator``: its ``train_model`` (the single-utterance recipe, one codebook of
-    ``min(n_codes, max(8, frames // 12))`` codes) on a list of windows; a coarse model has
-    one state per unit at a hop ``COARSE`` times longer (on a shallow copy).
+    ``estimator``: the single-utterance recipe (its ``new_model``, one codebook of
+    ``min(n_codes, max(8, frames // 12))`` codes, and :func:`vqalign.align.recipe.train`)
+    on a list of windows; a coarse model has one state per unit at a hop ``COARSE`` times
+    longer (on a shallow copy).
 
     Parameters
     ----------
     estimator : object
-        With ``train_model``, ``n_codes``, ``hop_``, ``states_per_unit`` and
+        With ``new_model``, ``n_codes``, ``unit``, ``hop_``, ``states_per_unit`` and
         ``random_state``.
     quantile : float
         Share of the quietest frames the silence is seeded from.
@@ -293,19 +301,23 @@ def window_trainer(estimator, quantile: float):
     Returns
     -------
     callable
-        ``train(items, diagonal, on_step, coarse) -> model``.
+        ``train(items, diagonal, on_step, coarse, fit=None) -> model`` (``fit``: the
+        recipe's, :func:`vqalign.align.recipe.train`).
     """
     from vqalign._validation import check_random_state  # noqa: PLC0415
+    from vqalign.align import recipe  # noqa: PLC0415
+    from vqalign.align.utterance import frames  # noqa: PLC0415
     coarse_est = copy.copy(estimator)
     coarse_est.states_per_unit, coarse_est.hop_ = 1, estimator.hop_ * COARSE
 
-    def train(items, diagonal, on_step, coarse):
+    def train(items, diagonal, on_step, coarse, fit=None):
         a = coarse_est if coarse else estimator
-        n = sum(it.X.shape[0] for it in items)
-        return a.train_model(items, check_random_state(estimator.random_state), corpus=False,
-                             k=min(a.n_codes, max(8, n // 12)),
-                             quantile=quantile, diagonal=diagonal,
-                             on_step=on_step)[0]
+        X, energy, offs = frames(items)
+        base = a.new_model(X, check_random_state(estimator.random_state), corpus=False,
+                           k=min(a.n_codes, max(8, X.shape[0] // 12)))
+        return recipe.train(items, X, energy, offs, base, unit=a.unit, hop_s=a.hop_,
+                            corpus=False, quantile=quantile, diagonal=diagonal,
+                            on_step=on_step, fit=fit)
     return train
 
 
@@ -404,27 +416,141 @@ COARSE = 3
 WINDOW_S = 20.0
 
 
-def _resumable_fit(work, name, first_fit, refit, progress_detail):
-    """Run ``first_fit(on_step)`` (flat start and EM) with every step saved as
-    ``name``-step, or continue a saved step by ``refit(model, history, on_step)``; the
-    result is saved as ``name``. Returns (model, resumed note or None)."""
+#: the flat start's first E-step of the windows stage (no corridor: every window's whole
+#: band, most of the stage's time) is summed over groups of windows of about this many
+#: seconds of audio, each group's sums saved: a run stopped inside it loses one group
+GROUP_S = 300.0
+
+
+def group_bounds(lengths, hop_s: float, group_s: float | None = None) -> list:
+    """Utterance indices that cut consecutive windows into groups of about ``group_s``
+    seconds (a group ends with the window that reaches the next multiple of it).
+
+    Parameters
+    ----------
+    lengths : sequence of int, length U
+        Frames of every window.
+    hop_s : float
+        Frame step (s).
+    group_s : float, optional
+        Wanted seconds of a group (default ``GROUP_S``).
+
+    Returns
+    -------
+    bounds : list of int
+        Ascending, from 0 to U: group g holds windows ``bounds[g]:bounds[g + 1]``.
+    """
+    group_s = GROUP_S if group_s is None else float(group_s)
+    end_s = np.cumsum(np.asarray(lengths, np.int64)) * hop_s
+    if end_s.size == 0:
+        return [0]
+    cuts = np.searchsorted(end_s, np.arange(group_s, end_s[-1], group_s)) + 1
+    return sorted({0, int(end_s.size), *(int(c) for c in cuts if 0 < c < end_s.size)})
+
+
+def _batch_rows(batch, a: int, b: int):
+    """The ChainBatch of utterances ``a:b`` of ``batch`` (views of its state tables)."""
+    s0, s1 = int(batch.state_off[a]), int(batch.state_off[b])
+    return replace(batch, emit_ids=batch.emit_ids[s0:s1], skippable=batch.skippable[s0:s1],
+                   unit_index=batch.unit_index[s0:s1],
+                   state_off=batch.state_off[a:b + 1] - s0, units=batch.units[a:b])
+
+
+def grouped_estep(model, bounds, work, name: str, kept: list | None = None):
+    """An E-step function for ``model.fit(..., estep=...)`` whose first step (the flat
+    start's) is the sum of ``model.estep`` over groups of utterances, each group's sums
+    saved in ``work`` as ``name``-e0-g<group> and taken from there when a run before had
+    them; later steps are ``model.estep`` itself.
+
+    Parameters
+    ----------
+    model : vqalign.hmm.TiedMixtureHMM
+        The model being fitted (its ``history_`` counts the steps done).
+    bounds : list of int
+        Group bounds over the utterances (:func:`group_bounds`).
+    work : WorkFolder
+    name : str
+        The stage's name.
+    kept : list, optional
+        Gets the number of groups taken from ``work``.
+
+    Returns
+    -------
+    callable
+        With :meth:`vqalign.hmm.TiedMixtureHMM.estep`'s signature.
+    """
+
+    def estep(X, frame_off, batch, sel, *, gaussian_stats=False, names=None):
+        if len(model.history_["log_likelihood"]) or len(bounds) <= 2:
+            return model.estep(X, frame_off, batch, sel, gaussian_stats=gaussian_stats,
+                               names=names)
+        total = None
+        for g in range(len(bounds) - 1):
+            a, b = bounds[g], bounds[g + 1]
+            st = work.load(f"{name}-e0-g{g}")
+            if st is None:
+                f0, f1 = int(frame_off[a]), int(frame_off[b])
+                st = model.estep(X[f0:f1], frame_off[a:b + 1] - f0, _batch_rows(batch, a, b),
+                                 sel.rows(f0, f1), gaussian_stats=gaussian_stats,
+                                 names=None if names is None else names[a:b])
+                st.status = st.cells = None   # per utterance of this group only
+                work.save(f"{name}-e0-g{g}", st)
+            elif kept is not None:
+                kept.append(g)
+            total = st if total is None else total + st
+        return total
+    return estep
+
+
+def _resumable_fit(work, name, first_fit, data, names, bounds=None):
+    """The flat start and EM of one stage, resumable.
+
+    ``first_fit(fit) -> model`` runs the flat start and hands its EM to
+    ``fit(model, data, names, selection, on_step)`` (:func:`vqalign.align.recipe.train`),
+    which saves the started model and its Gaussian selection (``name``-init,
+    ``name``-selection) before the first step, the model after every step
+    (``name``-step) and, with ``bounds`` (:func:`group_bounds`), the first step's sums
+    per group of utterances (:func:`grouped_estep`). A run that finds them continues the
+    EM on ``data`` / ``names`` from the last of them; the result is saved as ``name``.
+
+    Returns
+    -------
+    (model, selection or None, resumed note or None)
+    """
     done = work.load(name)
-    if done is not None:
-        return done["model"], name
+    if done is not None:   # its start's selection serves while the Gaussians stay
+        fixed = not set(done["model"].update) & set("mv")
+        return done["model"], work.load(name + "-selection") if fixed else None, name
+    kept = []
 
-    def save(step, m, sel):
-        work.save(name + "-step", {"model": _bare(m), "history": m.history_})
+    def fit(model, data, names, sel, on_step=None, resume=None):
+        def step(it, m, s):
+            work.save(name + "-step", {"model": _bare(m), "history": m.history_})
+            if on_step is not None:
+                on_step(it, m, s)
 
-    step = work.load(name + "-step")
-    if step is not None:
-        model = step["model"]
-        refit(model, step["history"], save)
-        note = f"{name} from EM step {len(step['history']['log_likelihood'])}"
+        if resume is None and work.load(name + "-init") is None:
+            work.save(name + "-selection", sel)
+            work.save(name + "-init", {"model": _bare(model)})
+        estep = None if bounds is None else grouped_estep(model, bounds, work, name, kept)
+        model.fit(data, names=names, selection=sel, on_step=step, resume=resume, estep=estep)
+
+    state = work.load(name + "-step")
+    from_step = state is not None
+    state = state if from_step else work.load(name + "-init")
+    sel = None if state is None else work.load(name + "-selection")
+    if sel is not None:
+        model = state["model"]
+        fit(model, data, names, sel, resume=state["history"] if from_step else None)
+        note = (f"{name} from EM step {len(state['history']['log_likelihood'])}" if from_step
+                else f"{name} from its start")
+        if kept:
+            note += f", {len(kept)} of {len(bounds) - 1} groups of its first E-step"
     else:
-        model = first_fit(save)
+        model = first_fit(fit)
         note = None
     work.save(name, {"model": _bare(model)})
-    return model, note
+    return model, model._last_selection, note
 
 
 def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decode,
@@ -520,18 +646,15 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
     data = [(it.X, it.tokens.units) for it in items]
     names = [it.name for it in items]
 
-    def refit_windows(model, history, on_step):
-        # the windows cover every frame in order: their frames end to end are p.X (no copy)
-        model.fit(data, names=names, selection=select(model, p.X, False), on_step=on_step,
-                  resume=history)
-
-    model, n = _resumable_fit(work, "windows", lambda on: train(items, 0.0, on, False),
-                              refit_windows, "")
+    # (the windows cover every frame in order: their frames end to end are p.X, no copy)
+    bounds = group_bounds([b - a for a, b, _, _ in wins], hop_s)
+    model, wsel, n = _resumable_fit(
+        work, "windows", lambda fit: train(items, 0.0, None, False, fit=fit), data, names,
+        bounds)
     note(n)
     history = model.history_
     stage("windows", t0, f"{len(wins)} windows, {len(history['log_likelihood'])} EM steps, "
           f"{len(getattr(model, 'failures_', []) or [])} without a path")
-
 
     # 4. its path over every frame (kept for a run resumed inside the re-training; not
     # needed once the first round is done)
@@ -543,7 +666,8 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
     elif rounds and work.load("windows-em-0") is not None:
         path = batch = None
     else:
-        sel = select(model, p.X, False)
+        # the windows' own selection (their Gaussians do not move), else a new one
+        sel = wsel if wsel is not None else select(model, p.X, False)
         path, batch, beam, cells = decode(model, sel, p.X, False)
         stage("path", t0, f"{cells / max(T, 1):.0f} states per frame")
         if rounds:
@@ -551,7 +675,7 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
 
     # 5. re-training rounds (Gaussians too) on windows of that path, and decoding
     n_windows = len(wins)
-    sel = items = data = None  # each round makes its own selection
+    sel = wsel = items = data = None  # each round makes its own selection
     done_rounds = 0
     for r in range(rounds):
         t0 = time.perf_counter()
@@ -598,21 +722,19 @@ def _anchor_windows(work, pc, idx, factor, n_units, n_words, T, hop_s, units, na
     near the edge), its path and the windows cut in that path's pauses; (windows, stray
     seconds, corridor seconds)."""
 
-    def refit_anchor(model, history, on_step):
-        model.fit([(pc.X, units)], names=[name0 or "0"],
-                  selection=select(model, pc.X, False), on_step=on_step, resume=history)
-
     corridor = ANCHOR_CORRIDOR_S
     while True:
         diag = corridor_fraction(idx.size * factor, n_units, hop_s, corridor)
         name = "anchor" if corridor == ANCHOR_CORRIDOR_S else f"anchor-{corridor:g}s"
-        anchor, n = _resumable_fit(
-            work, name, lambda on, d=diag: train([pc], d, on, factor > 1), refit_anchor, "")
+        anchor, sel, n = _resumable_fit(
+            work, name, lambda fit, d=diag: train([pc], d, None, factor > 1, fit=fit),
+            [(pc.X, units)], [name0 or "0"])
         note(n)
         stage(name, t0, f"{len(anchor.history_['log_likelihood'])} EM steps")
         t0 = time.perf_counter()
-        path_c, batch_c, _, cells_c = decode(anchor, select(anchor, pc.X, False), pc.X,
-                                             factor > 1)
+        sel = sel if sel is not None else select(anchor, pc.X, False)
+        path_c, batch_c, _, cells_c = decode(anchor, sel, pc.X, factor > 1)
+        sel = None
         stray = stray_seconds(path_c, factor * hop_s)
         if stray <= CORRIDOR_EDGE * corridor or diag >= 1.0:
             break

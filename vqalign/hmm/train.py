@@ -561,7 +561,7 @@ class TiedMixtureHMM:
 
     # ---------------------------------------------------------------- fit
     def fit(self, data, *, quiet=None, symbols=None, names=None, selection=None,
-            on_step=None, resume=None) -> TiedMixtureHMM:
+            on_step=None, resume=None, estep=None) -> TiedMixtureHMM:
         """Baum-Welch over ``data``: a list of ``(X (T, D) float32, symbols)`` pairs
         (symbols: a flat list, one word each, or a list of words of symbols).
 
@@ -572,7 +572,9 @@ class TiedMixtureHMM:
         (``history_`` then holds that step). ``resume``: the History of an interrupted fit
         of the same data whose parameters this model holds (a saved step); its steps count
         against ``n_iter`` and the stop rule sees its last gain, so the continued run takes
-        the steps the uninterrupted one would have.
+        the steps the uninterrupted one would have. ``estep``: a function called as
+        :meth:`estep` is, in its place (e.g. one that keeps the sums of groups of
+        utterances so that an interrupted step resumes).
         """
         flags = self._flags()
         Xs, words = self._check_data(data)
@@ -601,12 +603,12 @@ class TiedMixtureHMM:
         refresh = flags["m"] or flags["v"]
         sel = selection if selection is not None else self.select(Xcat, candidates=refresh)
         self._fit_loop(Xcat, frame_off, batch, sel, flags, names=names, on_step=on_step,
-                       resume=resume)
+                       resume=resume, estep=estep)
         self.selection_ = sel
         return self
 
     def _fit_loop(self, X, frame_off, batch, sel, flags, names=None, on_step=None,
-                  resume=None):
+                  resume=None, estep=None):
         refresh = flags["m"] or flags["v"]
         monitor = ConvergenceMonitor(tol=self.tol, n_iter=self.n_iter, verbose=self.verbose,
                                      name="TiedMixtureHMM", relative=True,
@@ -621,7 +623,8 @@ class TiedMixtureHMM:
             first = int(self.n_iter)              # the interrupted fit had converged
         for it in range(first, int(self.n_iter)):
             gst = refresh and (it + 1) % self.gaussians_every == 0 and it + 1 < self.n_iter
-            stats = self.estep(X, frame_off, batch, sel, gaussian_stats=gst, names=names)
+            stats = (estep or self.estep)(X, frame_off, batch, sel, gaussian_stats=gst,
+                                          names=names)
             if stats.n_utterances == 0:
                 raise AlignmentError("forward-backward found no path through any utterance; "
                                      "check that the audio and transcripts belong together: "
