@@ -311,18 +311,17 @@ class Aligner:
                                  cache=self._codebook_cache)
         return self._hmm(recipe.gaussians(cb, X, self.top_n), corpus=corpus)
 
-    def train_model(self, train, rng, *, corpus, k=None, quantile=recipe.QUIET_QUANTILE,
-                    n_iter=None, open_end=False, diagonal=0.0, on_step=None, seed=None):
-        """The recipe (:func:`vqalign.align.recipe.train`) on prepared utterances: a
-        corpus has ``corpus_codes`` Gaussians, one utterance ``k``. Returns (model,
-        history, selection, X (N, 39), frame_off (U+1,))."""
+    def train_model(self, train, rng, *, corpus, k=None, **kw):
+        """The recipe (:func:`vqalign.align.recipe.train`, its keywords ``kw``: quantile,
+        n_iter, open_end, diagonal, on_step, seed, fit) on prepared utterances: a corpus has
+        ``corpus_codes`` Gaussians, one utterance ``k``. Returns (model, history,
+        selection, X (N, 39), frame_off (U+1,))."""
         X, energy, offs = U.frames(train)
         if corpus and k is None:
             k = self.corpus_codes(X.shape[0])
         base = self.new_model(X, rng, k=k, corpus=corpus)
         model = recipe.train(train, X, energy, offs, base, unit=self.unit, hop_s=self.hop_,
-                             corpus=corpus, quantile=quantile, n_iter=n_iter,
-                             open_end=open_end, diagonal=diagonal, on_step=on_step, seed=seed)
+                             corpus=corpus, **kw)
         return model, model.history_, model._last_selection, X, offs
 
     def _train_one(self, p, *, n_codes=None, diagonal=0.0, on_step=None, seed=None):

@@ -285,15 +285,14 @@ def file_digest(path, chunk: int = 1 << 23) -> str:
 
 def window_trainer(estimator, quantile: float):
     """The ``train`` function of :func:`self_train_long` for an unfitted Aligner-like
-    ``estimator``: the single-utterance recipe (its ``new_model``, one codebook of
-    ``min(n_codes, max(8, frames // 12))`` codes, and :func:`vqalign.align.recipe.train`)
-    on a list of windows; a coarse model has one state per unit at a hop ``COARSE`` times
-    longer (on a shallow copy).
+    ``estimator``: its ``train_model`` (the single-utterance recipe, one codebook of
+    ``min(n_codes, max(8, frames // 12))`` codes) on a list of windows; a coarse model has
+    one state per unit at a hop ``COARSE`` times longer (on a shallow copy).
 
     Parameters
     ----------
     estimator : object
-        With ``new_model``, ``n_codes``, ``unit``, ``hop_``, ``states_per_unit`` and
+        With ``train_model``, ``n_codes``, ``hop_``, ``states_per_unit`` and
         ``random_state``.
     quantile : float
         Share of the quietest frames the silence is seeded from.
@@ -305,19 +304,15 @@ def window_trainer(estimator, quantile: float):
         recipe's, :func:`vqalign.align.recipe.train`).
     """
     from vqalign._validation import check_random_state  # noqa: PLC0415
-    from vqalign.align import recipe  # noqa: PLC0415
-    from vqalign.align.utterance import frames  # noqa: PLC0415
     coarse_est = copy.copy(estimator)
     coarse_est.states_per_unit, coarse_est.hop_ = 1, estimator.hop_ * COARSE
 
     def train(items, diagonal, on_step, coarse, fit=None):
         a = coarse_est if coarse else estimator
-        X, energy, offs = frames(items)
-        base = a.new_model(X, check_random_state(estimator.random_state), corpus=False,
-                           k=min(a.n_codes, max(8, X.shape[0] // 12)))
-        return recipe.train(items, X, energy, offs, base, unit=a.unit, hop_s=a.hop_,
-                            corpus=False, quantile=quantile, diagonal=diagonal,
-                            on_step=on_step, fit=fit)
+        n = sum(it.X.shape[0] for it in items)
+        return a.train_model(items, check_random_state(estimator.random_state), corpus=False,
+                             k=min(a.n_codes, max(8, n // 12)), quantile=quantile,
+                             diagonal=diagonal, on_step=on_step, fit=fit)[0]
     return train
 
 

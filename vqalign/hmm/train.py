@@ -572,9 +572,7 @@ class TiedMixtureHMM:
         (``history_`` then holds that step). ``resume``: the History of an interrupted fit
         of the same data whose parameters this model holds (a saved step); its steps count
         against ``n_iter`` and the stop rule sees its last gain, so the continued run takes
-        the steps the uninterrupted one would have. ``estep``: a function called as
-        :meth:`estep` is, in its place (e.g. one that keeps the sums of groups of
-        utterances so that an interrupted step resumes).
+        the steps the uninterrupted one would have. ``estep``: called in :meth:`estep`'s place.
         """
         flags = self._flags()
         Xs, words = self._check_data(data)
@@ -623,8 +621,7 @@ class TiedMixtureHMM:
             first = int(self.n_iter)              # the interrupted fit had converged
         for it in range(first, int(self.n_iter)):
             gst = refresh and (it + 1) % self.gaussians_every == 0 and it + 1 < self.n_iter
-            stats = (estep or self.estep)(X, frame_off, batch, sel, gaussian_stats=gst,
-                                          names=names)
+            stats = (estep or self.estep)(X, frame_off, batch, sel, gaussian_stats=gst, names=names)
             if stats.n_utterances == 0:
                 raise AlignmentError("forward-backward found no path through any utterance; "
                                      "check that the audio and transcripts belong together: "
