@@ -310,14 +310,15 @@ def window_trainer(estimator, quantile: float):
     coarse_est = copy.copy(estimator)
     coarse_est.states_per_unit, coarse_est.hop_ = 1, estimator.hop_ * COARSE
 
-    def train(items, diagonal, on_step, coarse, fit=None):
+    def train(items, diagonal, on_step, coarse, fit=None, seed=None):
         a = coarse_est if coarse else estimator
         X, energy, offs = frames(items)
         base = a.new_model(X, check_random_state(estimator.random_state), corpus=False,
                            k=min(a.n_codes, max(8, X.shape[0] // 12)))
         return recipe.train(items, X, energy, offs, base, unit=a.unit, hop_s=a.hop_,
                             corpus=False, quantile=quantile, diagonal=diagonal,
-                            on_step=on_step, fit=fit)
+                            on_step=on_step, fit=fit, seed=seed)
+    train.estimator = estimator
     return train
 
 
@@ -366,10 +367,12 @@ class LongResult:
     kept_share: float = 1.0
     corridor_s: float = ANCHOR_CORRIDOR_S
     stray_s: float = 0.0
+    windows: list = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- windows
-def cut_windows(word_of_frame: np.ndarray, n_words: int, target: int) -> list:
+def cut_windows(word_of_frame: np.ndarray, n_words: int, target: int,
+                min_pause: int = 1) -> list:
     """Windows of about ``target`` frames cut in the middle of pauses of a path.
 
     Parameters
@@ -381,6 +384,8 @@ def cut_windows(word_of_frame: np.ndarray, n_words: int, target: int) -> list:
     target : int
         Wanted window length (frames); a cut is made at the first pause at least this far
         from the previous cut and at least ``target // 2`` from the end.
+    min_pause : int
+        Pauses shorter than this (frames) are not cut in.
 
     Returns
     -------
@@ -394,7 +399,8 @@ def cut_windows(word_of_frame: np.ndarray, n_words: int, target: int) -> list:
     edges = np.flatnonzero(np.diff(sil.astype(np.int8)) != 0) + 1
     starts = np.concatenate([[0], edges])
     ends = np.concatenate([edges, [T]])
-    mids = [(a + b) // 2 for a, b in zip(starts, ends) if sil[a] and a > 0 and b < T]
+    mids = [(a + b) // 2 for a, b in zip(starts, ends)
+            if sil[a] and a > 0 and b < T and b - a >= min_pause]
     # words seen before each frame (the path is monotonic in its words)
     seen = np.maximum.accumulate(np.where(sil, -1, w)) + 1 if T else np.zeros(0, np.int64)
     cuts, bounds = [0], [0]
@@ -555,7 +561,8 @@ def _resumable_fit(work, name, first_fit, data, names, bounds=None):
 
 def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decode,
                     retrain, rounds: int, work: WorkFolder | None = None,
-                    progress=stderr_progress) -> LongResult:
+                    progress=stderr_progress, windows: list | None = None, seed=None,
+                    prefix: str = "") -> LongResult:
     """Self-train one model on a long prepared recording and decode it.
 
     Stages: **anchor** (flat start and EM of a one-state-per-unit model on every
@@ -593,6 +600,13 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
         Where the steps are saved and found again.
     progress : callable
         ``progress(stage, seconds or None, detail)``.
+    windows : list, optional
+        The windows (:func:`cut_windows`) to train on: no anchor pass.
+    seed : (str, callable), optional
+        The windows stage's start (``recipe.train``'s ``seed``) instead of a flat start.
+    prefix : str
+        Put before every stage's name and saved step (a second model in the same work
+        folder).
 
     Returns
     -------
@@ -605,6 +619,7 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
     n_words = len(units)
 
     def stage(name, t0, detail=""):
+        name = prefix + name
         stages[name] = round(time.perf_counter() - t0, 3)
         progress(name, stages[name], detail)
 
@@ -617,7 +632,9 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
     kept = shortened_frames(speech, T, hop_s)
     n_units = sum(len(w) for w in units)
     got = work.load("anchor-path")  # a resumed run needs only the anchor's windows
-    if got is not None:
+    if windows is not None:
+        wins, stray, corridor = windows, 0.0, 0.0
+    elif got is not None:
         wins, stray, corridor = got["windows"], got["stray"], got["corridor"]
         resumed.append("anchor path")
         stage("anchor path", t0, f"{len(wins)} windows, kept from the run before")
@@ -648,9 +665,10 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
 
     # (the windows cover every frame in order: their frames end to end are p.X, no copy)
     bounds = group_bounds([b - a for a, b, _, _ in wins], hop_s)
+    kw = {} if seed is None else {"seed": seed}
     model, wsel, n = _resumable_fit(
-        work, "windows", lambda fit: train(items, 0.0, None, False, fit=fit), data, names,
-        bounds)
+        work, prefix + "windows", lambda fit: train(items, 0.0, None, False, fit=fit, **kw),
+        data, names, bounds)
     note(n)
     history = model.history_
     stage("windows", t0, f"{len(wins)} windows, {len(history['log_likelihood'])} EM steps, "
@@ -659,11 +677,11 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
     # 4. its path over every frame (kept for a run resumed inside the re-training; not
     # needed once the first round is done)
     t0 = time.perf_counter()
-    got = work.load("path") if rounds else None
+    got = work.load(prefix + "path") if rounds else None
     if got is not None:
         path, batch, beam, cells = got["path"], got["batch"], got["beam"], got["cells"]
-        resumed.append("path")
-    elif rounds and work.load("windows-em-0") is not None:
+        resumed.append(prefix + "path")
+    elif rounds and work.load(prefix + "windows-em-0") is not None:
         path = batch = None
     else:
         # the windows' own selection (their Gaussians do not move), else a new one
@@ -671,7 +689,8 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
         path, batch, beam, cells = decode(model, sel, p.X, False)
         stage("path", t0, f"{cells / max(T, 1):.0f} states per frame")
         if rounds:
-            work.save("path", {"path": path, "batch": batch, "beam": beam, "cells": cells})
+            work.save(prefix + "path", {"path": path, "batch": batch, "beam": beam,
+                                        "cells": cells})
 
     # 5. re-training rounds (Gaussians too) on windows of that path, and decoding
     n_windows = len(wins)
@@ -679,7 +698,7 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
     done_rounds = 0
     for r in range(rounds):
         t0 = time.perf_counter()
-        name = f"windows-em-{r}"
+        name = f"{prefix}windows-em-{r}"
         got = work.load(name)
         if got is not None:
             model, n_windows, start = got["model"], got["n_windows"], got["start_model"]
@@ -712,7 +731,7 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
         stage("decode", t0, f"{cells / max(T, 1):.0f} states per frame")
         done_rounds += 1
     return LongResult(model, history, sel, path, batch, beam, cells, done_rounds, n_windows,
-                      stages, resumed, kept.size / max(T, 1), corridor, stray)
+                      stages, resumed, kept.size / max(T, 1), corridor, stray, wins)
 
 
 
