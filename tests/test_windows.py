@@ -261,7 +261,7 @@ def test_interrupted_long_alignment_resumes_to_the_same_words(tmp_path, monkeypa
     assert resumed[0] == "anchor path" and any("windows from EM step" in r for r in resumed)
     assert any("windows-em-0 from EM step" in r for r in resumed)
     # the second opinions: the models' windows and the seeded model kept whole
-    assert "model windows, 1 groups" in resumed and "seeded windows" in resumed
+    assert any(r.startswith("model windows, ") for r in resumed) and "seeded windows" in resumed
     assert [(w.start, w.end, w.label) for w in again.tiers["words"]] == \
         [(w.start, w.end, w.label) for w in ref.tiers["words"]]
 

@@ -72,8 +72,12 @@ RESUME_VERSION = 1
 #: vqalign.features.blockwise): 456 MB at 35 min, 1248 MB at 180 min, i.e. about 270 MB
 #: plus 5.5 MB per minute (the features, the Gaussian selections, the alignment's
 #: output); the base is rounded up to cover a first run that compiles the numba kernels
-#: (a 7-minute file peaked at 645 MB then)
-MEMORY_MB_PER_MIN = 5.5
+#: (a 7-minute file peaked at 645 MB then). With the English second opinions
+#: (vqalign.align.longref: the Sphinx model and the prior loaded, the flat model's
+#: alignment kept while the seeded model trains): 520 MB at 35 min, 1461 MB at 180 min,
+#: about 6.5 MB per minute; 5.8 with the base keeps both under the estimate (1494 MB at
+#: 180 min)
+MEMORY_MB_PER_MIN = 5.8
 MEMORY_BASE_MB = 450.0
 #: the same for samples given as an array (the whole-signal front end, its dithered copy
 #: and log-mel; measured before the file was read block by block: 1764 MB at 180 min
