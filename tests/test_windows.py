@@ -243,7 +243,8 @@ def test_interrupted_long_alignment_resumes_to_the_same_words(tmp_path, monkeypa
         [(w.start, w.end) for w in first.tiers["words"]]
     assert {f.name for f in next(tmp_path.iterdir()).iterdir()} >= {
         "features.pkl", "anchor.pkl", "anchor-path.pkl", "windows.pkl", "path.pkl",
-        "windows-em-0.pkl"}
+        "windows-em-0.pkl", "models-g0.pkl", "seeded windows.pkl", "seeded windows-em-0.pkl"}
+    assert ref.diagnostics["reference"]["method"].startswith("per-boundary median")
     long = ref.diagnostics["long_audio"]
     assert long["resumed"] == [] and long["windows"] >= 3
     assert set(long["stages_s"]) >= {"anchor", "windows", "decode"}
@@ -259,6 +260,8 @@ def test_interrupted_long_alignment_resumes_to_the_same_words(tmp_path, monkeypa
     # the anchor's windows are kept whole: the resumed run does not refit or decode it
     assert resumed[0] == "anchor path" and any("windows from EM step" in r for r in resumed)
     assert any("windows-em-0 from EM step" in r for r in resumed)
+    # the second opinions: the models' windows and the seeded model kept whole
+    assert any(r.startswith("model windows, ") for r in resumed) and "seeded windows" in resumed
     assert [(w.start, w.end, w.label) for w in again.tiers["words"]] == \
         [(w.start, w.end, w.label) for w in ref.tiers["words"]]
 
@@ -320,6 +323,7 @@ def test_a_run_killed_inside_the_first_window_e_step_resumes_from_its_groups(tmp
     from vqalign.hmm import TiedMixtureHMM
     monkeypatch.setenv("VQALIGN_RESUME_DIR", str(tmp_path))
     monkeypatch.setenv("VQALIGN_PROGRESS", "0")
+    monkeypatch.setenv("VQALIGN_LONG_REFERENCE", "0")   # the schedule's own E-steps only
     monkeypatch.setattr(L, "WINDOWS_MIN_S", 90.0)   # the windows schedule at 100 s too
     monkeypatch.setattr(W, "GROUP_S", 20.0)         # a few groups of windows
     y, sr, text, _ = _tile(100.0, 1)

@@ -135,7 +135,7 @@ def prepare_file(path, text, *, unit, hop_s, dither, oov="g2p", name=None, lexic
         if miss is not None:
             warn.append(miss)
     return U.Utterance(front.X, front.c0, tokens, front.duration, FEATURE_SR, name, warn,
-                       None, None, long_key=None if work is None else work.key,
+                       None, None, long_key=None if work is None else work.key, source=str(path),
                        speech=front.speech)
 
 

@@ -21,7 +21,9 @@ From ``WINDOWS_MIN_S`` on, an unfitted Aligner self-trains in linear time instea
 (:func:`vqalign.align.windows.self_train_long`): a coarse anchor pass in a fixed corridor,
 flat-start EM pooled over ~20 s windows cut at its path's pauses, one beam Viterbi over
 every frame, re-training rounds on that path's windows; every step is kept in a work
-folder, so an interrupted run resumes where it stopped.
+folder, so an interrupted run resumes where it stopped. For English phones with the
+Sphinx model at hand, the result is then the per-boundary median of three opinions, as
+one file at a time (:mod:`vqalign.align.longref`).
 
 Stretches that do not match the transcript are reported as warnings with their time
 span: words stretched over far more audio than they can take (over ``LONG_WORD_S``, or
@@ -33,6 +35,7 @@ loses is retried with a wider beam, then reported as an AlignmentError.
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import replace
 
 import numpy as np
@@ -292,7 +295,8 @@ def _retrain(model, p, path, batch, sel, hop_s, n_iter, on_step=None, resume=Non
     return model._last_selection, len(data)
 
 
-def _self_train_windows(p, *, hop_s, n_iter, update_gaussians, train_windows, work_folder):
+def _self_train_windows(p, *, hop_s, n_iter, update_gaussians, train_windows, work_folder,
+                        keep_work=False):
     """(model, history, sel, path, batch, beam, cells, rounds, diagnostics) of a long
     recording self-trained by :func:`vqalign.align.windows.self_train_long` (linear time);
     ``train_windows`` and ``work_folder`` as in :func:`align_long`."""
@@ -317,8 +321,12 @@ def _self_train_windows(p, *, hop_s, n_iter, update_gaussians, train_windows, wo
         p, hop_s=hop_s, rounds=RETRAIN_ROUNDS, work=work, speech=speech,
         train=train_windows, select=lambda m, X, cand: m.select(X, candidates=cand),
         decode=decode, retrain=retrain)
-    work.clear()
-    diag = {"stages_s": r.stages, "resumed": r.resumed, "windows": r.n_windows,
+    if keep_work:   # the long reference's passes continue in it (its own diagnostics)
+        diag_extra = {"_work": work, "_speech": speech}
+    else:
+        work.clear()
+        diag_extra = {}
+    diag = {**diag_extra, "stages_s": r.stages, "resumed": r.resumed, "windows": r.n_windows,
             "anchor_kept_share": round(r.kept_share, 3), "anchor_corridor_s": r.corridor_s,
             "anchor_stray_s": round(r.stray_s, 1)}
     return r.model, r.history, r.sel, r.path, r.batch, r.beam, r.cells, r.rounds, diag
@@ -367,10 +375,26 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
         sel = model.select(p.X)
         path, batch, beam, cells = _global_path(model, p, sel, hop)
     elif WINDOWS and train_windows is not None and p.duration >= WINDOWS_MIN_S:
+        from vqalign.align import longref  # noqa: PLC0415
+        ref = longref.Reference.of(p, train_windows, unit)
         (model, history, sel, path, batch, beam, cells, rounds,
          extra) = _self_train_windows(p, hop_s=hop, n_iter=n_iter,
                                       update_gaussians=update_gaussians,
-                                      train_windows=train_windows, work_folder=work_folder)
+                                      train_windows=train_windows, work_folder=work_folder,
+                                      keep_work=ref is not None)
+        if ref is not None:
+            # English phones: the median of three opinions, as one file at a time
+            # (vqalign.align.longref), on windows cut in this model's pauses
+            work, speech = extra.pop("_work"), extra.pop("_speech")
+            wins = longref.path_windows(path, batch, len(p.tokens.units), hop)
+            aln = _to_alignment(p, model, history, sel, path, batch, beam, cells, rounds,
+                                extra, fitted, unit, hop)
+            model = sel = path = batch = None
+            return ref.merged(aln, p, hop_s=hop, work=work, windows=wins,
+                              seeded=functools.partial(
+                                  _seeded_alignment, p, hop_s=hop, n_iter=n_iter,
+                                  update_gaussians=update_gaussians,
+                                  train_windows=train_windows, unit=unit, speech=speech))
     else:
         # the single-utterance recipe on the whole recording: one chain, flat starts, EM
         # (the forward-backward keeps checkpoints, not every frame's band)
@@ -394,6 +418,37 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
             # the path from before them is kept
             model, history, sel, path, beam, cells = kept
             extra["retrain_discarded"] = [[round(a, 2), round(b, 2)] for _, _, a, b, _ in slid]
+    return _to_alignment(p, model, history, sel, path, batch, beam, cells, rounds, extra,
+                         fitted, unit, hop)
+
+
+def _seeded_alignment(p, wins, seed, work, *, hop_s, n_iter, update_gaussians,
+                      train_windows, unit, speech):
+    """The Alignment of a long recording self-trained by the windows schedule on the
+    windows ``wins`` (no anchor pass) from the start ``seed`` (``recipe.train``'s), its
+    steps kept in ``work`` under names beginning "seeded"."""
+    from vqalign.align import windows as W  # noqa: PLC0415
+
+    def decode(model, sel, X, is_coarse):
+        return _global_path(model, replace(p, X=X), sel, hop_s)
+
+    def retrain(model, path, batch, sel, on_step, resume):
+        model.update = "wtmv" if update_gaussians else "wt"
+        model.gaussians_every = max(1, update_gaussians)
+        return _retrain(model, p, path, batch, sel, hop_s, n_iter, on_step, resume)
+
+    r = W.self_train_long(
+        p, hop_s=hop_s, rounds=RETRAIN_ROUNDS, work=work, speech=speech,
+        train=train_windows, select=lambda m, X, cand: m.select(X, candidates=cand),
+        decode=decode, retrain=retrain, windows=wins, seed=seed, prefix="seeded ")
+    extra = {"stages_s": r.stages, "resumed": r.resumed, "windows": r.n_windows}
+    return _to_alignment(p, r.model, r.history, r.sel, r.path, r.batch, r.beam, r.cells,
+                         r.rounds, extra, False, unit, hop_s)
+
+
+def _to_alignment(p, model, history, sel, path, batch, beam, cells, rounds, extra, fitted,
+                  unit, hop):
+    """The Alignment of a long recording's path (words, units, confidence, warnings)."""
     cols = batch.emit_ids[path]
     fconf, own = model.frame_ratio(sel, cols)
     fll = np.log(np.maximum(own, 1e-300)) + sel.gmax
@@ -426,6 +481,7 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
     tier = "phones" if unit == "phones" else "chars"
     aln = Alignment(tiers={"words": seg_words, tier: seg_units}, audio=p.name,
                     sample_rate=int(p.sr), duration=dur, diagnostics=diag)
+    aln.own_warnings = list(warns)   # before the quality warnings (longref's median)
     attach(aln, conf)
     add_warnings(aln)
     return aln

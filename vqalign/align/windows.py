@@ -72,8 +72,12 @@ RESUME_VERSION = 1
 #: vqalign.features.blockwise): 456 MB at 35 min, 1248 MB at 180 min, i.e. about 270 MB
 #: plus 5.5 MB per minute (the features, the Gaussian selections, the alignment's
 #: output); the base is rounded up to cover a first run that compiles the numba kernels
-#: (a 7-minute file peaked at 645 MB then)
-MEMORY_MB_PER_MIN = 5.5
+#: (a 7-minute file peaked at 645 MB then). With the English second opinions
+#: (vqalign.align.longref: the Sphinx model and the prior loaded, the flat model's
+#: alignment kept while the seeded model trains): 520 MB at 35 min, 1461 MB at 180 min,
+#: about 6.5 MB per minute; 5.8 with the base keeps both under the estimate (1494 MB at
+#: 180 min)
+MEMORY_MB_PER_MIN = 5.8
 MEMORY_BASE_MB = 450.0
 #: the same for samples given as an array (the whole-signal front end, its dithered copy
 #: and log-mel; measured before the file was read block by block: 1764 MB at 180 min
@@ -300,19 +304,20 @@ def window_trainer(estimator, quantile: float):
     Returns
     -------
     callable
-        ``train(items, diagonal, on_step, coarse, fit=None) -> model`` (``fit``: the
-        recipe's, :func:`vqalign.align.recipe.train`).
+        ``train(items, diagonal, on_step, coarse, fit=None, seed=None) -> model``
+        (``fit``, ``seed``: the recipe's, :func:`vqalign.align.recipe.train`).
     """
     from vqalign._validation import check_random_state  # noqa: PLC0415
     coarse_est = copy.copy(estimator)
     coarse_est.states_per_unit, coarse_est.hop_ = 1, estimator.hop_ * COARSE
 
-    def train(items, diagonal, on_step, coarse, fit=None):
+    def train(items, diagonal, on_step, coarse, fit=None, seed=None):
         a = coarse_est if coarse else estimator
         n = sum(it.X.shape[0] for it in items)
         return a.train_model(items, check_random_state(estimator.random_state), corpus=False,
                              k=min(a.n_codes, max(8, n // 12)), quantile=quantile,
-                             diagonal=diagonal, on_step=on_step, fit=fit)[0]
+                             diagonal=diagonal, on_step=on_step, fit=fit, seed=seed)[0]
+    train.estimator = estimator
     return train
 
 
@@ -361,10 +366,12 @@ class LongResult:
     kept_share: float = 1.0
     corridor_s: float = ANCHOR_CORRIDOR_S
     stray_s: float = 0.0
+    windows: list = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- windows
-def cut_windows(word_of_frame: np.ndarray, n_words: int, target: int) -> list:
+def cut_windows(word_of_frame: np.ndarray, n_words: int, target: int,
+                min_pause: int = 1) -> list:
     """Windows of about ``target`` frames cut in the middle of pauses of a path.
 
     Parameters
@@ -376,6 +383,8 @@ def cut_windows(word_of_frame: np.ndarray, n_words: int, target: int) -> list:
     target : int
         Wanted window length (frames); a cut is made at the first pause at least this far
         from the previous cut and at least ``target // 2`` from the end.
+    min_pause : int
+        Pauses shorter than this (frames) are not cut in.
 
     Returns
     -------
@@ -389,7 +398,8 @@ def cut_windows(word_of_frame: np.ndarray, n_words: int, target: int) -> list:
     edges = np.flatnonzero(np.diff(sil.astype(np.int8)) != 0) + 1
     starts = np.concatenate([[0], edges])
     ends = np.concatenate([edges, [T]])
-    mids = [(a + b) // 2 for a, b in zip(starts, ends) if sil[a] and a > 0 and b < T]
+    mids = [(a + b) // 2 for a, b in zip(starts, ends)
+            if sil[a] and a > 0 and b < T and b - a >= min_pause]
     # words seen before each frame (the path is monotonic in its words)
     seen = np.maximum.accumulate(np.where(sil, -1, w)) + 1 if T else np.zeros(0, np.int64)
     cuts, bounds = [0], [0]
@@ -550,7 +560,8 @@ def _resumable_fit(work, name, first_fit, data, names, bounds=None):
 
 def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decode,
                     retrain, rounds: int, work: WorkFolder | None = None,
-                    progress=stderr_progress) -> LongResult:
+                    progress=stderr_progress, windows: list | None = None, seed=None,
+                    prefix: str = "") -> LongResult:
     """Self-train one model on a long prepared recording and decode it.
 
     Stages: **anchor** (flat start and EM of a one-state-per-unit model on every
@@ -588,6 +599,13 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
         Where the steps are saved and found again.
     progress : callable
         ``progress(stage, seconds or None, detail)``.
+    windows : list, optional
+        The windows (:func:`cut_windows`) to train on: no anchor pass.
+    seed : (str, callable), optional
+        The windows stage's start (``recipe.train``'s ``seed``) instead of a flat start.
+    prefix : str
+        Put before every stage's name and saved step (a second model in the same work
+        folder).
 
     Returns
     -------
@@ -600,6 +618,7 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
     n_words = len(units)
 
     def stage(name, t0, detail=""):
+        name = prefix + name
         stages[name] = round(time.perf_counter() - t0, 3)
         progress(name, stages[name], detail)
 
@@ -612,7 +631,9 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
     kept = shortened_frames(speech, T, hop_s)
     n_units = sum(len(w) for w in units)
     got = work.load("anchor-path")  # a resumed run needs only the anchor's windows
-    if got is not None:
+    if windows is not None:
+        wins, stray, corridor = windows, 0.0, 0.0
+    elif got is not None:
         wins, stray, corridor = got["windows"], got["stray"], got["corridor"]
         resumed.append("anchor path")
         stage("anchor path", t0, f"{len(wins)} windows, kept from the run before")
@@ -643,9 +664,10 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
 
     # (the windows cover every frame in order: their frames end to end are p.X, no copy)
     bounds = group_bounds([b - a for a, b, _, _ in wins], hop_s)
+    kw = {} if seed is None else {"seed": seed}
     model, wsel, n = _resumable_fit(
-        work, "windows", lambda fit: train(items, 0.0, None, False, fit=fit), data, names,
-        bounds)
+        work, prefix + "windows", lambda fit: train(items, 0.0, None, False, fit=fit, **kw),
+        data, names, bounds)
     note(n)
     history = model.history_
     stage("windows", t0, f"{len(wins)} windows, {len(history['log_likelihood'])} EM steps, "
@@ -654,11 +676,11 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
     # 4. its path over every frame (kept for a run resumed inside the re-training; not
     # needed once the first round is done)
     t0 = time.perf_counter()
-    got = work.load("path") if rounds else None
+    got = work.load(prefix + "path") if rounds else None
     if got is not None:
         path, batch, beam, cells = got["path"], got["batch"], got["beam"], got["cells"]
-        resumed.append("path")
-    elif rounds and work.load("windows-em-0") is not None:
+        resumed.append(prefix + "path")
+    elif rounds and work.load(prefix + "windows-em-0") is not None:
         path = batch = None
     else:
         # the windows' own selection (their Gaussians do not move), else a new one
@@ -666,7 +688,8 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
         path, batch, beam, cells = decode(model, sel, p.X, False)
         stage("path", t0, f"{cells / max(T, 1):.0f} states per frame")
         if rounds:
-            work.save("path", {"path": path, "batch": batch, "beam": beam, "cells": cells})
+            work.save(prefix + "path", {"path": path, "batch": batch, "beam": beam,
+                                        "cells": cells})
 
     # 5. re-training rounds (Gaussians too) on windows of that path, and decoding
     n_windows = len(wins)
@@ -674,7 +697,7 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
     done_rounds = 0
     for r in range(rounds):
         t0 = time.perf_counter()
-        name = f"windows-em-{r}"
+        name = f"{prefix}windows-em-{r}"
         got = work.load(name)
         if got is not None:
             model, n_windows, start = got["model"], got["n_windows"], got["start_model"]
@@ -707,7 +730,7 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
         stage("decode", t0, f"{cells / max(T, 1):.0f} states per frame")
         done_rounds += 1
     return LongResult(model, history, sel, path, batch, beam, cells, done_rounds, n_windows,
-                      stages, resumed, kept.size / max(T, 1), corridor, stray)
+                      stages, resumed, kept.size / max(T, 1), corridor, stray, wins)
 
 
 
