@@ -282,8 +282,6 @@ class Reference:
         per group of windows of ``MODEL_GROUP_S`` (:func:`vqalign.align.windows.group_bounds`) kept in
         ``work`` as models-g<group>; and how many groups were kept from a run before."""
         from vqalign.align import windows as W  # noqa: PLC0415
-        from vqalign.align.utterance import loudness_range_db  # noqa: PLC0415
-        from vqalign.features.frontend import frame_db  # noqa: PLC0415
         bounds = W.group_bounds([b - a for a, b, _, _ in wins], hop_s, MODEL_GROUP_S)
         groups = [work.load(f"models-g{g}") for g in range(len(bounds) - 1)]
         kept = sum(g is not None for g in groups)
@@ -294,7 +292,7 @@ class Reference:
         tok = p.tokens
 
         def prior_one(y, t, a, b):
-            if loudness_range_db(frame_db(y)) < SO.PRIOR_MIN_RANGE_DB:
+            if not SO.prior_may_vote(y):
                 return None
             return model_window(y, t, a, b, hop_s, self.prior, quiet=False)
 

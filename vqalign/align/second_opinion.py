@@ -500,6 +500,15 @@ def opinions(p, *, hop_s, train_one, decode, required=False, own=None):
     return seeded, ref
 
 
+def prior_may_vote(y16, range_db=None) -> bool:
+    """Whether vqalign's English prior takes part in a median on audio ``y16``: its
+    loudness range (``range_db`` when known: the audio as given, before any denoising;
+    else :func:`vqalign.align.utterance.loudness_range_db` of ``y16``) is at least
+    :data:`PRIOR_MIN_RANGE_DB`."""
+    r = range_db if range_db is not None else loudness_range_db(frame_db(y16))
+    return r is not None and r >= PRIOR_MIN_RANGE_DB
+
+
 def with_reference(p, flat, *, hop_s, opinions, ref_name="sphinx", prior=None):
     """The flat-start alignment ``flat`` of ``p`` combined with the two other opinions
     (``opinions(p) -> (seeded, reference)``, see :func:`opinions`): the median of the
@@ -514,12 +523,8 @@ def with_reference(p, flat, *, hop_s, opinions, ref_name="sphinx", prior=None):
         flat.diagnostics["reference"] = f"none: {ref}"
         return flat
     own = None
-    if prior is not None:
-        r = p.range_db                  # the audio as given, before any denoising
-        if r is None and p.y16 is not None:
-            r = loudness_range_db(frame_db(p.y16))
-        if r is not None and r >= PRIOR_MIN_RANGE_DB:
-            own = prior(p, hop_s)[0]
+    if prior is not None and p.y16 is not None and prior_may_vote(p.y16, p.range_db):
+        own = prior(p, hop_s)[0]
     return merge(flat, seeded, ref, p.energy, hop_s, list(p.warnings), ref_name=ref_name,
                  prior=own)
 
