@@ -103,6 +103,16 @@ def _corridor(p):
     return max(CORRIDOR_FRACTION, CORRIDOR_S / max(p.duration, 1e-9))
 
 
+def _runs(mask):
+    """(starts, stops) of the runs of True in the 1-D boolean ``mask`` (stops exclusive)."""
+    mask = np.asarray(mask, bool)
+    edges = np.flatnonzero(np.diff(mask.astype(np.int8)) != 0) + 1
+    starts = np.concatenate([[0], edges]).astype(np.int64)
+    stops = np.concatenate([edges, [mask.size]]).astype(np.int64)
+    keep = mask[starts] if mask.size else np.zeros(starts.size, bool)
+    return starts[keep], stops[keep]
+
+
 def pause_frames(speech, n_frames, hop_s, min_s=PAUSE_SEED_S):
     """Frames (every ``hop_s``) inside the VAD's pauses of at least ``min_s`` seconds.
 
@@ -124,12 +134,8 @@ def pause_frames(speech, n_frames, hop_s, min_s=PAUSE_SEED_S):
         return out
     j = np.minimum(np.floor(np.arange(n_frames) * (hop_s / VAD_HOP_S) + 1e-6).astype(np.int64),
                    speech.size - 1)
-    off = ~speech[j]
-    edges = np.flatnonzero(np.diff(off.astype(np.int8)) != 0) + 1
-    starts = np.concatenate([[0], edges])
-    stops = np.concatenate([edges, [n_frames]])
     need = max(1, int(round(min_s / hop_s)))
-    for a, b in zip(starts[off[starts]], stops[off[starts]]):
+    for a, b in zip(*_runs(~speech[j])):
         if b - a >= need:
             out[a:b] = True
     return out
@@ -204,11 +210,9 @@ def disagreements(path, other, batch, hop_s, duration):
     a = np.array([(s, e) for s, e, _, _ in w1])
     b = np.array([(s, e) for s, e, _, _ in w2])
     move = np.abs(a - b).max(axis=1)
-    bad = move > DISAGREE_S
-    edges = np.flatnonzero(np.diff(bad.astype(np.int8)) != 0) + 1
     out = []
-    for lo, hi in zip(np.concatenate([[0], edges]), np.concatenate([edges, [bad.size]])):
-        if bad[lo] and hi - lo >= DISAGREE_WORDS:
+    for lo, hi in zip(*_runs(move > DISAGREE_S)):
+        if hi - lo >= DISAGREE_WORDS:
             out.append((int(lo), int(hi - 1), float(a[lo, 0]), float(a[hi - 1, 1]),
                         float(move[lo:hi].max())))
     return out
@@ -256,11 +260,7 @@ def _chunk_cuts(path, batch, hop):
     target = int(round(CHUNK_S / hop))
     cuts, first_word = [0], [0]
     # candidate cut frames: the middle of every pause, else every change of word
-    sil = wpath < 0
-    edges = np.flatnonzero(np.diff(sil.astype(np.int8)) != 0) + 1
-    runs = np.split(np.arange(T), edges)
-    cand = [int(r[len(r) // 2]) for r in runs if r.size and sil[r[0]] and 0 < r[0] and
-            r[-1] < T - 1]
+    cand = [int(a + (b - a) // 2) for a, b in zip(*_runs(wpath < 0)) if 0 < a and b < T]
     if not cand:
         cand = (np.flatnonzero(wpath[1:] != wpath[:-1]) + 1).tolist()
     for c in cand:
@@ -518,17 +518,13 @@ def _mismatch_warnings(p, words, path, batch, hop):
                        f"({w.end - w.start:.1f} s): the audio there probably holds speech "
                        "that is not in the transcript (or the transcript misses a passage)")
     # long loud stretches labelled silence
-    sil = batch.unit_index[path] < 0
-    edges = np.flatnonzero(np.diff(sil.astype(np.int8)) != 0) + 1
-    start = 0
-    for stop in [*edges.tolist(), sil.size]:
-        if sil[start] and (stop - start) * hop > LONG_PAUSE_S:
+    for start, stop in zip(*_runs(batch.unit_index[path] < 0)):
+        if (stop - start) * hop > LONG_PAUSE_S:
             frac = float(loud[start:stop].mean())
             if frac > 0.3:
                 out.append(f"{start * hop:.1f}-{stop * hop:.1f} s is aligned as a pause but "
                            f"{100 * frac:.0f} % of it is loud: speech there may be missing "
                            "from the transcript")
-        start = stop
     if words:
         tail_f = int(round(words[-1].end / hop))
         if p.X.shape[0] - tail_f > int(2.0 / hop):
