@@ -23,16 +23,23 @@ def _aln(words, phones, labels, wlabels=None, conf=0.9):
                      audio=None, sample_rate=16000, duration=10.0)
 
 
-def test_combine_takes_the_median_of_three_boundaries():
-    labels = ["HH", "AY1", "DH", "EH1", "R"]
-    flat = _aln([(0.10, 0.40), (0.50, 0.90)],
-                [(0.10, 0.20), (0.20, 0.40), (0.50, 0.60), (0.60, 0.80), (0.80, 0.90)], labels)
+def _seeded_and_sphinx(labels):
+    """The Sphinx-seeded and the Sphinx alignments of two words ("hi there") that the
+    combination tests share (the Sphinx model spells the phones without stress)."""
     seeded = _aln([(0.14, 0.42), (0.46, 0.95)],
                   [(0.14, 0.26), (0.26, 0.42), (0.46, 0.58), (0.58, 0.85), (0.85, 0.95)],
                   labels)
     ref = _aln([(0.12, 0.38), (0.48, 0.92)],
                [(0.12, 0.22), (0.22, 0.38), (0.48, 0.62), (0.62, 0.70), (0.70, 0.92)],
                ["HH", "AY", "DH", "EH", "R"])
+    return seeded, ref
+
+
+def test_combine_takes_the_median_of_three_boundaries():
+    labels = ["HH", "AY1", "DH", "EH1", "R"]
+    flat = _aln([(0.10, 0.40), (0.50, 0.90)],
+                [(0.10, 0.20), (0.20, 0.40), (0.50, 0.60), (0.60, 0.80), (0.80, 0.90)], labels)
+    seeded, ref = _seeded_and_sphinx(labels)
     words, phones, spreads = R.combine(flat, seeded, ref)
     np.testing.assert_allclose(words, [[0.12, 0.40], [0.48, 0.92]])
     # inner phone boundaries: medians of (flat, seeded, sphinx)
@@ -48,12 +55,7 @@ def test_combine_with_the_prior_leaves_the_flat_start_out():
     labels = ["HH", "AY1", "DH", "EH1", "R"]
     flat = _aln([(0.0, 0.20), (0.70, 0.99)],      # far off: must not count
                 [(0.0, 0.10), (0.10, 0.20), (0.70, 0.80), (0.80, 0.90), (0.90, 0.99)], labels)
-    seeded = _aln([(0.14, 0.42), (0.46, 0.95)],
-                  [(0.14, 0.26), (0.26, 0.42), (0.46, 0.58), (0.58, 0.85), (0.85, 0.95)],
-                  labels)
-    ref = _aln([(0.12, 0.38), (0.48, 0.92)],
-               [(0.12, 0.22), (0.22, 0.38), (0.48, 0.62), (0.62, 0.70), (0.70, 0.92)],
-               ["HH", "AY", "DH", "EH", "R"])
+    seeded, ref = _seeded_and_sphinx(labels)
     own = _aln([(0.10, 0.40), (0.50, 0.90)],
                [(0.10, 0.20), (0.20, 0.40), (0.50, 0.60), (0.60, 0.80), (0.80, 0.90)],
                ["HH", "AY1", "DH", "EH0", "R"])
