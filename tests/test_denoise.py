@@ -64,3 +64,21 @@ def test_only_noisy_short_recordings_are_denoised_and_say_so():
     q = al.prepare(alone, SR, "hello there")
     assert q.noise_db is not None
     assert not any("noise was subtracted" in w for w in q.warnings)
+
+
+def test_a_small_loudness_range_without_noise_is_not_denoised():
+    """Clean voiced sound with no pause has a small loudness range too (its quietest
+    frames are sound, not noise): it is left as it is."""
+    t = np.arange(2 * SR) / SR
+    f0 = 120 + 20 * np.sin(2 * np.pi * 1.5 * t)                # a gliding voice
+    phase = 2 * np.pi * np.cumsum(f0) / SR
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 25))
+    voiced *= 0.6 + 0.4 * np.sin(2 * np.pi * 3 * t)             # syllable-like loudness
+    y = (0.05 * voiced).astype(np.float32)
+    r = loudness_range_db(frame_db(y.astype(np.float64)))
+    assert D.wanted(r)                                          # the range alone says noisy
+    assert D.spectral_subtract(y) is None                       # its quiet frames are not noise
+    al = Aligner()
+    al.check_params()
+    p = al.prepare(y, SR, "hello")
+    assert not any("noise was subtracted" in w for w in p.warnings)

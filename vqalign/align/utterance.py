@@ -459,8 +459,10 @@ def prepare(y, sr, text, *, unit, hop_s, dither, trim_silence=True, oov="g2p", n
     if y16.size <= LONG_AUDIO_S * FEATURE_SR:   # one loudness for the checks and the denoiser
         db = frame_db(y16)
         r = loudness_range_db(db)
-        if denoise.wanted(r) and r >= NOISE_ONLY_DB:   # noise alone stays as it is
-            y16 = denoise.spectral_subtract(y16)
+        clean = (denoise.spectral_subtract(y16)   # noise alone stays as it is
+                 if denoise.wanted(r) and r >= NOISE_ONLY_DB else None)
+        if clean is not None:
+            y16 = clean
             warn.append(denoised_warning(r))
     if key is not None and key in cache:
         X, energy = cache[key]

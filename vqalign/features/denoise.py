@@ -8,7 +8,8 @@ spectrum from the quietest frames and subtracts it (power spectral subtraction w
 over-subtraction and a spectral floor, Boll 1979 / Berouti et al. 1979; the a posteriori
 SNR is averaged over 5 frames and 3 bins first, against musical noise), keeping the noisy
 phase. :func:`vqalign.align.utterance.prepare` applies it to recordings of up to 90 s whose
-loudness range shows heavy noise (:data:`DENOISE_BELOW_DB`), and says so in a warning: on
+loudness range shows heavy noise (:data:`DENOISE_BELOW_DB`) and whose quietest frames are
+broadband noise (:data:`MIN_FLATNESS`), and says so in a warning: on
 clean speech it costs accuracy (TIMIT 17.5 -> 19.9 ms when applied to every file), and on
 babble it does not help.
 
@@ -42,9 +43,16 @@ FLOOR = 0.05
 SMOOTH: tuple | None = (5, 3)
 #: the share of frames, the quietest, that the noise spectrum is averaged over
 QUIET_SHARE = 0.1
+#: ... and the spectral flatness (geometric over arithmetic mean, DC left out) it must have:
+#: the subtraction is for broadband noise. White noise at 5-10 dB SNR gives 0.965-0.99
+#: (TIMIT dev files, built-in voices); a small loudness range without noise does not: clean
+#: eSpeak files with few pauses 0.16-0.45 (two of devdata's 200 were denoised without
+#: this check, and its corpus-mode phones went 12.8 -> 13.6 ms), babble at 10 dB
+#: 0.08-0.46, LibriVox and pocketsphinx's recordings 0.03-0.34
+MIN_FLATNESS = 0.9
 
 
-def spectral_subtract(y16: np.ndarray) -> np.ndarray:
+def spectral_subtract(y16: np.ndarray) -> np.ndarray | None:
     """``y16`` with its stationary noise subtracted (see the module docstring).
 
     Parameters
@@ -54,8 +62,9 @@ def spectral_subtract(y16: np.ndarray) -> np.ndarray:
 
     Returns
     -------
-    ndarray, shape (n_samples,), float32
-        The same length; ``y16`` itself (as float32) when it is shorter than one window.
+    ndarray, shape (n_samples,), float32, or None
+        The same length; ``y16`` itself (as float32) when it is shorter than one window;
+        None when its quietest frames are not broadband noise (:data:`MIN_FLATNESS`).
     """
     y = np.asarray(y16, np.float32)
     if y.size < N_FFT:
@@ -68,6 +77,9 @@ def spectral_subtract(y16: np.ndarray) -> np.ndarray:
     e = P.sum(axis=1)
     quiet = e <= np.quantile(e, QUIET_SHARE)
     noise = P[quiet].mean(axis=0)
+    n1 = noise[1:].astype(np.float64) + 1e-30
+    if np.exp(np.mean(np.log(n1))) / np.mean(n1) < MIN_FLATNESS:
+        return None
     snr = P / np.maximum(noise, 1e-20)
     if SMOOTH:
         snr = _box(snr, *SMOOTH)
