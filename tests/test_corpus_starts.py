@@ -1,6 +1,10 @@
 """Corpus mode's flat starts on a small corpus: the Gaussian count, the starts run, and
 the score that picks one (log-likelihood less the cost of loud frames put in silence),
-the same in memory (Aligner.fit) and streamed from the feature store (align-corpus)."""
+the same in memory (Aligner.fit) and streamed from the feature store (align-corpus).
+
+These are the starts of a corpus without the Sphinx model's segmentation (another
+language, reference "none" or "flat", no pocketsphinx): here it is switched off
+(``corpus_start.wanted``); tests/test_corpus_start.py tests the Sphinx start."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import numpy as np
 import pytest
 
 from vqalign.align import Aligner
+from vqalign.align import corpus_start as CS
 from vqalign.align import recipe as AL
 from vqalign.align import utterance as U
 from vqalign.datasets import synth
@@ -24,8 +29,15 @@ def small_corpus():
     return utts
 
 
+@pytest.fixture(scope="module", autouse=True)
+def flat_starts():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(CS, "wanted", lambda aligner: False)
+        yield
+
+
 @pytest.fixture(scope="module")
-def fitted(small_corpus):
+def fitted(small_corpus, flat_starts):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return Aligner(unit="phones").fit([(u.audio, u.sr, u.text) for u in small_corpus])

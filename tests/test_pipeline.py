@@ -255,16 +255,17 @@ def test_sigkill_mid_run_resumes_to_identical_alignments(reference, tmp_path, sy
     ref = reference["out"]
     ref_out = reference["outputs"]
     base = ["align-corpus", str(synth_corpus), *ARGS]
-    # killed in the middle of EM (codebook finished, em not), then in the middle of
+    # killed in the middle of EM (codebook finished, em not: the English corpus starts
+    # from the Sphinx segmentation, vqalign.align.corpus_start), then in the middle of
     # the alignment (one chunk finished); the same command resumes each time
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "vqalign", *base, "--out", str(out), "--jobs", "2"]
-    _run_until(cmd, out, lambda st: "durations-3" in st.get("em", {}).get("chunks", {}))
+    _run_until(cmd, out, lambda st: "sphinx-3" in st.get("em", {}).get("chunks", {}))
     rec = json.loads((out / "stages.json").read_text())["stages"]
     assert rec["features"]["finished"] and rec["codebook"]["finished"]
     assert not rec["em"].get("finished") and not _outputs(out)
     # the iterations finished before the kill are kept, not redone
-    kept = {p.name: p.stat().st_mtime_ns for p in (out / "em").glob("durations-[0-3].npz")}
+    kept = {p.name: p.stat().st_mtime_ns for p in (out / "em").glob("sphinx-[0-3].npz")}
     assert len(kept) == 4
     _run_until(cmd, out, lambda st: any(c["aligned"] for c in
                                         st.get("align", {}).get("chunks", {}).values()))
@@ -275,7 +276,7 @@ def test_sigkill_mid_run_resumes_to_identical_alignments(reference, tmp_path, sy
     printed = capsys.readouterr().out
     assert "failed 4" in printed and "skipped" in printed
     assert _outputs(out) == ref_out
-    assert {p.name: p.stat().st_mtime_ns for p in (out / "em").glob("durations-[0-3].npz")} \
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "em").glob("sphinx-[0-3].npz")} \
         == kept
     with open(out / "failures.tsv", encoding="utf-8") as fh:
         assert {r["id"] for r in csv.DictReader(fh, delimiter="\t")} == \

@@ -232,38 +232,43 @@ def small_corpus():
     return synthesize_corpus(n=4, seed=5)
 
 
-def test_small_corpus_alignments_get_the_second_opinion(small_corpus, tmp_path, monkeypatch):
+def test_corpus_alignments_are_the_median_with_the_prior_and_sphinx(small_corpus, tmp_path,
+                                                                    monkeypatch):
     pytest.importorskip("pocketsphinx")
     from vqalign.align import refine
 
     monkeypatch.setattr(refine, "ENABLED", False)   # the median itself (test_refine.py)
     items = [(u.audio, u.sr, u.text) for u in small_corpus]
     al = Aligner(reference="sphinx").fit(items)
-    assert al.small_corpus() and al.train_seconds_ == pytest.approx(
+    assert "Sphinx segmentation" in al.history_.name      # corpus_start's seed
+    assert al.train_seconds_ == pytest.approx(
         sum(len(u.audio) / u.sr for u in small_corpus), abs=2.0)
     out = al.align_many(items)
     for a, b in zip(out, al.alignments_):   # fit's own alignments are the same
         assert [s.as_tuple() for s in a.words] == [s.as_tuple() for s in b.words]
         ref = a.diagnostics["reference"]
         assert a.diagnostics["confidence"]["mode"] == "corpus-combined"
-        three = np.stack([np.array(ref["words"][k]) for k in ("corpus", "seeded", "sphinx")])
+        assert "prior" in ref["method"] and set(ref["words"]) == {"corpus", "prior", "sphinx"}
+        three = np.stack([np.array(ref["words"][k]) for k in ("corpus", "prior", "sphinx")])
         got = np.array([[s.start, s.end] for s in a.words])
         np.testing.assert_allclose(got, np.median(three, axis=0), atol=1e-4)
         c = np.array([s.confidence for s in a.words])
         assert np.all((c >= 0) & (c <= 1))
-    # the corpus model alone: what reference="flat" gives, and what the median started from
-    plain = Aligner(reference="flat").fit(items).align_many(items)
+    # the corpus model alone (reference "flat" asks for no opinion): the median's first
+    al.reference = "flat"
+    plain = al.align_many(items)
+    al.reference = "sphinx"
     for a, p in zip(out, plain):
         assert "reference" not in p.diagnostics
         np.testing.assert_allclose(a.diagnostics["reference"]["words"]["corpus"],
                                    [[round(s.start, 4), round(s.end, 4)] for s in p.words])
-    # saved and loaded: still a small corpus's model; a large corpus's gets no opinion
-    path = al.save(tmp_path / "m.npz")
-    back = Aligner.load(path)
-    assert back.small_corpus()
-    back.train_seconds_ = 301.0
+    # saved and loaded, and a model of a large corpus: the same median (two decodes, no
+    # training: every corpus size gets it)
+    back = Aligner.load(al.save(tmp_path / "m.npz"))
+    back.train_seconds_ = 3600.0
     big = back.align_many(items[:1])[0]
-    assert "reference" not in big.diagnostics
+    assert set(big.diagnostics["reference"]["words"]) == {"corpus", "prior", "sphinx"}
+    assert [s.as_tuple() for s in big.words] == [s.as_tuple() for s in out[0].words]
 
 
 def test_align_corpus_gives_the_small_corpus_the_second_opinion(small_corpus, tmp_path):
@@ -280,5 +285,5 @@ def test_align_corpus_gives_the_small_corpus_the_second_opinion(small_corpus, tm
     assert all(f.is_file() for f in files)
     for f in files:
         d = read_alignment(f).diagnostics
-        assert set(d["reference"]["words"]) == {"corpus", "seeded", "sphinx"}
+        assert set(d["reference"]["words"]) == {"corpus", "prior", "sphinx"}
         assert d["confidence"]["mode"] == "corpus-combined"

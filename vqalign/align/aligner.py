@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from vqalign._validation import check_hop, check_positive_int, check_random_state
+from vqalign.align import corpus_start as CS
 from vqalign.align import longform, model_io, prior, recipe, second_opinion, selftrain, windows
 from vqalign.align import utterance as U
 from vqalign.align.decode import decode, observations, restore_span
@@ -267,7 +268,8 @@ class Aligner:
                                  f"{next(e for e in errors if e is not None)}")
         train = [prepared[i] for i in ok]
         with threads(self.n_jobs):
-            model, history, sel, X, offs = self.train_model(train, rng, corpus=True)
+            model, history, sel, X, offs = self.train_model(
+                train, rng, corpus=True, **CS.keywords(self, train))
             self.set_model(model, history=history)
             results = self._decode(train, X, offs, sel, history=None)
         # utterances no path fitted during EM (named as train_model names them)
@@ -419,16 +421,13 @@ class Aligner:
             decode=self._decode, required=self.reference == "sphinx",
             own=prior.for_setting(self.reference, Aligner.load))
 
-    def small_corpus(self) -> bool:
-        """Whether trained on under MULTI_START_S seconds (English: the second opinion)."""
-        return self.train_seconds_ is not None and self.train_seconds_ < recipe.MULTI_START_S
-
     def _corpus_opinion(self, p, res, warns):
-        """A fitted model's alignment ``res`` of ``p`` combined, for a small corpus of
-        English, with a self-trained helper's two opinions
-        (:func:`second_opinion.corpus_opinion`); ``res`` unchanged otherwise."""
+        """A fitted model's alignment ``res`` of ``p`` in the median of three, for English
+        (:func:`second_opinion.corpus_opinion`, :mod:`vqalign.align.corpus_start`): with
+        the prior's and the Sphinx model's (``reference="none"``: a self-trained helper's
+        two); ``res`` unchanged otherwise."""
         if (isinstance(res, Exception) or self.reference == "flat" or self.unit != "phones"
-                or not self.small_corpus()):
+                or self.train_seconds_ is None):
             return res
         if self._helper is None:
             self._helper = Aligner(unit=self.unit, lexicon=self.lexicon, oov=self.oov,
@@ -436,8 +435,10 @@ class Aligner:
                                    reference=self.reference)
             self._helper.check_params()
         h = self._helper
+        ops = (h._opinions if prior.uses_prior(h.reference)
+               else CS.pretrained_opinions(h, Aligner.load))
         return second_opinion.corpus_opinion(p, res, warns, hop_s=self.hop_, prepare=h.prepare,
-                                             length_error=h._length_error, opinions=h._opinions,
+                                             length_error=h._length_error, opinions=ops,
                                              ref_name=prior.ref_name(h.reference))
 
     def align_many(self, items, *, n_jobs=None):

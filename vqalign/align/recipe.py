@@ -648,8 +648,9 @@ def train(utts, X, energy, offs, base, *, unit, hop_s, corpus, quantile=QUIET_QU
     one = single and single_policy(unit)
     durs = list(SINGLE_STARTS) if one else [(None, BROAD_PRIOR)]
     runs = [(s, b, d if s is None else (None, BROAD_PRIOR)) for s, b in runs for d in durs]
-    if seed is not None:  # one start from elsewhere only
-        runs = [(None, True, (None, BROAD_PRIOR))]
+    if seed is not None:  # one start from elsewhere only (a corpus's: no broad-class
+        # start under it, as the streamed corpus, vqalign.pipeline.em, starts it)
+        runs = [(None, not corpus, (None, BROAD_PRIOR))]
     best = None
     for start, broad_start, (dur, prior) in runs:
         m = copy.deepcopy(base) if len(runs) > 1 else base

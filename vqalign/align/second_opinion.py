@@ -424,12 +424,17 @@ def merge(flat, seeded, ref, energy, hop_s, warnings=(), *, mode="self", energy_
     model = "Sphinx en-us model" if ref_name == "sphinx" else "vqalign English prior"
     seed = "Sphinx" if ref_name == "sphinx" else "prior"
     first = "flat-start" if prior is None else "prior's"
-    pairs = [(base, flat), ("seeded", seeded), (ref_name, ref)]
+    # the second opinion: a seeded self-trained model, or (a corpus model's median,
+    # vqalign.align.corpus_start) the prior, which names itself in its diagnostics
+    second = (seeded.diagnostics or {}).get("opinion", "seeded")
+    pairs = [(base, flat), (second, seeded), (ref_name, ref)]
     if prior is not None:
         pairs.insert(1, ("prior", prior))
     d["reference"] = {
         "method": (f"per-boundary median of the {first} and the {seed}-seeded "
                    f"self-trained models and the {model}" if mode == "self" else
+                   f"per-boundary median of the corpus model, vqalign's English prior and the "
+                   f"{model}" if second == "prior" else
                    "per-boundary median of the corpus model, a model self-trained on the "
                    f"file from the {model}'s segmentation, and the {seed} model"),
         "words": {name: [[round(s.start, 4), round(s.end, 4)] for s in a.tiers["words"]]

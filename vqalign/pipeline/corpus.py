@@ -440,7 +440,8 @@ def _em_stage(store, train, texts, cb, out, records, report, sched, *, unit, n_c
     say(f"em: training on {len(items)} utterances ({n_frames} frames) streamed from the "
          "store ...", quiet)
     em = StreamingEM(aligner, store, items, out, records, sched, progress=progress,
-                     quiet=quiet)
+                     quiet=quiet, sources={it.id: (str(it.audio), texts[it.id][0])
+                                           for it in train})
     best_path, best_digest, ll, start, n_done, fails = em.run()
     try:
         with atomic_write(path, "wb", overwrite=True) as fh, open(best_path, "rb") as src:

@@ -33,9 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
+from vqalign.align import corpus_start as CS
 from vqalign.align import recipe
 from vqalign.align.aligner import Aligner
 from vqalign.exceptions import AlignmentError, VQAlignError
+from vqalign.io.atomic import atomic_write
 from vqalign.pipeline import runtime
 from vqalign.pipeline.runtime import open_store_cached, write_error
 
@@ -204,8 +206,10 @@ class StreamingEM:
     """
 
     def __init__(self, aligner, store, items, out, records, sched, *, progress=False,
-                 quiet=False, say=None):
+                 quiet=False, say=None, sources=None):
         self.aligner = aligner
+        #: uid -> (audio file, words): an English corpus's Sphinx start reads the audio
+        self.sources = sources or {}
         self.store = store
         self.items = items
         self.dir = Path(out) / EM_DIR
@@ -307,8 +311,12 @@ class StreamingEM:
         start_score`), as :func:`vqalign.align.recipe.train`."""
         base_path, base_digest = self.base()
         counts = self.flat_start_counts(base_path, base_digest)
-        # the recipe's starts in corpus mode, in its order
+        # the recipe's starts in corpus mode, in its order; English with the Sphinx model:
+        # its segmentation alone (vqalign.align.corpus_start)
         starts = recipe.corpus_starts(self.seconds, self.aligner.unit)
+        segs = self.sphinx_segments() if CS.wanted(self.aligner) and self.sources else None
+        if segs:
+            starts = ["sphinx"]
         # a small corpus's frames, read whole once for the broad start and the scores
         frames = (_read_task(self.store, [u for u, _ in self.items])
                   if len(starts) > 1 else None)
@@ -323,6 +331,9 @@ class StreamingEM:
                                      counts["n_speech"], recipe.QUIET_QUANTILE)
             if start == "broad":
                 self._broad_start(model, *frames)
+            if start == "sphinx":
+                from types import SimpleNamespace
+                CS.seed(segs)[1](model, SimpleNamespace(idx=self._best()[:, None]))
             results.append(self._train(start, model))
         if len(results) == 1:
             return results[0]
@@ -338,6 +349,62 @@ class StreamingEM:
             self.say(f"em {r[3]}: log-likelihood/frame {r[2]:.4f}, loud frames in silence "
                      f"{100 * loud:.2f} %, score {scores[-1]:.4f}", self.quiet)
         return results[int(np.argmax(scores))]
+
+    def _best(self):
+        """Every training frame's best first Gaussian (its first candidate in the
+        selection folder), in store order."""
+        return np.concatenate([np.load(_sel_paths(self.sel_dir, k, "")[0])[:, 0]
+                               for k in range(len(self.tasks))]).astype(np.int64)
+
+    def sphinx_segments(self):
+        """The Sphinx model's phone segmentation of the training utterances in the frames
+        of the store end to end (:func:`vqalign.align.corpus_start.segments`), each
+        utterance's audio read again; kept in ``em/sphinx-segments.npz`` for a resumed
+        run. None when no utterance could be segmented."""
+        from vqalign.align.utterance import Tokens, load_audio
+        from vqalign.pipeline.records import file_digest
+
+        path = self.dir / "sphinx-segments.npz"
+        rec = self.records.chunks("em").get("sphinx-segments")
+        if rec is not None and path.is_file() and file_digest(path) == rec.get("digest"):
+            with np.load(path) as z:
+                return list(zip(z["a"].tolist(), z["b"].tolist(), z["sym"].tolist()))
+        uids = [u for u, _ in self.items]
+        spans = [self.store.span(u) for u in uids]
+        offs = np.concatenate([[0], np.cumsum([b - a for a, b in spans])])
+        a = self.aligner
+
+        def frames(k):
+            audio, words = self.sources.get(uids[k], (None, None))
+            if audio is None:
+                return None
+            try:
+                y, sr = load_audio(audio)
+                units = [list(w) for w in self.items[k][1]]
+                tok = Tokens(list(words), units, a.unit, [])
+                return Aligner.prepare(a, y, sr, None, uids[k], tokens=tok)
+            except VQAlignError:
+                return None
+
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            segs, missed = CS.segments([None] * len(uids), offs, a.hop_, frames=frames)
+        if not segs:
+            return None
+        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            with atomic_write(path, "wb", overwrite=True) as fh:
+                np.savez(fh, a=np.array([x[0] for x in segs], np.int64),
+                         b=np.array([x[1] for x in segs], np.int64),
+                         sym=np.array([x[2] for x in segs]))
+        except OSError as exc:
+            raise write_error(path, exc) from None
+        self._finish("sphinx-segments", path, file_digest(path), missed=missed)
+        self.say(f"em sphinx segmentation: the Sphinx model's segmentation of {len(uids) - missed} utterances "
+                 f"({missed} not segmented: they start as silence), "
+                 f"{time.perf_counter() - t0:.1f} s", self.quiet)
+        return segs
 
     def _broad_start(self, model, X, energy, offs):
         """The broad-class flat start (:func:`vqalign.align.recipe.broad_class_start`, on a
