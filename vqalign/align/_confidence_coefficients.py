@@ -2,30 +2,9 @@
 
 Written by::
 
-    python -m vqalign.eval.calibrate fit --train dev_combined.npz synth11_combined.npz synth15_combined.npz --C 1.0 --update _confidence_coefficients.py --write-module coef_try.py
+    python -m vqalign.eval.calibrate fit --train devs0of5_cc.npz devs1of5_cc.npz devs0of20_cc.npz devs1of20_cc.npz devs2of20_cc.npz devs0of3_cc.npz devs1of3_cc.npz synth13_cc10.npz synth14_cc15.npz --C 1.0 --update _confidence_coefficients.py --write-module _confidence_coefficients.py
 
 on the sets (made by ``python -m vqalign.eval.calibrate collect``):
-    dev_combined.npz: python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode combined --out dev_combined.npz
-    synth11_combined.npz: python -m vqalign.eval.calibrate collect --synth 40 --seed 11 --mode combined --out synth11_combined.npz
-    synth15_combined.npz: python -m vqalign.eval.calibrate collect --synth 40 --seed 15 --mode combined --out synth15_combined.npz
-
-The other models (self_words_20, self_words_50, self_units_20, self_units_50, corpus_words_20, corpus_words_50, corpus_units_20, corpus_units_50, corpus_combined_words_20, corpus_combined_words_50, corpus_combined_units_20, corpus_combined_units_50) were kept from the module before, written by::
-
-    python -m vqalign.eval.calibrate fit --train dev_single.npz synth11_single.npz synth15_single.npz dev_corpus.npz synth12_corpus.npz devs0of20_corpus.npz devs1of20_corpus.npz synth13_corpus10.npz synth14_corpus15.npz dev_combined.npz synth11_combined.npz synth15_combined.npz devs0of5_cc.npz devs1of5_cc.npz devs0of20_cc.npz devs1of20_cc.npz devs2of20_cc.npz devs0of3_cc.npz devs1of3_cc.npz synth13_cc10.npz synth14_cc15.npz --C 1.0 --classes classes_dev.json
-
-on the sets:
-    dev_single.npz: python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode single --out dev_single.npz
-    synth11_single.npz: python -m vqalign.eval.calibrate collect --synth 40 --seed 11 --mode single --out synth11_single.npz
-    synth15_single.npz: python -m vqalign.eval.calibrate collect --synth 40 --seed 15 --mode single --out synth15_single.npz
-    dev_corpus.npz: python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode corpus --out dev_corpus.npz
-    synth12_corpus.npz: python -m vqalign.eval.calibrate collect --synth 40 --seed 12 --mode corpus --out synth12_corpus.npz
-    devs0of20_corpus.npz: python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/20 --mode corpus --out devs0of20_corpus.npz
-    devs1of20_corpus.npz: python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/20 --mode corpus --out devs1of20_corpus.npz
-    synth13_corpus10.npz: python -m vqalign.eval.calibrate collect --synth 10 --seed 13 --mode corpus --out synth13_corpus10.npz
-    synth14_corpus15.npz: python -m vqalign.eval.calibrate collect --synth 15 --seed 14 --mode corpus --out synth14_corpus15.npz
-    dev_combined.npz: python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode combined --out dev_combined.npz
-    synth11_combined.npz: python -m vqalign.eval.calibrate collect --synth 40 --seed 11 --mode combined --out synth11_combined.npz
-    synth15_combined.npz: python -m vqalign.eval.calibrate collect --synth 40 --seed 15 --mode combined --out synth15_combined.npz
     devs0of5_cc.npz: python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/5 --mode corpus-combined --out devs0of5_cc.npz
     devs1of5_cc.npz: python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/5 --mode corpus-combined --out devs1of5_cc.npz
     devs0of20_cc.npz: python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/20 --mode corpus-combined --out devs0of20_cc.npz
@@ -35,6 +14,15 @@ on the sets:
     devs1of3_cc.npz: python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/3 --mode corpus-combined --out devs1of3_cc.npz
     synth13_cc10.npz: python -m vqalign.eval.calibrate collect --synth 10 --seed 13 --mode corpus-combined --out synth13_cc10.npz
     synth14_cc15.npz: python -m vqalign.eval.calibrate collect --synth 15 --seed 14 --mode corpus-combined --out synth14_cc15.npz
+
+The other models (self_words_20, self_words_50, self_units_20, self_units_50, corpus_words_20, corpus_words_50, corpus_units_20, corpus_units_50, combined_words_20, combined_words_50, combined_units_20, combined_units_50) were kept from the module before, written by::
+
+    python -m vqalign.eval.calibrate fit --train dev_combined.npz synth11_combined.npz synth15_combined.npz --C 1.0 --update _confidence_coefficients.py
+
+on the sets:
+    dev_combined.npz: python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode combined --out dev_combined.npz
+    synth11_combined.npz: python -m vqalign.eval.calibrate collect --synth 40 --seed 11 --mode combined --out synth11_combined.npz
+    synth15_combined.npz: python -m vqalign.eval.calibrate collect --synth 40 --seed 15 --mode combined --out synth15_combined.npz
 
 CLASS_MODEL (frame broad classes) by ``python -m vqalign.eval.calibrate classes --corpus devdata/synth``.
 CALIBRATION["report"] holds the cross-validated (by voice) AUC of each model.
@@ -789,108 +777,114 @@ COEFFICIENTS = {
  },
  "corpus_combined_words_20": {
   "mean": [
-   3.8319404942208015,
-   2.641728816261459,
-   3.2569856516540794,
-   11.779610522120365,
-   8.139377799920286
+   4.12315177361498,
+   2.9612981267437215,
+   3.1445731765643936,
+   12.559678278198522,
+   8.86751092068554
   ],
   "scale": [
-   1.808137027100198,
-   1.2789414340151488,
-   0.7864962502944113,
-   6.79726411039395,
-   4.010513602324943
+   1.35870389425133,
+   1.6938589325361417,
+   0.7562434558010552,
+   4.721490527142675,
+   5.516013961375442
   ],
   "coef": [
-   1.1309765544464976,
-   0.37774417210576083,
-   -0.04667854204096234,
-   -0.8237053299112621,
-   -0.07693627130592672
+   0.4032358699991464,
+   0.7636493107825139,
+   0.03864847822523042,
+   -0.10381476812094248,
+   -0.29398201860918904
   ],
-  "intercept": 0.5433370137945707
+  "intercept": 0.798315832649126
  },
  "corpus_combined_words_50": {
   "mean": [
-   3.8319404942208015,
-   2.641728816261459,
-   3.2569856516540794,
-   11.779610522120365,
-   8.139377799920286
+   4.12315177361498,
+   2.9612981267437215,
+   3.1445731765643936,
+   12.559678278198522,
+   8.86751092068554
   ],
   "scale": [
-   1.808137027100198,
-   1.2789414340151488,
-   0.7864962502944113,
-   6.79726411039395,
-   4.010513602324943
+   1.35870389425133,
+   1.6938589325361417,
+   0.7562434558010552,
+   4.721490527142675,
+   5.516013961375442
   ],
   "coef": [
-   2.5150992619948886,
-   -0.370027810717246,
-   -0.40516039199018183,
-   -2.1069957197676366,
-   0.6191760020610722
+   0.7180122542472147,
+   0.7091951607925161,
+   -0.4310890894529533,
+   -0.13119852297884146,
+   -0.20820765339686104
   ],
-  "intercept": 3.6933947159340796
+  "intercept": 4.425911183408976
  },
  "corpus_combined_units_20": {
   "mean": [
-   3.0329853862660894,
-   2.8876499248927074,
-   3.0727289699569647,
-   8.754724560085858,
-   8.485222961373392
+   3.207992457081555,
+   2.5945994420600904,
+   2.942137210300368,
+   9.090637092274687,
+   7.242109109442086
   ],
   "scale": [
-   1.6480677815654519,
-   1.310099030683338,
-   0.7234416405168582,
-   6.036840501992649,
-   4.098751205755088
+   1.3427389437681314,
+   1.5730978185917317,
+   0.7101787489247876,
+   4.234402150916634,
+   4.932577449640435
   ],
   "coef": [
-   1.0090317455468079,
-   -0.10338536196625535,
-   -0.31558900120731,
-   -0.7231345223684851,
-   0.44914774615543357
+   0.06589011307359353,
+   0.6868825931434459,
+   -0.2448976968194992,
+   0.24763881230958654,
+   -0.3239051808522571
   ],
-  "intercept": 0.6856086012440757
+  "intercept": 0.8513180365487155
  },
  "corpus_combined_units_50": {
   "mean": [
-   3.0329853862660894,
-   2.8876499248927074,
-   3.0727289699569647,
-   8.754724560085858,
-   8.485222961373392
+   3.207992457081555,
+   2.5945994420600904,
+   2.942137210300368,
+   9.090637092274687,
+   7.242109109442086
   ],
   "scale": [
-   1.6480677815654519,
-   1.310099030683338,
-   0.7234416405168582,
-   6.036840501992649,
-   4.098751205755088
+   1.3427389437681314,
+   1.5730978185917317,
+   0.7101787489247876,
+   4.234402150916634,
+   4.932577449640435
   ],
   "coef": [
-   3.08375087552478,
-   -0.9946489849500251,
-   -0.09396930920870411,
-   -2.359754005764106,
-   1.2308828787807482
+   1.5577340036658516,
+   0.9599372189778472,
+   0.34586152312794255,
+   -0.7650106252929572,
+   -0.5048130986074277
   ],
-  "intercept": 3.0487408325722707
+  "intercept": 3.2904265327443243
  }
 }
 
 CALIBRATION = {
- "command": "python -m vqalign.eval.calibrate fit --train dev_combined.npz synth11_combined.npz synth15_combined.npz --C 1.0 --update _confidence_coefficients.py",
+ "command": "python -m vqalign.eval.calibrate fit --train devs0of5_cc.npz devs1of5_cc.npz devs0of20_cc.npz devs1of20_cc.npz devs2of20_cc.npz devs0of3_cc.npz devs1of3_cc.npz synth13_cc10.npz synth14_cc15.npz --C 1.0 --update _confidence_coefficients.py",
  "train": {
-  "dev_combined.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode combined --out dev_combined.npz",
-  "synth11_combined.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 11 --mode combined --out synth11_combined.npz",
-  "synth15_combined.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 15 --mode combined --out synth15_combined.npz"
+  "devs0of5_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/5 --mode corpus-combined --out devs0of5_cc.npz",
+  "devs1of5_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/5 --mode corpus-combined --out devs1of5_cc.npz",
+  "devs0of20_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/20 --mode corpus-combined --out devs0of20_cc.npz",
+  "devs1of20_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/20 --mode corpus-combined --out devs1of20_cc.npz",
+  "devs2of20_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 2/20 --mode corpus-combined --out devs2of20_cc.npz",
+  "devs0of3_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/3 --mode corpus-combined --out devs0of3_cc.npz",
+  "devs1of3_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/3 --mode corpus-combined --out devs1of3_cc.npz",
+  "synth13_cc10.npz": "python -m vqalign.eval.calibrate collect --synth 10 --seed 13 --mode corpus-combined --out synth13_cc10.npz",
+  "synth14_cc15.npz": "python -m vqalign.eval.calibrate collect --synth 15 --seed 14 --mode corpus-combined --out synth14_cc15.npz"
  },
  "class_model": "python -m vqalign.eval.calibrate classes --corpus devdata/synth",
  "report": {
@@ -950,34 +944,6 @@ CALIBRATION = {
    "cv_by_voice_ece": 0.007385669339949603,
    "frame_ratio_auc": 0.7640320659857924
   },
-  "corpus_combined_words_20": {
-   "n": 2509,
-   "bad_share": 0.3838,
-   "cv_by_voice_auc": 0.6722483506828999,
-   "cv_by_voice_ece": 0.03958686728840351,
-   "spread_auc": 0.6792200822408413
-  },
-  "corpus_combined_words_50": {
-   "n": 2509,
-   "bad_share": 0.0578,
-   "cv_by_voice_auc": 0.8431617947371491,
-   "cv_by_voice_ece": 0.00738661155417808,
-   "spread_auc": 0.8025074391738141
-  },
-  "corpus_combined_units_20": {
-   "n": 9320,
-   "bad_share": 0.3488,
-   "cv_by_voice_auc": 0.6710120094865166,
-   "cv_by_voice_ece": 0.03212284287122924,
-   "spread_auc": 0.6605675255427953
-  },
-  "corpus_combined_units_50": {
-   "n": 9320,
-   "bad_share": 0.0784,
-   "cv_by_voice_auc": 0.8198005306631665,
-   "cv_by_voice_ece": 0.007455306742902495,
-   "spread_auc": 0.6630049188038211
-  },
   "combined_words_20": {
    "n": 2691,
    "bad_share": 0.3233,
@@ -1005,6 +971,34 @@ CALIBRATION = {
    "cv_by_voice_auc": 0.757415418179339,
    "cv_by_voice_ece": 0.00384628825134945,
    "spread_auc": 0.6893168686403846
+  },
+  "corpus_combined_words_20": {
+   "n": 2509,
+   "bad_share": 0.3284,
+   "cv_by_voice_auc": 0.6446299443980295,
+   "cv_by_voice_ece": 0.04182649555355871,
+   "spread_auc": 0.613004162945464
+  },
+  "corpus_combined_words_50": {
+   "n": 2509,
+   "bad_share": 0.0295,
+   "cv_by_voice_auc": 0.8443476330539985,
+   "cv_by_voice_ece": 0.007015157694344755,
+   "spread_auc": 0.7664604029080415
+  },
+  "corpus_combined_units_20": {
+   "n": 9320,
+   "bad_share": 0.3146,
+   "cv_by_voice_auc": 0.6522314712698861,
+   "cv_by_voice_ece": 0.036033479074542824,
+   "spread_auc": 0.625345976126793
+  },
+  "corpus_combined_units_50": {
+   "n": 9320,
+   "bad_share": 0.0656,
+   "cv_by_voice_auc": 0.8122372420200785,
+   "cv_by_voice_ece": 0.006667715315835962,
+   "spread_auc": 0.6171807331392793
   }
  },
  "kept": {
@@ -1017,35 +1011,57 @@ CALIBRATION = {
    "corpus_words_50",
    "corpus_units_20",
    "corpus_units_50",
-   "corpus_combined_words_20",
-   "corpus_combined_words_50",
-   "corpus_combined_units_20",
-   "corpus_combined_units_50"
+   "combined_words_20",
+   "combined_words_50",
+   "combined_units_20",
+   "combined_units_50"
   ],
-  "command": "python -m vqalign.eval.calibrate fit --train dev_single.npz synth11_single.npz synth15_single.npz dev_corpus.npz synth12_corpus.npz devs0of20_corpus.npz devs1of20_corpus.npz synth13_corpus10.npz synth14_corpus15.npz dev_combined.npz synth11_combined.npz synth15_combined.npz devs0of5_cc.npz devs1of5_cc.npz devs0of20_cc.npz devs1of20_cc.npz devs2of20_cc.npz devs0of3_cc.npz devs1of3_cc.npz synth13_cc10.npz synth14_cc15.npz --C 1.0 --classes classes_dev.json",
+  "command": "python -m vqalign.eval.calibrate fit --train dev_combined.npz synth11_combined.npz synth15_combined.npz --C 1.0 --update _confidence_coefficients.py",
   "train": {
-   "dev_single.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode single --out dev_single.npz",
-   "synth11_single.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 11 --mode single --out synth11_single.npz",
-   "synth15_single.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 15 --mode single --out synth15_single.npz",
-   "dev_corpus.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode corpus --out dev_corpus.npz",
-   "synth12_corpus.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 12 --mode corpus --out synth12_corpus.npz",
-   "devs0of20_corpus.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/20 --mode corpus --out devs0of20_corpus.npz",
-   "devs1of20_corpus.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/20 --mode corpus --out devs1of20_corpus.npz",
-   "synth13_corpus10.npz": "python -m vqalign.eval.calibrate collect --synth 10 --seed 13 --mode corpus --out synth13_corpus10.npz",
-   "synth14_corpus15.npz": "python -m vqalign.eval.calibrate collect --synth 15 --seed 14 --mode corpus --out synth14_corpus15.npz",
    "dev_combined.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode combined --out dev_combined.npz",
    "synth11_combined.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 11 --mode combined --out synth11_combined.npz",
-   "synth15_combined.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 15 --mode combined --out synth15_combined.npz",
-   "devs0of5_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/5 --mode corpus-combined --out devs0of5_cc.npz",
-   "devs1of5_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/5 --mode corpus-combined --out devs1of5_cc.npz",
-   "devs0of20_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/20 --mode corpus-combined --out devs0of20_cc.npz",
-   "devs1of20_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/20 --mode corpus-combined --out devs1of20_cc.npz",
-   "devs2of20_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 2/20 --mode corpus-combined --out devs2of20_cc.npz",
-   "devs0of3_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/3 --mode corpus-combined --out devs0of3_cc.npz",
-   "devs1of3_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/3 --mode corpus-combined --out devs1of3_cc.npz",
-   "synth13_cc10.npz": "python -m vqalign.eval.calibrate collect --synth 10 --seed 13 --mode corpus-combined --out synth13_cc10.npz",
-   "synth14_cc15.npz": "python -m vqalign.eval.calibrate collect --synth 15 --seed 14 --mode corpus-combined --out synth14_cc15.npz"
+   "synth15_combined.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 15 --mode combined --out synth15_combined.npz"
   },
-  "kept": None
+  "kept": {
+   "models": [
+    "self_words_20",
+    "self_words_50",
+    "self_units_20",
+    "self_units_50",
+    "corpus_words_20",
+    "corpus_words_50",
+    "corpus_units_20",
+    "corpus_units_50",
+    "corpus_combined_words_20",
+    "corpus_combined_words_50",
+    "corpus_combined_units_20",
+    "corpus_combined_units_50"
+   ],
+   "command": "python -m vqalign.eval.calibrate fit --train dev_single.npz synth11_single.npz synth15_single.npz dev_corpus.npz synth12_corpus.npz devs0of20_corpus.npz devs1of20_corpus.npz synth13_corpus10.npz synth14_corpus15.npz dev_combined.npz synth11_combined.npz synth15_combined.npz devs0of5_cc.npz devs1of5_cc.npz devs0of20_cc.npz devs1of20_cc.npz devs2of20_cc.npz devs0of3_cc.npz devs1of3_cc.npz synth13_cc10.npz synth14_cc15.npz --C 1.0 --classes classes_dev.json",
+   "train": {
+    "dev_single.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode single --out dev_single.npz",
+    "synth11_single.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 11 --mode single --out synth11_single.npz",
+    "synth15_single.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 15 --mode single --out synth15_single.npz",
+    "dev_corpus.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode corpus --out dev_corpus.npz",
+    "synth12_corpus.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 12 --mode corpus --out synth12_corpus.npz",
+    "devs0of20_corpus.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/20 --mode corpus --out devs0of20_corpus.npz",
+    "devs1of20_corpus.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/20 --mode corpus --out devs1of20_corpus.npz",
+    "synth13_corpus10.npz": "python -m vqalign.eval.calibrate collect --synth 10 --seed 13 --mode corpus --out synth13_corpus10.npz",
+    "synth14_corpus15.npz": "python -m vqalign.eval.calibrate collect --synth 15 --seed 14 --mode corpus --out synth14_corpus15.npz",
+    "dev_combined.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode combined --out dev_combined.npz",
+    "synth11_combined.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 11 --mode combined --out synth11_combined.npz",
+    "synth15_combined.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 15 --mode combined --out synth15_combined.npz",
+    "devs0of5_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/5 --mode corpus-combined --out devs0of5_cc.npz",
+    "devs1of5_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/5 --mode corpus-combined --out devs1of5_cc.npz",
+    "devs0of20_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/20 --mode corpus-combined --out devs0of20_cc.npz",
+    "devs1of20_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/20 --mode corpus-combined --out devs1of20_cc.npz",
+    "devs2of20_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 2/20 --mode corpus-combined --out devs2of20_cc.npz",
+    "devs0of3_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/3 --mode corpus-combined --out devs0of3_cc.npz",
+    "devs1of3_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/3 --mode corpus-combined --out devs1of3_cc.npz",
+    "synth13_cc10.npz": "python -m vqalign.eval.calibrate collect --synth 10 --seed 13 --mode corpus-combined --out synth13_cc10.npz",
+    "synth14_cc15.npz": "python -m vqalign.eval.calibrate collect --synth 15 --seed 14 --mode corpus-combined --out synth14_cc15.npz"
+   },
+   "kept": None
+  }
  }
 }
