@@ -157,6 +157,35 @@ def init_task(task):
             "n_quiet": int(quiet.sum())}
 
 
+def sphinx_task(task):
+    """Worker: the Sphinx model's phone segmentation of each utterance of a task, in its
+    own frames (:func:`vqalign.align.corpus_start.segments`), its audio read and
+    prepared again with the run's settings; a list with, per utterance, its segments or
+    None (no audio, unreadable, another frame count than the store's, not aligned)."""
+    from vqalign.align.utterance import Tokens, load_audio
+
+    settings, _, _, items = task
+    a = Aligner(unit=settings["unit"], hop_length=settings["hop"])
+    a.check_params(training=True)
+    a.dither_ = settings["dither"]
+    out = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for uid, audio, words, units, n_frames in items:
+            q = None
+            if audio is not None:
+                try:
+                    y, sr = load_audio(audio)
+                    tok = Tokens(list(words), [list(w) for w in units], a.unit, [])
+                    q = a.prepare(y, sr, None, uid, tokens=tok)
+                except VQAlignError:
+                    q = None
+            segs, missed = (CS.segments([q], np.array([0, n_frames]), a.hop_)
+                            if q is not None else ([], 1))
+            out.append(None if missed else segs)
+    return out
+
+
 def estep_task(task):
     """Worker: the E-step statistics of one task under the model file given."""
     from vqalign.hmm.threads import threads
@@ -359,9 +388,9 @@ class StreamingEM:
     def sphinx_segments(self):
         """The Sphinx model's phone segmentation of the training utterances in the frames
         of the store end to end (:func:`vqalign.align.corpus_start.segments`), each
-        utterance's audio read again; kept in ``em/sphinx-segments.npz`` for a resumed
-        run. None when no utterance could be segmented."""
-        from vqalign.align.utterance import Tokens, load_audio
+        utterance's audio read again by the workers (:func:`sphinx_task`, one task per
+        EM task); kept in ``em/sphinx-segments.npz`` for a resumed run. None when no
+        utterance could be segmented."""
         from vqalign.pipeline.records import file_digest
 
         path = self.dir / "sphinx-segments.npz"
@@ -369,27 +398,21 @@ class StreamingEM:
         if rec is not None and path.is_file() and file_digest(path) == rec.get("digest"):
             with np.load(path) as z:
                 return list(zip(z["a"].tolist(), z["b"].tolist(), z["sym"].tolist()))
-        uids = [u for u, _ in self.items]
-        spans = [self.store.span(u) for u in uids]
-        offs = np.concatenate([[0], np.cumsum([b - a for a, b in spans])])
         a = self.aligner
-
-        def frames(k):
-            audio, words = self.sources.get(uids[k], (None, None))
-            if audio is None:
-                return None
-            try:
-                y, sr = load_audio(audio)
-                units = [list(w) for w in self.items[k][1]]
-                tok = Tokens(list(words), units, a.unit, [])
-                return Aligner.prepare(a, y, sr, None, uids[k], tokens=tok)
-            except VQAlignError:
-                return None
-
+        settings = {"unit": a.unit, "hop": a.hop_, "dither": a.dither_}
+        # (the utterances 4th, as _map counts them in every task)
+        tasks = [(settings, None, None, [(u, *self.sources.get(u, (None, None)), units,
+                                          int(np.subtract(*self.store.span(u)[::-1])))
+                                         for u, units in t]) for t in self.tasks]
         t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            segs, missed = CS.segments([None] * len(uids), offs, a.hop_, frames=frames)
+        found = self._map(sphinx_task, tasks, lambda x, y: x + y, "em Sphinx segmentation")
+        segs, off, missed = [], 0, 0
+        for (u, _), got in zip(self.items, found):
+            if got is None:
+                missed += 1
+            else:
+                segs.extend((s + off, e + off, sym) for s, e, sym in got)
+            off += int(np.subtract(*self.store.span(u)[::-1]))
         if not segs:
             return None
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -401,9 +424,9 @@ class StreamingEM:
         except OSError as exc:
             raise write_error(path, exc) from None
         self._finish("sphinx-segments", path, file_digest(path), missed=missed)
-        self.say(f"em sphinx segmentation: the Sphinx model's segmentation of {len(uids) - missed} utterances "
-                 f"({missed} not segmented: they start as silence), "
-                 f"{time.perf_counter() - t0:.1f} s", self.quiet)
+        self.say(f"em sphinx segmentation: the Sphinx model's segmentation of "
+                 f"{len(self.items) - missed} utterances ({missed} not segmented: they start "
+                 f"as silence), {time.perf_counter() - t0:.1f} s", self.quiet)
         return segs
 
     def _broad_start(self, model, X, energy, offs):
