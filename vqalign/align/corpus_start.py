@@ -90,7 +90,8 @@ def pretrained_opinions(helper, load):
     from vqalign.align import prior  # noqa: PLC0415
 
     def opinions(q):
-        if not SO.available() or not SO.prior_may_vote(q.y16):
+        if (not SO.available() or q.y16 is None
+                or not SO.prior_may_vote(q.y16, getattr(q, "range_db", None))):
             return helper._opinions(q)
         ref, why = SO.sphinx_reference(q, helper.hop_)
         if ref is None:
