@@ -218,7 +218,9 @@ def plain_align(fitted):
     ``prepare``, ``model_``, ``unit``, ``hop_``, ``history_``): one decode and the
     boundary refinement, without the check for untranscribed speech that its ``align``
     makes (a window is cut in pauses of a path of the whole transcript; on 16 TIMIT
-    windows the check re-aligned each about three times, 6x the time, and changed one).
+    windows the check re-aligned each about three times, 6x the time, and changed one),
+    and without confidences (:func:`model_window` keeps the segments' times and labels
+    only; they were a quarter of its time).
     """
     from vqalign.align.decode import decode, restore_span  # noqa: PLC0415
     from vqalign.align.refine import refine_prepared  # noqa: PLC0415
@@ -230,7 +232,7 @@ def plain_align(fitted):
         m.add_symbols(sorted({u for w in q.tokens.units for u in w}))
         X, _, offs = frames([q])
         r = decode([q], X, offs, m.select(X), m, unit=fitted.unit, hop_s=fitted.hop_,
-                   mode="corpus", history=fitted.history_)[0]
+                   mode="corpus", history=fitted.history_, confidence=False)[0]
         if isinstance(r, Exception):
             raise r
         return refine_prepared(restore_span(r, q), q)
@@ -280,8 +282,22 @@ class Reference:
         None without one, or where the window's loudness range is under
         :data:`vqalign.align.second_opinion.PRIOR_MIN_RANGE_DB`, as one file at a time),
         per group of windows of ``MODEL_GROUP_S`` (:func:`vqalign.align.windows.group_bounds`) kept in
-        ``work`` as models-g<group>; and how many groups were kept from a run before."""
+        ``work`` as models-g<group>; and how many groups were kept from a run before.
+
+        The Sphinx model's windows are shared among the engine's threads (``--jobs``,
+        :func:`vqalign.hmm.threads.current`: its kernels release the GIL, which it holds
+        about a tenth of its time), the prior's run one at a time on one more thread (it
+        adds symbols to its model as it meets them); each window's result is its own, so
+        the results and their order do not depend on the threads. The first window's
+        Sphinx alignment runs alone (it fills the aligner's tables read on demand: the
+        model, the dictionary's index, the triphones), and the next group's windows are
+        handed out before a group's results are awaited (at most two groups' samples in
+        memory)."""
+        from concurrent.futures import Future  # noqa: PLC0415
+
+        from vqalign._threads import one_blas_thread  # noqa: PLC0415
         from vqalign.align import windows as W  # noqa: PLC0415
+        from vqalign.hmm.threads import current  # noqa: PLC0415
         bounds = W.group_bounds([b - a for a, b, _, _ in wins], hop_s, MODEL_GROUP_S)
         groups = [work.load(f"models-g{g}") for g in range(len(bounds) - 1)]
         kept = sum(g is not None for g in groups)
@@ -291,36 +307,61 @@ class Reference:
         audio = window_audio(wins, hop_s, y16=self.y16, source=self.source)
         tok = p.tokens
 
+        def sphinx_one(y, t, a, b):
+            return model_window(y, t, a, b, hop_s, align, quiet=False)
+
         def prior_one(y, t, a, b):
             if not SO.prior_may_vote(y):
                 return None
             return model_window(y, t, a, b, hop_s, self.prior, quiet=False)
 
-        # the prior's windows on a second thread while the Sphinx model works on this one
-        # (16 TIMIT windows: 2.8 s and 0.7 s one after the other, 2.9 s side by side);
-        # the warnings of both are silenced here, once (the filters are process-wide)
-        pool = ThreadPoolExecutor(1) if self.prior is not None else None
+        pool = ThreadPoolExecutor(max(1, current()))
+        pool1 = ThreadPoolExecutor(1) if self.prior is not None else None
+        first = [True]
+
+        def submit(g):
+            sph, pri = [], []
+            for k in range(bounds[g], bounds[g + 1]):
+                y = next(audio)
+                if groups[g] is not None:
+                    continue
+                a, b, wa, wb = wins[k]
+                t = replace(tok, units=tok.units[wa:wb], words=tok.words[wa:wb])
+                pri.append(None if pool1 is None else pool1.submit(prior_one, y, t, a, b))
+                if first[0]:
+                    first[0] = False
+                    f = Future()
+                    f.set_result(sphinx_one(y, t, a, b))
+                    sph.append(f)
+                else:
+                    sph.append(pool.submit(sphinx_one, y, t, a, b))
+            return g, sph, pri
+
+        def finish(g, sph, pri):
+            if groups[g] is None:
+                groups[g] = [(s.result(), None if f is None else f.result())
+                             for s, f in zip(sph, pri)]
+                work.save(f"models-g{g}", groups[g])
+            progress("model windows", None, f"group {g + 1} of {len(groups)} done")
+
+        # BLAS held to one thread for the whole stage (each Sphinx alignment holds it so
+        # too: nested in this, they restore one thread whatever order they end in); the
+        # warnings of every thread silenced here, once (the filters are process-wide)
         try:
-            with warnings.catch_warnings():
+            with one_blas_thread(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
+                waiting = None
                 for g in range(len(bounds) - 1):
-                    sph, pri = [], []
-                    for k in range(bounds[g], bounds[g + 1]):
-                        y = next(audio)
-                        if groups[g] is not None:
-                            continue
-                        a, b, wa, wb = wins[k]
-                        t = replace(tok, units=tok.units[wa:wb], words=tok.words[wa:wb])
-                        pri.append(None if pool is None else pool.submit(prior_one, y, t, a, b))
-                        sph.append(model_window(y, t, a, b, hop_s, align, quiet=False))
-                    if groups[g] is None:
-                        groups[g] = [(s, None if f is None else f.result())
-                                     for s, f in zip(sph, pri)]
-                        work.save(f"models-g{g}", groups[g])
-                    progress("model windows", None, f"group {g + 1} of {len(groups)} done")
+                    handed = submit(g)
+                    if waiting is not None:
+                        finish(*waiting)
+                    waiting = handed
+                if waiting is not None:
+                    finish(*waiting)
         finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+            for ex in (pool, pool1):
+                if ex is not None:
+                    ex.shutdown(wait=True, cancel_futures=True)
             audio.close()
         return [r for g in groups for r in g], kept
 
