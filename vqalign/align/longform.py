@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import pickle
 from dataclasses import replace
 
 import numpy as np
@@ -389,9 +390,8 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
         # model, its selection rescored and its decode are not needed again)
         work = _work_of(p, work_folder) if ref is not None else None
         got = None if work is None else work.load("flat-alignment")
-        if got is not None:
-            aln, wins, speech = got["alignment"], got["windows"], got["speech"]
-            aln.diagnostics["long_audio"]["resumed"] = ["flat alignment"]
+        if got is not None:   # the alignment pickled (Reference.merged takes it so)
+            flat, wins, speech = got["alignment"], got["windows"], got["speech"]
         else:
             (model, history, sel, path, batch, beam, cells, rounds,
              extra) = _self_train_windows(p, hop_s=hop, n_iter=n_iter,
@@ -404,12 +404,14 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
             if got is None:
                 work, speech = extra.pop("_work"), extra.pop("_speech")
                 wins = longref.path_windows(path, batch, len(p.tokens.units), hop)
-                aln = _to_alignment(p, model, history, sel, path, batch, beam, cells,
-                                    rounds, extra, fitted, unit, hop)
-                work.save("flat-alignment", {"alignment": aln, "windows": wins,
+                flat = pickle.dumps(_to_alignment(p, model, history, sel, path, batch, beam,
+                                                  cells, rounds, extra, fitted, unit, hop),
+                                    protocol=pickle.HIGHEST_PROTOCOL)
+                work.save("flat-alignment", {"alignment": flat, "windows": wins,
                                              "speech": speech})
-            model = sel = path = batch = got = None
-            return ref.merged(aln, p, hop_s=hop, work=work, windows=wins,
+            model = sel = path = batch = None
+            return ref.merged(flat, p, hop_s=hop, work=work, windows=wins,
+                              resumed=[] if got is None else ["flat alignment"],
                               seeded=functools.partial(
                                   _seeded_alignment, p, hop_s=hop, n_iter=n_iter,
                                   update_gaussians=update_gaussians,

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import time
 import types
 import warnings
@@ -365,13 +366,17 @@ class Reference:
             audio.close()
         return [r for g in groups for r in g], kept
 
-    def merged(self, flat, p, *, hop_s, work, windows, seeded, progress=None):
+    def merged(self, flat, p, *, hop_s, work, windows, seeded, progress=None, resumed=()):
         """The median of the three (:func:`vqalign.align.second_opinion.merge`).
+
+        The flat model's, the Sphinx model's and the prior's alignments wait pickled while
+        the seeded model trains (as Python objects they hold about 5 KB per word: 130 MB
+        at 180 minutes, at the run's peak).
 
         Parameters
         ----------
-        flat : Alignment
-            The windows schedule's.
+        flat : Alignment or bytes
+            The windows schedule's, or its pickle (then the caller holds no copy of it).
         p : prepared recording
         hop_s : float
         work : vqalign.align.windows.WorkFolder
@@ -381,6 +386,9 @@ class Reference:
             ``seeded(windows, seed, work) -> Alignment``: the windows schedule on
             ``windows`` from the start ``seed``.
         progress : callable, optional
+        resumed : sequence of str
+            What was kept from a run before, in ``diagnostics["long_audio"]["resumed"]``
+            before the stages this resumes.
 
         Returns
         -------
@@ -388,6 +396,8 @@ class Reference:
         """
         from vqalign.align import windows as W  # noqa: PLC0415
         progress = progress or W.stderr_progress
+        if isinstance(flat, bytes):
+            flat = pickle.loads(flat)  # noqa: S301 - our own, made in this process
         t0 = time.perf_counter()
         results, kept = self.model_windows(p, windows, hop_s, work, progress)
         ref, segs, failed = reference_alignment(flat, p.tokens.units, windows,
@@ -402,10 +412,14 @@ class Reference:
                  + ("" if own is None else f", {len(no_prior)} without the prior's"))
         self.y16 = None
         results = None
+        held = pickle.dumps((flat, ref, own), protocol=pickle.HIGHEST_PROTOCOL)
+        flat = ref = own = None
         seed = ("Sphinx segmentation", lambda m, sel: SO.segmentation_start(m, segs, sel))
         t0 = time.perf_counter()
         s_aln = seeded(windows, seed, work)
         t_seeded = round(time.perf_counter() - t0, 3)
+        flat, ref, own = pickle.loads(held)  # noqa: S301
+        held = segs = None
         t0 = time.perf_counter()
         warns = getattr(flat, "own_warnings", None)
         out = SO.merge(flat, s_aln, ref, p.energy, hop_s,
@@ -418,7 +432,8 @@ class Reference:
         la["stages_s"] = {**la.get("stages_s", {}), "model windows": t_sphinx,
                           **sl.get("stages_s", {}), "seeded (all stages)": t_seeded,
                           "median": t_median}
-        la["resumed"] = list(la.get("resumed", [])) + list(sl.get("resumed", []))
+        la["resumed"] = (list(resumed) + list(la.get("resumed", []))
+                         + list(sl.get("resumed", [])))
         if kept:
             la["resumed"].append(f"model windows, {kept} groups")
         la["reference_failed_windows"] = failed
