@@ -396,8 +396,10 @@ class Reference:
         """
         from vqalign.align import windows as W  # noqa: PLC0415
         progress = progress or W.stderr_progress
+        from vqalign._memory import release_free_memory  # noqa: PLC0415
         if isinstance(flat, bytes):
             flat = pickle.loads(flat)  # noqa: S301 - our own, made in this process
+        release_free_memory()   # the flat model's (its caller has let it go)
         t0 = time.perf_counter()
         results, kept = self.model_windows(p, windows, hop_s, work, progress)
         ref, segs, failed = reference_alignment(flat, p.tokens.units, windows,
@@ -414,10 +416,12 @@ class Reference:
         results = None
         held = pickle.dumps((flat, ref, own), protocol=pickle.HIGHEST_PROTOCOL)
         flat = ref = own = None
+        release_free_memory()   # the model windows' threads'
         seed = ("Sphinx segmentation", lambda m, sel: SO.segmentation_start(m, segs, sel))
         t0 = time.perf_counter()
         s_aln = seeded(windows, seed, work)
         t_seeded = round(time.perf_counter() - t0, 3)
+        release_free_memory()   # the seeded model's
         flat, ref, own = pickle.loads(held)  # noqa: S301
         held = segs = None
         t0 = time.perf_counter()
