@@ -31,8 +31,12 @@ Measured with ``vqalign bench long --minutes 35`` (2 threads, the peer in the sa
 - devdata synth: 13.2 ms (the windows model alone 14.8 ms), drift -2.2 ms, p90 27.4 ms,
   37.8x real time, 520 MB.
 
-The model windows stage (the Sphinx model, about 100x real time on one thread, and the
-prior's :func:`plain_align`) takes about half of the wall time.
+The model windows stage (the Sphinx model, about 70x real time a thread, on the engine's
+threads, and the prior's :func:`plain_align` on one more) took about half of the wall time
+on one core; on both (``vqalign bench long --corpus timit --minutes 35``, the same load
+3.6 for both): 47.0 -> 34.0 s, the file 90.7 -> 79.7 s. py-spy: the Sphinx model holds
+the GIL about a tenth of its time (80 of 801 samples), the prior's confidences were a
+quarter of its time (now left out).
 """
 
 from __future__ import annotations
