@@ -50,6 +50,27 @@ def test_json_round_trip_and_format(tmp_path):
     assert Alignment.from_dict(a.to_dict()).to_dict() == a.to_dict()
 
 
+def test_indented_json_is_the_text_of_json_dumps():
+    from vqalign.align.alignment import dumps_indented
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(50, 7)) * 10.0 ** rng.integers(-8, 9, size=(50, 1))
+    cases = [_example().to_dict(), {}, [], {"a": [], "b": {}}, [[]], [[], [1]],
+             [1, "é\n\"x\"", None, True, False, 1.5e-300, 10**30, 1e22, -0.0],
+             {"rows": rows.tolist(), "ints": list(range(5)), "mixed": [[1.0, "w", None]],
+              "deep": {"k": [[1.0, 2], [3, [4, {"z": [], "y": [0.5]}]]]}},
+             "s", 1.0, None, (1, 2), {"t": (0.25, (1, 2))}]
+    for x in cases:
+        for indent in (1, 2, 4):
+            assert dumps_indented(x, indent) == json.dumps(
+                x, indent=indent, ensure_ascii=False, allow_nan=False)
+    assert dumps_indented({1: [2]}) == json.dumps({1: [2]}, indent=1)   # a key not a str
+    for bad in ([float("nan")], {"a": [1.0, float("inf")]}, [[float("-inf")]]):
+        with pytest.raises(ValueError, match="JSON compliant"):
+            dumps_indented(bad)
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        dumps_indented({"a": [np.int64(3)]})
+
+
 def test_textgrid_round_trip_checked_with_praatio(tmp_path):
     from praatio import textgrid as ptg
 

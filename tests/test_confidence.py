@@ -370,3 +370,17 @@ def test_bench_align_reports_confidence(monkeypatch, tmp_path, capsys):
         assert b["bin"][0] <= b["mean_predicted"] <= b["bin"][1] and 0 <= b["observed"] <= 1
     assert "vqalign_conf_auc_50ms" in d and "vqalign_single_conf_auc_50ms" in d
     assert d["vqalign_single_n_utts"] == 1
+
+
+def test_spectral_flux_by_blocks_is_the_whole_recordings():
+    from vqalign.align.confidence import _flux
+    rng = np.random.default_rng(5)
+    for T in (0, 1, 2, 3, 100, 1001):
+        X = rng.normal(size=(T, 39)).astype(np.float32)
+        C = X[:, :13].astype(np.float64)
+        d = np.zeros(T)
+        d[1:] = np.sqrt(((C[1:] - C[:-1]) ** 2).sum(axis=1))   # every frame at once
+        want = d / max(np.median(d[1:]), 1e-9) if T > 1 else d
+        for block in (1, 2, 7, 1 << 16):
+            np.testing.assert_allclose(_flux(X, block), want, rtol=1e-12, atol=0)
+            np.testing.assert_array_equal(_flux(X, block), _flux(X, T + 1))

@@ -243,7 +243,8 @@ def test_interrupted_long_alignment_resumes_to_the_same_words(tmp_path, monkeypa
         [(w.start, w.end) for w in first.tiers["words"]]
     assert {f.name for f in next(tmp_path.iterdir()).iterdir()} >= {
         "features.pkl", "anchor.pkl", "anchor-path.pkl", "windows.pkl", "path.pkl",
-        "windows-em-0.pkl", "models-g0.pkl", "seeded windows.pkl", "seeded windows-em-0.pkl"}
+        "windows-em-0.pkl", "flat-alignment.pkl", "models-g0.pkl", "seeded windows.pkl",
+        "seeded windows-em-0.pkl"}
     assert ref.diagnostics["reference"]["method"].startswith("per-boundary median")
     long = ref.diagnostics["long_audio"]
     assert long["resumed"] == [] and long["windows"] >= 3
@@ -251,9 +252,18 @@ def test_interrupted_long_alignment_resumes_to_the_same_words(tmp_path, monkeypa
     err = [abs(p.start - w[0]) for p, w in zip(ref.tiers["words"], words)]
     assert [p.label for p in ref.tiers["words"]] == [w[2] for w in words]
     assert np.median(err) < 0.02
-    # "killed" inside the window EM and the re-training round: only their steps are left
+    # "killed" after the flat model's alignment, inside the seeded model's training: the
+    # flat model is not trained or decoded again
     (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
-    for name in ("windows", "windows-em-0"):
+    (folder / "seeded windows-em-0.pkl").unlink()
+    again = Aligner(unit="phones").align(y, text, sr=sr)
+    resumed = again.diagnostics["long_audio"]["resumed"]
+    assert resumed[0] == "flat alignment" and "seeded windows" in resumed
+    assert not any("anchor" in r or r.startswith("windows") for r in resumed)
+    assert [(w.start, w.end, w.label) for w in again.tiers["words"]] == \
+        [(w.start, w.end, w.label) for w in ref.tiers["words"]]
+    # "killed" inside the window EM and the re-training round: only their steps are left
+    for name in ("windows", "windows-em-0", "flat-alignment"):
         (folder / f"{name}.pkl").unlink()
     again = Aligner(unit="phones").align(y, text, sr=sr)
     resumed = again.diagnostics["long_audio"]["resumed"]

@@ -241,7 +241,17 @@ class Alignment:
                    diagnostics=dict(d.get("diagnostics") or {}))
 
     def to_json(self, *, indent: int | None = 1) -> str:
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, allow_nan=False)
+        if indent is None:
+            return json.dumps(self.to_dict(), ensure_ascii=False, allow_nan=False)
+        return "".join(self._json_parts(indent))
+
+    def _json_parts(self, indent: int) -> list:
+        """The pieces of :meth:`to_json`'s text (:func:`dumps_indented`)."""
+        d = self.to_dict()
+        try:
+            return _indented_parts(d, indent)
+        except TypeError:
+            return [json.dumps(d, indent=indent, ensure_ascii=False, allow_nan=False)]
 
     # --- files ----------------------------------------------------------------------
     def textgrid_tiers(self) -> dict[str, list[tuple[float, float, str]]]:
@@ -305,9 +315,10 @@ class Alignment:
             raise ParameterError(f"{path} exists; pass overwrite=True (CLI: --overwrite) to "
                                  "replace it")
         if fmt == "json":
-            text = self.to_json()
+            parts = self._json_parts(1)
             with atomic_write(path, "w", overwrite=overwrite) as fh:
-                fh.write(text + "\n")
+                fh.writelines(parts)
+                fh.write("\n")
         elif fmt == "ctm":
             text = self.to_ctm(tier=tier)
             with atomic_write(path, "w", overwrite=overwrite) as fh:
@@ -469,11 +480,83 @@ def _quality_warnings(alignment, *, min_segment_s=0.02, low_confidence=0.5, max_
     return new
 
 
+_NUMBERS = frozenset((int, float))
+_SCALARS = frozenset((int, float, str, bool, type(None)))
+
+
+def dumps_indented(obj, indent: int = 1) -> str:
+    """``json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False)``, the same
+    text, with every list of scalars written by json's C encoder (with ``indent`` json
+    writes everything with its Python encoder: 2.9 s of the 3.2 s a 35-minute recording's
+    12.8 MB alignment took; dicts with other keys than str are left to json.dumps)."""
+    try:
+        return "".join(_indented_parts(obj, indent))
+    except TypeError:
+        return json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False)
+
+
+def _indented_parts(obj, indent: int) -> list:
+    """The pieces of :func:`dumps_indented`'s text, in order (one per list of scalars:
+    written one by one, a long recording's text is never whole in memory); a TypeError
+    for a key that is not a str."""
+    flat = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+    rows = {}   # the encoder of the lists of scalars at each depth
+    parts = []
+
+    def walk(o, level):
+        if isinstance(o, dict):
+            if not o:
+                parts.append("{}")
+                return
+            inner = "\n" + " " * (indent * (level + 1))
+            sep = "{"
+            for k, v in o.items():
+                if not isinstance(k, str):
+                    raise TypeError
+                parts.append(sep + inner + flat.encode(k) + ": ")
+                sep = ","
+                walk(v, level + 1)
+            parts.append("\n" + " " * (indent * level) + "}")
+        elif isinstance(o, (list, tuple)):
+            if not o:
+                parts.append("[]")
+                return
+            inner = "\n" + " " * (indent * (level + 1))
+            close = "\n" + " " * (indent * level) + "]"
+            types = set(map(type, o))
+            body = None
+            if types <= _NUMBERS:      # json writes them as repr does (nan, inf: refused)
+                body = ("," + inner).join(map(repr, o))
+                if "n" in body:
+                    body = None
+            if body is None and types <= _SCALARS:
+                if level not in rows:
+                    rows[level] = json.JSONEncoder(ensure_ascii=False, allow_nan=False,
+                                                   separators=("," + inner, ": "))
+                body = rows[level].encode(o)[1:-1]
+            if body is not None:
+                parts.append("[" + inner + body + close)
+                return
+            sep = "["
+            for v in o:
+                parts.append(sep + inner)
+                sep = ","
+                walk(v, level + 1)
+            parts.append(close)
+        else:
+            parts.append(flat.encode(o))
+
+    walk(obj, 0)
+    return parts
+
+
 def _jsonable(obj):
     """Convert numpy values, NaN and tuples so that ``json.dumps(allow_nan=False)`` works."""
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
+        if all(type(v) is float for v in obj):   # the long rows of numbers, at once
+            return [v if math.isfinite(v) else None for v in obj]
         return [_jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
         return _jsonable(obj.tolist())

@@ -112,13 +112,16 @@ def boundary_stats(model, batch, path, frame_off, sel, hop_s, *, corridor=CORRID
                                kappa=KAPPA if kappa is None else kappa, tolerances=TOLERANCES)
 
 
-def _flux(X):
+def _flux(X, block: int = 1 << 16):
     """Spectral change per frame: |MFCC[t] - MFCC[t - 1]| over the 13 static (CMVN)
-    coefficients, divided by its utterance median; frame 0 gets 0."""
-    C = np.asarray(X[:, :13], np.float64)
-    d = np.zeros(C.shape[0])
-    if C.shape[0] > 1:
-        d[1:] = np.sqrt(np.sum(np.diff(C, axis=0) ** 2, axis=1))
+    coefficients, divided by its utterance median; frame 0 gets 0. Computed ``block``
+    frames at a time (each frame's value alone: the same numbers; whole, the float64
+    copies of a 180-minute recording took 340 MB at once)."""
+    T = X.shape[0]
+    d = np.zeros(T)
+    for a in range(1, T, block):
+        C = np.asarray(X[a - 1:min(a + block, T), :13], np.float64)
+        d[a:a + C.shape[0] - 1] = np.sqrt(np.sum(np.diff(C, axis=0) ** 2, axis=1))
     med = np.median(d[1:]) if d.size > 1 else 1.0
     return d / max(med, 1e-9)
 

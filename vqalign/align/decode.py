@@ -19,7 +19,7 @@ from vqalign.exceptions import AlignmentError
 
 
 def decode(utts, X, offs, sel, model, *, unit, hop_s, mode, history=None, em_paths=None,
-           warn_extra=None, shift=0.0):
+           warn_extra=None, shift=0.0, confidence=True):
     """Viterbi, segments, confidences and warnings of prepared utterances.
 
     Parameters
@@ -45,6 +45,10 @@ def decode(utts, X, offs, sel, model, *, unit, hop_s, mode, history=None, em_pat
         Warnings added to every utterance's own.
     shift : float
         Seconds every inner boundary is moved (before the warnings quote any time).
+    confidence : bool
+        False: no calibrated confidences (a segment's is the mean frame ratio), no
+        ``diagnostics["confidence"]`` and no warnings from them (for a caller that keeps
+        only the segments' times and labels: the same either way).
 
     Returns
     -------
@@ -58,8 +62,9 @@ def decode(utts, X, offs, sel, model, *, unit, hop_s, mode, history=None, em_pat
                                                     np.diff(offs))] + path]
     fconf, own = model.frame_ratio(sel, cols)
     frame_ll = np.log(np.maximum(own, 1e-300)) + sel.gmax
-    confs = alignment_confidence(model, batch, path, offs, sel, fconf,
-                                 [p.energy for p in utts], X, hop, mode)
+    confs = (alignment_confidence(model, batch, path, offs, sel, fconf,
+                                  [p.energy for p in utts], X, hop, mode) if confidence
+             else [None] * len(utts))
     out = []
     sil_tier = "phones" if unit == "phones" else "chars"
     for u, p in enumerate(utts):
@@ -95,8 +100,9 @@ def decode(utts, X, offs, sel, model, *, unit, hop_s, mode, history=None, em_pat
             diag["noise_only_db"] = round(p.noise_db, 2)
         aln = Alignment(tiers={"words": seg_words, sil_tier: seg_units}, audio=p.name,
                         sample_rate=int(p.sr), duration=float(p.duration), diagnostics=diag)
-        attach(aln, confs[u])
-        add_warnings(aln)
+        if confidence:
+            attach(aln, confs[u])
+            add_warnings(aln)
         out.append(aln)
     return out
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import pickle
 from dataclasses import replace
 
 import numpy as np
@@ -295,15 +296,23 @@ def _retrain(model, p, path, batch, sel, hop_s, n_iter, on_step=None, resume=Non
     return model._last_selection, len(data)
 
 
-def _self_train_windows(p, *, hop_s, n_iter, update_gaussians, train_windows, work_folder,
-                        keep_work=False):
-    """(model, history, sel, path, batch, beam, cells, rounds, diagnostics) of a long
-    recording self-trained by :func:`vqalign.align.windows.self_train_long` (linear time);
-    ``train_windows`` and ``work_folder`` as in :func:`align_long`."""
+def _work_of(p, work_folder):
+    """The work folder of a long recording: its ``long_key``'s (a file read block by
+    block), else ``work_folder(y16, units, X)``'s, else none."""
     from vqalign.align import windows as W  # noqa: PLC0415
-    work = (W.WorkFolder(W.resume_root(), p.long_key) if p.long_key is not None
+    return (W.WorkFolder(W.resume_root(), p.long_key) if p.long_key is not None
             else work_folder(p.y16, p.tokens.units, p.X) if work_folder is not None
             else W.WorkFolder(None, ""))
+
+
+def _self_train_windows(p, *, hop_s, n_iter, update_gaussians, train_windows, work_folder,
+                        keep_work=False, work=None):
+    """(model, history, sel, path, batch, beam, cells, rounds, diagnostics) of a long
+    recording self-trained by :func:`vqalign.align.windows.self_train_long` (linear time);
+    ``train_windows`` and ``work_folder`` as in :func:`align_long` (``work``: its work
+    folder, when already made)."""
+    from vqalign.align import windows as W  # noqa: PLC0415
+    work = work if work is not None else _work_of(p, work_folder)
 
     def decode(model, sel, X, is_coarse):
         return _global_path(model, replace(p, X=X), sel,
@@ -377,20 +386,32 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
     elif WINDOWS and train_windows is not None and p.duration >= WINDOWS_MIN_S:
         from vqalign.align import longref  # noqa: PLC0415
         ref = longref.Reference.of(p, train_windows, unit)
-        (model, history, sel, path, batch, beam, cells, rounds,
-         extra) = _self_train_windows(p, hop_s=hop, n_iter=n_iter,
-                                      update_gaussians=update_gaussians,
-                                      train_windows=train_windows, work_folder=work_folder,
-                                      keep_work=ref is not None)
+        # a run resumed after the flat model's alignment was made starts from it (the
+        # model, its selection rescored and its decode are not needed again)
+        work = _work_of(p, work_folder) if ref is not None else None
+        got = None if work is None else work.load("flat-alignment")
+        if got is not None:   # the alignment pickled (Reference.merged takes it so)
+            flat, wins, speech = got["alignment"], got["windows"], got["speech"]
+        else:
+            (model, history, sel, path, batch, beam, cells, rounds,
+             extra) = _self_train_windows(p, hop_s=hop, n_iter=n_iter,
+                                          update_gaussians=update_gaussians,
+                                          train_windows=train_windows, work_folder=work_folder,
+                                          keep_work=ref is not None, work=work)
         if ref is not None:
             # English phones: the median of three opinions, as one file at a time
             # (vqalign.align.longref), on windows cut in this model's pauses
-            work, speech = extra.pop("_work"), extra.pop("_speech")
-            wins = longref.path_windows(path, batch, len(p.tokens.units), hop)
-            aln = _to_alignment(p, model, history, sel, path, batch, beam, cells, rounds,
-                                extra, fitted, unit, hop)
+            if got is None:
+                work, speech = extra.pop("_work"), extra.pop("_speech")
+                wins = longref.path_windows(path, batch, len(p.tokens.units), hop)
+                flat = pickle.dumps(_to_alignment(p, model, history, sel, path, batch, beam,
+                                                  cells, rounds, extra, fitted, unit, hop),
+                                    protocol=pickle.HIGHEST_PROTOCOL)
+                work.save("flat-alignment", {"alignment": flat, "windows": wins,
+                                             "speech": speech})
             model = sel = path = batch = None
-            return ref.merged(aln, p, hop_s=hop, work=work, windows=wins,
+            return ref.merged(flat, p, hop_s=hop, work=work, windows=wins,
+                              resumed=[] if got is None else ["flat alignment"],
                               seeded=functools.partial(
                                   _seeded_alignment, p, hop_s=hop, n_iter=n_iter,
                                   update_gaussians=update_gaussians,
@@ -443,19 +464,32 @@ def _seeded_alignment(p, wins, seed, work, *, hop_s, n_iter, update_gaussians,
         decode=decode, retrain=retrain, windows=wins, seed=seed, prefix="seeded ")
     extra = {"stages_s": r.stages, "resumed": r.resumed, "windows": r.n_windows}
     return _to_alignment(p, r.model, r.history, r.sel, r.path, r.batch, r.beam, r.cells,
-                         r.rounds, extra, False, unit, hop_s)
+                         r.rounds, extra, False, unit, hop_s, opinion=True)
 
 
 def _to_alignment(p, model, history, sel, path, batch, beam, cells, rounds, extra, fitted,
-                  unit, hop):
-    """The Alignment of a long recording's path (words, units, confidence, warnings)."""
+                  unit, hop, *, opinion=False):
+    """The Alignment of a long recording's path (words, units, confidence, warnings);
+    ``opinion``: one that only goes into the median (:func:`vqalign.align.second_opinion.merge`
+    reads its segments, their confidences and its EM history), without the per-frame
+    log-likelihoods, the confidences' record and the warnings."""
     cols = batch.emit_ids[path]
     fconf, own = model.frame_ratio(sel, cols)
-    fll = np.log(np.maximum(own, 1e-300)) + sel.gmax
     conf = alignment_confidence(model, batch, path, np.array([0, p.X.shape[0]], np.int64), sel,
                                 fconf, [p.energy], p.X, hop,
                                 "corpus" if fitted else "self")[0]
     us, ws = path_segments(path, batch, 0, hop, p.duration, fconf, conf=conf)
+    if opinion:
+        tier = "phones" if unit == "phones" else "chars"
+        diag = {"long_audio": extra, "unit": unit}
+        if history is not None:
+            diag["em_history"] = history.to_dict()
+        return Alignment(tiers={"words": [Segment(s, e, p.tokens.words[wi], c)
+                                          for s, e, wi, c in ws],
+                                tier: [Segment(s, e, lab, c) for s, e, lab, c in us]},
+                         audio=p.name, sample_rate=int(p.sr), duration=float(p.duration),
+                         diagnostics=diag)
+    fll = np.log(np.maximum(own, 1e-300)) + sel.gmax
     other = extra.pop("other_path", None)
     unsure = [] if other is None else disagreements(path, other, batch, hop, p.duration)
     dur = float(p.duration)

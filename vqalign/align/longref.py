@@ -31,14 +31,19 @@ Measured with ``vqalign bench long --minutes 35`` (2 threads, the peer in the sa
 - devdata synth: 13.2 ms (the windows model alone 14.8 ms), drift -2.2 ms, p90 27.4 ms,
   37.8x real time, 520 MB.
 
-The model windows stage (the Sphinx model, about 100x real time on one thread, and the
-prior's :func:`plain_align`) takes about half of the wall time.
+The model windows stage (the Sphinx model, about 70x real time a thread, on the engine's
+threads, and the prior's :func:`plain_align` on one more) took about half of the wall time
+on one core; on both (``vqalign bench long --corpus timit --minutes 35``, the same load
+3.6 for both): 47.0 -> 34.0 s, the file 90.7 -> 79.7 s. py-spy: the Sphinx model holds
+the GIL about a tenth of its time (80 of 801 samples), the prior's confidences were a
+quarter of its time (now left out).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import time
 import types
 import warnings
@@ -218,7 +223,9 @@ def plain_align(fitted):
     ``prepare``, ``model_``, ``unit``, ``hop_``, ``history_``): one decode and the
     boundary refinement, without the check for untranscribed speech that its ``align``
     makes (a window is cut in pauses of a path of the whole transcript; on 16 TIMIT
-    windows the check re-aligned each about three times, 6x the time, and changed one).
+    windows the check re-aligned each about three times, 6x the time, and changed one),
+    and without confidences (:func:`model_window` keeps the segments' times and labels
+    only; they were a quarter of its time).
     """
     from vqalign.align.decode import decode, restore_span  # noqa: PLC0415
     from vqalign.align.refine import refine_prepared  # noqa: PLC0415
@@ -230,7 +237,7 @@ def plain_align(fitted):
         m.add_symbols(sorted({u for w in q.tokens.units for u in w}))
         X, _, offs = frames([q])
         r = decode([q], X, offs, m.select(X), m, unit=fitted.unit, hop_s=fitted.hop_,
-                   mode="corpus", history=fitted.history_)[0]
+                   mode="corpus", history=fitted.history_, confidence=False)[0]
         if isinstance(r, Exception):
             raise r
         return refine_prepared(restore_span(r, q), q)
@@ -280,8 +287,22 @@ class Reference:
         None without one, or where the window's loudness range is under
         :data:`vqalign.align.second_opinion.PRIOR_MIN_RANGE_DB`, as one file at a time),
         per group of windows of ``MODEL_GROUP_S`` (:func:`vqalign.align.windows.group_bounds`) kept in
-        ``work`` as models-g<group>; and how many groups were kept from a run before."""
+        ``work`` as models-g<group>; and how many groups were kept from a run before.
+
+        The Sphinx model's windows are shared among the engine's threads (``--jobs``,
+        :func:`vqalign.hmm.threads.current`: its kernels release the GIL, which it holds
+        about a tenth of its time), the prior's run one at a time on one more thread (it
+        adds symbols to its model as it meets them); each window's result is its own, so
+        the results and their order do not depend on the threads. The first window's
+        Sphinx alignment runs alone (it fills the aligner's tables read on demand: the
+        model, the dictionary's index, the triphones), and the next group's windows are
+        handed out before a group's results are awaited (at most two groups' samples in
+        memory)."""
+        from concurrent.futures import Future  # noqa: PLC0415
+
+        from vqalign._threads import one_blas_thread  # noqa: PLC0415
         from vqalign.align import windows as W  # noqa: PLC0415
+        from vqalign.hmm.threads import current  # noqa: PLC0415
         bounds = W.group_bounds([b - a for a, b, _, _ in wins], hop_s, MODEL_GROUP_S)
         groups = [work.load(f"models-g{g}") for g in range(len(bounds) - 1)]
         kept = sum(g is not None for g in groups)
@@ -291,46 +312,75 @@ class Reference:
         audio = window_audio(wins, hop_s, y16=self.y16, source=self.source)
         tok = p.tokens
 
+        def sphinx_one(y, t, a, b):
+            return model_window(y, t, a, b, hop_s, align, quiet=False)
+
         def prior_one(y, t, a, b):
             if not SO.prior_may_vote(y):
                 return None
             return model_window(y, t, a, b, hop_s, self.prior, quiet=False)
 
-        # the prior's windows on a second thread while the Sphinx model works on this one
-        # (16 TIMIT windows: 2.8 s and 0.7 s one after the other, 2.9 s side by side);
-        # the warnings of both are silenced here, once (the filters are process-wide)
-        pool = ThreadPoolExecutor(1) if self.prior is not None else None
+        pool = ThreadPoolExecutor(max(1, current()))
+        pool1 = ThreadPoolExecutor(1) if self.prior is not None else None
+        first = [True]
+
+        def submit(g):
+            sph, pri = [], []
+            for k in range(bounds[g], bounds[g + 1]):
+                y = next(audio)
+                if groups[g] is not None:
+                    continue
+                a, b, wa, wb = wins[k]
+                t = replace(tok, units=tok.units[wa:wb], words=tok.words[wa:wb])
+                pri.append(None if pool1 is None else pool1.submit(prior_one, y, t, a, b))
+                if first[0]:
+                    first[0] = False
+                    f = Future()
+                    f.set_result(sphinx_one(y, t, a, b))
+                    sph.append(f)
+                else:
+                    sph.append(pool.submit(sphinx_one, y, t, a, b))
+            return g, sph, pri
+
+        def finish(g, sph, pri):
+            if groups[g] is None:
+                groups[g] = [(s.result(), None if f is None else f.result())
+                             for s, f in zip(sph, pri)]
+                work.save(f"models-g{g}", groups[g])
+            progress("model windows", None, f"group {g + 1} of {len(groups)} done")
+
+        # BLAS held to one thread for the whole stage (each Sphinx alignment holds it so
+        # too: nested in this, they restore one thread whatever order they end in); the
+        # warnings of every thread silenced here, once (the filters are process-wide)
         try:
-            with warnings.catch_warnings():
+            with one_blas_thread(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
+                waiting = None
                 for g in range(len(bounds) - 1):
-                    sph, pri = [], []
-                    for k in range(bounds[g], bounds[g + 1]):
-                        y = next(audio)
-                        if groups[g] is not None:
-                            continue
-                        a, b, wa, wb = wins[k]
-                        t = replace(tok, units=tok.units[wa:wb], words=tok.words[wa:wb])
-                        pri.append(None if pool is None else pool.submit(prior_one, y, t, a, b))
-                        sph.append(model_window(y, t, a, b, hop_s, align, quiet=False))
-                    if groups[g] is None:
-                        groups[g] = [(s, None if f is None else f.result())
-                                     for s, f in zip(sph, pri)]
-                        work.save(f"models-g{g}", groups[g])
-                    progress("model windows", None, f"group {g + 1} of {len(groups)} done")
+                    handed = submit(g)
+                    if waiting is not None:
+                        finish(*waiting)
+                    waiting = handed
+                if waiting is not None:
+                    finish(*waiting)
         finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+            for ex in (pool, pool1):
+                if ex is not None:
+                    ex.shutdown(wait=True, cancel_futures=True)
             audio.close()
         return [r for g in groups for r in g], kept
 
-    def merged(self, flat, p, *, hop_s, work, windows, seeded, progress=None):
+    def merged(self, flat, p, *, hop_s, work, windows, seeded, progress=None, resumed=()):
         """The median of the three (:func:`vqalign.align.second_opinion.merge`).
+
+        The flat model's, the Sphinx model's and the prior's alignments wait pickled while
+        the seeded model trains (as Python objects they hold about 5 KB per word: 130 MB
+        at 180 minutes, at the run's peak).
 
         Parameters
         ----------
-        flat : Alignment
-            The windows schedule's.
+        flat : Alignment or bytes
+            The windows schedule's, or its pickle (then the caller holds no copy of it).
         p : prepared recording
         hop_s : float
         work : vqalign.align.windows.WorkFolder
@@ -340,6 +390,9 @@ class Reference:
             ``seeded(windows, seed, work) -> Alignment``: the windows schedule on
             ``windows`` from the start ``seed``.
         progress : callable, optional
+        resumed : sequence of str
+            What was kept from a run before, in ``diagnostics["long_audio"]["resumed"]``
+            before the stages this resumes.
 
         Returns
         -------
@@ -347,6 +400,10 @@ class Reference:
         """
         from vqalign.align import windows as W  # noqa: PLC0415
         progress = progress or W.stderr_progress
+        from vqalign._memory import release_free_memory  # noqa: PLC0415
+        if isinstance(flat, bytes):
+            flat = pickle.loads(flat)  # noqa: S301 - our own, made in this process
+        release_free_memory()   # the flat model's (its caller has let it go)
         t0 = time.perf_counter()
         results, kept = self.model_windows(p, windows, hop_s, work, progress)
         ref, segs, failed = reference_alignment(flat, p.tokens.units, windows,
@@ -361,10 +418,16 @@ class Reference:
                  + ("" if own is None else f", {len(no_prior)} without the prior's"))
         self.y16 = None
         results = None
+        held = pickle.dumps((flat, ref, own), protocol=pickle.HIGHEST_PROTOCOL)
+        flat = ref = own = None
+        release_free_memory()   # the model windows' threads'
         seed = ("Sphinx segmentation", lambda m, sel: SO.segmentation_start(m, segs, sel))
         t0 = time.perf_counter()
         s_aln = seeded(windows, seed, work)
         t_seeded = round(time.perf_counter() - t0, 3)
+        release_free_memory()   # the seeded model's
+        flat, ref, own = pickle.loads(held)  # noqa: S301
+        held = segs = None
         t0 = time.perf_counter()
         warns = getattr(flat, "own_warnings", None)
         out = SO.merge(flat, s_aln, ref, p.energy, hop_s,
@@ -377,7 +440,8 @@ class Reference:
         la["stages_s"] = {**la.get("stages_s", {}), "model windows": t_sphinx,
                           **sl.get("stages_s", {}), "seeded (all stages)": t_seeded,
                           "median": t_median}
-        la["resumed"] = list(la.get("resumed", [])) + list(sl.get("resumed", []))
+        la["resumed"] = (list(resumed) + list(la.get("resumed", []))
+                         + list(sl.get("resumed", [])))
         if kept:
             la["resumed"].append(f"model windows, {kept} groups")
         la["reference_failed_windows"] = failed

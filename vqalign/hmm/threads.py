@@ -20,3 +20,9 @@ class threads:
     def __exit__(self, *exc):
         numba.set_num_threads(self.old)
         return False
+
+
+def current() -> int:
+    """How many threads the engine's parallel kernels use here now (``--jobs`` /
+    ``n_jobs`` as set by :class:`threads`, at most ``NUMBA_NUM_THREADS``)."""
+    return int(numba.get_num_threads())
