@@ -46,6 +46,7 @@ from vqalign.align.confidence import alignment_confidence, attach
 from vqalign.align.decode import add_warnings, path_segments
 from vqalign.align.utterance import too_short_message
 from vqalign.exceptions import AlignmentError
+from vqalign.features.constants import FEATURE_SR
 from vqalign.features.frontend import speech_frames
 
 CHUNK_S = 20.0             # target chunk length for the corpus-style re-training
@@ -336,6 +337,10 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
                train_windows=None, work_folder=None):
     """Align one long prepared utterance.
 
+    An unfitted Aligner's recording is first checked for speech before its transcript's
+    first word or after its last (:mod:`vqalign.align.extent`): such a stretch is left out
+    of the self-training and reported with its time span.
+
     Parameters
     ----------
     p : vqalign.align.utterance.Utterance
@@ -365,6 +370,32 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
     -------
     vqalign.align.alignment.Alignment
     """
+    spans, mute, speech = [], (), None
+    est = getattr(train_windows, "estimator", None)
+    if model is None and est is not None:
+        from vqalign.align import extent  # noqa: PLC0415
+        speech = (p.speech if p.speech is not None else speech_frames(p.y16)
+                  if p.y16 is not None else np.zeros(0, bool))
+        p.speech = speech
+        spans = extent.find(p, unit=unit, hop_s=hop_s, estimator=est, speech=speech,
+                            load=type(est).load)
+        if spans:
+            whole, p = p, extent.masked(p, spans, hop_s, speech)
+            whole.y16 = None   # the masked copy holds the samples (freed by the schedule)
+            mute = [(int(round(a * hop_s * FEATURE_SR)), int(round(b * hop_s * FEATURE_SR)))
+                    for a, b in spans]
+    aln = _align_long(p, unit=unit, hop_s=hop_s, n_iter=n_iter,
+                      update_gaussians=update_gaussians, model=model, train_one=train_one,
+                      train_windows=train_windows, work_folder=work_folder, mute=mute)
+    if spans:
+        aln = extent.report(aln, whole, spans, hop_s, speech)
+    return aln
+
+
+def _align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_one=None,
+                train_windows=None, work_folder=None, mute=()):
+    """:func:`align_long` of a recording checked for untranscribed edges (``mute``: the
+    sample spans left out, silenced in the second opinions' windows)."""
     hop = hop_s
     fitted = model is not None
     history = None
@@ -377,6 +408,8 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
     elif WINDOWS and train_windows is not None and p.duration >= WINDOWS_MIN_S:
         from vqalign.align import longref  # noqa: PLC0415
         ref = longref.Reference.of(p, train_windows, unit)
+        if ref is not None:
+            ref.mute = list(mute)
         (model, history, sel, path, batch, beam, cells, rounds,
          extra) = _self_train_windows(p, hop_s=hop, n_iter=n_iter,
                                       update_gaussians=update_gaussians,

@@ -47,6 +47,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from vqalign.align import extent
 from vqalign.align import second_opinion as SO
 from vqalign.align.alignment import Alignment, Segment
 from vqalign.features.constants import FEATURE_SR
@@ -255,6 +256,7 @@ class Reference:
 
     def __init__(self, y16=None, source=None, prior=None):
         self.y16, self.source, self.prior = y16, source, prior
+        self.mute = []   # sample spans left out of the alignment (vqalign.align.extent)
 
     @classmethod
     def of(cls, p, train_windows, unit):
@@ -310,6 +312,8 @@ class Reference:
                         if groups[g] is not None:
                             continue
                         a, b, wa, wb = wins[k]
+                        if self.mute:
+                            y = extent.muted(y, int(round(a * hop_s * FEATURE_SR)), self.mute)
                         t = replace(tok, units=tok.units[wa:wb], words=tok.words[wa:wb])
                         pri.append(None if pool is None else pool.submit(prior_one, y, t, a, b))
                         sph.append(model_window(y, t, a, b, hop_s, align, quiet=False))
