@@ -28,9 +28,9 @@ recording:
    (:mod:`vqalign.align.coverage`).
 
 English phones only (the prior knows ARPAbet phones): with ``unit="chars"`` or
-``reference="flat"`` nothing is located, and the long recording's own warnings (words
-stretched, loud stretches aligned as pauses, speech after the last word) are all there is,
-as before.
+``reference="flat"`` nothing is located or left out, and the alignment is what it was
+before; a transcript with far fewer units than its recording's speech holds
+(``MIN_UNITS_PER_S``) is reported by :func:`rate_warning`, without a span.
 """
 
 from __future__ import annotations
@@ -60,6 +60,13 @@ BEAMS = (-60.0, -200.0)
 NOISE_RMS = 1e-4
 #: the VAD's frame step (s) (vqalign.features.frontend.speech_frames)
 VAD_HOP_S = 0.010
+#: where the prior cannot locate the words: a transcript with fewer units per second of
+#: VAD speech than this is reported (:func:`rate_warning`). About 2/3 of the slowest
+#: utterance measured (per utterance, units per second of speech_frames' speech: devdata
+#: synth, 200 files, phones 9.0-18.8 (p95), letters 10.2-22.5; TIMIT, 40 files, phones
+#: 10.5-15.9, letters 12.9-18.9): it catches a transcript that lacks about a third of the
+#: speech or more, not 40 s of 160 s
+MIN_UNITS_PER_S = {"phones": 6.0, "chars": 7.0}
 
 
 def uses_prior(unit, estimator) -> bool:
@@ -277,3 +284,20 @@ def report(aln, p, spans, hop_s, speech):
     d["untranscribed_s"] = out
     return aln
 
+
+
+def rate_warning(p, speech, unit):
+    """A warning (str) when the transcript of ``p`` has fewer than ``MIN_UNITS_PER_S``
+    units per second of the VAD's speech ``speech`` (10 ms flags): much of the speech is
+    then probably not in it; else None."""
+    speech_s = float(np.count_nonzero(speech)) * VAD_HOP_S
+    n = sum(len(w) for w in p.tokens.units)
+    least = MIN_UNITS_PER_S.get(unit, MIN_UNITS_PER_S["chars"])
+    if speech_s <= 0 or n / speech_s >= least:
+        return None
+    what = "phones" if unit == "phones" else "letters"
+    return (f"the transcript has {n} {what} for {speech_s:.0f} s of speech ({n / speech_s:.1f} "
+            f"a second; speech has over {least:.0f}): much of the recording's speech is "
+            "probably not in the transcript (its start or end missing?), and the words are "
+            "stretched over it; add the missing text, or cut the audio it does not cover "
+            "(with unit='phones' the English prior locates such speech at the ends)")

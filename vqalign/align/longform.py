@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -377,8 +378,14 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
         speech = (p.speech if p.speech is not None else speech_frames(p.y16)
                   if p.y16 is not None else np.zeros(0, bool))
         p.speech = speech
+        t0 = time.perf_counter()
         spans = extent.find(p, unit=unit, hop_s=hop_s, estimator=est, speech=speech,
                             load=type(est).load)
+        t_extent = round(time.perf_counter() - t0, 3)
+        if extent.uses_prior(unit, est):
+            from vqalign.align.windows import stderr_progress  # noqa: PLC0415
+            stderr_progress("extent", t_extent, f"{len(spans)} untranscribed stretches "
+                            "at the ends")
         if spans:
             whole, p = p, extent.masked(p, spans, hop_s, speech)
             whole.y16 = None   # the masked copy holds the samples (freed by the schedule)
@@ -389,6 +396,11 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
                       train_windows=train_windows, work_folder=work_folder, mute=mute)
     if spans:
         aln = extent.report(aln, whole, spans, hop_s, speech)
+    if speech is not None and extent.uses_prior(unit, est):
+        la = aln.diagnostics.setdefault("long_audio", {})
+        la["stages_s"] = {"extent": t_extent, **la.get("stages_s", {})}
+    elif speech is not None and (msg := extent.rate_warning(p, speech, unit)) is not None:
+        aln.diagnostics.setdefault("warnings", []).append(msg)
     return aln
 
 
