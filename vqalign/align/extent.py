@@ -64,8 +64,8 @@ VAD_HOP_S = 0.010
 #: VAD speech than this is reported (:func:`rate_warning`). About 2/3 of the slowest
 #: utterance measured (per utterance, units per second of speech_frames' speech: devdata
 #: synth, 200 files, phones 9.0-18.8 (p95), letters 10.2-22.5; TIMIT, 40 files, phones
-#: 10.5-15.9, letters 12.9-18.9): it catches a transcript that lacks about a third of the
-#: speech or more, not 40 s of 160 s
+#: 10.5-15.9, letters 12.9-18.9): it catches a transcript that lacks a third (the slowest
+#: voices) to a half (the median) of the speech or more, not 40 s of 160 s
 MIN_UNITS_PER_S = {"phones": 6.0, "chars": 7.0}
 
 
