@@ -64,6 +64,26 @@ def test_words_are_located_after_and_before_untranscribed_speech(covered):
     assert abs(got[0] * HOP - first) < 0.1 and abs(got[1] * HOP - last) < 0.1
 
 
+def test_words_are_located_between_untranscribed_speech_at_both_ends():
+    # 120 s of tiled sentences with 20 s more of the same sentences (other order) before
+    # and after: neither single pass finds the words (each takes the speech at the end it
+    # starts from), the refined passes do
+    from tests.test_windows import _tile
+    from vqalign.align import Aligner
+    y1, sr, t1, w1 = _tile(60.0, 3)
+    y2, _, t2, w2 = _tile(60.0, 4)
+    extra = _tile(40.0, 5)[0]
+    h = extra.size // 2
+    y = np.concatenate([extra[:h], y1, y2, extra[h:]])
+    first, last = h / sr + w1[0][0], (h + y1.size) / sr + w2[-1][1]
+    a = Aligner(unit="phones")
+    a.check_params()
+    p = a.prepare(y, sr, t1 + " " + t2)
+    got = E.locate(_prior_model(), p.X, p.tokens.units, HOP)
+    print("located", got[0] * HOP, got[1] * HOP, "true", first, last)
+    assert abs(got[0] * HOP - first) < 0.1 and abs(got[1] * HOP - last) < 0.1
+
+
 def test_edge_spans_keep_a_margin_and_need_speech():
     p = types.SimpleNamespace(X=np.zeros((6000, 39), np.float32))
     speech = np.zeros(6000, bool)

@@ -15,9 +15,9 @@ recording:
    forwards and once on the reversed recording (the chain and every unit's sub-states
    reversed; a frame's emission does not depend on the direction). A beam keeps what looks
    best so far: going forwards, the words take untranscribed speech at the start before
-   the path reaches the speech that is theirs (and so going backwards at the end), so the
-   likelier of the two paths is kept and its other end is located again by a pass the
-   other way over the frames up to (from) the end it found;
+   the path reaches the speech that is theirs (and so going backwards at the end); when
+   the two passes disagree, each is refined from the end it is anchored at and the
+   likeliest extent is kept (:func:`locate`);
 2. **mask** -- a stretch outside that extent with at least ``MIN_SPEECH_S`` of VAD speech
    (beyond ``MARGIN_S`` from the words) is replaced, for the self-training, by the
    recording's quietest frames (features, energy, VAD flags; the second opinions' window
@@ -53,6 +53,8 @@ MIN_SPEECH_S = 2.0
 MARGIN_S = 0.5
 #: the forward and the backward pass agree on an end within this (s)
 AGREE_S = 1.0
+#: a refining pass runs this far (s) past the end it starts from (module docstring)
+REFINE_PAD_S = 5.0
 #: Viterbi beams of the locating passes, tried in turn (log units)
 BEAMS = (-60.0, -200.0)
 #: low noise (RMS) that replaces left-out samples in the second opinions' windows (the
@@ -134,10 +136,32 @@ def _words_extent(m, units, sel, backwards):
     return float(score[0]), int(f[0]), int(f[-1]) + 1
 
 
+def _filler_score(m, sel, a, b):
+    """Log-likelihood of the filler alone over frames ``a:b`` of ``sel`` (0 when too
+    short for it)."""
+    batch = m.batch([[[FILLER]]])
+    if b - a < int(batch.min_frames()[0]):
+        return 0.0
+    offs = np.array([0, b - a], np.int64)
+    for beam in BEAMS:
+        _, score, status, _ = m.viterbi_batch(np.empty((b - a, 0), np.float32), offs, batch,
+                                              sel.rows(a, b), beam=beam, retry_exact=False)
+        if status[0] == 0:
+            return float(score[0])
+    return -np.inf
+
+
 def locate(model, X, units, hop_s):
     """The frames ``(first, end)`` that a fitted model places the transcript's words in,
     with a filler unit free to take any audio before and after them (module docstring,
     step 1); None when no path is found.
+
+    The forward pass is right where the audio before the words holds no untranscribed
+    speech, the backward pass where the audio after them holds none; when the two
+    disagree, each is refined from the end it is anchored at (a pass the other way up to
+    ``REFINE_PAD_S`` past that end, then a pass its own way from the new other end) and
+    the likeliest of the four extents is kept (each scored as one path of the whole
+    recording: the words' pass and the filler alone on the frames outside it).
 
     Parameters
     ----------
@@ -156,25 +180,40 @@ def locate(model, X, units, hop_s):
     m = _locator(model, units)
     T = X.shape[0]
     sel = m.select(X)
-    fwd = _words_extent(m, units, sel, False)
-    back_sel = _flipped(sel)
-    bwd = _words_extent(m, units, back_sel, True)
-    if bwd is not None:
-        bwd = (bwd[0], T - bwd[2], T - bwd[1])
+    pad = int(round(REFINE_PAD_S / hop_s))
+
+    def forward(a):        # words on frames a:T: (whole-recording score, first, end)
+        r = _words_extent(m, units, sel.rows(a, T), False)
+        return None if r is None else (r[0] + _filler_score(m, sel, 0, a), a + r[1], a + r[2])
+
+    def backward(b):       # words on frames 0:b, the pass run on them reversed
+        r = _words_extent(m, units, _flipped(sel.rows(0, b)), True)
+        return None if r is None else (r[0] + _filler_score(m, sel, b, T), b - r[2], b - r[1])
+
+    fwd, bwd = forward(0), backward(T)
     if fwd is None or bwd is None:
         got = fwd or bwd
         return None if got is None else got[1:]
     tol = int(round(AGREE_S / hop_s))
     if abs(fwd[1] - bwd[1]) <= tol and abs(fwd[2] - bwd[2]) <= tol:
         return min(fwd[1], bwd[1]), max(fwd[2], bwd[2])
-    if fwd[0] >= bwd[0]:
-        # forwards found the end: the start again backwards over the frames before it
-        end = fwd[2]
-        again = _words_extent(m, units, _flipped(sel.rows(0, end)), True)
-        return (fwd[1] if again is None else end - again[2]), end
-    start = bwd[1]
-    again = _words_extent(m, units, sel.rows(start, T), False)
-    return start, (bwd[2] if again is None else start + again[2])
+    found = [fwd, bwd]
+    # the forward pass's end, then the start before it, then the end after that start
+    r = backward(min(T, fwd[2] + pad))
+    if r is not None:
+        found.append(r)
+        r = forward(max(0, r[1] - pad))
+        if r is not None:
+            found.append(r)
+    # the backward pass's start, then the end after it, then the start before that end
+    r = forward(max(0, bwd[1] - pad))
+    if r is not None:
+        found.append(r)
+        r = backward(min(T, r[2] + pad))
+        if r is not None:
+            found.append(r)
+    best = max(found, key=lambda c: c[0])
+    return best[1], best[2]
 
 
 def edge_spans(p, hop_s, extent, speech):
