@@ -120,13 +120,14 @@ def test_masked_replaces_only_the_spans_by_quiet_frames():
         assert src.size == 1 and energy[src[0]] == q.energy[t]
 
 
-def test_muted_replaces_only_the_samples_of_the_spans():
-    y = np.ones(1000, np.float32)
-    out = E.muted(y, 5000, [(5600, 9000), (0, 100)])
-    assert out is not y and (y == 1).all()
-    np.testing.assert_array_equal(out[:600], 1.0)
-    assert np.abs(out[600:]).max() < 10 * E.NOISE_RMS
-    assert E.muted(y, 20000, [(5600, 9000)]) is y
+def test_unmuted_cuts_the_left_out_frames_from_a_windows_edges():
+    y = np.arange(16000 * 30, dtype=np.float32)          # frames 1000:4000 at 10 ms
+    spans = [(0, 1200), (3500, 5000)]
+    got, a, b = E.unmuted(y, 1000, 4000, HOP, spans)
+    assert (a, b) == (1200, 3500)
+    np.testing.assert_array_equal(got, y[200 * 160:2500 * 160])
+    same, a, b = E.unmuted(y, 1300, 3400, HOP, spans)
+    assert same is y and (a, b) == (1300, 3400)
 
 
 def test_rate_warning_names_the_shortfall():

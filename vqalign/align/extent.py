@@ -20,9 +20,9 @@ recording:
    (:func:`locate`);
 2. **mask** -- a stretch outside that extent with at least ``MIN_SPEECH_S`` of VAD speech
    (beyond ``MARGIN_S`` from the words) is replaced, for the self-training, by the
-   recording's quietest frames (features, energy, VAD flags; the second opinions' window
-   samples by low noise, :func:`muted`), like the minute of silence inside a recording
-   that the schedule already aligns;
+   recording's quietest frames (features, energy, VAD flags; the second opinions align
+   their windows without it, :func:`unmuted`), like the minute of silence inside a
+   recording that the schedule already aligns;
 3. **report** -- a warning names the span and what to do (add the missing text or cut the
    audio), and ``diagnostics["untranscribed_s"]`` lists it, as one file at a time
    (:mod:`vqalign.align.coverage`).
@@ -41,6 +41,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from vqalign.features.constants import FEATURE_SR
 from vqalign.hmm.stats import Selection
 
 #: the filler unit's symbol (never a phone or a letter of a transcript)
@@ -62,9 +63,6 @@ SETTLE_ROUNDS = 3
 REFINE_PAD_S = 1.0
 #: Viterbi beams of the locating passes, tried in turn (log units)
 BEAMS = (-60.0, -200.0)
-#: low noise (RMS) that replaces left-out samples in the second opinions' windows (the
-#: level of the near-silence of tests/test_windows.py's minute-of-silence case)
-NOISE_RMS = 1e-4
 #: the VAD's frame step (s) (vqalign.features.frontend.speech_frames)
 VAD_HOP_S = 0.010
 #: where the prior cannot locate the words: a transcript with fewer units per second of
@@ -278,19 +276,22 @@ def masked(p, spans, hop_s, speech):
     return replace(p, X=X, energy=energy, speech=on)
 
 
-def muted(y, first_sample, spans_samples):
-    """The window ``y`` (its first sample the recording's ``first_sample``) with the
-    samples of ``spans_samples`` replaced by low noise (a copy; ``y`` itself when no span
-    touches it)."""
-    out = None
-    for s, e in spans_samples:
-        a, b = max(s - first_sample, 0), min(e - first_sample, y.size)
-        if a < b:
-            if out is None:
-                out = np.array(y, np.float32)
-            rng = np.random.default_rng(s)
-            out[a:b] = (NOISE_RMS * rng.standard_normal(b - a)).astype(np.float32)
-    return y if out is None else out
+def unmuted(y, a, b, hop_s, spans):
+    """The part of the window ``y`` (the recording's frames ``a:b``, its samples at 16 kHz
+    from frame ``a`` on) outside the left-out frame ``spans`` at its start or end:
+    ``(samples, first frame, end frame)`` (``y`` itself when no span touches it). The
+    second opinions align it without the untranscribed audio (a 3-minute stretch in a
+    window made the Sphinx model's window 3 minutes long)."""
+    a2, b2 = a, b
+    for f0, f1 in spans:
+        if f0 <= a2 < f1:
+            a2 = min(f1, b2)
+        if f0 < b2 <= f1:
+            b2 = max(f0, a2)
+    if (a2, b2) == (a, b):
+        return y, a, b
+    s0, s1 = (int(round((f - a) * hop_s * FEATURE_SR)) for f in (a2, b2))
+    return y[s0:s1], a2, b2
 
 
 def message(a, b, speech_s, head, word):

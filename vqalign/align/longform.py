@@ -47,7 +47,6 @@ from vqalign.align.confidence import alignment_confidence, attach
 from vqalign.align.decode import add_warnings, path_segments
 from vqalign.align.utterance import too_short_message
 from vqalign.exceptions import AlignmentError
-from vqalign.features.constants import FEATURE_SR
 from vqalign.features.frontend import speech_frames
 
 CHUNK_S = 20.0             # target chunk length for the corpus-style re-training
@@ -389,8 +388,7 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
         if spans:
             whole, p = p, extent.masked(p, spans, hop_s, speech)
             whole.y16 = None   # the masked copy holds the samples (freed by the schedule)
-            mute = [(int(round(a * hop_s * FEATURE_SR)), int(round(b * hop_s * FEATURE_SR)))
-                    for a, b in spans]
+            mute = spans
     aln = _align_long(p, unit=unit, hop_s=hop_s, n_iter=n_iter,
                       update_gaussians=update_gaussians, model=model, train_one=train_one,
                       train_windows=train_windows, work_folder=work_folder, mute=mute)
@@ -407,7 +405,7 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
 def _align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_one=None,
                 train_windows=None, work_folder=None, mute=()):
     """:func:`align_long` of a recording checked for untranscribed edges (``mute``: the
-    sample spans left out, silenced in the second opinions' windows)."""
+    frame spans left out, cut from the second opinions' windows)."""
     hop = hop_s
     fitted = model is not None
     history = None

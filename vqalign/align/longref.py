@@ -256,7 +256,7 @@ class Reference:
 
     def __init__(self, y16=None, source=None, prior=None):
         self.y16, self.source, self.prior = y16, source, prior
-        self.mute = []   # sample spans left out of the alignment (vqalign.align.extent)
+        self.mute = []   # frame spans left out of the alignment (vqalign.align.extent)
 
     @classmethod
     def of(cls, p, train_windows, unit):
@@ -313,7 +313,7 @@ class Reference:
                             continue
                         a, b, wa, wb = wins[k]
                         if self.mute:
-                            y = extent.muted(y, int(round(a * hop_s * FEATURE_SR)), self.mute)
+                            y, a, b = extent.unmuted(y, a, b, hop_s, self.mute)
                         t = replace(tok, units=tok.units[wa:wb], words=tok.words[wa:wb])
                         pri.append(None if pool is None else pool.submit(prior_one, y, t, a, b))
                         sph.append(model_window(y, t, a, b, hop_s, align, quiet=False))
