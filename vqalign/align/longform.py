@@ -37,6 +37,7 @@ from __future__ import annotations
 import copy
 import functools
 import pickle
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -345,6 +346,10 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
                train_windows=None, work_folder=None):
     """Align one long prepared utterance.
 
+    An unfitted Aligner's recording is first checked for speech before its transcript's
+    first word or after its last (:mod:`vqalign.align.extent`): such a stretch is left out
+    of the self-training and reported with its time span.
+
     Parameters
     ----------
     p : vqalign.align.utterance.Utterance
@@ -374,6 +379,42 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
     -------
     vqalign.align.alignment.Alignment
     """
+    spans, mute, speech = [], (), None
+    est = getattr(train_windows, "estimator", None)
+    if model is None and est is not None:
+        from vqalign.align import extent  # noqa: PLC0415
+        speech = (p.speech if p.speech is not None else speech_frames(p.y16)
+                  if p.y16 is not None else np.zeros(0, bool))
+        p.speech = speech
+        t0 = time.perf_counter()
+        spans = extent.find(p, unit=unit, hop_s=hop_s, estimator=est, speech=speech,
+                            load=type(est).load)
+        t_extent = round(time.perf_counter() - t0, 3)
+        if extent.uses_prior(unit, est):
+            from vqalign.align.windows import stderr_progress  # noqa: PLC0415
+            stderr_progress("extent", t_extent, f"{len(spans)} untranscribed stretches "
+                            "at the ends")
+        if spans:
+            whole, p = p, extent.masked(p, spans, hop_s, speech)
+            whole.y16 = None   # the masked copy holds the samples (freed by the schedule)
+            mute = spans
+    aln = _align_long(p, unit=unit, hop_s=hop_s, n_iter=n_iter,
+                      update_gaussians=update_gaussians, model=model, train_one=train_one,
+                      train_windows=train_windows, work_folder=work_folder, mute=mute)
+    if spans:
+        aln = extent.report(aln, whole, spans, hop_s, speech)
+    if speech is not None and extent.uses_prior(unit, est):
+        la = aln.diagnostics.setdefault("long_audio", {})
+        la["stages_s"] = {"extent": t_extent, **la.get("stages_s", {})}
+    elif speech is not None and (msg := extent.rate_warning(p, speech, unit)) is not None:
+        aln.diagnostics.setdefault("warnings", []).append(msg)
+    return aln
+
+
+def _align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_one=None,
+                train_windows=None, work_folder=None, mute=()):
+    """:func:`align_long` of a recording checked for untranscribed edges (``mute``: the
+    frame spans left out, cut from the second opinions' windows)."""
     hop = hop_s
     fitted = model is not None
     history = None
@@ -386,6 +427,8 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
     elif WINDOWS and train_windows is not None and p.duration >= WINDOWS_MIN_S:
         from vqalign.align import longref  # noqa: PLC0415
         ref = longref.Reference.of(p, train_windows, unit)
+        if ref is not None:
+            ref.mute = list(mute)
         # a run resumed after the flat model's alignment was made starts from it (the
         # model, its selection rescored and its decode are not needed again)
         work = _work_of(p, work_folder) if ref is not None else None

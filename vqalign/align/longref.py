@@ -52,6 +52,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from vqalign.align import extent
 from vqalign.align import second_opinion as SO
 from vqalign.align.alignment import Alignment, Segment
 from vqalign.features.constants import FEATURE_SR
@@ -262,6 +263,7 @@ class Reference:
 
     def __init__(self, y16=None, source=None, prior=None):
         self.y16, self.source, self.prior = y16, source, prior
+        self.mute = []   # frame spans left out of the alignment (vqalign.align.extent)
 
     @classmethod
     def of(cls, p, train_windows, unit):
@@ -331,6 +333,8 @@ class Reference:
                 if groups[g] is not None:
                     continue
                 a, b, wa, wb = wins[k]
+                if self.mute:
+                    y, a, b = extent.unmuted(y, a, b, hop_s, self.mute)
                 t = replace(tok, units=tok.units[wa:wb], words=tok.words[wa:wb])
                 pri.append(None if pool1 is None else pool1.submit(prior_one, y, t, a, b))
                 if first[0]:
