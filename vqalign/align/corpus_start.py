@@ -93,12 +93,14 @@ def pretrained_opinions(helper, load):
         if (not SO.available() or q.y16 is None
                 or not SO.prior_may_vote(q.y16, getattr(q, "range_db", None))):
             return helper._opinions(q)
-        ref, why = SO.sphinx_reference(q, helper.hop_)
-        if ref is None:
-            return None, why
+        # the prior first: where it fails, the helper's road aligns with the Sphinx
+        # model itself (not twice)
         own, _ = prior.source(load)(q, helper.hop_)
         if own is None:
             return helper._opinions(q)
+        ref, why = SO.sphinx_reference(q, helper.hop_)
+        if ref is None:
+            return None, why
         own.diagnostics["opinion"] = "prior"    # named so in the median's diagnostics
         return own, ref
 

@@ -180,8 +180,7 @@ def sphinx_task(task):
                     q = a.prepare(y, sr, None, uid, tokens=tok)
                 except VQAlignError:
                     q = None
-            segs, missed = (CS.segments([q], np.array([0, n_frames]), a.hop_)
-                            if q is not None else ([], 1))
+            segs, missed = CS.segments([q], np.array([0, n_frames]), a.hop_)
             out.append(None if missed else segs)
     return out
 
@@ -361,8 +360,7 @@ class StreamingEM:
             if start == "broad":
                 self._broad_start(model, *frames)
             if start == "sphinx":
-                from types import SimpleNamespace
-                CS.seed(segs)[1](model, SimpleNamespace(idx=self._best()[:, None]))
+                CS.seed(segs)[1](model, self._best(int(counts["n_frames"])))
             results.append(self._train(start, model))
         if len(results) == 1:
             return results[0]
@@ -379,11 +377,18 @@ class StreamingEM:
                      f"{100 * loud:.2f} %, score {scores[-1]:.4f}", self.quiet)
         return results[int(np.argmax(scores))]
 
-    def _best(self):
+    def _best(self, n_frames):
         """Every training frame's best first Gaussian (its first candidate in the
-        selection folder), in store order."""
-        return np.concatenate([np.load(_sel_paths(self.sel_dir, k, "")[0])[:, 0]
+        selection folder), in store order, as a selection of one candidate per frame
+        (``idx`` (n_frames, 1)); an error when the folder holds another count of frames."""
+        from types import SimpleNamespace
+
+        best = np.concatenate([np.load(_sel_paths(self.sel_dir, k, "")[0])[:, 0]
                                for k in range(len(self.tasks))]).astype(np.int64)
+        if best.shape[0] != n_frames:
+            raise VQAlignError(f"the selection folder {self.sel_dir} does not match the "
+                               "training frames; re-run with --from-stage em")
+        return SimpleNamespace(idx=best[:, None])
 
     def sphinx_segments(self):
         """The Sphinx model's phone segmentation of the training utterances in the frames
@@ -400,9 +405,9 @@ class StreamingEM:
                 return list(zip(z["a"].tolist(), z["b"].tolist(), z["sym"].tolist()))
         a = self.aligner
         settings = {"unit": a.unit, "hop": a.hop_, "dither": a.dither_}
+        n = {u: hi - lo for u, (lo, hi) in ((u, self.store.span(u)) for u, _ in self.items)}
         # (the utterances 4th, as _map counts them in every task)
-        tasks = [(settings, None, None, [(u, *self.sources.get(u, (None, None)), units,
-                                          int(np.subtract(*self.store.span(u)[::-1])))
+        tasks = [(settings, None, None, [(u, *self.sources.get(u, (None, None)), units, n[u])
                                          for u, units in t]) for t in self.tasks]
         t0 = time.perf_counter()
         found = self._map(sphinx_task, tasks, lambda x, y: x + y, "em Sphinx segmentation")
@@ -412,7 +417,7 @@ class StreamingEM:
                 missed += 1
             else:
                 segs.extend((s + off, e + off, sym) for s, e, sym in got)
-            off += int(np.subtract(*self.store.span(u)[::-1]))
+            off += n[u]
         if not segs:
             return None
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -433,15 +438,8 @@ class StreamingEM:
         """The broad-class flat start (:func:`vqalign.align.recipe.broad_class_start`, on a
         corpus under MULTI_START_S seconds: a few MB of features, read whole): each
         frame's best first Gaussian is its first candidate in the selection folder."""
-        from types import SimpleNamespace
-
         quiet = recipe.quiet_masks(energy, offs, recipe.QUIET_QUANTILE)
-        best = np.concatenate([np.load(_sel_paths(self.sel_dir, k, "")[0])[:, 0]
-                               for k in range(len(self.tasks))]).astype(np.int64)
-        if best.shape[0] != X.shape[0]:
-            raise VQAlignError(f"the selection folder {self.sel_dir} does not match the "
-                               "training frames; re-run with --from-stage em")
-        recipe.broad_class_start(model, X, offs, quiet, SimpleNamespace(idx=best[:, None]))
+        recipe.broad_class_start(model, X, offs, quiet, self._best(X.shape[0]))
 
     def _train(self, start, model):
         from vqalign.hmm.monitor import ConvergenceMonitor
