@@ -243,15 +243,7 @@ class Alignment:
     def to_json(self, *, indent: int | None = 1) -> str:
         if indent is None:
             return json.dumps(self.to_dict(), ensure_ascii=False, allow_nan=False)
-        return "".join(self._json_parts(indent))
-
-    def _json_parts(self, indent: int) -> list:
-        """The pieces of :meth:`to_json`'s text (:func:`dumps_indented`)."""
-        d = self.to_dict()
-        try:
-            return _indented_parts(d, indent)
-        except TypeError:
-            return [json.dumps(d, indent=indent, ensure_ascii=False, allow_nan=False)]
+        return dumps_indented(self.to_dict(), indent)
 
     # --- files ----------------------------------------------------------------------
     def textgrid_tiers(self) -> dict[str, list[tuple[float, float, str]]]:
@@ -315,7 +307,7 @@ class Alignment:
             raise ParameterError(f"{path} exists; pass overwrite=True (CLI: --overwrite) to "
                                  "replace it")
         if fmt == "json":
-            parts = self._json_parts(1)
+            parts = _json_parts(self.to_dict(), 1)
             with atomic_write(path, "w", overwrite=overwrite) as fh:
                 fh.writelines(parts)
                 fh.write("\n")
@@ -489,10 +481,16 @@ def dumps_indented(obj, indent: int = 1) -> str:
     text, with every list of scalars written by json's C encoder (with ``indent`` json
     writes everything with its Python encoder: 2.9 s of the 3.2 s a 35-minute recording's
     12.8 MB alignment took; dicts with other keys than str are left to json.dumps)."""
+    return "".join(_json_parts(obj, indent))
+
+
+def _json_parts(obj, indent: int) -> list:
+    """:func:`_indented_parts`, or json.dumps's whole text for a dict with a key that is
+    not a str."""
     try:
-        return "".join(_indented_parts(obj, indent))
+        return _indented_parts(obj, indent)
     except TypeError:
-        return json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False)
+        return [json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False)]
 
 
 def _indented_parts(obj, indent: int) -> list:
