@@ -30,8 +30,11 @@ with the prior in the flat start's place (pocketsphinx 23.6 / 17.7 ms in the sam
 
 from __future__ import annotations
 
+import collections
 import copy
+import hashlib
 import math
+import threading
 
 import numpy as np
 
@@ -95,10 +98,37 @@ def sphinx_aligner():
     return _SPHINX["aligner"]
 
 
+#: how many of the Sphinx model's latest alignments :func:`sphinx_reference` keeps: a
+#: corpus model's start and its median both ask for every utterance's
+MEMO_SIZE = 512
+_MEMO: collections.OrderedDict = collections.OrderedDict()
+_MEMO_LOCK = threading.Lock()
+
+
+def _memo_align(y, text, sr):
+    """The Sphinx model's alignment of ``y`` (``sr``) and ``text``, from the memo when the
+    same samples and words were aligned lately (a copy: callers may change it)."""
+    y = np.ascontiguousarray(y)
+    key = (hashlib.blake2b(y.view(np.uint8), digest_size=16).hexdigest(), str(y.dtype),
+           y.shape, text, int(sr))
+    with _MEMO_LOCK:
+        hit = _MEMO.get(key)
+        if hit is not None:
+            _MEMO.move_to_end(key)
+            return copy.deepcopy(hit)
+    aln = sphinx_aligner().align(y, text, sr=sr)
+    with _MEMO_LOCK:
+        _MEMO[key] = copy.deepcopy(aln)
+        while len(_MEMO) > MEMO_SIZE:
+            _MEMO.popitem(last=False)
+    return aln
+
+
 def sphinx_reference(p, hop_s):
     """(alignment, segments) of the prepared utterance ``p`` by the Sphinx model
-    (:func:`model_reference` with :func:`sphinx_aligner`)."""
-    return model_reference(p, hop_s, sphinx_aligner().align, "the Sphinx model")
+    (:func:`model_reference` with :func:`sphinx_aligner`; the alignment of the same
+    samples and words is made once, see :data:`MEMO_SIZE`)."""
+    return model_reference(p, hop_s, _memo_align, "the Sphinx model")
 
 
 def model_reference(p, hop_s, align, name):
