@@ -379,7 +379,7 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
     -------
     vqalign.align.alignment.Alignment
     """
-    spans, mute, speech = [], (), None
+    spans, mute, speech, mids = [], (), None, []
     est = getattr(train_windows, "estimator", None)
     if model is None and est is not None:
         from vqalign.align import extent  # noqa: PLC0415
@@ -387,28 +387,47 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
                   if p.y16 is not None else np.zeros(0, bool))
         p.speech = speech
         t0 = time.perf_counter()
+        from vqalign.align import gaps  # noqa: PLC0415
         spans = extent.find(p, unit=unit, hop_s=hop_s, estimator=est, speech=speech,
-                            load=type(est).load)
+                            load=type(est).load, middle=gaps.find)
         t_extent = round(time.perf_counter() - t0, 3)
+        T = p.X.shape[0]
+        mids = [s for s in spans if 0 < s[0] and s[1] < T]
         if extent.uses_prior(unit, est):
             from vqalign.align.windows import stderr_progress  # noqa: PLC0415
-            stderr_progress("extent", t_extent, f"{len(spans)} untranscribed stretches "
-                            "at the ends")
+            stderr_progress("extent", t_extent, f"{len(spans) - len(mids)} untranscribed "
+                            f"stretches at the ends, {len(mids)} without speech inside")
         if spans:
             whole, p = p, extent.masked(p, spans, hop_s, speech)
             whole.y16 = None   # the masked copy holds the samples (freed by the schedule)
             mute = spans
+            if mids:   # the VAD's speech of the stretches left out is not speech
+                p.warnings = _speech_rate_warnings(p)
     aln = _align_long(p, unit=unit, hop_s=hop_s, n_iter=n_iter,
                       update_gaussians=update_gaussians, model=model, train_one=train_one,
                       train_windows=train_windows, work_folder=work_folder, mute=mute)
     if spans:
-        aln = extent.report(aln, whole, spans, hop_s, speech)
+        aln = extent.report(aln, whole, [s for s in spans if s not in mids], hop_s, speech)
+        aln = gaps.report(aln, whole, mids, hop_s)
     if speech is not None and extent.uses_prior(unit, est):
         la = aln.diagnostics.setdefault("long_audio", {})
         la["stages_s"] = {"extent": t_extent, **la.get("stages_s", {})}
     elif speech is not None and (msg := extent.rate_warning(p, speech, unit)) is not None:
         aln.diagnostics.setdefault("warnings", []).append(msg)
     return aln
+
+
+def _speech_rate_warnings(p):
+    """``p.warnings`` with the warning of far more VAD speech than the transcript takes
+    (:func:`vqalign.align.utterance.missing_speech_warning`) made again from ``p.speech``."""
+    from vqalign.align.utterance import missing_speech_warning  # noqa: PLC0415
+    head = "the audio holds "
+    out = [w for w in p.warnings if not w.startswith(head)]
+    if len(out) < len(p.warnings):
+        msg = missing_speech_warning(p.speech, sum(map(len, p.tokens.units)))
+        if msg is not None:
+            out.append(msg)
+    return out
 
 
 def _align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_one=None,
