@@ -41,6 +41,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from vqalign.align.windows import trimmed
 from vqalign.features.constants import FEATURE_SR
 from vqalign.hmm.stats import Selection
 
@@ -282,12 +283,7 @@ def unmuted(y, a, b, hop_s, spans):
     ``(samples, first frame, end frame)`` (``y`` itself when no span touches it). The
     second opinions align it without the untranscribed audio (a 3-minute stretch in a
     window made the Sphinx model's window 3 minutes long)."""
-    a2, b2 = a, b
-    for f0, f1 in spans:
-        if f0 <= a2 < f1:
-            a2 = min(f1, b2)
-        if f0 < b2 <= f1:
-            b2 = max(f0, a2)
+    a2, b2 = trimmed(a, b, spans)
     if (a2, b2) == (a, b):
         return y, a, b
     s0, s1 = (int(round((f - a) * hop_s * FEATURE_SR)) for f in (a2, b2))

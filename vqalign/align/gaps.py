@@ -14,36 +14,44 @@ in time linear in the recording:
    prior's Gaussians start as half silence, half the mean of the model's columns;
 2. **seeds** -- the beam Viterbi of that chain, and once more with the gap's weights the
    recording's own mean Gaussian occupancy: runs of the gap state of ``SEED_S`` or more
-   (runs of ``PIECE_S`` or more closer than ``MERGE_S`` joined) are the seeds;
+   (runs of ``PIECE_S`` or more closer than ``MERGE_S`` joined: words placed on the
+   music cut it in parts while the gap's weights do not fit it yet) are the seeds;
 3. **re-estimation** -- the gap's weights become the Gaussian occupancy of the seeds'
    frames and of every run found since (``FILLER_SHARE`` of the mean column and
    ``SILENCE_SHARE`` of the silence mixed in) and the Viterbi runs again, up to
-   ``ROUNDS`` times, until its runs stop changing. A gap state that models the
+   ``ROUNDS`` times, until its runs (joined only over frames the gap state fits nearly
+   as well as the phones: three long pauses joined made a stretch of the speech between
+   them) stop changing. A gap state that models the
    recording's music fits it better than any phone; the transcript's words cannot be
    left out, so where they are spoken the gap state does not take their audio;
 4. **both ways** -- the search runs forwards, then on the reversed recording (as
    :func:`vqalign.align.extent.locate`; the forward stretches among its seeds); a
-   stretch is kept when both find it, their ends
-   within ``AGREE_S`` (untranscribed speech at an end of the recording, or in the middle,
-   is taken by the gap state in one direction only, at another place), and it lasts
-   ``MIN_GAP_S`` or more (a pause of a few seconds is a pause).
+   stretch is kept when both find it over ``MIN_GAP_S`` or more, the frames at its ends
+   that only one of them gives it kept where the gap state fits them nearly as well as
+   the phones, and it is grown over such frames at its ends (``WIDEN_S``). The gap state
+   must then fit the rest of the recording far worse than the phones (:func:`_distinct`):
+   re-estimated on untranscribed speech at an end or in the middle, it fits the
+   transcript's speech too. A pause of a few seconds is a pause (``MIN_GAP_S``).
 
 :mod:`vqalign.align.extent` then locates the transcript's ends on the recording with the
-stretches masked, and the stretches (less ``MARGIN_S`` at each side) are left out of the
-self-training like its untranscribed ends, cut from the second opinions' windows and
-reported with their time span (``diagnostics["non_speech_s"]``).
+stretches masked, and the stretches are left out of the self-training like its
+untranscribed ends (masked by the quietest frames unless silent, and cut from the edges
+of the windows: :func:`vqalign.align.windows.trimmed`), cut from the second opinions'
+windows and reported with their time span (``diagnostics["non_speech_s"]``).
 
 English phones only, like the extent check (:func:`vqalign.align.extent.uses_prior`).
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import replace
 
 import numpy as np
 
 from vqalign.align import extent as E
+from vqalign.hmm.stats import Selection
 
 #: the gap unit's symbol (never a phone or a letter of a transcript)
 GAP = "<not speech>"
@@ -59,6 +67,8 @@ SEED_S = 10.0
 #: placed on the music split it in parts while the gap's weights do not yet fit it all)
 PIECE_S = 3.0
 MERGE_S = 10.0
+#: ... and always when under JOIN_S (s) apart (a word placed on the music)
+JOIN_S = 1.0
 #: shares of the mean column (the extent's filler) and of the prior's silence in the
 #: re-estimated gap weights (the silence: the pauses at both sides of the music are the
 #: gap state's too, not the words')
@@ -66,14 +76,32 @@ FILLER_SHARE = 0.1
 SILENCE_SHARE = 0.1
 #: re-estimation rounds at most
 ROUNDS = 5
-#: the forward and the backward search agree on a stretch's ends within this (s)
-AGREE_S = 2.0
+#: a found stretch grows at each end over at most WIDEN_S (s) of frames whose gap state's
+#: emission is at least exp(WIDEN_LOG_RATIO) times the best phone column's (a mean over
+#: WIDEN_SMOOTH frames). Devdata synth, 6 min, seed 1, 150 s of music, the gap weights
+#: re-estimated on it: that log ratio is -1.5 on the music's frames (median; 10th
+#: percentile -2.9), -5.3 on speech (90th percentile -2.4); the Viterbi's stretch began
+#: 0.25 s into the music (tests/test_gaps.py) and that music drew the next word to it
+WIDEN_S = 1.0
+WIDEN_LOG_RATIO = -3.0
+WIDEN_SMOOTH = 5
+#: frames outside the stretches sampled by :func:`_distinct`, one in this many, and the
+#: median log ratio (gap state over the best phone) under which the gap state is
+#: distinct from the recording's speech. Devdata synth, 6 min, seeds 1-2, 150 s inside:
+#: music -4.2 and -4.1, noise -5.1, silence -5.3; re-estimated on untranscribed speech
+#: (tests/test_windows.py's 40 s before the first word, after the last, in the middle):
+#: -3.2 to -3.3. Chosen between, on those synthetic voices only
+DISTINCT_STEP = 10
+DISTINCT_LOG_RATIO = -3.7
 #: audio kept beside the words at each side of a stretch left out (s): none. The
 #: stretch's ends are those of the words beside it, within a few frames, or of the music
 #: where a pause lies between, and music left beside the stretch takes the next word:
 #: with 0.25 s (0.05 s), 'he' began 0.8 s (0.7 s) early, in the 0.25 s (60 ms) of music
 #: left (devdata synth, 6 min, seed 1, 150 s of music)
 MARGIN_S = 0.0
+#: a stretch with fewer loud frames than this share (:func:`loud_share`) is silence: it
+#: is reported as such and not masked (vqalign.align.longform)
+QUIET_SHARE = 0.1
 #: Viterbi beams tried in turn (log units). A gap state seeded in part on speech fits
 #: it about as well as the words do, and the narrower beams then keep no path to the
 #: chain's end (devdata synth, 6 min, seed 3, 200 s of music)
@@ -114,9 +142,11 @@ class _Search:
         w = np.maximum(np.asarray(w, np.float64), 1e-6)
         self.m.weights_[self.g] = (w / w.sum()).astype(np.float32)
 
-    def runs(self):
-        """Runs (frames) of the gap state of ``SEED_S`` or more on the best path (parts of
-        ``PIECE_S`` closer than ``MERGE_S`` joined); None when no beam keeps a path."""
+    def runs(self, merge=False):
+        """Runs (frames) of the gap state of ``SEED_S`` or more on the best path, parts of
+        ``PIECE_S`` or more closer than ``MERGE_S`` joined when the gap state fits the
+        frames between them nearly as well as the phones (:meth:`_like_gap`; with
+        ``merge``, always); None when no beam keeps a path."""
         T = self.T
         for beam in BEAMS:
             path, _, status, _ = self.m.viterbi_batch(
@@ -127,25 +157,31 @@ class _Search:
         else:
             return None
         a, b = _runs(self.inner[path])
-        piece, merge = (int(round(s / self.hop)) for s in (PIECE_S, MERGE_S))
+        piece, gap, join = (int(round(s / self.hop)) for s in (PIECE_S, MERGE_S, JOIN_S))
         out = []
         for x, y in zip(a.tolist(), b.tolist()):
             if y - x < piece:
                 continue
-            if out and x - out[-1][1] <= merge:
+            if out and x - out[-1][1] <= gap and (merge or x - out[-1][1] <= join
+                                                  or self._like_gap(out[-1][1], x)):
                 out[-1][1] = y
             else:
                 out.append([x, y])
         return [(x, y) for x, y in out if y - x >= int(round(SEED_S / self.hop))]
 
+    def _like_gap(self, a, b):
+        """Whether the gap state fits frames ``a:b`` nearly as well as the best phone
+        (their mean log ratio at least ``WIDEN_LOG_RATIO``)."""
+        return bool(np.mean(_gap_vs_speech(self.m, self.sel.rows(a, b))) >= WIDEN_LOG_RATIO)
+
     def run(self, filler, silence, seeds=()):
         """The stretches (frames) of this direction (module docstring, steps 2-3), from
         its own seeds and ``seeds``."""
         self.set_weights(0.5 * silence + 0.5 * filler)
-        seeds = list(seeds) + (self.runs() or [])
+        seeds = list(seeds) + (self.runs(merge=True) or [])
         self.set_weights((1 - FILLER_SHARE) * _norm(_soft_counts(
             self.sel, np.ones(self.T, bool), filler)) + FILLER_SHARE * filler)
-        seeds = sorted(set(seeds) | set(self.runs() or []))
+        seeds = sorted(set(seeds) | set(self.runs(merge=True) or []))
         spans, w = seeds, filler
         mask = np.zeros(self.T, bool)
         for _ in range(ROUNDS):
@@ -163,6 +199,58 @@ class _Search:
                 break
             spans = new
         return spans
+
+
+def _gap_vs_speech(m, sel):
+    """Per frame of ``sel``, log of the gap column's emission over the best phone
+    column's, at most 0."""
+    g = m.emit_index_[(GAP, 0)]
+    other = {g, *(m.emit_index_[(E.FILLER, j)] for j in range(m._n_sub(E.FILLER)))}
+    cols = np.array([c for c in range(m.weights_.shape[0]) if c not in other] + [g], np.int32)
+    sub = copy.copy(m)
+    sub.weights_ = m.weights_[cols]
+    ratio, _ = sub.frame_ratio(sel, np.full(sel.idx.shape[0], cols.size - 1, np.int32))
+    return np.log(np.maximum(ratio, 1e-300))
+
+
+def _distinct(m, sel, spans, c0):
+    """Whether the gap state, as re-estimated, fits the loud frames outside ``spans``
+    (every ``DISTINCT_STEP``-th; louder than halfway between the 15th percentile and the
+    median of ``c0``, as :func:`loud_share`) far worse than the phones: median log ratio
+    under ``DISTINCT_LOG_RATIO``. Re-estimated on untranscribed speech (40 s before the
+    first word: tests/test_gaps.py), it fits the transcribed speech as well, and what it
+    found is speech, not a stretch without it."""
+    out = np.ones(sel.idx.shape[0], bool)
+    for a, b in spans:
+        out[a:b] = False
+    rows = np.flatnonzero(out)[::DISTINCT_STEP]
+    if rows.size == 0:
+        return False
+    e = c0[rows]
+    lo, med = np.quantile(e, 0.15), np.median(e)
+    rows = rows[e > lo + 0.5 * (med - lo)]
+    if rows.size == 0:
+        return False
+    sub = Selection(sel.idx[rows], sel.eg[rows], sel.gmax[rows])
+    return bool(np.median(_gap_vs_speech(m, sub)) < DISTINCT_LOG_RATIO)
+
+
+def _widened(m, sel, a, b, hop_s):
+    """The stretch ``a:b`` (frames) grown at each end over at most ``WIDEN_S`` of frames
+    that the gap state fits nearly as well as the best phone (``WIDEN_LOG_RATIO``, mean
+    of ``WIDEN_SMOOTH`` frames): music or pause left beside it by the Viterbi."""
+    T, k = sel.idx.shape[0], int(round(WIDEN_S / hop_s))
+    box = np.ones(WIDEN_SMOOTH) / WIDEN_SMOOTH
+    a0, b1 = max(0, a - k), min(T, b + k)
+    if a0 < a:
+        ok = np.convolve(_gap_vs_speech(m, sel.rows(a0, a)), box, "same") >= WIDEN_LOG_RATIO
+        stop = np.flatnonzero(~ok[::-1])
+        a -= int(stop[0]) if stop.size else a - a0
+    if b < b1:
+        ok = np.convolve(_gap_vs_speech(m, sel.rows(b, b1)), box, "same") >= WIDEN_LOG_RATIO
+        stop = np.flatnonzero(~ok)
+        b += int(stop[0]) if stop.size else b1 - b
+    return a, b
 
 
 def _norm(c):
@@ -207,12 +295,35 @@ def find(model, X, units, hop_s):
         return []
     bwd = [(T - b, T - a) for a, b in _Search(m, units, E._flipped(sel), hop_s, True)
            .run(filler, silence, [(T - b, T - a) for a, b in fwd])]
-    tol, need = int(round(AGREE_S / hop_s)), int(round(MIN_GAP_S / hop_s))
+    need = int(round(MIN_GAP_S / hop_s))
+    look = _Search.__new__(_Search)
+    look.m, look.sel = m, sel
+    both = [(max(a, c), min(b, d)) for a, b in fwd for c, d in bwd
+            if min(b, d) - max(a, c) >= need]
+    if not both:
+        return []
+    # the gap's weights of what both found alone (the rounds' seeds held speech too)
+    core = np.zeros(T, bool)
+    for a, b in both:
+        core[a:b] = True
+    w = filler
+    for _ in range(2):
+        w = _norm(_soft_counts(sel, core, w))
+    m.weights_[m.emit_index_[(GAP, 0)]] = ((1 - FILLER_SHARE - SILENCE_SHARE) * w
+                                           + FILLER_SHARE * filler
+                                           + SILENCE_SHARE * silence).astype(np.float32)
     out = []
     for a, b in fwd:
         for c, d in bwd:
-            if abs(a - c) <= tol and abs(b - d) <= tol and min(b, d) - max(a, c) >= need:
-                out.append((max(a, c), min(b, d)))
+            if min(b, d) - max(a, c) < need:
+                continue
+            # both found it: the frames only one of them gives it are its when the gap
+            # state fits them nearly as well as the phones
+            lo = min(a, c) if look._like_gap(min(a, c), max(a, c)) else max(a, c)
+            hi = max(b, d) if look._like_gap(min(b, d), max(b, d)) else min(b, d)
+            out.append(_widened(m, sel, lo, hi, hop_s))
+    if out and not _distinct(m, sel, out, X[:, 0]):
+        return []
     k = int(round(MARGIN_S / hop_s))
     return [(a + k, b - k) for a, b in out if b - a > 2 * k]
 
@@ -221,7 +332,7 @@ def message(a, b, loud, before, after):
     """The warning (str) of a stretch ``a``-``b`` s without words between the words
     ``before`` and ``after`` (``loud``: the share of its frames louder than the
     recording's pauses, :func:`loud_share`)."""
-    what = "silence" if loud < 0.1 else "audio that is not speech (music or noise)"
+    what = "silence" if loud < QUIET_SHARE else "audio that is not speech (music or noise)"
     return (f"{a:.1f}-{b:.1f} s: {b - a:.1f} s of {what} between {before!r} and {after!r} "
             "holds no word of the transcript; it was left out of the alignment "
             "(diagnostics['non_speech_s']) so that no word is stretched over it. If speech "
@@ -250,9 +361,9 @@ def loud_share(energy, f0, f1):
 
 def report(aln, p, spans, hop_s):
     """Add the warning (:func:`message`) and ``diagnostics["non_speech_s"]`` of every
-    stretch ``spans`` (frames) to ``aln`` (in place; returned): the words before and
-    after it named, the quality warning of a long silence that holds it dropped, its
-    frames' ``frame_loglik`` None (they were masked).
+    stretch ``spans`` (frames) to ``aln`` (in place; returned): its span up to the words
+    before and after it as aligned, those words named, the quality warning of a long silence that holds it dropped, its
+    frames' ``frame_loglik`` None where they were masked (not silence).
 
     Parameters
     ----------
@@ -270,10 +381,13 @@ def report(aln, p, spans, hop_s):
     out = []
     fl = d.get("frame_loglik")
     for f0, f1 in spans:
-        a, b = round(f0 * hop_s, 3), round(min(f1 * hop_s, p.duration), 3)
-        i = int(np.searchsorted(ends, a + 1e-6))        # the first word ending after a
+        a, b = f0 * hop_s, min(f1 * hop_s, p.duration)
+        i = int(np.searchsorted(ends, 0.5 * (a + b)))    # the first word after its middle
         before = words[i - 1].label if i > 0 else ""
         after = words[i].label if i < len(words) else ""
+        # the span between the words as aligned (its found ends may reach into them)
+        a = round(max(a, words[i - 1].end) if i > 0 else a, 3)
+        b = round(min(b, words[i].start) if i < len(words) else b, 3)
         loud = loud_share(p.energy, f0, f1)
         keep = []
         for w in warns:
@@ -283,7 +397,7 @@ def report(aln, p, spans, hop_s):
         warns[:] = keep
         warns.append(message(a, b, loud, before, after))
         out.append([a, b])
-        if isinstance(fl, list):
+        if isinstance(fl, list) and loud >= QUIET_SHARE:
             fl[f0:min(f1, len(fl))] = [None] * max(0, min(f1, len(fl)) - f0)
     d["non_speech_s"] = out
     return aln
