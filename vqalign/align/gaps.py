@@ -78,10 +78,12 @@ SILENCE_SHARE = 0.1
 ROUNDS = 5
 #: a found stretch grows at each end over at most WIDEN_S (s) of frames whose gap state's
 #: emission is at least exp(WIDEN_LOG_RATIO) times the best phone column's (a mean over
-#: WIDEN_SMOOTH frames). Devdata synth, 6 min, seed 1, 150 s of music, the gap weights
-#: re-estimated on it: that log ratio is -1.5 on the music's frames (median; 10th
-#: percentile -2.9), -5.3 on speech (90th percentile -2.4); the Viterbi's stretch began
-#: 0.25 s into the music (tests/test_gaps.py) and that music drew the next word to it
+#: WIDEN_SMOOTH frames). Devdata synth, 6 min, seed 1, 150 s of music, gap weights fitted
+#: on the music alone (an earlier estimate than the search's): that log ratio was -1.5
+#: on the music's frames (median; 10th percentile -2.9), -5.3 on the rest (90th
+#: percentile -2.4); with the search's own weights the loud speech's median is -4.1 to
+#: -5.3 (DISTINCT_LOG_RATIO). The Viterbi's stretch began 0.25 s into the music
+#: (tests/test_gaps.py) and that music drew the next word to it
 WIDEN_S = 1.0
 WIDEN_LOG_RATIO = -3.0
 WIDEN_SMOOTH = 5
