@@ -28,7 +28,8 @@ in time linear in the recording:
    :func:`vqalign.align.extent.locate`; the forward stretches among its seeds); a
    stretch is kept when both find it over ``MIN_GAP_S`` or more, the frames at its ends
    that only one of them gives it kept where the gap state fits them nearly as well as
-   the phones, and it is grown over such frames at its ends (``WIDEN_S``). The gap state
+   the phones, and an end inside the VAD's speech moved to a pause within ``SNAP_S``
+   (:func:`snapped`, in :mod:`vqalign.align.longform`). The gap state
    must then fit the rest of the recording far worse than the phones (:func:`_distinct`):
    re-estimated on untranscribed speech at an end or in the middle, it fits the
    transcript's speech too. A pause of a few seconds is a pause (``MIN_GAP_S``).
@@ -76,17 +77,12 @@ FILLER_SHARE = 0.1
 SILENCE_SHARE = 0.1
 #: re-estimation rounds at most
 ROUNDS = 5
-#: a found stretch grows at each end over at most WIDEN_S (s) of frames whose gap state's
-#: emission is at least exp(WIDEN_LOG_RATIO) times the best phone column's (a mean over
-#: WIDEN_SMOOTH frames). Devdata synth, 6 min, seed 1, 150 s of music, gap weights fitted
-#: on the music alone (an earlier estimate than the search's): that log ratio was -1.5
-#: on the music's frames (median; 10th percentile -2.9), -5.3 on the rest (90th
-#: percentile -2.4); with the search's own weights the loud speech's median is -4.1 to
-#: -5.3 (DISTINCT_LOG_RATIO). The Viterbi's stretch began 0.25 s into the music
-#: (tests/test_gaps.py) and that music drew the next word to it
-WIDEN_S = 1.0
+#: frames the gap state fits with an emission at least exp(WIDEN_LOG_RATIO) times the
+#: best phone column's (mean over the frames) are its (:meth:`_Search._like_gap`).
+#: Devdata synth, 6 min, seed 1, 150 s of music, gap weights fitted on the music alone
+#: (an earlier estimate than the search's): that log ratio was -1.5 on the music's
+#: frames (median; 10th percentile -2.9), -5.3 on the rest (90th percentile -2.4)
 WIDEN_LOG_RATIO = -3.0
-WIDEN_SMOOTH = 5
 #: frames outside the stretches sampled by :func:`_distinct`, one in this many, and the
 #: median log ratio (gap state over the best phone) under which the gap state is
 #: distinct from the recording's speech. Devdata synth, 6 min, seeds 1-2, 150 s inside:
@@ -101,6 +97,11 @@ DISTINCT_LOG_RATIO = -3.7
 #: with 0.25 s (0.05 s), 'he' began 0.8 s (0.7 s) early, in the 0.25 s (60 ms) of music
 #: left (devdata synth, 6 min, seed 1, 150 s of music)
 MARGIN_S = 0.0
+#: a stretch's end inside the VAD's speech moves to a pause at most this far inside
+#: it (s) (:func:`snapped`)
+SNAP_S = 1.0
+#: the VAD's frame step (s) (vqalign.features.frontend.speech_frames)
+VAD_HOP_S = 0.010
 #: a stretch with fewer loud frames than this share (:func:`loud_share`) is silence: it
 #: is reported as such and not masked (vqalign.align.longform)
 QUIET_SHARE = 0.1
@@ -237,24 +238,6 @@ def _distinct(m, sel, spans, c0):
     return bool(np.median(_gap_vs_speech(m, sub)) < DISTINCT_LOG_RATIO)
 
 
-def _widened(m, sel, a, b, hop_s):
-    """The stretch ``a:b`` (frames) grown at each end over at most ``WIDEN_S`` of frames
-    that the gap state fits nearly as well as the best phone (``WIDEN_LOG_RATIO``, mean
-    of ``WIDEN_SMOOTH`` frames): music or pause left beside it by the Viterbi."""
-    T, k = sel.idx.shape[0], int(round(WIDEN_S / hop_s))
-    box = np.ones(WIDEN_SMOOTH) / WIDEN_SMOOTH
-    a0, b1 = max(0, a - k), min(T, b + k)
-    if a0 < a:
-        ok = np.convolve(_gap_vs_speech(m, sel.rows(a0, a)), box, "same") >= WIDEN_LOG_RATIO
-        stop = np.flatnonzero(~ok[::-1])
-        a -= int(stop[0]) if stop.size else a - a0
-    if b < b1:
-        ok = np.convolve(_gap_vs_speech(m, sel.rows(b, b1)), box, "same") >= WIDEN_LOG_RATIO
-        stop = np.flatnonzero(~ok)
-        b += int(stop[0]) if stop.size else b1 - b
-    return a, b
-
-
 def _norm(c):
     return c / max(float(c.sum()), 1e-300)
 
@@ -323,11 +306,37 @@ def find(model, X, units, hop_s):
             # state fits them nearly as well as the phones
             lo = min(a, c) if look._like_gap(min(a, c), max(a, c)) else max(a, c)
             hi = max(b, d) if look._like_gap(min(b, d), max(b, d)) else min(b, d)
-            out.append(_widened(m, sel, lo, hi, hop_s))
+            out.append((lo, hi))
     if out and not _distinct(m, sel, out, X[:, 0]):
         return []
     k = int(round(MARGIN_S / hop_s))
     return [(a + k, b - k) for a, b in out if b - a > 2 * k]
+
+
+def snapped(spans, speech, hop_s):
+    """``spans`` (frames) whose end (start) lies in the VAD's speech ``speech`` (10 ms
+    flags) moved back (forward) to the end (start) of a pause within ``SNAP_S`` inside
+    it: a stretch found 0.14 s into the next word ('he' after 150 s of music, devdata
+    synth 6 min, seed 1) took that word's start, and the alignment put the word before
+    the stretch, 151 s early."""
+    on = np.asarray(speech, bool)
+    if on.size == 0:
+        return list(spans)
+    r = hop_s / VAD_HOP_S
+    k = int(round(SNAP_S / VAD_HOP_S))
+    out = []
+    for a, b in spans:
+        va, vb = min(int(a * r), on.size - 1), min(int(b * r), on.size) - 1
+        if vb >= 0 and on[vb]:
+            quiet = np.flatnonzero(~on[max(0, vb - k):vb + 1])
+            if quiet.size:
+                b = int(round((max(0, vb - k) + quiet[-1] + 1) / r))
+        if on[va]:
+            quiet = np.flatnonzero(~on[va:va + k + 1])
+            if quiet.size:
+                a = int(round((va + quiet[0]) / r))
+        out.append((a, max(a, b)))
+    return out
 
 
 def message(a, b, loud, before, after):
@@ -405,4 +414,4 @@ def report(aln, p, spans, hop_s):
     return aln
 
 
-__all__ = ["GAP", "MIN_GAP_S", "find", "message", "report"]
+__all__ = ["GAP", "MIN_GAP_S", "find", "message", "report", "snapped"]

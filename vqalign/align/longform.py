@@ -392,7 +392,8 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
                             load=type(est).load, middle=gaps.find)
         t_extent = round(time.perf_counter() - t0, 3)
         T = p.X.shape[0]
-        mids = [s for s in spans if 0 < s[0] and s[1] < T]
+        mids = gaps.snapped([s for s in spans if 0 < s[0] and s[1] < T], speech, hop_s)
+        spans = sorted([s for s in spans if not 0 < s[0] or not s[1] < T] + mids)
         if extent.uses_prior(unit, est):
             from vqalign.align.windows import stderr_progress  # noqa: PLC0415
             stderr_progress("extent", t_extent, f"{len(spans) - len(mids)} untranscribed "
@@ -409,7 +410,7 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
                 whole.y16 = None   # the masked copy holds the samples (freed later)
             mute = spans
             if mids:   # the VAD's speech of the stretches left out is not speech
-                p.warnings = _speech_rate_warnings(p)
+                p.warnings = _speech_rate_warnings(p, mids, hop_s)
     aln = _align_long(p, unit=unit, hop_s=hop_s, n_iter=n_iter,
                       update_gaussians=update_gaussians, model=model, train_one=train_one,
                       train_windows=train_windows, work_folder=work_folder, mute=mute)
@@ -424,14 +425,18 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
     return aln
 
 
-def _speech_rate_warnings(p):
+def _speech_rate_warnings(p, spans, hop_s):
     """``p.warnings`` with the warning of far more VAD speech than the transcript takes
-    (:func:`vqalign.align.utterance.missing_speech_warning`) made again from ``p.speech``."""
+    (:func:`vqalign.align.utterance.missing_speech_warning`) made again from ``p.speech``
+    without the frame ``spans``."""
     from vqalign.align.utterance import missing_speech_warning  # noqa: PLC0415
     head = "the audio holds "
     out = [w for w in p.warnings if not w.startswith(head)]
     if len(out) < len(p.warnings):
-        msg = missing_speech_warning(p.speech, sum(map(len, p.tokens.units)))
+        on = np.asarray(p.speech, bool).copy()
+        for f0, f1 in spans:
+            on[int(round(f0 * hop_s / VAD_HOP_S)):int(round(f1 * hop_s / VAD_HOP_S))] = False
+        msg = missing_speech_warning(on, sum(map(len, p.tokens.units)))
         if msg is not None:
             out.append(msg)
     return out
