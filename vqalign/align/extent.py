@@ -41,6 +41,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from vqalign.align.windows import trimmed
 from vqalign.features.constants import FEATURE_SR
 from vqalign.hmm.stats import Selection
 
@@ -282,12 +283,7 @@ def unmuted(y, a, b, hop_s, spans):
     ``(samples, first frame, end frame)`` (``y`` itself when no span touches it). The
     second opinions align it without the untranscribed audio (a 3-minute stretch in a
     window made the Sphinx model's window 3 minutes long)."""
-    a2, b2 = a, b
-    for f0, f1 in spans:
-        if f0 <= a2 < f1:
-            a2 = min(f1, b2)
-        if f0 < b2 <= f1:
-            b2 = max(f0, a2)
+    a2, b2 = trimmed(a, b, spans)
     if (a2, b2) == (a, b):
         return y, a, b
     s0, s1 = (int(round((f - a) * hop_s * FEATURE_SR)) for f in (a2, b2))
@@ -304,19 +300,30 @@ def message(a, b, speech_s, head, word):
             "the missing text to the transcript, or cut that audio")
 
 
-def find(p, *, unit, hop_s, estimator, speech, load):
+def find(p, *, unit, hop_s, estimator, speech, load, middle=None):
     """The spans of ``p`` to leave out of a self-trained long alignment: ``[(f0, f1)]``
-    frames (empty when nothing is found or the prior cannot serve, :func:`uses_prior`).
+    frames in time order (empty when nothing is found or the prior cannot serve,
+    :func:`uses_prior`). A span from frame 0 is untranscribed audio before the first word,
+    one to the last frame after the last word; any other is one of ``middle``'s.
 
-    ``load``: :meth:`vqalign.align.Aligner.load` (the prior is an Aligner file)."""
+    ``load``: :meth:`vqalign.align.Aligner.load` (the prior is an Aligner file).
+    ``middle``: ``middle(model, X, units, hop_s) -> [(f0, f1)]``, stretches inside the
+    recording to leave out (:func:`vqalign.align.gaps.find`): masked (:func:`masked`)
+    before the words' extent is located (minutes of music between two sentences pulled
+    the located start a minute early), and kept where they lie inside that extent."""
     if not uses_prior(unit, estimator):
         return []
     from vqalign.align import prior  # noqa: PLC0415
     model = prior.prior_aligner(load).model_
     if p.X.ndim != 2 or p.X.shape[1] != model.gmm_.means_.shape[1]:
         return []   # features of another kind than the prior's
-    ext = locate(model, p.X, p.tokens.units, hop_s)
-    return [] if ext is None else edge_spans(p, hop_s, ext, speech)
+    mid = [] if middle is None else middle(model, p.X, p.tokens.units, hop_s)
+    q = masked(p, mid, hop_s, speech) if mid else p
+    ext = locate(model, q.X, p.tokens.units, hop_s)
+    if ext is None:
+        return list(mid)
+    inside = [(max(a, ext[0]), min(b, ext[1])) for a, b in mid if ext[0] < (a + b) // 2 < ext[1]]
+    return sorted(edge_spans(p, hop_s, ext, q.speech) + inside)
 
 
 def report(aln, p, spans, hop_s, speech):

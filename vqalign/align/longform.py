@@ -307,7 +307,7 @@ def _work_of(p, work_folder):
 
 
 def _self_train_windows(p, *, hop_s, n_iter, update_gaussians, train_windows, work_folder,
-                        keep_work=False, work=None):
+                        keep_work=False, work=None, mute=()):
     """(model, history, sel, path, batch, beam, cells, rounds, diagnostics) of a long
     recording self-trained by :func:`vqalign.align.windows.self_train_long` (linear time);
     ``train_windows`` and ``work_folder`` as in :func:`align_long` (``work``: its work
@@ -330,7 +330,7 @@ def _self_train_windows(p, *, hop_s, n_iter, update_gaussians, train_windows, wo
     r = W.self_train_long(
         p, hop_s=hop_s, rounds=RETRAIN_ROUNDS, work=work, speech=speech,
         train=train_windows, select=lambda m, X, cand: m.select(X, candidates=cand),
-        decode=decode, retrain=retrain)
+        decode=decode, retrain=retrain, mute=mute)
     if keep_work:   # the long reference's passes continue in it (its own diagnostics)
         diag_extra = {"_work": work, "_speech": speech}
     else:
@@ -379,7 +379,7 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
     -------
     vqalign.align.alignment.Alignment
     """
-    spans, mute, speech = [], (), None
+    spans, mute, speech, mids = [], (), None, []
     est = getattr(train_windows, "estimator", None)
     if model is None and est is not None:
         from vqalign.align import extent  # noqa: PLC0415
@@ -387,28 +387,59 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
                   if p.y16 is not None else np.zeros(0, bool))
         p.speech = speech
         t0 = time.perf_counter()
+        from vqalign.align import gaps  # noqa: PLC0415
         spans = extent.find(p, unit=unit, hop_s=hop_s, estimator=est, speech=speech,
-                            load=type(est).load)
+                            load=type(est).load, middle=gaps.find)
         t_extent = round(time.perf_counter() - t0, 3)
+        T = p.X.shape[0]
+        mids = gaps.snapped([s for s in spans if 0 < s[0] and s[1] < T], speech, hop_s)
+        spans = sorted([s for s in spans if not 0 < s[0] or not s[1] < T] + mids)
         if extent.uses_prior(unit, est):
             from vqalign.align.windows import stderr_progress  # noqa: PLC0415
-            stderr_progress("extent", t_extent, f"{len(spans)} untranscribed stretches "
-                            "at the ends")
+            stderr_progress("extent", t_extent, f"{len(spans) - len(mids)} untranscribed "
+                            f"stretches at the ends, {len(mids)} without speech inside")
         if spans:
-            whole, p = p, extent.masked(p, spans, hop_s, speech)
-            whole.y16 = None   # the masked copy holds the samples (freed by the schedule)
+            # a silent stretch inside stays as it is (masked by the quietest frames, 120 s
+            # of silence drew three words into it: tests/test_gaps.py); all are cut from
+            # the windows' edges
+            loud = [s for s in spans
+                    if s not in mids or gaps.loud_share(p.energy, *s) >= gaps.QUIET_SHARE]
+            whole = p
+            if loud:
+                p = extent.masked(p, loud, hop_s, speech)
+                whole.y16 = None   # the masked copy holds the samples (freed later)
             mute = spans
+            if mids:   # the VAD's speech of the stretches left out is not speech
+                p.warnings = _speech_rate_warnings(p, mids, hop_s)
     aln = _align_long(p, unit=unit, hop_s=hop_s, n_iter=n_iter,
                       update_gaussians=update_gaussians, model=model, train_one=train_one,
                       train_windows=train_windows, work_folder=work_folder, mute=mute)
     if spans:
-        aln = extent.report(aln, whole, spans, hop_s, speech)
+        aln = extent.report(aln, whole, [s for s in spans if s not in mids], hop_s, speech)
+        aln = gaps.report(aln, whole, mids, hop_s)
     if speech is not None and extent.uses_prior(unit, est):
         la = aln.diagnostics.setdefault("long_audio", {})
         la["stages_s"] = {"extent": t_extent, **la.get("stages_s", {})}
     elif speech is not None and (msg := extent.rate_warning(p, speech, unit)) is not None:
         aln.diagnostics.setdefault("warnings", []).append(msg)
     return aln
+
+
+def _speech_rate_warnings(p, spans, hop_s):
+    """``p.warnings`` with the warning of far more VAD speech than the transcript takes
+    (:func:`vqalign.align.utterance.missing_speech_warning`) made again from ``p.speech``
+    without the frame ``spans``."""
+    from vqalign.align.utterance import missing_speech_warning  # noqa: PLC0415
+    head = "the audio holds "
+    out = [w for w in p.warnings if not w.startswith(head)]
+    if len(out) < len(p.warnings):
+        on = np.asarray(p.speech, bool).copy()
+        for f0, f1 in spans:
+            on[int(round(f0 * hop_s / VAD_HOP_S)):int(round(f1 * hop_s / VAD_HOP_S))] = False
+        msg = missing_speech_warning(on, sum(map(len, p.tokens.units)))
+        if msg is not None:
+            out.append(msg)
+    return out
 
 
 def _align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_one=None,
@@ -440,7 +471,7 @@ def _align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_o
              extra) = _self_train_windows(p, hop_s=hop, n_iter=n_iter,
                                           update_gaussians=update_gaussians,
                                           train_windows=train_windows, work_folder=work_folder,
-                                          keep_work=ref is not None, work=work)
+                                          keep_work=ref is not None, work=work, mute=mute)
         if ref is not None:
             # English phones: the median of three opinions, as one file at a time
             # (vqalign.align.longref), on windows cut in this model's pauses
@@ -458,7 +489,8 @@ def _align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_o
                               seeded=functools.partial(
                                   _seeded_alignment, p, hop_s=hop, n_iter=n_iter,
                                   update_gaussians=update_gaussians,
-                                  train_windows=train_windows, unit=unit, speech=speech))
+                                  train_windows=train_windows, unit=unit, speech=speech,
+                                  mute=mute))
     else:
         # the single-utterance recipe on the whole recording: one chain, flat starts, EM
         # (the forward-backward keeps checkpoints, not every frame's band)
@@ -487,7 +519,7 @@ def _align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_o
 
 
 def _seeded_alignment(p, wins, seed, work, *, hop_s, n_iter, update_gaussians,
-                      train_windows, unit, speech):
+                      train_windows, unit, speech, mute=()):
     """The Alignment of a long recording self-trained by the windows schedule on the
     windows ``wins`` (no anchor pass) from the start ``seed`` (``recipe.train``'s), its
     steps kept in ``work`` under names beginning "seeded"."""
@@ -504,7 +536,8 @@ def _seeded_alignment(p, wins, seed, work, *, hop_s, n_iter, update_gaussians,
     r = W.self_train_long(
         p, hop_s=hop_s, rounds=RETRAIN_ROUNDS, work=work, speech=speech,
         train=train_windows, select=lambda m, X, cand: m.select(X, candidates=cand),
-        decode=decode, retrain=retrain, windows=wins, seed=seed, prefix="seeded ")
+        decode=decode, retrain=retrain, windows=wins, seed=seed, prefix="seeded ",
+        mute=mute)
     extra = {"stages_s": r.stages, "resumed": r.resumed, "windows": r.n_windows}
     return _to_alignment(p, r.model, r.history, r.sel, r.path, r.batch, r.beam, r.cells,
                          r.rounds, extra, False, unit, hop_s, opinion=True)

@@ -561,7 +561,7 @@ def _resumable_fit(work, name, first_fit, data, names, bounds=None):
 def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decode,
                     retrain, rounds: int, work: WorkFolder | None = None,
                     progress=stderr_progress, windows: list | None = None, seed=None,
-                    prefix: str = "") -> LongResult:
+                    prefix: str = "", mute=()) -> LongResult:
     """Self-train one model on a long prepared recording and decode it.
 
     Stages: **anchor** (flat start and EM of a one-state-per-unit model on every
@@ -606,6 +606,8 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
     prefix : str
         Put before every stage's name and saved step (a second model in the same work
         folder).
+    mute : sequence of (int, int)
+        Frame spans left out (:mod:`vqalign.align.gaps`), cut from the windows' edges.
 
     Returns
     -------
@@ -655,20 +657,25 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
     # 3. flat start and EM of the full model on all windows at once
     t0 = time.perf_counter()
     tok = p.tokens
+    # frames left out cut from the windows' edges unless under half would be left (120 s
+    # of silence, half at each window's edge, drew words 120 s early: tests/test_gaps.py)
+    cut = [(*(t if 2 * (t[1] - t[0]) >= b - a else (a, b)), wa, wb)
+           for a, b, wa, wb in wins for t in [trimmed(a, b, mute)]]
     items = [replace(p, X=p.X[a:b], energy=p.energy[a:b], y16=None,
                      tokens=replace(tok, units=units[wa:wb], words=tok.words[wa:wb]),
                      duration=(b - a) * hop_s, name=f"{a * hop_s:.1f}-{b * hop_s:.1f} s")
-             for a, b, wa, wb in wins]
+             for a, b, wa, wb in cut]
     data = [(it.X, it.tokens.units) for it in items]
     names = [it.name for it in items]
 
-    # (the windows cover every frame in order: their frames end to end are p.X, no copy)
-    bounds = group_bounds([b - a for a, b, _, _ in wins], hop_s)
+    # (the windows cover every frame in order: end to end p.X, no copy; else a copy)
+    bounds = group_bounds([b - a for a, b, _, _ in cut], hop_s)
     kw = {} if seed is None else {"seed": seed}
     model, wsel, n = _resumable_fit(
         work, prefix + "windows", lambda fit: train(items, 0.0, None, False, fit=fit, **kw),
         data, names, bounds)
     note(n)
+    wsel = wsel if [c[:2] for c in cut] == [w[:2] for w in wins] else None  # (not all)
     history = model.history_
     stage("windows", t0, f"{len(wins)} windows, {len(history['log_likelihood'])} EM steps, "
           f"{len(getattr(model, 'failures_', []) or [])} without a path")
@@ -770,6 +777,16 @@ def _anchor_windows(work, pc, idx, factor, n_units, n_words, T, hop_s, units, na
     stage("anchor path", t0, f"{len(wins)} windows of about {WINDOW_S:.0f} s; the path "
           f"strays up to {stray:.0f} s from the diagonal")
     return wins, stray, corridor
+
+def trimmed(a: int, b: int, spans) -> tuple[int, int]:
+    """The frames ``a:b`` without the frame ``spans`` at their start or end."""
+    for f0, f1 in spans:
+        if f0 <= a < f1:
+            a = min(f1, b)
+        if f0 < b <= f1:
+            b = max(f0, a)
+    return a, b
+
 
 def _selection_after(model, X, sel0, history):
     """The Gaussian selection an uninterrupted window EM held after the steps of

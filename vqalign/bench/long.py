@@ -13,6 +13,10 @@ The peer is the same aligner on the recording's utterances one at a time (``--si
 of them, each self-trained on its own audio, in this process): the long file's error on
 the words of those utterances (every occurrence) is divided by theirs.
 
+``--gap music|silence|noise``: ``--gap-minutes`` of synthetic music (or silence, or
+stationary noise; :func:`vqalign.datasets.longform.gap_audio`) put in the pause nearest
+the middle; the span reported without speech and the words over it are printed.
+
 ``--kill-at-half``: the alignment is run again with a fresh resume folder, killed at half
 the first run's wall time, and started once more; then once more uninterrupted (the
 machine's load changes between runs). The re-run's wall time is printed as a share of the
@@ -55,6 +59,12 @@ def add_arguments(parser):
                              "--reference; default auto, as vqalign align)")
     parser.add_argument("--kill-at-half", action="store_true",
                         help="also run it killed at half time and resumed")
+    parser.add_argument("--gap", default=None, choices=("music", "silence", "noise"),
+                        help="put --gap-minutes of synthetic music, silence or stationary "
+                             "noise in the pause nearest the middle (a stretch without "
+                             "words: its report and the words around it are printed)")
+    parser.add_argument("--gap-minutes", type=float, default=3.0,
+                        help="length of the --gap stretch (default 3)")
     parser.add_argument("--keep", default=None, help="keep the WAV, transcript and JSON here")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -175,6 +185,10 @@ def run(args) -> int:
         print("bench long: no corpus given and ../shared/devdata is absent; building the "
               "recording from built-in synthesized speech", file=sys.stderr)
     rec = build_long_recording(args.minutes, corpus, seed=args.seed)
+    gap = None
+    if args.gap:
+        from vqalign.datasets.longform import with_gap  # noqa: PLC0415
+        rec, gap = with_gap(rec, args.gap, 60.0 * args.gap_minutes, seed=args.seed)
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="vqalign-long-"))
     work.mkdir(parents=True, exist_ok=True)
     wav, txt, out = work / "long.wav", work / "long.txt", work / "long.json"
@@ -204,6 +218,14 @@ def run(args) -> int:
                 "unsure_spans_s": long_diag.get("unsure_spans_s", []),
                 "anchor_corridor_s": long_diag.get("anchor_corridor_s"),
                 "warnings": aln.get("diagnostics", {}).get("warnings", [])[:5]})
+    if gap is not None:
+        diag = aln.get("diagnostics", {})
+        res.update({"gap": args.gap, "gap_s": [round(gap[0], 2), round(gap[1], 2)],
+                    "non_speech_s": diag.get("non_speech_s", []),
+                    "words_over_gap": [p for p in pred
+                                       if p[1] > gap[0] + 0.05 and p[0] < gap[1] - 0.05],
+                    "gap_warnings": [w for w in diag.get("warnings", [])
+                                     if "holds no word" in w]})
     if args.single:
         single, s_wall, s_audio = _one_at_a_time(rec, args.single, args.unit, args.jobs,
                                                  args.seed, args.reference)
@@ -259,6 +281,10 @@ def run(args) -> int:
           + (f"; the anchor path strays up to {res['anchor_stray_s']:.0f} s from the "
              f"diagonal (corridor +-{res['anchor_corridor_s']:.0f} s)"
              if res.get("anchor_stray_s") is not None else ""))
+    if gap is not None:
+        print(f"  {args.gap} at {gap[0]:.1f}-{gap[1]:.1f} s; reported without speech: "
+              f"{res['non_speech_s']}; words over it: {len(res['words_over_gap'])} "
+              f"{res['words_over_gap'][:3]}")
     if res["start"] is not None:
         print(f"  flat start kept: {res['start']}; spans reported unsure: "
               f"{len(res['unsure_spans_s'])} {res['unsure_spans_s'][:4]}")
