@@ -98,3 +98,34 @@ def test_window_audio_from_a_file_block_by_block_equals_the_array_slices(tmp_pat
     for a, b in zip(from_array, from_file):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(np.concatenate(from_file), y)   # every sample, in order
+
+
+def test_a_recording_without_second_opinions_is_told_why(monkeypatch):
+    """Reference.of gives none, and why_not says why (the long alignment's
+    diagnostics["reference"]), for each setting that takes the windows model alone."""
+    import types
+
+    from vqalign.align import Aligner
+
+    p = types.SimpleNamespace(y16=np.zeros(16000, np.float32), source=None)
+
+    def schedule(**kw):
+        return types.SimpleNamespace(estimator=Aligner(**kw))
+
+    monkeypatch.setattr(SO, "available", lambda: True)
+    monkeypatch.delenv(R.ENV_SWITCH, raising=False)
+    for kw, unit, said in (({"reference": "none"}, "phones", "reference='none'"),
+                           ({"reference": "flat"}, "phones", "reference='flat'"),
+                           ({}, "chars", "unit='chars'"),
+                           ({"codebook": object()}, "phones", "codebook")):
+        why = R.Reference.why_not(p, schedule(**kw), unit)
+        assert why is not None and said in why
+        assert R.Reference.of(p, schedule(**kw), unit) is None
+    assert R.Reference.why_not(p, schedule(), "phones") is None
+    assert "samples" in R.Reference.why_not(types.SimpleNamespace(y16=None, source=None),
+                                            schedule(), "phones")
+    monkeypatch.setenv(R.ENV_SWITCH, "0")
+    assert R.ENV_SWITCH in R.Reference.why_not(p, schedule(), "phones")
+    monkeypatch.delenv(R.ENV_SWITCH)
+    monkeypatch.setattr(SO, "available", lambda: False)
+    assert "pip install pocketsphinx" in R.Reference.why_not(p, schedule(), "phones")

@@ -376,6 +376,9 @@ def test_a_run_killed_inside_the_first_window_e_step_resumes_from_its_groups(tmp
     assert [(w.start, w.end, w.label) for w in again.tiers["words"]] == \
         [(w.start, w.end, w.label) for w in ref.tiers["words"]]
     assert not any(tmp_path.iterdir())               # a finished run leaves nothing
+    # the windows model alone, and the alignment says why
+    assert again.diagnostics["reference"].startswith("none: switched off by "
+                                                     "VQALIGN_LONG_REFERENCE=0")
 
 
 def test_windows_of_one_array_are_joined_without_a_copy():

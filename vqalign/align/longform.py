@@ -451,6 +451,7 @@ def _align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_o
     history = None
     rounds = 0
     extra = {}  # the windows schedule's stages
+    no_reference = None
     if fitted:
         model.add_symbols(sorted({u for w in p.tokens.units for u in w}))
         sel = model.select(p.X)
@@ -460,6 +461,8 @@ def _align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_o
         ref = longref.Reference.of(p, train_windows, unit)
         if ref is not None:
             ref.mute = list(mute)
+        else:   # said in the alignment's diagnostics, as for one file at a time
+            no_reference = longref.Reference.why_not(p, train_windows, unit)
         # a run resumed after the flat model's alignment was made starts from it (the
         # model, its selection rescored and its decode are not needed again)
         work = _work_of(p, work_folder) if ref is not None else None
@@ -514,8 +517,11 @@ def _align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_o
             # the path from before them is kept
             model, history, sel, path, beam, cells = kept
             extra["retrain_discarded"] = [[round(a, 2), round(b, 2)] for _, _, a, b, _ in slid]
-    return _to_alignment(p, model, history, sel, path, batch, beam, cells, rounds, extra,
-                         fitted, unit, hop)
+    aln = _to_alignment(p, model, history, sel, path, batch, beam, cells, rounds, extra,
+                        fitted, unit, hop)
+    if no_reference:
+        aln.diagnostics["reference"] = f"none: {no_reference}"
+    return aln
 
 
 def _seeded_alignment(p, wins, seed, work, *, hop_s, n_iter, update_gaussians,

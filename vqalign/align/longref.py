@@ -271,18 +271,39 @@ class Reference:
         ``train_windows`` (its ``estimator``) takes no Sphinx opinion: English phones,
         ``reference`` "auto" or "sphinx", no codebook, pocketsphinx installed, the audio
         at hand, env ``ENV_SWITCH`` not "0"."""
-        from vqalign.align import prior, recipe  # noqa: PLC0415
-        est = getattr(train_windows, "estimator", None)
-        if (est is None or not recipe.single_policy(unit)
-                or getattr(est, "codebook", None) is not None
-                or getattr(est, "reference", "auto") not in ("auto", "sphinx")
-                or os.environ.get(ENV_SWITCH, "1") == "0" or not SO.available()):
+        from vqalign.align import prior  # noqa: PLC0415
+        if cls.why_not(p, train_windows, unit) is not None:
             return None
-        if p.y16 is None and getattr(p, "source", None) is None:
-            return None
+        est = train_windows.estimator
         own = (plain_align(prior.prior_aligner(type(est).load))
                if prior.in_median(est.reference, type(est).load) is not None else None)
         return cls(p.y16, getattr(p, "source", None), own)
+
+    @staticmethod
+    def why_not(p, train_windows, unit):
+        """Why the prepared recording ``p`` takes no second opinions (:meth:`of`), in
+        words for ``diagnostics["reference"]``; None when it takes them."""
+        from vqalign.align import recipe  # noqa: PLC0415
+        est = getattr(train_windows, "estimator", None)
+        if est is None:
+            return "no Aligner behind the windows schedule"
+        if not recipe.single_policy(unit):
+            return f"unit={unit!r}: the pretrained models align phones"
+        if getattr(est, "codebook", None) is not None:
+            return "a codebook was given (the seed's recipe, alone)"
+        reference = getattr(est, "reference", "auto")
+        if reference not in ("auto", "sphinx"):
+            return (f"reference={reference!r}: a long recording's median is taken with the "
+                    "Sphinx model (vqalign's prior joins it beside that model); the windows "
+                    "model aligns it alone")
+        if os.environ.get(ENV_SWITCH, "1") == "0":
+            return f"switched off by {ENV_SWITCH}=0"
+        if not SO.available():
+            return ("pocketsphinx is not installed: the windows model aligns it alone; "
+                    "pip install pocketsphinx (a dependency of vqalign)")
+        if p.y16 is None and getattr(p, "source", None) is None:
+            return "the recording's samples are not at hand"
+        return None
 
     def model_windows(self, p, wins, hop_s, work, progress):
         """(Sphinx model's, prior's) :func:`model_window` of every window (the prior's
