@@ -75,3 +75,19 @@ def test_short_or_silent_audio_has_no_estimate_and_extremes_are_clipped():
     assert S.estimate_snr_db(tone) == hi                             # between its notes
     # a steady sound with no pause is what minimum statistics take for noise
     assert S.estimate_snr_db(np.sin(2 * np.pi * 300 * t)) < 0
+
+
+def test_local_snr_is_near_0_db_in_noise_and_high_over_a_loud_sound():
+    rng = np.random.default_rng(6)
+    t = np.arange(4 * SR) / SR
+    burst = (t >= 1.5) & (t < 2.0)
+    tone = 0.3 * np.sin(2 * np.pi * 1000 * t) * burst                 # 1 kHz, in the band
+    y = tone + 0.003 * rng.standard_normal(t.size)
+    at = np.arange(0, y.size, 160)
+    loc = S.local_snr_db(y, at)
+    assert loc.shape == at.shape
+    quiet = (at < 1.2 * SR) | (at > 2.3 * SR)
+    assert abs(np.mean(loc[quiet])) < 1.5                            # the noise's own level
+    inside = (at > 1.6 * SR) & (at < 1.9 * SR)
+    assert np.all(loc[inside] > 30)
+    np.testing.assert_array_equal(S.local_snr_db(y[:100], [0, 50]), [0.0, 0.0])

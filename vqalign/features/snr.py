@@ -124,3 +124,39 @@ def estimate_snr_db(y16: np.ndarray) -> float | None:
     if speech <= noise * 10.0 ** (lo / 10):
         return lo
     return float(np.clip(10 * np.log10(speech / noise), lo, hi))
+
+
+#: the band (Hz) whose power :func:`local_snr_db` compares: where speech has most of its
+#: power and babble or white noise do not hide it wholly
+LOCAL_BAND_HZ = (300.0, 4000.0)
+
+
+def local_snr_db(y16: np.ndarray, at_samples: np.ndarray) -> np.ndarray:
+    """The SNR (dB) of the frame of ``y16`` centred nearest each of ``at_samples``: its
+    power in :data:`LOCAL_BAND_HZ` over the noise's there (:func:`noise_psd`), the
+    frames' values interpolated in time. A frame of noise alone is near 0 dB (the noise
+    estimate is its mean); speech well above the noise is well above 0 dB.
+
+    Parameters
+    ----------
+    y16 : ndarray, shape (n_samples,)
+        Audio at 16 kHz.
+    at_samples : ndarray, shape (n,)
+        Sample positions.
+
+    Returns
+    -------
+    ndarray, shape (n,), float64
+        All zeros for audio shorter than one window.
+    """
+    at = np.asarray(at_samples, np.float64)
+    P = power_spectrogram(y16)
+    if P.shape[0] == 0:
+        return np.zeros(at.shape)
+    b0, b1 = (int(round(f / 16000.0 * N_FFT)) for f in LOCAL_BAND_HZ)
+    ps = P[:, b0:b1].sum(axis=1)
+    ns = noise_psd(P)[:, b0:b1].sum(axis=1)
+    loc = 10.0 * np.log10(np.maximum(ps, 1e-30) / np.maximum(ns, 1e-30))
+    centres = np.arange(P.shape[0]) * HOP + N_FFT / 2.0
+    return np.interp(at, centres, loc)
+
