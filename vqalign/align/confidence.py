@@ -61,7 +61,7 @@ SILENT_CAP = 0.02
 #: the single-file median's confidences (:func:`vqalign.align.second_opinion.merge`) lose
 #: NOISE_SLOPE in logit per dB that the recording's estimated SNR
 #: (:func:`vqalign.features.snr.estimate_snr_db`) lies below NOISE_FROM_DB (clean
-#: recordings, 29-52 dB, are left as they are). Fitted (log loss) on the built-in
+#: recordings, TIMIT 32-54 dB, are left as they are). Fitted (log loss) on the built-in
 #: synthesizer's speech: 24 utterances, clean and in white and babble noise at 0, 5, 10,
 #: 15 and 20 dB SNR (expected calibration error 0.032 -> 0.016). Measured on the 40 TIMIT
 #: dev files (word within 50 ms): white noise at 10 dB, ECE 0.118 -> 0.109 (mean

@@ -67,8 +67,8 @@ PRIOR_MIN_RANGE_DB = 12.5
 
 #: the Sphinx model's opinion takes its pause bias (:data:`vqalign.align.sphinx.PAUSE_BIAS`)
 #: only in recordings whose estimated SNR (:func:`vqalign.features.snr.estimate_snr_db`)
-#: is under this (dB): clean recordings give 29-52 (TIMIT dev files) and 36-43 (built-in
-#: synthesizer), white noise at 10 dB 9-10 and babble at 10 dB 13-21. On clean speech the
+#: is under this (dB): clean recordings give 32-54 (TIMIT dev files; devdata's synthetic
+#: voices 24-60, one file under 25), white noise at 10 dB 9-10 and babble at 10 dB 14-26. On clean speech the
 #: bias moved a few boundaries and made the word confidences rank errors worse (TIMIT AUC
 #: 0.713 -> 0.682, built-in synthesizer 0.866 -> 0.836)
 PAUSE_BIAS_BELOW_DB = 25.0
