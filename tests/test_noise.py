@@ -146,3 +146,33 @@ def test_the_median_reports_the_snr_and_lowers_its_confidence_in_noise(monkeypat
     capped = c0 <= C.SILENT_CAP
     np.testing.assert_allclose(c1[~capped], C.noise_adjusted(c0[~capped], 5.0), atol=1e-4)
     assert noisy.diagnostics["snr_db"] == 5.0
+
+
+def test_in_noise_the_sphinx_opinion_is_biased_and_the_seeds_are_not(monkeypatch):
+    """A noisy recording (estimated SNR under PAUSE_BIAS_BELOW_DB): the Sphinx opinion
+    in the median is its alignment with the pause bias, the seeded model's start the
+    segmentation without it; a clean one: no biased alignment is made."""
+    pytest.importorskip("pocketsphinx")
+    from vqalign.align import Aligner
+    from vqalign.align import second_opinion as R
+
+    calls = []
+    orig = R.sphinx_reference
+
+    def spy(p, hop_s, *, pause_bias=False):
+        out = orig(p, hop_s, pause_bias=pause_bias)
+        calls.append((pause_bias, out))
+        return out
+
+    monkeypatch.setattr(R, "sphinx_reference", spy)
+    u = synth.synthesize("the pilot checked the gauges before takeoff", seed=6)
+    Aligner(reference="sphinx").align(u.audio, u.text, sr=u.sr)
+    assert [b for b, _ in calls] == [False]
+    calls.clear()
+    y = _noisy(u, "babble", 5.0, seed=1)
+    a = Aligner(reference="sphinx").align(y, u.text, sr=u.sr)
+    assert a.diagnostics["snr_db"] < R.PAUSE_BIAS_BELOW_DB
+    assert [b for b, _ in calls] == [False, True]
+    biased = calls[1][1][0]
+    np.testing.assert_allclose(a.diagnostics["reference"]["words"]["sphinx"],
+                               [[s.start, s.end] for s in biased.tiers["words"]], atol=1e-4)
