@@ -108,3 +108,42 @@ def test_streamed_corpus_takes_the_same_start(fitted, corpus, tmp_path, capsys):
                  "--format", "json", "--from-stage", "em", "--overwrite"]) == 0
     again = json.loads((out / "stages.json").read_text())["stages"]["em"]
     assert again["start"] == "sphinx"
+
+
+def test_the_sphinx_model_aligns_each_utterance_once_per_fit_with_the_same_result(
+        corpus, monkeypatch):
+    """The start and the median both ask for the Sphinx model's alignment of every
+    utterance: it is made once, and the fit's alignments are those made without the memo
+    (the fixture's fit, made with it, against one with MEMO_SIZE 0)."""
+    calls = []
+    real = SO.sphinx_aligner()
+
+    class Counting:
+        def align(self, y, text, sr):
+            calls.append(text)
+            return real.align(y, text, sr=sr)
+
+    monkeypatch.setattr(SO, "sphinx_aligner", lambda: Counting())
+    items = [(u.audio, u.sr, u.text) for u in corpus]
+    SO._MEMO.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = Aligner(unit="phones").fit(items)
+    assert sorted(calls) == sorted(set(calls)) and len(calls) == len(corpus)
+    calls.clear()
+    monkeypatch.setattr(SO, "MEMO_SIZE", 0)
+    SO._MEMO.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b = Aligner(unit="phones").fit(items)
+    assert len(calls) == 2 * len(corpus) and len(SO._MEMO) == 0
+    for x, y in zip(a.alignments_, b.alignments_):
+        assert x.tiers == y.tiers
+    # a memo hit is a copy: changing it leaves the memo's alignment as it was
+    SO._MEMO.clear()
+    monkeypatch.setattr(SO, "MEMO_SIZE", 4)
+    u = corpus[0]
+    first = SO._memo_align(np.asarray(u.audio, np.float32), u.text, u.sr)
+    first.tiers["words"][0].start = -1.0
+    again = SO._memo_align(np.asarray(u.audio, np.float32), u.text, u.sr)
+    assert again.tiers["words"][0].start >= 0.0

@@ -364,3 +364,22 @@ def test_convergence_monitor_resumes_from_a_saved_history():
         stops.append(again.reached_tol)
     assert stops == stops_whole and stops_whole.index(True) == 3
     np.testing.assert_array_equal(again.history["log_likelihood"], whole.history["log_likelihood"])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_first_bad_row_is_the_brute_force_scan(dtype):
+    """The emission check before the Viterbi: the first frame with a NaN or +inf among the
+    columns the states read, bad values in other columns ignored, -inf allowed."""
+    from vqalign.hmm import _kernels as K
+
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        X = rng.normal(size=(40, 9)).astype(dtype)
+        n_bad = rng.integers(0, 4)
+        for _ in range(n_bad):
+            X[rng.integers(40), rng.integers(9)] = rng.choice([np.nan, np.inf, -np.inf])
+        cols = np.unique(rng.choice(9, size=rng.integers(1, 9), replace=False))
+        sub = X[:, cols]
+        rows = np.flatnonzero((np.isnan(sub) | (sub == np.inf)).any(axis=1))
+        want = int(rows[0]) if rows.size else -1
+        assert K.first_bad_row(X, cols.astype(np.int64)) == want

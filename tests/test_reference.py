@@ -60,10 +60,11 @@ def test_combine_with_the_prior_leaves_the_flat_start_out():
                [(0.10, 0.20), (0.20, 0.40), (0.50, 0.60), (0.60, 0.80), (0.80, 0.90)],
                ["HH", "AY1", "DH", "EH0", "R"])
     words, phones, spreads = R.combine(flat, seeded, ref, own)
-    # the same medians as the flat start at the prior's times gives (the test above)
-    np.testing.assert_allclose(words, [[0.12, 0.40], [0.48, 0.92]])
+    # the same medians as the flat start at the prior's times gives (the test above),
+    # but for the last boundary, which is the prior's own (0.90, not the median 0.92)
+    np.testing.assert_allclose(words, [[0.12, 0.40], [0.48, 0.90]])
     np.testing.assert_allclose(phones, [[0.12, 0.22], [0.22, 0.40], [0.48, 0.60],
-                                        [0.60, 0.80], [0.80, 0.92]])
+                                        [0.60, 0.80], [0.80, 0.90]])
     np.testing.assert_allclose(spreads["words"], [[0.04, 0.04], [0.04, 0.05]])
     # the prior pronounces the second word otherwise: its inner phones are not used there
     other = _aln([(0.10, 0.40), (0.50, 0.90)],
@@ -71,6 +72,28 @@ def test_combine_with_the_prior_leaves_the_flat_start_out():
                  ["HH", "AY", "DH", "AA"])
     _, phones, _ = R.combine(flat, seeded, ref, other)
     np.testing.assert_allclose(phones[2:, 0], [0.48, 0.60, 0.775])  # mean of seeded, ref
+
+
+def test_the_last_boundary_is_the_priors_even_against_two_later_ones():
+    """The Sphinx model and the model seeded from its segmentation both let the last word
+    take in a short trailing silence: two later ends do not outvote the prior's."""
+    labels = ["HH", "AY1", "DH", "EH1", "R"]
+    seeded, ref = _seeded_and_sphinx(labels)
+    for a in (seeded, ref):
+        a.tiers["words"][-1].end = a.tiers["phones"][-1].end = 1.10
+    own = _aln([(0.10, 0.40), (0.50, 0.90)],
+               [(0.10, 0.20), (0.20, 0.40), (0.50, 0.60), (0.60, 0.80), (0.80, 0.90)], labels)
+    words, phones, _ = R.combine(own, seeded, ref, own)
+    assert words[-1, 1] == pytest.approx(0.90) and phones[-1, 1] == pytest.approx(0.90)
+    assert words[-1, 0] == pytest.approx(0.48)          # the other edges: still the median
+    # without the prior (a flat start in the median) the median stands
+    words, _, _ = R.combine(own, seeded, ref)
+    assert words[-1, 1] == pytest.approx(1.10)
+    # a prior's end before the word's median start cannot invert the word
+    early = _aln([(0.10, 0.40), (0.41, 0.45)],
+                 [(0.10, 0.20), (0.20, 0.40), (0.41, 0.42), (0.42, 0.43), (0.43, 0.45)], labels)
+    words, phones, _ = R.combine(own, seeded, ref, early)
+    assert words[-1, 1] > words[-1, 0] and np.all(np.diff(phones[2:].ravel()) >= -1e-12)
 
 
 def test_combine_uses_the_two_self_trained_models_where_sphinx_pronounces_otherwise():
@@ -197,7 +220,9 @@ def test_combined_alignment_is_the_median_of_its_three_and_calibrated(monkeypatc
                                [[round(s.start, 4), round(s.end, 4)] for s in own.words])
     three = np.stack([np.array(ref["words"][k]) for k in ("prior", "seeded", "sphinx")])
     got = np.array([[s.start, s.end] for s in a.words])
-    np.testing.assert_allclose(got, np.median(three, axis=0), atol=1e-4)
+    want = np.median(three, axis=0)
+    want[-1, 1] = three[0, -1, 1]     # the last boundary is the prior's
+    np.testing.assert_allclose(got, want, atol=1e-4)
     conf = np.array([s.confidence for s in a.words])
     assert np.all((conf >= 0) & (conf <= 1))
     # the combination is at least as close to the synthesizer's truth as the flat start

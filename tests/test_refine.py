@@ -115,3 +115,29 @@ def test_envelope_is_the_windowed_power_of_the_pre_emphasized_audio():
     k = 7
     assert db[k] == pytest.approx(10 * np.log10(np.mean(z[k * h:k * h + w] ** 2) + 1e-12))
     assert t[k] == pytest.approx((k * h + w / 2) / SR)
+
+
+def test_units_found_by_bisection_move_as_by_the_scan_of_every_unit():
+    """Many words with pauses between them: the edges moved with the units found by
+    bisection equal those of the scan over every unit (the road of units out of order)."""
+    rng = np.random.default_rng(5)
+    n = 30
+    on = np.cumsum(rng.uniform(0.25, 0.5, n))
+    off = on + rng.uniform(0.12, 0.2, n)
+    y = _audio(on, off, total_s=float(off[-1] + 0.5), seed=2)
+    words, phones = [], []
+    for k, (a, b) in enumerate(zip(on, off)):
+        a2, b2 = a - rng.uniform(0.0, 0.02), b + rng.uniform(0.0, 0.02)   # in the quiet
+        mid = (a2 + b2) / 2
+        words.append((a2, b2, f"w{k}"))
+        phones += [(a2, mid, "AA"), (mid, b2, "B")]
+    dur = len(y) / SR
+    fast = refine.refine_pause_edges(_aln(words, phones, dur), y, SR)
+    # the same units, shuffled: refine cannot bisect and scans them all
+    shuffled = _aln(words, phones, dur)
+    order = rng.permutation(len(phones))
+    shuffled.tiers["phones"] = [shuffled.tiers["phones"][i] for i in order]
+    slow = refine.refine_pause_edges(shuffled, y, SR)
+    assert fast.diagnostics["pause_edges_moved"] == slow.diagnostics["pause_edges_moved"] > n
+    assert fast.tiers["words"] == slow.tiers["words"]
+    assert fast.tiers["phones"] == sorted(slow.tiers["phones"], key=lambda s: s.start)

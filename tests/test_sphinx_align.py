@@ -286,3 +286,54 @@ def test_model_asking_for_unimplemented_front_end_is_named(tmp_path):
     (d / "feat.params").write_text("-feat s2_4x\n-nfilt 20\n")
     with pytest.raises(ParameterError, match=r"m/feat.params asks for -feat s2_4x"):
         SphinxAligner(d).align(np.zeros(16000, np.float32) + 1e-3, "ab", sr=16000)
+
+
+def _senone_scores_reference(idx, val, floor, log_w, sen_cb, lo, hi, table):
+    """The kernel's sum in plain Python, senone by senone, in float32 as it does."""
+    from vqalign.hmm._ptm_kernels import LOGADD_STEP
+
+    F, T, _, topn = idx.shape
+    out = np.zeros((T, sen_cb.size), np.float32)
+    for t in range(T):
+        for s, c in enumerate(sen_cb):
+            if not lo[c] <= t < hi[c]:
+                out[t, s] = -np.inf
+                continue
+            for f in range(F):
+                fl = floor[f, t]
+                r = log_w[f, idx[f, t, c, 0], s] + max(val[f, t, c, 0], fl)
+                for k in range(1, topn):
+                    v = log_w[f, idx[f, t, c, k], s] + max(val[f, t, c, k], fl)
+                    d = abs(v - r)
+                    r = max(r, v)
+                    q = int(d * LOGADD_STEP)
+                    if q < table.size:
+                        r = np.float32(r + table[q])
+                out[t, s] = np.float32(out[t, s] + r)
+    return out
+
+
+def test_senone_scores_grouped_by_codebook_equal_the_senone_by_senone_sum():
+    """The PTM emissions (senones grouped by codebook in the kernel, written to their own
+    columns) against the plain sum per senone, bit for bit, with frame windows."""
+    from vqalign.hmm import ptm
+
+    rng = np.random.default_rng(4)
+    F, T, n_cb, topn, n_dens, n_sen = 2, 23, 5, 4, 16, 17
+    idx = rng.integers(0, n_dens, (F, T, n_cb, topn)).astype(np.int32)
+    val = rng.normal(-20, 5, (F, T, n_cb, topn)).astype(np.float32)
+    floor = rng.normal(-26, 2, (F, T)).astype(np.float32)
+    lo = rng.integers(0, 8, n_cb)
+    hi = lo + rng.integers(0, T, n_cb)
+    log_mixw = np.log(rng.dirichlet(np.ones(n_dens), (F, n_sen)).transpose(0, 2, 1)
+                      ).astype(np.float32)                       # (F, n_dens, n_sen)
+    sen_cb = rng.integers(0, n_cb, n_sen)                        # shuffled codebooks
+    em = ptm.PTMEmissions.__new__(ptm.PTMEmissions)
+    em.log_mixw, em.sen2cb = log_mixw, sen_cb
+    em._check_senones = lambda s: np.asarray(s, np.int64)
+    top = {"codebooks": np.arange(n_cb), "lo": lo, "hi": hi, "idx": idx, "val": val,
+           "floor": floor}
+    got = em.senone_log_emit(top, np.arange(n_sen))
+    want = _senone_scores_reference(idx, val, floor, log_mixw, sen_cb, lo, hi, ptm._LOGADD)
+    np.testing.assert_array_equal(got, want)
+    assert np.isinf(got).any() and np.isfinite(got).any()

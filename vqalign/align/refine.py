@@ -116,9 +116,23 @@ def refine_pause_edges(aln, y16: np.ndarray, sr: int = 16000, *, offset_s: float
     on = db >= floor + LOUD_SHARE * (loud - floor)
     stale = set(_quality_warnings(aln))
     moved = 0
+    # the units that start (end) at a time: found by bisection, not a scan per word
+    # (unsorted units, which no aligner writes, take the scan)
+    u_start = np.array([u.start for u in units], np.float64)
+    u_end = np.array([u.end for u in units], np.float64)
+    ordered = bool(np.all(np.diff(u_start) >= 0) and np.all(np.diff(u_end) >= 0))
+
+    def near(times, t):
+        if not ordered:
+            return range(len(units))
+        return range(int(np.searchsorted(times, t - 1e-6)),
+                     int(np.searchsorted(times, t + 1e-6, side="right")))
+
     for i, w in enumerate(words):
-        first = [u for u in units if abs(u.start - w.start) < 1e-6 and u.end <= w.end + 1e-6]
-        last = [u for u in units if abs(u.end - w.end) < 1e-6 and u.start >= w.start - 1e-6]
+        first = [units[k] for k in near(u_start, w.start)
+                 if abs(units[k].start - w.start) < 1e-6 and units[k].end <= w.end + 1e-6]
+        last = [units[k] for k in near(u_end, w.end)
+                if abs(units[k].end - w.end) < 1e-6 and units[k].start >= w.start - 1e-6]
         if i == 0 or words[i - 1].end < w.start - MIN_GAP_S:
             lim = (first[0].end if first else w.end) - MIN_PHONE_S
             new = _rise_after(on, t, w.start, min(w.start + MAX_MOVE_S, lim))

@@ -30,9 +30,12 @@ with the prior in the flat start's place (pocketsphinx 23.6 / 17.7 ms in the sam
 
 from __future__ import annotations
 
+import collections
 import copy
 import functools
+import hashlib
 import math
+import threading
 
 import numpy as np
 
@@ -116,13 +119,41 @@ def sphinx_aligner():
     return _SPHINX["aligner"]
 
 
+#: how many of the Sphinx model's latest alignments :func:`sphinx_reference` keeps: a
+#: corpus model's start and its median both ask for every utterance's
+MEMO_SIZE = 512
+_MEMO: collections.OrderedDict = collections.OrderedDict()
+_MEMO_LOCK = threading.Lock()
+
+
+def _memo_align(y, text, sr, pause_bias=False):
+    """The Sphinx model's alignment of ``y`` (``sr``) and ``text`` (``pause_bias``: see
+    :meth:`vqalign.align.sphinx.SphinxAligner.align`), from the memo when the same samples
+    and words were aligned lately (a copy: callers may change it)."""
+    y = np.ascontiguousarray(y)
+    key = (hashlib.blake2b(y.view(np.uint8), digest_size=16).hexdigest(), str(y.dtype),
+           y.shape, text, int(sr), bool(pause_bias))
+    with _MEMO_LOCK:
+        hit = _MEMO.get(key)
+        if hit is not None:
+            _MEMO.move_to_end(key)
+            return copy.deepcopy(hit)
+    aln = (sphinx_aligner().align(y, text, sr=sr, pause_bias=True) if pause_bias
+           else sphinx_aligner().align(y, text, sr=sr))
+    with _MEMO_LOCK:
+        _MEMO[key] = copy.deepcopy(aln)
+        while len(_MEMO) > MEMO_SIZE:
+            _MEMO.popitem(last=False)
+    return aln
+
+
 def sphinx_reference(p, hop_s, *, pause_bias=False):
     """(alignment, segments) of the prepared utterance ``p`` by the Sphinx model
-    (:func:`model_reference` with :func:`sphinx_aligner`); ``pause_bias``: its fillers
+    (:func:`model_reference` with :func:`sphinx_aligner`; the alignment of the same
+    samples and words is made once, see :data:`MEMO_SIZE`); ``pause_bias``: its fillers
     favoured where the audio is at its noise's level (:data:`vqalign.align.sphinx.
     PAUSE_BIAS`)."""
-    return model_reference(p, hop_s, functools.partial(sphinx_aligner().align,
-                                                       pause_bias=pause_bias),
+    return model_reference(p, hop_s, functools.partial(_memo_align, pause_bias=pause_bias),
                            "the Sphinx model")
 
 
@@ -264,7 +295,7 @@ def _squeeze(inner, a, b, n):
     return np.minimum(x, hi)
 
 
-def combine(flat, seeded, ref, prior=None):
+def combine(flat, seeded, ref, prior=None, last_from_prior=True):
     """The per-boundary median of three alignments of one utterance with the same words:
     the flat-start (or, given, the ``prior`` model's) one, the Sphinx-seeded self-trained
     one and the Sphinx model's ``ref``. Returns (words (n, 2), phones (m, 2), spreads):
@@ -279,6 +310,9 @@ def combine(flat, seeded, ref, prior=None):
     prior : Alignment, optional
         vqalign's English prior's alignment (:mod:`vqalign.align.prior`), taken in the
         flat start's place; ``flat`` then gives only the words' and phones' labels.
+    last_from_prior : bool
+        With ``prior``, the recording's last boundary is the prior's (False: the median's,
+        as in noise, where the prior, trained on clean speech, errs most).
 
     Returns
     -------
@@ -290,6 +324,12 @@ def combine(flat, seeded, ref, prior=None):
     W = np.stack([_bounds(a.tiers["words"]) for a in (first, seeded, ref)])
     wf, wr, wp = _bounds(flat.tiers["words"]), W[2], W[0]
     words = np.median(W, axis=0)
+    if prior is not None and last_from_prior and words.shape[0]:
+        # the recording's last boundary is the prior's: the Sphinx model (as pocketsphinx)
+        # lets the last phone take in a short trailing silence, and the seeded model
+        # inherits that from the Sphinx segmentation, so there the two are one opinion.
+        # (A corpus model, trained on every file's ends, keeps its median: measured worse.)
+        words[-1, 1] = max(W[0, -1, 1], words[-1, 0] + MIN_PHONE_S)
     word_spread = W.max(axis=0) - W.min(axis=0)
     unit = flat.unit_tier
     pf, ps = _bounds(flat.tiers[unit]), _bounds(seeded.tiers[unit])
@@ -373,7 +413,7 @@ COMBINED_FEATURES = ("logit_conf_flat", "logit_conf_seeded", "log1p_spread_ms",
 
 
 def merge(flat, seeded, ref, energy, hop_s, warnings=(), *, mode="self", energy_offset_s=0.0,
-          ref_name="sphinx", prior=None, snr_db=None):
+          ref_name="sphinx", prior=None, snr_db=None, last_from_prior=True):
     """The alignment of :func:`combine`: the flat one's words and phones at the median
     boundaries, with confidences from :func:`vqalign.align.confidence.predict` (a word over near-silence capped as
     in :mod:`vqalign.align.confidence`) and ``diagnostics["reference"]`` naming the three
@@ -402,6 +442,8 @@ def merge(flat, seeded, ref, energy, hop_s, warnings=(), *, mode="self", energy_
         with ``mode`` "self", the confidences are lowered in noise
         (:func:`vqalign.align.confidence.noise_adjusted`) and it is kept in
         ``diagnostics["snr_db"]``.
+    last_from_prior : bool
+        See :func:`combine`.
 
     Returns
     -------
@@ -409,7 +451,7 @@ def merge(flat, seeded, ref, energy, hop_s, warnings=(), *, mode="self", energy_
         A copy of ``flat`` with the combined tiers.
     """
     unit = flat.unit_tier
-    words, phones, spreads = combine(flat, seeded, ref, prior)
+    words, phones, spreads = combine(flat, seeded, ref, prior, last_from_prior)
     F = combined_features(flat, seeded, spreads, unit)
     conf = {}
     key = "combined" if mode == "self" else "corpus_combined"
@@ -577,7 +619,7 @@ def with_reference(p, flat, *, hop_s, opinions, ref_name="sphinx", prior=None):
     if prior is not None and p.y16 is not None and prior_may_vote(p.y16, p.range_db):
         own = prior(p, hop_s)[0]
     return merge(flat, seeded, ref, p.energy, hop_s, list(p.warnings), ref_name=ref_name,
-                 prior=own, snr_db=getattr(p, "snr_db", None))
+                 prior=own, snr_db=getattr(p, "snr_db", None), last_from_prior=not noisy(p))
 
 
 def corpus_opinion(p, res, warns, *, hop_s, prepare, length_error, opinions, ref_name="sphinx"):

@@ -1290,4 +1290,16 @@ def rescore_candidates(X, cand, means, inv_var, const, n, idx_out, val_out):
             _push_top(val_out[t], idx_out[t], const[k] - 0.5 * acc, k)
 
 
+@njit(cache=True, nogil=True)
+def first_bad_row(X, cols):
+    """The first row ``t`` where ``X[t, c]`` is NaN or +inf for a ``c`` of ``cols``
+    (int64); -1 when there is none. Reads the columns in place (no copy of them)."""
+    for t in range(X.shape[0]):
+        for j in range(cols.size):
+            v = X[t, cols[j]]
+            if v != v or v == np.inf:
+                return t
+    return -1
+
+
 fast_cache_loads(globals())

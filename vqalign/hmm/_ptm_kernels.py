@@ -94,51 +94,64 @@ def logadd_table() -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def senone_scores(idx, val, floor, log_w, sen_cb, lo, hi, table, out):
+def senone_scores(idx, val, floor, log_w, group_cb, group_start, cols, lo, hi, table, out,
+                  acc):
     """Log emission of each senone from the top-N densities of every stream.
 
     ``idx``/``val`` (F, T, n_cb, topn) from :func:`topn_per_codebook` per stream;
-    ``floor`` (F, T) the lowest density value used (:func:`frame_floor`); ``log_w``
-    (F, n_density, n_sen) float32 log mixture weights of the senones wanted; ``sen_cb``
-    (n_sen,) int32 codebook of each (index into the n_cb axis), evaluated at frames
-    ``lo[c] <= t < hi[c]`` of its codebook (-inf elsewhere); ``table`` from
-    :func:`logadd_table`. ``out`` (T, n_sen) float32 receives
-    ``sum_f log sum_k w_f[idx_k, s] max(N_k, floor)``, the log-sum by table look-up
-    (error < 1 / (2 LOGADD_STEP) nats per addition). Returns OK.
+    ``floor`` (F, T) the lowest density value used (:func:`frame_floor`). The senones
+    come grouped by codebook: group ``g`` reads codebook ``group_cb[g]`` (an index into
+    the n_cb axis) and holds senones ``group_start[g] <= j < group_start[g + 1]``, whose
+    log mixture weights are ``log_w[:, :, j]`` ((F, n_density, n_sen) float32) and whose
+    column of ``out`` is ``cols[j]``. A codebook is evaluated at frames
+    ``lo[c] <= t < hi[c]`` (-inf elsewhere); ``table`` from :func:`logadd_table`; ``acc``
+    (n_sen,) float32 scratch. ``out`` (T, n_sen) float32 receives
+    ``sum_f log sum_k w_f[idx_k, s] max(N_k, floor)``, the log-sum by table look-up in the
+    order k = 0, 1, ... (error < 1 / (2 LOGADD_STEP) nats per addition). The senones of a
+    codebook are the inner loop: one density's weights row is read in order. Returns OK.
     """
     F = idx.shape[0]
     T = idx.shape[1]
     topn = idx.shape[3]
-    n_sen = sen_cb.shape[0]
     nt = table.shape[0]
     for t in range(T):
-        for s in range(n_sen):
-            c = sen_cb[s]
-            out[t, s] = 0.0 if lo[c] <= t < hi[c] else -np.inf
-        for f in range(F):
-            fl = floor[f, t]
-            for s in range(n_sen):
-                c = sen_cb[s]
-                if t < lo[c] or t >= hi[c]:
-                    continue
-                g = val[f, t, c, 0]
-                if g < fl:
-                    g = fl
-                r = log_w[f, idx[f, t, c, 0], s] + g
+        for g in range(group_cb.shape[0]):
+            c = group_cb[g]
+            a = group_start[g]
+            b = group_start[g + 1]
+            if t < lo[c] or t >= hi[c]:
+                for j in range(a, b):
+                    out[t, cols[j]] = -np.inf
+                continue
+            for j in range(a, b):
+                out[t, cols[j]] = 0.0
+            for f in range(F):
+                fl = floor[f, t]
+                gk = val[f, t, c, 0]
+                if gk < fl:
+                    gk = fl
+                row = idx[f, t, c, 0]
+                for j in range(a, b):
+                    acc[j] = log_w[f, row, j] + gk
                 for k in range(1, topn):
-                    g = val[f, t, c, k]
-                    if g < fl:
-                        g = fl
-                    v = log_w[f, idx[f, t, c, k], s] + g
-                    if v > r:
-                        d = v - r
-                        r = v
-                    else:
-                        d = r - v
-                    j = int(d * LOGADD_STEP)
-                    if j < nt:
-                        r += table[j]
-                out[t, s] += r
+                    gk = val[f, t, c, k]
+                    if gk < fl:
+                        gk = fl
+                    row = idx[f, t, c, k]
+                    for j in range(a, b):
+                        r = acc[j]
+                        v = log_w[f, row, j] + gk
+                        if v > r:
+                            d = v - r
+                            r = v
+                        else:
+                            d = r - v
+                        q = int(d * LOGADD_STEP)
+                        if q < nt:
+                            r += table[q]
+                        acc[j] = r
+                for j in range(a, b):
+                    out[t, cols[j]] += acc[j]
     return OK
 
 

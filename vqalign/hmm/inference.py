@@ -62,10 +62,8 @@ def _band_arrays(topo: Topology):
 
 def _scan_bad(log_emit, cols, name="log_emit"):
     """ParameterError at the first NaN / +inf among the columns the states read."""
-    sub = log_emit[:, cols]
-    bad = np.isnan(sub) | (sub == np.inf)
-    if bad.any():
-        t = int(np.flatnonzero(bad.any(axis=1))[0])
+    t = int(K.first_bad_row(log_emit, np.ascontiguousarray(cols, dtype=np.int64)))
+    if t >= 0:
         raise _nan_error(log_emit, t, name)
 
 

@@ -209,9 +209,15 @@ class PTMEmissions:
         local = local.astype(np.int32)
         T = top["idx"].shape[1]
         out = np.empty((T, sen.size), dtype=np.float32)
-        lw = np.ascontiguousarray(self.log_mixw[:, :, sen])
-        K.senone_scores(top["idx"], top["val"], top["floor"], lw, local, top["lo"], top["hi"],
-                        _LOGADD, out)
+        # the senones grouped by codebook (the kernel's inner loop), each to its column
+        order = np.argsort(local, kind="stable")
+        grouped = local[order]
+        first = np.flatnonzero(np.concatenate(([True], grouped[1:] != grouped[:-1])))
+        lw = np.ascontiguousarray(self.log_mixw[:, :, sen[order]])
+        K.senone_scores(top["idx"], top["val"], top["floor"], lw,
+                        grouped[first].astype(np.int64),
+                        np.append(first, sen.size).astype(np.int64), order.astype(np.int64),
+                        top["lo"], top["hi"], _LOGADD, out, np.empty(sen.size, np.float32))
         return out
 
     def log_emit(self, X, senones) -> np.ndarray:
