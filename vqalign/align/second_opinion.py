@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import functools
 import hashlib
 import math
 import threading
@@ -39,7 +40,14 @@ import threading
 import numpy as np
 
 from vqalign.align.alignment import Segment
-from vqalign.align.confidence import NEAR_FLOOR, SILENT_CAP, SILENT_FRACTION, _logit, predict
+from vqalign.align.confidence import (
+    NEAR_FLOOR,
+    SILENT_CAP,
+    SILENT_FRACTION,
+    _logit,
+    noise_adjusted,
+    predict,
+)
 from vqalign.align.decode import add_warnings, shift_tiers
 from vqalign.align.recipe import rel_duration
 from vqalign.align.utterance import load_audio, loudness_range_db
@@ -59,6 +67,19 @@ MIN_PHONE_S = 0.01
 #: (15.1 dB; better, 24.9 -> 24.5 ms). On the TIMIT dev files in white noise, 0 dB: errors
 #: alike (116 ms), AUC 0.73 without the prior against 0.64 with it; 10 dB: 31.2 -> 30.9 ms.
 PRIOR_MIN_RANGE_DB = 12.5
+
+#: the Sphinx model's opinion takes its pause bias (:data:`vqalign.align.sphinx.PAUSE_BIAS`)
+#: only in recordings whose estimated SNR (:func:`vqalign.features.snr.estimate_snr_db`)
+#: is under this (dB): clean recordings give 32-54 (TIMIT dev files; devdata's synthetic
+#: voices 24-60, one file under 25), white noise at 10 dB 9-10 and babble at 10 dB 14-26.
+#: On clean speech the bias moved a few boundaries and made the word confidences rank
+#: errors worse (TIMIT AUC 0.713 -> 0.682, built-in synthesizer 0.866 -> 0.836). The
+#: seeded model starts from the segmentation without the bias: with the biased one the
+#: two opinions agreed more where both were wrong (TIMIT in white noise at 10 dB, word
+#: confidence AUC 0.673 without the bias, 0.639 with it for both, 0.665 for the opinion
+#: alone; babble 0.608, 0.594, 0.600; words mean 22.7, 22.6, 22.5 and 29.8, 29.9, 29.8 ms;
+#: built-in synthesizer white / babble 10 dB 13.4 / 63.8, 11.6 / 54.8, 12.1 / 54.8 ms)
+PAUSE_BIAS_BELOW_DB = 25.0
 
 _SPHINX: dict = {}
 
@@ -105,18 +126,20 @@ _MEMO: collections.OrderedDict = collections.OrderedDict()
 _MEMO_LOCK = threading.Lock()
 
 
-def _memo_align(y, text, sr):
-    """The Sphinx model's alignment of ``y`` (``sr``) and ``text``, from the memo when the
-    same samples and words were aligned lately (a copy: callers may change it)."""
+def _memo_align(y, text, sr, pause_bias=False):
+    """The Sphinx model's alignment of ``y`` (``sr``) and ``text`` (``pause_bias``: see
+    :meth:`vqalign.align.sphinx.SphinxAligner.align`), from the memo when the same samples
+    and words were aligned lately (a copy: callers may change it)."""
     y = np.ascontiguousarray(y)
     key = (hashlib.blake2b(y.view(np.uint8), digest_size=16).hexdigest(), str(y.dtype),
-           y.shape, text, int(sr))
+           y.shape, text, int(sr), bool(pause_bias))
     with _MEMO_LOCK:
         hit = _MEMO.get(key)
         if hit is not None:
             _MEMO.move_to_end(key)
             return copy.deepcopy(hit)
-    aln = sphinx_aligner().align(y, text, sr=sr)
+    aln = (sphinx_aligner().align(y, text, sr=sr, pause_bias=True) if pause_bias
+           else sphinx_aligner().align(y, text, sr=sr))
     with _MEMO_LOCK:
         _MEMO[key] = copy.deepcopy(aln)
         while len(_MEMO) > MEMO_SIZE:
@@ -124,11 +147,21 @@ def _memo_align(y, text, sr):
     return aln
 
 
-def sphinx_reference(p, hop_s):
+def sphinx_reference(p, hop_s, *, pause_bias=False):
     """(alignment, segments) of the prepared utterance ``p`` by the Sphinx model
     (:func:`model_reference` with :func:`sphinx_aligner`; the alignment of the same
-    samples and words is made once, see :data:`MEMO_SIZE`)."""
-    return model_reference(p, hop_s, _memo_align, "the Sphinx model")
+    samples and words is made once, see :data:`MEMO_SIZE`); ``pause_bias``: its fillers
+    favoured where the audio is at its noise's level (:data:`vqalign.align.sphinx.
+    PAUSE_BIAS`)."""
+    return model_reference(p, hop_s, functools.partial(_memo_align, pause_bias=pause_bias),
+                           "the Sphinx model")
+
+
+def noisy(p) -> bool:
+    """Whether the prepared utterance ``p``'s estimated SNR is under
+    :data:`PAUSE_BIAS_BELOW_DB`."""
+    snr = getattr(p, "snr_db", None)
+    return snr is not None and snr < PAUSE_BIAS_BELOW_DB
 
 
 def model_reference(p, hop_s, align, name):
@@ -262,7 +295,7 @@ def _squeeze(inner, a, b, n):
     return np.minimum(x, hi)
 
 
-def combine(flat, seeded, ref, prior=None):
+def combine(flat, seeded, ref, prior=None, last_from_prior=True):
     """The per-boundary median of three alignments of one utterance with the same words:
     the flat-start (or, given, the ``prior`` model's) one, the Sphinx-seeded self-trained
     one and the Sphinx model's ``ref``. Returns (words (n, 2), phones (m, 2), spreads):
@@ -277,6 +310,9 @@ def combine(flat, seeded, ref, prior=None):
     prior : Alignment, optional
         vqalign's English prior's alignment (:mod:`vqalign.align.prior`), taken in the
         flat start's place; ``flat`` then gives only the words' and phones' labels.
+    last_from_prior : bool
+        With ``prior``, the recording's last boundary is the prior's (False: the median's,
+        as in noise, where the prior, trained on clean speech, errs most).
 
     Returns
     -------
@@ -288,7 +324,7 @@ def combine(flat, seeded, ref, prior=None):
     W = np.stack([_bounds(a.tiers["words"]) for a in (first, seeded, ref)])
     wf, wr, wp = _bounds(flat.tiers["words"]), W[2], W[0]
     words = np.median(W, axis=0)
-    if prior is not None and words.shape[0]:
+    if prior is not None and last_from_prior and words.shape[0]:
         # the recording's last boundary is the prior's: the Sphinx model (as pocketsphinx)
         # lets the last phone take in a short trailing silence, and the seeded model
         # inherits that from the Sphinx segmentation, so there the two are one opinion.
@@ -377,7 +413,7 @@ COMBINED_FEATURES = ("logit_conf_flat", "logit_conf_seeded", "log1p_spread_ms",
 
 
 def merge(flat, seeded, ref, energy, hop_s, warnings=(), *, mode="self", energy_offset_s=0.0,
-          ref_name="sphinx", prior=None):
+          ref_name="sphinx", prior=None, snr_db=None, last_from_prior=True):
     """The alignment of :func:`combine`: the flat one's words and phones at the median
     boundaries, with confidences from :func:`vqalign.align.confidence.predict` (a word over near-silence capped as
     in :mod:`vqalign.align.confidence`) and ``diagnostics["reference"]`` naming the three
@@ -401,6 +437,13 @@ def merge(flat, seeded, ref, energy, hop_s, warnings=(), *, mode="self", energy_
     prior : Alignment, optional
         The prior's alignment, taken in the flat start's place in the median
         (:func:`combine`; ``mode`` "self" with the Sphinx model).
+    snr_db : float, optional
+        The recording's estimated SNR (:func:`vqalign.features.snr.estimate_snr_db`):
+        with ``mode`` "self", the confidences are lowered in noise
+        (:func:`vqalign.align.confidence.noise_adjusted`) and it is kept in
+        ``diagnostics["snr_db"]``.
+    last_from_prior : bool
+        See :func:`combine`.
 
     Returns
     -------
@@ -408,13 +451,15 @@ def merge(flat, seeded, ref, energy, hop_s, warnings=(), *, mode="self", energy_
         A copy of ``flat`` with the combined tiers.
     """
     unit = flat.unit_tier
-    words, phones, spreads = combine(flat, seeded, ref, prior)
+    words, phones, spreads = combine(flat, seeded, ref, prior, last_from_prior)
     F = combined_features(flat, seeded, spreads, unit)
     conf = {}
     key = "combined" if mode == "self" else "corpus_combined"
     for tier in ("words", "units"):
         for tol in (50, 20):
             conf[(tier, tol)] = predict(F[tier], tier, tol, mode=key)
+            if mode == "self":
+                conf[(tier, tol)] = noise_adjusted(conf[(tier, tol)], snr_db)
     # words over near-silence (the share of their frames near the noise floor)
     e = np.asarray(energy, np.float64)
     lo, hi = np.quantile(e, (0.05, 0.95)) if e.size else (0.0, 1.0)
@@ -444,6 +489,8 @@ def merge(flat, seeded, ref, energy, hop_s, warnings=(), *, mode="self", energy_
                zip(phones, labels, conf[("units", 50)])],
     }
     d = dict(flat.diagnostics)
+    if snr_db is not None:
+        d["snr_db"] = round(float(snr_db), 1)
     block = dict(d.get("confidence") or {})
 
     def rounded(a):
@@ -531,6 +578,11 @@ def opinions(p, *, hop_s, train_one, decode, required=False, own=None):
             return None, MISSING_SPHINX
         ref, segs = sphinx_reference(p, hop_s)
         seed_name = "Sphinx segmentation"
+        if ref is not None and noisy(p):
+            # the opinion with the pause bias; the seeded model keeps the plain
+            # segmentation (see PAUSE_BIAS_BELOW_DB)
+            biased, _ = sphinx_reference(p, hop_s, pause_bias=True)
+            ref = biased if biased is not None else ref
     if ref is None:
         return None, segs
     model, history, sel, X, offs = train_one(
@@ -567,7 +619,7 @@ def with_reference(p, flat, *, hop_s, opinions, ref_name="sphinx", prior=None):
     if prior is not None and p.y16 is not None and prior_may_vote(p.y16, p.range_db):
         own = prior(p, hop_s)[0]
     return merge(flat, seeded, ref, p.energy, hop_s, list(p.warnings), ref_name=ref_name,
-                 prior=own)
+                 prior=own, snr_db=getattr(p, "snr_db", None), last_from_prior=not noisy(p))
 
 
 def corpus_opinion(p, res, warns, *, hop_s, prepare, length_error, opinions, ref_name="sphinx"):

@@ -41,6 +41,7 @@ from vqalign.features.frontend import (
     speech_span,
     speech_stretches,
 )
+from vqalign.features.snr import estimate_snr_db
 
 #: beyond this many seconds an utterance is aligned as one long recording
 #: (:mod:`vqalign.align.longform`); up to it long edge silence is left out
@@ -276,6 +277,9 @@ class Utterance:
     range_db : float or None
         The loudness range (dB, :func:`loudness_range_db`) of the audio as given, before
         any noise was subtracted (:mod:`vqalign.features.denoise`); None for long ones.
+    snr_db : float or None
+        The SNR (dB) of the audio as given, estimated from it
+        (:func:`vqalign.features.snr.estimate_snr_db`); None for long ones.
     """
 
     X: np.ndarray
@@ -294,6 +298,7 @@ class Utterance:
     speech: np.ndarray | None = None
     noise_db: float | None = None
     range_db: float | None = None
+    snr_db: float | None = None
 
 
 #: audio whose 10 ms frames' loudness varies by less than this many dB (10th to 95th
@@ -455,10 +460,11 @@ def prepare(y, sr, text, *, unit, hop_s, dither, trim_silence=True, oov="g2p", n
     span = speech_span(y16) if trim else None
     a, b = span if span is not None else (0, y16.size)
     y16 = y16[a:b]
-    db = r = None
+    db = r = snr = None
     if y16.size <= LONG_AUDIO_S * FEATURE_SR:   # one loudness for the checks and the denoiser
         db = frame_db(y16)
         r = loudness_range_db(db)
+        snr = estimate_snr_db(y16)
         clean = (denoise.spectral_subtract(y16)   # noise alone stays as it is
                  if denoise.wanted(r) and r >= NOISE_ONLY_DB else None)
         if clean is not None:
@@ -492,9 +498,10 @@ def prepare(y, sr, text, *, unit, hop_s, dither, trim_silence=True, oov="g2p", n
         warn.append(noise_only_warning(noise, full))
     if span is None:
         return Utterance(X, energy, tokens, full, sr, name, warn, y16, key,
-                         long_key=long_key, speech=speech, noise_db=noise, range_db=r)
+                         long_key=long_key, speech=speech, noise_db=noise, range_db=r,
+                         snr_db=snr)
     return Utterance(X, energy, tokens, (b - a) / FEATURE_SR, sr, name, warn, y16, key,
-                     offset_s=a / FEATURE_SR, full_duration=full, range_db=r)
+                     offset_s=a / FEATURE_SR, full_duration=full, range_db=r, snr_db=snr)
 
 
 def prepare_all(items, prepare, lexicon, cache):

@@ -27,6 +27,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from vqalign.features.snr import box_mean as _box
+
 #: a recording whose loudness range (dB, :func:`vqalign.align.utterance.loudness_range_db`)
 #: is under this gets the subtraction: white noise at 10 dB SNR gives 14-19 dB on the TIMIT
 #: dev files (helped), at 20 dB 24-29 dB (hurt); real read speech (LibriVox, pocketsphinx's
@@ -95,23 +97,6 @@ def spectral_subtract(y16: np.ndarray) -> np.ndarray | None:
     norm = float(np.sum(win ** 2) / HOP)                        # periodic Hann: constant
     flat = out.ravel() / norm
     return np.ascontiguousarray(flat[N_FFT:N_FFT + y.size])
-
-
-def _box(a, nt, nf):
-    """Mean of ``a`` (frames, bins) over ``nt`` frames and ``nf`` bins around each cell
-    (edges: the cells there are)."""
-    for axis, n in ((0, nt), (1, nf)):
-        if n <= 1:
-            continue
-        h = n // 2
-        c = np.cumsum(np.concatenate([np.zeros_like(np.take(a, [0], axis=axis)), a],
-                                     axis=axis), axis=axis)
-        m = a.shape[axis]
-        lo = np.clip(np.arange(m) - h, 0, m)
-        hi = np.clip(np.arange(m) + h + 1, 0, m)
-        a = (np.take(c, hi, axis=axis) - np.take(c, lo, axis=axis)) / np.expand_dims(
-            hi - lo, 1 - axis).astype(a.dtype)
-    return a
 
 
 def wanted(range_db) -> bool:
