@@ -138,8 +138,7 @@ def _memo_align(y, text, sr, pause_bias=False):
         if hit is not None:
             _MEMO.move_to_end(key)
             return copy.deepcopy(hit)
-    aln = (sphinx_aligner().align(y, text, sr=sr, pause_bias=True) if pause_bias
-           else sphinx_aligner().align(y, text, sr=sr))
+    aln = sphinx_aligner().align(y, text, sr=sr, pause_bias=bool(pause_bias))
     with _MEMO_LOCK:
         _MEMO[key] = copy.deepcopy(aln)
         while len(_MEMO) > MEMO_SIZE:

@@ -206,7 +206,6 @@ class PTMEmissions:
         if np.any(local >= cbs.size) or np.any(cbs[np.minimum(local, cbs.size - 1)] != need):
             raise ParameterError("a senone's codebook is missing from the top densities; "
                                  "pass its codebook to top_densities")
-        local = local.astype(np.int32)
         T = top["idx"].shape[1]
         out = np.empty((T, sen.size), dtype=np.float32)
         # the senones grouped by codebook (the kernel's inner loop), each to its column
