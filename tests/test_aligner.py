@@ -150,6 +150,34 @@ def test_viterbi_kernel_matches_brute_force(rng):
     assert score[0] == pytest.approx(best, rel=1e-6)
 
 
+def test_viterbi_kernel_stops_at_its_back_pointer_budget(rng):
+    """max_cells bounds the band's stored back-pointers: at the count the unbounded search
+    stores, the same best path; one fewer, status OVER_BUDGET before it is exceeded."""
+    S, T, E = 6, 40, 4
+    trans, _ = _chain(rng, S, np.array([1, 0, 1, 0, 1, 0], bool))
+    col = rng.integers(0, E, S).astype(np.int32)
+    bl = np.log(rng.uniform(0.01, 1.0, (T, E))).astype(np.float32)
+    start, end = np.array([0.5, 0.5, 0, 0, 0, 0]), np.array([0, 0, 0, 0, 1.0, 1.0])
+
+    def run(max_cells):
+        out = np.zeros(T, np.int32), np.zeros(1), np.zeros(1, np.int32), np.zeros(1, np.int64)
+        with np.errstate(divide="ignore"):
+            K.viterbi_batch(False, bl, np.zeros((1, 1), np.int32), np.zeros((1, 1)),
+                            np.zeros((1, 1), np.float32), np.array([0, T], np.int64),
+                            np.array([0, S], np.int64), col, np.log(trans), np.log(start),
+                            np.log(end), -np.inf, *out, np.int64(max_cells))
+        return out
+
+    path, score, st, cells = run(0)
+    assert st[0] == K.OK and 0 < cells[0] <= T * S
+    p2, s2, st2, c2 = run(cells[0])
+    assert st2[0] == K.OK and c2[0] == cells[0]
+    np.testing.assert_array_equal(p2, path)
+    assert s2[0] == score[0]
+    _, _, st3, c3 = run(cells[0] - 1)
+    assert st3[0] == K.OVER_BUDGET and c3[0] <= cells[0] - 1
+
+
 def test_gaussian_top_n_matches_dense(rng):
     X = rng.standard_normal((300, 5)).astype(np.float32)
     means = rng.standard_normal((12, 5)).astype(np.float32)

@@ -93,6 +93,35 @@ def test_untranscribed_speech_at_an_end_is_no_stretch_inside():
     assert G.find(_prior_model(), p.X, p.tokens.units, HOP) == []
 
 
+def test_a_search_over_its_memory_budget_finds_nothing(monkeypatch):
+    # the music case's searches store 11-46 back-pointers per frame: at 8 every search
+    # (and the extent's) stops at the budget, and the stretch is not found, not an error
+    # (a 35-min recording of real speech stored 5264 per frame, 1.1 GB, without a budget)
+    from vqalign.align import extent as E
+    from vqalign.hmm import STATUS_OVER_BUDGET
+    from vqalign.hmm.train import TiedMixtureHMM
+    y, sr, text, _, _ = _case("music")
+    p = _prepared(y, sr, text)
+    model = _prior_model()
+    seen = []
+    orig = TiedMixtureHMM.viterbi_batch
+
+    def spy(self, *a, **k):
+        out = orig(self, *a, **k)
+        seen.append((k.get("max_cells"), int(out[2][0]), int(out[3][0])))
+        return out
+
+    monkeypatch.setattr(TiedMixtureHMM, "viterbi_batch", spy)
+    assert len(G.find(model, p.X, p.tokens.units, HOP)) == 1
+    T = p.X.shape[0]
+    assert seen and all(m == E.MAX_CELLS_PER_FRAME * T and c <= m for m, _, c in seen)
+    seen.clear()
+    monkeypatch.setattr(E, "MAX_CELLS_PER_FRAME", 8)
+    assert G.find(model, p.X, p.tokens.units, HOP) == []
+    assert seen and all(st == STATUS_OVER_BUDGET and c <= 8 * T for _, st, c in seen)
+    assert E.locate(model, p.X, p.tokens.units, HOP) is None
+
+
 def test_report_names_the_span_and_the_words_beside_it():
     from vqalign.align.alignment import Alignment, Segment
     words = [Segment(0.5, 1.0, "before"), Segment(60.0, 60.4, "after")]

@@ -43,6 +43,7 @@ import numpy as np
 
 from vqalign.align.windows import trimmed
 from vqalign.features.constants import FEATURE_SR
+from vqalign.hmm import STATUS_OK, STATUS_OVER_BUDGET
 from vqalign.hmm.stats import Selection
 
 #: the filler unit's symbol (never a phone or a letter of a transcript)
@@ -64,6 +65,14 @@ SETTLE_ROUNDS = 3
 REFINE_PAD_S = 1.0
 #: Viterbi beams of the locating passes, tried in turn (log units)
 BEAMS = (-60.0, -200.0)
+#: ... within this many stored back-pointers (bytes) per frame, here and in
+#: :mod:`vqalign.align.gaps`: a search over it stops (no path, as a lost beam). The
+#: searches that found the words or a stretch stored at most 112 per frame (devdata synth
+#: 6 min + 200 s of music, seed 3: 106 at -200; with 2 min of music, silence or noise:
+#: 11-46 at -60; TIMIT dev files joined, 35 min: 75-112). There, a gap state seeded on the
+#: recording's mean occupancy fits the speech: -200 lost the path, and -1000 stored 5264
+#: per frame (1.1 GB, 32 s; 5.7 GB at 180 minutes) to find nothing
+MAX_CELLS_PER_FRAME = 256
 #: the VAD's frame step (s) (vqalign.features.frontend.speech_frames)
 VAD_HOP_S = 0.010
 #: where the prior cannot locate the words: a transcript with fewer units per second of
@@ -127,9 +136,12 @@ def _words_extent(m, units, sel, backwards):
     offs = np.array([0, T], np.int64)
     for beam in BEAMS:
         path, score, status, _ = m.viterbi_batch(np.empty((T, 0), np.float32), offs, batch,
-                                                 sel, beam=beam, retry_exact=False)
-        if status[0] == 0:
+                                                 sel, beam=beam, retry_exact=False,
+                                                 max_cells=MAX_CELLS_PER_FRAME * T)
+        if status[0] == STATUS_OK:
             break
+        if status[0] == STATUS_OVER_BUDGET:
+            return None
     else:
         return None
     u = batch.unit_index[path]

@@ -52,6 +52,7 @@ from dataclasses import replace
 import numpy as np
 
 from vqalign.align import extent as E
+from vqalign.hmm import STATUS_OK, STATUS_OVER_BUDGET
 from vqalign.hmm.stats import Selection
 
 #: the gap unit's symbol (never a phone or a letter of a transcript)
@@ -154,9 +155,11 @@ class _Search:
         for beam in BEAMS:
             path, _, status, _ = self.m.viterbi_batch(
                 np.empty((T, 0), np.float32), np.array([0, T], np.int64), self.batch,
-                self.sel, beam=beam, retry_exact=False)
-            if status[0] == 0:
+                self.sel, beam=beam, retry_exact=False, max_cells=E.MAX_CELLS_PER_FRAME * T)
+            if status[0] == STATUS_OK:
                 break
+            if status[0] == STATUS_OVER_BUDGET:
+                return None
         else:
             return None
         a, b = _runs(self.inner[path])
@@ -174,7 +177,9 @@ class _Search:
 
     def _like_gap(self, a, b):
         """Whether the gap state fits frames ``a:b`` nearly as well as the best phone
-        (their mean log ratio at least ``WIDEN_LOG_RATIO``)."""
+        (their mean log ratio at least ``WIDEN_LOG_RATIO``); False when there are none."""
+        if b <= a:
+            return False
         return bool(np.mean(_gap_vs_speech(self.m, self.sel.rows(a, b))) >= WIDEN_LOG_RATIO)
 
     def run(self, filler, silence, seeds=()):

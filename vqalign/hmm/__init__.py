@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from vqalign._lazy import lazy_exports
 from vqalign.hmm.inference import (
+    STATUS_OK,
+    STATUS_OVER_BUDGET,
     dense_forward_backward,
     dense_viterbi,
     forward_backward,
@@ -46,6 +48,7 @@ _LAZY = {
 
 __all__ = ["Topology", "ChainBatch", "chain_batch", "linear_chain", "transitions_from_durations", "forward_backward",
            "viterbi", "dense_forward_backward", "dense_viterbi", "segments_from_path",
+           "STATUS_OK", "STATUS_OVER_BUDGET",
            *_LAZY]
 
 

@@ -28,6 +28,7 @@ OK = 0
 UNDERFLOW = 1      # scaled recursion hit an all-zero frame (try the log method)
 IMPOSSIBLE = 2     # no path has non-zero probability
 BAD_VALUE = 3      # NaN or +inf in the emissions
+OVER_BUDGET = 4    # the Viterbi's back-pointers would pass the caller's max_cells
 
 # posterior modes
 POST_NONE = 0
@@ -1125,13 +1126,14 @@ def estep_batch(tied, bl, idx, eg, W, frame_off, state_off, col, trans, start, e
 
 @njit(cache=True, nogil=True)
 def chain_viterbi(tied, log_bl, idx, eg, W, f0, T, s0, S, col, ltrans, lstart, lend, beam,
-                  path_out, band):
+                  path_out, band, max_cells=0):
     """Log-space Viterbi of one chain; back-pointers only for the active band.
 
     ``beam`` (<= 0, log units): states more than -beam below the frame's best are
     dropped (-inf: exact). Local state indices go to path_out[f0:f0+T]. Returns (best
     log score without the emissions' per-frame constants, status). band[0] receives
-    the number of stored back-pointers.
+    the number of stored back-pointers. ``max_cells`` > 0: the search stops with
+    OVER_BUDGET as soon as the band's back-pointers (one byte each) would pass it.
     """
     lo = np.empty(T, np.int64)
     hi = np.empty(T, np.int64)
@@ -1176,6 +1178,9 @@ def chain_viterbi(tied, log_bl, idx, eg, W, f0, T, s0, S, col, ltrans, lstart, l
         b = min(pb + 2, S - 1)
         o = boff[t]
         boff[t + 1] = o + b - a + 1
+        if max_cells > 0 and boff[t + 1] > max_cells:
+            band[0] = o
+            return NEG, OVER_BUDGET
         bp = _grow(bp, boff[t + 1])
         ft = f0 + t
         mx = NEG
@@ -1243,8 +1248,9 @@ def chain_viterbi(tied, log_bl, idx, eg, W, f0, T, s0, S, col, ltrans, lstart, l
 
 @njit(cache=True, nogil=True, parallel=True)
 def viterbi_batch(tied, log_bl, idx, eg, W, frame_off, state_off, col, ltrans, lstart, lend,
-                  beam, path_out, score, status, cells):
-    """Best state path of every utterance of a batch (local state indices into path_out)."""
+                  beam, path_out, score, status, cells, max_cells=0):
+    """Best state path of every utterance of a batch (local state indices into path_out);
+    ``max_cells`` > 0 bounds each chain's back-pointers (:func:`chain_viterbi`)."""
     U = frame_off.shape[0] - 1
     for u in prange(U):
         band = np.zeros(1, np.int64)
@@ -1253,7 +1259,7 @@ def viterbi_batch(tied, log_bl, idx, eg, W, frame_off, state_off, col, ltrans, l
         s0 = state_off[u]
         S = state_off[u + 1] - s0
         sc, st = chain_viterbi(tied, log_bl, idx, eg, W, f0, T, s0, S, col, ltrans, lstart,
-                               lend, beam, path_out, band)
+                               lend, beam, path_out, band, max_cells)
         score[u] = sc
         status[u] = st
         cells[u] = band[0]

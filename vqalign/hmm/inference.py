@@ -17,6 +17,10 @@ from vqalign.hmm.topology import Topology
 __all__ = ["forward_backward", "viterbi", "dense_forward_backward", "dense_viterbi",
            "segments_from_path"]
 
+#: Viterbi statuses (``TiedMixtureHMM.viterbi_batch``): a path found; the band would have
+#: stored more back-pointers than the call's ``max_cells``
+STATUS_OK = K.OK
+STATUS_OVER_BUDGET = K.OVER_BUDGET
 _POST = {None: K.POST_NONE, "none": K.POST_NONE, "states": K.POST_STATES, "emit": K.POST_EMIT}
 
 
@@ -235,7 +239,7 @@ def viterbi(log_emit, topo: Topology, *, hop_s: float = 0.01, beam: float = -np.
                     np.ascontiguousarray(topo.log_trans, dtype=np.float64),
                     np.ascontiguousarray(topo.log_start, dtype=np.float64),
                     np.ascontiguousarray(topo.log_end, dtype=np.float64), float(beam), path,
-                    score, status, cells)
+                    score, status, cells, np.int64(0))
     if status[0] != K.OK:
         _raise_status(int(status[0]), np.array([-np.inf, T - 1]), log_emit, T, S)
     return path, float(score[0])

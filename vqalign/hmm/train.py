@@ -646,17 +646,17 @@ class TiedMixtureHMM:
 
     # ---------------------------------------------------------------- decode
     def viterbi_batch(self, X, frame_off, batch: ChainBatch, sel: Selection | None = None, *,
-                      beam=None, retry_exact=True):
+                      beam=None, retry_exact=True, max_cells=None):
         """Best paths of every utterance of ``batch``: (path int32 (N,) of local state
         indices, score (U,) log-probabilities, status (U,), stored cells (U,)).
 
         ``beam``: this call's Viterbi beam (default ``viterbi_beam``). Utterances the beam
         loses are decoded again exactly unless ``retry_exact`` is False (a chain too long
-        for T x S back-pointers; the caller then widens the beam itself)."""
+        for T x S back-pointers; the caller then widens the beam itself). ``max_cells``: a
+        band storing more back-pointers (bytes) stops with status OVER_BUDGET, no retry."""
         self._check_fitted()
         frame_off = np.asarray(frame_off, np.int64)
-        if sel is None:
-            sel = self.select(X)
+        sel = self.select(X) if sel is None else sel
         trans, start, end = self.transitions(batch)
         with np.errstate(divide="ignore"):
             lt, ls, le = np.log(trans), np.log(start), np.log(end)
@@ -668,9 +668,9 @@ class TiedMixtureHMM:
         vbeam = float(self.viterbi_beam if beam is None else beam)
         K.viterbi_batch(True, _DUMMY_BL32, sel.idx, sel.eg, self.weights_, frame_off,
                         batch.state_off, batch.emit_ids, lt, ls, le, vbeam,
-                        path, score, status, cells)
+                        path, score, status, cells, np.int64(max_cells or 0))
         if np.isfinite(vbeam) and retry_exact:
-            for u in np.flatnonzero(status != K.OK):     # pruned away: redo exactly
+            for u in np.flatnonzero((status != K.OK) & (status != K.OVER_BUDGET)):  # redo
                 self._viterbi_one_exact(sel, frame_off, batch, lt, ls, le, u, path, score,
                                         status, cells)
         gsum = np.add.reduceat(sel.gmax, frame_off[:-1])[:U] if sel.gmax.size else np.zeros(U)
@@ -685,7 +685,7 @@ class TiedMixtureHMM:
         s0 = int(batch.state_off[u])
         S = int(batch.state_off[u + 1]) - s0
         sc, st = K.chain_viterbi(True, _DUMMY_BL32, sel.idx, sel.eg, self.weights_, f0, T, s0, S,
-                                 batch.emit_ids, lt, ls, le, -np.inf, path, band)
+                                 batch.emit_ids, lt, ls, le, -np.inf, path, band, np.int64(0))
         score[u], status[u], cells[u] = sc, st, band[0]
 
     def frame_ratio(self, sel: Selection, path_cols):
