@@ -384,3 +384,25 @@ def test_spectral_flux_by_blocks_is_the_whole_recordings():
         for block in (1, 2, 7, 1 << 16):
             np.testing.assert_allclose(_flux(X, block), want, rtol=1e-12, atol=0)
             np.testing.assert_array_equal(_flux(X, block), _flux(X, T + 1))
+
+
+def test_per_frame_passes_block_by_block_equal_the_whole_array_formulas():
+    # a long recording's confidences run block by block (confidence._ROWS rows): the same
+    # numbers as the whole-array formulas, bit for bit, across several blocks
+    from vqalign.align import confidence as C
+    rng = np.random.default_rng(3)
+    N = 2 * C._ROWS + 77
+    X = rng.standard_normal((N, 39)).astype(np.float32)
+    c = np.asarray(X[:, :13], np.float64)
+    d = np.zeros(N)
+    d[1:] = np.sqrt(np.sum(np.diff(c, axis=0) ** 2, axis=1))
+    np.testing.assert_array_equal(C._frame_distance(X, N), d)
+    A = np.asarray(C.CLASS_MODEL["coef"], np.float32)
+    z = X @ A.T + np.asarray(C.CLASS_MODEL["intercept"], np.float32)
+    z = z - z.max(axis=1, keepdims=True)
+    logp = (z - np.log(np.exp(z).sum(axis=1, keepdims=True))).astype(np.float64)
+    ref = np.concatenate([np.zeros((1, logp.shape[1])), np.cumsum(logp, axis=0)])
+    labels = ["AA", "S", "B"] * 5
+    a = np.arange(15, dtype=np.int64) * (N // 16)
+    _, got, _ = C._class_fit(labels, X, a, a + 40)
+    np.testing.assert_array_equal(got, ref)

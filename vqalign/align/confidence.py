@@ -203,9 +203,15 @@ def _class_fit(labels, X, a, b):
         return out, None, cls
     A = np.asarray(CLASS_MODEL["coef"], np.float32)
     z = X @ A.T + np.asarray(CLASS_MODEL["intercept"], np.float32)
-    z = z - z.max(axis=1, keepdims=True)
-    logp = (z - np.log(np.exp(z).sum(axis=1, keepdims=True))).astype(np.float64)
-    C = np.concatenate([np.zeros((1, logp.shape[1])), np.cumsum(logp, axis=0)])
+    # C: the cumulative log-posteriors, row block by row block (each block's sum carried
+    # in as its first row, so the additions are the whole column's, in the same order)
+    C = np.zeros((z.shape[0] + 1, z.shape[1]))
+    for r0 in range(0, z.shape[0], _ROWS):
+        r1 = min(z.shape[0], r0 + _ROWS)
+        zb = z[r0:r1] - z[r0:r1].max(axis=1, keepdims=True)
+        logp = (zb - np.log(np.exp(zb).sum(axis=1, keepdims=True))).astype(np.float64)
+        C[r0 + 1:r1 + 1] = np.cumsum(np.concatenate([C[r0:r0 + 1], logp]), axis=0)[1:]
+    del z
     ok = cls >= 0
     n = np.maximum(b - a, 1)
     out[ok] = (C[b[ok], cls[ok]] - C[a[ok], cls[ok]]) / n[ok]
@@ -370,6 +376,22 @@ def utterance_features(stats_u, vit_u, batch, u, frame_ratio, energy, X, trans, 
     return Xu, Xw, near_w
 
 
+#: rows per block of the per-frame passes over a recording's features (a long recording's
+#: (T, 13) float64 copies and their temporaries were the peak of its confidences)
+_ROWS = 1 << 15
+
+
+def _frame_distance(X, N):
+    """(N,) float64: the Euclidean distance of each frame's first 13 features (the static
+    cepstra) from the previous frame's, 0 for the first; block by block."""
+    d = np.zeros(N)
+    for a in range(1, N, _ROWS):
+        b = min(N, a + _ROWS)
+        c = np.asarray(X[a - 1:b, :13], np.float64)
+        d[a:b] = np.sqrt(np.sum(np.diff(c, axis=0) ** 2, axis=1))
+    return d
+
+
 def batch_features(stats, vit, unit_off, batch, frame_off, frame_ratio, energies, X, trans,
                    hop_s):
     """:func:`utterance_features` of every utterance of a batch at once (the same values,
@@ -388,10 +410,7 @@ def batch_features(stats, vit, unit_off, batch, frame_off, frame_ratio, energies
     lo, hi = q[utt_of_frame, 0], q[utt_of_frame, 1]
     rel = np.clip((e - lo) / np.maximum(hi - lo, 1e-6), 0.0, 1.0)
     near = (rel < NEAR_FLOOR).astype(np.float64)
-    Cst = np.asarray(X[:, :13], np.float64)
-    d = np.zeros(N)
-    if N > 1:
-        d[1:] = np.sqrt(np.sum(np.diff(Cst, axis=0) ** 2, axis=1))
+    d = _frame_distance(X, N)
     starts = frame_off[:-1][lens_f > 0]
     d[starts] = 0.0
     med = np.array([np.median(d[frame_off[u] + 1:frame_off[u + 1]]) if lens_f[u] > 1 else 1.0
