@@ -244,7 +244,7 @@ def test_interrupted_long_alignment_resumes_to_the_same_words(tmp_path, monkeypa
     assert {f.name for f in next(tmp_path.iterdir()).iterdir()} >= {
         "features.pkl", "anchor.pkl", "anchor-path.pkl", "windows.pkl", "path.pkl",
         "windows-em-0.pkl", "flat-alignment.pkl", "models-g0.pkl", "seeded windows.pkl",
-        "seeded windows-em-0.pkl"}
+        "seeded windows-em-0.pkl", "extent.pkl"}
     assert ref.diagnostics["reference"]["method"].startswith("per-boundary median")
     long = ref.diagnostics["long_audio"]
     assert long["resumed"] == [] and long["windows"] >= 3
@@ -256,6 +256,12 @@ def test_interrupted_long_alignment_resumes_to_the_same_words(tmp_path, monkeypa
     # flat model is not trained or decoded again
     (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     (folder / "seeded windows-em-0.pkl").unlink()
+    from vqalign.align import extent
+
+    def search_again(*a, **k):
+        raise AssertionError("the extent was kept: a resumed run does not search again")
+
+    monkeypatch.setattr(extent, "find", search_again)
     again = Aligner(unit="phones").align(y, text, sr=sr)
     resumed = again.diagnostics["long_audio"]["resumed"]
     assert resumed[0] == "flat alignment" and "seeded windows" in resumed
