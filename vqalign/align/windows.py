@@ -725,6 +725,7 @@ def self_train_long(p, *, hop_s: float, speech: np.ndarray, train, select, decod
                 work.save(_name + "-step", {"model": _bare(m), "history": m.history_,
                                             "start_model": _start})
 
+            model.selection_ = model._last_selection = None  # the windows stage's
             _, n_windows = retrain(model, path, batch, sel_in, save_step, resume)
             history = model.history_
             sel = model._last_selection
@@ -790,8 +791,7 @@ def trimmed(a: int, b: int, spans) -> tuple[int, int]:
 
 def _selection_after(model, X, sel0, history):
     """The Gaussian selection an uninterrupted window EM held after the steps of
-    ``history``: ``sel0`` (the candidates of its start) re-scored with the current
-    Gaussians once they have moved."""
+    ``history``: ``sel0`` (its start's candidates) re-scored once the Gaussians moved."""
     n = len(history["log_likelihood"])
     every = max(1, int(getattr(model, "gaussians_every", 1)))
     moved = "m" in model.update or "v" in model.update
