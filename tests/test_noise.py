@@ -159,8 +159,9 @@ def test_in_noise_the_sphinx_opinion_is_biased_and_the_seeds_are_not(monkeypatch
     calls = []
     orig = R.sphinx_reference
 
-    def spy(p, hop_s, *, pause_bias=False):
-        out = orig(p, hop_s, pause_bias=pause_bias)
+    def spy(p, hop_s, *, pause_bias=False, short_pauses=False):
+        out = orig(p, hop_s, pause_bias=pause_bias, short_pauses=short_pauses)
+        assert short_pauses            # the single-file median's opinions
         calls.append((pause_bias, out))
         return out
 

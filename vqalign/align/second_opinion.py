@@ -126,19 +126,20 @@ _MEMO: collections.OrderedDict = collections.OrderedDict()
 _MEMO_LOCK = threading.Lock()
 
 
-def _memo_align(y, text, sr, pause_bias=False):
-    """The Sphinx model's alignment of ``y`` (``sr``) and ``text`` (``pause_bias``: see
-    :meth:`vqalign.align.sphinx.SphinxAligner.align`), from the memo when the same samples
-    and words were aligned lately (a copy: callers may change it)."""
+def _memo_align(y, text, sr, pause_bias=False, short_pauses=False):
+    """The Sphinx model's alignment of ``y`` (``sr``) and ``text`` (``pause_bias``,
+    ``short_pauses``: see :meth:`vqalign.align.sphinx.SphinxAligner.align`), from the memo
+    when the same samples and words were aligned lately (a copy: callers may change it)."""
     y = np.ascontiguousarray(y)
     key = (hashlib.blake2b(y.view(np.uint8), digest_size=16).hexdigest(), str(y.dtype),
-           y.shape, text, int(sr), bool(pause_bias))
+           y.shape, text, int(sr), bool(pause_bias), bool(short_pauses))
     with _MEMO_LOCK:
         hit = _MEMO.get(key)
         if hit is not None:
             _MEMO.move_to_end(key)
             return copy.deepcopy(hit)
-    aln = sphinx_aligner().align(y, text, sr=sr, pause_bias=bool(pause_bias))
+    aln = sphinx_aligner().align(y, text, sr=sr, pause_bias=bool(pause_bias),
+                                 short_pauses=bool(short_pauses))
     with _MEMO_LOCK:
         _MEMO[key] = copy.deepcopy(aln)
         while len(_MEMO) > MEMO_SIZE:
@@ -146,13 +147,15 @@ def _memo_align(y, text, sr, pause_bias=False):
     return aln
 
 
-def sphinx_reference(p, hop_s, *, pause_bias=False):
+def sphinx_reference(p, hop_s, *, pause_bias=False, short_pauses=False):
     """(alignment, segments) of the prepared utterance ``p`` by the Sphinx model
     (:func:`model_reference` with :func:`sphinx_aligner`; the alignment of the same
     samples and words is made once, see :data:`MEMO_SIZE`); ``pause_bias``: its fillers
     favoured where the audio is at its noise's level (:data:`vqalign.align.sphinx.
-    PAUSE_BIAS`)."""
-    return model_reference(p, hop_s, functools.partial(_memo_align, pause_bias=pause_bias),
+    PAUSE_BIAS`); ``short_pauses``: silences between words inserted more readily, where
+    the audio is quiet (:data:`vqalign.align.sphinx.SHORT_PAUSE_SILPROB`)."""
+    return model_reference(p, hop_s, functools.partial(_memo_align, pause_bias=pause_bias,
+                                                       short_pauses=short_pauses),
                            "the Sphinx model")
 
 
@@ -537,7 +540,7 @@ def merge(flat, seeded, ref, energy, hop_s, warnings=(), *, mode="self", energy_
 
 
 # --------------------------------------------------------------------------- the pass
-def opinions(p, *, hop_s, train_one, decode, required=False, own=None):
+def opinions(p, *, hop_s, train_one, decode, required=False, own=None, short_pauses=False):
     """The two other opinions of the prepared utterance ``p`` (in its frames' time): a
     model self-trained on ``p`` from a pretrained model's phone segmentation, and the
     pretrained model's own alignment. The pretrained model is the Sphinx en-us model, or
@@ -559,6 +562,9 @@ def opinions(p, *, hop_s, train_one, decode, required=False, own=None):
         ``own(p, hop_s) -> (Alignment, segments)`` (:func:`model_reference` of vqalign's
         English prior, :func:`vqalign.align.prior.source`): used instead of the
         Sphinx model.
+    short_pauses : bool
+        The Sphinx model places silences between words more readily, where the audio is
+        quiet (:data:`vqalign.align.sphinx.SHORT_PAUSE_SILPROB`; the single-file median).
 
     Returns
     -------
@@ -575,12 +581,12 @@ def opinions(p, *, hop_s, train_one, decode, required=False, own=None):
                                      'pocketsphinx (or pass reference="auto" / "none")')
             warn_missing_sphinx()
             return None, MISSING_SPHINX
-        ref, segs = sphinx_reference(p, hop_s)
+        ref, segs = sphinx_reference(p, hop_s, short_pauses=short_pauses)
         seed_name = "Sphinx segmentation"
         if ref is not None and noisy(p):
             # the opinion with the pause bias; the seeded model keeps the plain
             # segmentation (see PAUSE_BIAS_BELOW_DB)
-            biased, _ = sphinx_reference(p, hop_s, pause_bias=True)
+            biased, _ = sphinx_reference(p, hop_s, pause_bias=True, short_pauses=short_pauses)
             ref = biased if biased is not None else ref
     if ref is None:
         return None, segs
