@@ -156,24 +156,27 @@ def test_in_noise_the_sphinx_opinion_is_biased_and_the_seeds_are_not(monkeypatch
     from vqalign.align import Aligner
     from vqalign.align import second_opinion as R
 
-    calls = []
+    calls, shorts = [], []
     orig = R.sphinx_reference
 
     def spy(p, hop_s, *, pause_bias=False, short_pauses=False):
         out = orig(p, hop_s, pause_bias=pause_bias, short_pauses=short_pauses)
-        assert short_pauses            # the single-file median's opinions
         calls.append((pause_bias, out))
+        shorts.append(short_pauses)
         return out
 
     monkeypatch.setattr(R, "sphinx_reference", spy)
     u = synth.synthesize("the pilot checked the gauges before takeoff", seed=6)
     Aligner(reference="sphinx").align(u.audio, u.text, sr=u.sr)
     assert [b for b, _ in calls] == [False]
+    assert shorts == [True]            # short pauses (sphinx.SHORT_PAUSE_SILPROB): clean only
     calls.clear()
+    shorts.clear()
     y = _noisy(u, "babble", 5.0, seed=1)
     a = Aligner(reference="sphinx").align(y, u.text, sr=u.sr)
     assert a.diagnostics["snr_db"] < R.PAUSE_BIAS_BELOW_DB
     assert [b for b, _ in calls] == [False, True]
+    assert shorts == [False, False]
     biased = calls[1][1][0]
     np.testing.assert_allclose(a.diagnostics["reference"]["words"]["sphinx"],
                                [[s.start, s.end] for s in biased.tiers["words"]], atol=1e-4)
