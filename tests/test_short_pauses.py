@@ -1,6 +1,6 @@
 """Short pauses between words in the single-file median: the Sphinx opinion's fillers
-inserted more readily (vqalign.align.sphinx.SHORT_PAUSE_SILPROB) and kept only where the
-audio is quiet (PAUSE_GATE_SHARE).
+inserted more readily (vqalign.align.second_opinion.SHORT_PAUSE_SILPROB) and kept only
+where the audio is quiet (vqalign.align.refine.quiet_spans, PAUSE_GATE_SHARE).
 
 References: the gate's rule written out on a signal whose quiet stretch is known; the
 synthesizer's exact word times, with a short pause of known length spliced in.
@@ -31,7 +31,7 @@ def test_the_gate_keeps_a_filler_over_quiet_audio_and_drops_one_over_loud(sphinx
     """Loud noise with a quiet stretch at 1.00-1.20 s: of two fillers between words found
     by a first pass, the one on the stretch is kept and the one at 1.50-1.60 s is dropped;
     the fillers at the ends are kept whatever lies under them."""
-    from vqalign.align import sphinx as SP
+    from vqalign.align import refine as RF
 
     rng = np.random.default_rng(0)
     y = rng.standard_normal(2 * SR)
@@ -53,7 +53,7 @@ def test_the_gate_keeps_a_filler_over_quiet_audio_and_drops_one_over_loud(sphinx
 
     db, t = loudness_envelope(y, SR)
     lo, hi = np.percentile(db, [5, 95])
-    cut = lo + SP.PAUSE_GATE_SHARE * (hi - lo)
+    cut = lo + RF.PAUSE_GATE_SHARE * (hi - lo)
     off = sphinx.front_end_.boundary_offset_s
     for f0, f1, kept in ((102, 118, True), (150, 160, False)):
         m = (t >= f0 / 100 + off) & (t <= f1 / 100 + off)
@@ -82,6 +82,7 @@ def test_a_short_breath_pause_between_words_is_placed(monkeypatch):
     word started over 40 ms early."""
     pytest.importorskip("pocketsphinx")
     from vqalign.align import Aligner
+    from vqalign.align import refine as RF
     from vqalign.align import second_opinion as SO
     from vqalign.align import sphinx as SP
 
@@ -100,18 +101,21 @@ def test_a_short_breath_pause_between_words_is_placed(monkeypatch):
     end, start = edges()
     print(f"pause edges: {1000 * end:+.1f} / {1000 * start:+.1f} ms")
     assert abs(end) < 0.010 and abs(start) < 0.010
-    monkeypatch.setattr(SP, "SHORT_PAUSE_SILPROB", SP.SILPROB)
-    monkeypatch.setattr(SP, "PAUSE_GATE_SHARE", np.inf)
+    monkeypatch.setattr(SO, "SHORT_PAUSE_SILPROB", SP.SILPROB)
+    monkeypatch.setattr(RF, "PAUSE_GATE_SHARE", np.inf)
+    monkeypatch.setattr(SO, "split_at_pauses", lambda aln, *a: aln)
     _, before = edges()
     print(f"without: next word starts {1000 * before:+.1f} ms")
     assert before < -0.040
 
 
 def test_no_pause_is_put_into_speech_without_one(sphinx, monkeypatch):
-    """A synthesized sentence without pauses: the Sphinx aligner with ``short_pauses``
-    leaves no gap between any two words; without the gate the higher silence probability
-    puts one after the first word (so the gate is what keeps it out)."""
-    from vqalign.align import sphinx as SP
+    """A synthesized sentence without pauses: the Sphinx aligner with the median's
+    ``pause_silprob`` leaves no gap between any two words; without the gate the higher
+    silence probability puts one after the first word (so the gate is what keeps it
+    out)."""
+    from vqalign.align import refine as RF
+    from vqalign.align.second_opinion import SHORT_PAUSE_SILPROB
 
     u = synth.synthesize("the children laughed as the puppy chased its own tail", seed=4,
                          voice="dana", pause_prob=0.0)
@@ -119,9 +123,10 @@ def test_no_pause_is_put_into_speech_without_one(sphinx, monkeypatch):
     assert np.all(truth[1:, 0] - truth[:-1, 1] < 1e-9)
 
     def gaps():
-        w = sphinx.align(u.audio, u.text, sr=u.sr, short_pauses=True).tiers["words"]
+        aln = sphinx.align(u.audio, u.text, sr=u.sr, pause_silprob=SHORT_PAUSE_SILPROB)
+        w = aln.tiers["words"]
         return [k for k in range(len(w) - 1) if w[k + 1].start - w[k].end > 1e-6]
 
     assert gaps() == []
-    monkeypatch.setattr(SP, "PAUSE_GATE_SHARE", np.inf)
+    monkeypatch.setattr(RF, "PAUSE_GATE_SHARE", np.inf)
     assert gaps() == [0]

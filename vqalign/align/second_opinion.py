@@ -50,6 +50,7 @@ from vqalign.align.confidence import (
 )
 from vqalign.align.decode import add_warnings, shift_tiers
 from vqalign.align.recipe import rel_duration
+from vqalign.align.refine import split_at_pauses
 from vqalign.align.utterance import load_audio, loudness_range_db
 from vqalign.exceptions import ParameterError, VQAlignError
 from vqalign.features.frontend import FEATURE_SR, frame_db
@@ -80,6 +81,19 @@ PRIOR_MIN_RANGE_DB = 12.5
 #: alone; babble 0.608, 0.594, 0.600; words mean 22.7, 22.6, 22.5 and 29.8, 29.9, 29.8 ms;
 #: built-in synthesizer white / babble 10 dB 13.4 / 63.8, 11.6 / 54.8, 12.1 / 54.8 ms)
 PAUSE_BIAS_BELOW_DB = 25.0
+
+#: the single-file median's Sphinx opinion (:func:`opinions` with ``short_pauses``, in a
+#: clean recording): the insertion probability of its silence filler between words
+#: instead of :data:`vqalign.align.sphinx.SILPROB` (pocketsphinx's), the share
+#: of word junctions with a pause in devdata's synthetic set (160 of 1627; the built-in
+#: synthesizer pauses at 25 %), and every filler the first pass finds between two words
+#: kept only where the audio there is quiet (:func:`vqalign.align.refine.quiet_spans`). Measured with the
+#: gate (words mean of the default median, devdata synth 200 files / built-in synthesizer
+#: seed 23, 40 files / TIMIT dev 40 files; pocketsphinx's 0.005 without the gate 14.64 /
+#: 9.06 / 17.21 ms): 0.005 13.95 / 9.06 / 17.21, 0.05 14.05 / 8.07 / 16.94, 0.1 14.09 /
+#: 8.07 / 16.94, 0.3 14.10 / 8.05 / 16.74 ms. Without the gate a higher probability put
+#: pauses into loud speech (devdata synth 0.05: 15.04, 0.3: 15.09 ms)
+SHORT_PAUSE_SILPROB = 0.1
 
 _SPHINX: dict = {}
 
@@ -139,7 +153,7 @@ def _memo_align(y, text, sr, pause_bias=False, short_pauses=False):
             _MEMO.move_to_end(key)
             return copy.deepcopy(hit)
     aln = sphinx_aligner().align(y, text, sr=sr, pause_bias=bool(pause_bias),
-                                 short_pauses=bool(short_pauses))
+                                 pause_silprob=SHORT_PAUSE_SILPROB if short_pauses else None)
     with _MEMO_LOCK:
         _MEMO[key] = copy.deepcopy(aln)
         while len(_MEMO) > MEMO_SIZE:
@@ -153,7 +167,7 @@ def sphinx_reference(p, hop_s, *, pause_bias=False, short_pauses=False):
     samples and words is made once, see :data:`MEMO_SIZE`); ``pause_bias``: its fillers
     favoured where the audio is at its noise's level (:data:`vqalign.align.sphinx.
     PAUSE_BIAS`); ``short_pauses``: silences between words inserted more readily, where
-    the audio is quiet (:data:`vqalign.align.sphinx.SHORT_PAUSE_SILPROB`)."""
+    the audio is quiet (:data:`SHORT_PAUSE_SILPROB`)."""
     return model_reference(p, hop_s, functools.partial(_memo_align, pause_bias=pause_bias,
                                                        short_pauses=short_pauses),
                            "the Sphinx model")
@@ -564,7 +578,7 @@ def opinions(p, *, hop_s, train_one, decode, required=False, own=None, short_pau
         Sphinx model.
     short_pauses : bool
         The Sphinx model places silences between words more readily, where the audio is
-        quiet (:data:`vqalign.align.sphinx.SHORT_PAUSE_SILPROB`; the single-file median),
+        quiet (:data:`SHORT_PAUSE_SILPROB`; the single-file median),
         unless the recording is :func:`noisy`.
 
     Returns
@@ -618,7 +632,9 @@ def with_reference(p, flat, *, hop_s, opinions, ref_name="sphinx", prior=None):
     used. ``prior(p, hop_s) -> (Alignment, segments)`` (vqalign's English prior,
     :func:`vqalign.align.prior.source`), when given, takes the flat start's place in the
     median; the flat start keeps it when the prior cannot align ``p`` or the audio is
-    noisier than :data:`PRIOR_MIN_RANGE_DB` allows."""
+    noisier than :data:`PRIOR_MIN_RANGE_DB` allows. With the Sphinx model, in a clean
+    recording (not :func:`noisy`), two words the median joins over a quiet stretch are
+    parted (:func:`vqalign.align.refine.split_at_pauses`)."""
     seeded, ref = opinions(p)
     if seeded is None:
         flat.diagnostics["reference"] = f"none: {ref}"
@@ -626,8 +642,13 @@ def with_reference(p, flat, *, hop_s, opinions, ref_name="sphinx", prior=None):
     own = None
     if prior is not None and p.y16 is not None and prior_may_vote(p.y16, p.range_db):
         own = prior(p, hop_s)[0]
-    return merge(flat, seeded, ref, p.energy, hop_s, list(p.warnings), ref_name=ref_name,
-                 prior=own, snr_db=getattr(p, "snr_db", None), last_from_prior=not noisy(p))
+    out = merge(flat, seeded, ref, p.energy, hop_s, list(p.warnings), ref_name=ref_name,
+                prior=own, snr_db=getattr(p, "snr_db", None), last_from_prior=not noisy(p))
+    if ref_name == "sphinx" and not noisy(p):
+        # the words the median joins over a quiet stretch parted (a short pause none of
+        # the three placed); the aligner's refine_prepared then moves the pause's edges
+        split_at_pauses(out, p.y16, FEATURE_SR)
+    return out
 
 
 def corpus_opinion(p, res, warns, *, hop_s, prepare, length_error, opinions, ref_name="sphinx"):

@@ -79,27 +79,6 @@ LW = 6.5
 #: 0 dB 79.9 -> 76.8 (TIMIT measured only: it chose between the two synthetic bests)
 PAUSE_BIAS = 2.0
 PAUSE_BIAS_SNR_DB = 6.0
-#: ``align(..., short_pauses=True)`` (the single-file median's Sphinx opinion): the
-#: insertion probability of a silence filler between words instead of SILPROB, the share
-#: of word junctions with a pause in devdata's synthetic set (160 of 1627; the built-in
-#: synthesizer pauses at 25 %), and every filler the first pass finds between two words
-#: kept only where the audio there is quiet (:data:`PAUSE_GATE_SHARE`). Measured with the
-#: gate (words mean of the default median, devdata synth 200 files / built-in synthesizer
-#: seed 23, 40 files / TIMIT dev 40 files; pocketsphinx's 0.005 without the gate 14.64 /
-#: 9.06 / 17.21 ms): 0.005 13.95 / 9.06 / 17.21, 0.05 14.05 / 8.07 / 16.94, 0.1 14.09 /
-#: 8.07 / 16.94, 0.3 14.10 / 8.05 / 16.74 ms. Without the gate a higher probability put
-#: pauses into loud speech (devdata synth 0.05: 15.04, 0.3: 15.09 ms)
-SHORT_PAUSE_SILPROB = 0.1
-#: a filler between two words (``short_pauses=True``) is kept only where the median of
-#: the loudness envelope (:func:`vqalign.align.refine.loudness_envelope`) over its frames
-#: of the first pass lies below this share of the way from the recording's floor (5th
-#: percentile) to its loud level (95th): the lower half. On the synthetic sets (SILPROB
-#: 0.3, 200 + 40 files) the fillers next to no stop over a true pause lay at 0.00-0.11
-#: (10th-90th percentile), those over speech at 0.58-0.93, so any share in 0.12-0.57
-#: separates them; devdata synth words 0.3 / 0.5 / 0.7: 14.08 / 14.09 / 14.24 ms, built-in
-#: synthesizer 8.07 ms for all three. (A filler next to a stop often lies on its closure,
-#: quiet too; dropping those lost true pauses: built-in synthesizer 8.07 -> 11.75 ms.)
-PAUSE_GATE_SHARE = 0.5
 
 
 def load_sphinx_model(spec="en-us"):
@@ -326,8 +305,7 @@ class SphinxAligner(SphinxAdaptation):
     def _topology(self, units, sen_tm, col_of, *, optional_col=None, pen=None):
         """Banded topology: 3 states per phone (the mdef's senones and transition matrix);
         with ``optional_col`` a one-state optional filler reading that emission column
-        before the first word, between words and after the last, entered at the log
-        insertion penalty ``pen`` (default the first filler's)."""
+        before the first word, between words and after the last (log penalty ``pen``)."""
         from vqalign.hmm.topology import Topology
 
         m = self.model_
@@ -441,15 +419,14 @@ class SphinxAligner(SphinxAdaptation):
         return sphinx_features(y, sr, params=self.front_end_)
 
     def align(self, y, text, *, sr=FEATURE_SR, audio_name=None, pause_bias=False,
-              short_pauses=False):
+              pause_silprob=None):
         """Align ``text`` to the waveform ``y`` (float, mono, at the model's rate).
 
         ``pause_bias``: fillers are favoured where the audio is at its noise's level and
         disfavoured where it stands out (:data:`PAUSE_BIAS`; the single-file median's
         opinion, :mod:`vqalign.align.second_opinion`).
-        ``short_pauses``: silence fillers are inserted more readily
-        (:data:`SHORT_PAUSE_SILPROB`), but one between two words only where the audio is
-        quiet (:data:`PAUSE_GATE_SHARE`; the single-file median's opinion).
+        ``pause_silprob``: silence inserted at this probability instead of SILPROB, between
+        two words only where quiet (:data:`vqalign.align.second_opinion.SHORT_PAUSE_SILPROB`).
 
         Returns a :class:`vqalign.align.alignment.Alignment` with tiers ``words`` and
         ``phones`` (fillers and silences are gaps) and per-word confidences.
@@ -461,7 +438,7 @@ class SphinxAligner(SphinxAdaptation):
         """
         with one_blas_thread():
             return self._align(y, text, sr=sr, audio_name=audio_name, pause_bias=pause_bias,
-                               short_pauses=short_pauses)
+                               pause_silprob=pause_silprob)
 
     def _pause_bias(self, y, T):
         """(T,) float32: the fillers' log-likelihood bias per frame (:data:`PAUSE_BIAS`)."""
@@ -473,7 +450,7 @@ class SphinxAligner(SphinxAdaptation):
         return (PAUSE_BIAS * x).astype(np.float32)
 
     def _align(self, y, text, *, sr, audio_name, keep=None, pause_bias=False,
-               short_pauses=False):
+               pause_silprob=None):
         from vqalign.align.alignment import Alignment, Segment
         from vqalign.align.text import normalize_words
 
@@ -490,7 +467,7 @@ class SphinxAligner(SphinxAdaptation):
         X = self.features(y, sr)
         T = X.shape[0]
         m = self.model_
-        fillers = self._fillers(SHORT_PAUSE_SILPROB) if short_pauses else self.fillers_
+        fillers = self.fillers_ if pause_silprob is None else self._fillers(pause_silprob)
         filler_cis = [c for _, c, _ in fillers]
 
         # pass 1: cross-word contexts, one-state optional filler between words
@@ -524,7 +501,7 @@ class SphinxAligner(SphinxAdaptation):
         cols.ensure(np.concatenate([sen_tm[0].ravel(), filler_sen]))
         path1, topo1 = self._pass1(units, sen_tm, cols, pen=fillers[0][2])
         gaps = self._gaps(path1, topo1, len(words), cols.le, cols.col_of, fillers)
-        if short_pauses:
+        if pause_silprob is not None:
             gaps = self._quiet_gaps(gaps, path1, topo1, y, sr)
         # pass 2: fillers where the first pass found pauses, contexts recomputed
         units2, topo2, path2, best = self._decode(words, gaps, prons, cols)
@@ -590,8 +567,7 @@ class SphinxAligner(SphinxAdaptation):
     # ------------------------------------------------------------------ passes
     def _pass1(self, units, sen_tm, cols, pen=None):
         """First pass: the words with a one-state optional filler (the best silence
-        senone; log insertion penalty ``pen``) before, between and after them. Returns
-        (path, topology)."""
+        senone, log penalty ``pen``) before, between and after them: (path, topology)."""
         from vqalign.hmm import viterbi
 
         m = self.model_
@@ -786,32 +762,18 @@ class SphinxAligner(SphinxAdaptation):
         return out
 
     def _quiet_gaps(self, gaps, path, topo, y, sr):
-        """``gaps`` with every filler between two words dropped unless the audio under
-        its first-pass frames (``path`` through ``topo``) is quiet: the median of the
-        loudness envelope there below :data:`PAUSE_GATE_SHARE` of the way from the
-        recording's floor to its loud level. Fillers before the first and after the last
-        word are kept; so is everything in a recording without 6 dB of contrast."""
-        from vqalign.align.refine import loudness_envelope
+        """``gaps`` without the fillers between two words whose first-pass frames (``path``
+        through ``topo``) are not quiet (:func:`vqalign.align.refine.quiet_spans`)."""
+        from vqalign.align.refine import quiet_spans
 
-        db, t = loudness_envelope(np.asarray(y, np.float64), int(sr))
-        if db.size < 10:
-            return gaps
-        floor, loud = np.percentile(db, [5, 95])
-        if loud - floor < 6.0:
-            return gaps
-        cut = floor + PAUSE_GATE_SHARE * (loud - floor)
-        off = self.front_end_.boundary_offset_s
         opt = np.flatnonzero(topo.skippable)     # the k-th optional state: position k
-        out = list(gaps)
-        for k in range(1, len(out) - 1):
-            if out[k] is None:
-                continue
-            frames = np.flatnonzero(path == opt[k])
-            a, b = frames[0] * HOP_S + off, (frames[-1] + 1) * HOP_S + off
-            inside = (t >= a) & (t <= b)
-            if not inside.any() or np.median(db[inside]) >= cut:
-                out[k] = None
-        return out
+        inner = [k for k in range(1, len(gaps) - 1) if gaps[k] is not None]
+        off = self.front_end_.boundary_offset_s
+        spans = [(f[0] * HOP_S + off, (f[-1] + 1) * HOP_S + off)
+                 for f in (np.flatnonzero(path == opt[k]) for k in inner)]
+        quiet = quiet_spans(np.asarray(y, np.float64), int(sr), spans)
+        return [None if k in inner and not quiet[inner.index(k)] else g
+                for k, g in enumerate(gaps)]
 
     def _gaps(self, path, topo, n_words, le, col_of, fillers):
         """Filler CI phone per position (before the first word, between words, after the
