@@ -66,7 +66,8 @@ MIN_PAUSE_S = 0.020
 #: separates them (the Sphinx opinion's fillers between words,
 #: vqalign.align.sphinx.SphinxAligner.align(pause_silprob=...)); devdata synth words 0.3 / 0.5 / 0.7: 14.08 / 14.09 / 14.24 ms, built-in
 #: synthesizer 8.07 ms for all three. (A filler next to a stop often lies on its closure,
-#: quiet too; dropping those lost true pauses: built-in synthesizer 8.07 -> 11.75 ms.)
+#: quiet too; dropping every one next to a stop lost true pauses: built-in synthesizer
+#: 8.07 -> 11.75 ms, with a gate on the share of quiet windows at probability 0.3.)
 PAUSE_GATE_SHARE = 0.5
 #: phones whose closure is as quiet as a pause: a quiet stretch next to one is not taken
 #: for a pause (taken, devdata synth words went 14.11 -> 17.76 ms, the built-in
