@@ -151,28 +151,34 @@ def test_the_median_reports_the_snr_and_lowers_its_confidence_in_noise(monkeypat
 def test_in_noise_the_sphinx_opinion_is_biased_and_the_seeds_are_not(monkeypatch):
     """A noisy recording (estimated SNR under PAUSE_BIAS_BELOW_DB): the Sphinx opinion
     in the median is its alignment with the pause bias, the seeded model's start the
-    segmentation without it; a clean one: no biased alignment is made."""
+    segmentation without it, and neither takes short pauses (nor is any word parted at a
+    quiet stretch); a clean one: no biased alignment is made, short pauses are taken."""
     pytest.importorskip("pocketsphinx")
     from vqalign.align import Aligner
     from vqalign.align import second_opinion as R
 
-    calls = []
+    calls, shorts = [], []
     orig = R.sphinx_reference
 
-    def spy(p, hop_s, *, pause_bias=False):
-        out = orig(p, hop_s, pause_bias=pause_bias)
+    def spy(p, hop_s, *, pause_bias=False, short_pauses=False):
+        out = orig(p, hop_s, pause_bias=pause_bias, short_pauses=short_pauses)
         calls.append((pause_bias, out))
+        shorts.append(short_pauses)
         return out
 
     monkeypatch.setattr(R, "sphinx_reference", spy)
     u = synth.synthesize("the pilot checked the gauges before takeoff", seed=6)
-    Aligner(reference="sphinx").align(u.audio, u.text, sr=u.sr)
+    clean = Aligner(reference="sphinx").align(u.audio, u.text, sr=u.sr)
     assert [b for b, _ in calls] == [False]
+    assert shorts == [True]            # short pauses (SHORT_PAUSE_SILPROB): clean only
+    assert "pauses_split" in clean.diagnostics      # refine.split_at_pauses: clean only
     calls.clear()
+    shorts.clear()
     y = _noisy(u, "babble", 5.0, seed=1)
     a = Aligner(reference="sphinx").align(y, u.text, sr=u.sr)
     assert a.diagnostics["snr_db"] < R.PAUSE_BIAS_BELOW_DB
     assert [b for b, _ in calls] == [False, True]
+    assert shorts == [False, False] and "pauses_split" not in a.diagnostics
     biased = calls[1][1][0]
     np.testing.assert_allclose(a.diagnostics["reference"]["words"]["sphinx"],
                                [[s.start, s.end] for s in biased.tiers["words"]], atol=1e-4)

@@ -141,3 +141,54 @@ def test_units_found_by_bisection_move_as_by_the_scan_of_every_unit():
     assert fast.diagnostics["pause_edges_moved"] == slow.diagnostics["pause_edges_moved"] > n
     assert fast.tiers["words"] == slow.tiers["words"]
     assert fast.tiers["phones"] == sorted(slow.tiers["phones"], key=lambda s: s.start)
+
+
+# ------------------------------------------------------------------ split_at_pauses
+def _junction(left="S", right="M"):
+    """Two touching words meeting at 1.00 s ("ask me"): phones ``left`` and ``right`` at
+    the junction."""
+    return _aln([(0.40, 1.00, "ask"), (1.00, 1.60, "me")],
+                [(0.40, 0.70, "AE"), (0.70, 1.00, left), (1.00, 1.30, right),
+                 (1.30, 1.60, "IY")])
+
+
+def test_touching_words_are_parted_at_a_quiet_stretch_between_them():
+    """Sound 0.40-0.97 and 1.03-1.60 s (a 60 ms pause the aligner did not place): the
+    words are parted, and the pause edges then moved by refine_pause_edges lie within
+    6 ms (half an envelope window and a hop) of where the sound stops and starts."""
+    y = _audio([0.40, 1.03], [0.97, 1.60])
+    a = _junction()
+    refine.split_at_pauses(a, y, SR)
+    assert a.diagnostics["pauses_split"] == 1
+    w, p = a.tiers["words"], a.tiers["phones"]
+    assert 0.97 < w[0].end < w[1].start < 1.03
+    assert (p[1].end, p[2].start) == (w[0].end, w[1].start)
+    refine.refine_pause_edges(a, y, SR)
+    assert abs(w[0].end - 0.97) <= 0.006 and abs(w[1].start - 1.03) <= 0.006
+    assert (p[1].end, p[2].start) == (w[0].end, w[1].start)
+    assert [s.end for s in p[:1]] == [0.70] and p[3].start == 1.30   # inner phones stay
+
+
+@pytest.mark.parametrize("left,right", [("T", "M"), ("S", "P"), ("S", "CH")])
+def test_no_pause_is_taken_next_to_a_stop_or_an_affricate(left, right):
+    """The same quiet stretch where a stop or an affricate meets the junction: it may be
+    that phone's closure, so the words stay joined."""
+    y = _audio([0.40, 1.03], [0.97, 1.60])
+    a = _junction(left, right)
+    refine.split_at_pauses(a, y, SR)
+    w = a.tiers["words"]
+    assert a.diagnostics["pauses_split"] == 0 and w[0].end == w[1].start == 1.00
+
+
+def test_a_stretch_shorter_than_a_pause_or_outside_the_meeting_phones_is_left():
+    """A 12 ms quiet stretch at the junction (under MIN_PAUSE_S once the windows' width is
+    taken off) and a 60 ms one inside the second word's last phone: nothing parted."""
+    y = _audio([0.40, 1.006], [0.994, 1.60])
+    a = _junction()
+    refine.split_at_pauses(a, y, SR)
+    assert a.diagnostics["pauses_split"] == 0
+    y = _audio([0.40, 1.43], [1.37, 1.60])
+    a = _junction()
+    refine.split_at_pauses(a, y, SR)
+    assert a.diagnostics["pauses_split"] == 0
+    assert a.tiers["words"][0].end == a.tiers["words"][1].start == 1.00

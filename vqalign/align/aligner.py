@@ -406,7 +406,7 @@ class Aligner:
             def opinion(q, flat):
                 return second_opinion.with_reference(
                     q, flat, hop_s=self.hop_, ref_name=prior.ref_name(self.reference),
-                    opinions=functools.partial(self._opinions, n_codes=n_codes),
+                    opinions=functools.partial(self._opinions, n_codes=n_codes, short_pauses=True),
                     prior=prior.in_median(self.reference, Aligner.load))
         return selftrain.self_train(
             p, unit=self.unit, hop_s=self.hop_, dither=self.dither_,
@@ -414,11 +414,11 @@ class Aligner:
             decode=self._decode, length_error=self._length_error,
             keep_paths=self.keep_paths, second_opinion=opinion)
 
-    def _opinions(self, p, n_codes=None):
+    def _opinions(self, p, n_codes=None, short_pauses=False):
         """(seeded, reference) alignments of ``p`` (:func:`second_opinion.opinions`)."""
         return second_opinion.opinions(
             p, hop_s=self.hop_, train_one=functools.partial(self._train_one, n_codes=n_codes),
-            decode=self._decode, required=self.reference == "sphinx",
+            decode=self._decode, required=self.reference == "sphinx", short_pauses=short_pauses,
             own=prior.for_setting(self.reference, Aligner.load))
 
     def _corpus_opinion(self, p, res, warns):

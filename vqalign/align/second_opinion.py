@@ -50,6 +50,7 @@ from vqalign.align.confidence import (
 )
 from vqalign.align.decode import add_warnings, shift_tiers
 from vqalign.align.recipe import rel_duration
+from vqalign.align.refine import split_at_pauses
 from vqalign.align.utterance import load_audio, loudness_range_db
 from vqalign.exceptions import ParameterError, VQAlignError
 from vqalign.features.frontend import FEATURE_SR, frame_db
@@ -80,6 +81,19 @@ PRIOR_MIN_RANGE_DB = 12.5
 #: alone; babble 0.608, 0.594, 0.600; words mean 22.7, 22.6, 22.5 and 29.8, 29.9, 29.8 ms;
 #: built-in synthesizer white / babble 10 dB 13.4 / 63.8, 11.6 / 54.8, 12.1 / 54.8 ms)
 PAUSE_BIAS_BELOW_DB = 25.0
+
+#: the single-file median's Sphinx opinion (:func:`opinions` with ``short_pauses``, in a
+#: clean recording): the insertion probability of its silence filler between words
+#: instead of :data:`vqalign.align.sphinx.SILPROB` (pocketsphinx's), the share
+#: of word junctions with a pause in devdata's synthetic set (160 of 1627; the built-in
+#: synthesizer pauses at 25 %), and every filler the first pass finds between two words
+#: kept only where the audio there is quiet (:func:`vqalign.align.refine.quiet_spans`). Measured with the
+#: gate (words mean of the default median, devdata synth 200 files / built-in synthesizer
+#: seed 23, 40 files / TIMIT dev 40 files; pocketsphinx's 0.005 without the gate 14.64 /
+#: 9.06 / 17.21 ms): 0.005 13.95 / 9.06 / 17.21, 0.05 14.05 / 8.07 / 16.94, 0.1 14.09 /
+#: 8.07 / 16.94, 0.3 14.10 / 8.05 / 16.74 ms. Without the gate a higher probability put
+#: pauses into loud speech (devdata synth 0.05: 15.04, 0.3: 15.09 ms)
+SHORT_PAUSE_SILPROB = 0.1
 
 _SPHINX: dict = {}
 
@@ -126,19 +140,20 @@ _MEMO: collections.OrderedDict = collections.OrderedDict()
 _MEMO_LOCK = threading.Lock()
 
 
-def _memo_align(y, text, sr, pause_bias=False):
-    """The Sphinx model's alignment of ``y`` (``sr``) and ``text`` (``pause_bias``: see
-    :meth:`vqalign.align.sphinx.SphinxAligner.align`), from the memo when the same samples
-    and words were aligned lately (a copy: callers may change it)."""
+def _memo_align(y, text, sr, pause_bias=False, short_pauses=False):
+    """The Sphinx model's alignment of ``y`` (``sr``) and ``text`` (``pause_bias``,
+    ``short_pauses``: see :meth:`vqalign.align.sphinx.SphinxAligner.align`), from the memo
+    when the same samples and words were aligned lately (a copy: callers may change it)."""
     y = np.ascontiguousarray(y)
     key = (hashlib.blake2b(y.view(np.uint8), digest_size=16).hexdigest(), str(y.dtype),
-           y.shape, text, int(sr), bool(pause_bias))
+           y.shape, text, int(sr), bool(pause_bias), bool(short_pauses))
     with _MEMO_LOCK:
         hit = _MEMO.get(key)
         if hit is not None:
             _MEMO.move_to_end(key)
             return copy.deepcopy(hit)
-    aln = sphinx_aligner().align(y, text, sr=sr, pause_bias=bool(pause_bias))
+    aln = sphinx_aligner().align(y, text, sr=sr, pause_bias=bool(pause_bias),
+                                 pause_silprob=SHORT_PAUSE_SILPROB if short_pauses else None)
     with _MEMO_LOCK:
         _MEMO[key] = copy.deepcopy(aln)
         while len(_MEMO) > MEMO_SIZE:
@@ -146,13 +161,15 @@ def _memo_align(y, text, sr, pause_bias=False):
     return aln
 
 
-def sphinx_reference(p, hop_s, *, pause_bias=False):
+def sphinx_reference(p, hop_s, *, pause_bias=False, short_pauses=False):
     """(alignment, segments) of the prepared utterance ``p`` by the Sphinx model
     (:func:`model_reference` with :func:`sphinx_aligner`; the alignment of the same
     samples and words is made once, see :data:`MEMO_SIZE`); ``pause_bias``: its fillers
     favoured where the audio is at its noise's level (:data:`vqalign.align.sphinx.
-    PAUSE_BIAS`)."""
-    return model_reference(p, hop_s, functools.partial(_memo_align, pause_bias=pause_bias),
+    PAUSE_BIAS`); ``short_pauses``: silences between words inserted more readily, where
+    the audio is quiet (:data:`SHORT_PAUSE_SILPROB`)."""
+    return model_reference(p, hop_s, functools.partial(_memo_align, pause_bias=pause_bias,
+                                                       short_pauses=short_pauses),
                            "the Sphinx model")
 
 
@@ -537,7 +554,7 @@ def merge(flat, seeded, ref, energy, hop_s, warnings=(), *, mode="self", energy_
 
 
 # --------------------------------------------------------------------------- the pass
-def opinions(p, *, hop_s, train_one, decode, required=False, own=None):
+def opinions(p, *, hop_s, train_one, decode, required=False, own=None, short_pauses=False):
     """The two other opinions of the prepared utterance ``p`` (in its frames' time): a
     model self-trained on ``p`` from a pretrained model's phone segmentation, and the
     pretrained model's own alignment. The pretrained model is the Sphinx en-us model, or
@@ -559,6 +576,10 @@ def opinions(p, *, hop_s, train_one, decode, required=False, own=None):
         ``own(p, hop_s) -> (Alignment, segments)`` (:func:`model_reference` of vqalign's
         English prior, :func:`vqalign.align.prior.source`): used instead of the
         Sphinx model.
+    short_pauses : bool
+        The Sphinx model places silences between words more readily, where the audio is
+        quiet (:data:`SHORT_PAUSE_SILPROB`; the single-file median),
+        unless the recording is :func:`noisy`.
 
     Returns
     -------
@@ -575,7 +596,9 @@ def opinions(p, *, hop_s, train_one, decode, required=False, own=None):
                                      'pocketsphinx (or pass reference="auto" / "none")')
             warn_missing_sphinx()
             return None, MISSING_SPHINX
-        ref, segs = sphinx_reference(p, hop_s)
+        # short pauses in clean recordings only: in noise the pause bias places them
+        # (TIMIT dev in white noise at 10 dB, words 22.50 -> 23.11 ms with both)
+        ref, segs = sphinx_reference(p, hop_s, short_pauses=short_pauses and not noisy(p))
         seed_name = "Sphinx segmentation"
         if ref is not None and noisy(p):
             # the opinion with the pause bias; the seeded model keeps the plain
@@ -609,7 +632,9 @@ def with_reference(p, flat, *, hop_s, opinions, ref_name="sphinx", prior=None):
     used. ``prior(p, hop_s) -> (Alignment, segments)`` (vqalign's English prior,
     :func:`vqalign.align.prior.source`), when given, takes the flat start's place in the
     median; the flat start keeps it when the prior cannot align ``p`` or the audio is
-    noisier than :data:`PRIOR_MIN_RANGE_DB` allows."""
+    noisier than :data:`PRIOR_MIN_RANGE_DB` allows. With the Sphinx model, in a clean
+    recording (not :func:`noisy`), two words the median joins over a quiet stretch are
+    parted (:func:`vqalign.align.refine.split_at_pauses`)."""
     seeded, ref = opinions(p)
     if seeded is None:
         flat.diagnostics["reference"] = f"none: {ref}"
@@ -617,8 +642,13 @@ def with_reference(p, flat, *, hop_s, opinions, ref_name="sphinx", prior=None):
     own = None
     if prior is not None and p.y16 is not None and prior_may_vote(p.y16, p.range_db):
         own = prior(p, hop_s)[0]
-    return merge(flat, seeded, ref, p.energy, hop_s, list(p.warnings), ref_name=ref_name,
-                 prior=own, snr_db=getattr(p, "snr_db", None), last_from_prior=not noisy(p))
+    out = merge(flat, seeded, ref, p.energy, hop_s, list(p.warnings), ref_name=ref_name,
+                prior=own, snr_db=getattr(p, "snr_db", None), last_from_prior=not noisy(p))
+    if ref_name == "sphinx" and not noisy(p):
+        # the words the median joins over a quiet stretch parted (a short pause none of
+        # the three placed); the aligner's refine_prepared then moves the pause's edges
+        split_at_pauses(out, p.y16, FEATURE_SR)
+    return out
 
 
 def corpus_opinion(p, res, warns, *, hop_s, prepare, length_error, opinions, ref_name="sphinx"):

@@ -214,8 +214,9 @@ class SphinxAligner(SphinxAdaptation):
     def fillers_(self):
         return self._fillers()
 
-    def _fillers(self):
-        """[(word, ci phone, log insertion penalty)] from the noise dictionary."""
+    def _fillers(self, silprob=SILPROB):
+        """[(word, ci phone, log insertion penalty)] from the noise dictionary; silence at
+        ``silprob``."""
         m = self.model_
         out = []
         for w, prons in m.noisedict.items():
@@ -225,11 +226,11 @@ class SphinxAligner(SphinxAdaptation):
             if len(ph) != 1:
                 continue
             ci = m.mdef.ci_index[ph[0]]
-            pen = LW * math.log(SILPROB if ph[0] == "SIL" else FILLPROB)
+            pen = LW * math.log(silprob if ph[0] == "SIL" else FILLPROB)
             if all(c != ci for _, c, _ in out):
                 out.append((w, ci, pen))
         if not any(c == m.mdef.sil for _, c, _ in out) and m.mdef.sil >= 0:
-            out.insert(0, ("<sil>", m.mdef.sil, LW * math.log(SILPROB)))
+            out.insert(0, ("<sil>", m.mdef.sil, LW * math.log(silprob)))
         return out
 
     def pronounce(self, word: str) -> list[str]:
@@ -301,16 +302,16 @@ class SphinxAligner(SphinxAdaptation):
         pid = md.phone_ids(ci, np.where(fill, -1, lc), rc, wpos)
         return md.senones[pid], m.tmat[md.tmat[pid]]
 
-    def _topology(self, units, sen_tm, col_of, *, optional_col=None):
+    def _topology(self, units, sen_tm, col_of, *, optional_col=None, pen=None):
         """Banded topology: 3 states per phone (the mdef's senones and transition matrix);
         with ``optional_col`` a one-state optional filler reading that emission column
-        before the first word, between words and after the last."""
+        before the first word, between words and after the last (log penalty ``pen``)."""
         from vqalign.hmm.topology import Topology
 
         m = self.model_
         sen, tm = sen_tm
         n_u, E = sen.shape
-        q = math.exp(self.fillers_[0][2])
+        q = math.exp(self.fillers_[0][2] if pen is None else pen)
         q = min(q / (1.0 + q), 0.5)
         loop = float(self.filler_loop)
         if isinstance(col_of, np.ndarray):
@@ -417,12 +418,15 @@ class SphinxAligner(SphinxAdaptation):
 
         return sphinx_features(y, sr, params=self.front_end_)
 
-    def align(self, y, text, *, sr=FEATURE_SR, audio_name=None, pause_bias=False):
+    def align(self, y, text, *, sr=FEATURE_SR, audio_name=None, pause_bias=False,
+              pause_silprob=None):
         """Align ``text`` to the waveform ``y`` (float, mono, at the model's rate).
 
         ``pause_bias``: fillers are favoured where the audio is at its noise's level and
         disfavoured where it stands out (:data:`PAUSE_BIAS`; the single-file median's
         opinion, :mod:`vqalign.align.second_opinion`).
+        ``pause_silprob``: silence inserted at this probability instead of SILPROB, between
+        two words only where quiet (:data:`vqalign.align.second_opinion.SHORT_PAUSE_SILPROB`).
 
         Returns a :class:`vqalign.align.alignment.Alignment` with tiers ``words`` and
         ``phones`` (fillers and silences are gaps) and per-word confidences.
@@ -433,7 +437,8 @@ class SphinxAligner(SphinxAdaptation):
         runs with one numba thread.
         """
         with one_blas_thread():
-            return self._align(y, text, sr=sr, audio_name=audio_name, pause_bias=pause_bias)
+            return self._align(y, text, sr=sr, audio_name=audio_name, pause_bias=pause_bias,
+                               pause_silprob=pause_silprob)
 
     def _pause_bias(self, y, T):
         """(T,) float32: the fillers' log-likelihood bias per frame (:data:`PAUSE_BIAS`)."""
@@ -444,7 +449,8 @@ class SphinxAligner(SphinxAdaptation):
         x = np.clip((PAUSE_BIAS_SNR_DB - loc) / PAUSE_BIAS_SNR_DB, -1.0, 1.0)
         return (PAUSE_BIAS * x).astype(np.float32)
 
-    def _align(self, y, text, *, sr, audio_name, keep=None, pause_bias=False):
+    def _align(self, y, text, *, sr, audio_name, keep=None, pause_bias=False,
+               pause_silprob=None):
         from vqalign.align.alignment import Alignment, Segment
         from vqalign.align.text import normalize_words
 
@@ -461,7 +467,7 @@ class SphinxAligner(SphinxAdaptation):
         X = self.features(y, sr)
         T = X.shape[0]
         m = self.model_
-        fillers = self.fillers_
+        fillers = self.fillers_ if pause_silprob is None else self._fillers(pause_silprob)
         filler_cis = [c for _, c, _ in fillers]
 
         # pass 1: cross-word contexts, one-state optional filler between words
@@ -493,8 +499,10 @@ class SphinxAligner(SphinxAdaptation):
             bias = (self._pause_bias(np.asarray(y, np.float64), T), fill.astype(np.int64))
         cols = _Columns(em, top, bias)
         cols.ensure(np.concatenate([sen_tm[0].ravel(), filler_sen]))
-        path1, topo1 = self._pass1(units, sen_tm, cols)
+        path1, topo1 = self._pass1(units, sen_tm, cols, pen=fillers[0][2])
         gaps = self._gaps(path1, topo1, len(words), cols.le, cols.col_of, fillers)
+        if pause_silprob is not None:
+            gaps = self._quiet_gaps(gaps, path1, topo1, y, sr)
         # pass 2: fillers where the first pass found pauses, contexts recomputed
         units2, topo2, path2, best = self._decode(words, gaps, prons, cols)
         # pauses: every filler kept or dropped, long boundaries tested for one, with the
@@ -557,14 +565,14 @@ class SphinxAligner(SphinxAdaptation):
         return aln
 
     # ------------------------------------------------------------------ passes
-    def _pass1(self, units, sen_tm, cols):
+    def _pass1(self, units, sen_tm, cols, pen=None):
         """First pass: the words with a one-state optional filler (the best silence
-        senone) before, between and after them. Returns (path, topology)."""
+        senone, log penalty ``pen``) before, between and after them: (path, topology)."""
         from vqalign.hmm import viterbi
 
         m = self.model_
         sil_cols = cols.of(m.mdef.senones[m.mdef.sil])
-        topo = self._topology(units, sen_tm, cols.lut, optional_col=cols.le.shape[1])
+        topo = self._topology(units, sen_tm, cols.lut, optional_col=cols.le.shape[1], pen=pen)
         blob = cols.le[:, sil_cols].max(axis=1, keepdims=True)
         le1 = np.concatenate([cols.le, blob], axis=1)
         with _one_thread():
@@ -752,6 +760,20 @@ class SphinxAligner(SphinxAdaptation):
         for k, (_, j) in best.items():
             out[k] = alts[k][j]
         return out
+
+    def _quiet_gaps(self, gaps, path, topo, y, sr):
+        """``gaps`` without the fillers between two words whose first-pass frames (``path``
+        through ``topo``) are not quiet (:func:`vqalign.align.refine.quiet_spans`)."""
+        from vqalign.align.refine import quiet_spans
+
+        opt = np.flatnonzero(topo.skippable)     # the k-th optional state: position k
+        inner = [k for k in range(1, len(gaps) - 1) if gaps[k] is not None]
+        off = self.front_end_.boundary_offset_s
+        spans = [(f[0] * HOP_S + off, (f[-1] + 1) * HOP_S + off)
+                 for f in (np.flatnonzero(path == opt[k]) for k in inner)]
+        quiet = quiet_spans(np.asarray(y, np.float64), int(sr), spans)
+        return [None if k in inner and not quiet[inner.index(k)] else g
+                for k, g in enumerate(gaps)]
 
     def _gaps(self, path, topo, n_words, le, col_of, fillers):
         """Filler CI phone per position (before the first word, between words, after the
