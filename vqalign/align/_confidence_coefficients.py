@@ -2,9 +2,18 @@
 
 Written by::
 
-    python -m vqalign.eval.calibrate fit --train devs0of5_cc.npz devs1of5_cc.npz devs0of20_cc.npz devs1of20_cc.npz devs2of20_cc.npz devs0of3_cc.npz devs1of3_cc.npz synth13_cc10.npz synth14_cc15.npz --C 1.0 --update _confidence_coefficients.py --write-module _confidence_coefficients.py
+    python -m vqalign.eval.calibrate fit --train dev_combined.npz synth11_combined.npz synth15_combined.npz --C 1.0 --update _confidence_coefficients.py --write-module _confidence_coefficients.py
 
 on the sets (made by ``python -m vqalign.eval.calibrate collect``):
+    dev_combined.npz: python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode combined --out dev_combined.npz
+    synth11_combined.npz: python -m vqalign.eval.calibrate collect --synth 40 --seed 11 --mode combined --out synth11_combined.npz
+    synth15_combined.npz: python -m vqalign.eval.calibrate collect --synth 40 --seed 15 --mode combined --out synth15_combined.npz
+
+The other models (self_words_20, self_words_50, self_units_20, self_units_50, corpus_words_20, corpus_words_50, corpus_units_20, corpus_units_50, corpus_combined_words_20, corpus_combined_words_50, corpus_combined_units_20, corpus_combined_units_50) were kept from the module before, written by::
+
+    python -m vqalign.eval.calibrate fit --train devs0of5_cc.npz devs1of5_cc.npz devs0of20_cc.npz devs1of20_cc.npz devs2of20_cc.npz devs0of3_cc.npz devs1of3_cc.npz synth13_cc10.npz synth14_cc15.npz --C 1.0 --update _confidence_coefficients.py
+
+on the sets:
     devs0of5_cc.npz: python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/5 --mode corpus-combined --out devs0of5_cc.npz
     devs1of5_cc.npz: python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/5 --mode corpus-combined --out devs1of5_cc.npz
     devs0of20_cc.npz: python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/20 --mode corpus-combined --out devs0of20_cc.npz
@@ -14,15 +23,6 @@ on the sets (made by ``python -m vqalign.eval.calibrate collect``):
     devs1of3_cc.npz: python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/3 --mode corpus-combined --out devs1of3_cc.npz
     synth13_cc10.npz: python -m vqalign.eval.calibrate collect --synth 10 --seed 13 --mode corpus-combined --out synth13_cc10.npz
     synth14_cc15.npz: python -m vqalign.eval.calibrate collect --synth 15 --seed 14 --mode corpus-combined --out synth14_cc15.npz
-
-The other models (self_words_20, self_words_50, self_units_20, self_units_50, corpus_words_20, corpus_words_50, corpus_units_20, corpus_units_50, combined_words_20, combined_words_50, combined_units_20, combined_units_50) were kept from the module before, written by::
-
-    python -m vqalign.eval.calibrate fit --train dev_combined.npz synth11_combined.npz synth15_combined.npz --C 1.0 --update _confidence_coefficients.py
-
-on the sets:
-    dev_combined.npz: python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode combined --out dev_combined.npz
-    synth11_combined.npz: python -m vqalign.eval.calibrate collect --synth 40 --seed 11 --mode combined --out synth11_combined.npz
-    synth15_combined.npz: python -m vqalign.eval.calibrate collect --synth 40 --seed 15 --mode combined --out synth15_combined.npz
 
 CLASS_MODEL (frame broad classes) by ``python -m vqalign.eval.calibrate classes --corpus devdata/synth``.
 CALIBRATION["report"] holds the cross-validated (by voice) AUC of each model.
@@ -682,98 +682,98 @@ COEFFICIENTS = {
  "combined_words_20": {
   "mean": [
    2.4062679301374934,
-   2.7517547008546934,
-   3.1124604979561874,
-   7.233673355629875,
-   8.079718729096983
+   2.8179874767744297,
+   3.0626426235600546,
+   7.104816462281678,
+   8.221088480118906
   ],
   "scale": [
    1.353448935241222,
-   1.3110154371915135,
-   0.7286383600399066,
-   4.265349580761431,
-   4.0123542915157815
+   1.2570014454058887,
+   0.6824831571491699,
+   4.128791830242934,
+   3.7519864762155715
   ],
   "coef": [
-   0.5503419795082463,
-   0.779567331161972,
-   -0.1622847272064625,
-   -0.3715896183933526,
-   -0.347579660576479
+   0.6659995010426327,
+   1.0015604360365349,
+   -0.004277849593348204,
+   -0.5535274289683719,
+   -0.49940280583862734
   ],
-  "intercept": 0.8550140947014002
+  "intercept": 0.922793668156495
  },
  "combined_words_50": {
   "mean": [
    2.4062679301374934,
-   2.7517547008546934,
-   3.1124604979561874,
-   7.233673355629875,
-   8.079718729096983
+   2.8179874767744297,
+   3.0626426235600546,
+   7.104816462281678,
+   8.221088480118906
   ],
   "scale": [
    1.353448935241222,
-   1.3110154371915135,
-   0.7286383600399066,
-   4.265349580761431,
-   4.0123542915157815
+   1.2570014454058887,
+   0.6824831571491699,
+   4.128791830242934,
+   3.7519864762155715
   ],
   "coef": [
-   0.9418595881351194,
-   0.6369621523834669,
-   -0.7163726136884846,
-   -0.6915994123794761,
-   -0.15902265367067406
+   0.9275863135441058,
+   1.111212218433833,
+   -0.4117374778153493,
+   -0.6607789825159439,
+   -0.5816564225725241
   ],
-  "intercept": 3.8289087406392737
+  "intercept": 3.9803385282060506
  },
  "combined_units_20": {
   "mean": [
    2.6003943514856678,
-   2.985621600243392,
-   2.9461692323292317,
-   7.428425453807924,
-   8.406757347125026
+   3.0229559882364945,
+   2.9270552885101475,
+   7.37857921103336,
+   8.490836771118518
   ],
   "scale": [
    1.4309855435499135,
-   1.302627382117092,
-   0.6446956327894128,
-   4.271923307460963,
-   3.8011862486968737
+   1.269855211897218,
+   0.6311389617841031,
+   4.241008857313852,
+   3.722806745203445
   ],
   "coef": [
-   0.28485748178064957,
-   0.39992169389895854,
-   -0.36080048492989825,
-   -0.13537387714705798,
-   0.0010513342493213627
+   0.2972453021292388,
+   0.51922480216419,
+   -0.2792902275117327,
+   -0.1823297781838363,
+   -0.0799749719855954
   ],
-  "intercept": 1.04923916496529
+  "intercept": 1.0751124723245697
  },
  "combined_units_50": {
   "mean": [
    2.6003943514856678,
-   2.985621600243392,
-   2.9461692323292317,
-   7.428425453807924,
-   8.406757347125026
+   3.0229559882364945,
+   2.9270552885101475,
+   7.37857921103336,
+   8.490836771118518
   ],
   "scale": [
    1.4309855435499135,
-   1.302627382117092,
-   0.6446956327894128,
-   4.271923307460963,
-   3.8011862486968737
+   1.269855211897218,
+   0.6311389617841031,
+   4.241008857313852,
+   3.722806745203445
   ],
   "coef": [
-   1.117744564814331,
-   -0.07951139925658424,
-   -0.42000555053613176,
-   -0.7203717042260901,
-   0.40973451574156444
+   0.9015127345345467,
+   0.12414607165823671,
+   -0.2999791462223425,
+   -0.5182757132092127,
+   0.25448730616227905
   ],
-  "intercept": 3.1133576760782233
+  "intercept": 3.137163789775126
  },
  "corpus_combined_words_20": {
   "mean": [
@@ -874,17 +874,11 @@ COEFFICIENTS = {
 }
 
 CALIBRATION = {
- "command": "python -m vqalign.eval.calibrate fit --train devs0of5_cc.npz devs1of5_cc.npz devs0of20_cc.npz devs1of20_cc.npz devs2of20_cc.npz devs0of3_cc.npz devs1of3_cc.npz synth13_cc10.npz synth14_cc15.npz --C 1.0 --update _confidence_coefficients.py",
+ "command": "python -m vqalign.eval.calibrate fit --train dev_combined.npz synth11_combined.npz synth15_combined.npz --C 1.0 --update _confidence_coefficients.py",
  "train": {
-  "devs0of5_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/5 --mode corpus-combined --out devs0of5_cc.npz",
-  "devs1of5_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/5 --mode corpus-combined --out devs1of5_cc.npz",
-  "devs0of20_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/20 --mode corpus-combined --out devs0of20_cc.npz",
-  "devs1of20_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/20 --mode corpus-combined --out devs1of20_cc.npz",
-  "devs2of20_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 2/20 --mode corpus-combined --out devs2of20_cc.npz",
-  "devs0of3_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/3 --mode corpus-combined --out devs0of3_cc.npz",
-  "devs1of3_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/3 --mode corpus-combined --out devs1of3_cc.npz",
-  "synth13_cc10.npz": "python -m vqalign.eval.calibrate collect --synth 10 --seed 13 --mode corpus-combined --out synth13_cc10.npz",
-  "synth14_cc15.npz": "python -m vqalign.eval.calibrate collect --synth 15 --seed 14 --mode corpus-combined --out synth14_cc15.npz"
+  "dev_combined.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode combined --out dev_combined.npz",
+  "synth11_combined.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 11 --mode combined --out synth11_combined.npz",
+  "synth15_combined.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 15 --mode combined --out synth15_combined.npz"
  },
  "class_model": "python -m vqalign.eval.calibrate classes --corpus devdata/synth",
  "report": {
@@ -944,34 +938,6 @@ CALIBRATION = {
    "cv_by_voice_ece": 0.007385669339949603,
    "frame_ratio_auc": 0.7640320659857924
   },
-  "combined_words_20": {
-   "n": 2691,
-   "bad_share": 0.3233,
-   "cv_by_voice_auc": 0.6767653240924842,
-   "cv_by_voice_ece": 0.02509190941785117,
-   "spread_auc": 0.6807731636652843
-  },
-  "combined_words_50": {
-   "n": 2691,
-   "bad_share": 0.0528,
-   "cv_by_voice_auc": 0.8389702672685782,
-   "cv_by_voice_ece": 0.008634355062307088,
-   "spread_auc": 0.8225650489835837
-  },
-  "combined_units_20": {
-   "n": 9861,
-   "bad_share": 0.28,
-   "cv_by_voice_auc": 0.6658315266462957,
-   "cv_by_voice_ece": 0.028786118986423716,
-   "spread_auc": 0.6674547903137769
-  },
-  "combined_units_50": {
-   "n": 9861,
-   "bad_share": 0.0645,
-   "cv_by_voice_auc": 0.757415418179339,
-   "cv_by_voice_ece": 0.00384628825134945,
-   "spread_auc": 0.6893168686403846
-  },
   "corpus_combined_words_20": {
    "n": 2509,
    "bad_share": 0.3284,
@@ -999,6 +965,34 @@ CALIBRATION = {
    "cv_by_voice_auc": 0.8122372420200785,
    "cv_by_voice_ece": 0.006667715315835962,
    "spread_auc": 0.6171807331392793
+  },
+  "combined_words_20": {
+   "n": 2691,
+   "bad_share": 0.311,
+   "cv_by_voice_auc": 0.6667543069394342,
+   "cv_by_voice_ece": 0.028134977862013858,
+   "spread_auc": 0.667767969800193
+  },
+  "combined_words_50": {
+   "n": 2691,
+   "bad_share": 0.039,
+   "cv_by_voice_auc": 0.8009207085773211,
+   "cv_by_voice_ece": 0.005038949923599768,
+   "spread_auc": 0.774349059035834
+  },
+  "combined_units_20": {
+   "n": 9861,
+   "bad_share": 0.275,
+   "cv_by_voice_auc": 0.6615662152967328,
+   "cv_by_voice_ece": 0.02872289198546449,
+   "spread_auc": 0.6616892547630276
+  },
+  "combined_units_50": {
+   "n": 9861,
+   "bad_share": 0.0595,
+   "cv_by_voice_auc": 0.7395886872460202,
+   "cv_by_voice_ece": 0.004214032466322524,
+   "spread_auc": 0.6634222032323519
   }
  },
  "kept": {
@@ -1011,16 +1005,22 @@ CALIBRATION = {
    "corpus_words_50",
    "corpus_units_20",
    "corpus_units_50",
-   "combined_words_20",
-   "combined_words_50",
-   "combined_units_20",
-   "combined_units_50"
+   "corpus_combined_words_20",
+   "corpus_combined_words_50",
+   "corpus_combined_units_20",
+   "corpus_combined_units_50"
   ],
-  "command": "python -m vqalign.eval.calibrate fit --train dev_combined.npz synth11_combined.npz synth15_combined.npz --C 1.0 --update _confidence_coefficients.py",
+  "command": "python -m vqalign.eval.calibrate fit --train devs0of5_cc.npz devs1of5_cc.npz devs0of20_cc.npz devs1of20_cc.npz devs2of20_cc.npz devs0of3_cc.npz devs1of3_cc.npz synth13_cc10.npz synth14_cc15.npz --C 1.0 --update _confidence_coefficients.py",
   "train": {
-   "dev_combined.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode combined --out dev_combined.npz",
-   "synth11_combined.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 11 --mode combined --out synth11_combined.npz",
-   "synth15_combined.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 15 --mode combined --out synth15_combined.npz"
+   "devs0of5_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/5 --mode corpus-combined --out devs0of5_cc.npz",
+   "devs1of5_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/5 --mode corpus-combined --out devs1of5_cc.npz",
+   "devs0of20_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/20 --mode corpus-combined --out devs0of20_cc.npz",
+   "devs1of20_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/20 --mode corpus-combined --out devs1of20_cc.npz",
+   "devs2of20_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 2/20 --mode corpus-combined --out devs2of20_cc.npz",
+   "devs0of3_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/3 --mode corpus-combined --out devs0of3_cc.npz",
+   "devs1of3_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/3 --mode corpus-combined --out devs1of3_cc.npz",
+   "synth13_cc10.npz": "python -m vqalign.eval.calibrate collect --synth 10 --seed 13 --mode corpus-combined --out synth13_cc10.npz",
+   "synth14_cc15.npz": "python -m vqalign.eval.calibrate collect --synth 15 --seed 14 --mode corpus-combined --out synth14_cc15.npz"
   },
   "kept": {
    "models": [
@@ -1032,36 +1032,58 @@ CALIBRATION = {
     "corpus_words_50",
     "corpus_units_20",
     "corpus_units_50",
-    "corpus_combined_words_20",
-    "corpus_combined_words_50",
-    "corpus_combined_units_20",
-    "corpus_combined_units_50"
+    "combined_words_20",
+    "combined_words_50",
+    "combined_units_20",
+    "combined_units_50"
    ],
-   "command": "python -m vqalign.eval.calibrate fit --train dev_single.npz synth11_single.npz synth15_single.npz dev_corpus.npz synth12_corpus.npz devs0of20_corpus.npz devs1of20_corpus.npz synth13_corpus10.npz synth14_corpus15.npz dev_combined.npz synth11_combined.npz synth15_combined.npz devs0of5_cc.npz devs1of5_cc.npz devs0of20_cc.npz devs1of20_cc.npz devs2of20_cc.npz devs0of3_cc.npz devs1of3_cc.npz synth13_cc10.npz synth14_cc15.npz --C 1.0 --classes classes_dev.json",
+   "command": "python -m vqalign.eval.calibrate fit --train dev_combined.npz synth11_combined.npz synth15_combined.npz --C 1.0 --update _confidence_coefficients.py",
    "train": {
-    "dev_single.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode single --out dev_single.npz",
-    "synth11_single.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 11 --mode single --out synth11_single.npz",
-    "synth15_single.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 15 --mode single --out synth15_single.npz",
-    "dev_corpus.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode corpus --out dev_corpus.npz",
-    "synth12_corpus.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 12 --mode corpus --out synth12_corpus.npz",
-    "devs0of20_corpus.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/20 --mode corpus --out devs0of20_corpus.npz",
-    "devs1of20_corpus.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/20 --mode corpus --out devs1of20_corpus.npz",
-    "synth13_corpus10.npz": "python -m vqalign.eval.calibrate collect --synth 10 --seed 13 --mode corpus --out synth13_corpus10.npz",
-    "synth14_corpus15.npz": "python -m vqalign.eval.calibrate collect --synth 15 --seed 14 --mode corpus --out synth14_corpus15.npz",
     "dev_combined.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode combined --out dev_combined.npz",
     "synth11_combined.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 11 --mode combined --out synth11_combined.npz",
-    "synth15_combined.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 15 --mode combined --out synth15_combined.npz",
-    "devs0of5_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/5 --mode corpus-combined --out devs0of5_cc.npz",
-    "devs1of5_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/5 --mode corpus-combined --out devs1of5_cc.npz",
-    "devs0of20_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/20 --mode corpus-combined --out devs0of20_cc.npz",
-    "devs1of20_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/20 --mode corpus-combined --out devs1of20_cc.npz",
-    "devs2of20_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 2/20 --mode corpus-combined --out devs2of20_cc.npz",
-    "devs0of3_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/3 --mode corpus-combined --out devs0of3_cc.npz",
-    "devs1of3_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/3 --mode corpus-combined --out devs1of3_cc.npz",
-    "synth13_cc10.npz": "python -m vqalign.eval.calibrate collect --synth 10 --seed 13 --mode corpus-combined --out synth13_cc10.npz",
-    "synth14_cc15.npz": "python -m vqalign.eval.calibrate collect --synth 15 --seed 14 --mode corpus-combined --out synth14_cc15.npz"
+    "synth15_combined.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 15 --mode combined --out synth15_combined.npz"
    },
-   "kept": None
+   "kept": {
+    "models": [
+     "self_words_20",
+     "self_words_50",
+     "self_units_20",
+     "self_units_50",
+     "corpus_words_20",
+     "corpus_words_50",
+     "corpus_units_20",
+     "corpus_units_50",
+     "corpus_combined_words_20",
+     "corpus_combined_words_50",
+     "corpus_combined_units_20",
+     "corpus_combined_units_50"
+    ],
+    "command": "python -m vqalign.eval.calibrate fit --train dev_single.npz synth11_single.npz synth15_single.npz dev_corpus.npz synth12_corpus.npz devs0of20_corpus.npz devs1of20_corpus.npz synth13_corpus10.npz synth14_corpus15.npz dev_combined.npz synth11_combined.npz synth15_combined.npz devs0of5_cc.npz devs1of5_cc.npz devs0of20_cc.npz devs1of20_cc.npz devs2of20_cc.npz devs0of3_cc.npz devs1of3_cc.npz synth13_cc10.npz synth14_cc15.npz --C 1.0 --classes classes_dev.json",
+    "train": {
+     "dev_single.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode single --out dev_single.npz",
+     "synth11_single.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 11 --mode single --out synth11_single.npz",
+     "synth15_single.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 15 --mode single --out synth15_single.npz",
+     "dev_corpus.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode corpus --out dev_corpus.npz",
+     "synth12_corpus.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 12 --mode corpus --out synth12_corpus.npz",
+     "devs0of20_corpus.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/20 --mode corpus --out devs0of20_corpus.npz",
+     "devs1of20_corpus.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/20 --mode corpus --out devs1of20_corpus.npz",
+     "synth13_corpus10.npz": "python -m vqalign.eval.calibrate collect --synth 10 --seed 13 --mode corpus --out synth13_corpus10.npz",
+     "synth14_corpus15.npz": "python -m vqalign.eval.calibrate collect --synth 15 --seed 14 --mode corpus --out synth14_corpus15.npz",
+     "dev_combined.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --mode combined --out dev_combined.npz",
+     "synth11_combined.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 11 --mode combined --out synth11_combined.npz",
+     "synth15_combined.npz": "python -m vqalign.eval.calibrate collect --synth 40 --seed 15 --mode combined --out synth15_combined.npz",
+     "devs0of5_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/5 --mode corpus-combined --out devs0of5_cc.npz",
+     "devs1of5_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/5 --mode corpus-combined --out devs1of5_cc.npz",
+     "devs0of20_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/20 --mode corpus-combined --out devs0of20_cc.npz",
+     "devs1of20_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/20 --mode corpus-combined --out devs1of20_cc.npz",
+     "devs2of20_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 2/20 --mode corpus-combined --out devs2of20_cc.npz",
+     "devs0of3_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 0/3 --mode corpus-combined --out devs0of3_cc.npz",
+     "devs1of3_cc.npz": "python -m vqalign.eval.calibrate collect --corpus devdata/synth --subset 1/3 --mode corpus-combined --out devs1of3_cc.npz",
+     "synth13_cc10.npz": "python -m vqalign.eval.calibrate collect --synth 10 --seed 13 --mode corpus-combined --out synth13_cc10.npz",
+     "synth14_cc15.npz": "python -m vqalign.eval.calibrate collect --synth 15 --seed 14 --mode corpus-combined --out synth14_cc15.npz"
+    },
+    "kept": None
+   }
   }
  }
 }
