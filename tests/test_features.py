@@ -303,3 +303,28 @@ def test_sparse_filterbank_equals_dense(rng, kind, args):
                 np.empty(37, np.float32), out)
     np.testing.assert_allclose(out, expect, rtol=1e-5, atol=1e-10)
     assert np.all(out[5] == np.float32(1e-10))
+
+
+def test_fill_digital_silence_fills_frame_long_zero_runs_only():
+    from vqalign.features.frontend import ZERO_LEVEL, fill_digital_silence
+    sr = 16000
+    rng = np.random.default_rng(0)
+    y = (0.1 * rng.standard_normal(sr)).astype(np.float32)
+    y[1000:1159] = 0.0          # 159 zeros: under one 10 ms step, a quiet signal's
+    y[5000:8200] = 0.0          # 3200 zeros: digital silence
+    y[9000:9160] = 0.0          # exactly one step
+    out = fill_digital_silence(y, sr, level=3e-4)
+    assert out is not y and out.dtype == np.float32
+    changed = np.flatnonzero(out != y)
+    # every sample of the two long runs replaced, nothing else touched
+    np.testing.assert_array_equal(changed, np.r_[5000:8200, 9000:9160])
+    assert abs(np.std(out[5000:8200]) - 3e-4) < 3e-5
+    assert np.all(y[1000:1159] == 0.0)                      # the input is not changed
+    np.testing.assert_array_equal(out, fill_digital_silence(y, sr, level=3e-4))  # seeded
+    quiet = y.copy()
+    quiet[5000:8200] = quiet[9000:9160] = 0.5 * ZERO_LEVEL
+    assert np.array_equal(np.flatnonzero(fill_digital_silence(quiet, sr) != quiet),
+                          changed)                          # near-zero counts as zero
+    short = y.copy()
+    short[5000:8200] = short[9000:9160] = 0.2
+    assert fill_digital_silence(short, sr) is short          # no run: no copy

@@ -414,9 +414,9 @@ class SphinxAligner(SphinxAdaptation):
 
     # ------------------------------------------------------------------ align
     def features(self, y, sr):
+        from vqalign.features.frontend import fill_digital_silence
         from vqalign.features.sphinx import sphinx_features
-
-        return sphinx_features(y, sr, params=self.front_end_)
+        return sphinx_features(fill_digital_silence(y, sr), sr, params=self.front_end_)
 
     def align(self, y, text, *, sr=FEATURE_SR, audio_name=None, pause_bias=False,
               pause_silprob=None):
