@@ -384,6 +384,7 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
     """
     spans, mute, speech, mids = [], (), None, []
     est = getattr(train_windows, "estimator", None)
+    work = _work_of(p, work_folder)   # its features, the extent, the windows' steps
     if model is None and est is not None:
         from vqalign.align import extent  # noqa: PLC0415
         speech = (p.speech if p.speech is not None else speech_frames(p.y16)
@@ -393,7 +394,7 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
         from vqalign.align import gaps  # noqa: PLC0415
         # kept in the work folder: a resumed run does not search again (TIMIT dev files
         # joined, 70 min: 12 s of the prior's passes)
-        spans = _work_of(p, work_folder).cached("extent", lambda: extent.find(
+        spans = work.cached("extent", lambda: extent.find(
             p, unit=unit, hop_s=hop_s, estimator=est, speech=speech, load=type(est).load,
             middle=gaps.find))
         t_extent = round(time.perf_counter() - t0, 3)
@@ -420,6 +421,7 @@ def align_long(p, *, unit, hop_s, n_iter, update_gaussians, model=None, train_on
     aln = _align_long(p, unit=unit, hop_s=hop_s, n_iter=n_iter,
                       update_gaussians=update_gaussians, model=model, train_one=train_one,
                       train_windows=train_windows, work_folder=work_folder, mute=mute)
+    work.clear()   # done: nothing is kept for a resumed run (the whole chain's path, too)
     if spans:
         aln = extent.report(aln, whole, [s for s in spans if s not in mids], hop_s, speech)
         aln = gaps.report(aln, whole, mids, hop_s)
