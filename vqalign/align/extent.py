@@ -130,26 +130,34 @@ def _words_extent(m, units, sel, backwards):
     batch = m.batch([words])
     if backwards:
         batch = _reversed_batch(batch)
-    T = sel.idx.shape[0]
-    if int(batch.min_frames()[0]) > T:
+    if int(batch.min_frames()[0]) > sel.idx.shape[0]:
         return None
-    offs = np.array([0, T], np.int64)
-    for beam in BEAMS:
-        path, score, status, _ = m.viterbi_batch(np.empty((T, 0), np.float32), offs, batch,
-                                                 sel, beam=beam, retry_exact=False,
-                                                 max_cells=MAX_CELLS_PER_FRAME * T)
-        if status[0] == STATUS_OK:
-            break
-        if status[0] == STATUS_OVER_BUDGET:
-            return None
-    else:
+    got = _beam_path(m, batch, sel)
+    if got is None:
         return None
-    u = batch.unit_index[path]
+    u = batch.unit_index[got[0]]
     last = sum(len(w) for w in words) - 1
     f = np.flatnonzero((u >= 1) & (u < last))
     if f.size == 0:
         return None
-    return float(score[0]), int(f[0]), int(f[-1]) + 1
+    return got[1], int(f[0]), int(f[-1]) + 1
+
+
+def _beam_path(m, batch, sel, beams=BEAMS):
+    """(path, log score) of the one chain of ``batch`` over the frames of ``sel`` by the
+    first of ``beams`` that keeps a path within ``MAX_CELLS_PER_FRAME`` back-pointers per
+    frame; None when every beam loses it, or as soon as one passes that budget (a wider
+    beam would store more). Here and in :mod:`vqalign.align.gaps`."""
+    T = sel.idx.shape[0]
+    for beam in beams:
+        path, score, status, _ = m.viterbi_batch(
+            np.empty((T, 0), np.float32), np.array([0, T], np.int64), batch, sel, beam=beam,
+            retry_exact=False, max_cells=MAX_CELLS_PER_FRAME * T)
+        if status[0] == STATUS_OK:
+            return path, float(score[0])
+        if status[0] == STATUS_OVER_BUDGET:
+            return None
+    return None
 
 
 def _filler_score(m, sel, a, b):
@@ -158,13 +166,8 @@ def _filler_score(m, sel, a, b):
     batch = m.batch([[[FILLER]]])
     if b - a < int(batch.min_frames()[0]):
         return 0.0
-    offs = np.array([0, b - a], np.int64)
-    for beam in BEAMS:
-        _, score, status, _ = m.viterbi_batch(np.empty((b - a, 0), np.float32), offs, batch,
-                                              sel.rows(a, b), beam=beam, retry_exact=False)
-        if status[0] == 0:
-            return float(score[0])
-    return -np.inf
+    got = _beam_path(m, batch, sel.rows(a, b))
+    return -np.inf if got is None else got[1]
 
 
 def locate(model, X, units, hop_s):

@@ -52,7 +52,6 @@ from dataclasses import replace
 import numpy as np
 
 from vqalign.align import extent as E
-from vqalign.hmm import STATUS_OK, STATUS_OVER_BUDGET
 from vqalign.hmm.stats import Selection
 
 #: the gap unit's symbol (never a phone or a letter of a transcript)
@@ -151,18 +150,10 @@ class _Search:
         ``PIECE_S`` or more closer than ``MERGE_S`` joined when the gap state fits the
         frames between them nearly as well as the phones (:meth:`_like_gap`; with
         ``merge``, always); None when no beam keeps a path."""
-        T = self.T
-        for beam in BEAMS:
-            path, _, status, _ = self.m.viterbi_batch(
-                np.empty((T, 0), np.float32), np.array([0, T], np.int64), self.batch,
-                self.sel, beam=beam, retry_exact=False, max_cells=E.MAX_CELLS_PER_FRAME * T)
-            if status[0] == STATUS_OK:
-                break
-            if status[0] == STATUS_OVER_BUDGET:
-                return None
-        else:
+        got = E._beam_path(self.m, self.batch, self.sel, BEAMS)
+        if got is None:
             return None
-        a, b = _runs(self.inner[path])
+        a, b = _runs(self.inner[got[0]])
         piece, gap, join = (int(round(s / self.hop)) for s in (PIECE_S, MERGE_S, JOIN_S))
         out = []
         for x, y in zip(a.tolist(), b.tolist()):
