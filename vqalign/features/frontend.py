@@ -88,10 +88,9 @@ def fill_digital_silence(y: np.ndarray, sr: int, *, level: float = SPHINX_FILL,
     keep = (b - a) >= max(1, int(round(min_run_s * sr)))
     if not keep.any():
         return y
-    step = np.zeros(y.size + 1, np.int64)
-    np.add.at(step, a[keep], 1)
-    np.add.at(step, b[keep], -1)
-    mask = np.cumsum(step[:-1]) > 0
+    mask = np.zeros(y.size, bool)
+    for s, e in zip(a[keep].tolist(), b[keep].tolist()):   # per run, not per sample
+        mask[s:e] = True
     out = y.astype(np.float32, copy=True)
     rng = np.random.default_rng(0)
     out[mask] = (level * rng.standard_normal(int(mask.sum()))).astype(np.float32)
