@@ -328,3 +328,24 @@ def test_fill_digital_silence_fills_frame_long_zero_runs_only():
     short = y.copy()
     short[5000:8200] = short[9000:9160] = 0.2
     assert fill_digital_silence(short, sr) is short          # no run: no copy
+
+
+def test_true_runs_match_a_brute_force_scan():
+    from vqalign.features.frontend import true_runs
+    rng = np.random.default_rng(4)
+    for n in [0, 1, 2, 7, 50, 300]:
+        for p in (0.1, 0.5, 0.9):
+            m = rng.random(n) < p
+            want, i = [], 0
+            while i < n:
+                if m[i]:
+                    j = i
+                    while j < n and m[j]:
+                        j += 1
+                    want.append((i, j))
+                    i = j
+                else:
+                    i += 1
+            a, b = true_runs(m)
+            assert a.dtype == np.int64 and b.dtype == np.int64
+            assert list(zip(a.tolist(), b.tolist())) == want

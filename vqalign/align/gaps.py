@@ -52,6 +52,7 @@ from dataclasses import replace
 import numpy as np
 
 from vqalign.align import extent as E
+from vqalign.features.frontend import true_runs
 from vqalign.hmm.stats import Selection
 
 #: the gap unit's symbol (never a phone or a letter of a transcript)
@@ -153,7 +154,7 @@ class _Search:
         got = E._beam_path(self.m, self.batch, self.sel, BEAMS)
         if got is None:
             return None
-        a, b = _runs(self.inner[got[0]])
+        a, b = true_runs(self.inner[got[0]])
         piece, gap, join = (int(round(s / self.hop)) for s in (PIECE_S, MERGE_S, JOIN_S))
         out = []
         for x, y in zip(a.tolist(), b.tolist()):
@@ -236,12 +237,6 @@ def _distinct(m, sel, spans, c0):
 
 def _norm(c):
     return c / max(float(c.sum()), 1e-300)
-
-
-def _runs(mask):
-    """(starts, stops) of the runs of True in the 1-D boolean ``mask``."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
-    return edges[0::2], edges[1::2]
 
 
 def find(model, X, units, hop_s):

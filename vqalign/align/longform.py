@@ -48,7 +48,7 @@ from vqalign.align.confidence import alignment_confidence, attach
 from vqalign.align.decode import add_warnings, path_segments
 from vqalign.align.utterance import too_short_message
 from vqalign.exceptions import AlignmentError
-from vqalign.features.frontend import speech_frames
+from vqalign.features.frontend import speech_frames, true_runs
 
 CHUNK_S = 20.0             # target chunk length for the corpus-style re-training
 RETRAIN_ROUNDS = 1
@@ -105,16 +105,6 @@ def _corridor(p):
     return max(CORRIDOR_FRACTION, CORRIDOR_S / max(p.duration, 1e-9))
 
 
-def _runs(mask):
-    """(starts, stops) of the runs of True in the 1-D boolean ``mask`` (stops exclusive)."""
-    mask = np.asarray(mask, bool)
-    edges = np.flatnonzero(np.diff(mask.astype(np.int8)) != 0) + 1
-    starts = np.concatenate([[0], edges]).astype(np.int64)
-    stops = np.concatenate([edges, [mask.size]]).astype(np.int64)
-    keep = mask[starts] if mask.size else np.zeros(starts.size, bool)
-    return starts[keep], stops[keep]
-
-
 def pause_frames(speech, n_frames, hop_s, min_s=PAUSE_SEED_S):
     """Frames (every ``hop_s``) inside the VAD's pauses of at least ``min_s`` seconds.
 
@@ -137,7 +127,7 @@ def pause_frames(speech, n_frames, hop_s, min_s=PAUSE_SEED_S):
     j = np.minimum(np.floor(np.arange(n_frames) * (hop_s / VAD_HOP_S) + 1e-6).astype(np.int64),
                    speech.size - 1)
     need = max(1, int(round(min_s / hop_s)))
-    for a, b in zip(*_runs(~speech[j])):
+    for a, b in zip(*true_runs(~speech[j])):
         if b - a >= need:
             out[a:b] = True
     return out
@@ -213,7 +203,7 @@ def disagreements(path, other, batch, hop_s, duration):
     b = np.array([(s, e) for s, e, _, _ in w2])
     move = np.abs(a - b).max(axis=1)
     out = []
-    for lo, hi in zip(*_runs(move > DISAGREE_S)):
+    for lo, hi in zip(*true_runs(move > DISAGREE_S)):
         if hi - lo >= DISAGREE_WORDS:
             out.append((int(lo), int(hi - 1), float(a[lo, 0]), float(a[hi - 1, 1]),
                         float(move[lo:hi].max())))
@@ -262,7 +252,7 @@ def _chunk_cuts(path, batch, hop):
     target = int(round(CHUNK_S / hop))
     cuts, first_word = [0], [0]
     # candidate cut frames: the middle of every pause, else every change of word
-    cand = [int(a + (b - a) // 2) for a, b in zip(*_runs(wpath < 0)) if 0 < a and b < T]
+    cand = [int(a + (b - a) // 2) for a, b in zip(*true_runs(wpath < 0)) if 0 < a and b < T]
     if not cand:
         cand = (np.flatnonzero(wpath[1:] != wpath[:-1]) + 1).tolist()
     for c in cand:
@@ -642,7 +632,7 @@ def _mismatch_warnings(p, words, path, batch, hop):
                        f"({w.end - w.start:.1f} s): the audio there probably holds speech "
                        "that is not in the transcript (or the transcript misses a passage)")
     # long loud stretches labelled silence
-    for start, stop in zip(*_runs(batch.unit_index[path] < 0)):
+    for start, stop in zip(*true_runs(batch.unit_index[path] < 0)):
         if (stop - start) * hop > LONG_PAUSE_S:
             frac = float(loud[start:stop].mean())
             if frac > 0.3:

@@ -33,6 +33,7 @@ import numpy as np
 
 from vqalign.align.alignment import _quality_warnings, add_quality_warnings
 from vqalign.features.constants import FEATURE_SR
+from vqalign.features.frontend import true_runs
 from vqalign.phones import PHONE_CLASS
 
 #: share of the way from the noise floor (5th percentile of the envelope, dB) to the loud
@@ -246,8 +247,8 @@ def split_at_pauses(aln, y16: np.ndarray, sr: int = FEATURE_SR):
     if sound is None:
         return aln
     on, t = sound
-    d = np.diff(np.concatenate([[0], (~on).astype(np.int8), [0]]))
-    q0, q1 = t[np.flatnonzero(d == 1)], t[np.flatnonzero(d == -1) - 1]   # quiet runs
+    s, e = true_runs(~on)
+    q0, q1 = t[s], t[e - 1]   # quiet runs
     ends = np.array([u.end for u in units])
     starts = np.array([u.start for u in units])
     split = 0

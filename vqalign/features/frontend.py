@@ -62,6 +62,14 @@ DIGITAL_RUN_S = 0.010
 MEM_BLOCK = 1 << 20
 
 
+def true_runs(mask) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, stops) int64 of the runs of True in the 1-D boolean ``mask`` (stops
+    exclusive)."""
+    m = np.asarray(mask, bool).astype(np.int8)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], m, [0]])))
+    return edges[0::2].astype(np.int64), edges[1::2].astype(np.int64)
+
+
 def fill_digital_silence(y: np.ndarray, sr: int, *, level: float = SPHINX_FILL,
                          min_run_s: float = DIGITAL_RUN_S) -> np.ndarray:
     """``y`` with every run of (near-)zero samples (``|y| < ZERO_LEVEL``) of at least
@@ -83,8 +91,7 @@ def fill_digital_silence(y: np.ndarray, sr: int, *, level: float = SPHINX_FILL,
     z = np.abs(y) < ZERO_LEVEL
     if y.size == 0 or not z.any():
         return y
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], z.astype(np.int8), [0]])))
-    a, b = edges[0::2], edges[1::2]
+    a, b = true_runs(z)
     keep = (b - a) >= max(1, int(round(min_run_s * sr)))
     if not keep.any():
         return y
